@@ -1,0 +1,421 @@
+use super::*;
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "USER" => Some("me".into()),
+        // Nowhere, so the developer's ~/.pgpass and ~/.postgresql never leak in.
+        "HOME" => Some("/nonexistent-cutover-home".into()),
+        "SRC_PW" => Some("env-secret-123".into()),
+        _ => None,
+    }
+}
+
+fn parse_ok(text: &str) -> Config {
+    parse_with_env(text, Path::new("conf/cutover.toml"), &env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn parse_err(text: &str) -> String {
+    match parse_with_env(text, Path::new("cutover.toml"), &env) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[source]
+dsn = "host=127.0.0.1 port=54321 dbname=app user=postgres"
+[target]
+dsn = "postgres://postgres@127.0.0.1:54322/app?sslmode=disable"
+"#;
+
+const FULL: &str = r#"
+[source]
+dsn = "host=127.0.0.1 port=54321 dbname=app user=postgres password='dsn-secret-456'"
+password_env = "SRC_PW"
+label = "old"
+
+[target]
+dsn = "postgres://postgres@127.0.0.1:54322/app?sslmode=disable"
+password_env = "SRC_PW"
+label = "new"
+
+[replication]
+publication = "pub1"
+subscription = "sub1"
+slot = "slot_1"
+
+[tables]
+include = ["public.*", "orders", "sales.order_*"]
+exclude = ["public.*_tmp"]
+
+[thresholds]
+max_lag_bytes = 1024
+max_lag_seconds = 2
+max_retained_wal_bytes = 2048
+stale_after_seconds = 1.5
+
+[monitor]
+refresh_ms = 250
+statement_timeout_ms = 500
+connect_timeout_ms = 1500
+
+[session]
+dir = "logs"
+
+[ui]
+theme = "high-contrast"
+
+[lab]
+dir = "/tmp/cutover-lab"
+"#;
+
+#[test]
+fn minimal_gets_defaults() {
+    let c = parse_ok(MINIMAL);
+    assert_eq!(c.path, PathBuf::from("conf/cutover.toml"));
+    assert_eq!(c.source.label, "source");
+    assert_eq!(c.target.label, "target");
+    assert_eq!(
+        c.source.describe(),
+        "postgres@127.0.0.1:54321/app (sslmode=prefer)"
+    );
+    assert_eq!(
+        c.target.describe(),
+        "postgres@127.0.0.1:54322/app (sslmode=disable)"
+    );
+    assert_eq!(c.replication, Replication::default());
+    assert_eq!(c.replication.slot, "cutover_sub");
+    assert_eq!(c.tables, TableFilter::default());
+    assert_eq!(c.thresholds, Thresholds::default());
+    assert_eq!(c.thresholds.max_lag_bytes, 16 * 1024 * 1024);
+    assert_eq!(c.monitor, Monitor::default());
+    assert_eq!(c.session.dir, PathBuf::from("conf/sessions"));
+    assert_eq!(c.ui.theme, "default");
+    assert!(c.lab.is_none());
+}
+
+#[test]
+fn full_file() {
+    let c = parse_ok(FULL);
+    assert_eq!(c.source.label, "old");
+    // The DSN password beats password_env.
+    assert_eq!(
+        c.source.password.as_ref().unwrap().expose(),
+        "dsn-secret-456"
+    );
+    assert_eq!(c.source.password_source, Some(PasswordSource::Dsn));
+    assert_eq!(
+        c.target.password.as_ref().unwrap().expose(),
+        "env-secret-123"
+    );
+    assert_eq!(
+        c.target.password_source,
+        Some(PasswordSource::ConfigEnv("SRC_PW".into()))
+    );
+    assert_eq!(
+        c.replication,
+        Replication {
+            publication: "pub1".into(),
+            subscription: "sub1".into(),
+            slot: "slot_1".into()
+        }
+    );
+    assert!(c.tables.matches("public", "users"));
+    assert!(c.tables.matches("public", "orders"));
+    assert!(c.tables.matches("sales", "order_2024"));
+    assert!(!c.tables.matches("sales", "refunds"));
+    assert!(!c.tables.matches("public", "x_tmp"));
+    assert_eq!(c.thresholds.max_lag_seconds, 2.0);
+    assert_eq!(c.thresholds.stale_after_seconds, 1.5);
+    assert_eq!(
+        c.monitor,
+        Monitor {
+            refresh_ms: 250,
+            statement_timeout_ms: 500,
+            connect_timeout_ms: 1500
+        }
+    );
+    assert_eq!(c.session.dir, PathBuf::from("conf/logs"));
+    assert_eq!(c.ui.theme, "high-contrast");
+    assert_eq!(c.lab.unwrap().dir, PathBuf::from("/tmp/cutover-lab"));
+}
+
+#[test]
+fn passwords_never_in_debug_or_describe() {
+    let c = parse_ok(FULL);
+    let dbg = format!("{c:?} {c:#?}");
+    for pw in ["dsn-secret-456", "env-secret-123"] {
+        assert!(!dbg.contains(pw), "password {pw} leaked into Debug output");
+        assert!(!c.source.describe().contains(pw));
+        assert!(!c.target.describe().contains(pw));
+    }
+    assert!(dbg.contains("***"));
+
+    let uri = "[source]\ndsn = \"postgres://u:uri-secret-789@h/app\"\n[target]\ndsn = \"host=t\"\n";
+    let c = parse_ok(uri);
+    assert!(!format!("{c:?}").contains("uri-secret-789"));
+    assert_eq!(
+        c.source.password.as_ref().unwrap().expose(),
+        "uri-secret-789"
+    );
+
+    // Nor in errors about the same DSN.
+    let e = parse_err("[source]\ndsn = \"postgres://u:uri-secret-789@h/app?sslmode=nope\"\n[target]\ndsn = \"host=t\"\n");
+    assert!(!e.contains("uri-secret-789"), "{e}");
+}
+
+#[test]
+fn relative_paths_follow_the_config_file() {
+    let text = format!("{MINIMAL}[session]\ndir = \"../s\"\n[ui]\ntheme = \"themes/mine.toml\"\n[lab]\ndir = \"lab\"\n");
+    let c = parse_ok(&text);
+    assert_eq!(c.session.dir, PathBuf::from("conf/../s"));
+    assert_eq!(c.ui.theme, "conf/themes/mine.toml");
+    assert!(c.ui.theme_is_file());
+    assert_eq!(c.lab.unwrap().dir, PathBuf::from("conf/lab"));
+    let c = parse_with_env(MINIMAL, Path::new("cutover.toml"), &env).unwrap();
+    assert_eq!(c.session.dir, PathBuf::from("sessions"));
+}
+
+#[test]
+fn error_messages_are_one_precise_line() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[sourc]\ndsn = \"x\"\n",
+            "cutover.toml:1:2: unknown field \"sourc\" in [root] (expected one of source, target, replication, tables, thresholds, monitor, session, ui, lab)",
+        ),
+        ("[source]\ndsn = \"host=a\"\n", "cutover.toml: missing section [target]"),
+        ("", "cutover.toml: missing section [source]"),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\nlabel = \"x\"\n",
+            "cutover.toml:3:1: target.dsn: missing required field",
+        ),
+        (
+            "[source]\n  dsn = \"host=a sslmode=verify-everything\"\n[target]\ndsn = \"host=b\"\n",
+            "cutover.toml:2:25: source.dsn: invalid sslmode \"verify-everything\" (expected disable, prefer, require, verify-ca or verify-full)",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[monitor]\nrefresh_ms = \"fast\"\n",
+            "cutover.toml:6:14: monitor.refresh_ms: invalid type: string \"fast\", expected a non-negative integer",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[monitor]\nrefresh_ms = 0\n",
+            "cutover.toml:6:14: monitor.refresh_ms: 0 is out of range (expected 100..=60000)",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[monitor]\nrefrsh_ms = 5\n",
+            "cutover.toml:6:1: unknown field \"refrsh_ms\" in [monitor] (expected one of refresh_ms, statement_timeout_ms, connect_timeout_ms)",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[tables]\ninclude = [\n  \"a.b\",\n  5,\n]\n",
+            "cutover.toml:8:3: tables.include: invalid type: integer 5, expected a string",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[tables]\nexclude = [\"ok\", \"a b\"]\n",
+            "cutover.toml:6:18: tables.exclude[1]: invalid table pattern \"a b\": unexpected character \" \"",
+        ),
+        (
+            "source = { dsn = \"host=a\", bogus = 1 }\n[target]\ndsn = \"host=b\"\n",
+            "cutover.toml:1:28: unknown field \"bogus\" in [source]",
+        ),
+        (
+            "source.dsn = \"host=a\"\nsource.bogus = 1\ntarget.dsn = \"host=b\"\n",
+            "cutover.toml:2:8: unknown field \"bogus\" in [source]",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=a\"\n",
+            "cutover.toml:4:7: target.dsn: target is the same database as source (a:5432/me)",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\npassword_env = \"NOPE_X\"\n[target]\ndsn = \"host=b\"\n",
+            "cutover.toml:3:16: source.password_env: environment variable NOPE_X is not set or empty",
+        ),
+        (
+            "[source]\ndsn = \"host=a\n",
+            "cutover.toml:2:14: invalid TOML: invalid basic string",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[replication]\nsubscription = \"MySub\"\n",
+            "cutover.toml:6:16: replication.subscription: \"MySub\" is not a valid replication slot name",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[replication]\npublication = \"\"\n",
+            "cutover.toml:6:15: replication.publication: must not be empty",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[thresholds]\nmax_lag_seconds = -1.0\n",
+            "cutover.toml:6:19: thresholds.max_lag_seconds: must be a finite number greater than 0",
+        ),
+        (
+            "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[thresholds]\nmax_lag_bytes = 0\n",
+            "cutover.toml:6:17: thresholds.max_lag_bytes: must be greater than 0",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = parse_err(text);
+        assert!(got.starts_with(want), "\n got: {got}\nwant: {want}…");
+        assert!(!got.contains('\n'), "multi-line error: {got}");
+    }
+}
+
+#[test]
+fn long_identifier_rejected() {
+    let name = "p".repeat(64);
+    let e = parse_err(&format!(
+        "{MINIMAL}[replication]\npublication = \"{name}\"\n"
+    ));
+    assert!(e.contains("replication.publication: "), "{e}");
+    assert!(e.contains("at most 63 bytes"), "{e}");
+    let ok = "p".repeat(63);
+    parse_ok(&format!("{MINIMAL}[replication]\npublication = \"{ok}\"\n"));
+}
+
+#[test]
+fn non_ascii_columns_count_characters() {
+    // "é" is two bytes but one column.
+    let e =
+        parse_err("[source]\nlabel = \"é\"\ndsn = \"sslmode=nope\"\n[target]\ndsn = \"host=b\"\n");
+    assert!(e.starts_with("cutover.toml:3:16: source.dsn:"), "{e}");
+    let e = parse_err(
+        "[source]\ndsn = \"application_name=é sslmode=nope\"\n[target]\ndsn = \"host=b\"\n",
+    );
+    assert!(e.starts_with("cutover.toml:2:35: source.dsn:"), "{e}");
+}
+
+#[test]
+fn escaped_dsn_points_at_the_string() {
+    // With TOML escapes the offset inside the value no longer maps to the file,
+    // so the error points at the start of the string instead of guessing.
+    let e =
+        parse_err("[source]\ndsn = \"user=\\u0061 sslmode=nope\"\n[target]\ndsn = \"host=b\"\n");
+    assert!(
+        e.starts_with("cutover.toml:2:7: source.dsn: invalid sslmode"),
+        "{e}"
+    );
+}
+
+#[test]
+fn load_reports_io_and_encoding_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let e = load(&missing).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }));
+    assert!(e
+        .to_string()
+        .starts_with(&format!("{}: cannot read config file: ", missing.display())));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, b"[source]\ndsn = \"\xff\"\n").unwrap();
+    let e = load_with_env(&bad, &env).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("bad.toml:2:8: file is not valid UTF-8"),
+        "{e}"
+    );
+
+    let good = dir.path().join("cutover.toml");
+    std::fs::write(&good, MINIMAL).unwrap();
+    let c = load_with_env(&good, &env).unwrap();
+    assert_eq!(c.session.dir, dir.path().join("sessions"));
+}
+
+#[test]
+fn conn_config_from_dsn() {
+    let c = ConnConfig::from_dsn("x", "host=/var/run/postgresql dbname=app", None, &env).unwrap();
+    assert_eq!(
+        c.describe(),
+        "me@/var/run/postgresql:5432/app (unix socket)"
+    );
+    let c = ConnConfig::from_dsn(
+        "x",
+        "postgres://[::1]:6000/db?sslmode=verify-full",
+        None,
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.describe(), "me@[::1]:6000/db (sslmode=verify-full)");
+    assert_eq!(
+        ConnConfig::from_dsn("x", "", Some("NOPE"), &env).unwrap_err(),
+        ConnConfigError::PasswordEnv("NOPE".into())
+    );
+    assert!(matches!(
+        ConnConfig::from_dsn("x", "bogus=1", None, &env),
+        Err(ConnConfigError::Dsn(_))
+    ));
+}
+
+/// A tiny deterministic PRNG so the fuzz cases are reproducible without a dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn never_panics_on_truncated_or_garbage_input() {
+    let full = FULL;
+    let target_at = full.find("[target]").unwrap();
+    let mut cut = 0;
+    while cut <= full.len() {
+        if full.is_char_boundary(cut) {
+            let prefix = &full[..cut];
+            let r = parse_with_env(prefix, Path::new("cutover.toml"), &env);
+            if cut < target_at + "[target]\ndsn = \"".len() {
+                assert!(r.is_err(), "prefix of {cut} bytes unexpectedly parsed");
+            }
+            if let Err(e) = r {
+                assert!(!e.to_string().contains('\n'));
+            }
+        }
+        cut += 1;
+    }
+
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let alphabet = b"[]=\"'\\.,{}#\n \t-_abcdefghijklmnopqrstuvwxyz0123456789%@:/?&\xc3\xa9";
+    for round in 0..3000u32 {
+        let len = (rng.next() % 200) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                if round.is_multiple_of(2) {
+                    (rng.next() & 0xff) as u8
+                } else {
+                    alphabet[(rng.next() as usize) % alphabet.len()]
+                }
+            })
+            .collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let r = parse_with_env(&text, Path::new("cutover.toml"), &env);
+        assert!(r.is_err(), "garbage parsed: {text:?}");
+    }
+
+    // Mutations of a valid file: must not panic; most will be errors.
+    for _ in 0..3000 {
+        let mut bytes = FULL.as_bytes().to_vec();
+        for _ in 0..(1 + rng.next() % 4) {
+            let i = (rng.next() as usize) % bytes.len();
+            bytes[i] = alphabet[(rng.next() as usize) % alphabet.len()];
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = parse_with_env(&text, Path::new("cutover.toml"), &env);
+    }
+
+    // And the DSN parser on its own.
+    for _ in 0..3000 {
+        let len = (rng.next() % 80) as usize;
+        let mut s = if rng.next().is_multiple_of(2) {
+            "postgres://".to_owned()
+        } else {
+            String::new()
+        };
+        for _ in 0..len {
+            s.push(alphabet[(rng.next() as usize) % alphabet.len()] as char);
+        }
+        if let Ok(info) = conninfo::parse(&s) {
+            let _ = info.resolve(&env);
+        }
+    }
+}

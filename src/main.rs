@@ -1,0 +1,220 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use cutover::config;
+use cutover::lab;
+use cutover::runtime::{self, ConsoleOptions};
+
+/// A terminal console for driving a live PostgreSQL migration cutover.
+#[derive(Parser)]
+#[command(
+    name = "cutover",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    console: ConsoleArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the lab (two PostgreSQL clusters and a write load), open the console on it, tear the lab down on exit.
+    Demo(DemoArgs),
+    /// The lab alone: throwaway source and target clusters on loopback.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+    /// The live console on the clusters a cutover.toml names.
+    Console(ConsoleArgs),
+}
+
+#[derive(Args)]
+struct ConsoleArgs {
+    /// The configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the session log goes (default: the config's [session] dir).
+    #[arg(long, value_name = "DIR")]
+    session_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Approximate total rows seeded into the source.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Writes per second the lab's load writer sends to the source.
+    #[arg(long, default_value_t = 50)]
+    load_rate: u32,
+    /// Where the session log goes.
+    #[arg(long, value_name = "DIR", default_value = "sessions")]
+    session_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Create and start the clusters, seed the source, print the config path.
+    Up {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
+    /// Stop the clusters and remove the lab directory.
+    Down {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Show whether the lab's clusters run, and where its config is.
+    Status {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cutover: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cutover: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Some(Command::Demo(args)) => demo(args).await,
+        Some(Command::Lab { command }) => lab_command(command).await,
+        Some(Command::Console(args)) => console(args).await,
+        None => console(cli.console).await,
+    }
+}
+
+fn default_lab_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| lab::LabOptions::default().dir)
+}
+
+async fn lab_command(command: LabCommand) -> Result<ExitCode> {
+    match command {
+        LabCommand::Up { dir, rows } => {
+            let opts = lab::LabOptions {
+                dir: default_lab_dir(dir),
+                rows,
+                ..lab::LabOptions::default()
+            };
+            let info = lab::up(&opts).await?;
+            eprintln!("{}", info.replication_help());
+            println!("{}", info.config_path.display());
+        }
+        LabCommand::Down { dir } => {
+            lab::down(&default_lab_dir(dir))?;
+        }
+        LabCommand::Status { dir } => {
+            println!("{}", lab::status(&default_lab_dir(dir))?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn console(args: ConsoleArgs) -> Result<ExitCode> {
+    let path = args.config.unwrap_or_else(|| PathBuf::from("cutover.toml"));
+    let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let session_dir = args
+        .session_dir
+        .unwrap_or_else(|| config.session.dir.clone());
+    let _trace = init_tracing(&session_dir)?;
+    let log = runtime::run_console(
+        Arc::new(config),
+        ConsoleOptions {
+            mode: "live".into(),
+            session_dir: Some(session_dir),
+        },
+    )
+    .await?;
+    eprintln!("session recorded in {}", log.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tears the demo lab down however the console ends (return, error or panic).
+struct LabTeardown(PathBuf);
+
+impl Drop for LabTeardown {
+    fn drop(&mut self) {
+        if let Err(e) = lab::down(&self.0) {
+            eprintln!(
+                "cutover: tearing down the demo lab in {}: {e:#}",
+                self.0.display()
+            );
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("cutover-demo-{}", std::process::id()));
+    let opts = lab::LabOptions {
+        dir: dir.clone(),
+        rows: args.rows,
+        load_rate: args.load_rate,
+    };
+    eprintln!(
+        "cutover demo: starting the lab in {} ({} rows)…",
+        dir.display(),
+        args.rows
+    );
+    let teardown = LabTeardown(dir.clone());
+    let info = lab::up(&opts).await?;
+    let config = config::load(&info.config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _trace = init_tracing(&args.session_dir)?;
+    let load = lab::load::spawn_load_writer(info.source_conninfo.clone(), args.load_rate);
+    let result = runtime::run_console(
+        Arc::new(config),
+        ConsoleOptions {
+            mode: "demo".into(),
+            session_dir: Some(args.session_dir.clone()),
+        },
+    )
+    .await;
+    load.stop();
+    drop(teardown);
+    let log = result?;
+    eprintln!("session recorded in {}", log.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal belongs to the UI: diagnostics go to a file beside the sessions.
+fn init_tracing(dir: &Path) -> Result<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating session directory {}", dir.display()))?;
+    let appender = tracing_appender::rolling::never(dir, "cutover-trace.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init();
+    Ok(guard)
+}

@@ -1,0 +1,193 @@
+//! Read-only views of the model, shared by the screen and (later) the report.
+
+use chrono::{DateTime, Utc};
+
+use super::{ExactCount, Model, SideState};
+use crate::session::sample::{Side, SlotRow, SubTableRow, TableRef};
+
+/// Whether a side's data is trustworthy at the model's "now".
+/// `Some(t)`: stale since `t` (last good sample, or first failure if never good).
+pub fn stale_since<S>(
+    side: &SideState<S>,
+    now: Option<DateTime<Utc>>,
+    stale_after_s: f64,
+) -> Option<DateTime<Utc>> {
+    if let Some((since, _)) = &side.failing {
+        return Some(side.last_ok.unwrap_or(*since));
+    }
+    let (Some(now), Some(ok)) = (now, side.last_ok) else {
+        return None;
+    };
+    let age = (now - ok).num_milliseconds() as f64 / 1000.0;
+    (age > stale_after_s).then_some(ok)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagSummary<'a> {
+    /// The subscription's slot on the source, if it exists.
+    pub slot: Option<&'a SlotRow>,
+    pub lag_bytes: Option<i64>,
+    /// From `pg_stat_replication` (the walsender serving the subscription).
+    pub write_lag_ms: Option<f64>,
+    pub flush_lag_ms: Option<f64>,
+    pub replay_lag_ms: Option<f64>,
+    pub over_bytes: bool,
+    pub over_time: bool,
+}
+
+pub fn lag_summary(model: &Model) -> Option<LagSummary<'_>> {
+    let info = model.info.as_ref()?;
+    let src = model.source.last.as_ref()?;
+    let slot = src.slots.iter().find(|s| s.name == info.slot);
+    let sender = src
+        .senders
+        .iter()
+        .find(|s| s.application_name == info.subscription);
+    let lag_bytes = slot.and_then(|s| s.lag_bytes);
+    let flush = sender.and_then(|s| s.flush_lag_ms);
+    Some(LagSummary {
+        slot,
+        lag_bytes,
+        write_lag_ms: sender.and_then(|s| s.write_lag_ms),
+        flush_lag_ms: flush,
+        replay_lag_ms: sender.and_then(|s| s.replay_lag_ms),
+        over_bytes: lag_bytes.is_some_and(|b| b > info.max_lag_bytes),
+        over_time: flush.is_some_and(|ms| ms / 1000.0 > info.max_lag_seconds),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    /// Only statistics so far.
+    Estimated,
+    Counting,
+    /// Exact counts equal on both sides.
+    ExactMatch,
+    ExactMismatch,
+    /// The table is selected on the source but absent on the target.
+    MissingOnTarget,
+    Failed,
+}
+
+impl RowState {
+    pub fn label(self) -> &'static str {
+        match self {
+            RowState::Estimated => "estimated",
+            RowState::Counting => "counting",
+            RowState::ExactMatch => "exact match",
+            RowState::ExactMismatch => "MISMATCH",
+            RowState::MissingOnTarget => "missing on target",
+            RowState::Failed => "count failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRow {
+    pub table: TableRef,
+    pub source_estimate: Option<i64>,
+    pub target_estimate: Option<i64>,
+    pub source_exact: Option<i64>,
+    pub target_exact: Option<i64>,
+    /// target − source, from exact counts when both exist, else from estimates.
+    pub diff: Option<i64>,
+    pub diff_is_exact: bool,
+    pub state: RowState,
+    /// Initial-sync state on the subscriber (`r`eady, `d`ata copy, …), if subscribed.
+    pub sync_state: Option<String>,
+    /// Rows copied so far by a running initial-sync COPY.
+    pub copy_tuples: Option<i64>,
+    pub has_primary_key: Option<bool>,
+    pub error: Option<String>,
+}
+
+fn exact(c: &ExactCount) -> Option<i64> {
+    match c {
+        ExactCount::Counted { rows, .. } => Some(*rows),
+        _ => None,
+    }
+}
+
+/// One row per selected table: the source's tables, plus any the target has
+/// that the source lacks, plus any with count results.
+pub fn table_rows(model: &Model) -> Vec<TableRow> {
+    use std::collections::BTreeSet;
+    let src = model.source.last.as_ref();
+    let tgt = model.target.last.as_ref();
+    let mut names: BTreeSet<&TableRef> = BTreeSet::new();
+    if let Some(s) = src {
+        names.extend(s.tables.iter().map(|t| &t.table));
+    }
+    if let Some(t) = tgt {
+        names.extend(t.tables.iter().map(|t| &t.table));
+    }
+    names.extend(model.counts.keys());
+    let sub = model.info.as_ref().map(|i| i.subscription.as_str());
+    names
+        .into_iter()
+        .map(|table| {
+            let s_est = src.and_then(|s| s.tables.iter().find(|t| &t.table == table));
+            let t_est = tgt.and_then(|s| s.tables.iter().find(|t| &t.table == table));
+            let counts = model.counts.get(table);
+            let source_exact = counts.and_then(|c| exact(&c.source));
+            let target_exact = counts.and_then(|c| exact(&c.target));
+            let counting = counts.is_some_and(|c| {
+                c.source == ExactCount::Counting || c.target == ExactCount::Counting
+            });
+            let error = counts.and_then(|c| match (&c.source, &c.target) {
+                (ExactCount::Failed(e), _) => Some(format!("{}: {e}", Side::Source.as_str())),
+                (_, ExactCount::Failed(e)) => Some(format!("{}: {e}", Side::Target.as_str())),
+                _ => None,
+            });
+            let missing_on_target = tgt.is_some() && t_est.is_none() && s_est.is_some();
+            let (diff, diff_is_exact) = match (source_exact, target_exact) {
+                (Some(s), Some(t)) => (Some(t - s), true),
+                _ => (
+                    s_est
+                        .zip(t_est)
+                        .map(|(s, t)| t.estimated_rows - s.estimated_rows),
+                    false,
+                ),
+            };
+            let state = if counting {
+                RowState::Counting
+            } else if missing_on_target {
+                RowState::MissingOnTarget
+            } else if error.is_some() {
+                RowState::Failed
+            } else if diff_is_exact {
+                if diff == Some(0) {
+                    RowState::ExactMatch
+                } else {
+                    RowState::ExactMismatch
+                }
+            } else {
+                RowState::Estimated
+            };
+            let sync: Option<&SubTableRow> = tgt.and_then(|t| {
+                t.sub_tables
+                    .iter()
+                    .find(|r| &r.table == table && Some(r.subscription.as_str()) == sub)
+            });
+            TableRow {
+                table: table.clone(),
+                source_estimate: s_est.map(|t| t.estimated_rows),
+                target_estimate: t_est.map(|t| t.estimated_rows),
+                source_exact,
+                target_exact,
+                diff,
+                diff_is_exact,
+                state,
+                sync_state: sync.map(|r| r.state.clone()),
+                copy_tuples: tgt.and_then(|t| {
+                    t.copies
+                        .iter()
+                        .find(|c| &c.table == table)
+                        .map(|c| c.tuples_processed)
+                }),
+                has_primary_key: s_est.map(|t| t.has_primary_key),
+                error,
+            }
+        })
+        .collect()
+}

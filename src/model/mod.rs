@@ -1,0 +1,109 @@
+//! The model and its pure fold. No IO and no clock here: time arrives with events.
+
+mod derive;
+mod update;
+
+pub use derive::{lag_summary, stale_since, table_rows, LagSummary, RowState, TableRow};
+pub use update::{update, Effect};
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use crate::session::sample::{SourceSample, TableRef, TargetSample};
+use crate::session::SessionInfo;
+
+/// How many lag points the sparkline keeps (10 minutes at 1 Hz).
+pub const LAG_HISTORY: usize = 600;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideState<S> {
+    pub last: Option<S>,
+    pub last_ok: Option<DateTime<Utc>>,
+    /// Since when polls fail, and the latest failure.
+    pub failing: Option<(DateTime<Utc>, String)>,
+}
+
+impl<S> Default for SideState<S> {
+    fn default() -> Self {
+        Self {
+            last: None,
+            last_ok: None,
+            failing: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LagPoint {
+    pub at: DateTime<Utc>,
+    pub bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ExactCount {
+    #[default]
+    NotCounted,
+    Counting,
+    Counted {
+        rows: i64,
+        at: DateTime<Utc>,
+        elapsed_ms: f64,
+    },
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableCounts {
+    pub source: ExactCount,
+    pub target: ExactCount,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountRun {
+    pub id: u64,
+    pub started_at: DateTime<Utc>,
+    pub total: usize,
+    pub done_source: usize,
+    pub done_target: usize,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub cancelled: bool,
+}
+
+impl CountRun {
+    pub fn running(&self) -> bool {
+        self.finished_at.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlay {
+    #[default]
+    None,
+    Help,
+    ConfirmQuit,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Model {
+    pub info: Option<SessionInfo>,
+    /// The timestamp of the latest event: the model's only notion of "now".
+    pub now: Option<DateTime<Utc>>,
+    pub source: SideState<SourceSample>,
+    pub target: SideState<TargetSample>,
+    pub lag_history: VecDeque<LagPoint>,
+    pub counts: BTreeMap<TableRef, TableCounts>,
+    pub count_run: Option<CountRun>,
+    pub next_run: u64,
+    pub overlay: Overlay,
+    /// First visible row of the row-count table.
+    pub scroll: usize,
+    pub quit: bool,
+    pub ended: Option<String>,
+}
+
+impl Model {
+    pub fn count_running(&self) -> bool {
+        self.count_run.as_ref().is_some_and(CountRun::running)
+    }
+}

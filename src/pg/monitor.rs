@@ -1,0 +1,238 @@
+//! Monitoring queries. Catalog and statistics views only: no `count(*)` of a
+//! user table, no lock a DDL could make us wait on (sizes come from `relpages`,
+//! not `pg_total_relation_size`, which takes a lock). Each poll's queries are
+//! pipelined on one connection, so a poll costs one round trip.
+
+use std::time::Instant;
+
+use tokio_postgres::{Client, Row};
+
+use crate::session::sample::{
+    CopyProgress, PublicationRow, SenderRow, SlotRow, SourceSample, SubTableRow, SubscriptionRow,
+    TableEstimate, TableRef, TargetSample,
+};
+
+/// Which tables the operator selected (the config's include/exclude).
+pub type TableFilter<'a> = &'a (dyn Fn(&str, &str) -> bool + Sync);
+
+const SERVER_SQL: &str = "SELECT current_setting('server_version'), current_setting('wal_level'), \
+     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text";
+
+const SLOTS_SQL: &str = "\
+SELECT slot_name::text, plugin::text, slot_type, database::text, active, active_pid, wal_status,
+       pg_wal_lsn_diff(cur.lsn, restart_lsn)::int8,
+       confirmed_flush_lsn::text,
+       pg_wal_lsn_diff(cur.lsn, confirmed_flush_lsn)::int8,
+       safe_wal_size
+  FROM pg_replication_slots,
+       LATERAL (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                            ELSE pg_current_wal_lsn() END AS lsn) cur
+ ORDER BY slot_name";
+
+const SENDERS_SQL: &str = "\
+SELECT application_name, state, sent_lsn::text,
+       (extract(epoch FROM write_lag) * 1000)::float8,
+       (extract(epoch FROM flush_lag) * 1000)::float8,
+       (extract(epoch FROM replay_lag) * 1000)::float8
+  FROM pg_stat_replication
+ ORDER BY application_name";
+
+const PUBLICATIONS_SQL: &str = "\
+SELECT p.pubname::text, p.puballtables,
+       (SELECT count(*) FROM pg_publication_tables pt WHERE pt.pubname = p.pubname)
+  FROM pg_publication p
+ ORDER BY p.pubname";
+
+const TABLES_SQL: &str = "\
+SELECT n.nspname::text, c.relname::text,
+       COALESCE(s.n_live_tup, greatest(c.reltuples, 0)::int8),
+       c.relpages::int8 * current_setting('block_size')::int8,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+       c.relreplident::text
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+ ORDER BY 1, 2";
+
+const SUBSCRIPTIONS_SQL: &str = "\
+SELECT s.subname::text, s.subenabled, s.subslotname::text, s.subpublications::text[],
+       st.pid, st.received_lsn::text, st.latest_end_lsn::text,
+       extract(epoch FROM (now() - st.last_msg_receipt_time))::float8
+  FROM pg_subscription s
+  LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
+ WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY s.subname";
+
+const SUB_TABLES_SQL: &str = "\
+SELECT s.subname::text, n.nspname::text, c.relname::text, sr.srsubstate::text, sr.srsublsn::text
+  FROM pg_subscription_rel sr
+  JOIN pg_subscription s ON s.oid = sr.srsubid
+  JOIN pg_class c ON c.oid = sr.srrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ ORDER BY 1, 2, 3";
+
+const COPIES_SQL: &str = "\
+SELECT n.nspname::text, c.relname::text, p.tuples_processed, p.bytes_processed
+  FROM pg_stat_progress_copy p
+  JOIN pg_class c ON c.oid = p.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ ORDER BY 1, 2";
+
+fn ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+fn table(schema: String, name: String) -> TableRef {
+    TableRef { schema, name }
+}
+
+fn estimates(rows: Vec<Row>, filter: TableFilter<'_>) -> Vec<TableEstimate> {
+    rows.into_iter()
+        .filter(|r| filter(r.get(0), r.get(1)))
+        .map(|r| TableEstimate {
+            table: table(r.get(0), r.get(1)),
+            estimated_rows: r.get(2),
+            size_bytes: r.get(3),
+            has_primary_key: r.get(4),
+            replica_identity: r.get(5),
+        })
+        .collect()
+}
+
+pub async fn poll_source(
+    client: &Client,
+    filter: TableFilter<'_>,
+) -> Result<SourceSample, tokio_postgres::Error> {
+    let start = Instant::now();
+    let (server, slots, senders, pubs, tables) = futures::try_join!(
+        client.query_one(SERVER_SQL, &[]),
+        client.query(SLOTS_SQL, &[]),
+        client.query(SENDERS_SQL, &[]),
+        client.query(PUBLICATIONS_SQL, &[]),
+        client.query(TABLES_SQL, &[]),
+    )?;
+    Ok(SourceSample {
+        server_version: server.get(0),
+        wal_level: server.get(1),
+        current_wal_lsn: server.get::<_, Option<String>>(2).unwrap_or_default(),
+        slots: slots
+            .into_iter()
+            .map(|r| SlotRow {
+                name: r.get(0),
+                plugin: r.get(1),
+                slot_type: r.get(2),
+                database: r.get(3),
+                active: r.get(4),
+                active_pid: r.get(5),
+                wal_status: r.get(6),
+                retained_bytes: r.get(7),
+                confirmed_flush_lsn: r.get(8),
+                lag_bytes: r.get(9),
+                safe_wal_size: r.get(10),
+            })
+            .collect(),
+        senders: senders
+            .into_iter()
+            .map(|r| SenderRow {
+                application_name: r.get(0),
+                state: r.get(1),
+                sent_lsn: r.get(2),
+                write_lag_ms: r.get(3),
+                flush_lag_ms: r.get(4),
+                replay_lag_ms: r.get(5),
+            })
+            .collect(),
+        publications: pubs
+            .into_iter()
+            .map(|r| PublicationRow {
+                name: r.get(0),
+                all_tables: r.get(1),
+                tables: r.get(2),
+            })
+            .collect(),
+        tables: estimates(tables, filter),
+        poll_ms: ms(start),
+    })
+}
+
+pub async fn poll_target(
+    client: &Client,
+    filter: TableFilter<'_>,
+) -> Result<TargetSample, tokio_postgres::Error> {
+    let start = Instant::now();
+    let (server, subs, sub_tables, copies, tables) = futures::try_join!(
+        client.query_one("SELECT current_setting('server_version')", &[]),
+        client.query(SUBSCRIPTIONS_SQL, &[]),
+        client.query(SUB_TABLES_SQL, &[]),
+        client.query(COPIES_SQL, &[]),
+        client.query(TABLES_SQL, &[]),
+    )?;
+    Ok(TargetSample {
+        server_version: server.get(0),
+        subscriptions: subs
+            .into_iter()
+            .map(|r| SubscriptionRow {
+                name: r.get(0),
+                enabled: r.get(1),
+                slot_name: r.get(2),
+                publications: r.get::<_, Option<Vec<String>>>(3).unwrap_or_default(),
+                worker_pid: r.get(4),
+                received_lsn: r.get(5),
+                latest_end_lsn: r.get(6),
+                last_msg_age_s: r.get(7),
+            })
+            .collect(),
+        sub_tables: sub_tables
+            .into_iter()
+            .filter(|r| filter(r.get(1), r.get(2)))
+            .map(|r| SubTableRow {
+                subscription: r.get(0),
+                table: table(r.get(1), r.get(2)),
+                state: r.get(3),
+                lsn: r.get(4),
+            })
+            .collect(),
+        copies: copies
+            .into_iter()
+            .map(|r| CopyProgress {
+                table: table(r.get(0), r.get(1)),
+                tuples_processed: r.get(2),
+                bytes_processed: r.get(3),
+            })
+            .collect(),
+        tables: estimates(tables, filter),
+        poll_ms: ms(start),
+    })
+}
+
+/// Session settings for every monitoring connection: bounded, and unable to write
+/// even by mistake.
+pub fn session_setup_sql(statement_timeout_ms: u64) -> String {
+    format!(
+        "SET statement_timeout = {statement_timeout_ms}; SET lock_timeout = {statement_timeout_ms}; \
+         SET idle_in_transaction_session_timeout = 60000; SET default_transaction_read_only = on"
+    )
+}
+
+/// Quotes an identifier the way `quote_ident` does, so any table name is safe in SQL.
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+pub fn qualified(t: &TableRef) -> String {
+    format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_hostile_names() {
+        let t = TableRef::new("we\"ird", "tab le");
+        assert_eq!(qualified(&t), "\"we\"\"ird\".\"tab le\"");
+    }
+}

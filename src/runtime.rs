@@ -1,0 +1,224 @@
+//! The runtime: the only place where the event loop meets IO. It stamps each
+//! event, appends it to the session log, folds it into the model, runs the
+//! effects the fold asks for and redraws when something changed.
+
+pub mod keys;
+pub mod terminal;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::model::{self, Effect, Model};
+use crate::pg;
+use crate::session::log::{new_session_path, LogWriter};
+use crate::session::sample::Side;
+use crate::session::{Endpoint, Event, EventKind, SessionInfo};
+use crate::ui;
+
+/// Redraws are coalesced: a burst of events costs one frame.
+const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(50);
+
+pub struct ConsoleOptions {
+    /// `live` or `demo`: shown in the header and recorded in the session.
+    pub mode: String,
+    /// Where the session log goes (defaults to the config's session dir).
+    pub session_dir: Option<PathBuf>,
+}
+
+/// Stamps, logs and folds events. Separate from the terminal so it can be
+/// driven without one.
+pub struct Core {
+    pub model: Model,
+    log: LogWriter,
+    seq: u64,
+}
+
+impl Core {
+    pub fn new(log: LogWriter) -> Self {
+        Self {
+            model: Model::default(),
+            log,
+            seq: 0,
+        }
+    }
+
+    pub fn log_path(&self) -> &std::path::Path {
+        self.log.path()
+    }
+
+    /// Logged first, then applied: the log is never behind the screen.
+    pub fn apply(&mut self, kind: EventKind) -> Result<Vec<Effect>> {
+        self.seq += 1;
+        let event = Event {
+            seq: self.seq,
+            at: Utc::now(),
+            kind,
+        };
+        self.log.append(&event)?;
+        Ok(model::update(&mut self.model, &event))
+    }
+
+    pub fn sync(&mut self) -> Result<()> {
+        self.log.sync()
+    }
+}
+
+pub fn session_info(config: &Config, mode: &str) -> SessionInfo {
+    SessionInfo {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        mode: mode.to_string(),
+        config_path: config.path.display().to_string(),
+        source: Endpoint {
+            label: config.source.label.clone(),
+            describe: config.source.describe(),
+        },
+        target: Endpoint {
+            label: config.target.label.clone(),
+            describe: config.target.describe(),
+        },
+        publication: config.replication.publication.clone(),
+        subscription: config.replication.subscription.clone(),
+        slot: config.replication.slot.clone(),
+        max_lag_bytes: config.thresholds.max_lag_bytes as i64,
+        max_lag_seconds: config.thresholds.max_lag_seconds,
+        max_retained_wal_bytes: config.thresholds.max_retained_wal_bytes as i64,
+        stale_after_seconds: config.thresholds.stale_after_seconds,
+        refresh_ms: config.monitor.refresh_ms,
+    }
+}
+
+/// Runs the live console until the operator quits or a signal arrives.
+/// Returns the session log's path.
+pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<PathBuf> {
+    let theme = ui::theme::Theme::from_env(&config.ui.theme)
+        .with_context(|| format!("{}: ui.theme", config.path.display()))?;
+    let dir = opts
+        .session_dir
+        .clone()
+        .unwrap_or_else(|| config.session.dir.clone());
+    let log = LogWriter::create(&new_session_path(&dir, Utc::now()))?;
+    let mut core = Core::new(log);
+    core.apply(EventKind::SessionStarted(session_info(&config, &opts.mode)))?;
+
+    let (tx, mut rx) = mpsc::channel::<EventKind>(1024);
+    let mut tasks = tokio::task::JoinSet::new();
+    for side in [Side::Source, Side::Target] {
+        tasks.spawn(pg::collector::run(side, config.clone(), tx.clone()));
+    }
+    {
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if tx.send(EventKind::Tick).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    let mut term = terminal::enter()?;
+    let mut input = crossterm::event::EventStream::new();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut counts: HashMap<u64, watch::Sender<bool>> = HashMap::new();
+    let mut dirty = true;
+    let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
+
+    let reason: String = loop {
+        if dirty {
+            let wait = MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed());
+            if wait.is_zero() {
+                term.draw(|f| ui::view(f, &core.model, &theme))?;
+                last_frame = tokio::time::Instant::now();
+                dirty = false;
+            }
+        }
+        let frame_due = async {
+            if dirty {
+                tokio::time::sleep(MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed())).await
+            } else {
+                std::future::pending::<()>().await
+            }
+        };
+        let kind = tokio::select! {
+            Some(kind) = rx.recv() => kind,
+            maybe = input.next() => match maybe {
+                Some(Ok(crossterm::event::Event::Key(key))) => match keys::name(&key) {
+                    Some(name) => EventKind::Key { key: name },
+                    None => continue,
+                },
+                Some(Ok(crossterm::event::Event::Resize(..))) => {
+                    term.autoresize()?;
+                    dirty = true;
+                    continue;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => break format!("terminal input failed: {e}"),
+                None => break "terminal input closed".to_string(),
+            },
+            _ = sigterm.recv() => break "SIGTERM".to_string(),
+            _ = sighup.recv() => break "SIGHUP (terminal hung up)".to_string(),
+            _ = sigint.recv() => break "SIGINT".to_string(),
+            _ = frame_due => continue,
+        };
+        let effects = core.apply(kind)?;
+        dirty = true;
+        let mut quit = false;
+        for effect in effects {
+            match effect {
+                Effect::StartExactCount { run, tables } => {
+                    let (cancel_tx, cancel_rx) = watch::channel(false);
+                    counts.insert(run, cancel_tx);
+                    tasks.spawn(pg::count::run(
+                        run,
+                        tables,
+                        config.clone(),
+                        tx.clone(),
+                        cancel_rx,
+                    ));
+                }
+                Effect::CancelExactCount { run } => {
+                    if let Some(c) = counts.remove(&run) {
+                        let _ = c.send(true);
+                    }
+                }
+                Effect::Quit => quit = true,
+            }
+        }
+        if quit {
+            break "operator quit".to_string();
+        }
+    };
+
+    // Cancel running counts on the servers before we go: they would scan on otherwise.
+    for (_, c) in counts.drain() {
+        let _ = c.send(true);
+    }
+    core.apply(EventKind::SessionEnded { reason })?;
+    core.sync()?;
+    drop(term);
+    let grace = tokio::time::timeout(Duration::from_secs(3), async {
+        // Give count tasks the moment they need to send their server-side cancel.
+        drop(tx);
+        while let Some(kind) = rx.recv().await {
+            if matches!(kind, EventKind::CountFinished { .. }) {
+                break;
+            }
+        }
+    });
+    let _ = grace.await;
+    tasks.abort_all();
+    Ok(core.log_path().to_owned())
+}

@@ -1,0 +1,8 @@
+//! The session: events, the append-only JSONL log, and reading it back.
+
+pub mod event;
+pub mod log;
+pub mod sample;
+
+pub use event::{Endpoint, Event, EventKind, SessionInfo};
+pub use sample::{Side, TableRef};

@@ -1,0 +1,217 @@
+//! The view: a pure function from the model to a frame.
+//!
+//! Nothing here reads a clock, a socket or the environment: the same model
+//! draws the same screen live, in a replay, and in a snapshot test.
+
+pub mod fmt;
+mod overlays;
+mod panes;
+pub mod theme;
+mod widgets;
+
+pub use theme::{load_theme, Role, Theme, ThemeError};
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use ratatui::Frame;
+
+use crate::model::{self, lag_summary, Model, Overlay, RowState};
+use panes::{counts, footer, header, lag, slots};
+use widgets::{truncate_spans, PaneFrame};
+
+/// From this width the panes sit side by side.
+pub const WIDE_COLS: u16 = 160;
+/// Below either of these the full layout can't be read; a summary is drawn instead.
+pub const MIN_COLS: u16 = 40;
+pub const MIN_ROWS: u16 = 10;
+
+/// Rows kept for the row-count pane at minimum: title, header and five tables.
+const COUNTS_MIN: u16 = 7;
+
+pub fn view(frame: &mut Frame, model: &Model, theme: &Theme) {
+    let area = frame.area();
+    if area.is_empty() {
+        return;
+    }
+    frame.render_widget(Block::new().style(theme.style(Role::Text)), area);
+    let rows = model::table_rows(model);
+    if area.width < MIN_COLS || area.height < MIN_ROWS {
+        tiny(frame, area, model, &rows, theme);
+    } else if area.width >= WIDE_COLS {
+        wide(frame, area, model, &rows, theme);
+    } else {
+        stacked(frame, area, model, &rows, theme);
+    }
+    match model.overlay {
+        Overlay::None => {}
+        Overlay::Help => overlays::help::render(frame, area, theme),
+        Overlay::ConfirmQuit => overlays::confirm_quit::render(frame, area, theme),
+    }
+}
+
+fn split_rows(area: Rect, heights: &[u16]) -> Vec<Rect> {
+    let mut y = area.y;
+    heights
+        .iter()
+        .map(|&h| {
+            let h = h.min(area.bottom().saturating_sub(y));
+            let r = Rect {
+                y,
+                height: h,
+                ..area
+            };
+            y += h;
+            r
+        })
+        .collect()
+}
+
+/// One column, for 80×24 and anything narrower than [`WIDE_COLS`]: panes are
+/// framed by a single rule and share the height by need.
+fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], theme: &Theme) {
+    let body = area.height - header::HEIGHT - 1;
+    let slot_lines = slots::lines(model, theme, area.width);
+    let slots_essential = slot_lines.iter().filter(|(p, _)| *p < 3).count() as u16 + 1;
+    let slots_full = slot_lines.len() as u16 + 1;
+    // Each failed count may add a line with its reason under the row.
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    let counts_want = 1 + counts::CHROME + (rows.len().max(1) + failed) as u16;
+
+    let mut lag_h: u16 = 3;
+    let counts_min = counts_want.min(COUNTS_MIN);
+    let mut slots_h = slots_essential.min(body.saturating_sub(lag_h + counts_min));
+    if slots_h < 2 {
+        // A title with nothing under it tells nobody anything.
+        slots_h = 0;
+    }
+    let mut counts_h = body.saturating_sub(lag_h + slots_h);
+    // Space the tables don't need goes to the sparkline, then to the slot pane's headings.
+    let mut spare = counts_h.saturating_sub(counts_want);
+    let grow = spare.min(8);
+    // A taller pane only helps when there is a chart to stretch.
+    let has_chart = lag_summary(model).is_some_and(|s| s.slot.is_some());
+    if grow >= 3 && has_chart {
+        lag_h += grow;
+        spare -= grow;
+    }
+    // Headings come all together or not at all (see `fit_lines`), so partial growth would be blank rows.
+    if slots_h == slots_essential && spare >= slots_full - slots_essential {
+        slots_h = slots_full;
+    }
+    counts_h = body.saturating_sub(lag_h + slots_h);
+
+    let r = split_rows(area, &[header::HEIGHT, lag_h, slots_h, counts_h, 1]);
+    header::render(frame, r[0], model, theme);
+    lag::render(frame, r[1], model, theme, PaneFrame::Rule);
+    if slots_h > 0 {
+        slots::render(frame, r[2], model, slot_lines, theme, PaneFrame::Rule);
+    }
+    counts::render(frame, r[3], model, rows, theme, PaneFrame::Rule);
+    footer::render(frame, r[4], model, theme);
+}
+
+/// Two columns for the war-room screen: lag over slots on the left, the
+/// row counts (the longest list) on the right.
+fn wide(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], theme: &Theme) {
+    let r = split_rows(area, &[header::HEIGHT, area.height - header::HEIGHT - 1, 1]);
+    header::render(frame, r[0], model, theme);
+    footer::render(frame, r[2], model, theme);
+    let body = r[1];
+    let left_w = (area.width * 9 / 20).clamp(72, 100);
+    let left = Rect {
+        width: left_w,
+        ..body
+    };
+    let right = Rect {
+        x: body.x + left_w,
+        width: body.width - left_w,
+        ..body
+    };
+    let lag_h = (body.height / 3).clamp(8, 16).min(body.height);
+    let l = split_rows(left, &[lag_h, body.height - lag_h]);
+    lag::render(frame, l[0], model, theme, PaneFrame::Boxed);
+    let slot_lines = slots::lines(model, theme, left_w.saturating_sub(2));
+    slots::render(frame, l[1], model, slot_lines, theme, PaneFrame::Boxed);
+    counts::render(frame, right, model, rows, theme, PaneFrame::Boxed);
+}
+
+/// Too small for panes: the few facts that matter most, one per line, so a
+/// shrunken terminal still shows whether things are on fire.
+fn tiny(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], theme: &Theme) {
+    let w = area.width as usize;
+    let s = |t: String, role: Role| Span::styled(t, theme.style(role));
+    let mut lines: Vec<Vec<Span>> = Vec::with_capacity(5);
+
+    let mode = model
+        .info
+        .as_ref()
+        .map_or(String::new(), |i| i.mode.to_uppercase());
+    let clock = model.now.map_or_else(String::new, fmt::clock);
+    // Mode and clock first: at 20 columns the product name is what can go.
+    lines.push(vec![
+        s(format!("{mode} {clock} "), Role::Text),
+        s("cutover".into(), Role::Title),
+    ]);
+
+    if let Some(info) = &model.info {
+        let short = |side: header::Reach| match side.role {
+            Role::Ok => ("● up", Role::Ok),
+            Role::Error => ("✖ stale", Role::Error),
+            _ => ("… wait", Role::Muted),
+        };
+        let src = short(header::reach(
+            &model.source,
+            model.now,
+            info.stale_after_seconds,
+        ));
+        let tgt = short(header::reach(
+            &model.target,
+            model.now,
+            info.stale_after_seconds,
+        ));
+        lines.push(vec![
+            s("src ".into(), Role::Muted),
+            s(src.0.into(), src.1),
+            s(" tgt ".into(), Role::Muted),
+            s(tgt.0.into(), tgt.1),
+        ]);
+        match lag_summary(model) {
+            Some(sum) if sum.slot.is_some() => {
+                let mut l = vec![s("lag ".into(), Role::Muted)];
+                if let (Some(b), Some((word, role))) = (sum.lag_bytes, lag::state(&sum, info)) {
+                    l.push(s(format!("{} {word}", fmt::bytes(b)), role));
+                } else {
+                    l.push(s("? unknown".into(), Role::Warn));
+                }
+                lines.push(l);
+            }
+            Some(_) => lines.push(vec![s(format!("✖ no slot \"{}\"", info.slot), Role::Warn)]),
+            None => {}
+        }
+    }
+
+    let bad = rows
+        .iter()
+        .filter(|r| matches!(r.state, RowState::ExactMismatch | RowState::MissingOnTarget))
+        .count();
+    if bad > 0 {
+        let n = if bad == 1 {
+            "1 table".to_string()
+        } else {
+            format!("{bad} tables")
+        };
+        lines.push(vec![s(format!("✖ MISMATCH: {n}"), Role::Error)]);
+    } else if model.count_running() {
+        lines.push(vec![s("… exact count running".into(), Role::Accent)]);
+    } else if !rows.is_empty() {
+        lines.push(vec![s(format!("{} tables", rows.len()), Role::Muted)]);
+    }
+    lines.push(vec![s("enlarge to 80×24".into(), Role::Muted)]);
+
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|l| Line::from(truncate_spans(l, w)))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
+}

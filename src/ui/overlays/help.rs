@@ -1,0 +1,118 @@
+//! Keys, and what every symbol on the screen means.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::Frame;
+
+use crate::model::RowState;
+use crate::ui::fmt::{self, Align};
+use crate::ui::panes::counts::{state_role, state_text};
+use crate::ui::theme::{Role, Theme};
+use crate::ui::widgets::{centered, truncate_line};
+
+fn lines(theme: &Theme) -> Vec<Line<'static>> {
+    let head = |t: &str| Line::from(Span::styled(t.to_string(), theme.style(Role::Title)));
+    let key = |k: &str, what: &str| {
+        Line::from(vec![
+            Span::styled(
+                format!("  {}", fmt::fit(k, 8, Align::Left)),
+                theme.style(Role::Accent),
+            ),
+            Span::styled(what.to_string(), theme.style(Role::Text)),
+        ])
+    };
+    let sym = |s: String, role: Role, what: &str| {
+        Line::from(vec![
+            Span::styled(
+                format!("  {}", fmt::fit(&s, 21, Align::Left)),
+                theme.style(role),
+            ),
+            Span::styled(what.to_string(), theme.style(Role::Muted)),
+        ])
+    };
+    let states = [
+        (RowState::Estimated, "from statistics, not counted"),
+        (RowState::Counting, "exact count(*) running"),
+        (RowState::ExactMatch, "exact counts equal on both sides"),
+        (RowState::ExactMismatch, "exact counts differ"),
+        (RowState::MissingOnTarget, "table absent on the target"),
+        (RowState::Failed, "the count query failed"),
+    ];
+    let mut out = vec![
+        head("Keys"),
+        key("c", "exact count(*) of every table, both sides"),
+        key("x", "cancel the running exact count"),
+        key("↑ ↓ j k", "scroll the row counts   g  back to the top"),
+        key("? Esc", "close this help          q  quit"),
+        head("Row counts"),
+    ];
+    out.extend(
+        states
+            .iter()
+            .map(|(s, what)| sym(state_text(*s), state_role(*s), what)),
+    );
+    out.push(sym(
+        "! no PK".into(),
+        Role::Warn,
+        "no primary key: updates can't replicate",
+    ));
+    out.push(head("Replication"));
+    out.push(sym("✔ caught up".into(), Role::Ok, "slot lag is 0 bytes"));
+    out.push(sym(
+        "▲ behind".into(),
+        Role::Warn,
+        "lag under the threshold",
+    ));
+    out.push(sym(
+        "✖ over threshold".into(),
+        Role::Error,
+        "lag above the threshold",
+    ));
+    out.push(sym(
+        "● up  ✖ stale".into(),
+        Role::Muted,
+        "collector reachability",
+    ));
+    out.push(sym(
+        "▸ slot".into(),
+        Role::Accent,
+        "the subscription's own slot",
+    ));
+    out.push(sym(
+        "i d f s r".into(),
+        Role::Accent,
+        "sync: init copying copied synced ready",
+    ));
+    out
+}
+
+pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let lines = lines(theme);
+    let w = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
+    let rect = centered(area, w, lines.len() as u16 + 2);
+    if rect.is_empty() {
+        return;
+    }
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered()
+        .border_set(ratatui::symbols::border::ROUNDED)
+        .border_style(theme.style(Role::Accent))
+        .title(Span::styled(" Help ", theme.style(Role::Title)))
+        .title(
+            Line::from(Span::styled(" ? or Esc closes ", theme.style(Role::Muted))).right_aligned(),
+        );
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let inner_w = inner.width.saturating_sub(1) as usize;
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|l| truncate_line(l, inner_w))
+        .collect();
+    let padded = Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(1),
+        ..inner
+    };
+    frame.render_widget(Paragraph::new(lines), padded);
+}

@@ -1,0 +1,4 @@
+//! Boxes drawn over the main screen; the model says which one is open.
+
+pub mod confirm_quit;
+pub mod help;

@@ -1,0 +1,56 @@
+//! The key line: what the operator can do right now.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::model::Model;
+use crate::ui::fmt;
+use crate::ui::theme::{Role, Theme};
+use crate::ui::widgets::{one_line, truncate_spans};
+
+pub const KEYS: [(&str, &str); 5] = [
+    ("c", "exact count"),
+    ("x", "cancel"),
+    ("↑↓", "scroll"),
+    ("?", "help"),
+    ("q", "quit"),
+];
+
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
+    let running = model.count_running();
+    let mut spans = vec![Span::raw(" ")];
+    for (i, (key, what)) in KEYS.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw("  "));
+        }
+        // Keys that would do nothing right now are dimmed, not hidden, so the line never shifts.
+        let idle = (*key == "c" && running) || (*key == "x" && !running);
+        let key_role = if idle { Role::Muted } else { Role::Accent };
+        spans.push(Span::styled(
+            *key,
+            theme
+                .style(key_role)
+                .add_modifier(ratatui::style::Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(*what, theme.style(Role::Muted)));
+    }
+    let left_w: usize = spans.iter().map(Span::width).sum();
+    let width = area.width as usize;
+    if let Some(reason) = &model.ended {
+        let note = format!("■ session ended: {} ", one_line(reason));
+        let room = width.saturating_sub(left_w + 2);
+        if room >= 16 {
+            let note = fmt::truncate(&note, room).into_owned();
+            let pad = width - left_w - fmt::width(&note);
+            spans.push(Span::raw(" ".repeat(pad)));
+            spans.push(Span::styled(note, theme.style(Role::Warn)));
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(truncate_spans(spans, width))),
+        area,
+    );
+}

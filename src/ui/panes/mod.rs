@@ -1,0 +1,7 @@
+//! The panes of the main screen; each draws one part of the model into a rectangle.
+
+pub mod counts;
+pub mod footer;
+pub mod header;
+pub mod lag;
+pub mod slots;

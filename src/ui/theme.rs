@@ -1,0 +1,451 @@
+//! Themes: semantic roles mapped to terminal styles, loaded from TOML.
+//!
+//! Panes ask for a role (`ok`, `warn`, …), never a colour, so a theme file is the
+//! only place colours live. The two built-in themes are compiled in so the binary
+//! works from any directory; a themes directory or an explicit path can override.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ratatui::style::{Color, Modifier, Style};
+use serde::Deserialize;
+use toml::Spanned;
+
+const DEFAULT_TOML: &str = include_str!("../../themes/default.toml");
+const MONO_TOML: &str = include_str!("../../themes/mono.toml");
+
+/// The names that resolve without any file on disk.
+pub const BUILTIN_THEMES: [&str; 2] = ["default", "mono"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Ok,
+    Warn,
+    Error,
+    Muted,
+    Title,
+    Accent,
+    Text,
+    Selected,
+    Border,
+    HeaderBg,
+}
+
+impl Role {
+    pub const ALL: [Role; 10] = [
+        Role::Ok,
+        Role::Warn,
+        Role::Error,
+        Role::Muted,
+        Role::Title,
+        Role::Accent,
+        Role::Text,
+        Role::Selected,
+        Role::Border,
+        Role::HeaderBg,
+    ];
+
+    /// The key under `[roles]` in a theme file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Ok => "ok",
+            Role::Warn => "warn",
+            Role::Error => "error",
+            Role::Muted => "muted",
+            Role::Title => "title",
+            Role::Accent => "accent",
+            Role::Text => "text",
+            Role::Selected => "selected",
+            Role::Border => "border",
+            Role::HeaderBg => "header_bg",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Theme {
+    pub name: String,
+    styles: [Style; 10],
+}
+
+impl Theme {
+    /// Only what the theme sets: an unset fg/bg stays `None` so a span patched
+    /// onto a header band keeps the band's background.
+    pub fn style(&self, role: Role) -> Style {
+        self.styles[role.index()]
+    }
+
+    /// A built-in theme by name (`default`, `mono`).
+    pub fn builtin(name: &str) -> Option<Theme> {
+        let text = match name {
+            "default" => DEFAULT_TOML,
+            "mono" => MONO_TOML,
+            _ => return None,
+        };
+        // Embedded files are checked by the test suite; failing here is a build bug.
+        Some(
+            Theme::parse(text, &format!("themes/{name}.toml (built-in)"))
+                .expect("built-in theme parses"),
+        )
+    }
+
+    pub fn mono() -> Theme {
+        Theme::builtin("mono").expect("mono is built in")
+    }
+
+    /// The theme the operator asked for, unless `NO_COLOR` is set (non-empty),
+    /// which always wins: <https://no-color.org>.
+    pub fn from_env(requested: &str) -> Result<Theme, ThemeError> {
+        Theme::from_env_in(requested, None)
+    }
+
+    /// [`Theme::from_env`] with a directory searched for named themes first.
+    pub fn from_env_in(requested: &str, themes_dir: Option<&Path>) -> Result<Theme, ThemeError> {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Theme::resolve(requested, themes_dir, no_color)
+    }
+
+    /// The pure core of [`Theme::from_env`], so the rule can be tested without
+    /// touching the process environment.
+    pub fn resolve(
+        requested: &str,
+        themes_dir: Option<&Path>,
+        no_color: bool,
+    ) -> Result<Theme, ThemeError> {
+        if no_color {
+            return Ok(Theme::mono());
+        }
+        load_theme(requested, themes_dir)
+    }
+
+    /// Parses theme TOML; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Theme, ThemeError> {
+        let file: ThemeFile = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let field = field_at(text, span.start);
+            invalid(text, origin, span, field, e.message().trim().to_string())
+        })?;
+        let mut styles = [Style::default(); 10];
+        let roles = file.roles.unwrap_or_default();
+        for role in Role::ALL {
+            if let Some(spec) = roles.get(role) {
+                styles[role.index()] = spec.to_style(text, origin, role)?;
+            }
+        }
+        let name = file.name.unwrap_or_else(|| {
+            Path::new(origin)
+                .file_stem()
+                .map_or_else(|| origin.to_string(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(Theme { name, styles })
+    }
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        Theme::builtin("default").expect("default is built in")
+    }
+}
+
+/// A name (`default`, `mono`, or `<themes_dir>/<name>.toml`) or a path to a
+/// `.toml` file. A file in `themes_dir` shadows the built-in of the same name.
+pub fn load_theme(name_or_path: &str, themes_dir: Option<&Path>) -> Result<Theme, ThemeError> {
+    if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+        return load_file(Path::new(name_or_path));
+    }
+    if let Some(dir) = themes_dir {
+        let candidate = dir.join(format!("{name_or_path}.toml"));
+        if candidate.is_file() {
+            return load_file(&candidate);
+        }
+    }
+    Theme::builtin(name_or_path).ok_or_else(|| ThemeError::NotFound {
+        name: name_or_path.to_string(),
+        looked_in: themes_dir.map(Path::to_path_buf),
+    })
+}
+
+fn load_file(path: &Path) -> Result<Theme, ThemeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Theme::parse(&text, &path.display().to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThemeError {
+    #[error("cannot read theme file {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}:{column}: {field}: {message}")]
+    Invalid {
+        origin: String,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+    #[error("unknown theme {name:?}: {}", NotFoundHint(looked_in.as_deref()))]
+    NotFound {
+        name: String,
+        looked_in: Option<PathBuf>,
+    },
+}
+
+struct NotFoundHint<'a>(Option<&'a Path>);
+
+impl fmt::Display for NotFoundHint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "built-in themes are {}", BUILTIN_THEMES.join(", "))?;
+        if let Some(dir) = self.0 {
+            write!(f, "; no such file in {}", dir.display())?;
+        }
+        write!(f, "; or give a path to a .toml file")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThemeFile {
+    name: Option<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+    roles: Option<RolesFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesFile {
+    ok: Option<RoleSpec>,
+    warn: Option<RoleSpec>,
+    error: Option<RoleSpec>,
+    muted: Option<RoleSpec>,
+    title: Option<RoleSpec>,
+    accent: Option<RoleSpec>,
+    text: Option<RoleSpec>,
+    selected: Option<RoleSpec>,
+    border: Option<RoleSpec>,
+    header_bg: Option<RoleSpec>,
+}
+
+impl RolesFile {
+    fn get(&self, role: Role) -> Option<&RoleSpec> {
+        match role {
+            Role::Ok => self.ok.as_ref(),
+            Role::Warn => self.warn.as_ref(),
+            Role::Error => self.error.as_ref(),
+            Role::Muted => self.muted.as_ref(),
+            Role::Title => self.title.as_ref(),
+            Role::Accent => self.accent.as_ref(),
+            Role::Text => self.text.as_ref(),
+            Role::Selected => self.selected.as_ref(),
+            Role::Border => self.border.as_ref(),
+            Role::HeaderBg => self.header_bg.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleSpec {
+    fg: Option<Spanned<String>>,
+    bg: Option<Spanned<String>>,
+    #[serde(default)]
+    modifiers: Vec<Spanned<String>>,
+}
+
+impl RoleSpec {
+    fn to_style(&self, text: &str, origin: &str, role: Role) -> Result<Style, ThemeError> {
+        let field = |name: &str| format!("roles.{}.{name}", role.key());
+        let mut style = Style::default();
+        if let Some(fg) = &self.fg {
+            let c = parse_color(fg.get_ref())
+                .map_err(|m| invalid(text, origin, fg.span(), field("fg"), m))?;
+            style = style.fg(c);
+        }
+        if let Some(bg) = &self.bg {
+            let c = parse_color(bg.get_ref())
+                .map_err(|m| invalid(text, origin, bg.span(), field("bg"), m))?;
+            style = style.bg(c);
+        }
+        for m in &self.modifiers {
+            let modifier = parse_modifier(m.get_ref())
+                .map_err(|msg| invalid(text, origin, m.span(), field("modifiers"), msg))?;
+            style = style.add_modifier(modifier);
+        }
+        Ok(style)
+    }
+}
+
+fn parse_color(s: &str) -> Result<Color, String> {
+    let bad = || {
+        format!(
+            "unknown colour {s:?} (expected a name such as \"green\" or \"lightred\", \
+             an index 0-255, or \"#rrggbb\")"
+        )
+    };
+    if let Some(hex) = s.strip_prefix('#') {
+        // ratatui also reads other hex forms; the file format promises exactly #rrggbb.
+        if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+    }
+    Color::from_str(s).map_err(|_| bad())
+}
+
+fn parse_modifier(s: &str) -> Result<Modifier, String> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "bold" => Modifier::BOLD,
+        "dim" => Modifier::DIM,
+        "italic" => Modifier::ITALIC,
+        "underlined" | "underline" => Modifier::UNDERLINED,
+        "reversed" | "reverse" => Modifier::REVERSED,
+        _ => {
+            return Err(format!(
+                "unknown modifier {s:?} (expected bold, dim, italic, underlined or reversed)"
+            ))
+        }
+    })
+}
+
+fn invalid(
+    text: &str,
+    origin: &str,
+    span: Range<usize>,
+    field: String,
+    message: String,
+) -> ThemeError {
+    let (line, column) = line_col(text, span.start);
+    ThemeError::Invalid {
+        origin: origin.to_string(),
+        line,
+        column,
+        field,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// The dotted key an offset falls under, recovered from the text because the
+/// TOML parser reports a span but not the key path of a serde error.
+fn field_at(text: &str, offset: usize) -> String {
+    let (line_no, _) = line_col(text, offset);
+    let lines: Vec<&str> = text.lines().collect();
+    let header_of = |l: &str| -> Option<String> {
+        let t = l.trim();
+        let inner = t.strip_prefix("[[").and_then(|r| r.split("]]").next());
+        let inner = inner.or_else(|| t.strip_prefix('[').and_then(|r| r.split(']').next()))?;
+        Some(
+            inner
+                .split('.')
+                .map(|p| p.trim().trim_matches('"'))
+                .collect::<Vec<_>>()
+                .join("."),
+        )
+    };
+    let key_of = |l: &str| -> Option<String> {
+        let t = l.trim();
+        if t.starts_with('#') || t.starts_with('[') {
+            return None;
+        }
+        let (k, _) = t.split_once('=')?;
+        Some(k.trim().trim_matches('"').to_string())
+    };
+    let here = lines.get(line_no.saturating_sub(1)).copied().unwrap_or("");
+    if let Some(h) = header_of(here) {
+        return h;
+    }
+    let table = lines[..line_no.saturating_sub(1).min(lines.len())]
+        .iter()
+        .rev()
+        .find_map(|l| header_of(l));
+    match (table, key_of(here)) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (Some(t), None) => t,
+        (None, Some(k)) => k,
+        (None, None) => "(document)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_mono_has_no_colour() {
+        for name in BUILTIN_THEMES {
+            Theme::builtin(name).unwrap();
+        }
+        let mono = Theme::mono();
+        for role in Role::ALL {
+            let s = mono.style(role);
+            assert!(
+                s.fg.is_none() && s.bg.is_none(),
+                "{role:?} has a colour in mono"
+            );
+        }
+        assert!(Theme::default().style(Role::Ok).fg.is_some());
+    }
+
+    #[test]
+    fn bad_colour_names_file_line_column_and_field() {
+        let text = "[roles.ok]\nfg = \"grren\"\n";
+        let err = Theme::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("x.toml:2:6: roles.ok.fg: unknown colour \"grren\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_role_names_its_header() {
+        let text = "[roles.ok]\nfg = \"green\"\n\n[roles.okk]\nfg = \"red\"\n";
+        let err = Theme::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(err.starts_with("x.toml:4:"), "{err}");
+        assert!(
+            err.contains("roles.okk") && err.contains("unknown field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_modifier_and_hex() {
+        let err = Theme::parse(
+            "[roles.title]\nmodifiers = [\"bold\", \"blink\"]\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("t.toml:2:22: roles.title.modifiers:"),
+            "{err}"
+        );
+        let err = Theme::parse("[roles.ok]\nbg = \"#12345\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("roles.ok.bg"), "{err}");
+        let t = Theme::parse("[roles.ok]\nfg = \"#10ff20\"\n", "t.toml").unwrap();
+        assert_eq!(t.style(Role::Ok).fg, Some(Color::Rgb(0x10, 0xff, 0x20)));
+    }
+}

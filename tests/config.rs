@@ -1,0 +1,185 @@
+//! Fixture-driven tests for cutover.toml loading.
+//!
+//! `tests/fixtures/config/valid/*.toml` must load; each file in `invalid/`
+//! starts with `# expect: <text>` and must fail with an error containing it.
+
+use std::path::{Path, PathBuf};
+
+use cutover::config::{self, Config, Host, PasswordSource, SslMode};
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A fixed environment so results do not depend on the machine or on the
+/// developer's PG* variables, ~/.pgpass or ~/.postgresql.
+fn env(name: &str) -> Option<String> {
+    match name {
+        "USER" => Some("tester".into()),
+        "HOME" => Some("/nonexistent-cutover-home".into()),
+        "CUTOVER_TEST_SRC_PASSWORD" => Some("fixture-secret-1".into()),
+        _ => None,
+    }
+}
+
+fn load(path: &Path) -> Result<Config, config::ConfigError> {
+    config::load_with_env(path, &env)
+}
+
+#[test]
+fn valid_fixtures_load() {
+    let files = fixtures("valid");
+    assert!(files.len() >= 3, "expected at least 3 valid fixtures");
+    for f in files {
+        let c = load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert_eq!(c.path, f);
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("fixture-secret-1"),
+            "{}: password in Debug",
+            f.display()
+        );
+        assert!(!dbg.contains("p:ss"), "{}: password in Debug", f.display());
+    }
+}
+
+fn fixture(kind: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(kind)
+        .join(name)
+}
+
+#[test]
+fn minimal_fixture_has_defaults() {
+    let c = load(&fixture("valid", "minimal.toml")).unwrap();
+    assert_eq!(
+        c.source.describe(),
+        "postgres@127.0.0.1:54321/app (sslmode=prefer)"
+    );
+    assert_eq!(
+        c.target.describe(),
+        "postgres@127.0.0.1:54322/app (sslmode=disable)"
+    );
+    assert_eq!(c.source.label, "source");
+    assert_eq!(c.replication.publication, "cutover_pub");
+    assert_eq!(c.replication.slot, "cutover_sub");
+    assert_eq!(c.monitor.refresh_ms, 1000);
+    assert!(c.tables.matches("anything", "at_all"));
+    assert_eq!(
+        c.session.dir,
+        fixture("valid", "minimal.toml")
+            .parent()
+            .unwrap()
+            .join("sessions")
+    );
+    assert!(c.lab.is_none());
+}
+
+#[test]
+fn full_fixture() {
+    let f = fixture("valid", "full.toml");
+    let c = load(&f).unwrap();
+    let dir = f.parent().unwrap();
+    assert_eq!(c.source.label, "old (PG 12)");
+    assert_eq!(c.source.params.sslmode, SslMode::Require);
+    assert_eq!(
+        c.source.params.application_name.as_deref(),
+        Some("cutover source")
+    );
+    assert_eq!(
+        c.source.password.as_ref().unwrap().expose(),
+        "fixture-secret-1"
+    );
+    assert_eq!(
+        c.source.password_source,
+        Some(PasswordSource::ConfigEnv(
+            "CUTOVER_TEST_SRC_PASSWORD".into()
+        ))
+    );
+    assert_eq!(
+        c.target.params.host,
+        Host::Unix("/var/run/postgresql".into())
+    );
+    assert_eq!(
+        c.target.describe(),
+        "migrator@/var/run/postgresql:5433/shop (unix socket)"
+    );
+    assert_eq!(c.replication.slot, "shop_slot");
+    assert!(c.tables.matches("billing", "invoice_2024"));
+    assert!(c.tables.matches("public", "audit_log"));
+    assert!(!c.tables.matches("public", "schema_migrations"));
+    assert!(!c.tables.matches("billing", "payments"));
+    assert_eq!(c.thresholds.max_lag_bytes, 8_388_608);
+    assert_eq!(c.thresholds.max_lag_seconds, 5.0);
+    assert_eq!(c.monitor.statement_timeout_ms, 1500);
+    assert_eq!(c.session.dir, dir.join("../sessions"));
+    assert_eq!(c.ui.theme, dir.join("themes/dark.toml").to_string_lossy());
+    assert_eq!(c.lab.unwrap().dir, PathBuf::from("/tmp/cutover-lab"));
+}
+
+#[test]
+fn uri_fixture() {
+    let c = load(&fixture("valid", "uri_verify_full.toml")).unwrap();
+    let s = &c.source.params;
+    assert_eq!(s.user, "repl@corp");
+    assert_eq!(c.source.password.as_ref().unwrap().expose(), "p:ss");
+    assert_eq!(s.host, Host::Tcp("db-old.example.com".into()));
+    assert_eq!(s.port, 6432);
+    assert_eq!(s.sslmode, SslMode::VerifyFull);
+    assert_eq!(s.sslrootcert.as_deref(), Some("/etc/ssl/corp-ca.pem"));
+    assert_eq!(
+        c.source.describe(),
+        "repl@corp@db-old.example.com:6432/orders (sslmode=verify-full)"
+    );
+    let t = &c.target.params;
+    assert_eq!(t.host, Host::Tcp("2001:db8::10".into()));
+    assert_eq!(t.connect_timeout, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        c.target.describe(),
+        "repl@[2001:db8::10]:5432/orders (sslmode=verify-full)"
+    );
+    assert_eq!(c.replication.slot, "orders_sub");
+}
+
+#[test]
+fn invalid_fixtures_fail_with_the_expected_message() {
+    let files = fixtures("invalid");
+    assert!(files.len() >= 8, "expected at least 8 invalid fixtures");
+    let mut failures = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let expect = first
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{}: first line must be `# expect: ...`", f.display()));
+        match load(f) {
+            Ok(_) => failures.push(format!(
+                "{}: loaded, expected error containing {expect:?}",
+                f.display()
+            )),
+            Err(e) => {
+                let msg = e.to_string();
+                if !msg.contains(expect) {
+                    failures.push(format!(
+                        "{}:\n   got: {msg}\n  want: …{expect}…",
+                        f.display()
+                    ));
+                }
+                if msg.contains('\n') {
+                    failures.push(format!("{}: multi-line error: {msg:?}", f.display()));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

@@ -1,0 +1,325 @@
+//! The console through the real binary in a real terminal (tmux): what an
+//! operator sees and types, including the terminal being given back on exit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(name: &str, cols: u16, rows: u16, command: &str) -> Tmux {
+        let name = format!("{name}-{}", std::process::id());
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &name])
+            .status();
+        // Keep the pane open after the program exits so its last output can be read.
+        let shell = format!("{command}; echo \"EXITED:$?\"; sleep 600");
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &cols.to_string(),
+                "-y",
+                &rows.to_string(),
+            ])
+            .arg(shell)
+            .env("TERM", "xterm-256color")
+            .status()
+            .expect("tmux must be installed");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { name }
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.name, format])
+            .output()
+            .expect("display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn keys(&self, keys: &str) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, keys])
+            .status()
+            .expect("send-keys");
+        assert!(status.success());
+    }
+
+    /// Waits for the screen to satisfy `pred`; on timeout fails showing the screen.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+fn lab(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("lab")
+        .args(args)
+        .output()
+        .expect("run cutover lab");
+    assert!(
+        out.status.success(),
+        "cutover lab {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct LabDir(PathBuf);
+
+impl Drop for LabDir {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "down", "--dir"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn psql(conninfo: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([conninfo, "-XAtqc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn dsn(config: &Path, section: &str) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let value: toml::Value = text.parse().unwrap();
+    value[section]["dsn"].as_str().unwrap().to_string()
+}
+
+/// Numbers on the screen line that names the table, with thousands separators removed.
+fn numbers_on_line(screen: &str, table: &str) -> Vec<i64> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains(table))
+        .unwrap_or_else(|| panic!("no line for {table} in:\n{screen}"));
+    line.split(|c: char| !(c.is_ascii_digit() || c == ',' || c == '~'))
+        .filter(|w| !w.is_empty() && !w.starts_with('~'))
+        .filter_map(|w| w.replace(',', "").parse().ok())
+        .collect()
+}
+
+fn session_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    files.sort();
+    files
+}
+
+#[test]
+fn console_counts_goes_stale_recovers_and_restores_terminal() {
+    let tmp = tempfile::Builder::new()
+        .prefix("cutover-tmux")
+        .tempdir()
+        .unwrap();
+    let labdir = tmp.path().join("lab");
+    let sessions = tmp.path().join("sessions");
+    let _lab = LabDir(labdir.clone());
+    let config =
+        PathBuf::from(lab(&["up", "--dir", labdir.to_str().unwrap(), "--rows", "30000"]).trim());
+    assert!(config.exists(), "lab up printed {config:?}");
+    let source = dsn(&config, "source");
+
+    let tmux = Tmux::start(
+        "cutover-console",
+        200,
+        50,
+        &format!(
+            "{BIN} -c {} --session-dir {}",
+            config.display(),
+            sessions.display()
+        ),
+    );
+    tmux.wait_for(
+        "the row-count pane with estimates",
+        Duration::from_secs(30),
+        |s| s.contains("public.products") && s.contains("public.orders"),
+    );
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "console runs on the alternate screen"
+    );
+
+    // Exact counts: what the console shows is what psql counts.
+    tmux.keys("c");
+    let screen = tmux.wait_for("exact counts", Duration::from_secs(60), |s| {
+        s.contains("exact count done")
+    });
+    for table in ["products", "users", "orders"] {
+        let expected: i64 = psql(&source, &format!("SELECT count(*) FROM public.{table}"))
+            .parse()
+            .unwrap();
+        let shown = numbers_on_line(&screen, &format!("public.{table} "));
+        assert!(
+            shown.contains(&expected),
+            "{table}: psql counts {expected}, screen line shows {shown:?}\n{screen}"
+        );
+    }
+
+    // The target dies: the console says so, and comes back by itself.
+    let target_data = labdir.join("target");
+    let stop = Command::new("runuser")
+        .args(["-u", "postgres", "--", "pg_ctl", "-D"])
+        .arg(&target_data)
+        .args(["stop", "-m", "immediate", "-w"])
+        .output()
+        .unwrap();
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    tmux.wait_for("target stale", Duration::from_secs(30), |s| {
+        s.contains("stale since")
+    });
+    let start = Command::new("runuser")
+        .args(["-u", "postgres", "--", "pg_ctl", "-D"])
+        .arg(&target_data)
+        .args(["start", "-w", "-l"])
+        .arg(target_data.join("postgres.log"))
+        .output()
+        .unwrap();
+    assert!(
+        start.status.success(),
+        "{}",
+        String::from_utf8_lossy(&start.stderr)
+    );
+    tmux.wait_for("target recovered", Duration::from_secs(45), |s| {
+        !s.contains("stale since")
+    });
+
+    tmux.keys("q");
+    let screen = tmux.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+    assert!(screen.contains("session recorded in"), "{screen}");
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "alternate screen left"
+    );
+    assert_eq!(tmux.display("#{cursor_flag}"), "1", "cursor shown again");
+
+    // The log holds what was on the screen: samples, the counts, the outage.
+    let files = session_files(&sessions);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let events = cutover::session::log::read_all(&files[0]).unwrap();
+    use cutover::session::EventKind;
+    assert!(events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::SourceSampled(s)
+        if s.tables.iter().any(|t| t.table.name == "products"))));
+    let expected_products: i64 = psql(&source, "SELECT count(*) FROM public.products")
+        .parse()
+        .unwrap();
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::CountProgress { table, rows, .. }
+        if table.name == "products" && *rows == expected_products)
+    ));
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::CollectorFailed {
+            side: cutover::session::Side::Target,
+            ..
+        }
+    )));
+    assert!(matches!(
+        events.last().map(|e| &e.kind),
+        Some(EventKind::SessionEnded { .. })
+    ));
+}
+
+#[test]
+fn demo_at_80x24_shows_every_pane_and_tears_the_lab_down() {
+    let tmp = tempfile::Builder::new()
+        .prefix("cutover-demo")
+        .tempdir()
+        .unwrap();
+    let sessions = tmp.path().join("sessions");
+    let tmux = Tmux::start(
+        "cutover-demo",
+        80,
+        24,
+        &format!(
+            "TMPDIR={} {BIN} demo --rows 20000 --load-rate 20 --session-dir {}",
+            tmp.path().display(),
+            sessions.display()
+        ),
+    );
+    let screen = tmux.wait_for("the console", Duration::from_secs(90), |s| {
+        s.contains("public.orders") && s.contains("q quit")
+    });
+    assert!(screen.contains("DEMO"), "{screen}");
+    assert!(
+        screen.contains("No replication slot"),
+        "before replication the lag pane says so:\n{screen}"
+    );
+    let lab_dirs = || -> Vec<String> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("cutover-demo-"))
+            .collect()
+    };
+    assert_eq!(lab_dirs().len(), 1, "the demo's lab lives under TMPDIR");
+    tmux.keys("?");
+    tmux.wait_for("help overlay", Duration::from_secs(5), |s| {
+        s.contains("Help")
+    });
+    tmux.keys("Escape");
+    tmux.keys("q");
+    let screen = tmux.wait_for("exit", Duration::from_secs(60), |s| s.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+    assert!(
+        lab_dirs().is_empty(),
+        "demo lab torn down: {:?}",
+        lab_dirs()
+    );
+    assert_eq!(session_files(&sessions).len(), 1);
+}

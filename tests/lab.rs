@@ -1,0 +1,384 @@
+//! The lab against real PostgreSQL clusters: lifecycle, seeding, load writer.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cutover::lab::{self, LabOptions, SeedPlan};
+use tokio_postgres::{Client, NoTls};
+
+async fn connect(conninfo: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {conninfo}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+async fn count(c: &Client, table: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A temp dir the `postgres` OS user can enter (tempfile makes 0700 dirs,
+/// which is exactly what `up` refuses when running as root).
+fn open_tempdir() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    t
+}
+
+/// Tears the lab down even when an assertion fails, so a failing test does
+/// not leave servers running in a deleted temp dir.
+struct DownOnDrop<'a>(&'a Path);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = lab::down(self.0) {
+            eprintln!("cleanup: {e:#}");
+        }
+    }
+}
+
+async fn refuses_connections(conninfo: &str) -> bool {
+    tokio_postgres::connect(conninfo, NoTls).await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_up_status_down() {
+    let tmp = open_tempdir();
+    let dir = tmp.path().join("lab");
+    let rows = 5_000;
+    let opts = LabOptions {
+        dir: dir.clone(),
+        rows,
+        load_rate: 50,
+    };
+    let _cleanup = DownOnDrop(&dir);
+    let started = Instant::now();
+    let info = lab::up(&opts)
+        .await
+        .unwrap_or_else(|e| panic!("lab up: {e:#}"));
+    eprintln!("lab up took {:?}", started.elapsed());
+    assert!(!info.reused);
+    assert_ne!(info.source_port, info.target_port);
+    let plan = SeedPlan::for_rows(rows);
+    assert_eq!(info.plan, plan);
+
+    // Both reachable; the source is ready for logical decoding.
+    let src = connect(&info.source_conninfo).await;
+    let tgt = connect(&info.target_conninfo).await;
+    let wal_level: String = src.query_one("SHOW wal_level", &[]).await.unwrap().get(0);
+    assert_eq!(wal_level, "logical");
+    let workers: String = tgt
+        .query_one("SHOW max_logical_replication_workers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(workers, "8");
+    for c in [&src, &tgt] {
+        let listen: String = c
+            .query_one("SHOW listen_addresses", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(listen, "127.0.0.1");
+        let ext: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(ext, 1);
+    }
+
+    // Exactly the promised rows per table.
+    for (table, n) in plan.tables() {
+        assert_eq!(count(&src, table).await, n as i64, "rows in {table}");
+    }
+    let target_tables: i64 = tgt
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(target_tables, 0, "target gets an empty database");
+
+    // events exists, has no primary key and the default replica identity
+    // (which, without a key, identifies nothing).
+    let row = src
+        .query_one(
+            "SELECT c.relreplident::text,
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+             FROM pg_class c WHERE c.oid = 'public.events'::regclass",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "d");
+    assert!(!row.get::<_, bool>(1), "events must have no primary key");
+    let pk_tables: i64 = src
+        .query_one(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE i.indisprimary AND n.nspname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pk_tables, 5, "every table but events has a primary key");
+
+    // Seeded awkward data reads back as written.
+    let name = |id: i32| {
+        let src = &src;
+        async move {
+            src.query_one("SELECT name FROM users WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    assert_eq!(name(8).await, "E\u{301}milie 8");
+    assert_eq!(name(13).await, "Zürich 👩\u{200d}💻 13");
+    assert_eq!(name(2).await, "山田太郎 2");
+    assert_eq!(name(6).await, "محمد 6");
+    let row = src
+        .query_one(
+            "SELECT (created_at AT TIME ZONE 'UTC')::text, avatar IS NULL, profile IS NULL
+             FROM users WHERE id = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "2022-01-01 05:01:37.000001");
+    let avatar: Vec<u8> = src
+        .query_one("SELECT avatar FROM users WHERE id = 5", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(&avatar[..3], &[0x00, 0xff, 0x00]);
+    assert_eq!(avatar.len(), 19);
+    let price: String = src
+        .query_one("SELECT price::text FROM products WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        price,
+        "123456789012345678901234567890.123456789012345678901234567890"
+    );
+    let nulls: i64 = src
+        .query_one(
+            "SELECT count(*) FROM users WHERE profile IS NULL AND avatar IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(nulls > 0);
+
+    // Unicode written by a client round-trips unchanged.
+    let text = "Zoë 🦀 山田 שָׁלוֹם مرحبا e\u{301} 👩\u{200d}💻";
+    let back: String = src
+        .query_one("SELECT $1::text || ''", &[&text])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(back, text);
+
+    // Files.
+    let toml_text = fs::read_to_string(&info.config_path).unwrap();
+    assert!(toml_text.contains(&format!("port={}", info.source_port)));
+    assert!(toml_text.contains(&format!("port={}", info.target_port)));
+    let cfg: toml::Value = toml::from_str(&toml_text).unwrap();
+    assert_eq!(cfg["lab"]["dir"].as_str(), Some(dir.to_str().unwrap()));
+    assert!(dir.join("lab.json").exists());
+    assert!(dir.join("sessions").is_dir());
+    let readme = fs::read_to_string(&info.readme_path).unwrap();
+    assert_eq!(readme, info.replication_help());
+    assert!(readme.contains(&format!("port={}", info.target_port)));
+
+    // The README's recipe actually works: schema copy, publication,
+    // subscription, initial sync.
+    let dump = Command::new(info.bin.pg_dump())
+        .args(["--schema-only", "--no-owner", "--no-privileges"])
+        .arg(&info.source_conninfo)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let mut restore = Command::new(info.bin.psql())
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(&info.target_conninfo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        restore
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&dump.stdout)
+            .unwrap();
+    }
+    let restored = restore.wait_with_output().unwrap();
+    assert!(
+        restored.status.success(),
+        "schema copy failed: {}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    src.batch_execute("CREATE PUBLICATION cutover_pub FOR ALL TABLES")
+        .await
+        .unwrap();
+    tgt.batch_execute(&format!(
+        "CREATE SUBSCRIPTION cutover_sub CONNECTION '{}' PUBLICATION cutover_pub",
+        info.source_conninfo
+    ))
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready: i64 = tgt
+            .query_one(
+                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate = 'r'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if ready == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "initial sync did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count(&tgt, "users").await, plan.users as i64);
+    assert_eq!(
+        tgt.query_one("SELECT name FROM users WHERE id = 13", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "Zürich 👩\u{200d}💻 13"
+    );
+    drop((src, tgt));
+
+    // status
+    let st = lab::status(&dir).unwrap();
+    assert!(st.all_running(), "{st}");
+    let shown = st.to_string();
+    assert!(shown.contains(&info.source_port.to_string()), "{shown}");
+    assert!(shown.contains(&info.target_port.to_string()), "{shown}");
+    assert!(shown.contains("running"), "{shown}");
+    assert!(shown.contains(&info.bin.version), "{shown}");
+    assert!(shown.contains("cutover.toml"), "{shown}");
+
+    // A second up reuses the running lab instead of clobbering it.
+    let again = lab::up(&opts).await.unwrap();
+    assert!(again.reused);
+    assert_eq!(again.source_port, info.source_port);
+    assert_eq!(again.target_port, info.target_port);
+    assert!(!again.notes.is_empty());
+
+    // down stops and removes; a second down is a no-op.
+    lab::down(&dir).unwrap();
+    assert!(!dir.exists());
+    assert!(refuses_connections(&info.source_conninfo).await);
+    assert!(refuses_connections(&info.target_conninfo).await);
+    let st = lab::status(&dir).unwrap();
+    assert!(!st.present);
+    assert!(st.to_string().contains("no lab"));
+    lab::down(&dir).unwrap();
+}
+
+#[test]
+fn down_leaves_foreign_directories_alone() {
+    let tmp = open_tempdir();
+    let file = tmp.path().join("precious.txt");
+    fs::write(&file, "keep me").unwrap();
+    let err = lab::down(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("does not look like a cutover lab"), "{err}");
+    assert!(file.exists());
+    lab::down(&tmp.path().join("never-existed")).unwrap();
+}
+
+#[tokio::test]
+async fn up_refuses_leftover_clusters_without_state() {
+    let tmp = open_tempdir();
+    let dir = tmp.path().join("lab");
+    fs::create_dir_all(dir.join("source")).unwrap();
+    fs::write(dir.join("source/PG_VERSION"), "15\n").unwrap();
+    let err = lab::up(&LabOptions {
+        dir: dir.clone(),
+        rows: 100,
+        load_rate: 1,
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not touching them"), "{err}");
+    assert!(dir.join("source/PG_VERSION").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_writer_commits_at_roughly_the_requested_rate() {
+    let pair = common::pair();
+    let c = connect(&pair.source_conninfo).await;
+    let before =
+        count(&c, "audit_log").await + count(&c, "events").await + count(&c, "orders").await;
+
+    let rate = 200;
+    let secs = 3;
+    let handle = lab::spawn_load_writer(pair.source_conninfo.clone(), rate);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let live = handle.stats();
+    assert!(live.connected, "{live:?}");
+    let stats = handle.join().await;
+    eprintln!("load writer: {stats:?}");
+
+    let expected = u64::from(rate) * secs;
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert!(
+        stats.committed >= expected / 2,
+        "only {} of ~{expected} writes committed: {stats:?}",
+        stats.committed
+    );
+    assert!(
+        stats.committed <= expected * 3 / 2,
+        "writer overshot its rate: {stats:?}"
+    );
+    let after =
+        count(&c, "audit_log").await + count(&c, "events").await + count(&c, "orders").await;
+    assert!(after > before, "no rows inserted ({before} -> {after})");
+}
+
+#[test]
+fn harness_pair_is_seeded_and_target_empty() {
+    let pair = common::pair();
+    let users = pair.psql(&pair.source_conninfo, "SELECT count(*) FROM users");
+    assert!(users.trim().parse::<u64>().unwrap() >= pair.plan.users);
+    let tables = pair.psql(
+        &pair.target_conninfo,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(tables.trim(), "0");
+    assert!(Path::new(&pair.bin_dir).join("pg_ctl").exists());
+    assert!(pair.config_path.exists());
+}

@@ -1,0 +1,763 @@
+//! The view, drawn from models built the only way the program builds them:
+//! by folding real events through `model::update`.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+use cutover::model::{update, Model, Overlay};
+use cutover::session::sample::{
+    CopyProgress, PublicationRow, SenderRow, SlotRow, SourceSample, SubTableRow, SubscriptionRow,
+    TableEstimate, TableRef, TargetSample,
+};
+use cutover::session::{Endpoint, Event, EventKind, SessionInfo, Side};
+use cutover::ui::{load_theme, view, Role, Theme, ThemeError};
+
+const MIB: i64 = 1024 * 1024;
+
+/// Folds events at a controllable clock, as the runtime would.
+struct Fixture {
+    model: Model,
+    seq: u64,
+    t0: DateTime<Utc>,
+    ms: i64,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let mut f = Fixture {
+            model: Model::default(),
+            seq: 0,
+            t0: Utc.with_ymd_and_hms(2025, 3, 14, 12, 0, 0).unwrap(),
+            ms: 0,
+        };
+        f.push(EventKind::SessionStarted(info()));
+        f
+    }
+
+    fn at(&mut self, secs: f64) -> &mut Self {
+        self.ms = (secs * 1000.0).round() as i64;
+        self
+    }
+
+    fn push(&mut self, kind: EventKind) -> &mut Self {
+        self.seq += 1;
+        let ev = Event {
+            seq: self.seq,
+            at: self.t0 + Duration::milliseconds(self.ms),
+            kind,
+        };
+        update(&mut self.model, &ev);
+        self
+    }
+
+    fn key(&mut self, k: &str) -> &mut Self {
+        self.push(EventKind::Key { key: k.into() })
+    }
+
+    fn counted(&mut self, side: Side, table: &str, rows: i64) -> &mut Self {
+        self.push(EventKind::CountProgress {
+            run: 1,
+            side,
+            table: t(table),
+            rows,
+            elapsed_ms: 300.0,
+        })
+    }
+}
+
+fn info() -> SessionInfo {
+    SessionInfo {
+        tool_version: "0.1.0".into(),
+        mode: "live".into(),
+        config_path: "cutover.toml".into(),
+        source: Endpoint {
+            label: "old-pg14".into(),
+            describe: "app@10.0.1.5:5432/shop".into(),
+        },
+        target: Endpoint {
+            label: "new-pg16".into(),
+            describe: "app@10.0.2.7:5432/shop".into(),
+        },
+        publication: "cutover_pub".into(),
+        subscription: "cutover_sub".into(),
+        slot: "cutover_sub".into(),
+        max_lag_bytes: 16 * MIB,
+        max_lag_seconds: 5.0,
+        max_retained_wal_bytes: 1024 * MIB,
+        stale_after_seconds: 10.0,
+        refresh_ms: 1000,
+    }
+}
+
+fn t(name: &str) -> TableRef {
+    TableRef::new("public", name)
+}
+
+/// (name, estimated rows, has PK)
+const TABLES: [(&str, i64, bool); 6] = [
+    ("audit_log", 880_000, false),
+    ("customers", 120_400, true),
+    ("order_items", 3_400_000, true),
+    ("orders", 1_250_000, true),
+    ("products", 5_000, true),
+    ("sessions", 42_000, true),
+];
+
+fn estimates(scale: f64, skip: &[&str]) -> Vec<TableEstimate> {
+    TABLES
+        .iter()
+        .filter(|(n, _, _)| !skip.contains(n))
+        .map(|(n, rows, pk)| TableEstimate {
+            table: t(n),
+            estimated_rows: (*rows as f64 * scale) as i64,
+            size_bytes: rows * 120,
+            has_primary_key: *pk,
+            replica_identity: if *pk { "d".into() } else { "f".into() },
+        })
+        .collect()
+}
+
+fn source(lag: i64) -> SourceSample {
+    SourceSample {
+        server_version: "14.11 (Debian 14.11-1.pgdg120+2)".into(),
+        wal_level: "logical".into(),
+        current_wal_lsn: "0/3180000".into(),
+        slots: vec![
+            SlotRow {
+                name: "cutover_sub".into(),
+                plugin: Some("pgoutput".into()),
+                slot_type: "logical".into(),
+                database: Some("shop".into()),
+                active: true,
+                active_pid: Some(31337),
+                wal_status: Some("reserved".into()),
+                retained_bytes: Some(lag + 2 * MIB),
+                confirmed_flush_lsn: Some("0/3000060".into()),
+                lag_bytes: Some(lag),
+                safe_wal_size: None,
+            },
+            SlotRow {
+                name: "debezium_orders".into(),
+                plugin: Some("test_decoding".into()),
+                slot_type: "logical".into(),
+                database: Some("shop".into()),
+                active: false,
+                active_pid: None,
+                wal_status: Some("extended".into()),
+                retained_bytes: Some(812 * MIB),
+                confirmed_flush_lsn: Some("0/1A2B3C0".into()),
+                lag_bytes: Some(812 * MIB),
+                safe_wal_size: None,
+            },
+        ],
+        senders: vec![SenderRow {
+            application_name: "cutover_sub".into(),
+            state: Some("streaming".into()),
+            sent_lsn: Some("0/3180000".into()),
+            write_lag_ms: Some(12.4),
+            flush_lag_ms: Some(35.0),
+            replay_lag_ms: Some(35.2),
+        }],
+        publications: vec![PublicationRow {
+            name: "cutover_pub".into(),
+            all_tables: false,
+            tables: 6,
+        }],
+        tables: estimates(1.0, &[]),
+        poll_ms: 4.2,
+    }
+}
+
+fn target(skip_tables: &[&str]) -> TargetSample {
+    let sub = |name: &str, state: &str| SubTableRow {
+        subscription: "cutover_sub".into(),
+        table: t(name),
+        state: state.into(),
+        lsn: None,
+    };
+    TargetSample {
+        server_version: "16.2".into(),
+        subscriptions: vec![SubscriptionRow {
+            name: "cutover_sub".into(),
+            enabled: true,
+            slot_name: Some("cutover_sub".into()),
+            publications: vec!["cutover_pub".into()],
+            worker_pid: Some(4242),
+            received_lsn: Some("0/3000060".into()),
+            latest_end_lsn: Some("0/3000060".into()),
+            last_msg_age_s: Some(0.4),
+        }],
+        sub_tables: vec![
+            sub("audit_log", "i"),
+            sub("customers", "r"),
+            sub("order_items", "d"),
+            sub("orders", "r"),
+            sub("products", "r"),
+            sub("sessions", "s"),
+        ],
+        copies: vec![CopyProgress {
+            table: t("order_items"),
+            tuples_processed: 1_234_567,
+            bytes_processed: 98 * MIB,
+        }],
+        tables: estimates(0.999, skip_tables),
+        poll_ms: 3.1,
+    }
+}
+
+/// Forty seconds of polling with one failed source poll, then an exact count
+/// part-way through: every pane has something to say.
+fn full() -> Fixture {
+    let mut f = Fixture::new();
+    for s in 1..=40 {
+        f.at(s as f64);
+        if s == 25 {
+            f.push(EventKind::CollectorFailed {
+                side: Side::Source,
+                error: "timeout".into(),
+            });
+            continue;
+        }
+        // Caught up, a burst of writes, then draining towards the final 1.5 MiB.
+        let lag = match s {
+            1..=8 => 0,
+            9..=20 => (s - 8) * 300 * 1024,
+            _ => (3 * MIB)
+                .saturating_sub((s - 20) * 80 * 1024)
+                .max(MIB * 3 / 2),
+        };
+        let lag = if s == 40 { MIB * 3 / 2 } else { lag };
+        f.push(EventKind::SourceSampled(source(lag)));
+        if s % 5 == 0 {
+            f.push(EventKind::TargetSampled(target(&[])));
+        }
+    }
+    f.at(40.5).key("c");
+    f.at(41.0)
+        .counted(Side::Source, "customers", 120_412)
+        .counted(Side::Target, "customers", 120_412);
+    f.at(41.6)
+        .counted(Side::Source, "products", 5_000)
+        .counted(Side::Target, "products", 4_998);
+    f.at(42.1)
+        .counted(Side::Source, "audit_log", 880_113)
+        .push(EventKind::CountFailed {
+            run: 1,
+            side: Side::Target,
+            table: Some(t("audit_log")),
+            error: "canceling statement due to statement timeout".into(),
+        });
+    f.at(42.6).counted(Side::Source, "orders", 1_250_031);
+    f
+}
+
+/// The source is reachable but nothing has been set up yet.
+fn fresh() -> Fixture {
+    let mut f = Fixture::new();
+    let mut src = source(0);
+    src.slots.clear();
+    src.senders.clear();
+    src.publications.clear();
+    let mut tgt = target(&[]);
+    tgt.subscriptions.clear();
+    tgt.sub_tables.clear();
+    tgt.copies.clear();
+    tgt.tables.clear();
+    f.at(1.0)
+        .push(EventKind::SourceSampled(src))
+        .push(EventKind::TargetSampled(tgt));
+    f
+}
+
+fn render(model: &Model, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| view(f, model, theme)).unwrap();
+    term
+}
+
+fn text(term: &Terminal<TestBackend>) -> String {
+    let buf = term.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn screen(model: &Model, w: u16, h: u16) -> String {
+    text(&render(model, &Theme::default(), w, h))
+}
+
+/// The row-count line of a table, found by name and a state word.
+fn row<'a>(screen: &'a str, table: &str) -> &'a str {
+    const STATES: [&str; 6] = [
+        "~ estimated",
+        "… counting",
+        "✔ exact match",
+        "✖ MISMATCH",
+        "✖ missing on target",
+        "! count failed",
+    ];
+    let named = |l: &str| {
+        l.starts_with(&format!("{table} "))
+            || l.contains(&format!(".{table} "))
+            || l.contains(&format!("│{table} "))
+    };
+    screen
+        .lines()
+        .find(|l| named(l) && STATES.iter().any(|s| l.contains(s)))
+        .unwrap_or_else(|| panic!("no row for {table:?} in\n{screen}"))
+}
+
+fn line_with<'a>(screen: &'a str, needle: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{screen}"))
+}
+
+#[test]
+fn full_80x24() {
+    let f = full();
+    let s = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("full_80x24", s);
+    assert!(s.contains("1.5 MiB"), "{s}");
+    assert!(s.contains("▲ behind"));
+    assert!(s.contains("cutover_sub") && s.contains("debezium_orders"));
+    assert!(row(&s, "products").contains("✖ MISMATCH"));
+    assert!(row(&s, "customers").contains("✔ exact match"));
+    assert!(row(&s, "audit_log").contains("! count failed"));
+    assert!(row(&s, "audit_log").contains("! no PK"));
+    assert!(row(&s, "order_items").contains("… counting"));
+    assert!(s.contains("exact count: 4/6 source, 3/6 target, 2.1 s"));
+    assert!(s.contains("d copying 1"));
+    assert!(s.contains("12:00:42 UTC"));
+    assert!(s.contains("c exact count  x cancel  ↑↓ scroll  ? help  q quit"));
+    // Every table fits at 80×24 together with the other panes.
+    for (name, _, _) in TABLES {
+        assert!(s.contains(name), "{name} missing");
+    }
+}
+
+#[test]
+fn full_200x50() {
+    let f = full();
+    let s = screen(&f.model, 200, 50);
+    insta::assert_snapshot!("full_200x50", s);
+    assert!(s.contains("1.5 MiB"));
+    assert!(s.contains("public.order_items"));
+    assert!(s.contains("d copying 1,234,567 rows"));
+    assert!(s.contains("target: canceling statement due to statement timeout"));
+    assert!(s.contains("write 12 ms · flush 35 ms · replay 35 ms"));
+    assert!(s.contains("1 missed (·)"), "the failed poll is a gap: {s}");
+    // Side by side: lag and row counts share a screen row.
+    assert!(s
+        .lines()
+        .any(|l| l.contains("Replication lag") && l.contains("Row counts")));
+}
+
+#[test]
+fn full_160x40_is_side_by_side() {
+    let s = screen(&full().model, 160, 40);
+    assert!(s
+        .lines()
+        .any(|l| l.contains("Replication lag") && l.contains("Row counts")));
+    let s = screen(&full().model, 159, 40);
+    assert!(!s
+        .lines()
+        .any(|l| l.contains("Replication lag") && l.contains("Row counts")));
+}
+
+#[test]
+fn before_replication_exists() {
+    let f = fresh();
+    let s = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("fresh_80x24", s);
+    let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("No replication slot \"cutover_sub\" on the source yet — create the subscription (see lab README.txt)"),
+        "{s}"
+    );
+    assert!(s.contains("No replication slots on the source yet."));
+    assert!(s.contains("No subscription on the target yet — expected \"cutover_sub\"."));
+    assert!(s.contains("No publication on the source yet — expected \"cutover_pub\"."));
+    assert!(line_with(&s, "orders").contains("✖ missing on target"));
+    assert!(s.contains("estimates only"));
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains("No replication slot \"cutover_sub\" on the source yet"),
+        "{wide}"
+    );
+}
+
+#[test]
+fn stale_target_after_collector_failure() {
+    let mut f = full();
+    f.at(45.0).push(EventKind::CollectorFailed {
+        side: Side::Target,
+        error: "connection refused\n\tIs the server running on host \"10.0.2.7\"?".into(),
+    });
+    f.at(47.0).push(EventKind::Tick);
+    let s = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("stale_target_80x24", s);
+    // Last good target sample was at 12:00:40.
+    let l = line_with(&s, "target");
+    assert!(
+        l.contains("✖ stale since 12:00:40 (connection refused"),
+        "{l}"
+    );
+    assert!(line_with(&s, "source").contains("● up"));
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains("✖ stale since 12:00:40 (connection refused Is the server running"),
+        "{wide}"
+    );
+}
+
+#[test]
+fn stale_source_marks_lag_as_old() {
+    let mut f = full();
+    f.at(60.0).push(EventKind::Tick);
+    let s = screen(&f.model, 80, 24);
+    assert!(
+        line_with(&s, "source").contains("✖ stale since 12:00:40 (no sample for 20 s)"),
+        "{s}"
+    );
+    assert!(line_with(&s, "1.5 MiB").contains("as of 12:00:40"), "{s}");
+}
+
+#[test]
+fn finished_count_and_missing_table() {
+    let mut f = full();
+    f.at(43.0)
+        .counted(Side::Target, "orders", 1_250_031)
+        .counted(Side::Source, "order_items", 3_400_120)
+        .counted(Side::Target, "order_items", 3_399_990)
+        .counted(Side::Source, "sessions", 42_017)
+        .counted(Side::Target, "sessions", 42_017);
+    f.at(43.9).push(EventKind::CountFinished {
+        run: 1,
+        cancelled: false,
+    });
+    f.at(44.0)
+        .push(EventKind::TargetSampled(target(&["sessions"])));
+    let s = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("done_80x24", s);
+    assert!(s.contains("exact count done 12:00:43 (3.4 s)"), "{s}");
+    assert!(row(&s, "orders").contains("✔ exact match"));
+    assert!(row(&s, "order_items").contains("-130"));
+    assert!(row(&s, "sessions").contains("✖ missing on target"));
+    assert!(s.contains("c: exact count"));
+}
+
+#[test]
+fn cancelled_count() {
+    let mut f = full();
+    f.at(43.0).key("x").push(EventKind::CountFinished {
+        run: 1,
+        cancelled: true,
+    });
+    let s = screen(&f.model, 80, 24);
+    assert!(
+        s.contains("exact count cancelled 12:00:43 (4/6 source, 3/6 target)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn lag_states() {
+    let mut f = full();
+    f.at(41.0).push(EventKind::SourceSampled(source(0)));
+    assert!(screen(&f.model, 80, 24).contains("0 B  ✔ caught up"));
+    f.at(42.0).push(EventKind::SourceSampled(source(40 * MIB)));
+    let s = screen(&f.model, 80, 24);
+    assert!(s.contains("40.0 MiB  ✖ over threshold"), "{s}");
+}
+
+#[test]
+fn scrolling_moves_the_first_row() {
+    let mut f = full();
+    f.key("Down").key("Down");
+    let s = screen(&f.model, 80, 24);
+    let header = s
+        .lines()
+        .position(|l| l.starts_with("table"))
+        .expect("header row");
+    let first = s.lines().nth(header + 1).unwrap();
+    assert!(first.starts_with("order_items"), "{s}");
+    assert!(s.contains("rows 3–6 of 6"), "{s}");
+    assert!(!s.contains("customers"));
+}
+
+#[test]
+fn before_the_session_starts() {
+    let s = screen(&Model::default(), 80, 24);
+    insta::assert_snapshot!("empty_80x24", s);
+    assert!(s.contains("waiting for the session to start"));
+}
+
+#[test]
+fn narrow_and_short_terminals_stay_readable() {
+    let mut f = full();
+    f.at(45.0).push(EventKind::CollectorFailed {
+        side: Side::Source,
+        error: "could not connect to server: Connection refused".into(),
+    });
+    let s = screen(&f.model, 60, 18);
+    insta::assert_snapshot!("stale_source_60x18", s);
+    assert!(s.contains("✖ stale since 12:00:40"));
+    assert!(row(&s, "products").contains("✖ MISMATCH"));
+    let s = screen(&f.model, 120, 40);
+    insta::assert_snapshot!("stale_source_120x40", s);
+}
+
+#[test]
+fn help_overlay() {
+    let mut f = full();
+    f.key("?");
+    assert_eq!(f.model.overlay, Overlay::Help);
+    let s = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("help_80x24", s);
+    for word in [
+        "~ estimated",
+        "… counting",
+        "✔ exact match",
+        "✖ MISMATCH",
+        "✖ missing on target",
+        "! count failed",
+        "✖ over threshold",
+    ] {
+        assert!(s.contains(word), "{word} not explained");
+    }
+}
+
+#[test]
+fn confirm_quit_overlay() {
+    let mut f = full();
+    f.key("q");
+    assert_eq!(f.model.overlay, Overlay::ConfirmQuit);
+    let s = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("confirm_quit_80x24", s);
+    assert!(s.contains("An exact count is running. Quit and cancel it? y / n"));
+    // Still shown when the terminal has been shrunk.
+    let small = screen(&f.model, 30, 8);
+    assert!(small.contains("Quit"), "{small}");
+}
+
+/// The colours of the first cell of `needle` on screen.
+fn colour_of(term: &Terminal<TestBackend>, needle: &str) -> (Color, Color) {
+    let buf = term.backend().buffer();
+    for y in 0..buf.area.height {
+        let cells: Vec<_> = (0..buf.area.width).map(|x| &buf[(x, y)]).collect();
+        let line: String = cells.iter().map(|c| c.symbol()).collect();
+        if let Some(byte) = line.find(needle) {
+            let col = line[..byte].chars().count();
+            return (cells[col].fg, cells[col].bg);
+        }
+    }
+    panic!("{needle:?} not on screen");
+}
+
+#[test]
+fn default_theme_colours_follow_roles() {
+    let mut f = full();
+    f.at(45.0).push(EventKind::CollectorFailed {
+        side: Side::Target,
+        error: "connection refused".into(),
+    });
+    let theme = Theme::default();
+    let term = render(&f.model, &theme, 80, 24);
+    let fg = |role| theme.style(role).fg.unwrap_or(Color::Reset);
+    assert_eq!(colour_of(&term, "✖ MISMATCH").0, fg(Role::Error));
+    assert_eq!(colour_of(&term, "✔ exact match").0, fg(Role::Ok));
+    assert_eq!(colour_of(&term, "! no PK").0, fg(Role::Warn));
+    assert_eq!(colour_of(&term, "▲ behind").0, fg(Role::Warn));
+    // Statuses in the header keep the header band's background.
+    let band = theme.style(Role::HeaderBg).bg.unwrap();
+    assert_eq!(colour_of(&term, "● up"), (fg(Role::Ok), band));
+    assert_eq!(colour_of(&term, "✖ stale since"), (fg(Role::Error), band));
+}
+
+#[test]
+fn mono_theme_has_no_colour() {
+    let mono = load_theme("mono", None).unwrap();
+    let mut f = full();
+    for (w, h) in [(80, 24), (200, 50), (20, 5)] {
+        for overlay in ["", "?"] {
+            if !overlay.is_empty() {
+                f.key(overlay);
+            }
+            let term = render(&f.model, &mono, w, h);
+            for cell in term.backend().buffer().content() {
+                assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "{w}x{h}");
+            }
+            if !overlay.is_empty() {
+                f.key("Esc");
+            }
+        }
+    }
+    // The default theme does use colour, so the check above means something.
+    let term = render(&f.model, &Theme::default(), 80, 24);
+    assert!(term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .any(|c| c.fg != Color::Reset));
+}
+
+#[test]
+fn no_panic_at_any_size() {
+    let mut models = vec![Model::default(), fresh().model, full().model];
+    let mut help = full();
+    help.key("?");
+    models.push(help.model);
+    let mut quit = full();
+    quit.key("q");
+    models.push(quit.model);
+    let sizes = [
+        0u16, 1, 2, 3, 5, 9, 10, 11, 12, 17, 24, 39, 40, 41, 50, 79, 80, 100, 159, 160, 161, 240,
+    ];
+    for m in &models {
+        for &w in &sizes {
+            for &h in &sizes[..17] {
+                render(m, &Theme::default(), w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn tiny_sizes_say_what_matters() {
+    let f = full();
+    let s = screen(&f.model, 20, 5);
+    insta::assert_snapshot!("full_20x5", s);
+    assert!(s.starts_with("LIVE 12:00:42"));
+    assert!(s.contains("✖ MISMATCH: 1 table"));
+    // One cell can only say that something was cut.
+    assert_eq!(screen(&f.model, 1, 1), "…");
+}
+
+#[test]
+fn renders_fast() {
+    let f = full();
+    let theme = Theme::default();
+    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    term.draw(|fr| view(fr, &f.model, &theme)).unwrap();
+    let n = 50;
+    let start = Instant::now();
+    for _ in 0..n {
+        // Each draw renders the whole view into a cleared buffer, plus the backend diff.
+        term.draw(|fr| view(fr, &f.model, &theme)).unwrap();
+    }
+    let per = start.elapsed() / n;
+    eprintln!("200x50 frame: {per:?} per draw (debug build)");
+    // Generous: this runs unoptimised; release builds are many times faster.
+    assert!(per.as_millis() < 50, "{per:?}");
+}
+
+#[test]
+fn themes_load_by_name_path_and_env_rule() {
+    let d = load_theme("default", None).unwrap();
+    assert_eq!(d.name, "default");
+    assert!(d.style(Role::Error).fg.is_some());
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dusk.toml"),
+        "name = \"dusk\"\n[roles.ok]\nfg = \"#00ff7f\"\nmodifiers = [\"bold\"]\n",
+    )
+    .unwrap();
+    let dusk = load_theme("dusk", Some(dir.path())).unwrap();
+    assert_eq!(dusk.style(Role::Ok).fg, Some(Color::Rgb(0, 0xff, 0x7f)));
+    // A name not in the directory still finds the built-ins.
+    assert_eq!(load_theme("mono", Some(dir.path())).unwrap().name, "mono");
+    let by_path = dir.path().join("dusk.toml");
+    assert_eq!(
+        load_theme(by_path.to_str().unwrap(), None).unwrap().name,
+        "dusk"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[roles.warn]\nfg = \"yellow\"\nbg = \"not-a-colour\"\n",
+    )
+    .unwrap();
+    let err = load_theme(bad.to_str().unwrap(), None).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}:3:6: roles.warn.bg: unknown colour",
+            bad.display()
+        )),
+        "{msg}"
+    );
+
+    std::fs::write(&bad, "[roles.warn]\nfg = \"yellow\"\nblink = true\n").unwrap();
+    let msg = load_theme(bad.to_str().unwrap(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with(&format!("{}:3:1: roles.warn.blink:", bad.display())),
+        "{msg}"
+    );
+
+    assert!(matches!(
+        load_theme("nope", None),
+        Err(ThemeError::NotFound { .. })
+    ));
+    assert!(matches!(
+        load_theme("./missing.toml", None),
+        Err(ThemeError::Io { .. })
+    ));
+
+    assert_eq!(Theme::resolve("default", None, true).unwrap().name, "mono");
+    assert_eq!(
+        Theme::resolve("default", None, false).unwrap().name,
+        "default"
+    );
+    // NO_COLOR wins even over a theme that would fail to load.
+    assert_eq!(Theme::resolve("nope", None, true).unwrap().name, "mono");
+}
+
+#[test]
+#[ignore = "diagnostic: compares the view with a bare full-screen draw"]
+fn baseline_draw_cost() {
+    let f = full();
+    let theme = Theme::default();
+    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    let line = "x".repeat(200);
+    let text: Vec<ratatui::text::Line> = (0..50)
+        .map(|_| ratatui::text::Line::raw(line.as_str()))
+        .collect();
+    let n = 50;
+    let start = Instant::now();
+    for _ in 0..n {
+        term.draw(|fr| fr.render_widget(ratatui::widgets::Paragraph::new(text.clone()), fr.area()))
+            .unwrap();
+    }
+    let bare = start.elapsed() / n;
+    let start = Instant::now();
+    for _ in 0..n {
+        let _ = cutover::model::table_rows(&f.model);
+    }
+    let rows = start.elapsed() / n;
+    let start = Instant::now();
+    for _ in 0..n {
+        term.draw(|fr| view(fr, &f.model, &theme)).unwrap();
+    }
+    eprintln!(
+        "bare {bare:?}, table_rows {rows:?}, view {:?}",
+        start.elapsed() / n
+    );
+}
