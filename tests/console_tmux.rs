@@ -204,8 +204,11 @@ fn console_counts_goes_stale_recovers_and_restores_terminal() {
 
     // The target dies: the console says so, and comes back by itself.
     let target_data = labdir.join("target");
+    let pg_ctl = cutover::lab::PgBin::find().unwrap().pg_ctl();
     let stop = Command::new("runuser")
-        .args(["-u", "postgres", "--", "pg_ctl", "-D"])
+        .args(["-u", "postgres", "--"])
+        .arg(&pg_ctl)
+        .arg("-D")
         .arg(&target_data)
         .args(["stop", "-m", "immediate", "-w"])
         .output()
@@ -219,7 +222,9 @@ fn console_counts_goes_stale_recovers_and_restores_terminal() {
         s.contains("stale since")
     });
     let start = Command::new("runuser")
-        .args(["-u", "postgres", "--", "pg_ctl", "-D"])
+        .args(["-u", "postgres", "--"])
+        .arg(&pg_ctl)
+        .arg("-D")
         .arg(&target_data)
         .args(["start", "-w", "-l"])
         .arg(target_data.join("postgres.log"))
