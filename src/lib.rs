@@ -5,9 +5,11 @@
 //! and then applies it with [`model::update`], and [`ui::view`] draws the model.
 
 pub mod config;
+pub mod kube;
 pub mod lab;
 pub mod model;
 pub mod pg;
 pub mod runtime;
 pub mod session;
 pub mod ui;
+pub mod verify;

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod cluster;
+pub mod kube_sim;
 pub mod load;
 pub mod pgbin;
 pub mod seed;
@@ -734,7 +735,9 @@ fn toml_str(s: &str) -> String {
 
 /// The lab's cutover.toml. The schema is shared with the config loader.
 pub fn config_toml(info: &LabInfo) -> String {
-    let label = |role: &str| format!("{role} (PG {})", info.bin.major);
+    // The header already shows each side's role and server version: the label
+    // only has to tell the clusters apart, in the words a migration uses.
+    let label = |role: &str| if role == "source" { "old" } else { "new" }.to_string();
     format!(
         "# Written by `cutover lab up` for the throwaway lab in {dir_comment}.\n\
          # Both clusters listen on 127.0.0.1 only and trust local connections.\n\
@@ -918,8 +921,8 @@ mod tests {
             v["source"]["dsn"].as_str(),
             Some("host=127.0.0.1 port=5001 dbname=app user=postgres")
         );
-        assert_eq!(v["source"]["label"].as_str(), Some("source (PG 15)"));
-        assert_eq!(v["target"]["label"].as_str(), Some("target (PG 15)"));
+        assert_eq!(v["source"]["label"].as_str(), Some("old"));
+        assert_eq!(v["target"]["label"].as_str(), Some("new"));
         assert_eq!(
             v["replication"]["publication"].as_str(),
             Some("cutover_pub")

@@ -23,12 +23,21 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.source.last = Some(sample.clone());
             model.source.last_ok = Some(at);
             model.source.failing = None;
-            let bytes = model
+            // History starts when the slot does: before that there is no lag to
+            // chart, and a gap would read as a missed poll.
+            let slot = model
                 .info
                 .as_ref()
-                .and_then(|i| sample.slots.iter().find(|s| s.name == i.slot))
-                .and_then(|s| s.lag_bytes);
-            push_lag(model, LagPoint { at, bytes });
+                .and_then(|i| sample.slots.iter().find(|s| s.name == i.slot));
+            if let Some(slot) = slot {
+                push_lag(
+                    model,
+                    LagPoint {
+                        at,
+                        bytes: slot.lag_bytes,
+                    },
+                );
+            }
             vec![]
         }
         EventKind::TargetSampled(sample) => {
@@ -44,7 +53,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             };
             let since = failing.as_ref().map_or(at, |(since, _)| *since);
             *failing = Some((since, error.clone()));
-            if *side == Side::Source {
+            if *side == Side::Source && !model.lag_history.is_empty() {
                 // A gap in the sparkline, not a fake zero.
                 push_lag(model, LagPoint { at, bytes: None });
             }
@@ -239,4 +248,228 @@ fn start_count(model: &mut Model) -> Vec<Effect> {
         cancelled: false,
     });
     vec![Effect::StartExactCount { run, tables }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{stale_since, ExactCount};
+    use crate::session::sample::{SlotRow, SourceSample, TableEstimate};
+    use crate::session::{Endpoint, SessionInfo};
+    use chrono::{DateTime, Utc};
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn info() -> SessionInfo {
+        let ep = |l: &str| Endpoint {
+            label: l.into(),
+            describe: format!("{l}@h:5432/db"),
+        };
+        SessionInfo {
+            tool_version: "t".into(),
+            mode: "test".into(),
+            config_path: "c.toml".into(),
+            source: ep("old"),
+            target: ep("new"),
+            publication: "p".into(),
+            subscription: "s".into(),
+            slot: "s".into(),
+            max_lag_bytes: 100,
+            max_lag_seconds: 5.0,
+            max_retained_wal_bytes: 1000,
+            stale_after_seconds: 3.0,
+            refresh_ms: 1000,
+        }
+    }
+
+    fn source(slot_lag: Option<i64>) -> SourceSample {
+        SourceSample {
+            server_version: "15".into(),
+            wal_level: "logical".into(),
+            current_wal_lsn: "0/10".into(),
+            slots: slot_lag
+                .map(|lag| SlotRow {
+                    name: "s".into(),
+                    plugin: Some("pgoutput".into()),
+                    slot_type: "logical".into(),
+                    database: Some("db".into()),
+                    active: true,
+                    active_pid: Some(1),
+                    wal_status: Some("reserved".into()),
+                    retained_bytes: Some(lag * 2),
+                    confirmed_flush_lsn: Some("0/1".into()),
+                    lag_bytes: Some(lag),
+                    safe_wal_size: None,
+                })
+                .into_iter()
+                .collect(),
+            senders: vec![],
+            publications: vec![],
+            tables: vec![TableEstimate {
+                table: TableRef::new("public", "t"),
+                estimated_rows: 10,
+                size_bytes: 8192,
+                has_primary_key: true,
+                replica_identity: "d".into(),
+            }],
+            poll_ms: 1.0,
+        }
+    }
+
+    struct Feed {
+        m: Model,
+        seq: u64,
+    }
+
+    impl Feed {
+        fn new() -> Self {
+            let mut f = Feed {
+                m: Model::default(),
+                seq: 0,
+            };
+            f.send(0, EventKind::SessionStarted(info()));
+            f
+        }
+        fn send(&mut self, t: i64, kind: EventKind) -> Vec<Effect> {
+            self.seq += 1;
+            update(
+                &mut self.m,
+                &Event {
+                    seq: self.seq,
+                    at: at(t),
+                    kind,
+                },
+            )
+        }
+        fn key(&mut self, t: i64, k: &str) -> Vec<Effect> {
+            self.send(t, EventKind::Key { key: k.into() })
+        }
+    }
+
+    #[test]
+    fn lag_history_starts_with_the_slot_and_failures_are_gaps() {
+        let mut f = Feed::new();
+        f.send(1, EventKind::SourceSampled(source(None)));
+        assert!(f.m.lag_history.is_empty());
+        f.send(2, EventKind::SourceSampled(source(Some(42))));
+        f.send(
+            3,
+            EventKind::CollectorFailed {
+                side: Side::Source,
+                error: "refused".into(),
+            },
+        );
+        let bytes: Vec<_> = f.m.lag_history.iter().map(|p| p.bytes).collect();
+        assert_eq!(bytes, vec![Some(42), None]);
+        for t in 0..(LAG_HISTORY as i64 + 10) {
+            f.send(10 + t, EventKind::SourceSampled(source(Some(t))));
+        }
+        assert_eq!(f.m.lag_history.len(), LAG_HISTORY);
+        assert_eq!(
+            f.m.lag_history.back().unwrap().bytes,
+            Some(LAG_HISTORY as i64 + 9)
+        );
+    }
+
+    #[test]
+    fn stale_since_the_last_good_sample_and_recovers() {
+        let mut f = Feed::new();
+        f.send(1, EventKind::SourceSampled(source(Some(0))));
+        assert_eq!(stale_since(&f.m.source, f.m.now, 3.0), None);
+        f.send(
+            2,
+            EventKind::CollectorFailed {
+                side: Side::Source,
+                error: "a".into(),
+            },
+        );
+        f.send(
+            5,
+            EventKind::CollectorFailed {
+                side: Side::Source,
+                error: "b".into(),
+            },
+        );
+        assert_eq!(stale_since(&f.m.source, f.m.now, 3.0), Some(at(1)));
+        assert_eq!(
+            f.m.source.failing.as_ref().map(|(s, e)| (*s, e.as_str())),
+            Some((at(2), "b"))
+        );
+        f.send(6, EventKind::SourceSampled(source(Some(0))));
+        assert_eq!(stale_since(&f.m.source, f.m.now, 3.0), None);
+        // Silence is staleness too: ticks advance the clock past the threshold.
+        f.send(10, EventKind::Tick);
+        assert_eq!(stale_since(&f.m.source, f.m.now, 3.0), Some(at(6)));
+    }
+
+    #[test]
+    fn exact_count_lifecycle_and_guarded_quit() {
+        let mut f = Feed::new();
+        assert_eq!(f.key(1, "c"), vec![], "nothing to count before a sample");
+        f.send(2, EventKind::SourceSampled(source(None)));
+        let t = TableRef::new("public", "t");
+        assert_eq!(
+            f.key(3, "c"),
+            vec![Effect::StartExactCount {
+                run: 1,
+                tables: vec![t.clone()]
+            }]
+        );
+        assert_eq!(f.key(4, "c"), vec![], "one count at a time");
+        assert_eq!(f.key(5, "q"), vec![], "quit asks first while counting");
+        assert_eq!(f.m.overlay, Overlay::ConfirmQuit);
+        assert_eq!(f.key(6, "n"), vec![]);
+        assert_eq!(f.m.overlay, Overlay::None);
+        f.send(
+            7,
+            EventKind::CountProgress {
+                run: 1,
+                side: Side::Source,
+                table: t.clone(),
+                rows: 10,
+                elapsed_ms: 1.0,
+            },
+        );
+        assert_eq!(f.m.count_run.as_ref().unwrap().done_source, 1);
+        f.key(8, "q");
+        assert_eq!(
+            f.key(9, "y"),
+            vec![Effect::CancelExactCount { run: 1 }, Effect::Quit]
+        );
+        assert!(f.m.quit);
+    }
+
+    #[test]
+    fn finished_run_clears_cells_that_never_reported() {
+        let mut f = Feed::new();
+        f.send(1, EventKind::SourceSampled(source(None)));
+        f.key(2, "c");
+        f.send(
+            3,
+            EventKind::CountFinished {
+                run: 1,
+                cancelled: true,
+            },
+        );
+        let cell = &f.m.counts[&TableRef::new("public", "t")];
+        assert_eq!(cell.source, ExactCount::NotCounted);
+        assert!(f.m.count_run.as_ref().unwrap().cancelled);
+        assert_eq!(
+            f.key(4, "q"),
+            vec![Effect::Quit],
+            "nothing running: quit at once"
+        );
+    }
+
+    #[test]
+    fn help_overlay_swallows_keys() {
+        let mut f = Feed::new();
+        f.key(1, "?");
+        assert_eq!(f.m.overlay, Overlay::Help);
+        assert_eq!(f.key(2, "c"), vec![]);
+        f.key(3, "Esc");
+        assert_eq!(f.m.overlay, Overlay::None);
+    }
 }

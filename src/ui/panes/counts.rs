@@ -73,7 +73,7 @@ pub fn run_status(run: Option<&CountRun>, model: &Model, terse: bool) -> (String
             format!(
                 "{what} done {} ({})",
                 fmt::clock(at),
-                fmt::secs(fmt::seconds_between(r.started_at, at))
+                fmt::millis(fmt::seconds_between(r.started_at, at) * 1000.0)
             ),
             Role::Ok,
         ),

@@ -1,0 +1,786 @@
+//! The HTTP face of the simulator: legacy (non-aggregated) discovery, CRUD,
+//! merge/strategic patch, watch streams, server-side Tables for `kubectl get`,
+//! SelfSubjectAccessReview, and `Status` errors.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use super::controller::mark_deleted;
+use super::store::{merge_patch, meta_str, ApiError, Kind, Scope, Selector, WatchEvent};
+use super::Sim;
+
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// Bookmarks are sent this often on watches that asked for them.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+const SERVER_VERSION: (&str, &str) = ("1", "32");
+
+fn json_response(code: u16, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())).boxed())
+        .expect("static response parts")
+}
+
+fn error(e: &ApiError) -> Response<Body> {
+    json_response(e.code, &e.status())
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        let dec = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Query(
+            q.unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (dec(k), dec(v)),
+                    None => (dec(p), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("1" | "true" | ""))
+    }
+}
+
+pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = Query::parse(req.uri().query());
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(error(&ApiError::bad_request("unreadable body"))),
+    };
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ctx = Ctx {
+        sim,
+        method,
+        query,
+        table: accept.contains("as=Table"),
+        content_type,
+        body,
+    };
+    let resp = match segs.as_slice() {
+        ["version"] => json_response(200, &version()),
+        ["healthz" | "readyz" | "livez"] => Response::builder()
+            .status(200)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(b"ok")).boxed())
+            .expect("static response parts"),
+        ["api"] => json_response(
+            200,
+            &json!({
+                "kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ctx.sim.addr()}],
+            }),
+        ),
+        ["apis"] => json_response(200, &groups()),
+        ["api", "v1"] => json_response(200, &resources("v1")),
+        ["apis", "apps", "v1"] => json_response(200, &resources("apps/v1")),
+        ["apis", "authorization.k8s.io", "v1"] => {
+            json_response(200, &resources("authorization.k8s.io/v1"))
+        }
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]
+            if ctx.method == Method::POST =>
+        {
+            access_review(&ctx)
+        }
+        ["api", "v1", rest @ ..] => resource(&ctx, "", rest).await,
+        ["apis", "apps", "v1", rest @ ..] => resource(&ctx, "apps", rest).await,
+        _ => error(&ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )),
+    };
+    Ok(resp)
+}
+
+struct Ctx {
+    sim: Arc<Sim>,
+    method: Method,
+    query: Query,
+    table: bool,
+    content_type: String,
+    body: Bytes,
+}
+
+fn version() -> Value {
+    json!({
+        "major": SERVER_VERSION.0, "minor": SERVER_VERSION.1,
+        "gitVersion": format!("v{}.{}.0-cutover-sim", SERVER_VERSION.0, SERVER_VERSION.1),
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64",
+    })
+}
+
+fn groups() -> Value {
+    let g = |name: &str| {
+        let gv = format!("{name}/v1");
+        json!({
+            "name": name,
+            "versions": [{"groupVersion": gv, "version": "v1"}],
+            "preferredVersion": {"groupVersion": gv, "version": "v1"},
+        })
+    };
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [g("apps"), g("authorization.k8s.io")]})
+}
+
+fn resources(group_version: &str) -> Value {
+    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    let mut list = Vec::new();
+    if group_version == "authorization.k8s.io/v1" {
+        list.push(json!({
+            "name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+            "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"],
+        }));
+    }
+    for k in Kind::ALL
+        .into_iter()
+        .filter(|k| k.api_version() == group_version)
+    {
+        list.push(json!({
+            "name": k.plural(), "singularName": k.singular(), "namespaced": k.namespaced(),
+            "kind": k.kind(), "verbs": verbs, "shortNames": k.short_names(),
+        }));
+        if matches!(k, Kind::Deployment | Kind::ReplicaSet | Kind::Pod) {
+            list.push(json!({
+                "name": format!("{}/status", k.plural()), "singularName": "",
+                "namespaced": true, "kind": k.kind(), "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list})
+}
+
+fn access_review(ctx: &Ctx) -> Response<Body> {
+    let parsed = if ctx
+        .content_type
+        .starts_with("application/vnd.kubernetes.protobuf")
+    {
+        protobuf_access_review(&ctx.body)
+            .ok_or_else(|| "unreadable protobuf SelfSubjectAccessReview".to_string())
+    } else {
+        serde_json::from_slice(&ctx.body).map_err(|e| e.to_string())
+    };
+    let mut review: Value = match parsed {
+        Ok(v) => v,
+        Err(e) => return error(&ApiError::bad_request(format!("invalid body: {e}"))),
+    };
+    let attrs = &review["spec"]["resourceAttributes"];
+    let verb = attrs["verb"].as_str().unwrap_or("");
+    let mut resource = attrs["resource"].as_str().unwrap_or("").to_string();
+    if let Some(sub) = attrs["subresource"].as_str().filter(|s| !s.is_empty()) {
+        resource = format!("{resource}/{sub}");
+    }
+    let allowed = ctx.sim.allowed(verb, &resource);
+    review["status"] = if allowed {
+        json!({"allowed": true, "reason": "cutover lab simulator allows it"})
+    } else {
+        json!({"allowed": false, "denied": true, "reason": format!("denied by the lab's RBAC switch: {verb} {resource}")})
+    };
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    if !review["metadata"].is_object() {
+        review["metadata"] = json!({});
+    }
+    json_response(201, &review)
+}
+
+/// Protobuf fields of a message: (field number, wire type, payload or varint).
+fn proto_fields(mut b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    fn varint(b: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        match key & 7 {
+            0 => {
+                varint(&mut b)?;
+            }
+            2 => {
+                let n = usize::try_from(varint(&mut b)?).ok()?;
+                if n > b.len() {
+                    return None;
+                }
+                out.push((key >> 3, &b[..n]));
+                b = &b[n..];
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// kubectl sends built-in types as protobuf (`k8s\0` + runtime.Unknown
+/// wrapping the object); `auth can-i` needs just the resource attributes.
+fn protobuf_access_review(body: &[u8]) -> Option<Value> {
+    let unknown = body.strip_prefix(b"k8s\0")?;
+    let raw = proto_fields(unknown)?.into_iter().find(|(f, _)| *f == 2)?.1;
+    let spec = proto_fields(raw)?.into_iter().find(|(f, _)| *f == 2)?.1;
+    let attrs = proto_fields(spec)?.into_iter().find(|(f, _)| *f == 1)?.1;
+    let mut ra = serde_json::Map::new();
+    let names = [
+        "namespace",
+        "verb",
+        "group",
+        "version",
+        "resource",
+        "subresource",
+        "name",
+    ];
+    for (f, v) in proto_fields(attrs)? {
+        if let Some(n) = names.get((f as usize).wrapping_sub(1)) {
+            ra.insert((*n).into(), json!(String::from_utf8_lossy(v)));
+        }
+    }
+    Some(json!({"spec": {"resourceAttributes": ra}}))
+}
+
+fn forbidden(kind: Kind, verb: &str, name: &str, sub: Option<&str>, ns: &str) -> ApiError {
+    let res = match sub {
+        Some(s) => format!("{}/{s}", kind.plural()),
+        None => kind.plural().to_string(),
+    };
+    let what = if name.is_empty() {
+        res.clone()
+    } else {
+        format!("{res} \"{name}\"")
+    };
+    let scope = if ns.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{ns}\"")
+    };
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "{what} is forbidden: User \"{}\" cannot {verb} resource \"{res}\" in API group \"{}\" {scope}",
+            super::LAB_USER,
+            kind.group()
+        ),
+    );
+    e.details = Some(json!({"name": name, "group": kind.group(), "kind": kind.plural()}));
+    e
+}
+
+async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
+    // (kind, namespace, name, subresource)
+    let parsed: Option<(Kind, &str, &str, Option<&str>)> = match rest {
+        [plural] => Kind::from_plural(group, plural).map(|k| (k, "", "", None)),
+        ["namespaces", name] if group.is_empty() => Some((Kind::Namespace, "", *name, None)),
+        ["namespaces", ns, plural] => Kind::from_plural(group, plural)
+            .filter(|k| k.namespaced())
+            .map(|k| (k, *ns, "", None)),
+        ["namespaces", ns, plural, name] => Kind::from_plural(group, plural)
+            .filter(|k| k.namespaced())
+            .map(|k| (k, *ns, *name, None)),
+        ["namespaces", ns, plural, name, sub] => Kind::from_plural(group, plural)
+            .filter(|k| k.namespaced() && *sub == "status")
+            .map(|k| (k, *ns, *name, Some(*sub))),
+        _ => None,
+    };
+    let Some((kind, ns, name, sub)) = parsed else {
+        return error(&ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    };
+    let watch = ctx.query.flag("watch");
+    let verb = match (&ctx.method, name.is_empty()) {
+        (&Method::GET, true) if watch => "watch",
+        (&Method::GET, true) => "list",
+        (&Method::GET, false) => "get",
+        (&Method::POST, true) => "create",
+        (&Method::PATCH, false) => "patch",
+        (&Method::PUT, false) => "update",
+        (&Method::DELETE, false) => "delete",
+        _ => {
+            return error(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("{} is not supported here", ctx.method),
+            ))
+        }
+    };
+    let res_name = match sub {
+        Some(s) => format!("{}/{s}", kind.plural()),
+        None => kind.plural().to_string(),
+    };
+    if !ctx.sim.allowed(verb, &res_name) {
+        return error(&forbidden(kind, verb, name, sub, ns));
+    }
+    let labels = match Selector::parse(ctx.query.get("labelSelector").unwrap_or("")) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    let fields = match Selector::parse(ctx.query.get("fieldSelector").unwrap_or("")) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    let ns_filter = (!ns.is_empty()).then_some(ns);
+    match verb {
+        "watch" => watch_stream(ctx, kind, ns_filter, labels, fields),
+        "list" => {
+            let s = ctx.sim.lock();
+            let items: Vec<Value> = s
+                .list(kind, ns_filter)
+                .into_iter()
+                .filter(|o| {
+                    labels.matches_labels(&o["metadata"]["labels"]) && fields.matches_fields(o)
+                })
+                .cloned()
+                .collect();
+            let rv = s.resource_version().to_string();
+            drop(s);
+            if ctx.table {
+                return json_response(200, &table(kind, &items, &rv));
+            }
+            json_response(
+                200,
+                &json!({
+                    "kind": format!("{}List", kind.kind()),
+                    "apiVersion": kind.api_version(),
+                    "metadata": {"resourceVersion": rv},
+                    "items": items,
+                }),
+            )
+        }
+        "get" => {
+            let s = ctx.sim.lock();
+            let r = s.get(kind, ns, name).cloned();
+            let rv = s.resource_version().to_string();
+            drop(s);
+            match r {
+                Some(o) if ctx.table => json_response(200, &table(kind, &[o], &rv)),
+                Some(o) => json_response(200, &o),
+                None => error(&ApiError::not_found(kind, name)),
+            }
+        }
+        "create" => {
+            let obj: Value = match serde_json::from_slice(&ctx.body) {
+                Ok(v) => v,
+                Err(e) => return error(&ApiError::bad_request(format!("invalid body: {e}"))),
+            };
+            match ctx.sim.lock().create(kind, ns, obj) {
+                Ok(o) => json_response(201, &o),
+                Err(e) => error(&e),
+            }
+        }
+        "patch" => {
+            let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
+            if !matches!(
+                ct,
+                "application/merge-patch+json" | "application/strategic-merge-patch+json"
+            ) {
+                return error(&ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"),
+                ));
+            }
+            let patch: Value = match serde_json::from_slice(&ctx.body) {
+                Ok(v) => v,
+                Err(e) => return error(&ApiError::bad_request(format!("invalid patch: {e}"))),
+            };
+            let scope = if sub.is_some() {
+                Scope::Status
+            } else {
+                Scope::Main
+            };
+            let r = ctx.sim.lock().update(kind, ns, name, scope, |v| {
+                merge_patch(v, &patch);
+                Ok(())
+            });
+            match r {
+                Ok(o) => json_response(200, &o),
+                Err(e) => error(&e),
+            }
+        }
+        "update" => {
+            let new: Value = match serde_json::from_slice(&ctx.body) {
+                Ok(v) => v,
+                Err(e) => return error(&ApiError::bad_request(format!("invalid body: {e}"))),
+            };
+            let scope = if sub.is_some() {
+                Scope::Status
+            } else {
+                Scope::Main
+            };
+            let r = ctx.sim.lock().update(kind, ns, name, scope, |v| {
+                *v = new;
+                Ok(())
+            });
+            match r {
+                Ok(o) => json_response(200, &o),
+                Err(e) => error(&e),
+            }
+        }
+        "delete" => {
+            let mut s = ctx.sim.lock();
+            if kind == Kind::Pod {
+                // Graceful: the controller stops the app, then removes the pod.
+                if s.get(kind, ns, name).is_none() {
+                    return error(&ApiError::not_found(kind, name));
+                }
+                mark_deleted(&mut s, ns, name);
+                let o = s.get(kind, ns, name).cloned().unwrap_or(Value::Null);
+                return json_response(200, &o);
+            }
+            match s.delete(kind, ns, name) {
+                Ok(o) => json_response(200, &o),
+                Err(e) => error(&e),
+            }
+        }
+        _ => unreachable!("verbs are the ones matched above"),
+    }
+}
+
+fn watch_stream(
+    ctx: &Ctx,
+    kind: Kind,
+    ns: Option<&str>,
+    labels: Selector,
+    fields: Selector,
+) -> Response<Body> {
+    let rv_param = ctx.query.get("resourceVersion").unwrap_or("");
+    let bookmarks = ctx.query.flag("allowWatchBookmarks");
+    let timeout = ctx
+        .query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let ns = ns.map(str::to_string);
+    let matches = move |ev_kind: Kind, ev_ns: &str, obj: &Value| {
+        ev_kind == kind
+            && ns.as_deref().is_none_or(|n| n == ev_ns)
+            && labels.matches_labels(&obj["metadata"]["labels"])
+            && fields.matches_fields(obj)
+    };
+    let line = |etype: &str, obj: &Value| {
+        Bytes::from(json!({"type": etype, "object": obj}).to_string() + "\n")
+    };
+
+    let (initial, rx, mut last_rv): (Vec<Bytes>, broadcast::Receiver<Arc<WatchEvent>>, u64) = {
+        let s = ctx.sim.lock();
+        let cur = s.resource_version();
+        if rv_param.is_empty() || rv_param == "0" {
+            // No starting point: synthetic ADDED for the current state.
+            let initial = s
+                .list(kind, None)
+                .into_iter()
+                .filter(|o| matches(kind, meta_str(o, "namespace"), o))
+                .map(|o| line("ADDED", o))
+                .collect();
+            (initial, s.subscribe(), cur)
+        } else {
+            let Ok(rv) = rv_param.parse::<u64>() else {
+                return error(&ApiError::bad_request(format!(
+                    "invalid resourceVersion {rv_param:?}"
+                )));
+            };
+            match s.watch_from(rv) {
+                Some((past, rx)) => {
+                    let initial = past
+                        .iter()
+                        .filter(|e| matches(e.kind, &e.ns, &e.obj))
+                        .map(|e| line(e.etype, &e.obj))
+                        .collect();
+                    (initial, rx, cur.max(rv))
+                }
+                None => {
+                    let gone = ApiError::new(
+                        410,
+                        "Expired",
+                        format!("too old resource version: {rv} ({cur})"),
+                    );
+                    (vec![line("ERROR", &gone.status())], s.subscribe(), u64::MAX)
+                }
+            }
+        }
+    };
+    let (tx, out) = mpsc::channel::<Bytes>(256);
+    let api_version = kind.api_version();
+    tokio::spawn(async move {
+        let mut rx = rx;
+        for b in initial {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        if last_rv == u64::MAX {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tick.tick(), if bookmarks => {
+                    let b = json!({"type": "BOOKMARK", "object": {
+                        "kind": kind.kind(), "apiVersion": api_version,
+                        "metadata": {"resourceVersion": last_rv.to_string()},
+                    }});
+                    if tx.send(Bytes::from(b.to_string() + "\n")).await.is_err() {
+                        return;
+                    }
+                }
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        if ev.rv <= last_rv {
+                            continue;
+                        }
+                        last_rv = ev.rv;
+                        if matches(ev.kind, &ev.ns, &ev.obj)
+                            && tx.send(line(ev.etype, &ev.obj)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // Fell behind or shutting down: end the watch, the client re-watches.
+                    Err(_) => return,
+                },
+            }
+        }
+    });
+    let stream = futures::stream::unfold(out, |mut out| async move {
+        out.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), out))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("transfer-encoding", "chunked")
+        .body(StreamBody::new(stream).boxed())
+        .expect("static response parts")
+}
+
+/// kubectl's short human durations (`45s`, `3m20s`, `12m`, `5h3m`, `3d`).
+pub fn human_age(created: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
+        return "<unknown>".into();
+    };
+    let s = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 8 * 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
+    let col = |name: &str, ty: &str| json!({"name": name, "type": ty, "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": 0});
+    let i = |v: &Value| v.as_i64().unwrap_or(0);
+    let (cols, rows): (Vec<Value>, Vec<Vec<Value>>) = match kind {
+        Kind::Deployment => (
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Up-to-date", "integer"),
+                col("Available", "integer"),
+                col("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta_str(o, "name")),
+                        json!(format!(
+                            "{}/{}",
+                            i(&o["status"]["readyReplicas"]),
+                            o["spec"]["replicas"].as_i64().unwrap_or(1)
+                        )),
+                        json!(i(&o["status"]["updatedReplicas"])),
+                        json!(i(&o["status"]["availableReplicas"])),
+                        json!(human_age(meta_str(o, "creationTimestamp"))),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::ReplicaSet => (
+            vec![
+                col("Name", "string"),
+                col("Desired", "integer"),
+                col("Current", "integer"),
+                col("Ready", "integer"),
+                col("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta_str(o, "name")),
+                        json!(i(&o["spec"]["replicas"])),
+                        json!(i(&o["status"]["replicas"])),
+                        json!(i(&o["status"]["readyReplicas"])),
+                        json!(human_age(meta_str(o, "creationTimestamp"))),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::Pod => (
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Status", "string"),
+                col("Restarts", "string"),
+                col("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let cs = o["status"]["containerStatuses"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let total = o["spec"]["containers"].as_array().map_or(0, |c| c.len());
+                    let ready = cs.iter().filter(|c| c["ready"] == true).count();
+                    let restarts: i64 = cs.iter().map(|c| i(&c["restartCount"])).sum();
+                    let waiting = cs
+                        .iter()
+                        .find_map(|c| c["state"]["waiting"]["reason"].as_str());
+                    let status = if !o["metadata"]["deletionTimestamp"].is_null() {
+                        "Terminating"
+                    } else {
+                        waiting.unwrap_or(o["status"]["phase"].as_str().unwrap_or("Pending"))
+                    };
+                    vec![
+                        json!(meta_str(o, "name")),
+                        json!(format!("{ready}/{total}")),
+                        json!(status),
+                        json!(restarts.to_string()),
+                        json!(human_age(meta_str(o, "creationTimestamp"))),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::ConfigMap => (
+            vec![
+                col("Name", "string"),
+                col("Data", "string"),
+                col("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let n = o["data"].as_object().map_or(0, |m| m.len())
+                        + o["binaryData"].as_object().map_or(0, |m| m.len());
+                    vec![
+                        json!(meta_str(o, "name")),
+                        json!(n),
+                        json!(human_age(meta_str(o, "creationTimestamp"))),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::Secret => (
+            vec![
+                col("Name", "string"),
+                col("Type", "string"),
+                col("Data", "string"),
+                col("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta_str(o, "name")),
+                        json!(o["type"].as_str().unwrap_or("Opaque")),
+                        json!(o["data"].as_object().map_or(0, |m| m.len())),
+                        json!(human_age(meta_str(o, "creationTimestamp"))),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::Namespace => (
+            vec![
+                col("Name", "string"),
+                col("Status", "string"),
+                col("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta_str(o, "name")),
+                        json!(o["status"]["phase"].as_str().unwrap_or("Active")),
+                        json!(human_age(meta_str(o, "creationTimestamp"))),
+                    ]
+                })
+                .collect(),
+        ),
+    };
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .zip(items)
+        .map(|(cells, o)| {
+            json!({"cells": cells, "object": {
+                "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"],
+            }})
+        })
+        .collect();
+    json!({
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": cols,
+        "rows": rows,
+    })
+}

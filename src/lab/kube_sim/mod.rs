@@ -1,0 +1,339 @@
+//! A small Kubernetes API server for the lab: real HTTP and Kubernetes JSON,
+//! enough for `kubectl` and the `kube` client to drive a config switch and a
+//! rollout restart against the lab's PostgreSQL clusters.
+//!
+//! What it models: namespaces, Deployments (rolling updates honouring
+//! maxSurge/maxUnavailable, status and conditions like the real controller),
+//! ReplicaSets, Pods (Pending → Running → Ready, graceful termination),
+//! ConfigMaps, Secrets; get/list/watch/create/update/delete, JSON merge patch
+//! and strategic merge patch (for maps and scalars), the deployment status
+//! subresource, SelfSubjectAccessReview, and an RBAC deny switch.
+//!
+//! The lab workload is Deployment `app` whose container reads `DATABASE_URL`
+//! from ConfigMap `app-db` when it starts; each running pod writes to that
+//! database (see [`app`]) and records the config it started with in the
+//! `cutover.dev/db-config` annotation (a fingerprint, never the value).
+//!
+//! Not modelled: authentication (any token works), aggregated discovery
+//! (kubectl falls back to the legacy endpoints), JSON patch and server-side
+//! apply (415), strategic-merge list semantics, `limit`/`continue` paging (one
+//! page), pod restarts.
+
+pub mod app;
+pub mod controller;
+pub mod http;
+pub mod store;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use app::{AppStats, SecondStats, APP_WRITES_DDL};
+use store::{Kind, Store};
+
+pub const LAB_NAMESPACE: &str = "cutover-lab";
+pub const LAB_CONTEXT: &str = "cutover-lab";
+pub const APP_DEPLOYMENT: &str = "app";
+pub const APP_CONFIGMAP: &str = "app-db";
+pub const DB_ENV: &str = "DATABASE_URL";
+pub const DB_CONFIG_ANNOTATION: &str = "cutover.dev/db-config";
+/// The user name Forbidden errors name; the kubeconfig's token maps to it.
+pub const LAB_USER: &str = "cutover-lab";
+const LAB_TOKEN: &str = "cutover-lab-token";
+/// Stands in for DATABASE_URL when the lab runs without a database.
+const PLACEHOLDER_URL: &str = "host=127.0.0.1 port=1 dbname=app user=postgres";
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub namespace: String,
+    /// Create namespace, ConfigMap `app-db` and Deployment `app`.
+    pub create_app: bool,
+    /// Initial DATABASE_URL. None: a placeholder, and the pods do not write.
+    pub database_url: Option<String>,
+    pub replicas: i32,
+    /// Total app writes per second across the desired replicas (0: none).
+    pub writes_per_sec: u32,
+    /// Pod creation → Running (container start, config read).
+    pub pod_start_delay: Duration,
+    /// Running → Ready (readiness probe passing).
+    pub pod_ready_delay: Duration,
+    pub progress_deadline_seconds: i64,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            namespace: LAB_NAMESPACE.into(),
+            create_app: true,
+            database_url: None,
+            replicas: 3,
+            writes_per_sec: 500,
+            pod_start_delay: Duration::from_millis(300),
+            pod_ready_delay: Duration::from_millis(700),
+            progress_deadline_seconds: 600,
+        }
+    }
+}
+
+/// State shared by the HTTP server and the controllers.
+pub struct Sim {
+    store: Mutex<Store>,
+    opts: SimOptions,
+    addr: SocketAddr,
+    denied: Mutex<HashSet<(String, String)>>,
+    app: Arc<app::AppShared>,
+    pods_never_ready: AtomicBool,
+    stopping: AtomicBool,
+    me: Weak<Sim>,
+}
+
+impl Sim {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `resource` is a plural name, optionally with `/subresource`.
+    fn allowed(&self, verb: &str, resource: &str) -> bool {
+        let denied = self.denied.lock().unwrap_or_else(|e| e.into_inner());
+        let base = resource.split('/').next().unwrap_or(resource);
+        ![
+            (verb, resource),
+            ("*", resource),
+            (verb, "*"),
+            ("*", "*"),
+            (verb, base),
+            ("*", base),
+        ]
+        .iter()
+        .any(|(v, r)| denied.contains(&(v.to_string(), r.to_string())))
+    }
+}
+
+/// A running simulator. Dropping it stops the server; [`SimHandle::shutdown`]
+/// also waits for the app pods' writers to finish their in-flight writes.
+pub struct SimHandle {
+    sim: Arc<Sim>,
+    server: JoinHandle<()>,
+    controller: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Normalises `deploy`, `deployment`, `Deployments`, … to the plural.
+fn plural_of(resource: &str) -> String {
+    let (base, sub) = match resource.split_once('/') {
+        Some((b, s)) => (b, Some(s)),
+        None => (resource, None),
+    };
+    let b = base.to_ascii_lowercase();
+    let plural = Kind::ALL
+        .into_iter()
+        .find(|k| k.plural() == b || k.singular() == b || k.short_names().contains(&b.as_str()))
+        .map(|k| k.plural().to_string())
+        .unwrap_or(b);
+    match sub {
+        Some(s) => format!("{plural}/{s}"),
+        None => plural,
+    }
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.sim.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.sim.addr)
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.sim.opts.namespace
+    }
+
+    /// Writes a kubeconfig with one context, `cutover-lab`, pointing at this
+    /// simulator over plain HTTP with a bearer-token user.
+    pub fn write_kubeconfig(&self, path: &Path, namespace: &str) -> Result<()> {
+        let text = format!(
+            "apiVersion: v1\n\
+             kind: Config\n\
+             clusters:\n\
+             - name: {LAB_CONTEXT}\n  cluster:\n    server: {url}\n\
+             contexts:\n\
+             - name: {LAB_CONTEXT}\n  context:\n    cluster: {LAB_CONTEXT}\n    user: {LAB_USER}\n    namespace: {namespace}\n\
+             current-context: {LAB_CONTEXT}\n\
+             users:\n\
+             - name: {LAB_USER}\n  user:\n    token: {LAB_TOKEN}\n",
+            url = self.url(),
+        );
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// From now on `verb` on `resource` (plural, singular or short name;
+    /// `*` for any) is forbidden: SelfSubjectAccessReview says not allowed and
+    /// the request itself gets 403.
+    pub fn deny(&self, verb: &str, resource: &str) {
+        self.sim
+            .denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((verb.to_ascii_lowercase(), plural_of(resource)));
+    }
+
+    pub fn allow(&self, verb: &str, resource: &str) {
+        self.sim
+            .denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(verb.to_ascii_lowercase(), plural_of(resource)));
+    }
+
+    /// Pods created from now on start but never pass readiness (to exercise
+    /// ProgressDeadlineExceeded).
+    pub fn set_pods_never_ready(&self, on: bool) {
+        self.sim.pods_never_ready.store(on, Ordering::Relaxed);
+    }
+
+    pub fn app_stats(&self) -> AppStats {
+        self.sim.app.stats()
+    }
+
+    /// Ids (`app_writes.id`) of every write that the database acknowledged.
+    pub fn acknowledged_writes(&self) -> Vec<String> {
+        self.sim.app.acknowledged()
+    }
+
+    /// A copy of a stored object, for tests and the lab's own checks.
+    pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        let plural = plural_of(kind);
+        let k = Kind::ALL.into_iter().find(|k| k.plural() == plural)?;
+        self.sim.lock().get(k, namespace, name).cloned()
+    }
+
+    /// Stops serving and waits until every pod's writer has finished its
+    /// in-flight writes; stats and acknowledged writes stay readable.
+    pub async fn shutdown(&self) {
+        self.sim.stopping.store(true, Ordering::Relaxed);
+        self.server.abort();
+        let c = self
+            .controller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(c) = c {
+            let _ = c.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.sim.stopping.store(true, Ordering::Relaxed);
+        self.server.abort();
+    }
+}
+
+/// Starts the simulator on 127.0.0.1 (a free port) and, with
+/// `opts.create_app`, the lab workload. With a `database_url` and a non-zero
+/// rate, creates `app_writes` on that database first.
+pub async fn start(opts: SimOptions) -> Result<SimHandle> {
+    if let (true, Some(url), true) = (opts.create_app, &opts.database_url, opts.writes_per_sec > 0)
+    {
+        app::ensure_table(url)
+            .await
+            .context("creating app_writes on the app's database")?;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let sim = Arc::new_cyclic(|me| Sim {
+        store: Mutex::new(Store::new()),
+        addr,
+        denied: Mutex::new(HashSet::new()),
+        app: Arc::new(app::AppShared::default()),
+        pods_never_ready: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+        me: me.clone(),
+        opts: opts.clone(),
+    });
+    seed(&sim, &opts).map_err(|e| anyhow::anyhow!("seeding the simulator: {}", e.message))?;
+
+    let s2 = sim.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let sim = s2.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| http::handle(sim.clone(), req));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let controller = tokio::spawn(controller::run(sim.clone()));
+    Ok(SimHandle {
+        sim,
+        server,
+        controller: Mutex::new(Some(controller)),
+    })
+}
+
+fn seed(sim: &Sim, opts: &SimOptions) -> Result<(), store::ApiError> {
+    let mut s = sim.lock();
+    for ns in ["default", "kube-system", opts.namespace.as_str()] {
+        if s.get(Kind::Namespace, "", ns).is_none() {
+            s.create(Kind::Namespace, "", json!({"metadata": {"name": ns}}))?;
+        }
+    }
+    if !opts.create_app {
+        return Ok(());
+    }
+    let ns = &opts.namespace;
+    let url = opts.database_url.as_deref().unwrap_or(PLACEHOLDER_URL);
+    s.create(
+        Kind::ConfigMap,
+        ns,
+        json!({"metadata": {"name": APP_CONFIGMAP, "labels": {"app": APP_DEPLOYMENT}}, "data": {DB_ENV: url}}),
+    )?;
+    s.create(
+        Kind::Deployment,
+        ns,
+        json!({
+            "metadata": {"name": APP_DEPLOYMENT, "labels": {"app": APP_DEPLOYMENT}},
+            "spec": {
+                "replicas": opts.replicas,
+                "selector": {"matchLabels": {"app": APP_DEPLOYMENT}},
+                "progressDeadlineSeconds": opts.progress_deadline_seconds,
+                "revisionHistoryLimit": 10,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                "template": {
+                    "metadata": {"labels": {"app": APP_DEPLOYMENT}},
+                    "spec": {
+                        "containers": [{
+                            "name": "app",
+                            "image": "cutover-lab/app:1",
+                            "env": [{"name": DB_ENV, "valueFrom": {"configMapKeyRef": {"name": APP_CONFIGMAP, "key": DB_ENV}}}],
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                        }],
+                        "terminationGracePeriodSeconds": 30,
+                    },
+                },
+            },
+        }),
+    )?;
+    Ok(())
+}
