@@ -222,3 +222,23 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     tasks.abort_all();
     Ok(core.log_path().to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_info_carries_no_password() {
+        let text = r#"
+[source]
+dsn = "host=db1 port=5432 dbname=app user=app password=hunter2-src"
+[target]
+dsn = "postgres://app:hunter2-tgt@db2:5432/app"
+"#;
+        let config = crate::config::parse(text, std::path::Path::new("cutover.toml")).unwrap();
+        let json = serde_json::to_string(&EventKind::SessionStarted(session_info(&config, "live")))
+            .unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("app@db1:5432/app"), "{json}");
+    }
+}

@@ -318,13 +318,43 @@ fn demo_at_80x24_shows_every_pane_and_tears_the_lab_down() {
         s.contains("Help")
     });
     tmux.keys("Escape");
-    tmux.keys("q");
+    tmux.wait_for("help closed", Duration::from_secs(5), |s| {
+        !s.contains("Help")
+    });
+
+    // A SIGTERM (a closing SSH session's supervisor, a `kill`) ends the session
+    // cleanly: terminal restored, session closed in the log, lab torn down.
+    let shell = tmux.display("#{pane_pid}");
+    let out = Command::new("pgrep")
+        .args(["-P", &shell, "-x", "cutover"])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "the console runs under the pane's shell");
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let screen = tmux.wait_for("exit", Duration::from_secs(60), |s| s.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "alternate screen left"
+    );
     assert!(
         lab_dirs().is_empty(),
         "demo lab torn down: {:?}",
         lab_dirs()
     );
-    assert_eq!(session_files(&sessions).len(), 1);
+    let files = session_files(&sessions);
+    assert_eq!(files.len(), 1);
+    let events = cutover::session::log::read_all(&files[0]).unwrap();
+    assert!(
+        matches!(events.last().map(|e| &e.kind),
+            Some(cutover::session::EventKind::SessionEnded { reason }) if reason == "SIGTERM"),
+        "{:?}",
+        events.last()
+    );
 }

@@ -47,7 +47,7 @@ pub const LAB_CONTEXT: &str = "cutover-lab";
 pub const APP_DEPLOYMENT: &str = "app";
 pub const APP_CONFIGMAP: &str = "app-db";
 pub const DB_ENV: &str = "DATABASE_URL";
-pub const DB_CONFIG_ANNOTATION: &str = "cutover.dev/db-config";
+pub const DB_CONFIG_ANNOTATION: &str = crate::kube::DB_CONFIG_ANNOTATION;
 /// The user name Forbidden errors name; the kubeconfig's token maps to it.
 pub const LAB_USER: &str = "cutover-lab";
 const LAB_TOKEN: &str = "cutover-lab-token";

@@ -1,0 +1,285 @@
+//! Checksum verification against real clusters: clean tables stay clean
+//! (also when the same values were written under other session settings),
+//! and every difference is found and named by key and column.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cutover::config::{self, Config};
+use cutover::session::sample::TableRef;
+use cutover::verify::{
+    verify_tables, DiffKind, Method, RowDifference, TableStatus, TableVerify, VerifyOptions,
+    VerifyProgress, VerifyReport,
+};
+
+fn both(sql: &str) {
+    let pair = common::pair();
+    pair.psql(&pair.source_conninfo, sql);
+    pair.psql(&pair.target_conninfo, sql);
+}
+
+fn on_target(sql: &str) {
+    let pair = common::pair();
+    pair.psql(&pair.target_conninfo, sql);
+}
+
+fn on_source(sql: &str) {
+    let pair = common::pair();
+    pair.psql(&pair.source_conninfo, sql);
+}
+
+fn cfg() -> Config {
+    config::load(&common::pair().config_path).expect("lab config loads")
+}
+
+/// Small ranges, so even test-sized tables are split and bisected.
+fn small() -> VerifyOptions {
+    VerifyOptions {
+        bucket_rows: 500,
+        leaf_rows: 40,
+        fanout: 4,
+        ..VerifyOptions::default()
+    }
+}
+
+async fn verify(tables: &[&str], opts: &VerifyOptions) -> (VerifyReport, Vec<VerifyProgress>) {
+    let tables: Vec<TableRef> = tables.iter().map(|t| TableRef::new("public", *t)).collect();
+    let mut events = Vec::new();
+    let report = verify_tables(&cfg(), &tables, opts, |p| events.push(p))
+        .await
+        .expect("verification runs");
+    println!("{report}");
+    (report, events)
+}
+
+fn diff(kind: DiffKind, key: &str, columns: &[&str]) -> RowDifference {
+    RowDifference {
+        kind,
+        key: key.into(),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+fn sorted(t: &TableVerify) -> Vec<RowDifference> {
+    let mut d = t.differences.clone();
+    d.sort_by(|a, b| (&a.key, a.kind as u8).cmp(&(&b.key, b.kind as u8)));
+    d
+}
+
+/// Every type the canonical row text normalises, with NULLs sprinkled in.
+const TYPES_TABLE: &str = "
+CREATE TABLE {t} (
+  id int PRIMARY KEY,
+  n numeric, f4 real, f8 double precision, ts timestamptz, iv interval,
+  j jsonb, b bytea, arr int[], farr float8[], e text, u text, c text COLLATE \"C\",
+  m money, d date);
+INSERT INTO {t}
+SELECT g, g * 1.125, g / 7.0, g / 3.0,
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute',
+       g * interval '1 hour 3 seconds',
+       jsonb_build_object('k', g, 'a', jsonb_build_array(g, 'x')),
+       decode(md5(g::text), 'hex'), ARRAY[g, g + 1], ARRAY[g / 3.0, 0.1],
+       CASE WHEN g % 10 = 0 THEN NULL WHEN g % 10 = 1 THEN '' ELSE 'v' || g END,
+       'żółw 🐢 ' || g, 'Ångström ' || g, g * 0.25, date '2020-01-01' + g
+  FROM generate_series(1, {n}) g;";
+
+fn types_table(name: &str, rows: u32) {
+    both(
+        &TYPES_TABLE
+            .replace("{t}", name)
+            .replace("{n}", &rows.to_string()),
+    );
+}
+
+#[tokio::test]
+async fn identical_tables_verify_clean() {
+    types_table("vt_clean", 5000);
+    let (report, progress) = verify(&["vt_clean"], &small()).await;
+    let t = &report.tables[0];
+    assert_eq!(t.status, TableStatus::Clean, "{report}");
+    assert_eq!(t.method, Method::PrimaryKey);
+    assert_eq!(t.key_columns, vec!["id"]);
+    assert_eq!((t.rows_source, t.rows_target), (5000, 5000));
+    assert!(t.ranges_checked >= 10, "{}", t.ranges_checked);
+    assert!(report.is_clean());
+    let last = progress.last().expect("progress reported");
+    assert_eq!(last.ranges_done, last.ranges_total);
+    assert_eq!(last.rows_done, 5000);
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.contains("\"method\":\"primary_key\""), "{json}");
+}
+
+#[tokio::test]
+async fn each_difference_is_found_and_named() {
+    types_table("vt_diff", 10_000);
+    on_target(
+        "UPDATE vt_diff SET n = n + 1 WHERE id = 1234;
+         DELETE FROM vt_diff WHERE id = 2500;
+         INSERT INTO vt_diff (id, e) VALUES (100001, 'new');
+         UPDATE vt_diff SET f8 = f8 + 1e-12 WHERE id = 77;
+         UPDATE vt_diff SET e = '' WHERE id = 20;     -- NULL on the source
+         UPDATE vt_diff SET n = 5.62500 WHERE id = 5;  -- 5.625: same value, other scale
+         UPDATE vt_diff SET j = '{\"k\":6,   \"a\": [6, \"x\"]}' WHERE id = 6; -- same jsonb
+         UPDATE vt_diff SET b = '\\x00' WHERE id = 9000;
+         UPDATE vt_diff SET c = 'Ångström 9001 ' WHERE id = 9001;
+         UPDATE vt_diff SET farr = ARRAY[3001 / 3.0, 0.2] WHERE id = 3001;",
+    );
+    // Same instants and same floats, written under other session settings: not differences.
+    on_target(
+        "SET TimeZone = 'Asia/Tokyo'; SET extra_float_digits = 0; SET DateStyle = 'SQL, DMY';
+         SET IntervalStyle = 'postgres_verbose';
+         UPDATE vt_diff SET ts = '2024-01-01 17:20:00' WHERE id = 500;
+         UPDATE vt_diff SET f8 = 200.0, f4 = '85.71429' WHERE id = 600;
+         UPDATE vt_diff SET iv = '@ 700 hours 2100 secs' WHERE id = 700;",
+    );
+    on_source(
+        "UPDATE vt_diff SET f8 = 2e2, f4 = 600 / 7.0 WHERE id = 600;
+         UPDATE vt_diff SET iv = interval 'PT700H35M' WHERE id = 700;",
+    );
+    let (report, progress) = verify(&["vt_diff"], &small()).await;
+    let t = &report.tables[0];
+    assert_eq!(t.status, TableStatus::Mismatch);
+    assert_eq!((t.rows_source, t.rows_target), (10_000, 10_000));
+    assert_eq!(
+        sorted(t),
+        vec![
+            diff(DiffKind::ExtraOnTarget, "id=100001", &[]),
+            diff(DiffKind::Changed, "id=1234", &["n"]),
+            diff(DiffKind::Changed, "id=20", &["e"]),
+            diff(DiffKind::MissingOnTarget, "id=2500", &[]),
+            diff(DiffKind::Changed, "id=3001", &["farr"]),
+            diff(DiffKind::Changed, "id=5", &["n"]),
+            diff(DiffKind::Changed, "id=77", &["f8"]),
+            diff(DiffKind::Changed, "id=9000", &["b"]),
+            diff(DiffKind::Changed, "id=9001", &["c"]),
+        ],
+        "{report}"
+    );
+    assert_eq!(t.differences_total, 9);
+    assert_eq!(progress.last().unwrap().mismatches, 9);
+    let text = report.to_string();
+    assert!(text.contains("missing on target: id=2500"), "{text}");
+    assert!(text.contains("changed:           id=1234  [n]"), "{text}");
+}
+
+#[tokio::test]
+async fn composite_keys_are_ranged_and_named() {
+    both(
+        "CREATE TABLE vt_comp (region text, seq bigint, qty int, note text, PRIMARY KEY (region, seq));
+         INSERT INTO vt_comp SELECT 'r' || (g % 7), g, g % 100, 'n' || g FROM generate_series(1, 6000) g;",
+    );
+    on_target(
+        "UPDATE vt_comp SET qty = -1, note = 'x' WHERE region = 'r3' AND seq = 1802;
+         DELETE FROM vt_comp WHERE region = 'r0' AND seq = 4200;
+         INSERT INTO vt_comp VALUES ('r9', 1, 1, 'extra');",
+    );
+    let (report, _) = verify(&["vt_comp"], &small()).await;
+    let t = &report.tables[0];
+    assert_eq!(t.key_columns, vec!["region", "seq"]);
+    assert_eq!(
+        sorted(t),
+        vec![
+            diff(DiffKind::MissingOnTarget, "region=r0, seq=4200", &[]),
+            diff(DiffKind::Changed, "region=r3, seq=1802", &["note", "qty"]),
+            diff(DiffKind::ExtraOnTarget, "region=r9, seq=1", &[]),
+        ],
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn tables_without_a_key_are_compared_as_multisets() {
+    both(
+        "CREATE TABLE vt_nopk_same (a int, b text);
+         INSERT INTO vt_nopk_same SELECT g % 50, 'b' || g FROM generate_series(1, 3000) g;
+         CREATE TABLE vt_nopk_diff (a int NOT NULL, b text);
+         INSERT INTO vt_nopk_diff SELECT g % 50, 'b' || g FROM generate_series(1, 3000) g;",
+    );
+    on_target("UPDATE vt_nopk_diff SET b = 'changed' WHERE b = 'b77';");
+    let (report, _) = verify(&["vt_nopk_same", "vt_nopk_diff"], &small()).await;
+    let same = &report.tables[0];
+    assert_eq!(same.method, Method::Multiset);
+    assert_eq!(same.status, TableStatus::Clean, "{report}");
+    let d = &report.tables[1];
+    assert_eq!(d.method, Method::Multiset);
+    assert_eq!(d.status, TableStatus::Mismatch);
+    assert!(d.differences.is_empty());
+    assert!(report.to_string().contains("multiset"));
+
+    // With a declared (non-unique) key the changed row is located.
+    let mut opts = small();
+    opts.keys = BTreeMap::from([(
+        TableRef::new("public", "vt_nopk_diff"),
+        vec!["a".to_string()],
+    )]);
+    let (report, _) = verify(&["vt_nopk_diff"], &opts).await;
+    let d = &report.tables[0];
+    assert_eq!(d.method, Method::DeclaredKey);
+    assert_eq!(
+        sorted(d),
+        vec![
+            diff(DiffKind::MissingOnTarget, "a=27", &[]),
+            diff(DiffKind::ExtraOnTarget, "a=27", &[]),
+        ],
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn missing_tables_and_columns_are_reported_not_fatal() {
+    both("CREATE TABLE vt_cols (id int PRIMARY KEY, a int);");
+    on_target("ALTER TABLE vt_cols ADD COLUMN extra int;");
+    on_source("CREATE TABLE vt_only_source (id int PRIMARY KEY);");
+    let (report, _) = verify(&["vt_only_source", "vt_cols"], &small()).await;
+    assert_eq!(report.tables[0].status, TableStatus::Error);
+    assert!(report.tables[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("does not exist"));
+    assert_eq!(report.tables[1].status, TableStatus::Mismatch);
+    assert_eq!(report.tables[1].columns_only_target, vec!["extra"]);
+}
+
+#[tokio::test]
+async fn cancelling_stops_the_server_side_queries() {
+    // Slow per row, so the first pass is still running when cancelled.
+    both(
+        "CREATE TABLE vt_cancel (id int PRIMARY KEY, v text);
+         INSERT INTO vt_cancel SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 300000) g;",
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let opts = VerifyOptions {
+        cancel: Some(rx),
+        hash: cutover::verify::HashKind::Md5,
+        parallelism: 1,
+        ..VerifyOptions::default()
+    };
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let _ = tx.send(true);
+        // Keep the sender alive until the run has seen it.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let started = std::time::Instant::now();
+    let (report, _) = verify(&["vt_cancel"], &opts).await;
+    assert!(report.cancelled);
+    assert_eq!(report.tables[0].status, TableStatus::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pair = common::pair();
+    for conninfo in [&pair.source_conninfo, &pair.target_conninfo] {
+        let active = pair.psql(
+            conninfo,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cutover-verify' \
+             AND state = 'active' AND pid <> pg_backend_pid()",
+        );
+        assert_eq!(
+            active.trim(),
+            "0",
+            "verification still running on {conninfo}"
+        );
+    }
+}
