@@ -139,7 +139,19 @@ async fn lab_command(command: LabCommand) -> Result<ExitCode> {
 }
 
 async fn console(args: ConsoleArgs) -> Result<ExitCode> {
-    let path = args.config.unwrap_or_else(|| PathBuf::from("cutover.toml"));
+    let path = match args.config {
+        Some(p) => p,
+        None => {
+            let p = PathBuf::from("cutover.toml");
+            if !p.exists() {
+                anyhow::bail!(
+                    "no cutover.toml in this directory: give one with -c FILE, \
+                     or try the console on a throwaway lab with `cutover demo`"
+                );
+            }
+            p
+        }
+    };
     let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let session_dir = args
         .session_dir
