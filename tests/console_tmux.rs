@@ -142,6 +142,37 @@ fn numbers_on_line(screen: &str, table: &str) -> Vec<i64> {
         .collect()
 }
 
+fn screen_of(model: &cutover::model::Model, w: u16, h: u16) -> String {
+    use ratatui::backend::TestBackend;
+    let theme = cutover::ui::theme::Theme::default();
+    let mut term = ratatui::Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| cutover::ui::view(f, model, &theme)).unwrap();
+    let buf = term.backend().buffer();
+    (0..h)
+        .map(|y| {
+            let mut line = String::new();
+            let mut skip = 0;
+            for x in 0..w {
+                let sym = buf[(x, y)].symbol();
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                skip = unicode_width(sym).saturating_sub(1);
+                line.push_str(sym);
+            }
+            line.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Terminal cells a symbol takes; ratatui leaves the cell after a wide one blank.
+fn unicode_width(s: &str) -> usize {
+    use ratatui::text::Span;
+    Span::raw(s).width()
+}
+
 fn session_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -239,6 +270,7 @@ fn console_counts_goes_stale_recovers_and_restores_terminal() {
         !s.contains("stale since")
     });
 
+    let last_live_screen = tmux.capture();
     tmux.keys("q");
     let screen = tmux.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
@@ -273,6 +305,23 @@ fn console_counts_goes_stale_recovers_and_restores_terminal() {
             ..
         }
     )));
+    // Replay needs nothing but the log: folding it reproduces, character for
+    // character, the last screen the operator saw.
+    let mut model = cutover::model::Model::default();
+    let mut seen = Vec::new();
+    for ev in &events {
+        cutover::model::update(&mut model, ev);
+        seen.push(screen_of(&model, 200, 50));
+    }
+    let live: Vec<&str> = last_live_screen.lines().map(str::trim_end).collect();
+    assert!(
+        seen.iter()
+            .rev()
+            .take(50)
+            .any(|s| s.lines().map(str::trim_end).eq(live.iter().copied())),
+        "no prefix of the log renders the live screen:\n{last_live_screen}\n--- last fold:\n{}",
+        seen.last().unwrap()
+    );
     assert!(matches!(
         events.last().map(|e| &e.kind),
         Some(EventKind::SessionEnded { .. })

@@ -1,8 +1,6 @@
 //! The view, drawn from models built the only way the program builds them:
 //! by folding real events through `model::update`.
 
-use std::time::Instant;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
@@ -648,24 +646,6 @@ fn tiny_sizes_say_what_matters() {
 }
 
 #[test]
-fn renders_fast() {
-    let f = full();
-    let theme = Theme::default();
-    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
-    term.draw(|fr| view(fr, &f.model, &theme)).unwrap();
-    let n = 50;
-    let start = Instant::now();
-    for _ in 0..n {
-        // Each draw renders the whole view into a cleared buffer, plus the backend diff.
-        term.draw(|fr| view(fr, &f.model, &theme)).unwrap();
-    }
-    let per = start.elapsed() / n;
-    eprintln!("200x50 frame: {per:?} per draw (debug build)");
-    // Generous: this runs unoptimised; release builds are many times faster.
-    assert!(per.as_millis() < 50, "{per:?}");
-}
-
-#[test]
 fn themes_load_by_name_path_and_env_rule() {
     let d = load_theme("default", None).unwrap();
     assert_eq!(d.name, "default");
@@ -728,36 +708,4 @@ fn themes_load_by_name_path_and_env_rule() {
     );
     // NO_COLOR wins even over a theme that would fail to load.
     assert_eq!(Theme::resolve("nope", None, true).unwrap().name, "mono");
-}
-
-#[test]
-#[ignore = "diagnostic: compares the view with a bare full-screen draw"]
-fn baseline_draw_cost() {
-    let f = full();
-    let theme = Theme::default();
-    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
-    let line = "x".repeat(200);
-    let text: Vec<ratatui::text::Line> = (0..50)
-        .map(|_| ratatui::text::Line::raw(line.as_str()))
-        .collect();
-    let n = 50;
-    let start = Instant::now();
-    for _ in 0..n {
-        term.draw(|fr| fr.render_widget(ratatui::widgets::Paragraph::new(text.clone()), fr.area()))
-            .unwrap();
-    }
-    let bare = start.elapsed() / n;
-    let start = Instant::now();
-    for _ in 0..n {
-        let _ = cutover::model::table_rows(&f.model);
-    }
-    let rows = start.elapsed() / n;
-    let start = Instant::now();
-    for _ in 0..n {
-        term.draw(|fr| view(fr, &f.model, &theme)).unwrap();
-    }
-    eprintln!(
-        "bare {bare:?}, table_rows {rows:?}, view {:?}",
-        start.elapsed() / n
-    );
 }
