@@ -35,6 +35,24 @@ enum Command {
     },
     /// The live console on the clusters a cutover.toml names.
     Console(ConsoleArgs),
+    /// Checksum-verify tables source against target, non-interactively; exit 1 on any difference.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The configuration file.
+    #[arg(short, long, value_name = "FILE", default_value = "cutover.toml")]
+    config: PathBuf,
+    /// Only this table (schema.name, or a name in public); repeatable. Default: every selected table.
+    #[arg(long = "table", value_name = "TABLE")]
+    tables: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Connections per side.
+    #[arg(long, default_value_t = 2)]
+    parallelism: usize,
 }
 
 #[derive(Args)]
@@ -108,6 +126,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Demo(args)) => demo(args).await,
         Some(Command::Lab { command }) => lab_command(command).await,
         Some(Command::Console(args)) => console(args).await,
+        Some(Command::Verify(args)) => verify(args).await,
         None => console(cli.console).await,
     }
 }
@@ -167,6 +186,78 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
     .await?;
     eprintln!("session recorded in {}", log.display());
     Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    use cutover::session::TableRef;
+    let config = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tables: Vec<TableRef> = if args.tables.is_empty() {
+        let client = cutover::pg::collector::open_monitor_connection(
+            &config.source,
+            config.monitor.connect_timeout(),
+            config.monitor.statement_timeout_ms,
+        )
+        .await?;
+        let filter = |s: &str, t: &str| config.tables.matches(s, t);
+        cutover::pg::monitor::poll_source(&client, &filter)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {}",
+                    config.source.describe(),
+                    cutover::pg::error_text(&e)
+                )
+            })?
+            .tables
+            .into_iter()
+            .map(|t| t.table)
+            .collect()
+    } else {
+        args.tables
+            .iter()
+            .map(|t| match t.split_once('.') {
+                Some((schema, name)) => TableRef::new(schema, name),
+                None => TableRef::new("public", t.as_str()),
+            })
+            .collect()
+    };
+    if tables.is_empty() {
+        anyhow::bail!("no tables to verify: the [tables] selection matches nothing on the source");
+    }
+    let opts = cutover::verify::VerifyOptions {
+        parallelism: args.parallelism.max(1),
+        ..Default::default()
+    };
+    // A progress line only where someone watches it: not into pipes and CI logs.
+    let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = cutover::verify::verify_tables(&config, &tables, &opts, |p| {
+        if !quiet {
+            eprint!(
+                "\r{}: {}/{} ranges, {} rows, {} differences   ",
+                p.table, p.ranges_done, p.ranges_total, p.rows_done, p.mismatches
+            );
+        }
+    })
+    .await?;
+    if !quiet {
+        eprintln!();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    let errors = report
+        .tables
+        .iter()
+        .any(|t| t.status == cutover::verify::TableStatus::Error);
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else if errors {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Tears the demo lab down however the console ends (return, error or panic).

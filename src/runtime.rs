@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod terminal;
+pub mod verify_task;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -132,6 +133,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Cancel switches of the background runs (counts and verifications share run ids).
     let mut counts: HashMap<u64, watch::Sender<bool>> = HashMap::new();
     let mut dirty = true;
     let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
@@ -189,7 +191,18 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                         cancel_rx,
                     ));
                 }
-                Effect::CancelExactCount { run } => {
+                Effect::StartVerify { run, tables } => {
+                    let (cancel_tx, cancel_rx) = watch::channel(false);
+                    counts.insert(run, cancel_tx);
+                    tasks.spawn(verify_task::run(
+                        run,
+                        tables,
+                        config.clone(),
+                        tx.clone(),
+                        cancel_rx,
+                    ));
+                }
+                Effect::CancelExactCount { run } | Effect::CancelVerify { run } => {
                     if let Some(c) = counts.remove(&run) {
                         let _ = c.send(true);
                     }
@@ -213,7 +226,10 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
         // Give count tasks the moment they need to send their server-side cancel.
         drop(tx);
         while let Some(kind) = rx.recv().await {
-            if matches!(kind, EventKind::CountFinished { .. }) {
+            if matches!(
+                kind,
+                EventKind::CountFinished { .. } | EventKind::VerifyFinished { .. }
+            ) {
                 break;
             }
         }

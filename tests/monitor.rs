@@ -317,6 +317,37 @@ async fn replication_state_is_reported_exactly() {
         assert_eq!(r.state, RowState::ExactMatch, "{}", r.table);
         assert_eq!(r.sync_state.as_deref(), Some("r"));
     }
+    // The non-interactive verifier agrees, then names exactly what a stray write broke.
+    let verify = |tables: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(["verify", "-c"]).arg(&pair.config_path);
+        for t in tables {
+            cmd.args(["--table", t]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = verify(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("6 of 6 tables clean"), "{text}");
+    pair.psql(
+        &pair.target_conninfo,
+        "ALTER SUBSCRIPTION cutover_sub DISABLE",
+    );
+    pair.psql(
+        &pair.target_conninfo,
+        "UPDATE orders SET status = 'lost' WHERE id = 7",
+    );
+    let out = verify(&["orders", "public.users"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("id=7") && text.contains("[status]"), "{text}");
+    assert!(text.contains("1 of 2 tables clean"), "{text}");
 }
 
 #[tokio::test]

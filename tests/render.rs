@@ -303,7 +303,7 @@ fn row<'a>(screen: &'a str, table: &str) -> &'a str {
         "✔ exact match",
         "✖ MISMATCH",
         "✖ missing on target",
-        "! count failed",
+        "! failed",
     ];
     let named = |l: &str| {
         l.starts_with(&format!("{table} "))
@@ -333,13 +333,13 @@ fn full_80x24() {
     assert!(s.contains("cutover_sub") && s.contains("debezium_orders"));
     assert!(row(&s, "products").contains("✖ MISMATCH"));
     assert!(row(&s, "customers").contains("✔ exact match"));
-    assert!(row(&s, "audit_log").contains("! count failed"));
+    assert!(row(&s, "audit_log").contains("! failed"));
     assert!(row(&s, "audit_log").contains("! no PK"));
     assert!(row(&s, "order_items").contains("… counting"));
     assert!(s.contains("exact count: 4/6 source, 3/6 target, 2.1 s"));
     assert!(s.contains("d copying 1"));
     assert!(s.contains("12:00:42 UTC"));
-    assert!(s.contains("c exact count  x cancel  ↑↓ scroll  ? help  q quit"));
+    assert!(s.contains("c exact count  v verify  x cancel  ↑↓ scroll  ? help  q quit"));
     // Every table fits at 80×24 together with the other panes.
     for (name, _, _) in TABLES {
         assert!(s.contains(name), "{name} missing");
@@ -454,7 +454,7 @@ fn finished_count_and_missing_table() {
     assert!(row(&s, "orders").contains("✔ exact match"));
     assert!(row(&s, "order_items").contains("-130"));
     assert!(row(&s, "sessions").contains("✖ missing on target"));
-    assert!(s.contains("c: exact count"));
+    assert!(s.contains("c count · v verify"), "{s}");
 }
 
 #[test]
@@ -491,7 +491,7 @@ fn scrolling_moves_the_first_row() {
         .position(|l| l.starts_with("table"))
         .expect("header row");
     let first = s.lines().nth(header + 1).unwrap();
-    assert!(first.starts_with("order_items"), "{s}");
+    assert!(first.starts_with("public.order_items"), "{s}");
     assert!(s.contains("rows 3–6 of 6"), "{s}");
     assert!(!s.contains("customers"));
 }
@@ -531,7 +531,7 @@ fn help_overlay() {
         "✔ exact match",
         "✖ MISMATCH",
         "✖ missing on target",
-        "! count failed",
+        "! failed",
         "✖ over threshold",
     ] {
         assert!(s.contains(word), "{word} not explained");
@@ -545,7 +545,7 @@ fn confirm_quit_overlay() {
     assert_eq!(f.model.overlay, Overlay::ConfirmQuit);
     let s = screen(&f.model, 80, 24);
     insta::assert_snapshot!("confirm_quit_80x24", s);
-    assert!(s.contains("An exact count is running. Quit and cancel it? y / n"));
+    assert!(s.contains("A count or verification is running. Quit and cancel it? y / n"));
     // Still shown when the terminal has been shrunk.
     let small = screen(&f.model, 30, 8);
     assert!(small.contains("Quit"), "{small}");

@@ -124,7 +124,12 @@ async fn each_difference_is_found_and_named() {
          UPDATE vt_diff SET j = '{\"k\":6,   \"a\": [6, \"x\"]}' WHERE id = 6; -- same jsonb
          UPDATE vt_diff SET b = '\\x00' WHERE id = 9000;
          UPDATE vt_diff SET c = 'Ångström 9001 ' WHERE id = 9001;
-         UPDATE vt_diff SET farr = ARRAY[3001 / 3.0, 0.2] WHERE id = 3001;",
+         UPDATE vt_diff SET farr = ARRAY[3001 / 3.0, 0.2] WHERE id = 3001;
+         UPDATE vt_diff SET u = 'z' || U&'\\0065\\0301' WHERE id = 30; -- NFD vs the source's NFC
+         UPDATE vt_diff SET ts = ts + interval '1 microsecond' WHERE id = 501;
+         UPDATE vt_diff SET iv = interval '1 day' WHERE id = 702;
+         UPDATE vt_diff SET j = j || '{\"k\": 0}' WHERE id = 8;
+         UPDATE vt_diff SET arr = ARRAY[12, 11] WHERE id = 11;",
     );
     // Same instants and same floats, written under other session settings: not differences.
     on_target(
@@ -136,7 +141,10 @@ async fn each_difference_is_found_and_named() {
     );
     on_source(
         "UPDATE vt_diff SET f8 = 2e2, f4 = 600 / 7.0 WHERE id = 600;
-         UPDATE vt_diff SET iv = interval 'PT700H35M' WHERE id = 700;",
+         UPDATE vt_diff SET iv = interval 'PT700H35M' WHERE id = 700;
+         UPDATE vt_diff SET u = 'z' || U&'\\00E9' WHERE id = 30;
+         -- Equal as intervals, not as values replication carries: reported.
+         UPDATE vt_diff SET iv = interval '24 hours' WHERE id = 702;",
     );
     let (report, progress) = verify(&["vt_diff"], &small()).await;
     let t = &report.tables[0];
@@ -146,19 +154,24 @@ async fn each_difference_is_found_and_named() {
         sorted(t),
         vec![
             diff(DiffKind::ExtraOnTarget, "id=100001", &[]),
+            diff(DiffKind::Changed, "id=11", &["arr"]),
             diff(DiffKind::Changed, "id=1234", &["n"]),
             diff(DiffKind::Changed, "id=20", &["e"]),
             diff(DiffKind::MissingOnTarget, "id=2500", &[]),
+            diff(DiffKind::Changed, "id=30", &["u"]),
             diff(DiffKind::Changed, "id=3001", &["farr"]),
             diff(DiffKind::Changed, "id=5", &["n"]),
+            diff(DiffKind::Changed, "id=501", &["ts"]),
+            diff(DiffKind::Changed, "id=702", &["iv"]),
             diff(DiffKind::Changed, "id=77", &["f8"]),
+            diff(DiffKind::Changed, "id=8", &["j"]),
             diff(DiffKind::Changed, "id=9000", &["b"]),
             diff(DiffKind::Changed, "id=9001", &["c"]),
         ],
         "{report}"
     );
-    assert_eq!(t.differences_total, 9);
-    assert_eq!(progress.last().unwrap().mismatches, 9);
+    assert_eq!(t.differences_total, 14);
+    assert_eq!(progress.last().unwrap().mismatches, 14);
     let text = report.to_string();
     assert!(text.contains("missing on target: id=2500"), "{text}");
     assert!(text.contains("changed:           id=1234  [n]"), "{text}");

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ExactCount, Model, SideState};
+use super::{ExactCount, Model, SideState, VerifyCell};
 use crate::session::sample::{Side, SlotRow, SubTableRow, TableRef};
+use crate::verify::{DiffKind, TableStatus};
 
 /// Whether a side's data is trustworthy at the model's "now".
 /// `Some(t)`: stale since `t` (last good sample, or first failure if never good).
@@ -67,6 +68,11 @@ pub enum RowState {
     /// The table is selected on the source but absent on the target.
     MissingOnTarget,
     Failed,
+    /// Checksum verification queued or running.
+    Verifying,
+    /// Every row's hash equal on both sides, at the time of the check.
+    ChecksumVerified,
+    ChecksumMismatch,
 }
 
 impl RowState {
@@ -77,7 +83,10 @@ impl RowState {
             RowState::ExactMatch => "exact match",
             RowState::ExactMismatch => "MISMATCH",
             RowState::MissingOnTarget => "missing on target",
-            RowState::Failed => "count failed",
+            RowState::Failed => "failed",
+            RowState::Verifying => "verifying",
+            RowState::ChecksumVerified => "checksum verified",
+            RowState::ChecksumMismatch => "rows differ",
         }
     }
 }
@@ -99,6 +108,75 @@ pub struct TableRow {
     pub copy_tuples: Option<i64>,
     pub has_primary_key: Option<bool>,
     pub error: Option<String>,
+    /// Verification in a few words: progress, or which rows differ.
+    pub verify_detail: Option<String>,
+}
+
+/// What a verification cell says about a table: its state and a detail line.
+fn verify_view(cell: Option<&VerifyCell>) -> (Option<RowState>, Option<String>, Option<String>) {
+    match cell {
+        None => (None, None, None),
+        Some(VerifyCell::Pending) => (
+            Some(RowState::Verifying),
+            Some("checksum queued".into()),
+            None,
+        ),
+        Some(VerifyCell::Running(p)) => {
+            let mut text = format!("checksum {}/{} ranges", p.ranges_done, p.ranges_total);
+            if p.mismatches > 0 {
+                text.push_str(&format!(", {} differing rows so far", p.mismatches));
+            }
+            (Some(RowState::Verifying), Some(text), None)
+        }
+        Some(VerifyCell::Done(v)) => match v.status {
+            TableStatus::Clean => (
+                Some(RowState::ChecksumVerified),
+                Some(format!(
+                    "checksum verified, {} rows ({})",
+                    v.rows_source,
+                    v.method.as_str()
+                )),
+                None,
+            ),
+            TableStatus::Mismatch => {
+                let listed: Vec<String> = v
+                    .differences
+                    .iter()
+                    .take(3)
+                    .map(|d| match d.kind {
+                        DiffKind::MissingOnTarget => format!("{} missing on target", d.key),
+                        DiffKind::ExtraOnTarget => format!("{} extra on target", d.key),
+                        DiffKind::Changed => {
+                            format!("{} changed ({})", d.key, d.columns.join(", "))
+                        }
+                    })
+                    .collect();
+                let n = v.differences_total;
+                let mut text = if n == 1 {
+                    "1 row differs".to_string()
+                } else {
+                    format!("{n} rows differ")
+                };
+                if !listed.is_empty() {
+                    text.push_str(": ");
+                    text.push_str(&listed.join("; "));
+                }
+                if v.differences_total > listed.len() as u64 && !listed.is_empty() {
+                    text.push_str("; …");
+                }
+                if v.differences.is_empty() && !v.notes.is_empty() {
+                    text.push_str(&format!(" ({})", v.notes.join("; ")));
+                }
+                (Some(RowState::ChecksumMismatch), Some(text), None)
+            }
+            TableStatus::Error => (
+                Some(RowState::Failed),
+                None,
+                Some(format!("verify: {}", v.error.clone().unwrap_or_default())),
+            ),
+            TableStatus::Cancelled => (None, Some("checksum cancelled".into()), None),
+        },
+    }
 }
 
 fn exact(c: &ExactCount) -> Option<i64> {
@@ -149,8 +227,13 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
                     false,
                 ),
             };
+            let (verify_state, verify_detail, verify_error) = verify_view(model.verify.get(table));
+            let error = error.or(verify_error);
             let state = if counting {
                 RowState::Counting
+            } else if let Some(v) = verify_state.filter(|_| !missing_on_target) {
+                // A checksum says more than a count: it wins while it is the latest word.
+                v
             } else if missing_on_target {
                 RowState::MissingOnTarget
             } else if error.is_some() {
@@ -187,6 +270,7 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
                 }),
                 has_primary_key: s_est.map(|t| t.has_primary_key),
                 error,
+                verify_detail,
             }
         })
         .collect()

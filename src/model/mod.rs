@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::session::sample::{SourceSample, TableRef, TargetSample};
 use crate::session::SessionInfo;
+use crate::verify::{TableVerify, VerifyProgress};
 
 /// How many lag points the sparkline keeps (10 minutes at 1 Hz).
 pub const LAG_HISTORY: usize = 600;
@@ -76,6 +77,31 @@ impl CountRun {
     }
 }
 
+/// Checksum verification of one table, as far as the session knows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VerifyCell {
+    Pending,
+    Running(VerifyProgress),
+    Done(TableVerify),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyRun {
+    pub id: u64,
+    pub started_at: DateTime<Utc>,
+    pub total: usize,
+    pub done: usize,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub cancelled: bool,
+    pub error: Option<String>,
+}
+
+impl VerifyRun {
+    pub fn running(&self) -> bool {
+        self.finished_at.is_none()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overlay {
     #[default]
@@ -95,6 +121,8 @@ pub struct Model {
     pub counts: BTreeMap<TableRef, TableCounts>,
     pub count_run: Option<CountRun>,
     pub next_run: u64,
+    pub verify: BTreeMap<TableRef, VerifyCell>,
+    pub verify_run: Option<VerifyRun>,
     pub overlay: Overlay,
     /// First visible row of the row-count table.
     pub scroll: usize,
@@ -105,5 +133,14 @@ pub struct Model {
 impl Model {
     pub fn count_running(&self) -> bool {
         self.count_run.as_ref().is_some_and(CountRun::running)
+    }
+
+    pub fn verify_running(&self) -> bool {
+        self.verify_run.as_ref().is_some_and(VerifyRun::running)
+    }
+
+    /// Work on the servers that quitting would cut short.
+    pub fn action_running(&self) -> bool {
+        self.count_running() || self.verify_running()
     }
 }

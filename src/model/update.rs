@@ -1,4 +1,4 @@
-use super::{CountRun, ExactCount, LagPoint, Model, Overlay, LAG_HISTORY};
+use super::{CountRun, ExactCount, LagPoint, Model, Overlay, VerifyCell, VerifyRun, LAG_HISTORY};
 use crate::session::sample::{Side, TableRef};
 use crate::session::{Event, EventKind};
 
@@ -7,6 +7,8 @@ use crate::session::{Event, EventKind};
 pub enum Effect {
     StartExactCount { run: u64, tables: Vec<TableRef> },
     CancelExactCount { run: u64 },
+    StartVerify { run: u64, tables: Vec<TableRef> },
+    CancelVerify { run: u64 },
     Quit,
 }
 
@@ -135,6 +137,40 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             }
             vec![]
         }
+        EventKind::VerifyProgress { run, progress } => {
+            if model.verify_run.as_ref().is_some_and(|r| r.id == *run) {
+                model.verify.insert(
+                    progress.table.clone(),
+                    VerifyCell::Running(progress.clone()),
+                );
+            }
+            vec![]
+        }
+        EventKind::VerifyTableDone { run, result } => {
+            if let Some(r) = model.verify_run.as_mut().filter(|r| r.id == *run) {
+                r.done += 1;
+            }
+            model
+                .verify
+                .insert(result.table.clone(), VerifyCell::Done(result.clone()));
+            vec![]
+        }
+        EventKind::VerifyFinished {
+            run,
+            cancelled,
+            error,
+        } => {
+            if let Some(r) = model.verify_run.as_mut().filter(|r| r.id == *run) {
+                r.finished_at = Some(at);
+                r.cancelled = *cancelled;
+                r.error = error.clone();
+            }
+            // Tables the run never reached are not "pending" any more.
+            model
+                .verify
+                .retain(|_, c| !matches!(c, VerifyCell::Pending | VerifyCell::Running(_)));
+            vec![]
+        }
         EventKind::Tick => vec![],
         EventKind::SessionEnded { reason } => {
             model.ended = Some(reason.clone());
@@ -162,10 +198,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
             return match key {
                 "y" | "Y" => {
                     model.quit = true;
-                    let mut effects = Vec::new();
-                    if let Some(r) = model.count_run.as_ref().filter(|r| r.running()) {
-                        effects.push(Effect::CancelExactCount { run: r.id });
-                    }
+                    let mut effects = cancel_running(model);
                     effects.push(Effect::Quit);
                     effects
                 }
@@ -184,7 +217,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
             vec![]
         }
         "q" | "Ctrl-c" => {
-            if model.count_running() {
+            if model.action_running() {
                 model.overlay = Overlay::ConfirmQuit;
                 vec![]
             } else {
@@ -193,10 +226,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
             }
         }
         "c" => start_count(model),
-        "x" => match model.count_run.as_ref().filter(|r| r.running()) {
-            Some(r) => vec![Effect::CancelExactCount { run: r.id }],
-            None => vec![],
-        },
+        "v" => start_verify(model),
+        "x" => cancel_running(model),
         "Down" | "j" => {
             model.scroll = (model.scroll + 1).min(count_tables(model).saturating_sub(1));
             vec![]
@@ -211,6 +242,47 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
         }
         _ => vec![],
     }
+}
+
+fn cancel_running(model: &Model) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    if let Some(r) = model.count_run.as_ref().filter(|r| r.running()) {
+        effects.push(Effect::CancelExactCount { run: r.id });
+    }
+    if let Some(r) = model.verify_run.as_ref().filter(|r| r.running()) {
+        effects.push(Effect::CancelVerify { run: r.id });
+    }
+    effects
+}
+
+/// Checksums every selected table that exists on both sides.
+fn start_verify(model: &mut Model) -> Vec<Effect> {
+    if model.verify_running() {
+        return vec![];
+    }
+    let tables: Vec<TableRef> = super::table_rows(model)
+        .into_iter()
+        .filter(|r| r.source_estimate.is_some() && r.target_estimate.is_some())
+        .map(|r| r.table)
+        .collect();
+    let Some(now) = model.now.filter(|_| !tables.is_empty()) else {
+        return vec![];
+    };
+    model.next_run += 1;
+    let run = model.next_run;
+    for t in &tables {
+        model.verify.insert(t.clone(), VerifyCell::Pending);
+    }
+    model.verify_run = Some(VerifyRun {
+        id: run,
+        started_at: now,
+        total: tables.len(),
+        done: 0,
+        finished_at: None,
+        cancelled: false,
+        error: None,
+    });
+    vec![Effect::StartVerify { run, tables }]
 }
 
 fn count_tables(model: &Model) -> usize {
@@ -471,5 +543,92 @@ mod tests {
         assert_eq!(f.key(2, "c"), vec![]);
         f.key(3, "Esc");
         assert_eq!(f.m.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn verification_lifecycle_names_the_rows_that_differ() {
+        use crate::model::{table_rows, RowState};
+        use crate::session::sample::TargetSample;
+        use crate::verify::{DiffKind, RowDifference, TableStatus, TableVerify, VerifyProgress};
+        let mut f = Feed::new();
+        f.send(1, EventKind::SourceSampled(source(None)));
+        assert_eq!(
+            f.key(2, "v"),
+            vec![],
+            "nothing verifiable before the target has the table"
+        );
+        let mut tgt_sample = TargetSample {
+            server_version: "16".into(),
+            subscriptions: vec![],
+            sub_tables: vec![],
+            copies: vec![],
+            tables: source(None).tables,
+            poll_ms: 1.0,
+        };
+        f.send(3, EventKind::TargetSampled(tgt_sample.clone()));
+        let t = TableRef::new("public", "t");
+        assert_eq!(
+            f.key(4, "v"),
+            vec![Effect::StartVerify {
+                run: 1,
+                tables: vec![t.clone()]
+            }]
+        );
+        assert_eq!(table_rows(&f.m)[0].state, RowState::Verifying);
+        f.send(
+            5,
+            EventKind::VerifyProgress {
+                run: 1,
+                progress: VerifyProgress {
+                    table: t.clone(),
+                    ranges_done: 2,
+                    ranges_total: 4,
+                    rows_done: 5,
+                    mismatches: 1,
+                },
+            },
+        );
+        assert_eq!(
+            table_rows(&f.m)[0].verify_detail.as_deref(),
+            Some("checksum 2/4 ranges, 1 differing rows so far")
+        );
+        assert_eq!(f.key(6, "q"), vec![], "quitting asks while verifying");
+        f.key(7, "n");
+        let mut result = TableVerify::new(t.clone());
+        result.status = TableStatus::Mismatch;
+        result.differences_total = 2;
+        result.differences = vec![
+            RowDifference {
+                kind: DiffKind::Changed,
+                key: "id=7".into(),
+                columns: vec!["status".into()],
+            },
+            RowDifference {
+                kind: DiffKind::MissingOnTarget,
+                key: "id=9".into(),
+                columns: vec![],
+            },
+        ];
+        f.send(8, EventKind::VerifyTableDone { run: 1, result });
+        f.send(
+            9,
+            EventKind::VerifyFinished {
+                run: 1,
+                cancelled: false,
+                error: None,
+            },
+        );
+        let row = &table_rows(&f.m)[0];
+        assert_eq!(row.state, RowState::ChecksumMismatch);
+        assert_eq!(
+            row.verify_detail.as_deref(),
+            Some("2 rows differ: id=7 changed (status); id=9 missing on target")
+        );
+        assert!(!f.m.verify_running());
+        // An exact count in progress takes the state back until it finishes.
+        tgt_sample.poll_ms = 2.0;
+        f.send(10, EventKind::TargetSampled(tgt_sample));
+        f.key(11, "c");
+        assert_eq!(table_rows(&f.m)[0].state, RowState::Counting);
     }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::sample::{Side, SourceSample, TableRef, TargetSample};
+use crate::verify::{TableVerify, VerifyProgress};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -72,6 +73,21 @@ pub enum EventKind {
         run: u64,
         cancelled: bool,
     },
+    /// Checksum verification of one table moved on.
+    VerifyProgress {
+        run: u64,
+        progress: VerifyProgress,
+    },
+    /// One table's verification result, differences included.
+    VerifyTableDone {
+        run: u64,
+        result: TableVerify,
+    },
+    VerifyFinished {
+        run: u64,
+        cancelled: bool,
+        error: Option<String>,
+    },
     /// Emitted when nothing else happens, so staleness is judged on an advancing clock.
     Tick,
     SessionEnded {
@@ -88,6 +104,8 @@ impl EventKind {
                 | EventKind::Key { .. }
                 | EventKind::CountFinished { .. }
                 | EventKind::CountFailed { .. }
+                | EventKind::VerifyTableDone { .. }
+                | EventKind::VerifyFinished { .. }
                 | EventKind::SessionEnded { .. }
         )
     }

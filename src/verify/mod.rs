@@ -29,6 +29,18 @@
 //! cancelling sends `pg_cancel_backend` for every running query, so no scan
 //! keeps running on the server.
 //!
+//! Key ranges are compared with each side's own ordering of the key type. For
+//! text keys that is the column's collation: if the two servers sort text
+//! differently (another glibc/ICU version), a row can fall into different
+//! ranges on the two sides and shows as missing in one range and extra in
+//! another under the same key; such pairs name the key, so they are easy to
+//! tell apart from real differences.
+//!
+//! Measured by `benches/verify.rs` (10 M rows, both clusters on one 2-core
+//! machine, PG 15): 1 connection per side ≈1.2× the serial floor of one
+//! `sum(hashtext(t::text))` scan per side, 2 connections per side ≈1.0×;
+//! locating one changed row adds a second or two of index range scans.
+//!
 //! Each query sees its own snapshot: on a live source, ranges changing while
 //! they are compared can show differences that are only replication lag.
 //! Verify ranges older than the lag window, or with writes frozen.
@@ -202,6 +214,7 @@ async fn open_side(
         Side::Target
     };
     let setup = format!(
+        // Reads only wait for locks behind DDL; better to fail than queue behind it.
         "{}; SET statement_timeout = {}; SET lock_timeout = 10000",
         sql::SESSION_SETTINGS,
         opts.statement_timeout.as_millis().max(1)

@@ -83,7 +83,7 @@ pub struct TableVerify {
 }
 
 impl TableVerify {
-    pub(crate) fn new(table: TableRef) -> Self {
+    pub fn new(table: TableRef) -> Self {
         TableVerify {
             table,
             method: Method::Multiset,

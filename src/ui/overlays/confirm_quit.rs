@@ -1,4 +1,4 @@
-//! Quitting while an exact count runs would cancel it: ask first.
+//! Quitting while a count or verification runs would cancel it: ask first.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -8,7 +8,7 @@ use ratatui::Frame;
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::centered;
 
-pub const QUESTION: &str = "An exact count is running. Quit and cancel it?";
+pub const QUESTION: &str = "A count or verification is running. Quit and cancel it?";
 
 pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
     let rect = centered(area, 64, 7);
@@ -30,7 +30,7 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
         ]),
         Line::default(),
         Line::from(Span::styled(
-            "y: quit, the count is cancelled · n or Esc: keep counting",
+            "y: quit, it is cancelled on the servers · n or Esc: keep it running",
             theme.style(Role::Muted),
         )),
     ];

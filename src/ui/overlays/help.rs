@@ -37,12 +37,22 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
         (RowState::ExactMatch, "exact counts equal on both sides"),
         (RowState::ExactMismatch, "exact counts differ"),
         (RowState::MissingOnTarget, "table absent on the target"),
-        (RowState::Failed, "the count query failed"),
+        (RowState::Failed, "the count or checksum failed"),
+        (RowState::Verifying, "checksum verification running"),
+        (
+            RowState::ChecksumVerified,
+            "every row hashes equal on both sides",
+        ),
+        (
+            RowState::ChecksumMismatch,
+            "rows differ: which ones, under the row",
+        ),
     ];
     let mut out = vec![
         head("Keys"),
         key("c", "exact count(*) of every table, both sides"),
-        key("x", "cancel the running exact count"),
+        key("v", "checksum-verify every table, differing rows named"),
+        key("x", "cancel the running count or verification"),
         key("↑ ↓ j k", "scroll the row counts   g  back to the top"),
         key("? Esc", "close this help          q  quit"),
         head("Row counts"),
@@ -58,17 +68,15 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
         "no primary key: updates can't replicate",
     ));
     out.push(head("Replication"));
-    out.push(sym("✔ caught up".into(), Role::Ok, "slot lag is 0 bytes"));
-    out.push(sym(
-        "▲ behind".into(),
-        Role::Warn,
-        "lag under the threshold",
-    ));
-    out.push(sym(
-        "✖ over threshold".into(),
-        Role::Error,
-        "lag above the threshold",
-    ));
+    // One line for the three lag words, so the whole help fits in 80×24.
+    out.push(Line::from(vec![
+        Span::styled("  ✔ caught up", theme.style(Role::Ok)),
+        Span::raw("  "),
+        Span::styled("▲ behind", theme.style(Role::Warn)),
+        Span::raw("  "),
+        Span::styled("✖ over threshold", theme.style(Role::Error)),
+        Span::styled("   lag 0 / under / over", theme.style(Role::Muted)),
+    ]));
     out.push(sym(
         "● up  ✖ stale".into(),
         Role::Muted,

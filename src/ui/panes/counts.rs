@@ -19,9 +19,9 @@ pub const CHROME: u16 = 1;
 pub fn state_symbol(state: RowState) -> &'static str {
     match state {
         RowState::Estimated => "~",
-        RowState::Counting => "…",
-        RowState::ExactMatch => "✔",
-        RowState::ExactMismatch | RowState::MissingOnTarget => "✖",
+        RowState::Counting | RowState::Verifying => "…",
+        RowState::ExactMatch | RowState::ChecksumVerified => "✔",
+        RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch => "✖",
         RowState::Failed => "!",
     }
 }
@@ -29,9 +29,11 @@ pub fn state_symbol(state: RowState) -> &'static str {
 pub fn state_role(state: RowState) -> Role {
     match state {
         RowState::Estimated => Role::Muted,
-        RowState::Counting => Role::Accent,
-        RowState::ExactMatch => Role::Ok,
-        RowState::ExactMismatch | RowState::MissingOnTarget => Role::Error,
+        RowState::Counting | RowState::Verifying => Role::Accent,
+        RowState::ExactMatch | RowState::ChecksumVerified => Role::Ok,
+        RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch => {
+            Role::Error
+        }
         RowState::Failed => Role::Warn,
     }
 }
@@ -78,6 +80,46 @@ pub fn run_status(run: Option<&CountRun>, model: &Model, terse: bool) -> (String
             Role::Ok,
         ),
     }
+}
+
+/// The checksum run in a few words, e.g. `verify 2/6 tables, 4.2 s`.
+pub fn verify_status(model: &Model, terse: bool) -> Option<(String, Role)> {
+    let r = model.verify_run.as_ref()?;
+    let what = if terse { "verify" } else { "checksum verify" };
+    Some(match r.finished_at {
+        None => {
+            let elapsed = model
+                .now
+                .map_or(0.0, |n| fmt::seconds_between(r.started_at, n));
+            (
+                format!(
+                    "{what}: {}/{} tables, {}",
+                    r.done,
+                    r.total,
+                    fmt::secs(elapsed)
+                ),
+                Role::Accent,
+            )
+        }
+        Some(at) if r.error.is_some() => (format!("{what} failed {}", fmt::clock(at)), Role::Error),
+        Some(at) if r.cancelled => (
+            format!(
+                "{what} cancelled {} ({}/{})",
+                fmt::clock(at),
+                r.done,
+                r.total
+            ),
+            Role::Warn,
+        ),
+        Some(at) => (
+            format!(
+                "{what} done {} ({})",
+                fmt::clock(at),
+                fmt::millis(fmt::seconds_between(r.started_at, at) * 1000.0)
+            ),
+            Role::Ok,
+        ),
+    })
 }
 
 fn count_cell(exact: Option<i64>, estimate: Option<i64>) -> (String, Role) {
@@ -186,6 +228,10 @@ pub fn render(
         Span::styled("─ ", theme.style(Role::Border)),
         Span::styled(format!("{status} "), theme.style(status_role)),
     ];
+    if let Some((vstatus, vrole)) = verify_status(model, inner_w < 80) {
+        title.push(Span::styled("─ ", theme.style(Role::Border)));
+        title.push(Span::styled(format!("{vstatus} "), theme.style(vrole)));
+    }
     if let Some((_, end)) = table
         .as_ref()
         .map(|t| t.1)
@@ -199,10 +245,12 @@ pub fn render(
         };
         title.push(Span::styled(range, theme.style(Role::Muted)));
     }
-    let hint = if model.count_running() {
-        " x: cancel count "
+    let hint = if model.action_running() {
+        " x: cancel "
+    } else if inner_w < 120 {
+        " c count · v verify "
     } else {
-        " c: exact count "
+        " c: exact count · v: checksum verify "
     };
     let block = pane_block(
         theme,
@@ -230,6 +278,14 @@ pub fn render(
                 inner,
             );
         }
+    }
+}
+
+/// The verification line worth a row of its own: which rows differ, or progress.
+fn detail_of(r: &TableRow) -> Option<&str> {
+    match r.state {
+        RowState::ChecksumMismatch | RowState::Verifying => r.verify_detail.as_deref(),
+        _ => None,
     }
 }
 
@@ -296,7 +352,10 @@ fn table_lines(
 
     // A failed count's reason goes on a line of its own under the row, when
     // there is room for all of them: it never fits in a column.
-    let errors = rows.iter().filter(|r| r.error.is_some()).count();
+    let errors = rows
+        .iter()
+        .filter(|r| r.error.is_some() || detail_of(r).is_some())
+        .count();
     let details = wide || rows.len() + errors <= visible;
     let indent = widths[0].min(4) + gap;
 
@@ -326,12 +385,17 @@ fn table_lines(
             .collect();
         lines.push(row_line(cells, &cols, &widths, gap, ""));
         end += 1;
-        if let (true, Some(err)) = (details, &r.error) {
+        let note = match (&r.error, detail_of(r)) {
+            (Some(err), _) => Some((err.as_str(), Role::Warn)),
+            (None, Some(d)) => Some((d, state_role(r.state))),
+            (None, None) => None,
+        };
+        if let (true, Some((text, role))) = (details, note) {
             if lines.len() <= visible {
-                let text = format!("{}└ {}", " ".repeat(indent), one_line(err));
+                let text = format!("{}└ {}", " ".repeat(indent), one_line(text));
                 lines.push(Line::from(Span::styled(
                     fmt::truncate(&text, w).into_owned(),
-                    theme.style(Role::Warn),
+                    theme.style(role),
                 )));
             }
         }

@@ -10,8 +10,9 @@ use crate::ui::fmt;
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{one_line, truncate_spans};
 
-pub const KEYS: [(&str, &str); 5] = [
+pub const KEYS: [(&str, &str); 6] = [
     ("c", "exact count"),
+    ("v", "verify"),
     ("x", "cancel"),
     ("↑↓", "scroll"),
     ("?", "help"),
@@ -19,14 +20,17 @@ pub const KEYS: [(&str, &str); 5] = [
 ];
 
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
-    let running = model.count_running();
+    let counting = model.count_running();
+    let verifying = model.verify_running();
     let mut spans = vec![Span::raw(" ")];
     for (i, (key, what)) in KEYS.iter().enumerate() {
         if i > 0 {
             spans.push(Span::raw("  "));
         }
         // Keys that would do nothing right now are dimmed, not hidden, so the line never shifts.
-        let idle = (*key == "c" && running) || (*key == "x" && !running);
+        let idle = (*key == "c" && counting)
+            || (*key == "v" && verifying)
+            || (*key == "x" && !counting && !verifying);
         let key_role = if idle { Role::Muted } else { Role::Accent };
         spans.push(Span::styled(
             *key,
