@@ -135,6 +135,8 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // Cancel switches of the background runs (counts and verifications share run ids).
     let mut counts: HashMap<u64, watch::Sender<bool>> = HashMap::new();
+    // Verification yields to replication: the model decides, the engine obeys.
+    let (pause_tx, pause_rx) = watch::channel(false);
     let mut dirty = true;
     let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
 
@@ -177,6 +179,8 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
         };
         let effects = core.apply(kind)?;
         dirty = true;
+        let throttled = model::verify_throttle(&core.model).is_some();
+        pause_tx.send_if_modified(|p| std::mem::replace(p, throttled) != throttled);
         let mut quit = false;
         for effect in effects {
             match effect {
@@ -200,6 +204,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                         config.clone(),
                         tx.clone(),
                         cancel_rx,
+                        pause_rx.clone(),
                     ));
                 }
                 Effect::CancelExactCount { run } | Effect::CancelVerify { run } => {

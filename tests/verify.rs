@@ -296,3 +296,34 @@ async fn cancelling_stops_the_server_side_queries() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_paused_verification_starts_no_query_until_released() {
+    both("CREATE TABLE v_pause (id int PRIMARY KEY, v text); INSERT INTO v_pause SELECT g, 'x' || g FROM generate_series(1, 2000) g");
+    let (pause_tx, pause_rx) = tokio::sync::watch::channel(true);
+    let opts = VerifyOptions {
+        pause: Some(pause_rx),
+        ..small()
+    };
+    let task = tokio::spawn(async move {
+        let config = cfg();
+        let table = [TableRef::new("public", "v_pause")];
+        cutover::verify::verify_tables(&config, &table, &opts, |_| {}).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!task.is_finished(), "held back while paused");
+    let pair = common::pair();
+    let active = pair.psql(
+        &pair.source_conninfo,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cutover-verify' AND state = 'active'",
+    );
+    assert_eq!(
+        active.trim(),
+        "0",
+        "no verification query runs while paused"
+    );
+    pause_tx.send(false).unwrap();
+    let report = task.await.unwrap().unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.tables[0].rows_source, 2000);
+}

@@ -275,3 +275,29 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
         })
         .collect()
 }
+
+/// Why background verification should hold back right now, if it should: it
+/// yields to replication (gh-ost's max-lag idea) at half the lag thresholds,
+/// and never runs blind on stale monitoring data.
+pub fn verify_throttle(model: &Model) -> Option<String> {
+    let info = model.info.as_ref()?;
+    if stale_since(&model.source, model.now, info.stale_after_seconds).is_some()
+        || model.source.last.is_none()
+    {
+        return Some("source monitoring stale".into());
+    }
+    let lag = lag_summary(model)?;
+    if let Some(b) = lag.lag_bytes.filter(|b| *b > info.max_lag_bytes / 2) {
+        return Some(format!("replication lag {b} B over half the threshold"));
+    }
+    if let Some(ms) = lag
+        .flush_lag_ms
+        .filter(|ms| ms / 1000.0 > info.max_lag_seconds / 2.0)
+    {
+        return Some(format!(
+            "replication lag {:.1} s over half the threshold",
+            ms / 1000.0
+        ));
+    }
+    None
+}

@@ -3,7 +3,9 @@
 mod derive;
 mod update;
 
-pub use derive::{lag_summary, stale_since, table_rows, LagSummary, RowState, TableRow};
+pub use derive::{
+    lag_summary, stale_since, table_rows, verify_throttle, LagSummary, RowState, TableRow,
+};
 pub use update::{update, Effect};
 
 use std::collections::{BTreeMap, VecDeque};

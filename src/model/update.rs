@@ -631,4 +631,31 @@ mod tests {
         f.key(11, "c");
         assert_eq!(table_rows(&f.m)[0].state, RowState::Counting);
     }
+
+    #[test]
+    fn verification_yields_to_replication_lag_and_stale_data() {
+        use crate::model::verify_throttle;
+        let mut f = Feed::new();
+        assert!(verify_throttle(&f.m).is_some(), "no data yet: hold back");
+        f.send(1, EventKind::SourceSampled(source(Some(10))));
+        assert_eq!(verify_throttle(&f.m), None, "10 B lag, threshold 100 B");
+        f.send(2, EventKind::SourceSampled(source(Some(51))));
+        assert_eq!(
+            verify_throttle(&f.m).as_deref(),
+            Some("replication lag 51 B over half the threshold")
+        );
+        f.send(3, EventKind::SourceSampled(source(Some(0))));
+        assert_eq!(verify_throttle(&f.m), None);
+        f.send(
+            4,
+            EventKind::CollectorFailed {
+                side: Side::Source,
+                error: "x".into(),
+            },
+        );
+        assert_eq!(
+            verify_throttle(&f.m).as_deref(),
+            Some("source monitoring stale")
+        );
+    }
 }

@@ -16,9 +16,11 @@ pub async fn run(
     config: Arc<Config>,
     tx: Sender<EventKind>,
     cancel: watch::Receiver<bool>,
+    pause: watch::Receiver<bool>,
 ) {
     let opts = VerifyOptions {
         cancel: Some(cancel.clone()),
+        pause: Some(pause),
         ..VerifyOptions::default()
     };
     let mut error = None;

@@ -98,6 +98,9 @@ pub struct VerifyOptions {
     pub max_differences: usize,
     /// Set to `true` to cancel; running queries are cancelled on the servers.
     pub cancel: Option<watch::Receiver<bool>>,
+    /// While `true`, no new query starts (gh-ost's throttle: the caller sets it
+    /// when replication lag or source load rises); running ones finish.
+    pub pause: Option<watch::Receiver<bool>>,
 }
 
 impl Default for VerifyOptions {
@@ -112,6 +115,7 @@ impl Default for VerifyOptions {
             keys: BTreeMap::new(),
             max_differences: 1000,
             cancel: None,
+            pause: None,
         }
     }
 }
@@ -143,6 +147,7 @@ pub async fn verify_tables(
         target: &config.target,
         connect_timeout: Duration::from_millis(config.monitor.connect_timeout_ms),
         cancel: opts.cancel.clone(),
+        pause: opts.pause.clone(),
     };
     let (src, tgt) = tokio::join!(
         open_side(&ctx, &config.source, w, opts),
@@ -183,9 +188,31 @@ struct Ctx<'a> {
     target: &'a ConnConfig,
     connect_timeout: Duration,
     cancel: Option<watch::Receiver<bool>>,
+    pause: Option<watch::Receiver<bool>>,
 }
 
 impl Ctx<'_> {
+    /// Waits while the caller holds verification back; a cancel ends the wait.
+    async fn throttle(&self) -> Result<(), Fail> {
+        let Some(mut pause) = self.pause.clone() else {
+            return Ok(());
+        };
+        loop {
+            if self.is_cancelled() {
+                return Err(Fail::Cancelled);
+            }
+            if !*pause.borrow_and_update() {
+                return Ok(());
+            }
+            // Re-check cancel at least every second while paused.
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(1), pause.changed()).await
+            {
+                // Nobody can hold us back any more.
+                return Ok(());
+            }
+        }
+    }
+
     fn is_cancelled(&self) -> bool {
         self.cancel.as_ref().is_some_and(|c| *c.borrow())
     }
@@ -243,6 +270,7 @@ async fn query(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, Fail> {
+    ctx.throttle().await?;
     let run = conn.client.query(sql, params);
     let Some(cancel) = &ctx.cancel else {
         return run.await.map_err(|e| Fail::Sql(error_text(&e)));

@@ -91,15 +91,18 @@ pub fn verify_status(model: &Model, terse: bool) -> Option<(String, Role)> {
             let elapsed = model
                 .now
                 .map_or(0.0, |n| fmt::seconds_between(r.started_at, n));
-            (
-                format!(
-                    "{what}: {}/{} tables, {}",
-                    r.done,
-                    r.total,
-                    fmt::secs(elapsed)
+            match crate::model::verify_throttle(model) {
+                Some(why) => (format!("⏸ {what} paused: {why}"), Role::Warn),
+                None => (
+                    format!(
+                        "{what}: {}/{} tables, {}",
+                        r.done,
+                        r.total,
+                        fmt::secs(elapsed)
+                    ),
+                    Role::Accent,
                 ),
-                Role::Accent,
-            )
+            }
         }
         Some(at) if r.error.is_some() => (format!("{what} failed {}", fmt::clock(at)), Role::Error),
         Some(at) if r.cancelled => (
