@@ -73,6 +73,9 @@ pub enum RowState {
     /// Every row's hash equal on both sides, at the time of the check.
     ChecksumVerified,
     ChecksumMismatch,
+    /// Ranges differed while rows were changing, but no row differed on re-check:
+    /// nothing is proven either way.
+    ChecksumUnstable,
 }
 
 impl RowState {
@@ -87,6 +90,7 @@ impl RowState {
             RowState::Verifying => "verifying",
             RowState::ChecksumVerified => "checksum verified",
             RowState::ChecksumMismatch => "rows differ",
+            RowState::ChecksumUnstable => "changed mid-check",
         }
     }
 }
@@ -136,6 +140,11 @@ fn verify_view(cell: Option<&VerifyCell>) -> (Option<RowState>, Option<String>, 
                     v.rows_source,
                     v.method.as_str()
                 )),
+                None,
+            ),
+            TableStatus::Mismatch if v.differences_total == 0 => (
+                Some(RowState::ChecksumUnstable),
+                Some("rows changed while being checked; verify again once lag is 0".into()),
                 None,
             ),
             TableStatus::Mismatch => {

@@ -658,4 +658,16 @@ mod tests {
             Some("source monitoring stale")
         );
     }
+
+    #[test]
+    fn a_mismatch_no_row_confirms_is_unstable_not_a_difference() {
+        use crate::model::{table_rows, RowState};
+        use crate::verify::{TableStatus, TableVerify};
+        let mut f = Feed::new();
+        f.send(1, EventKind::SourceSampled(source(None)));
+        let mut result = TableVerify::new(TableRef::new("public", "t"));
+        result.status = TableStatus::Mismatch;
+        f.send(2, EventKind::VerifyTableDone { run: 0, result });
+        assert_eq!(table_rows(&f.m)[0].state, RowState::ChecksumUnstable);
+    }
 }

@@ -33,12 +33,15 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
     };
     let states = [
         (RowState::Estimated, "from statistics, not counted"),
-        (RowState::Counting, "exact count(*) running"),
+        // "… verifying" reads the same way; one line keeps the help within 80×24.
+        (
+            RowState::Counting,
+            "count(*) running (… verifying: checksum)",
+        ),
         (RowState::ExactMatch, "exact counts equal on both sides"),
         (RowState::ExactMismatch, "exact counts differ"),
         (RowState::MissingOnTarget, "table absent on the target"),
         (RowState::Failed, "the count or checksum failed"),
-        (RowState::Verifying, "checksum verification running"),
         (
             RowState::ChecksumVerified,
             "every row hashes equal on both sides",
@@ -46,6 +49,10 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
         (
             RowState::ChecksumMismatch,
             "rows differ: which ones, under the row",
+        ),
+        (
+            RowState::ChecksumUnstable,
+            "moved while checked: verify again at lag 0",
         ),
     ];
     let mut out = vec![
@@ -77,16 +84,15 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
         Span::styled("✖ over threshold", theme.style(Role::Error)),
         Span::styled("   lag 0 / under / over", theme.style(Role::Muted)),
     ]));
-    out.push(sym(
-        "● up  ✖ stale".into(),
-        Role::Muted,
-        "collector reachability",
-    ));
-    out.push(sym(
-        "▸ slot".into(),
-        Role::Accent,
-        "the subscription's own slot",
-    ));
+    out.push(Line::from(vec![
+        Span::styled("  ● up  ✖ stale", theme.style(Role::Muted)),
+        Span::raw("  "),
+        Span::styled("▸ slot", theme.style(Role::Accent)),
+        Span::styled(
+            "   reachability · the subscription's slot",
+            theme.style(Role::Muted),
+        ),
+    ]));
     out.push(sym(
         "i d f s r".into(),
         Role::Accent,

@@ -22,7 +22,7 @@ pub fn state_symbol(state: RowState) -> &'static str {
         RowState::Counting | RowState::Verifying => "…",
         RowState::ExactMatch | RowState::ChecksumVerified => "✔",
         RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch => "✖",
-        RowState::Failed => "!",
+        RowState::Failed | RowState::ChecksumUnstable => "!",
     }
 }
 
@@ -34,7 +34,7 @@ pub fn state_role(state: RowState) -> Role {
         RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch => {
             Role::Error
         }
-        RowState::Failed => Role::Warn,
+        RowState::Failed | RowState::ChecksumUnstable => Role::Warn,
     }
 }
 
@@ -287,7 +287,9 @@ pub fn render(
 /// The verification line worth a row of its own: which rows differ, or progress.
 fn detail_of(r: &TableRow) -> Option<&str> {
     match r.state {
-        RowState::ChecksumMismatch | RowState::Verifying => r.verify_detail.as_deref(),
+        RowState::ChecksumMismatch | RowState::ChecksumUnstable | RowState::Verifying => {
+            r.verify_detail.as_deref()
+        }
         _ => None,
     }
 }
