@@ -1,12 +1,15 @@
 //! The simulated application inside the lab's pods: each Running pod writes a
 //! steady load to the database its DATABASE_URL named when it started.
 //!
-//! Every write is one `INSERT INTO app_writes` with a unique id (pod name and a
-//! sequence number), in its own transaction. A write is *acknowledged* only
-//! when the INSERT returned success, so after a cutover a test can check that
-//! every acknowledged id exists in the final database. Writes that came due
-//! while the pod had no connection count as failures, the way an app answers
-//! its callers with errors while the database is unreachable.
+//! Four writes in five are an `INSERT INTO app_writes` with a unique id (pod
+//! name and a sequence number); the fifth is an `UPDATE … SET updates =
+//! updates + 1` of one of the pod's recent rows. Each is its own transaction.
+//! A write is *acknowledged* only when the server returned success, so after a
+//! cutover a test can check that every acknowledged insert exists in the final
+//! database and every row's `updates` is at least its acknowledged updates.
+//! Writes that came due while the pod had no connection, or beyond what it
+//! could keep in flight, count as failures, the way an app answers its callers
+//! with errors while the database is unreachable or overloaded.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,9 +27,15 @@ pub const APP_WRITES_DDL: &str = "CREATE TABLE IF NOT EXISTS app_writes (\
      id text PRIMARY KEY, \
      pod text NOT NULL, \
      db_config text NOT NULL, \
+     updates integer NOT NULL DEFAULT 0, \
      at timestamptz NOT NULL DEFAULT now())";
 
 const INSERT: &str = "INSERT INTO app_writes (id, pod, db_config) VALUES ($1, $2, $3)";
+const UPDATE: &str = "UPDATE app_writes SET updates = updates + 1, at = now() WHERE id = $1";
+/// Every n-th write is an update.
+const UPDATE_EVERY: u64 = 5;
+/// Updates pick among this many of the pod's latest acknowledged inserts.
+const RECENT: usize = 100;
 const TICK: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_IN_FLIGHT: usize = 64;
@@ -47,10 +56,22 @@ pub struct AppStats {
     /// Per second, oldest first.
     pub per_second: Vec<SecondStats>,
     pub last_error: Option<String>,
+    /// When the first and the last failed write came due.
+    pub first_failure: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_failure: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl AppStats {
-    /// Seconds that had at least one failed write: the write-failure window.
+    /// From the first to the last failed write: the write downtime as the
+    /// app's callers saw it (zero when nothing failed).
+    pub fn failure_window(&self) -> Duration {
+        match (self.first_failure, self.last_failure) {
+            (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Seconds that had at least one failed write.
     pub fn failure_seconds(&self) -> Vec<i64> {
         self.per_second
             .iter()
@@ -65,7 +86,9 @@ pub struct AppShared {
     ok: AtomicU64,
     failed: AtomicU64,
     acked: Mutex<Vec<String>>,
+    acked_updates: Mutex<BTreeMap<String, u32>>,
     per_second: Mutex<BTreeMap<i64, (u64, u64)>>,
+    failures: Mutex<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -77,7 +100,13 @@ impl AppShared {
     fn record(&self, ok: u64, failed: u64) {
         self.ok.fetch_add(ok, Ordering::Relaxed);
         self.failed.fetch_add(failed, Ordering::Relaxed);
-        let sec = chrono::Utc::now().timestamp();
+        let now = chrono::Utc::now();
+        if failed > 0 {
+            let mut f = lock(&self.failures);
+            let first = f.map_or(now, |(a, _)| a);
+            *f = Some((first, now));
+        }
+        let sec = now.timestamp();
         let mut m = lock(&self.per_second);
         let e = m.entry(sec).or_default();
         e.0 += ok;
@@ -89,23 +118,33 @@ impl AppShared {
     }
 
     pub fn stats(&self) -> AppStats {
+        // One lock at a time: guards in a struct literal live to its end.
+        let failures = *lock(&self.failures);
+        let per_second = lock(&self.per_second)
+            .iter()
+            .map(|(s, (ok, failed))| SecondStats {
+                second: *s,
+                ok: *ok,
+                failed: *failed,
+            })
+            .collect();
+        let last_error = lock(&self.last_error).clone();
         AppStats {
             ok: self.ok.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
-            per_second: lock(&self.per_second)
-                .iter()
-                .map(|(s, (ok, failed))| SecondStats {
-                    second: *s,
-                    ok: *ok,
-                    failed: *failed,
-                })
-                .collect(),
-            last_error: lock(&self.last_error).clone(),
+            per_second,
+            last_error,
+            first_failure: failures.map(|f| f.0),
+            last_failure: failures.map(|f| f.1),
         }
     }
 
     pub fn acknowledged(&self) -> Vec<String> {
         lock(&self.acked).clone()
+    }
+
+    pub fn acknowledged_updates(&self) -> BTreeMap<String, u32> {
+        lock(&self.acked_updates).clone()
     }
 }
 
@@ -166,9 +205,10 @@ async fn run(
     let mut seq: u64 = 0;
     let mut credit = 0.0f64;
     let mut last = Instant::now();
-    let mut client: Option<(tokio_postgres::Client, tokio_postgres::Statement)> = None;
+    let mut client: Option<Conn> = None;
     let mut next_connect = Instant::now();
     let mut backoff = Duration::from_millis(100);
+    let mut recent: std::collections::VecDeque<String> = Default::default();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -187,7 +227,7 @@ async fn run(
         }
         credit -= due as f64;
 
-        if client.as_ref().is_some_and(|(c, _)| c.is_closed()) {
+        if client.as_ref().is_some_and(|c| c.client.is_closed()) {
             client = None;
         }
         if client.is_none() && now >= next_connect {
@@ -197,55 +237,101 @@ async fn run(
                     backoff = Duration::from_millis(100);
                 }
                 Err(e) => {
-                    shared.error(format!("{pod}: connect: {e}"));
+                    shared.error(format!("{pod}: connect: {e:#}"));
                     next_connect = Instant::now() + backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        let Some((c, stmt)) = client.as_ref() else {
+        let Some(c) = client.as_ref() else {
             shared.record(0, due as u64);
             continue;
         };
-        let ids: Vec<String> = (0..due.min(MAX_IN_FLIGHT))
+        let ops: Vec<(bool, String)> = (0..due.min(MAX_IN_FLIGHT))
             .map(|_| {
                 seq += 1;
-                format!("{pod}-{seq}")
+                if seq.is_multiple_of(UPDATE_EVERY) && !recent.is_empty() {
+                    let i = rand::random::<usize>() % recent.len();
+                    (true, recent[i].clone())
+                } else {
+                    (false, format!("{pod}-{seq}"))
+                }
             })
             .collect();
         let dropped = due.saturating_sub(MAX_IN_FLIGHT) as u64;
-        // tokio-postgres pipelines these on the one connection.
+        if dropped > 0 {
+            shared.error(format!("{pod}: over capacity, {dropped} writes not sent"));
+        }
         let (pod_ref, fp_ref) = (&pod, &fingerprint);
-        let results = futures::future::join_all(
-            ids.iter()
-                .map(|id| async move { c.execute(stmt, &[id, pod_ref, fp_ref]).await }),
-        )
+        // tokio-postgres pipelines these on the one connection.
+        let results = futures::future::join_all(ops.iter().map(|(update, id)| async move {
+            if *update {
+                c.client.execute(&c.update, &[id]).await
+            } else {
+                c.client.execute(&c.insert, &[id, pod_ref, fp_ref]).await
+            }
+        }))
         .await;
-        let mut ok_ids = Vec::new();
+        let mut inserted = Vec::new();
+        let mut updated = Vec::new();
         let mut failed = dropped;
-        for (id, r) in ids.into_iter().zip(results) {
+        for ((update, id), r) in ops.into_iter().zip(results) {
             match r {
-                Ok(_) => ok_ids.push(id),
+                Ok(1) if update => updated.push(id),
+                Ok(_) if update => {
+                    failed += 1;
+                    shared.error(format!("{pod}: update of {id} matched no row"));
+                }
+                Ok(_) => inserted.push(id),
                 Err(e) => {
                     failed += 1;
-                    shared.error(format!("{pod}: {e}"));
+                    shared.error(format!("{pod}: {}", describe(&e)));
                 }
             }
         }
-        let ok = ok_ids.len() as u64;
-        lock(&shared.acked).extend(ok_ids);
+        let ok = (inserted.len() + updated.len()) as u64;
+        for id in &inserted {
+            recent.push_back(id.clone());
+            if recent.len() > RECENT {
+                recent.pop_front();
+            }
+        }
+        lock(&shared.acked).extend(inserted);
+        {
+            let mut u = lock(&shared.acked_updates);
+            for id in updated {
+                *u.entry(id).or_default() += 1;
+            }
+        }
         shared.record(ok, failed);
     }
 }
 
-async fn connect(
-    conninfo: &str,
-) -> anyhow::Result<(tokio_postgres::Client, tokio_postgres::Statement)> {
+struct Conn {
+    client: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+    update: tokio_postgres::Statement,
+}
+
+/// tokio-postgres displays server errors as just "db error".
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+async fn connect(conninfo: &str) -> anyhow::Result<Conn> {
     let (client, conn) =
         tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(conninfo, NoTls))
             .await
             .map_err(|_| anyhow::anyhow!("timed out"))??;
     tokio::spawn(conn);
-    let stmt = client.prepare(INSERT).await?;
-    Ok((client, stmt))
+    let insert = client.prepare(INSERT).await?;
+    let update = client.prepare(UPDATE).await?;
+    Ok(Conn {
+        client,
+        insert,
+        update,
+    })
 }

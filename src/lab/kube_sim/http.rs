@@ -19,8 +19,6 @@ use super::Sim;
 
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-/// Bookmarks are sent this often on watches that asked for them.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 const SERVER_VERSION: (&str, &str) = ("1", "32");
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {
@@ -181,6 +179,13 @@ fn resources(group_version: &str) -> Value {
             "name": k.plural(), "singularName": k.singular(), "namespaced": k.namespaced(),
             "kind": k.kind(), "verbs": verbs, "shortNames": k.short_names(),
         }));
+        if matches!(k, Kind::Deployment | Kind::ReplicaSet) {
+            list.push(json!({
+                "name": format!("{}/scale", k.plural()), "singularName": "", "namespaced": true,
+                "group": "autoscaling", "version": "v1", "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if matches!(k, Kind::Deployment | Kind::ReplicaSet | Kind::Pod) {
             list.push(json!({
                 "name": format!("{}/status", k.plural()), "singularName": "",
@@ -325,7 +330,13 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
             .filter(|k| k.namespaced())
             .map(|k| (k, *ns, *name, None)),
         ["namespaces", ns, plural, name, sub] => Kind::from_plural(group, plural)
-            .filter(|k| k.namespaced() && *sub == "status")
+            .filter(|k| {
+                matches!(
+                    (k, *sub),
+                    (Kind::Deployment | Kind::ReplicaSet | Kind::Pod, "status")
+                        | (Kind::Deployment | Kind::ReplicaSet, "scale")
+                )
+            })
             .map(|k| (k, *ns, *name, Some(*sub))),
         _ => None,
     };
@@ -368,6 +379,9 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
+    if sub == Some("scale") {
+        return scale(ctx, kind, ns, name, verb);
+    }
     let ns_filter = (!ns.is_empty()).then_some(ns);
     match verb {
         "watch" => watch_stream(ctx, kind, ns_filter, labels, fields),
@@ -486,6 +500,76 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
     }
 }
 
+fn scale_of(o: &Value) -> Value {
+    let selector = o["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"],
+            "uid": o["metadata"]["uid"], "resourceVersion": o["metadata"]["resourceVersion"],
+            "creationTimestamp": o["metadata"]["creationTimestamp"],
+        },
+        "spec": {"replicas": o["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": o["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// The `scale` subresource (`kubectl scale`): an autoscaling/v1 Scale view of
+/// spec.replicas.
+fn scale(ctx: &Ctx, kind: Kind, ns: &str, name: &str, verb: &str) -> Response<Body> {
+    let mut s = ctx.sim.lock();
+    let Some(cur) = s.get(kind, ns, name).cloned() else {
+        return error(&ApiError::not_found(kind, name));
+    };
+    let mut sc = scale_of(&cur);
+    match verb {
+        "get" => return json_response(200, &sc),
+        "patch" | "update" => {}
+        _ => {
+            return error(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("{verb} is not supported on scale"),
+            ))
+        }
+    }
+    let body: Value = match serde_json::from_slice(&ctx.body) {
+        Ok(v) => v,
+        Err(e) => return error(&ApiError::bad_request(format!("invalid body: {e}"))),
+    };
+    if verb == "patch" {
+        merge_patch(&mut sc, &body);
+    } else {
+        if let Some(rv) = body["metadata"]["resourceVersion"].as_str() {
+            if rv != meta_str(&cur, "resourceVersion") {
+                return error(&ApiError::conflict(kind, name));
+            }
+        }
+        sc = body;
+    }
+    let replicas = sc["spec"]["replicas"].clone();
+    let r = s.update(kind, ns, name, Scope::Main, |v| {
+        v["spec"]["replicas"] = if replicas.is_null() {
+            json!(0)
+        } else {
+            replicas
+        };
+        Ok(())
+    });
+    match r {
+        Ok(o) => json_response(200, &scale_of(&o)),
+        Err(e) => error(&e),
+    }
+}
+
 fn watch_stream(
     ctx: &Ctx,
     kind: Kind,
@@ -501,6 +585,11 @@ fn watch_stream(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
+    let bookmark_every = ctx
+        .sim
+        .opts
+        .bookmark_interval
+        .max(Duration::from_millis(10));
     let ns = ns.map(str::to_string);
     let matches = move |ev_kind: Kind, ev_ns: &str, obj: &Value| {
         ev_kind == kind
@@ -508,7 +597,18 @@ fn watch_stream(
             && labels.matches_labels(&obj["metadata"]["labels"])
             && fields.matches_fields(obj)
     };
-    let line = |etype: &str, obj: &Value| {
+    // `kubectl get -w` asks for Tables: one single-row Table per event.
+    let as_table = ctx.table;
+    let line = move |etype: &str, obj: &Value| {
+        let obj = if as_table && etype != "ERROR" {
+            table(
+                kind,
+                std::slice::from_ref(obj),
+                meta_str(obj, "resourceVersion"),
+            )
+        } else {
+            obj.clone()
+        };
         Bytes::from(json!({"type": etype, "object": obj}).to_string() + "\n")
     };
 
@@ -563,7 +663,7 @@ fn watch_stream(
             return;
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+        let mut tick = tokio::time::interval(bookmark_every);
         tick.tick().await;
         loop {
             tokio::select! {
@@ -783,4 +883,52 @@ fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
         "columnDefinitions": cols,
         "rows": rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ld(field: u64, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![((field << 3) | 2) as u8, payload.len() as u8];
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn reads_kubectls_protobuf_access_review() {
+        let attrs = [
+            ld(1, b"cutover-lab"),
+            ld(2, b"patch"),
+            ld(3, b"apps"),
+            ld(5, b"deployments"),
+        ]
+        .concat();
+        let raw = [ld(1, b""), ld(2, &ld(1, &attrs))].concat();
+        let type_meta = [
+            ld(1, b"authorization.k8s.io/v1"),
+            ld(2, b"SelfSubjectAccessReview"),
+        ]
+        .concat();
+        let body = [b"k8s\0".as_slice(), &ld(1, &type_meta), &ld(2, &raw)].concat();
+        let v = protobuf_access_review(&body).unwrap();
+        let ra = &v["spec"]["resourceAttributes"];
+        assert_eq!(ra["verb"], "patch");
+        assert_eq!(ra["resource"], "deployments");
+        assert_eq!(ra["group"], "apps");
+        assert_eq!(ra["namespace"], "cutover-lab");
+        assert!(protobuf_access_review(b"{}").is_none());
+    }
+
+    #[test]
+    fn ages_read_like_kubectls() {
+        let ago = |s: i64| {
+            (chrono::Utc::now() - chrono::Duration::seconds(s))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        assert_eq!(human_age(&ago(5)), "5s");
+        assert_eq!(human_age(&ago(200)), "3m20s");
+        assert_eq!(human_age(&ago(3 * 3600 + 120)), "3h2m");
+        assert_eq!(human_age(&ago(5 * 86400)), "5d");
+    }
 }

@@ -69,6 +69,8 @@ pub struct SimOptions {
     /// Running → Ready (readiness probe passing).
     pub pod_ready_delay: Duration,
     pub progress_deadline_seconds: i64,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
 }
 
 impl Default for SimOptions {
@@ -82,6 +84,7 @@ impl Default for SimOptions {
             pod_start_delay: Duration::from_millis(300),
             pod_ready_delay: Duration::from_millis(700),
             progress_deadline_seconds: 600,
+            bookmark_interval: Duration::from_secs(5),
         }
     }
 }
@@ -178,7 +181,10 @@ impl SimHandle {
              - name: {LAB_USER}\n  user:\n    token: {LAB_TOKEN}\n",
             url = self.url(),
         );
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        // It holds a bearer token, even if only the lab's.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("chmod 0600 {}", path.display()))
     }
 
     /// From now on `verb` on `resource` (plural, singular or short name;
@@ -213,6 +219,12 @@ impl SimHandle {
     /// Ids (`app_writes.id`) of every write that the database acknowledged.
     pub fn acknowledged_writes(&self) -> Vec<String> {
         self.sim.app.acknowledged()
+    }
+
+    /// Acknowledged updates per `app_writes.id`: the final database must show
+    /// `updates` at least this high for each.
+    pub fn acknowledged_updates(&self) -> std::collections::BTreeMap<String, u32> {
+        self.sim.app.acknowledged_updates()
     }
 
     /// A copy of a stored object, for tests and the lab's own checks.

@@ -311,6 +311,9 @@ impl Store {
         if self.objs.contains_key(&key) {
             return Err(ApiError::already_exists(kind, &name));
         }
+        if kind == Kind::Secret {
+            fold_string_data(&mut obj);
+        }
         validate(kind, &name, &obj)?;
         self.rv += 1;
         self.uid_seq += 1;
@@ -402,6 +405,9 @@ impl Store {
             }
             _ => {}
         }
+        if kind == Kind::Secret {
+            fold_string_data(&mut new);
+        }
         validate(kind, name, &new)?;
         if new == old {
             return Ok(old);
@@ -470,6 +476,22 @@ fn set_or_remove(obj: &mut Value, field: &str, v: Option<&Value>) {
             None => {
                 m.remove(field);
             }
+        }
+    }
+}
+
+/// The API server merges a Secret's write-only `stringData` into `data`.
+fn fold_string_data(obj: &mut Value) {
+    let Some(sd) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    let Some(sd) = sd.as_object() else {
+        return;
+    };
+    for (k, v) in sd {
+        if let Some(v) = v.as_str() {
+            let b = k8s_openapi::ByteString(v.as_bytes().to_vec());
+            obj["data"][k] = serde_json::to_value(b).unwrap_or(Value::Null);
         }
     }
 }
