@@ -70,8 +70,8 @@ struct DemoArgs {
     /// Approximate total rows seeded into the source.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
-    /// Writes per second the lab's load writer sends to the source.
-    #[arg(long, default_value_t = 50)]
+    /// Writes per second the lab's app pods send to the database their config names.
+    #[arg(long, default_value_t = 500)]
     load_rate: u32,
     /// Where the session log goes.
     #[arg(long, value_name = "DIR", default_value = "sessions")]
@@ -86,6 +86,9 @@ enum LabCommand {
         dir: Option<PathBuf>,
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
+        /// Writes per second the lab's app pods send to the database their config names.
+        #[arg(long, default_value_t = 500)]
+        writes: u32,
     },
     /// Stop the clusters and remove the lab directory.
     Down {
@@ -96,6 +99,15 @@ enum LabCommand {
     Status {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// Run the lab's Kubernetes API simulator and app pods until SIGTERM
+    /// (`lab up` starts this in the background).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        writes: u32,
     },
 }
 
@@ -137,15 +149,31 @@ fn default_lab_dir(dir: Option<PathBuf>) -> PathBuf {
 
 async fn lab_command(command: LabCommand) -> Result<ExitCode> {
     match command {
-        LabCommand::Up { dir, rows } => {
+        LabCommand::Up { dir, rows, writes } => {
             let opts = lab::LabOptions {
                 dir: default_lab_dir(dir),
                 rows,
                 ..lab::LabOptions::default()
             };
             let info = lab::up(&opts).await?;
+            start_lab_app(&info.dir, writes).await?;
             eprintln!("{}", info.replication_help());
             println!("{}", info.config_path.display());
+        }
+        LabCommand::Serve { dir, writes } => {
+            let state = lab::read_state(&dir)?
+                .ok_or_else(|| anyhow::anyhow!("no lab in {}", dir.display()))?;
+            let info_conninfo = state.source_conninfo();
+            let sim = lab::start_kube(&dir, &info_conninfo, writes).await?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            sim.shutdown().await;
         }
         LabCommand::Down { dir } => {
             lab::down(&default_lab_dir(dir))?;
@@ -260,6 +288,39 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
     })
 }
 
+/// Starts `cutover lab serve` in the background (its own session, so it
+/// outlives this command and the terminal), records its pid for `lab down`,
+/// and waits until its kubeconfig says the API answers.
+async fn start_lab_app(dir: &Path, writes: u32) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let kubeconfig = dir.join(lab::KUBECONFIG_FILE);
+    if kubeconfig.exists() && lab::status(dir)?.load_writer_pid.is_some() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&kubeconfig);
+    let log = std::fs::File::create(dir.join(lab::SERVE_LOG))?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["lab", "serve", "--writes", &writes.to_string(), "--dir"])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting the lab's Kubernetes simulator")?;
+    lab::record_load_writer_pid(dir, Some(child.id()))?;
+    for _ in 0..100 {
+        if kubeconfig.exists() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "the lab's Kubernetes simulator did not come up within 10 s; see {}",
+        dir.join(lab::SERVE_LOG).display()
+    )
+}
+
 /// Tears the demo lab down however the console ends (return, error or panic).
 struct LabTeardown(PathBuf);
 
@@ -290,7 +351,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     let info = lab::up(&opts).await?;
     let config = config::load(&info.config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let _trace = init_tracing(&args.session_dir)?;
-    let load = lab::load::spawn_load_writer(info.source_conninfo.clone(), args.load_rate);
+    let sim = lab::start_kube(&dir, &info.source_conninfo, args.load_rate).await?;
     let result = runtime::run_console(
         Arc::new(config),
         ConsoleOptions {
@@ -299,7 +360,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         },
     )
     .await;
-    load.stop();
+    sim.shutdown().await;
     drop(teardown);
     let log = result?;
     eprintln!("session recorded in {}", log.display());

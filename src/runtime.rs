@@ -3,6 +3,7 @@
 //! effects the fold asks for and redraws when something changed.
 
 pub mod keys;
+pub mod kube_task;
 pub mod terminal;
 pub mod verify_task;
 
@@ -21,7 +22,7 @@ use crate::model::{self, Effect, Model};
 use crate::pg;
 use crate::session::log::{new_session_path, LogWriter};
 use crate::session::sample::Side;
-use crate::session::{Endpoint, Event, EventKind, SessionInfo};
+use crate::session::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
 use crate::ui;
 
 /// Redraws are coalesced: a burst of events costs one frame.
@@ -93,6 +94,11 @@ pub fn session_info(config: &Config, mode: &str) -> SessionInfo {
         max_retained_wal_bytes: config.thresholds.max_retained_wal_bytes as i64,
         stale_after_seconds: config.thresholds.stale_after_seconds,
         refresh_ms: config.monitor.refresh_ms,
+        kubernetes: config.kubernetes.as_ref().map(|k| KubeInfo {
+            context: k.context.clone().unwrap_or_else(|| "(current)".into()),
+            namespace: k.namespace.clone().unwrap_or_else(|| "(default)".into()),
+            deployments: k.deployments.clone(),
+        }),
     }
 }
 
@@ -114,6 +120,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     for side in [Side::Source, Side::Target] {
         tasks.spawn(pg::collector::run(side, config.clone(), tx.clone()));
     }
+    tasks.spawn(kube_task::run(config.clone(), tx.clone()));
     {
         let tx = tx.clone();
         tasks.spawn(async move {

@@ -270,6 +270,34 @@ fn console_counts_goes_stale_recovers_and_restores_terminal() {
         !s.contains("stale since")
     });
 
+    // The application side: a restart through real kubectl shows the pods
+    // turning over on screen, from the old ReplicaSet to the new one.
+    let screen = tmux.wait_for("the rollout pane", Duration::from_secs(30), |s| {
+        s.contains("✔ rollout complete") && s.contains("● watching")
+    });
+    let old_pods: Vec<String> = screen
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("app-")))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(old_pods.len(), 3, "three app pods listed:\n{screen}");
+    let kubectl = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(labdir.join("kubeconfig"))
+        .args(["rollout", "restart", "deploy/app"])
+        .output()
+        .expect("kubectl must be installed");
+    assert!(
+        kubectl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kubectl.stderr)
+    );
+    tmux.wait_for("pods of the new template", Duration::from_secs(60), |s| {
+        s.contains("✔ rollout complete")
+            && old_pods.iter().all(|p| !s.contains(p.as_str()))
+            && s.matches("▸ app-").count() == 3
+    });
+
     let last_live_screen = tmux.capture();
     tmux.keys("q");
     let screen = tmux.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
@@ -349,6 +377,9 @@ fn demo_at_80x24_shows_every_pane_and_tears_the_lab_down() {
         s.contains("public.orders") && s.contains("q quit")
     });
     assert!(screen.contains("DEMO"), "{screen}");
+    tmux.wait_for("the app's pods at 80x24", Duration::from_secs(30), |s| {
+        s.contains("app 3/3 ready")
+    });
     assert!(
         screen.contains("No replication slot"),
         "before replication the lag pane says so:\n{screen}"

@@ -697,7 +697,7 @@ mod client_side {
         let mut snaps = Box::pin(watch_workload(&c, NS, "app").await.unwrap());
         let first = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                let s = snaps.next().await.unwrap();
+                let s = snaps.next().await.unwrap().unwrap();
                 if s.pods.len() == 3 && s.state == RolloutState::Complete {
                     return s;
                 }
@@ -740,7 +740,7 @@ mod client_side {
         // The watcher saw the pods move to the new config.
         let last = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                let s = snaps.next().await.unwrap();
+                let s = snaps.next().await.unwrap().unwrap();
                 if s.pods.len() == 3 && s.pods_by_db_config.get(&sw.new_fingerprint) == Some(&3) {
                     return s;
                 }

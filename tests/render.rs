@@ -88,6 +88,7 @@ fn info() -> SessionInfo {
         max_retained_wal_bytes: 1024 * MIB,
         stale_after_seconds: 10.0,
         refresh_ms: 1000,
+        kubernetes: None,
     }
 }
 
@@ -708,4 +709,116 @@ fn themes_load_by_name_path_and_env_rule() {
     );
     // NO_COLOR wins even over a theme that would fail to load.
     assert_eq!(Theme::resolve("nope", None, true).unwrap().name, "mono");
+}
+
+fn pod(
+    name: &str,
+    ready: bool,
+    updated: bool,
+    cfg: Option<&str>,
+    age: i64,
+) -> cutover::kube::PodSnapshot {
+    cutover::kube::PodSnapshot {
+        name: name.into(),
+        phase: if cfg.is_some() { "Running" } else { "Pending" }.into(),
+        ready,
+        terminating: false,
+        age_secs: age,
+        restarts: 0,
+        db_config: cfg.map(str::to_string),
+        replicaset: Some(name.rsplit_once('-').unwrap().0.into()),
+        updated,
+    }
+}
+
+/// The full fixture plus the application side, halfway through a restart
+/// that moves the pods from the old database config to the new one.
+fn with_rollout() -> Fixture {
+    use cutover::kube::{RolloutState, WorkloadSnapshot};
+    let mut f = full();
+    let mut i = info();
+    i.kubernetes = Some(cutover::session::KubeInfo {
+        context: "prod-eu".into(),
+        namespace: "shop".into(),
+        deployments: vec!["app".into()],
+    });
+    f.at(40.5).push(EventKind::SessionStarted(i));
+    let pods = vec![
+        pod("app-7c9f-new01", true, true, Some("b7e1c2d4"), 12),
+        pod("app-7c9f-new02", false, true, None, 1),
+        pod("app-5d4a-old01", true, false, Some("a1f0e9c3"), 3600),
+        pod("app-5d4a-old02", true, false, Some("a1f0e9c3"), 3600),
+    ];
+    let mut by = std::collections::BTreeMap::new();
+    by.insert("b7e1c2d4".to_string(), 1);
+    by.insert("a1f0e9c3".to_string(), 2);
+    by.insert("?".to_string(), 1);
+    f.at(40.6)
+        .push(EventKind::WorkloadSampled(WorkloadSnapshot {
+            namespace: "shop".into(),
+            deployment: "app".into(),
+            found: true,
+            generation: Some(7),
+            observed_generation: Some(7),
+            desired: 3,
+            updated: 2,
+            ready: 3,
+            available: 3,
+            unavailable: 0,
+            state: RolloutState::Progressing {
+                message: "2 out of 3 new replicas have been updated".into(),
+            },
+            conditions: vec![],
+            replicasets: vec![],
+            pods,
+            pods_by_db_config: by,
+        }));
+    // Ages keep counting between snapshots: five seconds later.
+    f.at(45.6).push(EventKind::Tick);
+    f
+}
+
+#[test]
+fn rollout_pane_shows_pods_moving_to_the_new_config() {
+    let f = with_rollout();
+    let wide = screen(&f.model, 200, 50);
+    insta::assert_snapshot!("rollout_200x50", wide);
+    assert!(wide.contains("Pod rollout ─ prod-eu/shop"), "{wide}");
+    assert!(wide.contains("● watching"));
+    assert!(wide.contains("… 2 out of 3 new replicas have been updated"));
+    assert!(wide.contains("b7e1c2d4 ×1 (current template)"));
+    assert!(wide.contains("a1f0e9c3 ×2 (older pods)"));
+    assert!(wide.contains("? ×1 (not started yet)"));
+    let new01 = line_with(&wide, "app-7c9f-new01");
+    assert!(
+        new01.contains("▸ app-7c9f-new01") && new01.contains("✔ ready"),
+        "{new01}"
+    );
+    assert!(
+        new01.contains("17s"),
+        "age counts on from the snapshot: {new01}"
+    );
+    assert!(line_with(&wide, "app-7c9f-new02").contains("… pending"));
+    let narrow = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("rollout_80x24", narrow);
+    let summary = line_with(&narrow, "app 3/3 ready");
+    assert!(
+        summary.contains("new db b7e1c2d4×1 old db a1f0e9c3×2 starting 1"),
+        "{narrow}"
+    );
+    assert!(narrow.contains("q quit"), "footer still there:\n{narrow}");
+}
+
+#[test]
+fn rollout_pane_goes_stale_when_the_api_is_lost() {
+    let mut f = with_rollout();
+    f.at(46.0).push(EventKind::KubeFailed {
+        error: "watching: connection refused".into(),
+    });
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains("✖ stale since 12:00:46: watching: connection refused"),
+        "{wide}"
+    );
+    assert!(!wide.contains("● watching"));
 }

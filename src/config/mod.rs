@@ -36,6 +36,7 @@ pub struct Config {
     pub session: SessionCfg,
     pub ui: UiCfg,
     pub lab: Option<LabCfg>,
+    pub kubernetes: Option<KubeCfg>,
 }
 
 /// One side of the migration.
@@ -212,6 +213,21 @@ impl Default for UiCfg {
     }
 }
 
+/// The application side: where its workloads run and which object holds its
+/// database config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeCfg {
+    /// None: in-cluster service account when cutover runs in a pod.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    /// The Deployments that use the database (at least one).
+    pub deployments: Vec<String>,
+    /// The object and key holding the database URL, e.g. `configmap/app-db`.
+    pub config_object: Option<String>,
+    pub config_key: Option<String>,
+}
+
 /// Present only in configs written by `cutover lab up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabCfg {
@@ -305,6 +321,18 @@ struct RawConfig {
     session: Option<RawSession>,
     ui: Option<RawUi>,
     lab: Option<RawLab>,
+    kubernetes: Option<RawKube>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKube {
+    kubeconfig: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    deployments: Spanned<Vec<Spanned<String>>>,
+    config_object: Option<Spanned<String>>,
+    config_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -421,6 +449,57 @@ impl Validator<'_> {
                 }),
                 None => None,
             },
+            kubernetes: match raw.kubernetes {
+                Some(k) => Some(self.kubernetes(k, &base)?),
+                None => None,
+            },
+        })
+    }
+
+    fn kubernetes(&self, k: RawKube, base: &Path) -> Result<KubeCfg> {
+        let opt = |v: &Option<Spanned<String>>, field: &str| -> Result<Option<String>> {
+            v.as_ref()
+                .map(|v| self.non_empty(v, field).map(str::to_string))
+                .transpose()
+        };
+        if k.deployments.get_ref().is_empty() {
+            return Err(self.err(
+                k.deployments.span(),
+                "kubernetes.deployments",
+                "name at least one Deployment that uses the database".into(),
+            ));
+        }
+        let deployments = k
+            .deployments
+            .get_ref()
+            .iter()
+            .map(|d| {
+                self.non_empty(d, "kubernetes.deployments")
+                    .map(str::to_string)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(obj) = &k.config_object {
+            let ok = obj.get_ref().split_once('/').is_some_and(|(kind, name)| {
+                matches!(kind, "configmap" | "secret" | "service") && !name.is_empty()
+            });
+            if !ok {
+                return Err(self.err(
+                    obj.span(),
+                    "kubernetes.config_object",
+                    format!(
+                        "\"{}\" is not configmap/NAME, secret/NAME or service/NAME",
+                        obj.get_ref().escape_debug()
+                    ),
+                ));
+            }
+        }
+        Ok(KubeCfg {
+            kubeconfig: opt(&k.kubeconfig, "kubernetes.kubeconfig")?.map(|p| base.join(p)),
+            context: opt(&k.context, "kubernetes.context")?,
+            namespace: opt(&k.namespace, "kubernetes.namespace")?,
+            deployments,
+            config_object: opt(&k.config_object, "kubernetes.config_object")?,
+            config_key: opt(&k.config_key, "kubernetes.config_key")?,
         })
     }
 

@@ -740,11 +740,15 @@ pub fn snapshot(
 /// Watches the Deployment, its ReplicaSets and pods (label selector from the
 /// Deployment's matchLabels) and yields a snapshot whenever it changes.
 /// Transient watch errors are retried with backoff inside the stream.
+fn watch_error<T>(item: Result<T, watcher::Error>) -> Option<String> {
+    item.err().map(|e| format!("watching: {e}"))
+}
+
 pub async fn watch_workload(
     client: &Client,
     ns: &str,
     deployment: &str,
-) -> Result<impl Stream<Item = WorkloadSnapshot> + Send + 'static> {
+) -> Result<impl Stream<Item = Result<WorkloadSnapshot, String>> + Send + 'static> {
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let d = deploys
         .get(deployment)
@@ -770,7 +774,7 @@ pub async fn watch_workload(
         ),
     )
     .default_backoff()
-    .map(|_| ());
+    .map(watch_error);
     let rs_stream = reflector(
         rs_w,
         watcher::watcher(
@@ -779,7 +783,7 @@ pub async fn watch_workload(
         ),
     )
     .default_backoff()
-    .map(|_| ());
+    .map(watch_error);
     let pod_stream = reflector(
         pod_w,
         watcher::watcher(
@@ -788,12 +792,17 @@ pub async fn watch_workload(
         ),
     )
     .default_backoff()
-    .map(|_| ());
+    .map(watch_error);
     let events =
         futures::stream::select_all([d_stream.boxed(), rs_stream.boxed(), pod_stream.boxed()]);
     let (ns, name) = (ns.to_string(), deployment.to_string());
     let mut last: Option<WorkloadSnapshot> = None;
-    Ok(events.filter_map(move |()| {
+    Ok(events.filter_map(move |failed| {
+        // The watchers retry with backoff by themselves; the failure is still
+        // news, so the pane can say its data has stopped moving.
+        if let Some(e) = failed {
+            return futures::future::ready(Some(Err(e)));
+        }
         let d = d_store.state().into_iter().next();
         let snap = snapshot(
             &ns,
@@ -813,7 +822,7 @@ pub async fn watch_workload(
             None
         } else {
             last = Some(snap.clone());
-            Some(snap)
+            Some(Ok(snap))
         };
         futures::future::ready(out)
     }))

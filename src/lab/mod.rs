@@ -38,6 +38,11 @@ pub const STATE_FILE: &str = "lab.json";
 pub const CONFIG_FILE: &str = "cutover.toml";
 pub const README_FILE: &str = "README.txt";
 pub const SESSIONS_DIR: &str = "sessions";
+/// Written by whoever runs the lab's Kubernetes API simulator.
+pub const KUBECONFIG_FILE: &str = "kubeconfig";
+const KUBECONFIG_TMP: &str = "kubeconfig.tmp";
+/// Output of the background `cutover lab serve`.
+pub const SERVE_LOG: &str = "serve.log";
 pub const SOURCE_NAME: &str = "source";
 pub const TARGET_NAME: &str = "target";
 pub const PUBLICATION: &str = "cutover_pub";
@@ -51,7 +56,7 @@ const STATE_TMP: &str = ".lab.json.tmp";
 const STATE_FORMAT: u32 = 1;
 
 /// Everything `down` may delete; anything else in the directory is left alone.
-const LAB_ENTRIES: [&str; 7] = [
+const LAB_ENTRIES: [&str; 10] = [
     SOURCE_NAME,
     TARGET_NAME,
     STATE_FILE,
@@ -59,6 +64,9 @@ const LAB_ENTRIES: [&str; 7] = [
     CONFIG_FILE,
     README_FILE,
     SESSIONS_DIR,
+    KUBECONFIG_FILE,
+    KUBECONFIG_TMP,
+    SERVE_LOG,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +123,16 @@ pub struct ClusterState {
     pub port: u16,
     /// Postmaster pid when last started by `up`.
     pub pid: Option<u32>,
+}
+
+impl LabState {
+    /// How the lab's own processes reach the seeded source database.
+    pub fn source_conninfo(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={SEED_DB} user=postgres",
+            self.source.port
+        )
+    }
 }
 
 impl ClusterState {
@@ -765,8 +783,23 @@ pub fn config_toml(info: &LabInfo) -> String {
          # Relative to this file.\n\
          dir = {sessions}\n\
          \n\
+         [kubernetes]\n\
+         # The lab's API simulator (started by `cutover lab up` or `cutover demo`).\n\
+         kubeconfig = {kubeconfig}\n\
+         context = {context}\n\
+         namespace = {namespace}\n\
+         deployments = [{deployment}]\n\
+         config_object = {config_object}\n\
+         config_key = {config_key}\n\
+         \n\
          [lab]\n\
          dir = {dir}\n",
+        kubeconfig = toml_str(KUBECONFIG_FILE),
+        context = toml_str(kube_sim::LAB_CONTEXT),
+        namespace = toml_str(kube_sim::LAB_NAMESPACE),
+        deployment = toml_str(kube_sim::APP_DEPLOYMENT),
+        config_object = toml_str(&format!("configmap/{}", kube_sim::APP_CONFIGMAP)),
+        config_key = toml_str(kube_sim::DB_ENV),
         dir_comment = info.dir.display(),
         src = toml_str(&info.source_conninfo),
         src_label = toml_str(&label("source")),
@@ -882,6 +915,28 @@ fn remove_path(p: &Path) -> std::io::Result<()> {
         Ok(m) if m.is_dir() => fs::remove_dir_all(p),
         Ok(_) => fs::remove_file(p),
     }
+}
+
+/// Starts the lab's Kubernetes API simulator with the `app` Deployment, whose
+/// pods write to `database_url` at `writes_per_sec`, and writes its kubeconfig
+/// where the lab's cutover.toml expects it.
+pub async fn start_kube(
+    dir: &Path,
+    database_url: &str,
+    writes_per_sec: u32,
+) -> Result<kube_sim::SimHandle> {
+    let sim = kube_sim::start(kube_sim::SimOptions {
+        database_url: Some(database_url.to_string()),
+        writes_per_sec,
+        ..kube_sim::SimOptions::default()
+    })
+    .await
+    .context("starting the Kubernetes API simulator")?;
+    // Written last and atomically: its presence means the API answers.
+    let tmp = dir.join(KUBECONFIG_TMP);
+    sim.write_kubeconfig(&tmp, kube_sim::LAB_NAMESPACE)?;
+    fs::rename(&tmp, dir.join(KUBECONFIG_FILE)).context("writing the lab kubeconfig")?;
+    Ok(sim)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
+use crate::kube::WorkloadSnapshot;
 use crate::session::sample::{SourceSample, TableRef, TargetSample};
 use crate::session::SessionInfo;
 use crate::verify::{TableVerify, VerifyProgress};
@@ -123,6 +124,11 @@ pub struct Model {
     pub counts: BTreeMap<TableRef, TableCounts>,
     pub count_run: Option<CountRun>,
     pub next_run: u64,
+    /// Deployments by name, as last watched.
+    pub workloads: BTreeMap<String, WorkloadSnapshot>,
+    /// When each workload was last seen: pod ages in a snapshot are as of then.
+    pub workload_at: BTreeMap<String, DateTime<Utc>>,
+    pub kube: SideState<()>,
     pub verify: BTreeMap<TableRef, VerifyCell>,
     pub verify_run: Option<VerifyRun>,
     pub overlay: Overlay,

@@ -61,6 +61,19 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             }
             vec![]
         }
+        EventKind::WorkloadSampled(w) => {
+            model.workloads.insert(w.deployment.clone(), w.clone());
+            model.workload_at.insert(w.deployment.clone(), at);
+            model.kube.last = Some(());
+            model.kube.last_ok = Some(at);
+            model.kube.failing = None;
+            vec![]
+        }
+        EventKind::KubeFailed { error } => {
+            let since = model.kube.failing.as_ref().map_or(at, |(s, _)| *s);
+            model.kube.failing = Some((since, error.clone()));
+            vec![]
+        }
         EventKind::Key { key } => on_key(model, key),
         EventKind::CountProgress {
             run,
@@ -353,6 +366,7 @@ mod tests {
             max_retained_wal_bytes: 1000,
             stale_after_seconds: 3.0,
             refresh_ms: 1000,
+            kubernetes: None,
         }
     }
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::sample::{Side, SourceSample, TableRef, TargetSample};
+use crate::kube::WorkloadSnapshot;
 use crate::verify::{TableVerify, VerifyProgress};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,16 @@ pub struct SessionInfo {
     pub max_retained_wal_bytes: i64,
     pub stale_after_seconds: f64,
     pub refresh_ms: u64,
+    /// The application side, when the config names one.
+    #[serde(default)]
+    pub kubernetes: Option<KubeInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeInfo {
+    pub context: String,
+    pub namespace: String,
+    pub deployments: Vec<String>,
 }
 
 /// A connection as it may be shown: never a password.
@@ -49,6 +60,12 @@ pub enum EventKind {
     /// A poll failed: the side turns stale from its last good sample.
     CollectorFailed {
         side: Side,
+        error: String,
+    },
+    /// A workload as the Kubernetes watchers see it now.
+    WorkloadSampled(WorkloadSnapshot),
+    /// The Kubernetes side can't be reached or watched: its pane turns stale.
+    KubeFailed {
         error: String,
     },
     /// A key press, already named (`q`, `?`, `Esc`, `Up`, `Ctrl-c`, …).

@@ -4,5 +4,5 @@ pub mod event;
 pub mod log;
 pub mod sample;
 
-pub use event::{Endpoint, Event, EventKind, SessionInfo};
+pub use event::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
 pub use sample::{Side, TableRef};

@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::model::{self, lag_summary, Model, Overlay, RowState};
-use panes::{counts, footer, header, lag, slots};
+use panes::{counts, footer, header, lag, rollout, slots};
 use widgets::{truncate_spans, PaneFrame};
 
 /// From this width the panes sit side by side.
@@ -70,7 +70,13 @@ fn split_rows(area: Rect, heights: &[u16]) -> Vec<Rect> {
 /// One column, for 80×24 and anything narrower than [`WIDE_COLS`]: panes are
 /// framed by a single rule and share the height by need.
 fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], theme: &Theme) {
-    let body = area.height - header::HEIGHT - 1;
+    // The application side gets a rule and one summary line per workload.
+    let kube_h = if rollout::configured(model) {
+        1 + model.workloads.len().max(1) as u16
+    } else {
+        0
+    };
+    let body = (area.height - header::HEIGHT - 1).saturating_sub(kube_h);
     let slot_lines = slots::lines(model, theme, area.width);
     let slots_essential = slot_lines.iter().filter(|(p, _)| *p < 3).count() as u16 + 1;
     let slots_full = slot_lines.len() as u16 + 1;
@@ -101,14 +107,17 @@ fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow
     }
     counts_h = body.saturating_sub(lag_h + slots_h);
 
-    let r = split_rows(area, &[header::HEIGHT, lag_h, slots_h, counts_h, 1]);
+    let r = split_rows(area, &[header::HEIGHT, lag_h, slots_h, counts_h, kube_h, 1]);
     header::render(frame, r[0], model, theme);
     lag::render(frame, r[1], model, theme, PaneFrame::Rule);
     if slots_h > 0 {
         slots::render(frame, r[2], model, slot_lines, theme, PaneFrame::Rule);
     }
     counts::render(frame, r[3], model, rows, theme, PaneFrame::Rule);
-    footer::render(frame, r[4], model, theme);
+    if kube_h > 0 {
+        rollout::render(frame, r[4], model, theme, PaneFrame::Rule);
+    }
+    footer::render(frame, r[5], model, theme);
 }
 
 /// Two columns for the war-room screen: lag over slots on the left, the
@@ -133,7 +142,23 @@ fn wide(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], 
     lag::render(frame, l[0], model, theme, PaneFrame::Boxed);
     let slot_lines = slots::lines(model, theme, left_w.saturating_sub(2));
     slots::render(frame, l[1], model, slot_lines, theme, PaneFrame::Boxed);
-    counts::render(frame, right, model, rows, theme, PaneFrame::Boxed);
+    if rollout::configured(model) {
+        // Row counts on top, sized to their tables; the rollout takes the rest.
+        let failed = rows
+            .iter()
+            .filter(|r| r.error.is_some() || r.verify_detail.is_some())
+            .count();
+        let counts_want = 2 + counts::CHROME + (rows.len().max(1) + failed) as u16;
+        let counts_h = counts_want.clamp(
+            8.min(body.height),
+            body.height.saturating_sub(8).max(8.min(body.height)),
+        );
+        let c = split_rows(right, &[counts_h, body.height.saturating_sub(counts_h)]);
+        counts::render(frame, c[0], model, rows, theme, PaneFrame::Boxed);
+        rollout::render(frame, c[1], model, theme, PaneFrame::Boxed);
+    } else {
+        counts::render(frame, right, model, rows, theme, PaneFrame::Boxed);
+    }
 }
 
 /// Too small for panes: the few facts that matter most, one per line, so a
@@ -193,7 +218,12 @@ fn tiny(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], 
 
     let bad = rows
         .iter()
-        .filter(|r| matches!(r.state, RowState::ExactMismatch | RowState::MissingOnTarget))
+        .filter(|r| {
+            matches!(
+                r.state,
+                RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch
+            )
+        })
         .count();
     if bad > 0 {
         let n = if bad == 1 {

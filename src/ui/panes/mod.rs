@@ -4,4 +4,5 @@ pub mod counts;
 pub mod footer;
 pub mod header;
 pub mod lag;
+pub mod rollout;
 pub mod slots;
