@@ -91,34 +91,7 @@ async fn run(info: &lab::LabInfo, polls: u64, rows: u64) {
     let admin_src = lab::seed::connect(&info.source_conninfo).await.unwrap();
     let admin_tgt = lab::seed::connect(&info.target_conninfo).await.unwrap();
     // A replicating pair, so the slot, sender and subscription queries have rows to read.
-    let schema = std::process::Command::new(info.bin.pg_dump())
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "-d",
-            &info.source_conninfo,
-        ])
-        .output()
-        .unwrap();
-    let file =
-        std::env::temp_dir().join(format!("cutover-bench-schema-{}.sql", std::process::id()));
-    std::fs::write(&file, &schema.stdout).unwrap();
-    let ok = std::process::Command::new(info.bin.psql())
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &info.target_conninfo,
-            "-f",
-        ])
-        .arg(&file)
-        .status()
-        .unwrap();
-    let _ = std::fs::remove_file(&file);
-    assert!(ok.success());
+    lab::copy_schema(&info.bin, &info.source_conninfo, &info.target_conninfo).unwrap();
     admin_src
         .batch_execute("CREATE PUBLICATION cutover_pub FOR ALL TABLES")
         .await

@@ -5,7 +5,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cutover::lab::{self, LabOptions, SeedPlan};
@@ -211,40 +210,7 @@ async fn lab_up_status_down() {
 
     // The README's recipe actually works: schema copy, publication,
     // subscription, initial sync.
-    let dump = Command::new(info.bin.pg_dump())
-        .args(["--schema-only", "--no-owner", "--no-privileges"])
-        .arg(&info.source_conninfo)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        dump.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let mut restore = Command::new(info.bin.psql())
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(&info.target_conninfo)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        restore
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&dump.stdout)
-            .unwrap();
-    }
-    let restored = restore.wait_with_output().unwrap();
-    assert!(
-        restored.status.success(),
-        "schema copy failed: {}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
+    lab::copy_schema(&info.bin, &info.source_conninfo, &info.target_conninfo).expect("schema copy");
     src.batch_execute("CREATE PUBLICATION cutover_pub FOR ALL TABLES")
         .await
         .unwrap();

@@ -77,37 +77,7 @@ async fn replication_state_is_reported_exactly() {
     assert!(cutover::pg::error_text(&err).contains("read-only"), "{err}");
 
     // Replication by hand, as an operator would with psql.
-    let dump = std::process::Command::new(pair.pg_dump_path())
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "-d",
-            &pair.source_conninfo,
-        ])
-        .output()
-        .unwrap();
-    assert!(dump.status.success());
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &dump.stdout).unwrap();
-    let restore = std::process::Command::new(pair.psql_path())
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &pair.target_conninfo,
-            "-f",
-        ])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert!(
-        restore.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restore.stderr)
-    );
+    cutover::lab::copy_schema(&pair.bin, &pair.source_conninfo, &pair.target_conninfo).unwrap();
     pair.psql(
         &pair.source_conninfo,
         "CREATE PUBLICATION cutover_pub FOR ALL TABLES",

@@ -939,6 +939,44 @@ pub async fn start_kube(
     Ok(sim)
 }
 
+/// The lab's README step 1 as a function: `pg_dump --schema-only` of the
+/// source piped into `psql` on the target, stopping at the first error.
+pub fn copy_schema(bin: &PgBin, source: &str, target: &str) -> Result<()> {
+    use std::process::{Command, Stdio};
+    let mut dump = Command::new(bin.pg_dump())
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "-d",
+            source,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running pg_dump")?;
+    let stdout = dump.stdout.take().context("pg_dump output")?;
+    let restore = Command::new(bin.psql())
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target])
+        .stdin(Stdio::from(stdout))
+        .output()
+        .context("running psql")?;
+    let dumped = dump.wait_with_output().context("waiting for pg_dump")?;
+    if !dumped.status.success() {
+        bail!(
+            "pg_dump --schema-only failed: {}",
+            String::from_utf8_lossy(&dumped.stderr).trim()
+        );
+    }
+    if !restore.status.success() {
+        bail!(
+            "restoring the schema on the target failed: {}",
+            String::from_utf8_lossy(&restore.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

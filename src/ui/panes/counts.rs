@@ -42,6 +42,39 @@ pub fn state_text(state: RowState) -> String {
     format!("{} {}", state_symbol(state), state.label())
 }
 
+/// A background run's title words: running (with how long), cancelled, or done.
+/// Count and verification runs read the same way.
+fn run_words(
+    model: &Model,
+    what: &str,
+    started: chrono::DateTime<chrono::Utc>,
+    finished: Option<chrono::DateTime<chrono::Utc>>,
+    cancelled: bool,
+    progress: &str,
+) -> (String, Role) {
+    match finished {
+        None => {
+            let elapsed = model.now.map_or(0.0, |n| fmt::seconds_between(started, n));
+            (
+                format!("{what}: {progress}, {}", fmt::secs(elapsed)),
+                Role::Accent,
+            )
+        }
+        Some(at) if cancelled => (
+            format!("{what} cancelled {} ({progress})", fmt::clock(at)),
+            Role::Warn,
+        ),
+        Some(at) => (
+            format!(
+                "{what} done {} ({})",
+                fmt::clock(at),
+                fmt::millis(fmt::seconds_between(started, at) * 1000.0)
+            ),
+            Role::Ok,
+        ),
+    }
+}
+
 /// The exact-count run in a few words, e.g. `exact count: 4/6 source, 3/6 target, 2.1 s`;
 /// `terse` is the same in fewer columns, for narrow terminals.
 pub fn run_status(run: Option<&CountRun>, model: &Model, terse: bool) -> (String, Role) {
@@ -57,71 +90,28 @@ pub fn run_status(run: Option<&CountRun>, model: &Model, terse: bool) -> (String
         "{}/{} {src}, {}/{} {tgt}",
         r.done_source, r.total, r.done_target, r.total
     );
-    match r.finished_at {
-        None => {
-            let elapsed = model
-                .now
-                .map_or(0.0, |n| fmt::seconds_between(r.started_at, n));
-            (
-                format!("{what}: {progress}, {}", fmt::secs(elapsed)),
-                Role::Accent,
-            )
-        }
-        Some(at) if r.cancelled => (
-            format!("{what} cancelled {} ({progress})", fmt::clock(at)),
-            Role::Warn,
-        ),
-        Some(at) => (
-            format!(
-                "{what} done {} ({})",
-                fmt::clock(at),
-                fmt::millis(fmt::seconds_between(r.started_at, at) * 1000.0)
-            ),
-            Role::Ok,
-        ),
-    }
+    run_words(
+        model,
+        what,
+        r.started_at,
+        r.finished_at,
+        r.cancelled,
+        &progress,
+    )
 }
 
 /// The checksum run in a few words, e.g. `verify 2/6 tables, 4.2 s`.
 pub fn verify_status(model: &Model, terse: bool) -> Option<(String, Role)> {
     let r = model.verify_run.as_ref()?;
     let what = if terse { "verify" } else { "checksum verify" };
-    Some(match r.finished_at {
-        None => {
-            let elapsed = model
-                .now
-                .map_or(0.0, |n| fmt::seconds_between(r.started_at, n));
-            match crate::model::verify_throttle(model) {
-                Some(why) => (format!("⏸ {what} paused: {why}"), Role::Warn),
-                None => (
-                    format!(
-                        "{what}: {}/{} tables, {}",
-                        r.done,
-                        r.total,
-                        fmt::secs(elapsed)
-                    ),
-                    Role::Accent,
-                ),
-            }
-        }
-        Some(at) if r.error.is_some() => (format!("{what} failed {}", fmt::clock(at)), Role::Error),
-        Some(at) if r.cancelled => (
-            format!(
-                "{what} cancelled {} ({}/{})",
-                fmt::clock(at),
-                r.done,
-                r.total
-            ),
-            Role::Warn,
-        ),
-        Some(at) => (
-            format!(
-                "{what} done {} ({})",
-                fmt::clock(at),
-                fmt::millis(fmt::seconds_between(r.started_at, at) * 1000.0)
-            ),
-            Role::Ok,
-        ),
+    let progress = format!("{}/{} tables", r.done, r.total);
+    Some(match (r.finished_at, &r.error) {
+        (None, _) => match crate::model::verify_throttle(model) {
+            Some(why) => (format!("⏸ {what} paused: {why}"), Role::Warn),
+            None => run_words(model, what, r.started_at, None, false, &progress),
+        },
+        (Some(at), Some(_)) => (format!("{what} failed {}", fmt::clock(at)), Role::Error),
+        (finished, None) => run_words(model, what, r.started_at, finished, r.cancelled, &progress),
     })
 }
 
