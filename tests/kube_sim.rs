@@ -536,7 +536,6 @@ async fn app_pods_write_and_follow_a_restart_based_switch() {
 
     let c = client(&lab.kubeconfig).await;
     let deploys: Api<Deployment> = Api::namespaced(c.clone(), NS);
-    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), NS);
     let pods: Api<Pod> = Api::namespaced(c, NS);
     wait_complete(&deploys, "app", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -564,21 +563,30 @@ async fn app_pods_write_and_follow_a_restart_based_switch() {
              WHERE datname = '{db}' AND backend_type = 'client backend'"
         ),
     );
-    cms.patch(
-        APP_CONFIGMAP,
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"data": {"DATABASE_URL": tgt}})),
+    // Through the product's actions: switch the key, restart like kubectl,
+    // wait for the rollout.
+    let client = client(&lab.kubeconfig).await;
+    let sw = cutover::kube::switch_config_key(
+        &client,
+        NS,
+        &cutover::kube::ConfigObject::ConfigMap(APP_CONFIGMAP.into()),
+        "DATABASE_URL",
+        &tgt,
     )
     .await
     .unwrap();
-    let restart = json!({"spec": {"template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": chrono::Utc::now().to_rfc3339()
-    }}}}});
-    deploys
-        .patch("app", &PatchParams::default(), &Patch::Strategic(&restart))
+    assert_eq!(sw.new_fingerprint, cutover::kube::fingerprint(&tgt));
+    let r = cutover::kube::rollout_restart(&client, NS, "app")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let out =
+        cutover::kube::wait_rollout(&client, NS, "app", r.generation, Duration::from_secs(20))
+            .await
+            .unwrap();
+    assert!(
+        matches!(out, cutover::kube::RolloutOutcome::Complete { .. }),
+        "{out:?}"
+    );
     wait_complete(&deploys, "app", Duration::from_secs(20)).await;
     eprintln!("switch + rollout took {:?}", switch_at.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
