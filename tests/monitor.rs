@@ -110,13 +110,29 @@ async fn replication_state_is_reported_exactly() {
         &pair.target_conninfo,
         "ALTER SUBSCRIPTION cutover_sub DISABLE",
     );
-    eventually("slot inactive", Duration::from_secs(30), async || {
-        let s = poll_source(&src, &all).await.unwrap();
-        s.slots
-            .iter()
-            .any(|sl| sl.name == "cutover_sub" && !sl.active)
-            .then_some(())
-    })
+    // The apply worker notices DISABLE only at its next check, and the slot can
+    // look inactive for a moment while the worker restarts after the initial
+    // sync: wait until no worker runs and the slot has stayed inactive.
+    let mut quiet_polls = 0;
+    eventually(
+        "apply worker gone, slot inactive",
+        Duration::from_secs(30),
+        async || {
+            let s = poll_source(&src, &all).await.unwrap();
+            let t = poll_target(&tgt, &all).await.unwrap();
+            let inactive = s
+                .slots
+                .iter()
+                .any(|sl| sl.name == "cutover_sub" && !sl.active);
+            let no_worker = t.subscriptions.iter().all(|sub| sub.worker_pid.is_none());
+            quiet_polls = if inactive && no_worker {
+                quiet_polls + 1
+            } else {
+                0
+            };
+            (quiet_polls >= 5).then_some(())
+        },
+    )
     .await;
     pair.psql(
         &pair.source_conninfo,
