@@ -683,6 +683,38 @@ async fn app_pods_write_and_follow_a_restart_based_switch() {
 
 mod client_side {
     use super::*;
+
+    /// With no kubeconfig in cutover.toml, the lookup is kubectl's: every
+    /// file in $KUBECONFIG, merged, the first current-context winning.
+    #[tokio::test]
+    async fn inferred_target_reads_kubeconfig_list_like_kubectl() {
+        let lab = lab(fast()).await;
+        let other = lab.kubeconfig.with_file_name("other-kubeconfig");
+        std::fs::write(
+            &other,
+            "apiVersion: v1\nkind: Config\ncurrent-context: elsewhere\nclusters: []\ncontexts: []\nusers: []\n",
+        )
+        .unwrap();
+        // Only this test in the binary reads KUBECONFIG; the others name their file.
+        std::env::set_var(
+            "KUBECONFIG",
+            format!("{}:{}", lab.kubeconfig.display(), other.display()),
+        );
+        let conn = cutover::kube::connect(&cutover::kube::Target::Inferred {
+            context: None,
+            namespace: None,
+        })
+        .await
+        .unwrap();
+        std::env::remove_var("KUBECONFIG");
+        assert_eq!(conn.context, LAB_CONTEXT);
+        assert_eq!(conn.namespace, NS);
+        let d: Api<Deployment> = Api::namespaced(conn.client, NS);
+        assert_eq!(
+            d.get("app").await.unwrap().metadata.name.as_deref(),
+            Some("app")
+        );
+    }
     use cutover::kube::{
         can_i, connect_kubeconfig, fingerprint, rollout_restart, switch_config_key, wait_rollout,
         watch_workload, ConfigObject, RolloutOutcome, RolloutState,

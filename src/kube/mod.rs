@@ -53,6 +53,12 @@ pub enum Target {
     },
     /// The pod's service account, when cutover runs inside the cluster.
     InCluster { namespace: Option<String> },
+    /// What kubectl would use: `$KUBECONFIG` (every file in it, merged) or
+    /// `~/.kube/config`, else the in-cluster service account.
+    Inferred {
+        context: Option<String>,
+        namespace: Option<String>,
+    },
 }
 
 /// A connected client and the namespace to work in.
@@ -71,18 +77,33 @@ pub async fn connect(target: &Target) -> Result<Connection> {
             context,
             namespace,
         } => connect_kubeconfig(path, context.as_deref(), namespace.as_deref()).await,
-        Target::InCluster { namespace } => {
-            let cfg = kube::Config::incluster().context("in-cluster Kubernetes config")?;
-            let ns = namespace
-                .clone()
-                .unwrap_or_else(|| cfg.default_namespace.clone());
-            Ok(Connection {
-                client: Client::try_from(cfg)?,
-                namespace: ns,
-                context: "in-cluster".into(),
-            })
-        }
+        Target::InCluster { namespace } => connect_incluster(namespace.as_deref()),
+        Target::Inferred { context, namespace } => match Kubeconfig::read() {
+            Ok(kc) => {
+                connect_with(
+                    kc,
+                    "the kubeconfig",
+                    context.as_deref(),
+                    namespace.as_deref(),
+                )
+                .await
+            }
+            Err(e) => connect_incluster(namespace.as_deref())
+                .with_context(|| format!("no usable kubeconfig ({e})")),
+        },
     }
+}
+
+fn connect_incluster(namespace: Option<&str>) -> Result<Connection> {
+    let cfg = kube::Config::incluster().context("in-cluster Kubernetes config")?;
+    let ns = namespace
+        .map(str::to_string)
+        .unwrap_or_else(|| cfg.default_namespace.clone());
+    Ok(Connection {
+        client: Client::try_from(cfg)?,
+        namespace: ns,
+        context: "in-cluster".into(),
+    })
 }
 
 /// Connects with a kubeconfig file; `context` defaults to its current
@@ -94,17 +115,27 @@ pub async fn connect_kubeconfig(
 ) -> Result<Connection> {
     let kc = Kubeconfig::read_from(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    connect_with(kc, &path.display().to_string(), context, namespace).await
+}
+
+/// `origin` names where the kubeconfig came from, for messages.
+async fn connect_with(
+    kc: Kubeconfig,
+    origin: &str,
+    context: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<Connection> {
     let ctx_name = context
         .map(str::to_string)
         .or_else(|| kc.current_context.clone())
-        .ok_or_else(|| anyhow!("{} has no current-context; name one", path.display()))?;
+        .ok_or_else(|| anyhow!("{origin} has no current-context; name one"))?;
     let opts = KubeConfigOptions {
         context: Some(ctx_name.clone()),
         ..Default::default()
     };
     let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
         .await
-        .with_context(|| format!("context {ctx_name} in {}", path.display()))?;
+        .with_context(|| format!("context {ctx_name} in {origin}"))?;
     let ns = namespace
         .map(str::to_string)
         .unwrap_or_else(|| cfg.default_namespace.clone());

@@ -17,8 +17,9 @@ use crate::session::EventKind;
 
 pub const MONITOR_APP_NAME: &str = "cutover-monitor";
 
-/// Backoff after consecutive failures: 0.5 s doubling to 8 s.
-fn backoff(failures: u32) -> Duration {
+/// Backoff after consecutive failures: 0.5 s doubling to 8 s. Shared by
+/// every collector that reconnects (PostgreSQL and Kubernetes alike).
+pub fn backoff(failures: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << failures.min(4)))
 }
 

@@ -3,13 +3,13 @@
 //! soon as the API server says so.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::mpsc::Sender;
 
 use crate::config::{Config, KubeCfg};
 use crate::kube::{connect, watch_workload, Target};
+use crate::pg::collector::backoff;
 use crate::session::EventKind;
 
 pub fn target(k: &KubeCfg) -> Target {
@@ -19,21 +19,9 @@ pub fn target(k: &KubeCfg) -> Target {
             context: k.context.clone(),
             namespace: k.namespace.clone(),
         },
-        None => match std::env::var_os("KUBECONFIG")
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".kube/config"))
-            })
-            .filter(|p| p.exists())
-        {
-            Some(path) => Target::Kubeconfig {
-                path,
-                context: k.context.clone(),
-                namespace: k.namespace.clone(),
-            },
-            None => Target::InCluster {
-                namespace: k.namespace.clone(),
-            },
+        None => Target::Inferred {
+            context: k.context.clone(),
+            namespace: k.namespace.clone(),
         },
     }
 }
@@ -87,6 +75,6 @@ pub async fn run(config: Arc<Config>, tx: Sender<EventKind>) {
             }
         }
         failures += 1;
-        tokio::time::sleep(Duration::from_millis(500 * (1 << failures.min(4)))).await;
+        tokio::time::sleep(backoff(failures)).await;
     }
 }
