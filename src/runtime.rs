@@ -141,7 +141,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // Cancel switches of the background runs (counts and verifications share run ids).
-    let mut counts: HashMap<u64, watch::Sender<bool>> = HashMap::new();
+    let mut cancels: HashMap<u64, watch::Sender<bool>> = HashMap::new();
     // Verification yields to replication: the model decides, the engine obeys.
     let (pause_tx, pause_rx) = watch::channel(false);
     let mut dirty = true;
@@ -193,7 +193,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
             match effect {
                 Effect::StartExactCount { run, tables } => {
                     let (cancel_tx, cancel_rx) = watch::channel(false);
-                    counts.insert(run, cancel_tx);
+                    cancels.insert(run, cancel_tx);
                     tasks.spawn(pg::count::run(
                         run,
                         tables,
@@ -204,7 +204,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                 }
                 Effect::StartVerify { run, tables } => {
                     let (cancel_tx, cancel_rx) = watch::channel(false);
-                    counts.insert(run, cancel_tx);
+                    cancels.insert(run, cancel_tx);
                     tasks.spawn(verify_task::run(
                         run,
                         tables,
@@ -215,7 +215,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                     ));
                 }
                 Effect::CancelExactCount { run } | Effect::CancelVerify { run } => {
-                    if let Some(c) = counts.remove(&run) {
+                    if let Some(c) = cancels.remove(&run) {
                         let _ = c.send(true);
                     }
                 }
@@ -227,8 +227,8 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
         }
     };
 
-    // Cancel running counts on the servers before we go: they would scan on otherwise.
-    for (_, c) in counts.drain() {
+    // Cancel running counts and verifications on the servers before we go: they would scan on otherwise.
+    for (_, c) in cancels.drain() {
         let _ = c.send(true);
     }
     core.apply(EventKind::SessionEnded { reason })?;

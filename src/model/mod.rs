@@ -63,6 +63,15 @@ pub struct TableCounts {
     pub target: ExactCount,
 }
 
+impl TableCounts {
+    pub fn side_mut(&mut self, side: crate::session::Side) -> &mut ExactCount {
+        match side {
+            crate::session::Side::Source => &mut self.source,
+            crate::session::Side::Target => &mut self.target,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CountRun {
     pub id: u64,

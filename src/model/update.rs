@@ -82,22 +82,17 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             rows,
             elapsed_ms,
         } => {
-            if let Some(r) = model.count_run.as_mut().filter(|r| r.id == *run) {
-                match side {
-                    Side::Source => r.done_source += 1,
-                    Side::Target => r.done_target += 1,
-                }
-            }
-            let cell = model.counts.entry(table.clone()).or_default();
-            let slot = match side {
-                Side::Source => &mut cell.source,
-                Side::Target => &mut cell.target,
-            };
-            *slot = ExactCount::Counted {
-                rows: *rows,
-                at,
-                elapsed_ms: *elapsed_ms,
-            };
+            count_result(
+                model,
+                *run,
+                *side,
+                table,
+                ExactCount::Counted {
+                    rows: *rows,
+                    at,
+                    elapsed_ms: *elapsed_ms,
+                },
+            );
             vec![]
         }
         EventKind::CountFailed {
@@ -108,26 +103,12 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
         } => {
             match table {
                 Some(table) => {
-                    if let Some(r) = model.count_run.as_mut().filter(|r| r.id == *run) {
-                        match side {
-                            Side::Source => r.done_source += 1,
-                            Side::Target => r.done_target += 1,
-                        }
-                    }
-                    let cell = model.counts.entry(table.clone()).or_default();
-                    let slot = match side {
-                        Side::Source => &mut cell.source,
-                        Side::Target => &mut cell.target,
-                    };
-                    *slot = ExactCount::Failed(error.clone());
+                    count_result(model, *run, *side, table, ExactCount::Failed(error.clone()))
                 }
                 None => {
                     // The whole side failed (no connection): every pending cell says why.
                     for cell in model.counts.values_mut() {
-                        let slot = match side {
-                            Side::Source => &mut cell.source,
-                            Side::Target => &mut cell.target,
-                        };
+                        let slot = cell.side_mut(*side);
                         if *slot == ExactCount::Counting {
                             *slot = ExactCount::Failed(error.clone());
                         }
@@ -190,6 +171,21 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             vec![]
         }
     }
+}
+
+/// One table's count on one side is known (a number or a failure).
+fn count_result(model: &mut Model, run: u64, side: Side, table: &TableRef, result: ExactCount) {
+    if let Some(r) = model.count_run.as_mut().filter(|r| r.id == run) {
+        match side {
+            Side::Source => r.done_source += 1,
+            Side::Target => r.done_target += 1,
+        }
+    }
+    *model
+        .counts
+        .entry(table.clone())
+        .or_default()
+        .side_mut(side) = result;
 }
 
 fn push_lag(model: &mut Model, point: LagPoint) {
