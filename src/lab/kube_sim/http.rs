@@ -422,9 +422,9 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
             }
         }
         "create" => {
-            let obj: Value = match serde_json::from_slice(&ctx.body) {
+            let obj = match json_body(ctx, "body") {
                 Ok(v) => v,
-                Err(e) => return error(&ApiError::bad_request(format!("invalid body: {e}"))),
+                Err(e) => return error(&e),
             };
             match ctx.sim.lock().create(kind, ns, obj) {
                 Ok(o) => json_response(201, &o),
@@ -443,43 +443,15 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
                     format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"),
                 ));
             }
-            let patch: Value = match serde_json::from_slice(&ctx.body) {
-                Ok(v) => v,
-                Err(e) => return error(&ApiError::bad_request(format!("invalid patch: {e}"))),
-            };
-            let scope = if sub.is_some() {
-                Scope::Status
-            } else {
-                Scope::Main
-            };
-            let r = ctx.sim.lock().update(kind, ns, name, scope, |v| {
-                merge_patch(v, &patch);
-                Ok(())
-            });
-            match r {
-                Ok(o) => json_response(200, &o),
+            match json_body(ctx, "patch") {
+                Ok(patch) => update_object(ctx, kind, ns, name, sub, |v| merge_patch(v, &patch)),
                 Err(e) => error(&e),
             }
         }
-        "update" => {
-            let new: Value = match serde_json::from_slice(&ctx.body) {
-                Ok(v) => v,
-                Err(e) => return error(&ApiError::bad_request(format!("invalid body: {e}"))),
-            };
-            let scope = if sub.is_some() {
-                Scope::Status
-            } else {
-                Scope::Main
-            };
-            let r = ctx.sim.lock().update(kind, ns, name, scope, |v| {
-                *v = new;
-                Ok(())
-            });
-            match r {
-                Ok(o) => json_response(200, &o),
-                Err(e) => error(&e),
-            }
-        }
+        "update" => match json_body(ctx, "body") {
+            Ok(new) => update_object(ctx, kind, ns, name, sub, |v| *v = new),
+            Err(e) => error(&e),
+        },
         "delete" => {
             let mut s = ctx.sim.lock();
             if kind == Kind::Pod {
@@ -497,6 +469,37 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
             }
         }
         _ => unreachable!("verbs are the ones matched above"),
+    }
+}
+
+/// The request body as JSON, or the 400 a client gets for it.
+fn json_body(ctx: &Ctx, what: &str) -> Result<Value, ApiError> {
+    serde_json::from_slice(&ctx.body)
+        .map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))
+}
+
+/// Changes one object (its status, for the status subresource) and answers
+/// with the stored result.
+fn update_object(
+    ctx: &Ctx,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    change: impl FnOnce(&mut Value),
+) -> Response<Body> {
+    let scope = if sub.is_some() {
+        Scope::Status
+    } else {
+        Scope::Main
+    };
+    let r = ctx.sim.lock().update(kind, ns, name, scope, |v| {
+        change(v);
+        Ok(())
+    });
+    match r {
+        Ok(o) => json_response(200, &o),
+        Err(e) => error(&e),
     }
 }
 

@@ -504,14 +504,17 @@ fn ns_of(kind: Kind, ns: &str) -> String {
     }
 }
 
+/// Labels, annotations and ConfigMap/Secret data: string values only.
+fn is_string_map(v: &Value) -> bool {
+    v.as_object()
+        .is_some_and(|m| m.values().all(Value::is_string))
+}
+
 /// The few checks that give callers a 422 instead of a broken simulation.
 fn validate(kind: Kind, name: &str, obj: &Value) -> Result<(), ApiError> {
     for f in ["labels", "annotations"] {
         if let Some(m) = obj["metadata"].get(f).filter(|v| !v.is_null()) {
-            let ok = m
-                .as_object()
-                .is_some_and(|m| m.values().all(Value::is_string));
-            if !ok {
+            if !is_string_map(m) {
                 return Err(ApiError::invalid(
                     kind,
                     name,
@@ -545,10 +548,7 @@ fn validate(kind: Kind, name: &str, obj: &Value) -> Result<(), ApiError> {
         Kind::ConfigMap | Kind::Secret => {
             for f in ["data", "stringData"] {
                 if let Some(d) = obj.get(f).filter(|v| !v.is_null()) {
-                    let ok = d
-                        .as_object()
-                        .is_some_and(|m| m.values().all(Value::is_string));
-                    if !ok {
+                    if !is_string_map(d) {
                         return Err(ApiError::invalid(
                             kind,
                             name,
