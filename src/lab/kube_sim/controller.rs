@@ -104,6 +104,14 @@ fn resolve(v: &Value, desired: i64, round_up: bool) -> i64 {
     }
 }
 
+/// A snapshot of every Deployment: the passes below change the store while they iterate.
+fn all_deployments(s: &Store) -> Vec<Value> {
+    s.list(Kind::Deployment, None)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
 fn owned_by<'a>(objs: Vec<&'a Value>, uid: &str) -> Vec<&'a Value> {
     objs.into_iter()
         .filter(|o| {
@@ -136,11 +144,7 @@ fn rs_pod_counts(s: &Store, rs: &Value) -> (i64, i64, i64) {
 }
 
 fn deployments(s: &mut Store, st: &mut State) {
-    let deps: Vec<Value> = s
-        .list(Kind::Deployment, None)
-        .into_iter()
-        .cloned()
-        .collect();
+    let deps = all_deployments(s);
     for d in deps {
         let ns = meta_str(&d, "namespace").to_string();
         let name = meta_str(&d, "name").to_string();
@@ -607,25 +611,14 @@ fn status(s: &mut Store, st: &mut State) {
             },
         );
     }
-    let deps: Vec<Value> = s
-        .list(Kind::Deployment, None)
-        .into_iter()
-        .cloned()
-        .collect();
+    let deps = all_deployments(s);
     for d in deps {
         let ns = meta_str(&d, "namespace").to_string();
         let name = meta_str(&d, "name").to_string();
         let uid = meta_str(&d, "uid").to_string();
         let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
         let hash = template_hash(&d["spec"]["template"]);
-        let owned: Vec<&Value> = rss
-            .iter()
-            .filter(|r| {
-                r["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|o| o.iter().any(|o| o["uid"] == uid.as_str()))
-            })
-            .collect();
+        let owned = owned_by(rss.iter().collect(), &uid);
         let Some(new_rs) = owned
             .iter()
             .find(|r| r["metadata"]["labels"][HASH_LABEL] == hash.as_str())
