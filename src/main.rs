@@ -294,7 +294,7 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
 async fn start_lab_app(dir: &Path, writes: u32) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let kubeconfig = dir.join(lab::KUBECONFIG_FILE);
-    if kubeconfig.exists() && lab::status(dir)?.load_writer_pid.is_some() {
+    if kubeconfig.exists() && lab::status(dir)?.app_pid.is_some() {
         return Ok(());
     }
     let _ = std::fs::remove_file(&kubeconfig);
@@ -308,7 +308,7 @@ async fn start_lab_app(dir: &Path, writes: u32) -> Result<()> {
         .process_group(0)
         .spawn()
         .context("starting the lab's Kubernetes simulator")?;
-    lab::record_load_writer_pid(dir, Some(child.id()))?;
+    lab::record_app_pid(dir, Some(child.id()))?;
     for _ in 0..100 {
         if kubeconfig.exists() {
             return Ok(());

@@ -43,7 +43,7 @@ maintenance_work_mem = 128MB
 max_wal_size = 2GB
 max_parallel_workers_per_gather = 1
 # Lab only: commits return before their WAL reaches disk, which makes seeding
-# and the load writer fast. fsync stays on, so a crash loses the last few
+# and the app's writes fast. fsync stays on, so a crash loses the last few
 # milliseconds of commits but never corrupts the cluster. Never do this for data
 # you care about.
 synchronous_commit = off

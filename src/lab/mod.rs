@@ -15,7 +15,6 @@
 
 pub mod cluster;
 pub mod kube_sim;
-pub mod load;
 pub mod pgbin;
 pub mod seed;
 
@@ -30,7 +29,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use cluster::{Cluster, RunAs, SOURCE_CONF, TARGET_CONF};
-pub use load::{spawn_load_writer, LoadHandle, LoadStats, DEFAULT_WRITES_PER_SEC};
+/// The app pods' write rate when nobody asks for another (the hands-on lab's 500/s).
+pub const DEFAULT_WRITES_PER_SEC: u32 = 500;
 pub use pgbin::{PgBin, PgBinError};
 pub use seed::{SeedPlan, SeedReport, SEED_DB};
 
@@ -74,7 +74,7 @@ pub struct LabOptions {
     pub dir: PathBuf,
     /// Approximate total rows seeded across the source tables.
     pub rows: u64,
-    /// Writes per second the caller's load writer should use.
+    /// Writes per second for the lab's app pods, recorded with the lab.
     pub load_rate: u32,
 }
 
@@ -111,9 +111,9 @@ pub struct LabState {
     pub load_rate: u32,
     pub source: ClusterState,
     pub target: ClusterState,
-    /// Pid of a process running the load writer, recorded by whoever runs it
-    /// (see [`record_load_writer_pid`]) so `down` can stop it.
-    pub load_writer_pid: Option<u32>,
+    /// Pid of the process running the lab's app (`cutover lab serve`: the
+    /// Kubernetes simulator and its writing pods), so `down` can stop it.
+    pub app_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,7 +301,7 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
         load_rate: opts.load_rate,
         source: ClusterState::of(&source),
         target: ClusterState::of(&target),
-        load_writer_pid: None,
+        app_pid: None,
     };
     // Written before seeding so `down` can find the clusters even if this
     // process is killed mid-seed.
@@ -433,7 +433,7 @@ impl Drop for Undo {
     }
 }
 
-/// Stops the lab's clusters (and a recorded load writer) and deletes the lab's
+/// Stops the lab's clusters (and a recorded app process) and deletes the lab's
 /// files. Fine if the lab is already down or never existed. Leaves files it did
 /// not create, and refuses to touch a directory that is not a lab.
 pub fn down(dir: &Path) -> Result<()> {
@@ -457,8 +457,8 @@ pub fn down(dir: &Path) -> Result<()> {
         );
     }
 
-    if let Some(pid) = state.as_ref().and_then(|s| s.load_writer_pid) {
-        kill_load_writer(pid);
+    if let Some(pid) = state.as_ref().and_then(|s| s.app_pid) {
+        kill_app(pid);
     }
 
     let bin = state
@@ -527,16 +527,16 @@ pub fn down(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Records (or clears) the pid of a process running the load writer, so that
+/// Records (or clears) the pid of the process running the lab's app, so that
 /// `down` can stop it.
-pub fn record_load_writer_pid(dir: &Path, pid: Option<u32>) -> Result<()> {
+pub fn record_app_pid(dir: &Path, pid: Option<u32>) -> Result<()> {
     let mut state = read_state(dir)?
         .ok_or_else(|| anyhow!("no lab in {} (missing {STATE_FILE})", dir.display()))?;
-    state.load_writer_pid = pid;
+    state.app_pid = pid;
     write_state(dir, &state)
 }
 
-fn kill_load_writer(pid: u32) {
+fn kill_app(pid: u32) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     if pid == std::process::id() {
@@ -571,7 +571,7 @@ pub struct LabStatus {
     pub seeded: bool,
     pub config_path: Option<PathBuf>,
     pub clusters: Vec<ClusterStatus>,
-    pub load_writer_pid: Option<u32>,
+    pub app_pid: Option<u32>,
 }
 
 impl LabStatus {
@@ -610,8 +610,8 @@ impl fmt::Display for LabStatus {
                 "  (seeding never finished: run `cutover lab down`, then `up`)"
             )?;
         }
-        if let Some(pid) = self.load_writer_pid {
-            writeln!(f, "  load writer pid {pid}")?;
+        if let Some(pid) = self.app_pid {
+            writeln!(f, "  app (lab serve) pid {pid}")?;
         }
         match &self.config_path {
             Some(p) => write!(f, "  config {}", p.display()),
@@ -630,7 +630,7 @@ pub fn status(dir: &Path) -> Result<LabStatus> {
             seeded: false,
             config_path: None,
             clusters: Vec::new(),
-            load_writer_pid: None,
+            app_pid: None,
         });
     };
     let bin = PgBin::from_dir(&state.bin_dir).ok();
@@ -668,7 +668,7 @@ pub fn status(dir: &Path) -> Result<LabStatus> {
         seeded: state.seeded,
         config_path: config.exists().then_some(config),
         clusters,
-        load_writer_pid: state.load_writer_pid.filter(|p| pid_alive(Some(*p))),
+        app_pid: state.app_pid.filter(|p| pid_alive(Some(*p))),
         dir,
     })
 }
