@@ -125,6 +125,36 @@ fn full_fixture() {
     assert_eq!(c.session.dir, dir.join("../sessions"));
     assert_eq!(c.ui.theme, dir.join("themes/dark.toml").to_string_lossy());
     assert_eq!(c.lab.unwrap().dir, PathBuf::from("/tmp/cutover-lab"));
+    let k = c.kubernetes.unwrap();
+    assert_eq!(k.kubeconfig, Some(dir.join("kube/config")));
+    assert_eq!(k.deployments, ["shop-api", "shop-worker"]);
+    assert_eq!(k.config_object.as_deref(), Some("secret/shop-db"));
+    assert_eq!(
+        k.switch_to,
+        Some(cutover::config::ValueSource::File(
+            dir.join("secrets/new-database-url")
+        ))
+    );
+}
+
+#[test]
+fn switch_value_is_read_without_its_newline_and_errors_name_the_source() {
+    let dir = std::env::temp_dir().join(format!("cutover-switch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("url");
+    std::fs::write(&f, "postgres://app@new/app\n").unwrap();
+    let src = cutover::config::ValueSource::File(f.clone());
+    assert_eq!(src.read().unwrap(), "postgres://app@new/app");
+    std::fs::write(&f, "\n").unwrap();
+    assert_eq!(src.read().unwrap_err(), format!("{} is empty", f.display()));
+    let missing = cutover::config::ValueSource::File(dir.join("nope"));
+    assert!(missing.read().unwrap_err().contains("nope"));
+    let env = cutover::config::ValueSource::Env("CUTOVER_TEST_SWITCH_UNSET".into());
+    assert_eq!(
+        env.read().unwrap_err(),
+        "environment variable CUTOVER_TEST_SWITCH_UNSET is not set or not UTF-8"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

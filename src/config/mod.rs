@@ -226,6 +226,43 @@ pub struct KubeCfg {
     /// The object and key holding the database URL, e.g. `configmap/app-db`.
     pub config_object: Option<String>,
     pub config_key: Option<String>,
+    /// Where the value the switch writes comes from (a secret: never in the config itself).
+    pub switch_to: Option<ValueSource>,
+}
+
+/// A secret value kept outside cutover.toml, read when an action needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl ValueSource {
+    /// Reads the value; the error names the variable or file, never the value.
+    pub fn read(&self) -> std::result::Result<String, String> {
+        let v = match self {
+            ValueSource::Env(name) => std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set or not UTF-8"))?,
+            ValueSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+        };
+        // Files written by editors and `echo` end in a newline the app never sees.
+        let v = v.trim_end_matches(['\n', '\r']).to_string();
+        if v.trim().is_empty() {
+            return Err(format!("{self} is empty"));
+        }
+        Ok(v)
+    }
+}
+
+impl std::fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueSource::Env(name) => write!(f, "${name}"),
+            ValueSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// Present only in configs written by `cutover lab up`.
@@ -333,6 +370,8 @@ struct RawKube {
     deployments: Spanned<Vec<Spanned<String>>>,
     config_object: Option<Spanned<String>>,
     config_key: Option<Spanned<String>>,
+    switch_to_env: Option<Spanned<String>>,
+    switch_to_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -493,7 +532,50 @@ impl Validator<'_> {
                 ));
             }
         }
+        let switch_to = match (&k.switch_to_env, &k.switch_to_file) {
+            (Some(_), Some(f)) => {
+                return Err(self.err(
+                    f.span(),
+                    "kubernetes.switch_to_file",
+                    "set switch_to_env or switch_to_file, not both".into(),
+                ))
+            }
+            (Some(e), None) => Some(ValueSource::Env(
+                self.non_empty(e, "kubernetes.switch_to_env")?.to_string(),
+            )),
+            (None, Some(f)) => Some(ValueSource::File(
+                base.join(self.non_empty(f, "kubernetes.switch_to_file")?),
+            )),
+            (None, None) => None,
+        };
+        if let (Some(_), None) = (&switch_to, &k.config_key) {
+            let span = k
+                .switch_to_env
+                .as_ref()
+                .or(k.switch_to_file.as_ref())
+                .map(|s| s.span())
+                .unwrap_or_default();
+            let field = if k.switch_to_env.is_some() {
+                "kubernetes.switch_to_env"
+            } else {
+                "kubernetes.switch_to_file"
+            };
+            return Err(self.err(
+                span,
+                field,
+                "a switch value needs config_object and config_key to say where it goes".into(),
+            ));
+        }
+        if let (Some(_), None) = (&k.config_key, &k.config_object) {
+            return Err(self.err(
+                k.config_key.as_ref().map(|s| s.span()).unwrap_or_default(),
+                "kubernetes.config_key",
+                "config_key needs config_object (configmap/NAME, secret/NAME or service/NAME)"
+                    .into(),
+            ));
+        }
         Ok(KubeCfg {
+            switch_to,
             kubeconfig: opt(&k.kubeconfig, "kubernetes.kubeconfig")?.map(|p| base.join(p)),
             context: opt(&k.context, "kubernetes.context")?,
             namespace: opt(&k.namespace, "kubernetes.namespace")?,

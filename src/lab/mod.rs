@@ -43,6 +43,9 @@ pub const KUBECONFIG_FILE: &str = "kubeconfig";
 const KUBECONFIG_TMP: &str = "kubeconfig.tmp";
 /// Output of the background `cutover lab serve`.
 pub const SERVE_LOG: &str = "serve.log";
+/// The app's new DATABASE_URL (the target), read by the switch action.
+/// A file, not a config field: in production this value is a secret.
+pub const SWITCH_TO_FILE: &str = "target-database-url";
 pub const SOURCE_NAME: &str = "source";
 pub const TARGET_NAME: &str = "target";
 pub const PUBLICATION: &str = "cutover_pub";
@@ -56,7 +59,7 @@ const STATE_TMP: &str = ".lab.json.tmp";
 const STATE_FORMAT: u32 = 1;
 
 /// Everything `down` may delete; anything else in the directory is left alone.
-const LAB_ENTRIES: [&str; 10] = [
+const LAB_ENTRIES: [&str; 11] = [
     SOURCE_NAME,
     TARGET_NAME,
     STATE_FILE,
@@ -67,6 +70,7 @@ const LAB_ENTRIES: [&str; 10] = [
     KUBECONFIG_FILE,
     KUBECONFIG_TMP,
     SERVE_LOG,
+    SWITCH_TO_FILE,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -743,6 +747,21 @@ fn write_config_and_readme(info: &LabInfo) -> Result<()> {
         .with_context(|| format!("writing {}", info.config_path.display()))?;
     fs::write(&info.readme_path, info.replication_help())
         .with_context(|| format!("writing {}", info.readme_path.display()))?;
+    write_private(&info.dir.join(SWITCH_TO_FILE), &info.target_conninfo)
+}
+
+/// Written owner-only from the start, like a mounted secret.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{text}").with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -791,6 +810,8 @@ pub fn config_toml(info: &LabInfo) -> String {
          deployments = [{deployment}]\n\
          config_object = {config_object}\n\
          config_key = {config_key}\n\
+         # The value the switch writes: the target, as the app connects to it.\n\
+         switch_to_file = {switch_to}\n\
          \n\
          [lab]\n\
          dir = {dir}\n",
@@ -800,6 +821,7 @@ pub fn config_toml(info: &LabInfo) -> String {
         deployment = toml_str(kube_sim::APP_DEPLOYMENT),
         config_object = toml_str(&format!("configmap/{}", kube_sim::APP_CONFIGMAP)),
         config_key = toml_str(kube_sim::DB_ENV),
+        switch_to = toml_str(SWITCH_TO_FILE),
         dir_comment = info.dir.display(),
         src = toml_str(&info.source_conninfo),
         src_label = toml_str(&label("source")),
