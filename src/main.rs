@@ -63,6 +63,9 @@ struct ConsoleArgs {
     /// Where the session log goes (default: the config's [session] dir).
     #[arg(long, value_name = "DIR")]
     session_dir: Option<PathBuf>,
+    /// Watch only: no key that changes anything outside cutover is bound.
+    #[arg(long)]
+    read_only: bool,
 }
 
 #[derive(Args)]
@@ -209,6 +212,7 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         ConsoleOptions {
             mode: "live".into(),
             session_dir: Some(session_dir),
+            read_only: args.read_only,
         },
     )
     .await?;
@@ -357,6 +361,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         ConsoleOptions {
             mode: "demo".into(),
             session_dir: Some(args.session_dir.clone()),
+            read_only: false,
         },
     )
     .await;

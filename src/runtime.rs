@@ -3,6 +3,7 @@
 //! effects the fold asks for and redraws when something changed.
 
 pub mod keys;
+pub mod kube_actions;
 pub mod kube_task;
 pub mod terminal;
 pub mod verify_task;
@@ -33,6 +34,8 @@ pub struct ConsoleOptions {
     pub mode: String,
     /// Where the session log goes (defaults to the config's session dir).
     pub session_dir: Option<PathBuf>,
+    /// Bind no key that changes anything outside cutover.
+    pub read_only: bool,
 }
 
 /// Stamps, logs and folds events. Separate from the terminal so it can be
@@ -73,7 +76,7 @@ impl Core {
     }
 }
 
-pub fn session_info(config: &Config, mode: &str) -> SessionInfo {
+pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo {
     SessionInfo {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         mode: mode.to_string(),
@@ -98,7 +101,11 @@ pub fn session_info(config: &Config, mode: &str) -> SessionInfo {
             context: k.context.clone().unwrap_or_else(|| "(current)".into()),
             namespace: k.namespace.clone().unwrap_or_else(|| "(default)".into()),
             deployments: k.deployments.clone(),
+            config_object: k.config_object.clone(),
+            config_key: k.config_key.clone(),
+            switch_to: k.switch_to.as_ref().map(|s| s.to_string()),
         }),
+        read_only,
     }
 }
 
@@ -113,10 +120,19 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
         .unwrap_or_else(|| config.session.dir.clone());
     let log = LogWriter::create(&new_session_path(&dir, Utc::now()))?;
     let mut core = Core::new(log);
-    core.apply(EventKind::SessionStarted(session_info(&config, &opts.mode)))?;
-
     let (tx, mut rx) = mpsc::channel::<EventKind>(1024);
+    let kube_state = kube_actions::ActionState::default();
+    let first = core.apply(EventKind::SessionStarted(session_info(
+        &config,
+        &opts.mode,
+        opts.read_only,
+    )))?;
     let mut tasks = tokio::task::JoinSet::new();
+    for effect in first {
+        if effect == Effect::KubePreflight {
+            tasks.spawn(kube_actions::preflight(config.clone(), tx.clone()));
+        }
+    }
     for side in [Side::Source, Side::Target] {
         tasks.spawn(pg::collector::run(side, config.clone(), tx.clone()));
     }
@@ -219,6 +235,18 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                         let _ = c.send(true);
                     }
                 }
+                Effect::KubePreflight => {
+                    tasks.spawn(kube_actions::preflight(config.clone(), tx.clone()));
+                }
+                Effect::KubeRun { id, action } => {
+                    tasks.spawn(kube_actions::run(
+                        id,
+                        action,
+                        config.clone(),
+                        kube_state.clone(),
+                        tx.clone(),
+                    ));
+                }
                 Effect::Quit => quit = true,
             }
         }
@@ -264,8 +292,10 @@ dsn = "host=db1 port=5432 dbname=app user=app password=hunter2-src"
 dsn = "postgres://app:hunter2-tgt@db2:5432/app"
 "#;
         let config = crate::config::parse(text, std::path::Path::new("cutover.toml")).unwrap();
-        let json = serde_json::to_string(&EventKind::SessionStarted(session_info(&config, "live")))
-            .unwrap();
+        let json = serde_json::to_string(&EventKind::SessionStarted(session_info(
+            &config, "live", false,
+        )))
+        .unwrap();
         assert!(!json.contains("hunter2"), "{json}");
         assert!(json.contains("app@db1:5432/app"), "{json}");
     }

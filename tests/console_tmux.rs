@@ -111,6 +111,51 @@ impl Drop for LabDir {
     }
 }
 
+/// A lab of `rows` rows in a fresh temp dir, torn down on drop, and where the
+/// console's sessions go.
+struct LabRun {
+    _lab: LabDir,
+    tmp: tempfile::TempDir,
+    config: PathBuf,
+    sessions: PathBuf,
+}
+
+impl LabRun {
+    fn up(prefix: &str, rows: &str) -> LabRun {
+        let tmp = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        let labdir = tmp.path().join("lab");
+        let lab_guard = LabDir(labdir.clone());
+        let config =
+            PathBuf::from(lab(&["up", "--dir", labdir.to_str().unwrap(), "--rows", rows]).trim());
+        assert!(config.exists(), "lab up printed {config:?}");
+        let sessions = tmp.path().join("sessions");
+        LabRun {
+            _lab: lab_guard,
+            tmp,
+            config,
+            sessions,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("lab")
+    }
+
+    /// The console on this lab in a tmux session of the given size.
+    fn console(&self, name: &str, cols: u16, rows: u16) -> Tmux {
+        Tmux::start(
+            name,
+            cols,
+            rows,
+            &format!(
+                "{BIN} -c {} --session-dir {}",
+                self.config.display(),
+                self.sessions.display()
+            ),
+        )
+    }
+}
+
 fn psql(conninfo: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .args([conninfo, "-XAtqc", sql])
@@ -184,28 +229,10 @@ fn session_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn console_counts_goes_stale_recovers_and_restores_terminal() {
-    let tmp = tempfile::Builder::new()
-        .prefix("cutover-tmux")
-        .tempdir()
-        .unwrap();
-    let labdir = tmp.path().join("lab");
-    let sessions = tmp.path().join("sessions");
-    let _lab = LabDir(labdir.clone());
-    let config =
-        PathBuf::from(lab(&["up", "--dir", labdir.to_str().unwrap(), "--rows", "30000"]).trim());
-    assert!(config.exists(), "lab up printed {config:?}");
-    let source = dsn(&config, "source");
-
-    let tmux = Tmux::start(
-        "cutover-console",
-        200,
-        50,
-        &format!(
-            "{BIN} -c {} --session-dir {}",
-            config.display(),
-            sessions.display()
-        ),
-    );
+    let run = LabRun::up("cutover-tmux", "30000");
+    let (labdir, sessions) = (run.dir(), run.sessions.clone());
+    let source = dsn(&run.config, "source");
+    let tmux = run.console("cutover-console", 200, 50);
     tmux.wait_for(
         "the row-count pane with estimates",
         Duration::from_secs(30),
@@ -436,5 +463,164 @@ fn demo_at_80x24_shows_every_pane_and_tears_the_lab_down() {
             Some(cutover::session::EventKind::SessionEnded { reason }) if reason == "SIGTERM"),
         "{:?}",
         events.last()
+    );
+}
+
+/// The application cutover through the console's own keys: the switch and the
+/// restart each show what they will send and their guards, run only once the
+/// object's name is typed, and move the app pods to the target; the switch
+/// back restores the old value. The value itself never reaches the log.
+#[test]
+fn console_switches_restarts_and_switches_back_through_keys() {
+    let run = LabRun::up("cutover-tmux-switch", "20000");
+    let (labdir, sessions) = (run.dir(), run.sessions.clone());
+    let (source, target) = (dsn(&run.config, "source"), dsn(&run.config, "target"));
+    let switch_to = std::fs::read_to_string(labdir.join("target-database-url")).unwrap();
+    assert_eq!(
+        switch_to.trim(),
+        target,
+        "the lab's switch value is the target"
+    );
+    // Replication by hand, as the lab's README says: schema, publication, subscription.
+    cutover::lab::copy_schema(&cutover::lab::PgBin::find().unwrap(), &source, &target).unwrap();
+    psql(&source, "ALTER TABLE events REPLICA IDENTITY FULL");
+    psql(&source, "CREATE PUBLICATION cutover_pub FOR ALL TABLES");
+    psql(
+        &target,
+        &format!("CREATE SUBSCRIPTION cutover_sub CONNECTION '{source}' PUBLICATION cutover_pub"),
+    );
+    let kubectl = |args: &[&str]| -> String {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(labdir.join("kubeconfig"))
+            .args(args)
+            .output()
+            .expect("kubectl must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let db_url = || kubectl(&["get", "cm", "app-db", "-o", "jsonpath={.data.DATABASE_URL}"]);
+    assert_eq!(db_url(), source);
+
+    let tmux = run.console("cutover-switch", 200, 50);
+    tmux.wait_for(
+        "the subscription's slot and the pods watched",
+        Duration::from_secs(60),
+        |s| s.contains("✔ rollout complete") && s.contains("cutover_sub"),
+    );
+
+    // The switch: the dialog shows the patch by fingerprint and every guard.
+    tmux.keys("S");
+    let fp_new = cutover::kube::fingerprint(&target);
+    let fp_old = cutover::kube::fingerprint(&source);
+    let dialog = tmux.wait_for(
+        "the switch dialog with guards",
+        Duration::from_secs(60),
+        |s| {
+            s.contains("Switch database config")
+                && s.contains("✔ Access review")
+                && s.contains("✔ Replication caught up")
+                && s.contains("Type app-db to confirm")
+        },
+    );
+    assert!(dialog.contains(&format!("<sha256:{fp_new}>")), "{dialog}");
+    assert!(
+        dialog.contains("PATCH configmap/app-db in cutover-lab"),
+        "{dialog}"
+    );
+    assert!(
+        !dialog.contains(&target),
+        "the value is never shown:\n{dialog}"
+    );
+    // A wrong name and Enter: nothing happens.
+    tmux.keys("ap");
+    tmux.keys("Enter");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(db_url(), source, "nothing runs before the name is typed");
+    tmux.keys("p-db");
+    tmux.keys("Enter");
+    tmux.wait_for("switch done", Duration::from_secs(20), |s| {
+        s.contains("✔ Switch database config")
+    });
+    assert_eq!(db_url(), target);
+
+    // The restart: pods turn over onto the new config.
+    tmux.keys("R");
+    tmux.wait_for("the restart dialog", Duration::from_secs(20), |s| {
+        s.contains("Rollout-restart workloads") && s.contains("Type app to confirm")
+    });
+    tmux.keys("app");
+    tmux.keys("Enter");
+    tmux.wait_for("restart done", Duration::from_secs(60), |s| {
+        s.contains("✔ Rollout-restart workloads") && s.contains("rollout of app complete")
+    });
+    let pods = kubectl(&[
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.annotations.cutover\\.dev/db-config}{\"\\n\"}{end}",
+    ]);
+    let fps: Vec<&str> = pods.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        fps,
+        vec![fp_new.as_str(); 3],
+        "every pod started on the target"
+    );
+
+    // The way back: old value restored, pods restarted onto it.
+    tmux.keys("B");
+    tmux.wait_for("the switch-back dialog", Duration::from_secs(20), |s| {
+        s.contains("Switch back and restart") && s.contains("✔ Previous value captured")
+    });
+    tmux.keys("app-db");
+    tmux.keys("Enter");
+    tmux.wait_for("switch back done", Duration::from_secs(60), |s| {
+        s.contains("✔ Switch back and restart")
+    });
+    assert_eq!(db_url(), source);
+
+    tmux.keys("q");
+    let screen = tmux.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+
+    let files = session_files(&sessions);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(!text.contains(&target), "the target URL is not in the log");
+    let events = cutover::session::log::read_all(&files[0]).unwrap();
+    use cutover::session::{EventKind, KubeAction};
+    let finished: Vec<(bool, Option<String>)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::KubeActionFinished { ok, switched, .. } => {
+                Some((*ok, switched.as_ref().map(|s| s.new_fingerprint.clone())))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        finished,
+        vec![
+            (true, Some(fp_new.clone())),
+            (true, None),
+            (true, Some(fp_old.clone()))
+        ]
+    );
+    // The log alone says which action ran: the model folded from it agrees.
+    let mut model = cutover::model::Model::default();
+    for ev in &events {
+        cutover::model::update(&mut model, ev);
+    }
+    let actions: Vec<KubeAction> = model.kube_actions.runs.iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        [
+            KubeAction::SwitchConfig,
+            KubeAction::RolloutRestart,
+            KubeAction::SwitchBack
+        ]
     );
 }

@@ -194,7 +194,7 @@ async fn replication_state_is_reported_exactly() {
     };
     feed(
         &mut m,
-        EventKind::SessionStarted(session_info(&config, "test")),
+        EventKind::SessionStarted(session_info(&config, "test", false)),
     );
     feed(
         &mut m,

@@ -89,6 +89,7 @@ fn info() -> SessionInfo {
         stale_after_seconds: 10.0,
         refresh_ms: 1000,
         kubernetes: None,
+        read_only: false,
     }
 }
 
@@ -546,7 +547,7 @@ fn confirm_quit_overlay() {
     assert_eq!(f.model.overlay, Overlay::ConfirmQuit);
     let s = screen(&f.model, 80, 24);
     insta::assert_snapshot!("confirm_quit_80x24", s);
-    assert!(s.contains("A count or verification is running. Quit and cancel it? y / n"));
+    assert!(s.contains("A count, verification or Kubernetes action is running. Quit anyway? y / n"));
     // Still shown when the terminal has been shrunk.
     let small = screen(&f.model, 30, 8);
     assert!(small.contains("Quit"), "{small}");
@@ -741,6 +742,9 @@ fn with_rollout() -> Fixture {
         context: "prod-eu".into(),
         namespace: "shop".into(),
         deployments: vec!["app".into()],
+        config_object: Some("configmap/app-db".into()),
+        config_key: Some("DATABASE_URL".into()),
+        switch_to: Some("/etc/cutover/new-database-url".into()),
     });
     f.at(40.5).push(EventKind::SessionStarted(i));
     let pods = vec![
@@ -821,4 +825,89 @@ fn rollout_pane_goes_stale_when_the_api_is_lost() {
         "{wide}"
     );
     assert!(!wide.contains("● watching"));
+}
+
+fn preflight_done(f: &mut Fixture, at: f64) {
+    let ok = |verb: &str, what: &str| cutover::session::AccessResult {
+        describe: format!("{verb} {what} in shop"),
+        verb: verb.into(),
+        allowed: true,
+        reason: None,
+    };
+    f.at(at).push(EventKind::KubePreflightDone {
+        checks: vec![
+            ok("get", "configmaps/app-db"),
+            ok("patch", "configmaps/app-db"),
+            ok("patch", "deployments.apps/app"),
+        ],
+        switch_value: Some(cutover::session::SwitchValue {
+            new_fingerprint: Some("b7e1c2d4".into()),
+            current_fingerprint: Some("a1f0e9c3".into()),
+            error: None,
+        }),
+        error: None,
+    });
+}
+
+#[test]
+fn switch_dialog_shows_the_patch_the_guards_and_what_to_type() {
+    let mut f = with_rollout();
+    preflight_done(&mut f, 46.0);
+    for k in ["S", "a", "p"] {
+        f.at(46.5).push(EventKind::Key { key: k.into() });
+    }
+    let narrow = screen(&f.model, 80, 24);
+    insta::assert_snapshot!("switch_dialog_80x24", narrow);
+    assert!(narrow.contains("Switch database config"), "{narrow}");
+    assert!(
+        narrow.contains(r#"{"data":{"DATABASE_URL":"<sha256:b7e1c2d4>"}}"#),
+        "{narrow}"
+    );
+    assert!(narrow.contains("✔ Access review"), "{narrow}");
+    assert!(
+        narrow.contains("✔ Replication caught up — lag 1.5 MiB (bound 16.0 MiB)"),
+        "{narrow}"
+    );
+    assert!(narrow.contains("Type app-db to confirm: ap█"), "{narrow}");
+    assert!(
+        narrow.contains("Enter runs once the name matches"),
+        "{narrow}"
+    );
+}
+
+#[test]
+fn action_line_reports_steps_and_the_outcome() {
+    let mut f = with_rollout();
+    preflight_done(&mut f, 46.0);
+    // Restarting needs no lag guard: R, the name, Enter.
+    for k in ["R", "a", "p", "p", "Enter"] {
+        f.at(46.5).push(EventKind::Key { key: k.into() });
+    }
+    let id = f.model.next_run;
+    assert_eq!(
+        f.model.kube_actions.running().map(|r| r.action),
+        Some(cutover::session::KubeAction::RolloutRestart),
+        "the restart started"
+    );
+    f.at(47.0).push(EventKind::KubeActionStep {
+        id,
+        message: "restarted deployment/app (restartedAt 2023-11-14T22:13:47Z)".into(),
+    });
+    let narrow = screen(&f.model, 80, 24);
+    assert!(
+        narrow.contains("⟳ Rollout-restart workloads: restarted deployment/app"),
+        "{narrow}"
+    );
+    f.at(52.0).push(EventKind::KubeActionFinished {
+        id,
+        ok: false,
+        message: "rollout of app exceeded its progress deadline after 5.0 s: ReplicaSet \"app-7c9f\" has timed out progressing.".into(),
+        switched: None,
+    });
+    let wide = screen(&f.model, 200, 50);
+    insta::assert_snapshot!("action_failed_200x50", wide);
+    assert!(
+        wide.contains("✖ FAILED Rollout-restart workloads 12:00:52: rollout of app exceeded its progress deadline"),
+        "{wide}"
+    );
 }

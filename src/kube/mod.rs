@@ -27,6 +27,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+mod access;
+pub use access::{
+    preflight, required_access, restart_patch_preview, switch_patch_preview, AccessCheck,
+};
+
 /// The annotation `kubectl rollout restart` sets on the pod template.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The annotation the lab's app pods carry: fingerprint of their DB config.

@@ -1,7 +1,10 @@
 //! The model and its pure fold. No IO and no clock here: time arrives with events.
 
+mod actions;
 mod derive;
 mod update;
+
+pub use actions::{kube_actions_bound, plan, ActionPlan, ActionRun, Guard, KubeActions, Preflight};
 
 pub use derive::{
     lag_summary, stale_since, table_rows, verify_throttle, LagSummary, RowState, TableRow,
@@ -114,12 +117,17 @@ impl VerifyRun {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Overlay {
     #[default]
     None,
     Help,
     ConfirmQuit,
+    /// An action's plan, guards and the typed confirmation so far.
+    ConfirmAction {
+        action: crate::session::KubeAction,
+        typed: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -140,6 +148,7 @@ pub struct Model {
     pub kube: SideState<()>,
     pub verify: BTreeMap<TableRef, VerifyCell>,
     pub verify_run: Option<VerifyRun>,
+    pub kube_actions: KubeActions,
     pub overlay: Overlay,
     /// First visible row of the row-count table.
     pub scroll: usize,
@@ -158,6 +167,6 @@ impl Model {
 
     /// Work on the servers that quitting would cut short.
     pub fn action_running(&self) -> bool {
-        self.count_running() || self.verify_running()
+        self.count_running() || self.verify_running() || self.kube_actions.running().is_some()
     }
 }

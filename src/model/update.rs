@@ -1,14 +1,30 @@
 use super::{CountRun, ExactCount, LagPoint, Model, Overlay, VerifyCell, VerifyRun, LAG_HISTORY};
 use crate::session::sample::{Side, TableRef};
-use crate::session::{Event, EventKind};
+use crate::session::{Event, EventKind, KubeAction};
 
 /// Work the runtime does on the model's behalf; results come back as events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    StartExactCount { run: u64, tables: Vec<TableRef> },
-    CancelExactCount { run: u64 },
-    StartVerify { run: u64, tables: Vec<TableRef> },
-    CancelVerify { run: u64 },
+    StartExactCount {
+        run: u64,
+        tables: Vec<TableRef>,
+    },
+    CancelExactCount {
+        run: u64,
+    },
+    StartVerify {
+        run: u64,
+        tables: Vec<TableRef>,
+    },
+    CancelVerify {
+        run: u64,
+    },
+    /// Ask the API server what this identity may do, and read the switch value's fingerprint.
+    KubePreflight,
+    KubeRun {
+        id: u64,
+        action: KubeAction,
+    },
     Quit,
 }
 
@@ -19,7 +35,12 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
     match &event.kind {
         EventKind::SessionStarted(info) => {
             model.info = Some(info.clone());
-            vec![]
+            // Access is known before anyone reaches for an action.
+            if super::kube_actions_bound(model) {
+                super::actions::preflight(model)
+            } else {
+                vec![]
+            }
         }
         EventKind::SourceSampled(sample) => {
             model.source.last = Some(sample.clone());
@@ -165,6 +186,33 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
                 .retain(|_, c| !matches!(c, VerifyCell::Pending | VerifyCell::Running(_)));
             vec![]
         }
+        EventKind::KubePreflightDone {
+            checks,
+            switch_value,
+            error,
+        } => {
+            model.kube_actions.preflight_running = false;
+            model.kube_actions.preflight = Some(super::Preflight {
+                at,
+                checks: checks.clone(),
+                switch_value: switch_value.clone(),
+                error: error.clone(),
+            });
+            vec![]
+        }
+        EventKind::KubeActionStep { id, message } => {
+            super::actions::on_step(model, *id, at, message);
+            vec![]
+        }
+        EventKind::KubeActionFinished {
+            id,
+            ok,
+            message,
+            switched,
+        } => {
+            super::actions::on_finished(model, *id, at, *ok, message, switched.as_ref());
+            vec![]
+        }
         EventKind::Tick => vec![],
         EventKind::SessionEnded { reason } => {
             model.ended = Some(reason.clone());
@@ -196,7 +244,7 @@ fn push_lag(model: &mut Model, point: LagPoint) {
 }
 
 fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
-    match model.overlay {
+    match &model.overlay {
         Overlay::Help => {
             if matches!(key, "?" | "Esc" | "q" | "Enter") {
                 model.overlay = Overlay::None;
@@ -218,6 +266,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
                 _ => vec![],
             };
         }
+        Overlay::ConfirmAction { .. } => return super::actions::on_confirm_key(model, key),
         Overlay::None => {}
     }
     match key {
@@ -234,6 +283,9 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
                 vec![Effect::Quit]
             }
         }
+        "S" => super::actions::open(model, KubeAction::SwitchConfig),
+        "R" => super::actions::open(model, KubeAction::RolloutRestart),
+        "B" => super::actions::open(model, KubeAction::SwitchBack),
         "c" => start_count(model),
         "v" => start_verify(model),
         "x" => cancel_running(model),
@@ -332,18 +384,18 @@ fn start_count(model: &mut Model) -> Vec<Effect> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{stale_since, ExactCount};
     use crate::session::sample::{SlotRow, SourceSample, TableEstimate};
     use crate::session::{Endpoint, SessionInfo};
     use chrono::{DateTime, Utc};
 
-    fn at(s: i64) -> DateTime<Utc> {
+    pub(in crate::model) fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
     }
 
-    fn info() -> SessionInfo {
+    pub(in crate::model) fn info() -> SessionInfo {
         let ep = |l: &str| Endpoint {
             label: l.into(),
             describe: format!("{l}@h:5432/db"),
@@ -363,10 +415,11 @@ mod tests {
             stale_after_seconds: 3.0,
             refresh_ms: 1000,
             kubernetes: None,
+            read_only: false,
         }
     }
 
-    fn source(slot_lag: Option<i64>) -> SourceSample {
+    pub(in crate::model) fn source(slot_lag: Option<i64>) -> SourceSample {
         SourceSample {
             server_version: "15".into(),
             wal_level: "logical".into(),
@@ -400,21 +453,24 @@ mod tests {
         }
     }
 
-    struct Feed {
-        m: Model,
+    pub(in crate::model) struct Feed {
+        pub m: Model,
         seq: u64,
     }
 
     impl Feed {
-        fn new() -> Self {
+        pub fn new() -> Self {
+            Self::with(info())
+        }
+        pub fn with(info: SessionInfo) -> Self {
             let mut f = Feed {
                 m: Model::default(),
                 seq: 0,
             };
-            f.send(0, EventKind::SessionStarted(info()));
+            f.send(0, EventKind::SessionStarted(info));
             f
         }
-        fn send(&mut self, t: i64, kind: EventKind) -> Vec<Effect> {
+        pub fn send(&mut self, t: i64, kind: EventKind) -> Vec<Effect> {
             self.seq += 1;
             update(
                 &mut self.m,
@@ -425,7 +481,7 @@ mod tests {
                 },
             )
         }
-        fn key(&mut self, t: i64, k: &str) -> Vec<Effect> {
+        pub fn key(&mut self, t: i64, k: &str) -> Vec<Effect> {
             self.send(t, EventKind::Key { key: k.into() })
         }
     }

@@ -35,6 +35,9 @@ pub struct SessionInfo {
     /// The application side, when the config names one.
     #[serde(default)]
     pub kubernetes: Option<KubeInfo>,
+    /// No key that changes anything outside cutover is bound (`--read-only`, replay).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +45,68 @@ pub struct KubeInfo {
     pub context: String,
     pub namespace: String,
     pub deployments: Vec<String>,
+    /// `configmap/NAME`, `secret/NAME` or `service/NAME`: what the switch patches.
+    #[serde(default)]
+    pub config_object: Option<String>,
+    #[serde(default)]
+    pub config_key: Option<String>,
+    /// Where the new value is read from (`$VAR` or a path), never the value.
+    #[serde(default)]
+    pub switch_to: Option<String>,
+}
+
+/// The Kubernetes actions the console can run; results come back as events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeAction {
+    /// Write the new database config into the config object.
+    SwitchConfig,
+    /// Restart the workloads (kubectl's restartedAt annotation) and wait for the rollout.
+    RolloutRestart,
+    /// Put back the value the switch replaced, then restart.
+    SwitchBack,
+}
+
+impl KubeAction {
+    pub fn title(self) -> &'static str {
+        match self {
+            KubeAction::SwitchConfig => "Switch database config",
+            KubeAction::RolloutRestart => "Rollout-restart workloads",
+            KubeAction::SwitchBack => "Switch back and restart",
+        }
+    }
+}
+
+/// One SelfSubjectAccessReview answer, as it may be shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessResult {
+    /// e.g. `patch deployments.apps/app in shop`.
+    pub describe: String,
+    pub verb: String,
+    pub allowed: bool,
+    pub reason: Option<String>,
+}
+
+/// What the switch would write, by fingerprint only.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SwitchValue {
+    /// sha256 fingerprint of the value the switch writes.
+    pub new_fingerprint: Option<String>,
+    /// Fingerprint of what the key holds now (None: absent or unreadable).
+    pub current_fingerprint: Option<String>,
+    /// Why the new value or the current one could not be read.
+    pub error: Option<String>,
+}
+
+/// What a switch changed: enough to show it and to know a rollback exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchRecord {
+    pub object: String,
+    pub key: String,
+    pub previous_fingerprint: Option<String>,
+    pub new_fingerprint: String,
+    /// False when the key already held the value (nothing patched).
+    pub changed: bool,
 }
 
 /// A connection as it may be shown: never a password.
@@ -105,6 +170,26 @@ pub enum EventKind {
         cancelled: bool,
         error: Option<String>,
     },
+    /// Access review and switch value, checked before any Kubernetes action.
+    KubePreflightDone {
+        checks: Vec<AccessResult>,
+        switch_value: Option<SwitchValue>,
+        /// The API could not be asked at all.
+        error: Option<String>,
+    },
+    /// An action did one thing (patched, restarted, rollout finished…).
+    KubeActionStep {
+        id: u64,
+        message: String,
+    },
+    KubeActionFinished {
+        id: u64,
+        ok: bool,
+        message: String,
+        /// Set by a switch (or a switch back) that reached the API server.
+        #[serde(default)]
+        switched: Option<SwitchRecord>,
+    },
     /// Emitted when nothing else happens, so staleness is judged on an advancing clock.
     Tick,
     SessionEnded {
@@ -123,6 +208,8 @@ impl EventKind {
                 | EventKind::CountFailed { .. }
                 | EventKind::VerifyTableDone { .. }
                 | EventKind::VerifyFinished { .. }
+                | EventKind::KubeActionStep { .. }
+                | EventKind::KubeActionFinished { .. }
                 | EventKind::SessionEnded { .. }
         )
     }

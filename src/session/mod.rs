@@ -4,5 +4,8 @@ pub mod event;
 pub mod log;
 pub mod sample;
 
-pub use event::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
+pub use event::{
+    AccessResult, Endpoint, Event, EventKind, KubeAction, KubeInfo, SessionInfo, SwitchRecord,
+    SwitchValue,
+};
 pub use sample::{Side, TableRef};

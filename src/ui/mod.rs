@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::model::{self, lag_summary, Model, Overlay, RowState};
-use panes::{counts, footer, header, lag, rollout, slots};
+use panes::{actions, counts, footer, header, lag, rollout, slots};
 use widgets::{truncate_spans, PaneFrame};
 
 /// From this width the panes sit side by side.
@@ -43,10 +43,15 @@ pub fn view(frame: &mut Frame, model: &Model, theme: &Theme) {
     } else {
         stacked(frame, area, model, &rows, theme);
     }
-    match model.overlay {
+    match &model.overlay {
         Overlay::None => {}
         Overlay::Help => overlays::help::render(frame, area, theme),
         Overlay::ConfirmQuit => overlays::confirm_quit::render(frame, area, theme),
+        Overlay::ConfirmAction { action, typed } => {
+            if let Some(plan) = model::plan(model, *action) {
+                overlays::confirm_action::render(frame, area, &plan, typed, theme);
+            }
+        }
     }
 }
 
@@ -71,8 +76,9 @@ fn split_rows(area: Rect, heights: &[u16]) -> Vec<Rect> {
 /// framed by a single rule and share the height by need.
 fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], theme: &Theme) {
     // The application side gets a rule and one summary line per workload.
+    let action_line = actions::line(model, theme, area.width);
     let kube_h = if rollout::configured(model) {
-        1 + model.workloads.len().max(1) as u16
+        1 + model.workloads.len().max(1) as u16 + u16::from(action_line.is_some())
     } else {
         0
     };
@@ -115,7 +121,17 @@ fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow
     }
     counts::render(frame, r[3], model, rows, theme, PaneFrame::Rule);
     if kube_h > 0 {
-        rollout::render(frame, r[4], model, theme, PaneFrame::Rule);
+        let mut k = r[4];
+        if let Some(line) = action_line {
+            k.height -= 1;
+            let bottom = Rect {
+                y: k.bottom(),
+                height: 1,
+                ..k
+            };
+            frame.render_widget(Paragraph::new(line), bottom);
+        }
+        rollout::render(frame, k, model, theme, PaneFrame::Rule);
     }
     footer::render(frame, r[5], model, theme);
 }
@@ -153,9 +169,15 @@ fn wide(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], 
             8.min(body.height),
             body.height.saturating_sub(8).max(8.min(body.height)),
         );
-        let c = split_rows(right, &[counts_h, body.height.saturating_sub(counts_h)]);
+        let action_line = actions::line(model, theme, right.width);
+        let rest = body.height.saturating_sub(counts_h);
+        let line_h = u16::from(action_line.is_some()).min(rest);
+        let c = split_rows(right, &[counts_h, rest - line_h, line_h]);
         counts::render(frame, c[0], model, rows, theme, PaneFrame::Boxed);
         rollout::render(frame, c[1], model, theme, PaneFrame::Boxed);
+        if let Some(line) = action_line.filter(|_| line_h > 0) {
+            frame.render_widget(Paragraph::new(line), c[2]);
+        }
     } else {
         counts::render(frame, right, model, rows, theme, PaneFrame::Boxed);
     }

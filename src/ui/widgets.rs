@@ -204,3 +204,29 @@ pub fn one_line(s: &str) -> String {
     }
     out.trim().to_string()
 }
+
+/// A dialog box over the screen: cleared, rounded, its border in `role`'s
+/// colour. Returns the area inside the border (empty if there is no room).
+pub fn dialog(
+    frame: &mut ratatui::Frame,
+    rect: Rect,
+    title: Span<'_>,
+    role: Role,
+    theme: &Theme,
+    right: Option<Line<'_>>,
+) -> Rect {
+    if rect.is_empty() {
+        return rect;
+    }
+    frame.render_widget(ratatui::widgets::Clear, rect);
+    let mut block = Block::bordered()
+        .border_set(border::ROUNDED)
+        .border_style(theme.style(role))
+        .title(title);
+    if let Some(r) = right {
+        block = block.title(r.right_aligned());
+    }
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    inner
+}

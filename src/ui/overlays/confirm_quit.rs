@@ -2,26 +2,26 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::ui::theme::{Role, Theme};
-use crate::ui::widgets::centered;
+use crate::ui::widgets::{centered, dialog};
 
-pub const QUESTION: &str = "A count or verification is running. Quit and cancel it?";
+pub const QUESTION: &str = "A count, verification or Kubernetes action is running. Quit anyway?";
 
 pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let rect = centered(area, 64, 7);
-    if rect.is_empty() {
+    let inner = dialog(
+        frame,
+        centered(area, 76, 7),
+        Span::styled(" Quit? ", theme.style(Role::Warn)),
+        Role::Warn,
+        theme,
+        None,
+    );
+    if inner.is_empty() {
         return;
     }
-    frame.render_widget(Clear, rect);
-    let block = Block::bordered()
-        .border_set(ratatui::symbols::border::ROUNDED)
-        .border_style(theme.style(Role::Warn))
-        .title(Span::styled(" Quit? ", theme.style(Role::Warn)));
-    let inner = block.inner(rect);
-    frame.render_widget(block, rect);
     let text = vec![
         Line::default(),
         Line::from(vec![
@@ -30,7 +30,7 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
         ]),
         Line::default(),
         Line::from(Span::styled(
-            "y: quit, it is cancelled on the servers · n or Esc: keep it running",
+            "y: quit, queries are cancelled on the servers · n or Esc: keep going",
             theme.style(Role::Muted),
         )),
     ];

@@ -2,14 +2,14 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::model::RowState;
 use crate::ui::fmt::{self, Align};
 use crate::ui::panes::counts::{state_role, state_text};
 use crate::ui::theme::{Role, Theme};
-use crate::ui::widgets::{centered, truncate_line};
+use crate::ui::widgets::{centered, dialog, truncate_line};
 
 fn lines(theme: &Theme) -> Vec<Line<'static>> {
     let head = |t: &str| Line::from(Span::styled(t.to_string(), theme.style(Role::Title)));
@@ -57,9 +57,15 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
     ];
     let mut out = vec![
         head("Keys"),
-        key("c", "exact count(*) of every table, both sides"),
-        key("v", "checksum-verify every table, differing rows named"),
+        key(
+            "c  v",
+            "exact count(*) · checksum-verify, differing rows named",
+        ),
         key("x", "cancel the running count or verification"),
+        key(
+            "S R B",
+            "switch app DB config · rollout-restart · switch back",
+        ),
         key("↑ ↓ j k", "scroll the row counts   g  back to the top"),
         key("? Esc", "close this help          q  quit"),
         head("Row counts"),
@@ -104,20 +110,20 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
 pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
     let lines = lines(theme);
     let w = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
-    let rect = centered(area, w, lines.len() as u16 + 2);
-    if rect.is_empty() {
+    let inner = dialog(
+        frame,
+        centered(area, w, lines.len() as u16 + 2),
+        Span::styled(" Help ", theme.style(Role::Title)),
+        Role::Accent,
+        theme,
+        Some(Line::from(Span::styled(
+            " ? or Esc closes ",
+            theme.style(Role::Muted),
+        ))),
+    );
+    if inner.is_empty() {
         return;
     }
-    frame.render_widget(Clear, rect);
-    let block = Block::bordered()
-        .border_set(ratatui::symbols::border::ROUNDED)
-        .border_style(theme.style(Role::Accent))
-        .title(Span::styled(" Help ", theme.style(Role::Title)))
-        .title(
-            Line::from(Span::styled(" ? or Esc closes ", theme.style(Role::Muted))).right_aligned(),
-        );
-    let inner = block.inner(rect);
-    frame.render_widget(block, rect);
     let inner_w = inner.width.saturating_sub(1) as usize;
     let lines: Vec<Line> = lines
         .into_iter()

@@ -19,18 +19,26 @@ pub const KEYS: [(&str, &str); 6] = [
     ("q", "quit"),
 ];
 
+/// Shown only when this session may act on Kubernetes (not read-only).
+pub const KUBE_KEYS: (&str, &str) = ("S R B", "k8s");
+
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
     let counting = model.count_running();
     let verifying = model.verify_running();
     let mut spans = vec![Span::raw(" ")];
-    for (i, (key, what)) in KEYS.iter().enumerate() {
+    let mut keys: Vec<(&str, &str)> = KEYS.to_vec();
+    if crate::model::kube_actions_bound(model) {
+        keys.insert(3, KUBE_KEYS);
+    }
+    for (i, (key, what)) in keys.iter().enumerate() {
         if i > 0 {
             spans.push(Span::raw("  "));
         }
         // Keys that would do nothing right now are dimmed, not hidden, so the line never shifts.
         let idle = (*key == "c" && counting)
             || (*key == "v" && verifying)
-            || (*key == "x" && !counting && !verifying);
+            || (*key == "x" && !counting && !verifying)
+            || (*key == KUBE_KEYS.0 && model.kube_actions.running().is_some());
         let key_role = if idle { Role::Muted } else { Role::Accent };
         spans.push(Span::styled(
             *key,

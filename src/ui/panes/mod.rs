@@ -1,5 +1,6 @@
 //! The panes of the main screen; each draws one part of the model into a rectangle.
 
+pub mod actions;
 pub mod counts;
 pub mod footer;
 pub mod header;

@@ -1,0 +1,184 @@
+//! Before any action: what this identity must be allowed to do, asked of the
+//! API server with SelfSubjectAccessReview, and the exact patches an action
+//! sends, shown before it sends them.
+
+use anyhow::Result;
+use kube::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{can_i, restart_patch, ConfigObject};
+
+/// One permission an action needs, and the server's answer once asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCheck {
+    pub verb: String,
+    /// API group: "" for the core group, "apps" for Deployments.
+    pub group: String,
+    pub resource: String,
+    pub namespace: String,
+    pub name: Option<String>,
+    pub allowed: bool,
+    pub reason: Option<String>,
+}
+
+impl AccessCheck {
+    fn want(verb: &str, group: &str, resource: &str, ns: &str, name: Option<&str>) -> Self {
+        AccessCheck {
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            namespace: ns.into(),
+            name: name.map(str::to_string),
+            allowed: false,
+            reason: None,
+        }
+    }
+
+    /// `patch deployments.apps/app in shop`: verb, resource and scope, as RBAC names them.
+    pub fn describe(&self) -> String {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| format!("/{n}"))
+            .unwrap_or_default();
+        format!(
+            "{} {}{group}{name} in {}",
+            self.verb, self.resource, self.namespace
+        )
+    }
+}
+
+/// What the console's watchers and actions need, unanswered.
+pub fn required_access(
+    ns: &str,
+    deployments: &[String],
+    config_object: Option<&ConfigObject>,
+) -> Vec<AccessCheck> {
+    let mut out = Vec::new();
+    for verb in ["get", "list", "watch"] {
+        out.push(AccessCheck::want(verb, "apps", "deployments", ns, None));
+    }
+    for d in deployments {
+        out.push(AccessCheck::want(
+            "patch",
+            "apps",
+            "deployments",
+            ns,
+            Some(d),
+        ));
+    }
+    for res in ["replicasets", "pods", "events"] {
+        let group = if res == "replicasets" { "apps" } else { "" };
+        for verb in ["list", "watch"] {
+            out.push(AccessCheck::want(verb, group, res, ns, None));
+        }
+    }
+    if let Some(obj) = config_object {
+        let (res, name) = object_resource(obj);
+        for verb in ["get", "patch"] {
+            out.push(AccessCheck::want(verb, "", res, ns, Some(name)));
+        }
+    }
+    out
+}
+
+fn object_resource(obj: &ConfigObject) -> (&'static str, &str) {
+    match obj {
+        ConfigObject::ConfigMap(n) => ("configmaps", n),
+        ConfigObject::Secret(n) => ("secrets", n),
+    }
+}
+
+/// Asks the API server about each check, in order.
+pub async fn preflight(client: &Client, checks: Vec<AccessCheck>) -> Result<Vec<AccessCheck>> {
+    let mut out = Vec::with_capacity(checks.len());
+    for mut c in checks {
+        let resource = if c.group.is_empty() {
+            c.resource.clone()
+        } else {
+            format!("{}.{}", c.resource, c.group)
+        };
+        let a = can_i(client, &c.verb, &resource, &c.namespace, c.name.as_deref()).await?;
+        c.allowed = a.allowed;
+        c.reason = (!a.allowed).then_some(a.message);
+        out.push(c);
+    }
+    Ok(out)
+}
+
+impl ConfigObject {
+    /// `configmap/NAME` or `secret/NAME`, as cutover.toml spells it.
+    pub fn parse(s: &str) -> Option<ConfigObject> {
+        let (kind, name) = s.split_once('/')?;
+        if name.is_empty() {
+            return None;
+        }
+        match kind {
+            "configmap" => Some(ConfigObject::ConfigMap(name.into())),
+            "secret" => Some(ConfigObject::Secret(name.into())),
+            _ => None,
+        }
+    }
+}
+
+/// The merge patch a switch sends, with `value_shown` where the value goes
+/// (a fingerprint: the value is a secret).
+pub fn switch_patch_preview(object: &ConfigObject, key: &str, value_shown: &str) -> String {
+    match object {
+        ConfigObject::ConfigMap(_) => json!({"data": {key: value_shown}}).to_string(),
+        // A Secret's data is base64 on the wire; the dialog shows what it encodes.
+        ConfigObject::Secret(_) => {
+            format!("{} (base64-encoded)", json!({"data": {key: value_shown}}))
+        }
+    }
+}
+
+/// The strategic merge patch a restart sends, exactly.
+pub fn restart_patch_preview(restarted_at: &str) -> String {
+    restart_patch(restarted_at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_access_names_each_permission() {
+        let obj = ConfigObject::parse("configmap/app-db").unwrap();
+        let checks = required_access("shop", &["app".into()], Some(&obj));
+        let all: Vec<String> = checks.iter().map(AccessCheck::describe).collect();
+        assert!(all.contains(&"patch deployments.apps/app in shop".to_string()));
+        assert!(all.contains(&"patch configmaps/app-db in shop".to_string()));
+        assert!(all.contains(&"watch pods in shop".to_string()));
+        assert!(all.contains(&"list replicasets.apps in shop".to_string()));
+        assert!(checks.iter().all(|c| !c.allowed));
+    }
+
+    #[test]
+    fn parse_and_previews() {
+        assert_eq!(
+            ConfigObject::parse("secret/db"),
+            Some(ConfigObject::Secret("db".into()))
+        );
+        assert_eq!(ConfigObject::parse("configmap/"), None);
+        assert_eq!(ConfigObject::parse("app-db"), None);
+        assert_eq!(
+            switch_patch_preview(
+                &ConfigObject::ConfigMap("app-db".into()),
+                "DATABASE_URL",
+                "<sha256:1234abcd>"
+            ),
+            r#"{"data":{"DATABASE_URL":"<sha256:1234abcd>"}}"#
+        );
+        assert_eq!(
+            restart_patch_preview("T"),
+            r#"{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"T"}}}}}"#
+        );
+    }
+}

@@ -1,0 +1,640 @@
+//! Kubernetes actions: what each would run, the guards in front of it, the
+//! typed confirmation, and the record of what it did. Pure, like the rest of
+//! the model: the runtime runs the effect and reports back with events.
+
+use chrono::{DateTime, Utc};
+
+use super::{derive, Effect, Model, Overlay};
+use crate::kube;
+use crate::session::{AccessResult, KubeAction, SwitchRecord, SwitchValue};
+
+/// Typed confirmations longer than this are not names anyone meant to type.
+const MAX_TYPED: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KubeActions {
+    pub preflight: Option<Preflight>,
+    pub preflight_running: bool,
+    /// Every action this session, oldest first.
+    pub runs: Vec<ActionRun>,
+    /// The latest switch that reached the API server: what a switch back undoes.
+    pub switched: Option<(DateTime<Utc>, SwitchRecord)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub at: DateTime<Utc>,
+    pub checks: Vec<AccessResult>,
+    pub switch_value: Option<SwitchValue>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRun {
+    pub id: u64,
+    pub action: KubeAction,
+    pub started_at: DateTime<Utc>,
+    pub steps: Vec<(DateTime<Utc>, String)>,
+    /// When it ended, whether it succeeded, and how it ended.
+    pub finished: Option<(DateTime<Utc>, bool, String)>,
+}
+
+impl KubeActions {
+    pub fn running(&self) -> Option<&ActionRun> {
+        self.runs.last().filter(|r| r.finished.is_none())
+    }
+}
+
+/// One live precondition of an action, shown ✔/✖ with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub label: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Guard {
+    fn new(label: &str, ok: bool, detail: impl Into<String>) -> Self {
+        Guard {
+            label: label.into(),
+            ok,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Everything the confirmation dialog shows about an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionPlan {
+    pub action: KubeAction,
+    /// What will be sent, line by line (values as fingerprints).
+    pub will_run: Vec<String>,
+    pub guards: Vec<Guard>,
+    /// What the operator must type to confirm.
+    pub confirm_name: String,
+    /// Things to know that are not guards.
+    pub notes: Vec<String>,
+}
+
+impl ActionPlan {
+    pub fn guards_pass(&self) -> bool {
+        self.guards.iter().all(|g| g.ok)
+    }
+}
+
+/// Whether this session may run actions against Kubernetes at all.
+pub fn kube_actions_bound(model: &Model) -> bool {
+    model
+        .info
+        .as_ref()
+        .is_some_and(|i| !i.read_only && i.kubernetes.is_some())
+}
+
+fn object_name(object: &str) -> &str {
+    object.split_once('/').map_or(object, |(_, n)| n)
+}
+
+/// What `action` would do now and whether it may. None when the session has no
+/// Kubernetes side.
+pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
+    let info = model.info.as_ref()?;
+    let k = info.kubernetes.as_ref()?;
+    let ns = &k.namespace;
+    let mut guards = Vec::new();
+    let mut will_run = Vec::new();
+    let mut notes = Vec::new();
+
+    let healthy = model.kube.last.is_some() && model.kube.failing.is_none();
+    guards.push(Guard::new(
+        "Kubernetes watch live",
+        healthy,
+        match &model.kube.failing {
+            Some((since, e)) => format!("failing since {}: {e}", since.format("%H:%M:%S")),
+            None if model.kube.last.is_none() => "no workload seen yet".into(),
+            None => "workloads are being watched".into(),
+        },
+    ));
+
+    let pre = model.kube_actions.preflight.as_ref();
+    let wanted_verbs: &[&str] = &["get", "patch"];
+    let access = match pre {
+        None => Guard::new("Access review", false, "not checked yet"),
+        Some(p) if p.error.is_some() => Guard::new(
+            "Access review",
+            false,
+            format!("could not ask: {}", p.error.as_deref().unwrap_or_default()),
+        ),
+        Some(p) => match p
+            .checks
+            .iter()
+            .find(|c| !c.allowed && wanted_verbs.contains(&c.verb.as_str()))
+        {
+            Some(denied) => Guard::new(
+                "Access review",
+                false,
+                format!(
+                    "not allowed: {}{}",
+                    denied.describe,
+                    denied
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            ),
+            None => Guard::new(
+                "Access review",
+                !p.checks.is_empty(),
+                format!(
+                    "{} checks allowed at {}",
+                    p.checks.len(),
+                    p.at.format("%H:%M:%S")
+                ),
+            ),
+        },
+    };
+    guards.push(access);
+
+    let busy = model.kube_actions.running();
+    guards.push(Guard::new(
+        "No other action running",
+        busy.is_none(),
+        match busy {
+            Some(r) => format!("{} is running", r.action.title()),
+            None => "idle".into(),
+        },
+    ));
+
+    let object = k.config_object.as_deref();
+    let key = k.config_key.as_deref();
+    let switch_patch = |value_shown: &str| -> Option<String> {
+        let obj = kube::ConfigObject::parse(object?)?;
+        Some(kube::switch_patch_preview(&obj, key?, value_shown))
+    };
+    let restart_lines = |will_run: &mut Vec<String>| {
+        for d in &k.deployments {
+            will_run.push(format!("PATCH deployment/{d} in {ns} (strategic merge):"));
+            will_run.push(format!(
+                "  {}",
+                kube::restart_patch_preview("<time of the restart>")
+            ));
+        }
+        will_run
+            .push("then watch each rollout until complete or its progress deadline passes".into());
+    };
+    let workloads_found = || {
+        let missing: Vec<&str> = k
+            .deployments
+            .iter()
+            .filter(|d| !model.workloads.get(*d).is_some_and(|w| w.found))
+            .map(String::as_str)
+            .collect();
+        Guard::new(
+            "Workloads found",
+            missing.is_empty(),
+            if missing.is_empty() {
+                k.deployments.join(", ")
+            } else {
+                format!("not found: {}", missing.join(", "))
+            },
+        )
+    };
+
+    let confirm_name = match action {
+        KubeAction::SwitchConfig => {
+            let value = pre.and_then(|p| p.switch_value.as_ref());
+            let (ok, detail) = match (object, key, &k.switch_to, value) {
+                (None, _, _, _) | (_, None, _, _) => (
+                    false,
+                    "config_object and config_key are not configured".into(),
+                ),
+                (_, _, None, _) => (
+                    false,
+                    "no switch value: set kubernetes.switch_to_env or switch_to_file".into(),
+                ),
+                (_, _, Some(src), None) => (false, format!("{src} not read yet")),
+                (_, _, Some(src), Some(v)) => match (&v.new_fingerprint, &v.error) {
+                    (Some(fp), _) => (true, format!("{src}: sha256:{fp}")),
+                    (None, Some(e)) => (false, e.clone()),
+                    (None, None) => (false, format!("{src} not read yet")),
+                },
+            };
+            guards.push(Guard::new("Switch value readable", ok, detail));
+            guards.push(caught_up(model));
+            if let (Some(obj), Some(key)) = (object, key) {
+                let fp = value
+                    .and_then(|v| v.new_fingerprint.as_deref())
+                    .map_or("<new value>".to_string(), |f| format!("<sha256:{f}>"));
+                will_run.push(format!(
+                    "PATCH {obj} in {ns} (merge, only if unchanged since read):"
+                ));
+                if let Some(p) = switch_patch(&fp) {
+                    will_run.push(format!("  {p}"));
+                }
+                if let Some(v) = value {
+                    match (&v.current_fingerprint, &v.new_fingerprint) {
+                        (Some(c), Some(n)) if c == n => {
+                            notes.push(format!("{key} already holds sha256:{n}: nothing to patch"))
+                        }
+                        (Some(c), _) => notes.push(format!("{key} now holds sha256:{c}")),
+                        (None, _) => notes.push(format!("{key} is absent or unreadable now")),
+                    }
+                }
+            }
+            notes.push("Pods read the config when they start: restart them (R) to use it.".into());
+            object.map(object_name).unwrap_or_default().to_string()
+        }
+        KubeAction::RolloutRestart => {
+            guards.push(workloads_found());
+            restart_lines(&mut will_run);
+            if k.deployments.len() == 1 {
+                k.deployments[0].clone()
+            } else {
+                ns.clone()
+            }
+        }
+        KubeAction::SwitchBack => {
+            let switched = model.kube_actions.switched.as_ref();
+            let (ok, detail) = match switched {
+                Some((at, r)) if r.changed => (
+                    true,
+                    format!(
+                        "switched at {}: {} goes back to {}",
+                        at.format("%H:%M:%S"),
+                        r.key,
+                        r.previous_fingerprint
+                            .as_deref()
+                            .map_or("absent".into(), |f| format!("sha256:{f}"))
+                    ),
+                ),
+                Some(_) => (
+                    false,
+                    "the last switch patched nothing: there is nothing to undo".into(),
+                ),
+                None => (false, "no switch in this session".into()),
+            };
+            guards.push(Guard::new("Previous value captured", ok, detail));
+            guards.push(workloads_found());
+            if let (Some(obj), Some((_, r))) = (object, switched) {
+                let shown = r
+                    .previous_fingerprint
+                    .as_deref()
+                    .map_or("null".to_string(), |f| format!("<sha256:{f}>"));
+                will_run.push(format!("PATCH {obj} in {ns} (merge):"));
+                if let Some(p) = switch_patch(&shown) {
+                    will_run.push(format!("  {p}"));
+                }
+            }
+            restart_lines(&mut will_run);
+            object.map(object_name).unwrap_or_default().to_string()
+        }
+    };
+    Some(ActionPlan {
+        action,
+        will_run,
+        guards,
+        confirm_name,
+        notes,
+    })
+}
+
+/// Switching while the target is behind sends the app to data it has not got yet.
+fn caught_up(model: &Model) -> Guard {
+    let Some(info) = &model.info else {
+        return Guard::new("Replication caught up", false, "no session");
+    };
+    if let Some(since) = derive::stale_since(&model.source, model.now, info.stale_after_seconds) {
+        return Guard::new(
+            "Replication caught up",
+            false,
+            format!("source data stale since {}", since.format("%H:%M:%S")),
+        );
+    }
+    match derive::lag_summary(model) {
+        Some(s) if s.slot.is_none() => Guard::new(
+            "Replication caught up",
+            false,
+            format!("no slot \"{}\" on the source", info.slot),
+        ),
+        Some(derive::LagSummary {
+            lag_bytes: Some(b), ..
+        }) => Guard::new(
+            "Replication caught up",
+            b <= info.max_lag_bytes,
+            format!(
+                "lag {} (bound {})",
+                crate::ui::fmt::bytes(b),
+                crate::ui::fmt::bytes(info.max_lag_bytes)
+            ),
+        ),
+        _ => Guard::new("Replication caught up", false, "lag unknown"),
+    }
+}
+
+/// Opens the confirmation for `action` and refreshes the access review, so
+/// the guards shown are the ones that hold now.
+pub fn open(model: &mut Model, action: KubeAction) -> Vec<Effect> {
+    if !kube_actions_bound(model) {
+        return vec![];
+    }
+    model.overlay = Overlay::ConfirmAction {
+        action,
+        typed: String::new(),
+    };
+    preflight(model)
+}
+
+pub fn preflight(model: &mut Model) -> Vec<Effect> {
+    if model.kube_actions.preflight_running {
+        return vec![];
+    }
+    model.kube_actions.preflight_running = true;
+    vec![Effect::KubePreflight]
+}
+
+/// A key while the confirmation is open.
+pub fn on_confirm_key(model: &mut Model, key: &str) -> Vec<Effect> {
+    let Overlay::ConfirmAction { action, typed } = &mut model.overlay else {
+        return vec![];
+    };
+    let action = *action;
+    match key {
+        "Esc" => model.overlay = Overlay::None,
+        "Backspace" => {
+            typed.pop();
+        }
+        "Enter" => {
+            let typed = typed.clone();
+            let Some(plan) = plan(model, action) else {
+                return vec![];
+            };
+            // Enter with a failing guard or a wrong name does nothing: the
+            // dialog already says which guard fails and what to type.
+            if plan.guards_pass() && typed == plan.confirm_name {
+                return start(model, action);
+            }
+        }
+        k if k.chars().count() == 1 && typed.chars().count() < MAX_TYPED => typed.push_str(k),
+        _ => {}
+    }
+    vec![]
+}
+
+fn start(model: &mut Model, action: KubeAction) -> Vec<Effect> {
+    let Some(now) = model.now else {
+        return vec![];
+    };
+    model.overlay = Overlay::None;
+    model.next_run += 1;
+    let id = model.next_run;
+    model.kube_actions.runs.push(ActionRun {
+        id,
+        action,
+        started_at: now,
+        steps: Vec::new(),
+        finished: None,
+    });
+    vec![Effect::KubeRun { id, action }]
+}
+
+pub fn on_step(model: &mut Model, id: u64, at: DateTime<Utc>, message: &str) {
+    if let Some(r) = model.kube_actions.runs.iter_mut().find(|r| r.id == id) {
+        r.steps.push((at, message.to_string()));
+    }
+}
+
+pub fn on_finished(
+    model: &mut Model,
+    id: u64,
+    at: DateTime<Utc>,
+    ok: bool,
+    message: &str,
+    switched: Option<&SwitchRecord>,
+) {
+    let action = model
+        .kube_actions
+        .runs
+        .iter_mut()
+        .find(|r| r.id == id)
+        .map(|r| {
+            r.finished = Some((at, ok, message.to_string()));
+            r.action
+        });
+    if let Some(record) = switched {
+        match action {
+            // A switch back that reached the server leaves nothing to undo.
+            Some(KubeAction::SwitchBack) => model.kube_actions.switched = None,
+            // Running the switch twice patches nothing the second time; the
+            // first run's record still says what to go back to.
+            _ if !record.changed && model.kube_actions.switched.is_some() => {}
+            _ => model.kube_actions.switched = Some((at, record.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::update::tests::{info, source, Feed};
+    use super::*;
+    use crate::kube::WorkloadSnapshot;
+    use crate::session::{EventKind, KubeInfo, SessionInfo};
+
+    fn kube_info(read_only: bool) -> SessionInfo {
+        SessionInfo {
+            kubernetes: Some(KubeInfo {
+                context: "lab".into(),
+                namespace: "shop".into(),
+                deployments: vec!["app".into()],
+                config_object: Some("configmap/app-db".into()),
+                config_key: Some("DATABASE_URL".into()),
+                switch_to: Some("/run/new-url".into()),
+            }),
+            read_only,
+            ..info()
+        }
+    }
+
+    fn workload() -> WorkloadSnapshot {
+        // Through serde, so fields added later with defaults need no edit here.
+        serde_json::from_value(serde_json::json!({
+            "namespace": "shop", "deployment": "app", "found": true,
+            "generation": 1, "observed_generation": 1,
+            "desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0,
+            "state": "Complete", "conditions": [], "replicasets": [], "pods": [],
+            "pods_by_db_config": {}
+        }))
+        .unwrap()
+    }
+
+    fn allowed(verb: &str, what: &str, ok: bool) -> AccessResult {
+        AccessResult {
+            describe: format!("{verb} {what} in shop"),
+            verb: verb.into(),
+            allowed: ok,
+            reason: (!ok).then(|| "RBAC: denied".into()),
+        }
+    }
+
+    /// A session where every guard of the switch passes.
+    fn ready() -> Feed {
+        let mut f = Feed::with(kube_info(false));
+        f.send(1, EventKind::SourceSampled(source(Some(10))));
+        f.send(1, EventKind::WorkloadSampled(workload()));
+        f.send(
+            1,
+            EventKind::KubePreflightDone {
+                checks: vec![
+                    allowed("get", "configmaps/app-db", true),
+                    allowed("patch", "configmaps/app-db", true),
+                    allowed("patch", "deployments.apps/app", true),
+                ],
+                switch_value: Some(SwitchValue {
+                    new_fingerprint: Some("new1".into()),
+                    current_fingerprint: Some("old1".into()),
+                    error: None,
+                }),
+                error: None,
+            },
+        );
+        f
+    }
+
+    fn type_name(f: &mut Feed, t: i64, name: &str) {
+        for c in name.chars() {
+            assert_eq!(f.key(t, &c.to_string()), vec![]);
+        }
+    }
+
+    #[test]
+    fn session_start_asks_for_access_unless_read_only() {
+        let mut f = Feed::with(kube_info(false));
+        assert!(f.m.kube_actions.preflight_running);
+        let mut ro = Feed::with(kube_info(true));
+        assert!(!ro.m.kube_actions.preflight_running);
+        assert_eq!(ro.key(1, "S"), vec![]);
+        assert_eq!(ro.m.overlay, Overlay::None, "read-only binds no action key");
+        // No [kubernetes]: the keys do nothing either.
+        let mut plain = Feed::new();
+        assert_eq!(plain.key(1, "R"), vec![]);
+        assert_eq!(plain.m.overlay, Overlay::None);
+        assert_eq!(f.key(1, "S"), vec![], "one review at a time");
+    }
+
+    #[test]
+    fn switch_runs_only_with_guards_passing_and_the_name_typed() {
+        let mut f = ready();
+        assert_eq!(f.key(2, "S"), vec![Effect::KubePreflight]);
+        let p = plan(&f.m, KubeAction::SwitchConfig).unwrap();
+        assert!(p.guards_pass(), "{:?}", p.guards);
+        assert_eq!(p.confirm_name, "app-db");
+        assert!(
+            p.will_run.iter().any(|l| l.contains("<sha256:new1>")),
+            "{:?}",
+            p.will_run
+        );
+        assert!(p.notes.iter().any(|n| n.contains("sha256:old1")));
+        type_name(&mut f, 2, "app-d");
+        assert_eq!(f.key(2, "Enter"), vec![], "wrong name: nothing runs");
+        type_name(&mut f, 2, "b");
+        assert_eq!(f.key(2, "Backspace"), vec![]);
+        type_name(&mut f, 2, "b");
+        let effects = f.key(3, "Enter");
+        let id = f.m.next_run;
+        assert_eq!(
+            effects,
+            vec![Effect::KubeRun {
+                id,
+                action: KubeAction::SwitchConfig
+            }]
+        );
+        assert_eq!(f.m.overlay, Overlay::None);
+        assert!(f.m.action_running(), "quitting now asks first");
+        let again = plan(&f.m, KubeAction::RolloutRestart).unwrap();
+        assert!(!again.guards_pass(), "one action at a time");
+
+        f.send(
+            4,
+            EventKind::KubeActionFinished {
+                id,
+                ok: true,
+                message: "patched".into(),
+                switched: Some(SwitchRecord {
+                    object: "configmap/app-db".into(),
+                    key: "DATABASE_URL".into(),
+                    previous_fingerprint: Some("old1".into()),
+                    new_fingerprint: "new1".into(),
+                    changed: true,
+                }),
+            },
+        );
+        assert!(!f.m.action_running());
+        let back = plan(&f.m, KubeAction::SwitchBack).unwrap();
+        assert!(back.guards_pass(), "{:?}", back.guards);
+        assert!(back.will_run.iter().any(|l| l.contains("<sha256:old1>")));
+    }
+
+    #[test]
+    fn failing_guards_name_their_reason_and_block_enter() {
+        let mut f = ready();
+        // Lag over the bound (100 B in the test session).
+        f.send(5, EventKind::SourceSampled(source(Some(5000))));
+        f.key(5, "S");
+        type_name(&mut f, 5, "app-db");
+        assert_eq!(f.key(5, "Enter"), vec![]);
+        let p = plan(&f.m, KubeAction::SwitchConfig).unwrap();
+        let lag = p.guards.iter().find(|g| !g.ok).unwrap();
+        assert_eq!(lag.label, "Replication caught up");
+        assert_eq!(lag.detail, "lag 4.9 KiB (bound 100 B)");
+
+        let mut d = ready();
+        d.send(
+            6,
+            EventKind::KubePreflightDone {
+                checks: vec![allowed("patch", "configmaps/app-db", false)],
+                switch_value: None,
+                error: None,
+            },
+        );
+        let p = plan(&d.m, KubeAction::SwitchConfig).unwrap();
+        let access = p
+            .guards
+            .iter()
+            .find(|g| g.label == "Access review")
+            .unwrap();
+        assert!(!access.ok);
+        assert_eq!(
+            access.detail,
+            "not allowed: patch configmaps/app-db in shop (RBAC: denied)"
+        );
+        let back = plan(&d.m, KubeAction::SwitchBack).unwrap();
+        let prev = back
+            .guards
+            .iter()
+            .find(|g| g.label == "Previous value captured");
+        assert_eq!(prev.unwrap().detail, "no switch in this session");
+    }
+
+    #[test]
+    fn a_no_op_rerun_keeps_what_to_go_back_to() {
+        let mut f = ready();
+        let rec = |prev: &str, changed| SwitchRecord {
+            object: "configmap/app-db".into(),
+            key: "DATABASE_URL".into(),
+            previous_fingerprint: Some(prev.into()),
+            new_fingerprint: "new1".into(),
+            changed,
+        };
+        f.m.kube_actions.runs.push(ActionRun {
+            id: 7,
+            action: KubeAction::SwitchConfig,
+            started_at: f.m.now.unwrap(),
+            steps: vec![],
+            finished: None,
+        });
+        let now = f.m.now.unwrap();
+        on_finished(&mut f.m, 7, now, true, "", Some(&rec("old1", true)));
+        on_finished(&mut f.m, 7, now, true, "", Some(&rec("new1", false)));
+        let (_, kept) = f.m.kube_actions.switched.as_ref().unwrap();
+        assert_eq!(kept.previous_fingerprint.as_deref(), Some("old1"));
+    }
+}
