@@ -125,6 +125,15 @@ fn full_fixture() {
     assert_eq!(c.session.dir, dir.join("../sessions"));
     assert_eq!(c.ui.theme, dir.join("themes/dark.toml").to_string_lossy());
     assert_eq!(c.lab.unwrap().dir, PathBuf::from("/tmp/cutover-lab"));
+    assert_eq!(c.verify.parallelism, Some(3));
+    assert_eq!(
+        c.verify.updated_at[&cutover::session::TableRef::new("billing", "invoice_2024")],
+        "modified"
+    );
+    assert_eq!(
+        c.verify.keys[&cutover::session::TableRef::new("public", "audit_log")],
+        ["actor", "at"]
+    );
     let k = c.kubernetes.unwrap();
     assert_eq!(k.kubeconfig, Some(dir.join("kube/config")));
     assert_eq!(k.deployments, ["shop-api", "shop-worker"]);

@@ -37,6 +37,19 @@ pub struct Config {
     pub ui: UiCfg,
     pub lab: Option<LabCfg>,
     pub kubernetes: Option<KubeCfg>,
+    pub verify: VerifyCfg,
+}
+
+/// How checksum verification treats particular tables.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyCfg {
+    /// Connections per side (None: the engine's default).
+    pub parallelism: Option<usize>,
+    /// Per table, a column holding each row's last modification time: live
+    /// verification compares only rows older than the lag window.
+    pub updated_at: std::collections::BTreeMap<crate::session::TableRef, String>,
+    /// Per table without a primary key, the columns that identify a row.
+    pub keys: std::collections::BTreeMap<crate::session::TableRef, Vec<String>>,
 }
 
 /// One side of the migration.
@@ -359,6 +372,15 @@ struct RawConfig {
     ui: Option<RawUi>,
     lab: Option<RawLab>,
     kubernetes: Option<RawKube>,
+    verify: Option<RawVerify>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    parallelism: Option<Spanned<u64>>,
+    updated_at: Option<std::collections::BTreeMap<Spanned<String>, Spanned<String>>>,
+    keys: Option<std::collections::BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>>,
 }
 
 #[derive(Deserialize)]
@@ -488,6 +510,7 @@ impl Validator<'_> {
                 }),
                 None => None,
             },
+            verify: self.verify(raw.verify)?,
             kubernetes: match raw.kubernetes {
                 Some(k) => Some(self.kubernetes(k, &base)?),
                 None => None,
@@ -741,6 +764,54 @@ impl Validator<'_> {
             filter.exclude = self.patterns(exclude, "tables.exclude")?;
         }
         Ok(filter)
+    }
+
+    fn verify(&self, raw: Option<RawVerify>) -> Result<VerifyCfg> {
+        let Some(raw) = raw else {
+            return Ok(VerifyCfg::default());
+        };
+        let table = |t: &Spanned<String>, field: &str| -> Result<crate::session::TableRef> {
+            match t.get_ref().split_once('.') {
+                Some((schema, name)) if !schema.is_empty() && !name.is_empty() => {
+                    Ok(crate::session::TableRef::new(schema, name))
+                }
+                _ => Err(self.err(
+                    t.span(),
+                    field,
+                    format!("\"{}\" is not schema.table", t.get_ref().escape_debug()),
+                )),
+            }
+        };
+        let mut cfg = VerifyCfg {
+            parallelism: match &raw.parallelism {
+                Some(_) => {
+                    Some(self.positive_u64(&raw.parallelism, "verify.parallelism", 1)? as usize)
+                }
+                None => None,
+            },
+            ..VerifyCfg::default()
+        };
+        for (t, col) in raw.updated_at.iter().flatten() {
+            let col = self.non_empty(col, "verify.updated_at")?;
+            cfg.updated_at
+                .insert(table(t, "verify.updated_at")?, col.to_string());
+        }
+        for (t, cols) in raw.keys.iter().flatten() {
+            if cols.get_ref().is_empty() {
+                return Err(self.err(
+                    cols.span(),
+                    "verify.keys",
+                    "name at least one column".into(),
+                ));
+            }
+            let cols = cols
+                .get_ref()
+                .iter()
+                .map(|c| self.non_empty(c, "verify.keys").map(str::to_string))
+                .collect::<Result<Vec<_>>>()?;
+            cfg.keys.insert(table(t, "verify.keys")?, cols);
+        }
+        Ok(cfg)
     }
 
     fn positive_u64(&self, v: &Option<Spanned<u64>>, field: &str, default: u64) -> Result<u64> {

@@ -802,6 +802,13 @@ pub fn config_toml(info: &LabInfo) -> String {
          # Relative to this file.\n\
          dir = {sessions}\n\
          \n\
+         [verify]\n\
+         # The app pods stamp every insert and update: live verification\n\
+         # compares only rows older than the lag window.\n\
+         updated_at = {{ \"public.app_writes\" = \"at\" }}\n\
+         # audit_log has no primary key, but its id identifies a row.\n\
+         keys = {{ \"public.audit_log\" = [\"id\"] }}\n\
+         \n\
          [kubernetes]\n\
          # The lab's API simulator (started by `cutover lab up` or `cutover demo`).\n\
          kubeconfig = {kubeconfig}\n\
