@@ -35,10 +35,24 @@ struct Progress {
     last_time: String,
 }
 
+/// A ReplicaSet whose pod creation fails: when it may try (and record) again.
+struct CreateBackoff {
+    next: Instant,
+    delay: Duration,
+    message: String,
+}
+
+/// First retry after a failed pod creation; doubles up to [`BACKOFF_MAX`],
+/// like the controller's rate-limited requeue (shortened for the lab).
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
+
 #[derive(Default)]
 struct State {
     pods: HashMap<(String, String), PodRt>,
     progress: HashMap<String, Progress>,
+    /// (namespace, ReplicaSet) → its failing pod creation.
+    failing: HashMap<(String, String), CreateBackoff>,
 }
 
 pub async fn run(sim: Arc<Sim>) {
@@ -52,9 +66,10 @@ pub async fn run(sim: Arc<Sim>) {
         if sim.stopping.load(Ordering::Relaxed) {
             break;
         }
+        let failures = sim.create_failures();
         let mut s = sim.lock();
         deployments(&mut s, &mut st);
-        replicasets(&mut s);
+        replicasets(&mut s, &mut st, &failures);
         pods(&sim, &mut s, &mut st);
         status(&mut s, &mut st);
         gc(&mut s);
@@ -317,12 +332,25 @@ fn random_suffix() -> String {
         .collect()
 }
 
-fn replicasets(s: &mut Store) {
+/// The Deployment that controls a ReplicaSet, by its owner reference.
+fn owning_deployment(rs: &Value) -> Option<&str> {
+    rs["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["kind"] == "Deployment" && r["controller"] == true)?
+        .get("name")?
+        .as_str()
+}
+
+fn replicasets(s: &mut Store, st: &mut State, failures: &HashMap<String, String>) {
+    let now = Instant::now();
     let rss: Vec<Value> = s
         .list(Kind::ReplicaSet, None)
         .into_iter()
         .cloned()
         .collect();
+    st.failing
+        .retain(|(ns, n), _| s.get(Kind::ReplicaSet, ns, n).is_some());
     for rs in rss {
         let ns = meta_str(&rs, "namespace").to_string();
         let name = meta_str(&rs, "name").to_string();
@@ -334,6 +362,35 @@ fn replicasets(s: &mut Store) {
             .cloned()
             .collect();
         let have = pods.len() as i64;
+        let key = (ns.clone(), name.clone());
+        let why = owning_deployment(&rs).and_then(|d| failures.get(d));
+        match why {
+            Some(why) if have < want => {
+                // Admission refuses the pod; the controller records a Warning
+                // event on the ReplicaSet and retries with backoff.
+                let message = format!("Error creating: pods \"{name}-\" is forbidden: {why}");
+                let due = st.failing.get(&key).is_none_or(|b| now >= b.next);
+                if due {
+                    record_event(s, &rs, "Warning", "FailedCreate", &message);
+                    let delay = st
+                        .failing
+                        .get(&key)
+                        .map_or(BACKOFF_START, |b| (b.delay * 2).min(BACKOFF_MAX));
+                    st.failing.insert(
+                        key,
+                        CreateBackoff {
+                            next: now + delay,
+                            delay,
+                            message,
+                        },
+                    );
+                }
+                continue;
+            }
+            _ => {
+                st.failing.remove(&key);
+            }
+        }
         for _ in have..want {
             let t = &rs["spec"]["template"];
             let pod = json!({
@@ -364,6 +421,59 @@ fn replicasets(s: &mut Store) {
             }
         }
     }
+}
+
+/// Records an event on `obj` the way client-go's recorder does: an identical
+/// one (same object, type, reason and message) gets its count incremented and
+/// lastTimestamp moved instead of a new object.
+pub fn record_event(s: &mut Store, obj: &Value, etype: &str, reason: &str, message: &str) {
+    let ns = meta_str(obj, "namespace").to_string();
+    let uid = meta_str(obj, "uid");
+    let now = now_rfc3339();
+    let same = s
+        .list(Kind::Event, Some(&ns))
+        .into_iter()
+        .find(|e| {
+            e["involvedObject"]["uid"] == uid
+                && e["type"] == etype
+                && e["reason"] == reason
+                && e["message"] == message
+        })
+        .map(|e| meta_str(e, "name").to_string());
+    if let Some(name) = same {
+        let _ = s.update(Kind::Event, &ns, &name, Scope::Controller, |e| {
+            e["count"] = json!(int(&e["count"]).max(1) + 1);
+            e["lastTimestamp"] = json!(now);
+            Ok(())
+        });
+        return;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let component = match obj["kind"].as_str() {
+        Some("ReplicaSet") => "replicaset-controller",
+        Some("Deployment") => "deployment-controller",
+        _ => "kubelet",
+    };
+    let ev = json!({
+        "metadata": {"name": format!("{}.{nanos:x}", meta_str(obj, "name"))},
+        "involvedObject": {
+            "kind": obj["kind"], "namespace": ns, "name": meta_str(obj, "name"),
+            "uid": uid, "apiVersion": obj["apiVersion"],
+            "resourceVersion": meta_str(obj, "resourceVersion"),
+        },
+        "reason": reason,
+        "message": message,
+        "source": {"component": component},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "type": etype,
+        "reportingComponent": component,
+        "reportingInstance": "",
+    });
+    let _ = s.create(Kind::Event, &ns, ev);
 }
 
 /// Starts graceful deletion, as `DELETE` on a pod does.
@@ -590,10 +700,36 @@ fn status(s: &mut Store, st: &mut State) {
         .cloned()
         .collect();
     let mut counts: HashMap<String, (i64, i64, i64)> = HashMap::new();
+    // Deployment uid → the ReplicaFailure its ReplicaSets report.
+    let mut failures: HashMap<String, Value> = HashMap::new();
     for rs in &rss {
         let c = rs_pod_counts(s, rs);
         counts.insert(meta_str(rs, "uid").to_string(), c);
         let gen = rs["metadata"]["generation"].clone();
+        let key = (
+            meta_str(rs, "namespace").to_string(),
+            meta_str(rs, "name").to_string(),
+        );
+        let failure = st.failing.get(&key).map(|b| {
+            let t = transition_time(
+                &rs["status"]["conditions"],
+                "ReplicaFailure",
+                "True",
+                &now_rfc3339(),
+            );
+            json!({
+                "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                "message": b.message, "lastTransitionTime": t,
+            })
+        });
+        if let (Some(f), Some(d)) = (
+            &failure,
+            rs["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|r| r.first()),
+        ) {
+            failures.insert(d["uid"].as_str().unwrap_or("").to_string(), f.clone());
+        }
         let _ = s.update(
             Kind::ReplicaSet,
             meta_str(rs, "namespace"),
@@ -607,6 +743,9 @@ fn status(s: &mut Store, st: &mut State) {
                     "availableReplicas": c.2,
                     "observedGeneration": gen,
                 });
+                if let Some(f) = failure {
+                    v["status"]["conditions"] = json!([f]);
+                }
                 Ok(())
             },
         );
@@ -706,7 +845,7 @@ fn status(s: &mut Store, st: &mut State) {
             .and_then(|c| c["lastUpdateTime"].as_str())
             .map(str::to_string)
             .unwrap_or_else(|| p.last_time.clone());
-        let conds = json!([
+        let mut conds = json!([
             cond(
                 "Available",
                 a_status,
@@ -724,6 +863,14 @@ fn status(s: &mut Store, st: &mut State) {
                 &transition_time(old_conds, "Progressing", p_status, &now)
             ),
         ]);
+        // The deployment controller surfaces its ReplicaSets' failure.
+        if let (Some(f), Some(cs)) = (failures.get(&uid), conds.as_array_mut()) {
+            let mut f = f.clone();
+            f["lastUpdateTime"] = f["lastTransitionTime"].clone();
+            f["lastTransitionTime"] =
+                json!(transition_time(old_conds, "ReplicaFailure", "True", &now));
+            cs.push(f);
+        }
         let gen = d["metadata"]["generation"].clone();
         let mut status = json!({
             "observedGeneration": gen,

@@ -853,6 +853,75 @@ fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
                 })
                 .collect(),
         ),
+        Kind::Service => (
+            vec![
+                col("Name", "string"),
+                col("Type", "string"),
+                col("Cluster-IP", "string"),
+                col("External-IP", "string"),
+                col("Port(s)", "string"),
+                col("Age", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let ports = o["spec"]["ports"]
+                        .as_array()
+                        .map(|ps| {
+                            ps.iter()
+                                .map(|p| {
+                                    format!(
+                                        "{}/{}",
+                                        i(&p["port"]),
+                                        p["protocol"].as_str().unwrap_or("TCP")
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "<none>".into());
+                    vec![
+                        json!(meta_str(o, "name")),
+                        json!(o["spec"]["type"].as_str().unwrap_or("ClusterIP")),
+                        json!(o["spec"]["clusterIP"].as_str().unwrap_or("<none>")),
+                        json!("<none>"),
+                        json!(ports),
+                        json!(human_age(meta_str(o, "creationTimestamp"))),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::Event => (
+            vec![
+                col("Last Seen", "string"),
+                col("Type", "string"),
+                col("Reason", "string"),
+                col("Object", "string"),
+                col("Message", "string"),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let io = &o["involvedObject"];
+                    let seen = o["lastTimestamp"]
+                        .as_str()
+                        .or(o["eventTime"].as_str())
+                        .unwrap_or(meta_str(o, "creationTimestamp"));
+                    vec![
+                        json!(human_age(seen)),
+                        json!(o["type"].as_str().unwrap_or("Normal")),
+                        json!(o["reason"].as_str().unwrap_or("")),
+                        json!(format!(
+                            "{}/{}",
+                            io["kind"].as_str().unwrap_or("").to_ascii_lowercase(),
+                            io["name"].as_str().unwrap_or("")
+                        )),
+                        json!(o["message"].as_str().unwrap_or("")),
+                    ]
+                })
+                .collect(),
+        ),
         Kind::Namespace => (
             vec![
                 col("Name", "string"),

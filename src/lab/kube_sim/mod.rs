@@ -5,7 +5,8 @@
 //! What it models: namespaces, Deployments (rolling updates honouring
 //! maxSurge/maxUnavailable, status and conditions like the real controller),
 //! ReplicaSets, Pods (Pending → Running → Ready, graceful termination),
-//! ConfigMaps, Secrets; get/list/watch/create/update/delete, JSON merge patch
+//! ConfigMaps, Secrets, Services (no endpoints), Events (FailedCreate from
+//! the ReplicaSet controller, see [`SimHandle::fail_pod_creation`]); get/list/watch/create/update/delete, JSON merge patch
 //! and strategic merge patch (for maps and scalars), the deployment status
 //! subresource, SelfSubjectAccessReview, and an RBAC deny switch.
 //!
@@ -24,7 +25,7 @@ pub mod controller;
 pub mod http;
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,8 @@ pub const LAB_NAMESPACE: &str = "cutover-lab";
 pub const LAB_CONTEXT: &str = "cutover-lab";
 pub const APP_DEPLOYMENT: &str = "app";
 pub const APP_CONFIGMAP: &str = "app-db";
+/// Service `app`, selecting the app's pods (a blue/green switch target).
+pub const APP_SERVICE: &str = "app";
 pub const DB_ENV: &str = "DATABASE_URL";
 pub const DB_CONFIG_ANNOTATION: &str = crate::kube::DB_CONFIG_ANNOTATION;
 /// The user name Forbidden errors name; the kubeconfig's token maps to it.
@@ -95,6 +98,8 @@ pub struct Sim {
     opts: SimOptions,
     addr: SocketAddr,
     denied: Mutex<HashSet<(String, String)>>,
+    /// Deployment name → why creating its pods fails (see [`SimHandle::fail_pod_creation`]).
+    create_failures: Mutex<HashMap<String, String>>,
     app: Arc<app::AppShared>,
     pods_never_ready: AtomicBool,
     stopping: AtomicBool,
@@ -108,6 +113,13 @@ impl Sim {
 
     fn addr(&self) -> String {
         self.addr.to_string()
+    }
+
+    fn create_failures(&self) -> HashMap<String, String> {
+        self.create_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// `resource` is a plural name, optionally with `/subresource`.
@@ -206,6 +218,32 @@ impl SimHandle {
             .remove(&(verb.to_ascii_lowercase(), plural_of(resource)));
     }
 
+    /// From now on the ReplicaSets of Deployment `deployment` (any namespace)
+    /// cannot create pods, as when admission refuses them: the controller
+    /// records Warning events `FailedCreate` on the ReplicaSet (`count` going
+    /// up with each retry) with the message
+    /// `Error creating: pods "<rs>-" is forbidden: <why>`, and the rollout
+    /// stalls. E.g. `why` = `exceeded quota: compute-resources, requested:
+    /// pods=1, used: pods=3, limited: pods=3`.
+    pub fn fail_pod_creation(&self, deployment: &str, why: &str) {
+        self.sim
+            .create_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(deployment.into(), why.into());
+        self.sim.lock().changed.notify_waiters();
+    }
+
+    /// Clears [`SimHandle::fail_pod_creation`]: creation resumes at once.
+    pub fn resume_pod_creation(&self, deployment: &str) {
+        self.sim
+            .create_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(deployment);
+        self.sim.lock().changed.notify_waiters();
+    }
+
     /// Pods created from now on start but never pass readiness (to exercise
     /// ProgressDeadlineExceeded).
     pub fn set_pods_never_ready(&self, on: bool) {
@@ -273,6 +311,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle> {
         store: Mutex::new(Store::new()),
         addr,
         denied: Mutex::new(HashSet::new()),
+        create_failures: Mutex::new(HashMap::new()),
         app: Arc::new(app::AppShared::default()),
         pods_never_ready: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
@@ -320,6 +359,17 @@ fn seed(sim: &Sim, opts: &SimOptions) -> Result<(), store::ApiError> {
         Kind::ConfigMap,
         ns,
         json!({"metadata": {"name": APP_CONFIGMAP, "labels": {"app": APP_DEPLOYMENT}}, "data": {DB_ENV: url}}),
+    )?;
+    s.create(
+        Kind::Service,
+        ns,
+        json!({
+            "metadata": {"name": APP_SERVICE, "labels": {"app": APP_DEPLOYMENT}},
+            "spec": {
+                "selector": {"app": APP_DEPLOYMENT},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            },
+        }),
     )?;
     s.create(
         Kind::Deployment,

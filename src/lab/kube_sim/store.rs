@@ -20,16 +20,20 @@ pub enum Kind {
     Pod,
     ConfigMap,
     Secret,
+    Service,
+    Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::Deployment,
         Kind::ReplicaSet,
         Kind::Pod,
         Kind::ConfigMap,
         Kind::Secret,
+        Kind::Service,
+        Kind::Event,
     ];
 
     pub fn plural(self) -> &'static str {
@@ -40,6 +44,8 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
+            Kind::Service => "services",
+            Kind::Event => "events",
         }
     }
 
@@ -51,6 +57,8 @@ impl Kind {
             Kind::Pod => "pod",
             Kind::ConfigMap => "configmap",
             Kind::Secret => "secret",
+            Kind::Service => "service",
+            Kind::Event => "event",
         }
     }
 
@@ -62,6 +70,8 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
+            Kind::Service => "Service",
+            Kind::Event => "Event",
         }
     }
 
@@ -92,6 +102,8 @@ impl Kind {
             Kind::Pod => &["po"],
             Kind::ConfigMap => &["cm"],
             Kind::Secret => &[],
+            Kind::Service => &["svc"],
+            Kind::Event => &["ev"],
         }
     }
 
@@ -335,6 +347,21 @@ impl Store {
         if kind == Kind::Namespace && obj.get("status").is_none() {
             obj["status"] = json!({"phase": "Active"});
         }
+        if kind == Kind::Service {
+            // What the API server defaults; no IP allocator, just distinct addresses.
+            if obj["spec"]["type"].is_null() {
+                obj["spec"]["type"] = json!("ClusterIP");
+            }
+            if obj["spec"]["clusterIP"].is_null() {
+                let ip = format!(
+                    "10.96.{}.{}",
+                    (self.uid_seq / 250) % 250,
+                    self.uid_seq % 250 + 2
+                );
+                obj["spec"]["clusterIP"] = json!(ip);
+                obj["spec"]["clusterIPs"] = json!([ip]);
+            }
+        }
         self.objs.insert(key, obj.clone());
         self.emit(kind, &ns, "ADDED", obj.clone());
         Ok(obj)
@@ -543,6 +570,18 @@ fn validate(kind: Kind, name: &str, obj: &Value) -> Result<(), ApiError> {
                     "spec.template",
                     "Required value",
                 ));
+            }
+        }
+        Kind::Service => {
+            if let Some(sel) = obj["spec"].get("selector").filter(|v| !v.is_null()) {
+                if !is_string_map(sel) {
+                    return Err(ApiError::invalid(
+                        kind,
+                        name,
+                        "spec.selector",
+                        "Invalid value: values must be strings",
+                    ));
+                }
             }
         }
         Kind::ConfigMap | Kind::Secret => {
