@@ -973,3 +973,356 @@ async fn app_write_capacity() {
         &format!("DROP DATABASE {db} WITH (FORCE)"),
     );
 }
+
+mod warnings_and_switches {
+    use super::*;
+    use cutover::kube::{
+        preflight, required_access, rollout_restart, switch_config_key, wait_rollout,
+        watch_workload, AccessCheck, ConfigObject, RolloutOutcome, WorkloadSnapshot,
+    };
+    use k8s_openapi::api::core::v1::{Event, Service};
+
+    const QUOTA: &str =
+        "exceeded quota: compute-resources, requested: pods=1, used: pods=3, limited: pods=3";
+
+    /// Reads snapshots until one satisfies `done`, or panics after `within`.
+    async fn until<S>(
+        snaps: &mut S,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&WorkloadSnapshot) -> bool,
+    ) -> WorkloadSnapshot
+    where
+        S: futures::Stream<Item = Result<WorkloadSnapshot, String>> + Unpin,
+    {
+        let mut last = None;
+        let r = tokio::time::timeout(within, async {
+            loop {
+                match snaps.next().await.expect("the watch goes on") {
+                    Ok(s) if done(&s) => return s,
+                    Ok(s) => last = Some(s),
+                    Err(e) => eprintln!("watch error: {e}"),
+                }
+            }
+        })
+        .await;
+        r.unwrap_or_else(|_| panic!("no snapshot with {what}; last: {last:#?}"))
+    }
+
+    #[tokio::test]
+    async fn failed_create_warnings_reach_the_snapshot_and_clear_on_resume() {
+        let lab = lab(fast()).await;
+        let c = client(&lab.kubeconfig).await;
+        let deploys: Api<Deployment> = Api::namespaced(c.clone(), NS);
+        wait_complete(&deploys, "app", Duration::from_secs(10)).await;
+        let mut snaps = Box::pin(watch_workload(&c, NS, "app").await.unwrap());
+        let first = until(&mut snaps, Duration::from_secs(5), "3 ready pods", |s| {
+            s.ready == 3
+        })
+        .await;
+        assert!(first.warnings.is_empty(), "{:?}", first.warnings);
+
+        lab.sim.fail_pod_creation("app", QUOTA);
+        let r = rollout_restart(&c, NS, "app").await.unwrap();
+        let failing = until(
+            &mut snaps,
+            Duration::from_secs(10),
+            "a FailedCreate counted twice",
+            |s| s.warnings.first().is_some_and(|w| w.count >= 2),
+        )
+        .await;
+        let new_rs = failing
+            .replicasets
+            .iter()
+            .find(|r| r.current_template)
+            .expect("a new ReplicaSet")
+            .clone();
+        assert_eq!(new_rs.current, 0, "no pod was created: {new_rs:?}");
+        let w = &failing.warnings[0];
+        assert_eq!(w.reason, "FailedCreate");
+        assert_eq!(w.object, format!("replicaset/{}", new_rs.name));
+        assert_eq!(
+            w.message,
+            format!(
+                "Error creating: pods \"{}-\" is forbidden: {QUOTA}",
+                new_rs.name
+            )
+        );
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&w.last_seen).is_ok(),
+            "{w:?}"
+        );
+        assert_eq!(
+            failing.warnings.len(),
+            1,
+            "one event, counted up: {:?}",
+            failing.warnings
+        );
+        assert!(
+            failing.pods.iter().all(|p| !p.updated),
+            "{:?}",
+            failing.pods
+        );
+
+        // The Event object itself, as the real ReplicaSet controller writes it.
+        let events: Api<Event> = Api::namespaced(c.clone(), NS);
+        let list = events
+            .list(&ListParams::default().fields("type=Warning"))
+            .await
+            .unwrap();
+        assert_eq!(list.items.len(), 1);
+        let ev = &list.items[0];
+        let rs = Api::<ReplicaSet>::namespaced(c.clone(), NS)
+            .get(&new_rs.name)
+            .await
+            .unwrap();
+        assert_eq!(ev.involved_object.kind.as_deref(), Some("ReplicaSet"));
+        assert_eq!(
+            ev.involved_object.name.as_deref(),
+            Some(new_rs.name.as_str())
+        );
+        assert_eq!(ev.involved_object.uid, rs.metadata.uid);
+        assert_eq!(ev.type_.as_deref(), Some("Warning"));
+        assert!(ev.count >= Some(2), "{ev:?}");
+        assert!(ev.last_timestamp >= ev.first_timestamp);
+        let failure = rs
+            .status
+            .unwrap()
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_.as_deref() == Some("ReplicaFailure"))
+            .expect("ReplicaFailure condition on the ReplicaSet");
+        assert_eq!(failure.reason.as_deref(), Some("FailedCreate"));
+        let d = deploys.get("app").await.unwrap();
+        let dc = d.status.unwrap().conditions.unwrap();
+        assert!(
+            dc.iter()
+                .any(|c| c.type_.as_deref() == Some("ReplicaFailure")
+                    && c.status.as_deref() == Some("True")),
+            "{dc:?}"
+        );
+        // Counting goes on while it fails.
+        let counted = ev.count.unwrap();
+        until(&mut snaps, Duration::from_secs(5), "a higher count", |s| {
+            s.warnings.first().is_some_and(|w| w.count > counted)
+        })
+        .await;
+
+        lab.sim.resume_pod_creation("app");
+        let out = wait_rollout(&c, NS, "app", r.generation, Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert!(matches!(out, RolloutOutcome::Complete { .. }), "{out:?}");
+        let done = until(
+            &mut snaps,
+            Duration::from_secs(10),
+            "every pod updated and the warning gone",
+            |s| s.pods.len() == 3 && s.pods.iter().all(|p| p.updated && p.ready),
+        )
+        .await;
+        assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+        let d = deploys.get("app").await.unwrap();
+        let dc = d.status.unwrap().conditions.unwrap();
+        assert!(
+            !dc.iter()
+                .any(|c| c.type_.as_deref() == Some("ReplicaFailure")),
+            "{dc:?}"
+        );
+        // The event stays, as in a real cluster (for an hour).
+        let list = events.list(&ListParams::default()).await.unwrap();
+        assert_eq!(list.items.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kubectl_get_events_lists_failed_create() {
+        if Command::new("kubectl")
+            .arg("version")
+            .arg("--client")
+            .output()
+            .is_err()
+        {
+            eprintln!("kubectl not installed; skipping");
+            return;
+        }
+        let lab = lab(fast()).await;
+        let c = client(&lab.kubeconfig).await;
+        let deploys: Api<Deployment> = Api::namespaced(c.clone(), NS);
+        wait_complete(&deploys, "app", Duration::from_secs(10)).await;
+        lab.sim.fail_pod_creation("app", QUOTA);
+        rollout_restart(&c, NS, "app").await.unwrap();
+        let events: Api<Event> = Api::namespaced(c.clone(), NS);
+        let t = Instant::now();
+        while events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            assert!(t.elapsed() < Duration::from_secs(5), "no event recorded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let kc = lab.kubeconfig.clone();
+        let (ok, out) = tokio::task::spawn_blocking(move || {
+            kubectl(
+                &kc,
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    NS,
+                    "--field-selector",
+                    "type=Warning",
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        eprintln!("$ kubectl get events -n {NS} --field-selector type=Warning\n{out}");
+        assert!(ok, "{out}");
+        let header = out.lines().next().unwrap();
+        for col in ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"] {
+            assert!(header.contains(col), "{out}");
+        }
+        let row = out
+            .lines()
+            .find(|l| l.contains("FailedCreate"))
+            .unwrap_or_else(|| panic!("no FailedCreate row: {out}"));
+        assert!(row.contains("Warning"), "{row}");
+        assert!(row.contains("replicaset/app-"), "{row}");
+        assert!(row.contains("is forbidden: exceeded quota"), "{row}");
+        let kc = lab.kubeconfig.clone();
+        let (ok, out) = tokio::task::spawn_blocking(move || {
+            kubectl(&kc, &["get", "events", "-o", "jsonpath={.items[0].count}"])
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{out}");
+        assert!(out.trim().parse::<i32>().unwrap() >= 1, "{out}");
+    }
+
+    #[tokio::test]
+    async fn service_selector_switch_and_rollback() {
+        let lab = lab(fast()).await;
+        let c = client(&lab.kubeconfig).await;
+        let svcs: Api<Service> = Api::namespaced(c.clone(), NS);
+        let selector = |s: Service| s.spec.unwrap().selector.unwrap();
+        let before = svcs.get(kube_sim::APP_SERVICE).await.unwrap();
+        assert_eq!(
+            before.spec.as_ref().unwrap().type_.as_deref(),
+            Some("ClusterIP")
+        );
+        assert_eq!(selector(before)["app"], "app");
+
+        let obj = ConfigObject::parse("service/app").unwrap();
+        assert_eq!(obj, ConfigObject::Service("app".into()));
+        // Blue/green: point the Service at the green pods.
+        let sw = switch_config_key(&c, NS, &obj, "app", "app-green")
+            .await
+            .unwrap();
+        assert!(sw.changed);
+        assert_eq!(
+            sw.previous_fingerprint,
+            Some(cutover::kube::fingerprint("app"))
+        );
+        assert_eq!(sw.new_fingerprint, cutover::kube::fingerprint("app-green"));
+        assert_eq!(sw.previous_value().map(|v| v.expose()), Some("app"));
+        assert_eq!(selector(svcs.get("app").await.unwrap())["app"], "app-green");
+        let again = switch_config_key(&c, NS, &obj, "app", "app-green")
+            .await
+            .unwrap();
+        assert!(!again.changed, "second run is a no-op");
+
+        // A new selector key: rollback removes it again.
+        let track = switch_config_key(&c, NS, &obj, "track", "green")
+            .await
+            .unwrap();
+        assert_eq!(track.previous_fingerprint, None);
+        let sel = selector(svcs.get("app").await.unwrap());
+        assert_eq!(sel.len(), 2);
+        assert_eq!(sel["track"], "green");
+        track.rollback(&c, NS).await.unwrap();
+        sw.rollback(&c, NS).await.unwrap();
+        let sel = selector(svcs.get("app").await.unwrap());
+        assert_eq!(sel, [("app".to_string(), "app".to_string())].into());
+
+        // The switch is guarded by the resourceVersion it read: a missing
+        // Service is an error naming it, not a silent create.
+        let err = switch_config_key(&c, NS, &ConfigObject::Service("nope".into()), "app", "x")
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("service/nope"), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn preflight_all_allowed_then_one_denied() {
+        let lab = lab(fast()).await;
+        let c = client(&lab.kubeconfig).await;
+        let obj = ConfigObject::parse("configmap/app-db").unwrap();
+        let want = required_access(NS, &["app".into()], Some(&obj));
+        assert!(want.iter().all(|a| !a.allowed && a.reason.is_none()));
+        let got = preflight(&c, want.clone()).await.unwrap();
+        assert_eq!(got.len(), want.len());
+        let denied: Vec<&AccessCheck> = got.iter().filter(|a| !a.allowed).collect();
+        assert!(denied.is_empty(), "{denied:?}");
+        assert!(got.iter().all(|a| a.reason.is_none()));
+
+        lab.sim.deny("patch", "configmaps");
+        let got = preflight(&c, want).await.unwrap();
+        let denied: Vec<&AccessCheck> = got.iter().filter(|a| !a.allowed).collect();
+        assert_eq!(denied.len(), 1, "{denied:?}");
+        let d = denied[0];
+        assert_eq!(d.describe(), format!("patch configmaps/app-db in {NS}"));
+        let why = d.reason.as_deref().unwrap();
+        assert!(why.contains("patch configmaps \"app-db\""), "{why}");
+        assert!(why.contains("RBAC"), "{why}");
+
+        // Watching events too: that is what the warnings need.
+        lab.sim.allow("patch", "configmaps");
+        lab.sim.deny("watch", "events");
+        let svc = ConfigObject::Service("app".into());
+        let got = preflight(&c, required_access(NS, &["app".into()], Some(&svc)))
+            .await
+            .unwrap();
+        let denied: Vec<String> = got
+            .iter()
+            .filter(|a| !a.allowed)
+            .map(AccessCheck::describe)
+            .collect();
+        assert_eq!(denied, [format!("watch events in {NS}")]);
+        assert!(got
+            .iter()
+            .any(|a| a.allowed && a.describe() == format!("patch services/app in {NS}")));
+    }
+
+    #[test]
+    fn config_object_parse_cases() {
+        let cases = [
+            (
+                "configmap/app-db",
+                Some(ConfigObject::ConfigMap("app-db".into())),
+            ),
+            ("cm/app-db", Some(ConfigObject::ConfigMap("app-db".into()))),
+            ("secret/db", Some(ConfigObject::Secret("db".into()))),
+            ("service/app", Some(ConfigObject::Service("app".into()))),
+            ("svc/app", Some(ConfigObject::Service("app".into()))),
+            ("Service/app", Some(ConfigObject::Service("app".into()))),
+            ("service/", None),
+            ("service", None),
+            ("deployment/app", None),
+            ("service/a/b", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(ConfigObject::parse(text), want, "{text:?}");
+        }
+        for o in [
+            ConfigObject::ConfigMap("a".into()),
+            ConfigObject::Secret("b".into()),
+            ConfigObject::Service("c".into()),
+        ] {
+            assert_eq!(ConfigObject::parse(&o.to_string()), Some(o.clone()));
+        }
+    }
+}

@@ -776,6 +776,7 @@ fn with_rollout() -> Fixture {
             replicasets: vec![],
             pods,
             pods_by_db_config: by,
+            warnings: vec![],
         }));
     // Ages keep counting between snapshots: five seconds later.
     f.at(45.6).push(EventKind::Tick);

@@ -7,7 +7,7 @@ use kube::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{can_i, restart_patch, ConfigObject};
+use super::{can_i, restart_patch, switch_patch, ConfigObject};
 
 /// One permission an action needs, and the server's answer once asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +92,7 @@ fn object_resource(obj: &ConfigObject) -> (&'static str, &str) {
     match obj {
         ConfigObject::ConfigMap(n) => ("configmaps", n),
         ConfigObject::Secret(n) => ("secrets", n),
+        ConfigObject::Service(n) => ("services", n),
     }
 }
 
@@ -113,29 +114,41 @@ pub async fn preflight(client: &Client, checks: Vec<AccessCheck>) -> Result<Vec<
 }
 
 impl ConfigObject {
-    /// `configmap/NAME` or `secret/NAME`, as cutover.toml spells it.
+    /// `configmap/NAME`, `secret/NAME` or `service/NAME`, as cutover.toml
+    /// spells it (kubectl's plural and short forms are accepted too).
     pub fn parse(s: &str) -> Option<ConfigObject> {
-        let (kind, name) = s.split_once('/')?;
-        if name.is_empty() {
+        let (kind, name) = s.trim().split_once('/')?;
+        if name.is_empty() || name.contains('/') {
             return None;
         }
-        match kind {
-            "configmap" => Some(ConfigObject::ConfigMap(name.into())),
-            "secret" => Some(ConfigObject::Secret(name.into())),
+        match kind.to_ascii_lowercase().as_str() {
+            "configmap" | "configmaps" | "cm" => Some(ConfigObject::ConfigMap(name.into())),
+            "secret" | "secrets" => Some(ConfigObject::Secret(name.into())),
+            "service" | "services" | "svc" => Some(ConfigObject::Service(name.into())),
             _ => None,
+        }
+    }
+
+    /// The object's name, without its kind.
+    pub fn name(&self) -> &str {
+        match self {
+            ConfigObject::ConfigMap(n) | ConfigObject::Secret(n) | ConfigObject::Service(n) => n,
         }
     }
 }
 
 /// The merge patch a switch sends, with `value_shown` where the value goes
-/// (a fingerprint: the value is a secret).
+/// (for a ConfigMap or Secret a fingerprint, the value being a secret; a
+/// Service's selector value is not secret and can be shown as is). The
+/// switch also sends the object's resourceVersion as a guard, which is only
+/// known when it reads the object, so the preview leaves it out.
 pub fn switch_patch_preview(object: &ConfigObject, key: &str, value_shown: &str) -> String {
     match object {
-        ConfigObject::ConfigMap(_) => json!({"data": {key: value_shown}}).to_string(),
         // A Secret's data is base64 on the wire; the dialog shows what it encodes.
         ConfigObject::Secret(_) => {
             format!("{} (base64-encoded)", json!({"data": {key: value_shown}}))
         }
+        _ => switch_patch(object, key, Some(value_shown), None).to_string(),
     }
 }
 
@@ -157,7 +170,13 @@ mod tests {
         assert!(all.contains(&"patch configmaps/app-db in shop".to_string()));
         assert!(all.contains(&"watch pods in shop".to_string()));
         assert!(all.contains(&"list replicasets.apps in shop".to_string()));
-        assert!(checks.iter().all(|c| !c.allowed));
+        assert!(checks.iter().all(|c| !c.allowed && c.reason.is_none()));
+        let svc = ConfigObject::parse("service/app").unwrap();
+        let checks = required_access("shop", &["app".into()], Some(&svc));
+        let all: Vec<String> = checks.iter().map(AccessCheck::describe).collect();
+        assert!(all.contains(&"get services/app in shop".to_string()));
+        assert!(all.contains(&"patch services/app in shop".to_string()));
+        assert!(all.contains(&"list events in shop".to_string()));
     }
 
     #[test]
@@ -176,6 +195,20 @@ mod tests {
             ),
             r#"{"data":{"DATABASE_URL":"<sha256:1234abcd>"}}"#
         );
+        assert_eq!(
+            switch_patch_preview(&ConfigObject::Service("app".into()), "track", "green"),
+            r#"{"spec":{"selector":{"track":"green"}}}"#
+        );
+        assert_eq!(
+            ConfigObject::parse("service/app"),
+            Some(ConfigObject::Service("app".into()))
+        );
+        assert_eq!(
+            ConfigObject::parse("svc/app"),
+            Some(ConfigObject::Service("app".into()))
+        );
+        assert_eq!(ConfigObject::parse("deployment/app"), None);
+        assert_eq!(ConfigObject::parse("service/a/b"), None);
         assert_eq!(
             restart_patch_preview("T"),
             r#"{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"T"}}}}}"#

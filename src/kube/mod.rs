@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service};
 use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -402,6 +402,9 @@ pub async fn wait_rollout(
 pub enum ConfigObject {
     ConfigMap(String),
     Secret(String),
+    /// A blue/green switch: the "key" is a label key of the Service's
+    /// `spec.selector` and the value that label's value.
+    Service(String),
 }
 
 impl fmt::Display for ConfigObject {
@@ -409,6 +412,7 @@ impl fmt::Display for ConfigObject {
         match self {
             ConfigObject::ConfigMap(n) => write!(f, "configmap/{n}"),
             ConfigObject::Secret(n) => write!(f, "secret/{n}"),
+            ConfigObject::Service(n) => write!(f, "service/{n}"),
         }
     }
 }
@@ -517,6 +521,17 @@ pub async fn read_key(
                 .map_err(|_| anyhow!("{key} of {object} is not UTF-8"))?;
             Ok((v, s.metadata.resource_version))
         }
+        ConfigObject::Service(name) => {
+            let svc = Api::<Service>::namespaced(client.clone(), ns)
+                .get(name)
+                .await
+                .with_context(|| format!("reading {object} in {ns}"))?;
+            let v = svc
+                .spec
+                .and_then(|s| s.selector)
+                .and_then(|mut sel| sel.remove(key));
+            Ok((v, svc.metadata.resource_version))
+        }
     }
 }
 
@@ -532,16 +547,7 @@ async fn patch_key(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    let mut patch = match (object, value) {
-        (ConfigObject::ConfigMap(_), v) => json!({"data": {key: v}}),
-        (ConfigObject::Secret(_), Some(v)) => {
-            json!({"data": {key: ByteString(v.as_bytes().to_vec())}})
-        }
-        (ConfigObject::Secret(_), None) => json!({"data": {key: null}}),
-    };
-    if let Some(rv) = resource_version {
-        patch["metadata"] = json!({"resourceVersion": rv});
-    }
+    let patch = switch_patch(object, key, value, resource_version);
     // Errors from kube carry no patch body, so the value stays out of them.
     match object {
         ConfigObject::ConfigMap(name) => {
@@ -554,8 +560,35 @@ async fn patch_key(
                 .patch(name, &pp, &Patch::Merge(&patch))
                 .await?;
         }
+        ConfigObject::Service(name) => {
+            Api::<Service>::namespaced(client.clone(), ns)
+                .patch(name, &pp, &Patch::Merge(&patch))
+                .await?;
+        }
     }
     Ok(())
+}
+
+/// The JSON merge patch that sets (or, with None, removes) `key` of
+/// `object`, guarded by `resource_version` when given.
+pub(crate) fn switch_patch(
+    object: &ConfigObject,
+    key: &str,
+    value: Option<&str>,
+    resource_version: Option<&str>,
+) -> serde_json::Value {
+    let mut patch = match (object, value) {
+        (ConfigObject::ConfigMap(_), v) => json!({"data": {key: v}}),
+        (ConfigObject::Secret(_), Some(v)) => {
+            json!({"data": {key: ByteString(v.as_bytes().to_vec())}})
+        }
+        (ConfigObject::Secret(_), None) => json!({"data": {key: null}}),
+        (ConfigObject::Service(_), v) => json!({"spec": {"selector": {key: v}}}),
+    };
+    if let Some(rv) = resource_version {
+        patch["metadata"] = json!({"resourceVersion": rv});
+    }
+    patch
 }
 
 /// One pod, as the rollout pane shows it.
@@ -592,6 +625,23 @@ pub struct ConditionSnapshot {
     pub message: Option<String>,
 }
 
+/// A Warning event about the workload (its Deployment, ReplicaSets or pods).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSnapshot {
+    /// `FailedCreate`, `BackOff`, …
+    pub reason: String,
+    pub message: String,
+    /// `replicaset/NAME`, `pod/NAME` or `deployment/NAME`.
+    pub object: String,
+    /// How many times it happened (the event's count, or its series' count).
+    pub count: i32,
+    /// When it last happened, RFC 3339 (seconds).
+    pub last_seen: String,
+}
+
+/// How many warnings a snapshot keeps, newest first.
+pub const MAX_WARNINGS: usize = 5;
+
 /// The workload at one moment: what the rollout pane and guards read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadSnapshot {
@@ -612,6 +662,11 @@ pub struct WorkloadSnapshot {
     pub pods: Vec<PodSnapshot>,
     /// Pods per db-config fingerprint ("?" when a pod has none).
     pub pods_by_db_config: BTreeMap<String, usize>,
+    /// Recent Warning events about the workload, newest first (at most
+    /// [`MAX_WARNINGS`]); those from before the current ReplicaSet about
+    /// older objects are left out.
+    #[serde(default)]
+    pub warnings: Vec<EventSnapshot>,
 }
 
 fn owner_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
@@ -647,6 +702,7 @@ pub fn snapshot(
         replicasets: Vec::new(),
         pods: Vec::new(),
         pods_by_db_config: BTreeMap::new(),
+        warnings: Vec::new(),
     };
     let Some(d) = deployment else {
         return snap;
@@ -773,9 +829,118 @@ pub fn snapshot(
     snap
 }
 
+fn event_time_secs(e: &Event) -> Option<i64> {
+    e.series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref())
+        .map(|t| t.0.as_second())
+        .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.as_second()))
+        .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.as_second()))
+        .or_else(|| {
+            e.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+        })
+}
+
+/// The Warning events about a snapshot's workload (pure; the watcher feeds
+/// it): on the Deployment, one of its ReplicaSets or pods in `snap`, newest
+/// first, at most [`MAX_WARNINGS`]. Events last seen before the current
+/// ReplicaSet was created are dropped unless they are about that ReplicaSet
+/// or its pods: they belong to an earlier rollout. A `FailedCreate` on a
+/// ReplicaSet that now has all its pods is over and dropped too.
+pub fn warnings(
+    snap: &WorkloadSnapshot,
+    replicasets: &[Arc<ReplicaSet>],
+    events: &[Arc<Event>],
+) -> Vec<EventSnapshot> {
+    if !snap.found {
+        return Vec::new();
+    }
+    let current = snap
+        .replicasets
+        .iter()
+        .find(|r| r.current_template)
+        .map(|r| r.name.as_str());
+    let current_since = current.and_then(|c| {
+        replicasets
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(c))
+            .and_then(|r| r.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0.as_second())
+    });
+    let mut out: Vec<(i64, EventSnapshot)> = Vec::new();
+    for e in events {
+        if e.type_.as_deref() != Some("Warning") {
+            continue;
+        }
+        let io = &e.involved_object;
+        if io.namespace.as_deref().is_some_and(|n| n != snap.namespace) {
+            continue;
+        }
+        let name = io.name.as_deref().unwrap_or("");
+        let (kind, of_current) = match io.kind.as_deref() {
+            Some("Deployment") if name == snap.deployment => ("deployment", false),
+            Some("ReplicaSet") => match snap.replicasets.iter().find(|r| r.name == name) {
+                // Its pods exist now: the failure to create them is over.
+                Some(r)
+                    if e.reason.as_deref() == Some("FailedCreate") && r.current >= r.desired =>
+                {
+                    continue
+                }
+                Some(_) => ("replicaset", Some(name) == current),
+                None => continue,
+            },
+            Some("Pod") => match snap.pods.iter().find(|p| p.name == name) {
+                Some(p) => (
+                    "pod",
+                    p.replicaset.is_some() && p.replicaset.as_deref() == current,
+                ),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let at = event_time_secs(e).unwrap_or(0);
+        if !of_current && current_since.is_some_and(|since| at < since) {
+            continue;
+        }
+        let last_seen = chrono::DateTime::from_timestamp(at, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        out.push((
+            at,
+            EventSnapshot {
+                reason: e.reason.clone().unwrap_or_default(),
+                message: e.message.clone().unwrap_or_default(),
+                object: format!("{kind}/{name}"),
+                count: e
+                    .series
+                    .as_ref()
+                    .and_then(|s| s.count)
+                    .or(e.count)
+                    .unwrap_or(1)
+                    .max(1),
+                last_seen,
+            },
+        ));
+    }
+    // Newest first; within a second, the more frequent one first, then by
+    // name so the order is stable.
+    out.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(b.1.count.cmp(&a.1.count))
+            .then(a.1.object.cmp(&b.1.object))
+            .then(a.1.reason.cmp(&b.1.reason))
+    });
+    out.into_iter().take(MAX_WARNINGS).map(|(_, e)| e).collect()
+}
+
 /// Watches the Deployment, its ReplicaSets and pods (label selector from the
-/// Deployment's matchLabels) and yields a snapshot whenever it changes.
-/// Transient watch errors are retried with backoff inside the stream.
+/// Deployment's matchLabels) and the namespace's Warning events, and yields a
+/// snapshot whenever it changes. Transient watch errors are retried with
+/// backoff inside the stream.
 fn watch_error<T>(item: Result<T, watcher::Error>) -> Option<String> {
     item.err().map(|e| format!("watching: {e}"))
 }
@@ -829,8 +994,29 @@ pub async fn watch_workload(
     )
     .default_backoff()
     .map(watch_error);
-    let events =
-        futures::stream::select_all([d_stream.boxed(), rs_stream.boxed(), pod_stream.boxed()]);
+    let (ev_store, ev_w) = reflector::store::<Event>();
+    // Warnings are extra information: a failing event watch (e.g. no RBAC
+    // for events, which preflight reports) must not mark the workload stale.
+    let ev_stream = reflector(
+        ev_w,
+        watcher::watcher(
+            Api::<Event>::namespaced(client.clone(), ns),
+            watcher::Config::default().fields("type=Warning"),
+        ),
+    )
+    .default_backoff()
+    .map(|item| {
+        if let Err(e) = &item {
+            tracing::debug!("watching events: {e}");
+        }
+        None
+    });
+    let events = futures::stream::select_all([
+        d_stream.boxed(),
+        rs_stream.boxed(),
+        pod_stream.boxed(),
+        ev_stream.boxed(),
+    ]);
     let (ns, name) = (ns.to_string(), deployment.to_string());
     let mut last: Option<WorkloadSnapshot> = None;
     Ok(events.filter_map(move |failed| {
@@ -840,14 +1026,16 @@ pub async fn watch_workload(
             return futures::future::ready(Some(Err(e)));
         }
         let d = d_store.state().into_iter().next();
-        let snap = snapshot(
+        let rss = rs_store.state();
+        let mut snap = snapshot(
             &ns,
             &name,
             d.as_deref(),
-            &rs_store.state(),
+            &rss,
             &pod_store.state(),
             chrono::Utc::now().timestamp(),
         );
+        snap.warnings = warnings(&snap, &rss, &ev_store.state());
         // Ages tick every second; compare without them to skip no-op events.
         let key = |s: &WorkloadSnapshot| {
             let mut s = s.clone();
