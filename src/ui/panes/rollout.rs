@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::kube::{PodSnapshot, RolloutState, WorkloadSnapshot};
+use crate::kube::{EventSnapshot, PodSnapshot, RolloutState, WorkloadSnapshot};
 use crate::model::Model;
 use crate::ui::fmt::{self, Align};
 use crate::ui::theme::{Role, Theme};
@@ -77,6 +77,64 @@ fn age(secs: i64) -> String {
     }
 }
 
+/// The part of an event message worth the room: an admission refusal's
+/// reason (`Error creating: pods "x-" is forbidden: exceeded quota: …` →
+/// `exceeded quota: …`), else the whole message on one line.
+pub fn short_message(message: &str) -> String {
+    let m = one_line(message);
+    match m.split_once(" is forbidden: ") {
+        Some((_, why)) if !why.trim().is_empty() => why.trim().to_string(),
+        _ => m.trim().to_string(),
+    }
+}
+
+/// `⚠ FailedCreate replicaset/app-7d9f: exceeded quota: … ×3` in `width`
+/// columns: the message gives way first, so symbol, reason, object and
+/// count stay readable.
+pub fn warning_line(e: &EventSnapshot, theme: &Theme, width: usize) -> Line<'static> {
+    let head = format!("⚠ {} {}: ", e.reason, e.object);
+    let tail = if e.count > 1 {
+        format!(" ×{}", e.count)
+    } else {
+        String::new()
+    };
+    let room = width.saturating_sub(fmt::width(&head) + fmt::width(&tail));
+    let line = if room >= 8 {
+        format!(
+            "{head}{}{tail}",
+            fmt::truncate(&short_message(&e.message), room)
+        )
+    } else {
+        format!("⚠ {} {}{tail}", e.reason, e.object)
+    };
+    truncate_line(
+        Line::from(Span::styled(line, theme.style(Role::Warn))),
+        width,
+    )
+}
+
+/// Columns the summary keeps before a warning marker may take the rest.
+const SUMMARY_MIN: usize = 40;
+
+/// [`summary`] in `width` columns, ending in `⚠ <reason>` of the newest
+/// warning when there is room: the state text at the end gives way to the
+/// marker, as long as [`SUMMARY_MIN`] columns of the summary stay.
+pub fn summary_fitted(w: &WorkloadSnapshot, theme: &Theme, width: usize) -> Line<'static> {
+    let line = summary(w, theme);
+    let Some(e) = w.warnings.first() else {
+        return truncate_line(line, width);
+    };
+    let marker = format!(" ⚠ {}", e.reason);
+    let keep = width.saturating_sub(fmt::width(&marker));
+    if keep < SUMMARY_MIN.min(line.width()) {
+        return truncate_line(line, width);
+    }
+    let mut line = truncate_line(line, keep);
+    line.spans
+        .push(Span::styled(marker, theme.style(Role::Warn)));
+    line
+}
+
 /// One line for a workload, for narrow screens.
 pub fn summary(w: &WorkloadSnapshot, theme: &Theme) -> Line<'static> {
     let (state, role) = state_text(w);
@@ -123,6 +181,9 @@ fn detail(
         ),
         t(state, role),
     ])];
+    if let Some(e) = w.warnings.first() {
+        lines.push(warning_line(e, theme, width));
+    }
     lines.push(Line::from(vec![
         t("rollout ".into(), Role::Muted),
         t(bar(w.updated, w.desired, 20), Role::Accent),
@@ -221,7 +282,11 @@ pub fn wanted_height(model: &Model, pf: PaneFrame) -> u16 {
     let body: usize = model
         .workloads
         .values()
-        .map(|w| 4 + w.pods.len() + w.conditions.iter().filter(|c| c.status != "True").count())
+        .map(|w| {
+            4 + w.pods.len()
+                + w.conditions.iter().filter(|c| c.status != "True").count()
+                + usize::from(!w.warnings.is_empty())
+        })
         .sum();
     chrome + body.max(1) as u16
 }
@@ -259,8 +324,144 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
         model
             .workloads
             .values()
-            .map(|wl| truncate_line(summary(wl, theme), w))
+            .map(|wl| summary_fitted(wl, theme, w))
             .collect()
     };
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(l: &Line) -> String {
+        l.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    fn workload(warnings: Vec<EventSnapshot>) -> WorkloadSnapshot {
+        serde_json::from_value(serde_json::json!({
+            "namespace": "shop", "deployment": "app", "found": true,
+            "generation": 2, "observed_generation": 2,
+            "desired": 3, "updated": 0, "ready": 3, "available": 3, "unavailable": 0,
+            "state": {"Progressing": {"message": "0 out of 3 new replicas have been updated"}},
+            "conditions": [], "replicasets": [], "pods": [],
+            "pods_by_db_config": {"a1f0e9c3": 3}, "warnings": warnings,
+        }))
+        .unwrap()
+    }
+
+    fn quota(count: i32) -> EventSnapshot {
+        EventSnapshot {
+            reason: "FailedCreate".into(),
+            message: "Error creating: pods \"app-7d9f5c-\" is forbidden: exceeded quota: \
+                      compute-resources, requested: pods=1, used: pods=3, limited: pods=3"
+                .into(),
+            object: "replicaset/app-7d9f5c".into(),
+            count,
+            last_seen: "2026-01-01T12:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn warning_line_keeps_symbol_reason_object_and_count() {
+        let theme = Theme::mono();
+        let wide = text(&warning_line(&quota(3), &theme, 200));
+        assert_eq!(
+            wide,
+            "⚠ FailedCreate replicaset/app-7d9f5c: exceeded quota: compute-resources, \
+             requested: pods=1, used: pods=3, limited: pods=3 ×3"
+        );
+        let narrow = text(&warning_line(&quota(3), &theme, 60));
+        assert_eq!(fmt::width(&narrow), 60, "{narrow}");
+        assert!(
+            narrow.starts_with("⚠ FailedCreate replicaset/app-7d9f5c: exceeded quota"),
+            "{narrow}"
+        );
+        assert!(narrow.ends_with("… ×3"), "{narrow}");
+        let once = text(&warning_line(&quota(1), &theme, 200));
+        assert!(!once.contains('×'), "{once}");
+        let tiny = text(&warning_line(&quota(3), &theme, 20));
+        assert!(
+            fmt::width(&tiny) <= 20 && tiny.starts_with("⚠ FailedCreate"),
+            "{tiny}"
+        );
+    }
+
+    #[test]
+    fn summary_gets_a_marker_when_it_fits() {
+        let theme = Theme::mono();
+        let w = workload(vec![quota(3)]);
+        let plain = text(&summary(&w, &theme));
+        let fitted = text(&summary_fitted(&w, &theme, 80));
+        assert_eq!(fmt::width(&fitted), 80, "{fitted}");
+        assert!(
+            fitted.starts_with("app 3/3 ready [░░░░░] old db a1f0e9c3×3"),
+            "{fitted}"
+        );
+        assert!(fitted.ends_with("… ⚠ FailedCreate"), "{fitted}");
+        let wide = text(&summary_fitted(&w, &theme, 200));
+        assert_eq!(wide, format!("{plain} ⚠ FailedCreate"));
+        let tight = text(&summary_fitted(&w, &theme, 50));
+        assert!(!tight.contains('⚠'), "{tight}");
+        assert_eq!(fmt::width(&tight), 50);
+        let none = text(&summary_fitted(&workload(vec![]), &theme, 80));
+        assert!(!none.contains('⚠'), "{none}");
+    }
+
+    #[test]
+    fn short_message_keeps_the_reason_of_a_refusal() {
+        assert_eq!(
+            short_message(&quota(1).message).split(':').next(),
+            Some("exceeded quota")
+        );
+        assert_eq!(
+            short_message("Back-off restarting\nfailed container"),
+            "Back-off restarting failed container"
+        );
+    }
+
+    fn draw(model: &Model, width: u16, height: u16) -> String {
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+        term.draw(|f| render(f, f.area(), model, &Theme::mono(), PaneFrame::Boxed))
+            .unwrap();
+        let buf = term.backend().buffer().clone();
+        (0..height)
+            .map(|y| {
+                (0..width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn pane_shows_the_newest_warning_under_its_workload() {
+        let mut model = Model::default();
+        let mut w = workload(vec![quota(3)]);
+        w.warnings.push(EventSnapshot {
+            reason: "BackOff".into(),
+            count: 1,
+            ..quota(1)
+        });
+        model.workloads.insert("app".into(), w);
+        let tall = draw(&model, 100, 12);
+        let lines: Vec<&str> = tall.lines().collect();
+        assert!(lines[1].contains("app  desired 3"), "{tall}");
+        assert!(
+            lines[2].contains("⚠ FailedCreate replicaset/app-7d9f5c: exceeded quota"),
+            "{tall}"
+        );
+        assert!(lines[2].ends_with("… ×3│"), "{tall}");
+        assert!(!tall.contains("BackOff"), "only the newest: {tall}");
+        // Too short for the detail: one line per workload, with the marker.
+        let short = draw(&model, 80, 3);
+        assert!(
+            short.lines().nth(1).unwrap().contains("⚠ FailedCreate"),
+            "{short}"
+        );
+    }
 }
