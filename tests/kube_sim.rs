@@ -981,6 +981,7 @@ mod warnings_and_switches {
         watch_workload, AccessCheck, ConfigObject, RolloutOutcome, WorkloadSnapshot,
     };
     use k8s_openapi::api::core::v1::{Event, Service};
+    use kube::runtime::WatchStreamExt;
 
     const QUOTA: &str =
         "exceeded quota: compute-resources, requested: pods=1, used: pods=3, limited: pods=3";
@@ -1218,10 +1219,25 @@ mod warnings_and_switches {
         let obj = ConfigObject::parse("service/app").unwrap();
         assert_eq!(obj, ConfigObject::Service("app".into()));
         // Blue/green: point the Service at the green pods.
+        // A watcher sees the switch, as the console's would.
+        let mut seen = watcher::watcher(
+            svcs.clone(),
+            watcher::Config::default().fields("metadata.name=app"),
+        )
+        .applied_objects()
+        .boxed();
+        let first = seen.try_next().await.unwrap().unwrap();
+        assert_eq!(selector(first)["app"], "app");
         let sw = switch_config_key(&c, NS, &obj, "app", "app-green")
             .await
             .unwrap();
         assert!(sw.changed);
+        let next = tokio::time::timeout(Duration::from_secs(5), seen.try_next())
+            .await
+            .expect("the watch reports the switch")
+            .unwrap()
+            .unwrap();
+        assert_eq!(selector(next)["app"], "app-green");
         assert_eq!(
             sw.previous_fingerprint,
             Some(cutover::kube::fingerprint("app"))

@@ -1109,4 +1109,128 @@ mod tests {
             r#"{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-01-01T00:00:00Z"}}}}}"#
         );
     }
+
+    #[test]
+    fn warnings_are_the_workloads_newest_of_this_rollout() {
+        let at = |secs: i64| {
+            chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let rs = |name: &str, created: i64| -> Arc<ReplicaSet> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": name, "creationTimestamp": at(created)},
+                }))
+                .unwrap(),
+            )
+        };
+        let snap: WorkloadSnapshot = serde_json::from_value(json!({
+            "namespace": "shop", "deployment": "app", "found": true,
+            "generation": 2, "observed_generation": 2,
+            "desired": 3, "updated": 0, "ready": 3, "available": 3, "unavailable": 0,
+            "state": "Pending", "conditions": [],
+            "replicasets": [
+                {"name": "app-old", "revision": "1", "desired": 3, "current": 3, "ready": 3, "current_template": false},
+                {"name": "app-new", "revision": "2", "desired": 1, "current": 0, "ready": 0, "current_template": true},
+            ],
+            "pods": [{"name": "app-old-x", "phase": "Running", "ready": true, "terminating": false,
+                      "age_secs": 1, "restarts": 0, "db_config": null, "replicaset": "app-old", "updated": false}],
+            "pods_by_db_config": {},
+        }))
+        .unwrap();
+        let ev =
+            |kind: &str, name: &str, reason: &str, secs: i64, count: i32, t: &str, ns: &str| {
+                Arc::new(
+                    serde_json::from_value::<Event>(json!({
+                        "metadata": {"name": format!("{name}.{secs}")},
+                        "involvedObject": {"kind": kind, "name": name, "namespace": ns},
+                        "reason": reason, "message": format!("{reason} on {name}"),
+                        "count": count, "type": t, "lastTimestamp": at(secs),
+                    }))
+                    .unwrap(),
+                )
+            };
+        let events = vec![
+            ev("Deployment", "app", "Old", 150, 1, "Warning", "shop"),
+            ev(
+                "ReplicaSet",
+                "app-old",
+                "OldRollout",
+                150,
+                1,
+                "Warning",
+                "shop",
+            ),
+            ev(
+                "ReplicaSet",
+                "app-old",
+                "FailedDelete",
+                250,
+                1,
+                "Warning",
+                "shop",
+            ),
+            ev(
+                "ReplicaSet",
+                "app-new",
+                "FailedCreate",
+                260,
+                4,
+                "Warning",
+                "shop",
+            ),
+            ev("Pod", "app-old-x", "Unhealthy", 255, 2, "Warning", "shop"),
+            ev("Pod", "gone-pod", "BackOff", 270, 1, "Warning", "shop"),
+            ev(
+                "ReplicaSet",
+                "app-new",
+                "SuccessfulCreate",
+                270,
+                1,
+                "Normal",
+                "shop",
+            ),
+            ev(
+                "ReplicaSet",
+                "app-new",
+                "Elsewhere",
+                270,
+                1,
+                "Warning",
+                "other",
+            ),
+            ev(
+                "ReplicaSet",
+                "other-rs",
+                "NotOurs",
+                270,
+                1,
+                "Warning",
+                "shop",
+            ),
+        ];
+        let rss = [rs("app-old", 100), rs("app-new", 200)];
+        let got = warnings(&snap, &rss, &events);
+        let seen: Vec<(&str, &str, i32)> = got
+            .iter()
+            .map(|w| (w.reason.as_str(), w.object.as_str(), w.count))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("FailedCreate", "replicaset/app-new", 4),
+                ("Unhealthy", "pod/app-old-x", 2),
+                ("FailedDelete", "replicaset/app-old", 1),
+            ]
+        );
+        assert_eq!(got[0].last_seen, at(260));
+        assert_eq!(got[0].message, "FailedCreate on app-new");
+
+        // Once the new ReplicaSet has its pods, its FailedCreate is over.
+        let mut done = snap.clone();
+        done.replicasets[1].current = 1;
+        let got = warnings(&done, &rss, &events);
+        assert!(got.iter().all(|w| w.reason != "FailedCreate"), "{got:?}");
+    }
 }
