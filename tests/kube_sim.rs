@@ -1342,3 +1342,82 @@ mod warnings_and_switches {
         }
     }
 }
+
+/// The knobs a console in another process (`cutover demo`) can reach.
+#[tokio::test]
+async fn lab_knobs_over_http() {
+    let lab = lab(fast()).await;
+    let c = client(&lab.kubeconfig).await;
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), NS);
+    wait_complete(&deploys, "app", Duration::from_secs(10)).await;
+    let knob = |method: &str, path: &str| {
+        hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Vec::new())
+            .unwrap()
+    };
+    let out = c
+        .request_text(knob("PUT", "/lab/v1/deny/watch/ev"))
+        .await
+        .unwrap();
+    assert!(out.contains("\"on\":true"), "{out}");
+    let a = cutover::kube::can_i(&c, "watch", "events", NS, None)
+        .await
+        .unwrap();
+    assert!(!a.allowed, "{}", a.message);
+    assert!(a.message.contains("watch events"), "{}", a.message);
+    c.request_text(knob("DELETE", "/lab/v1/deny/watch/events"))
+        .await
+        .unwrap();
+    let a = cutover::kube::can_i(&c, "watch", "events", NS, None)
+        .await
+        .unwrap();
+    assert!(a.allowed, "{}", a.message);
+
+    c.request_text(knob("PUT", "/lab/v1/fail-pod-creation/app"))
+        .await
+        .unwrap();
+    let r = cutover::kube::rollout_restart(&c, NS, "app").await.unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.clone(), NS);
+    let t = Instant::now();
+    let ev = loop {
+        if let Some(e) = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .pop()
+        {
+            break e;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "no FailedCreate");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ev.reason.as_deref(), Some("FailedCreate"));
+    assert!(
+        ev.message.as_deref().unwrap().ends_with(&format!(
+            "is forbidden: {}",
+            kube_sim::DEFAULT_CREATE_FAILURE
+        )),
+        "{ev:?}"
+    );
+    c.request_text(knob("DELETE", "/lab/v1/fail-pod-creation/app"))
+        .await
+        .unwrap();
+    let out = cutover::kube::wait_rollout(&c, NS, "app", r.generation, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, cutover::kube::RolloutOutcome::Complete { .. }),
+        "{out:?}"
+    );
+    let err = c
+        .request_text(knob("PUT", "/lab/v1/nonsense"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404),
+        "{err:?}"
+    );
+}

@@ -120,6 +120,7 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response<Bo
         {
             access_review(&ctx)
         }
+        ["lab", "v1", rest @ ..] => lab_knob(&ctx, rest),
         ["api", "v1", rest @ ..] => resource(&ctx, "", rest).await,
         ["apis", "apps", "v1", rest @ ..] => resource(&ctx, "apps", rest).await,
         _ => error(&ApiError::new(
@@ -138,6 +139,45 @@ struct Ctx {
     table: bool,
     content_type: String,
     body: Bytes,
+}
+
+/// The lab's knobs over HTTP (see the module docs of the simulator).
+fn lab_knob(ctx: &Ctx, rest: &[&str]) -> Response<Body> {
+    let on = match ctx.method {
+        Method::PUT | Method::POST => true,
+        Method::DELETE => false,
+        _ => {
+            return error(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "use PUT to turn a lab knob on, DELETE to turn it off",
+            ))
+        }
+    };
+    match rest {
+        ["deny", verb, resource] => {
+            ctx.sim.set_denied(verb, resource, on);
+            json_response(
+                200,
+                &json!({"deny": {"verb": verb, "resource": resource, "on": on}}),
+            )
+        }
+        ["fail-pod-creation", deployment] => {
+            let body = String::from_utf8_lossy(&ctx.body).trim().to_string();
+            let why = if body.is_empty() {
+                super::DEFAULT_CREATE_FAILURE.to_string()
+            } else {
+                body
+            };
+            ctx.sim
+                .set_create_failure(deployment, on.then_some(why.as_str()));
+            json_response(
+                200,
+                &json!({"failPodCreation": {"deployment": deployment, "on": on, "reason": on.then_some(why)}}),
+            )
+        }
+        _ => error(&ApiError::new(404, "NotFound", "no such lab knob")),
+    }
 }
 
 fn version() -> Value {

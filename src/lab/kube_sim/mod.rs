@@ -15,6 +15,12 @@
 //! database (see [`app`]) and records the config it started with in the
 //! `cutover.dev/db-config` annotation (a fingerprint, never the value).
 //!
+//! The lab's knobs are also reachable over HTTP, for a console running in
+//! another process (`cutover demo`): `PUT`/`DELETE
+//! /lab/v1/deny/<verb>/<resource>` and `PUT`/`DELETE
+//! /lab/v1/fail-pod-creation/<deployment>` (the PUT body is the reason;
+//! empty means an exceeded quota).
+//!
 //! Not modelled: authentication (any token works), aggregated discovery
 //! (kubectl falls back to the legacy endpoints), JSON patch and server-side
 //! apply (415), strategic-merge list semantics, `limit`/`continue` paging (one
@@ -55,6 +61,9 @@ pub const DB_CONFIG_ANNOTATION: &str = crate::kube::DB_CONFIG_ANNOTATION;
 pub const LAB_USER: &str = "cutover-lab";
 const LAB_TOKEN: &str = "cutover-lab-token";
 /// Stands in for DATABASE_URL when the lab runs without a database.
+/// The reason `PUT /lab/v1/fail-pod-creation/<deployment>` uses without a body.
+pub const DEFAULT_CREATE_FAILURE: &str =
+    "exceeded quota: compute-resources, requested: pods=1, used: pods=3, limited: pods=3";
 const PLACEHOLDER_URL: &str = "host=127.0.0.1 port=1 dbname=app user=postgres";
 
 #[derive(Debug, Clone)]
@@ -113,6 +122,30 @@ impl Sim {
 
     fn addr(&self) -> String {
         self.addr.to_string()
+    }
+
+    pub(crate) fn set_denied(&self, verb: &str, resource: &str, denied: bool) {
+        let key = (verb.to_ascii_lowercase(), plural_of(resource));
+        let mut set = self.denied.lock().unwrap_or_else(|e| e.into_inner());
+        if denied {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+    }
+
+    pub(crate) fn set_create_failure(&self, deployment: &str, why: Option<&str>) {
+        {
+            let mut f = self
+                .create_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match why {
+                Some(w) => f.insert(deployment.into(), w.into()),
+                None => f.remove(deployment),
+            };
+        }
+        self.lock().changed.notify_waiters();
     }
 
     fn create_failures(&self) -> HashMap<String, String> {
@@ -203,19 +236,11 @@ impl SimHandle {
     /// `*` for any) is forbidden: SelfSubjectAccessReview says not allowed and
     /// the request itself gets 403.
     pub fn deny(&self, verb: &str, resource: &str) {
-        self.sim
-            .denied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((verb.to_ascii_lowercase(), plural_of(resource)));
+        self.sim.set_denied(verb, resource, true);
     }
 
     pub fn allow(&self, verb: &str, resource: &str) {
-        self.sim
-            .denied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(verb.to_ascii_lowercase(), plural_of(resource)));
+        self.sim.set_denied(verb, resource, false);
     }
 
     /// From now on the ReplicaSets of Deployment `deployment` (any namespace)
@@ -226,22 +251,12 @@ impl SimHandle {
     /// stalls. E.g. `why` = `exceeded quota: compute-resources, requested:
     /// pods=1, used: pods=3, limited: pods=3`.
     pub fn fail_pod_creation(&self, deployment: &str, why: &str) {
-        self.sim
-            .create_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(deployment.into(), why.into());
-        self.sim.lock().changed.notify_waiters();
+        self.sim.set_create_failure(deployment, Some(why));
     }
 
     /// Clears [`SimHandle::fail_pod_creation`]: creation resumes at once.
     pub fn resume_pod_creation(&self, deployment: &str) {
-        self.sim
-            .create_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(deployment);
-        self.sim.lock().changed.notify_waiters();
+        self.sim.set_create_failure(deployment, None);
     }
 
     /// Pods created from now on start but never pass readiness (to exercise
