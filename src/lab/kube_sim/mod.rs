@@ -6,14 +6,17 @@
 //! maxSurge/maxUnavailable, status and conditions like the real controller),
 //! ReplicaSets, Pods (Pending → Running → Ready, graceful termination),
 //! ConfigMaps, Secrets, Services (no endpoints), Events (FailedCreate from
-//! the ReplicaSet controller, see [`SimHandle::fail_pod_creation`]); get/list/watch/create/update/delete, JSON merge patch
-//! and strategic merge patch (for maps and scalars), the deployment status
-//! subresource, SelfSubjectAccessReview, and an RBAC deny switch.
+//! the ReplicaSet controller, see [`SimHandle::fail_pod_creation`]);
+//! get/list/watch/create/update/delete, JSON merge patch and strategic merge
+//! patch (for maps and scalars), the deployment status subresource,
+//! SelfSubjectAccessReview, and an RBAC deny switch.
 //!
 //! The lab workload is Deployment `app` whose container reads `DATABASE_URL`
 //! from ConfigMap `app-db` when it starts; each running pod writes to that
 //! database (see [`app`]) and records the config it started with in the
 //! `cutover.dev/db-config` annotation (a fingerprint, never the value).
+//! Service `app` selects its pods by `app: app`, a target for a blue/green
+//! selector switch.
 //!
 //! The lab's knobs are also reachable over HTTP, for a console running in
 //! another process (`cutover demo`): `PUT`/`DELETE
