@@ -380,8 +380,11 @@ struct RawConfig {
 struct RawVerify {
     parallelism: Option<Spanned<u64>>,
     updated_at: Option<std::collections::BTreeMap<Spanned<String>, Spanned<String>>>,
-    keys: Option<std::collections::BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>>,
+    keys: Option<RawKeys>,
 }
+
+/// Table name → the columns that identify its rows, with spans for errors.
+type RawKeys = std::collections::BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
