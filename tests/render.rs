@@ -912,3 +912,27 @@ fn action_line_reports_steps_and_the_outcome() {
         "{wide}"
     );
 }
+
+#[test]
+fn failed_create_warning_is_shown_under_the_workload() {
+    let mut f = with_rollout();
+    let mut w = f.model.workloads["app"].clone();
+    w.warnings = vec![cutover::kube::EventSnapshot {
+        reason: "FailedCreate".into(),
+        message: "Error creating: pods \"app-7c9f-\" is forbidden: exceeded quota: compute, requested: cpu=500m".into(),
+        object: "replicaset/app-7c9f".into(),
+        count: 3,
+        last_seen: "2023-11-14T22:13:46Z".into(),
+    }];
+    f.at(46.0).push(EventKind::WorkloadSampled(w));
+    let wide = screen(&f.model, 200, 50);
+    insta::assert_snapshot!("rollout_warning_200x50", wide);
+    let line = line_with(&wide, "FailedCreate");
+    assert!(line.contains("⚠ FailedCreate replicaset/app-7c9f"), "{line}");
+    assert!(line.contains("×3"), "{line}");
+    let narrow = screen(&f.model, 80, 24);
+    assert!(
+        line_with(&narrow, "app 3/3 ready").contains("⚠ FailedCreate"),
+        "{narrow}"
+    );
+}
