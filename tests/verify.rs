@@ -4,35 +4,16 @@
 
 mod common;
 
+use common::{both, config as cfg, on_source, on_target};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cutover::config::{self, Config};
 use cutover::session::sample::TableRef;
 use cutover::verify::{
     verify_tables, DiffKind, Method, RowDifference, TableStatus, TableVerify, VerifyOptions,
     VerifyProgress, VerifyReport,
 };
-
-fn both(sql: &str) {
-    let pair = common::pair();
-    pair.psql(&pair.source_conninfo, sql);
-    pair.psql(&pair.target_conninfo, sql);
-}
-
-fn on_target(sql: &str) {
-    let pair = common::pair();
-    pair.psql(&pair.target_conninfo, sql);
-}
-
-fn on_source(sql: &str) {
-    let pair = common::pair();
-    pair.psql(&pair.source_conninfo, sql);
-}
-
-fn cfg() -> Config {
-    config::load(&common::pair().config_path).expect("lab config loads")
-}
 
 /// Small ranges, so even test-sized tables are split and bisected.
 fn small() -> VerifyOptions {
@@ -282,19 +263,7 @@ async fn cancelling_stops_the_server_side_queries() {
     assert_eq!(report.tables[0].status, TableStatus::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pair = common::pair();
-    for conninfo in [&pair.source_conninfo, &pair.target_conninfo] {
-        let active = pair.psql(
-            conninfo,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cutover-verify' \
-             AND state = 'active' AND pid <> pg_backend_pid()",
-        );
-        assert_eq!(
-            active.trim(),
-            "0",
-            "verification still running on {conninfo}"
-        );
-    }
+    common::assert_no_verify_query_on("vt_cancel");
 }
 
 #[tokio::test]

@@ -45,6 +45,7 @@
 //! they are compared can show differences that are only replication lag.
 //! Verify ranges older than the lag window, or with writes frozen.
 
+pub mod continuous;
 pub mod report;
 pub mod sql;
 
@@ -58,6 +59,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
+pub use continuous::{
+    verify_continuous, verify_final, ContinuousOptions, ContinuousProgress, ContinuousReport,
+    ContinuousStatus, ContinuousTable, RangeRecord, RangeState,
+};
 pub use report::{DiffKind, Method, RowDifference, TableStatus, TableVerify, VerifyReport};
 pub use sql::HashKind;
 use sql::{Column, Key, KeyRange, Plan};
@@ -142,19 +147,8 @@ pub async fn verify_tables(
 ) -> Result<VerifyReport> {
     let started = Instant::now();
     let w = opts.parallelism.max(1);
-    let ctx = Ctx {
-        source: &config.source,
-        target: &config.target,
-        connect_timeout: Duration::from_millis(config.monitor.connect_timeout_ms),
-        cancel: opts.cancel.clone(),
-        pause: opts.pause.clone(),
-    };
-    let (src, tgt) = tokio::join!(
-        open_side(&ctx, &config.source, w, opts),
-        open_side(&ctx, &config.target, w, opts)
-    );
-    let src = src.with_context(|| format!("source {}", config.source.describe()))?;
-    let tgt = tgt.with_context(|| format!("target {}", config.target.describe()))?;
+    let ctx = Ctx::new(config, opts);
+    let (src, tgt) = open_both(&ctx, opts).await?;
     let mut report = VerifyReport {
         tables: Vec::new(),
         cancelled: false,
@@ -191,7 +185,39 @@ struct Ctx<'a> {
     pause: Option<watch::Receiver<bool>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(config: &'a Config, opts: &VerifyOptions) -> Self {
+        Ctx {
+            source: &config.source,
+            target: &config.target,
+            connect_timeout: Duration::from_millis(config.monitor.connect_timeout_ms),
+            cancel: opts.cancel.clone(),
+            pause: opts.pause.clone(),
+        }
+    }
+
+    /// Sleeps until `until`; a cancel ends the sleep early with `Fail::Cancelled`.
+    async fn sleep_until(&self, until: Instant) -> Result<(), Fail> {
+        let sleep = tokio::time::sleep_until(until.into());
+        let Some(mut cancel) = self.cancel.clone() else {
+            sleep.await;
+            return Ok(());
+        };
+        tokio::select! {
+            _ = sleep => Ok(()),
+            // The guard `wait_for` returns must not live across the await below
+            // (it is not Send, and the console runs this on a spawned task).
+            r = async { cancel.wait_for(|c| *c).await.map(|_| ()) } => match r {
+                Ok(()) => Err(Fail::Cancelled),
+                Err(_) => {
+                    // Nobody can cancel any more.
+                    tokio::time::sleep_until(until.into()).await;
+                    Ok(())
+                }
+            },
+        }
+    }
+
     /// Waits while the caller holds verification back; a cancel ends the wait.
     async fn throttle(&self) -> Result<(), Fail> {
         let Some(mut pause) = self.pause.clone() else {
@@ -261,6 +287,18 @@ async fn open_side(
     }))
     .await?;
     Ok(conns)
+}
+
+/// `parallelism` connections to each side, opened at once.
+async fn open_both(ctx: &Ctx<'_>, opts: &VerifyOptions) -> Result<(Vec<Conn>, Vec<Conn>)> {
+    let w = opts.parallelism.max(1);
+    let (src, tgt) = tokio::join!(
+        open_side(ctx, ctx.source, w, opts),
+        open_side(ctx, ctx.target, w, opts)
+    );
+    let src = src.with_context(|| format!("source {}", ctx.source.describe()))?;
+    let tgt = tgt.with_context(|| format!("target {}", ctx.target.describe()))?;
+    Ok((src, tgt))
 }
 
 /// Runs one query; on cancel, stops it on the server before returning.
@@ -421,14 +459,26 @@ fn keys_of(rows: &[Row], n: usize) -> Vec<Key> {
     out
 }
 
-async fn run_table(
+/// A table as both modes compare it: the plan, range boundaries and sizes.
+struct Prepared {
+    plan: Plan,
+    bounds: Vec<Key>,
+    /// The planner's row estimate on the source (-1: never analysed).
+    est_source: f64,
+    blocks_source: u64,
+    blocks_target: u64,
+}
+
+/// Introspects both sides (common columns, key, method: recorded in `tv`)
+/// and reads the range boundaries.
+async fn prepare(
     ctx: &Ctx<'_>,
     src: &[Conn],
     tgt: &[Conn],
     opts: &VerifyOptions,
     tv: &mut TableVerify,
-    progress: &mut impl FnMut(VerifyProgress),
-) -> Result<(), Fail> {
+    sample_bounds: bool,
+) -> Result<Prepared, Fail> {
     let name = qualified(&tv.table);
     let by_name: [&(dyn ToSql + Sync); 1] = [&name];
     let (a, b) = tokio::join!(
@@ -509,7 +559,7 @@ async fn run_table(
     };
     let ((est_s, blocks_s), (est_t, blocks_t)) = (size(a?), size(b?));
 
-    let bounds: Vec<Key> = if plan.keys.is_empty() {
+    let bounds: Vec<Key> = if plan.keys.is_empty() || !sample_bounds {
         Vec::new()
     } else {
         let (est, conn) = if blocks_t > blocks_s {
@@ -525,6 +575,30 @@ async fn run_table(
         };
         keys_of(&query(ctx, conn, &sql, &[]).await?, plan.keys.len())
     };
+    Ok(Prepared {
+        plan,
+        bounds,
+        est_source: est_s,
+        blocks_source: blocks_s,
+        blocks_target: blocks_t,
+    })
+}
+
+async fn run_table(
+    ctx: &Ctx<'_>,
+    src: &[Conn],
+    tgt: &[Conn],
+    opts: &VerifyOptions,
+    tv: &mut TableVerify,
+    progress: &mut impl FnMut(VerifyProgress),
+) -> Result<(), Fail> {
+    let Prepared {
+        plan,
+        bounds,
+        blocks_source: blocks_s,
+        blocks_target: blocks_t,
+        ..
+    } = prepare(ctx, src, tgt, opts, tv, true).await?;
 
     // First pass: each side scans its heap once, slices shared out.
     let nranges = bounds.len() as u64 + 1;
@@ -563,7 +637,7 @@ async fn run_table(
     tv.source_rows_per_sec = tv.rows_source as f64 / time_s.as_secs_f64().max(1e-6);
     tv.target_rows_per_sec = tv.rows_target as f64 / time_t.as_secs_f64().max(1e-6);
     tv.ranges_checked = nranges;
-    let mut items = differing(&whole, &bounds, &bs, &bt, 0);
+    let items = differing(&whole, &bounds, &bs, &bt, 0);
     let mut ranges_done = nranges;
     progress(VerifyProgress {
         table: tv.table.clone(),
@@ -588,11 +662,53 @@ async fn run_table(
 
     let first_pass_mismatch = !items.is_empty();
     ranges_total += items.len() as u64;
+    bisect(ctx, src, tgt, &plan, items, opts, |out| {
+        ranges_done += 1;
+        ranges_total += out.sub.len() as u64;
+        tv.ranges_checked += out.checked;
+        for d in std::mem::take(&mut out.diffs) {
+            tv.differences_total += 1;
+            if tv.differences.len() < opts.max_differences {
+                tv.differences.push(d);
+            }
+        }
+        progress(VerifyProgress {
+            table: tv.table.clone(),
+            ranges_done,
+            ranges_total,
+            rows_done: tv.rows_source,
+            mismatches: tv.differences_total,
+        });
+    })
+    .await?;
+    if first_pass_mismatch && tv.differences_total == 0 {
+        tv.notes.push(
+            "ranges differed in the first pass but no row differed when re-read \
+             (rows changing while verifying?)"
+                .into(),
+        );
+    }
+    finish_status(tv);
+    Ok(())
+}
+
+/// Splits differing ranges down to rows, `src[i]`/`tgt[i]` pairs working
+/// through one shared queue; `absorb` sees each outcome (its `diffs` may be
+/// taken) before its sub-ranges are queued.
+async fn bisect(
+    ctx: &Ctx<'_>,
+    src: &[Conn],
+    tgt: &[Conn],
+    plan: &Plan,
+    mut items: Vec<Item>,
+    opts: &VerifyOptions,
+    mut absorb: impl FnMut(&mut Outcome),
+) -> Result<(), Fail> {
     while !items.is_empty() {
         let queue = Mutex::new(VecDeque::from(std::mem::take(&mut items)));
         let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
         let workers = futures::future::join_all(src.iter().zip(tgt).map(|(s, t)| {
-            let (queue, tx, plan) = (&queue, tx.clone(), &plan);
+            let (queue, tx) = (&queue, tx.clone());
             async move {
                 loop {
                     let next = queue.lock().expect("queue lock").pop_front();
@@ -604,55 +720,36 @@ async fn run_table(
         }));
         drop(tx);
         tokio::pin!(workers);
-        let mut absorb = |out: Outcome, tv: &mut TableVerify, items: &mut Vec<Item>| {
-            ranges_done += 1;
-            ranges_total += out.sub.len() as u64;
-            tv.ranges_checked += out.checked;
-            for d in out.diffs {
-                tv.differences_total += 1;
-                if tv.differences.len() < opts.max_differences {
-                    tv.differences.push(d);
-                }
-            }
+        let mut take = |mut out: Outcome, items: &mut Vec<Item>| {
+            absorb(&mut out);
             items.extend(out.sub);
-            progress(VerifyProgress {
-                table: tv.table.clone(),
-                ranges_done,
-                ranges_total,
-                rows_done: tv.rows_source,
-                mismatches: tv.differences_total,
-            });
         };
         let results = loop {
             tokio::select! {
                 r = &mut workers => break r,
-                Some(out) = rx.recv() => absorb(out, tv, &mut items),
+                Some(out) = rx.recv() => take(out, &mut items),
             }
         };
         while let Ok(out) = rx.try_recv() {
-            absorb(out, tv, &mut items);
+            take(out, &mut items);
         }
-        let mut failure = None;
-        for r in results {
-            match r {
-                Ok(()) => {}
-                Err(Fail::Cancelled) => return Err(Fail::Cancelled),
-                Err(e) => failure = Some(e),
-            }
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        workers_outcome(results)?;
     }
-    if first_pass_mismatch && tv.differences_total == 0 {
-        tv.notes.push(
-            "ranges differed in the first pass but no row differed when re-read \
-             (rows changing while verifying?)"
-                .into(),
-        );
-    }
-    finish_status(tv);
     Ok(())
+}
+
+/// Parallel workers' results as one: cancelled if any was, else the last
+/// failure, else Ok.
+fn workers_outcome(results: Vec<Result<(), Fail>>) -> Result<(), Fail> {
+    let mut failure = None;
+    for r in results {
+        match r {
+            Ok(()) => {}
+            Err(Fail::Cancelled) => return Err(Fail::Cancelled),
+            Err(e) => failure = Some(e),
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 fn finish_status(tv: &mut TableVerify) {

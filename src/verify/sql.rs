@@ -225,6 +225,19 @@ impl Plan {
         )
     }
 
+    /// One key range checked whole (an index range scan): all its rows, then
+    /// the rows matching `filter` (all when `None`) and their hash sum.
+    pub fn range_sql(&self, range: &KeyRange, filter: Option<&str>) -> String {
+        let f = filter.unwrap_or("true");
+        format!(
+            "SELECT count(*), count(*) FILTER (WHERE {f}), \
+             COALESCE(sum({}) FILTER (WHERE {f}), 0)::text FROM {} WHERE {}",
+            self.hash_expr(),
+            self.rel(),
+            self.range_predicate(range)
+        )
+    }
+
     /// Every `step`-th key of the range in key order, optionally from a
     /// `TABLESAMPLE SYSTEM` page sample (cheap: reads only the sampled pages).
     pub fn sample_sql(&self, range: &KeyRange, step: u64, sample_pct: Option<f64>) -> String {
@@ -298,6 +311,37 @@ impl Plan {
     }
 }
 
+/// The source's clock, seconds since the epoch.
+pub const CLOCK_SQL: &str = "SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8";
+
+/// The source's WAL insert position, in bytes since 0/0.
+pub const WAL_LSN_SQL: &str =
+    "SELECT (pg_catalog.pg_current_wal_lsn() - '0/0'::pg_catalog.pg_lsn)::pg_catalog.text";
+
+/// How far the subscriber has confirmed applying and flushing, in bytes since
+/// 0/0; no row when the slot does not exist.
+pub fn slot_flushed_sql(slot: &str) -> String {
+    format!(
+        "SELECT (confirmed_flush_lsn - '0/0'::pg_catalog.pg_lsn)::pg_catalog.text \
+           FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+        literal(slot)
+    )
+}
+
+/// Rows last modified before `epoch` (or never stamped): the settled ones.
+pub fn modified_before(column: &str, epoch: f64) -> String {
+    let q = quote_ident(column);
+    format!("({q} IS NULL OR {q} < pg_catalog.to_timestamp({epoch:.6}))")
+}
+
+/// Rows last modified at or after `epoch`.
+pub fn modified_since(column: &str, epoch: f64) -> String {
+    format!(
+        "{} >= pg_catalog.to_timestamp({epoch:.6})",
+        quote_ident(column)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +393,20 @@ mod tests {
             .bucket_sql(&r, &[vec!["2".into(), "z".into()]], Some((10, Some(20))))
             .contains("width_bucket(ROW(\"a\", \"b\"), ARRAY[ROW('2'::integer, 'z'::text)])"));
         assert_eq!(p.describe_key(&vec!["1".into(), "x".into()]), "a=1, b=x");
+    }
+
+    #[test]
+    fn range_checks_filter_the_hashed_rows_only() {
+        let p = plan(vec![col("id", "integer", "int4")]);
+        let r = KeyRange {
+            lo: Some(vec!["5".into()]),
+            hi: None,
+        };
+        let f = modified_before("upd", 1.5);
+        let sql = p.range_sql(&r, Some(&f));
+        assert!(sql.starts_with("SELECT count(*), count(*) FILTER (WHERE (\"upd\" IS NULL OR \"upd\" < pg_catalog.to_timestamp(1.500000)))"), "{sql}");
+        assert!(sql.ends_with("WHERE \"id\" >= '5'::integer"), "{sql}");
+        assert!(p.range_sql(&r, None).contains("FILTER (WHERE true)"));
     }
 
     #[test]

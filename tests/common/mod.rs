@@ -231,3 +231,44 @@ rm -rf "$2"
         );
     }
 }
+
+/// Runs `sql` on the source's `app` database, then the target's.
+pub fn both(sql: &str) {
+    on_source(sql);
+    on_target(sql);
+}
+
+pub fn on_source(sql: &str) {
+    let pair = pair();
+    pair.psql(&pair.source_conninfo, sql);
+}
+
+pub fn on_target(sql: &str) {
+    let pair = pair();
+    pair.psql(&pair.target_conninfo, sql);
+}
+
+/// The lab's cutover.toml, loaded.
+pub fn config() -> cutover::config::Config {
+    cutover::config::load(&pair().config_path).expect("lab config loads")
+}
+
+/// Fails when a verification query on `table` is still running on either
+/// side (other tests verify concurrently, so only this table's queries count).
+pub fn assert_no_verify_query_on(table: &str) {
+    let pair = pair();
+    for conninfo in [&pair.source_conninfo, &pair.target_conninfo] {
+        let active = pair.psql(
+            conninfo,
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cutover-verify' \
+                 AND state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%{table}%'"
+            ),
+        );
+        assert_eq!(
+            active.trim(),
+            "0",
+            "verification of {table} still running on {conninfo}"
+        );
+    }
+}
