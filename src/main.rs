@@ -50,9 +50,9 @@ struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Connections per side.
-    #[arg(long, default_value_t = 2)]
-    parallelism: usize,
+    /// Connections per side (default: [verify] parallelism, else 2).
+    #[arg(long)]
+    parallelism: Option<usize>,
 }
 
 #[derive(Args)]
@@ -256,10 +256,10 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if tables.is_empty() {
         anyhow::bail!("no tables to verify: the [tables] selection matches nothing on the source");
     }
-    let opts = cutover::verify::VerifyOptions {
-        parallelism: args.parallelism.max(1),
-        ..Default::default()
-    };
+    let mut opts = cutover::runtime::verify_task::options(&config);
+    if let Some(p) = args.parallelism {
+        opts.parallelism = p.max(1);
+    }
     // A progress line only where someone watches it: not into pipes and CI logs.
     let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = cutover::verify::verify_tables(&config, &tables, &opts, |p| {

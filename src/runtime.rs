@@ -221,13 +221,15 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                 Effect::StartVerify { run, tables } => {
                     let (cancel_tx, cancel_rx) = watch::channel(false);
                     cancels.insert(run, cancel_tx);
-                    tasks.spawn(verify_task::run(
-                        run,
-                        tables,
-                        config.clone(),
-                        tx.clone(),
-                        cancel_rx,
-                        pause_rx.clone(),
+                    let (config, tx, pause) = (config.clone(), tx.clone(), pause_rx.clone());
+                    tasks.spawn(verify_task::run(run, tables, config, tx, cancel_rx, pause));
+                }
+                Effect::StartContinuousVerify { run, tables } => {
+                    let (cancel_tx, cancel_rx) = watch::channel(false);
+                    cancels.insert(run, cancel_tx);
+                    let (config, tx, pause) = (config.clone(), tx.clone(), pause_rx.clone());
+                    tasks.spawn(verify_task::run_continuous(
+                        run, tables, config, tx, cancel_rx, pause,
                     ));
                 }
                 Effect::CancelExactCount { run } | Effect::CancelVerify { run } => {

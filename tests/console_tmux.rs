@@ -513,6 +513,37 @@ fn console_switches_restarts_and_switches_back_through_keys() {
         |s| s.contains("✔ rollout complete") && s.contains("cutover_sub"),
     );
 
+    // Continuous verification while the app writes: the quiet tables verify,
+    // the table being written shows its rows in flight as pending, never as
+    // differing.
+    tmux.keys("V");
+    let screen = tmux.wait_for(
+        "quiet tables verified live",
+        Duration::from_secs(120),
+        |s| {
+            ["public.users ", "public.orders ", "public.products "]
+                .iter()
+                .all(|t| {
+                    s.lines()
+                        .any(|l| l.contains(t) && l.contains("✔ checksum verified"))
+                })
+        },
+    );
+    assert!(screen.contains("continuous verify"), "{screen}");
+    assert!(!screen.contains("rows differ"), "{screen}");
+    let writes = screen
+        .lines()
+        .find(|l| l.contains("public.app_writes "))
+        .unwrap_or_else(|| panic!("no app_writes row:\n{screen}"));
+    assert!(
+        !writes.contains("differ") && !writes.contains("MISMATCH"),
+        "{writes}"
+    );
+    tmux.keys("x");
+    tmux.wait_for("continuous run cancelled", Duration::from_secs(30), |s| {
+        s.contains("continuous verify cancelled")
+    });
+
     // The switch: the dialog shows the patch by fingerprint and every guard.
     tmux.keys("S");
     let fp_new = cutover::kube::fingerprint(&target);

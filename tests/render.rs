@@ -928,11 +928,82 @@ fn failed_create_warning_is_shown_under_the_workload() {
     let wide = screen(&f.model, 200, 50);
     insta::assert_snapshot!("rollout_warning_200x50", wide);
     let line = line_with(&wide, "FailedCreate");
-    assert!(line.contains("⚠ FailedCreate replicaset/app-7c9f"), "{line}");
+    assert!(
+        line.contains("⚠ FailedCreate replicaset/app-7c9f"),
+        "{line}"
+    );
     assert!(line.contains("×3"), "{line}");
     let narrow = screen(&f.model, 80, 24);
     assert!(
         line_with(&narrow, "app 3/3 ready").contains("⚠ FailedCreate"),
         "{narrow}"
     );
+}
+
+/// Continuous verification as the war room reads it: the pane title says how
+/// far the passes got, each row its verified fraction, a confirmed mismatch
+/// names the row.
+#[test]
+fn continuous_verification_in_the_counts_pane() {
+    let mut f = full();
+    f.at(43.0).push(EventKind::CountFinished {
+        run: 1,
+        cancelled: false,
+    });
+    f.at(44.0).key("V");
+    let live = |table: &str, verified: u64, hot: u64, diffs: serde_json::Value| {
+        let mismatched = diffs.as_array().map_or(0, |d| d.len()) as u64;
+        let progress = serde_json::from_value(serde_json::json!({
+            "table": {"schema": "public", "name": table},
+            "pass": 3, "method": "primary_key",
+            "ranges_total": 20, "ranges_verified": verified,
+            "ranges_pending": 20 - verified - mismatched, "ranges_mismatched": mismatched,
+            "ranges_hot": hot,
+            "rows_total": 2000, "rows_verified": verified * 100,
+            "rows_per_sec": 50000.0, "eta_secs": 12.0,
+            "differences": diffs,
+        }))
+        .unwrap();
+        EventKind::VerifyLive { run: 2, progress }
+    };
+    f.at(45.0)
+        .push(live("customers", 20, 0, serde_json::json!([])))
+        .push(live("orders", 15, 2, serde_json::json!([])))
+        .push(live(
+            "products",
+            19,
+            0,
+            serde_json::json!([{"key": "id=42", "kind": "changed", "columns": ["price"]}]),
+        ));
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains("continuous verify: pass 3, 1/6 tables verified"),
+        "{wide}"
+    );
+    assert!(
+        line_with(&wide, ".customers ").contains("checksum verified"),
+        "{wide}"
+    );
+    assert!(
+        line_with(&wide, ".orders ").contains("75% verified"),
+        "{wide}"
+    );
+    assert!(
+        line_with(&wide, ".products ").contains("✖ rows differ"),
+        "{wide}"
+    );
+    assert!(
+        line_with(&wide, "id=42").contains("1 row differs: id=42 changed (price)"),
+        "{wide}"
+    );
+    let narrow = screen(&f.model, 80, 24);
+    assert!(narrow.contains("live verify: pass 3"), "{narrow}");
+    assert!(row_has(&narrow, "orders", "75%"), "{narrow}");
+}
+
+fn row_has(screen: &str, table: &str, needle: &str) -> bool {
+    screen.lines().any(|l| {
+        (l.contains(&format!("{table} ")) || l.contains(&format!(".{table} ")))
+            && l.contains(needle)
+    })
 }

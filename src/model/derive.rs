@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{ExactCount, Model, SideState, VerifyCell};
 use crate::session::sample::{Side, SlotRow, SubTableRow, TableRef};
-use crate::verify::{DiffKind, TableStatus};
+use crate::verify::{ContinuousProgress, DiffKind, RowDifference, TableStatus};
 
 /// Whether a side's data is trustworthy at the model's "now".
 /// `Some(t)`: stale since `t` (last good sample, or first failure if never good).
@@ -114,6 +114,9 @@ pub struct TableRow {
     pub error: Option<String>,
     /// Verification in a few words: progress, or which rows differ.
     pub verify_detail: Option<String>,
+    /// Replaces the state's label when there is a figure to show instead
+    /// (continuous mode: "87% verified").
+    pub state_note: Option<String>,
 }
 
 /// What a verification cell says about a table: its state and a detail line.
@@ -148,31 +151,7 @@ fn verify_view(cell: Option<&VerifyCell>) -> (Option<RowState>, Option<String>, 
                 None,
             ),
             TableStatus::Mismatch => {
-                let listed: Vec<String> = v
-                    .differences
-                    .iter()
-                    .take(3)
-                    .map(|d| match d.kind {
-                        DiffKind::MissingOnTarget => format!("{} missing on target", d.key),
-                        DiffKind::ExtraOnTarget => format!("{} extra on target", d.key),
-                        DiffKind::Changed => {
-                            format!("{} changed ({})", d.key, d.columns.join(", "))
-                        }
-                    })
-                    .collect();
-                let n = v.differences_total;
-                let mut text = if n == 1 {
-                    "1 row differs".to_string()
-                } else {
-                    format!("{n} rows differ")
-                };
-                if !listed.is_empty() {
-                    text.push_str(": ");
-                    text.push_str(&listed.join("; "));
-                }
-                if v.differences_total > listed.len() as u64 && !listed.is_empty() {
-                    text.push_str("; …");
-                }
+                let mut text = differences_text(&v.differences, v.differences_total, "row");
                 if v.differences.is_empty() && !v.notes.is_empty() {
                     text.push_str(&format!(" ({})", v.notes.join("; ")));
                 }
@@ -185,6 +164,96 @@ fn verify_view(cell: Option<&VerifyCell>) -> (Option<RowState>, Option<String>, 
             ),
             TableStatus::Cancelled => (None, Some("checksum cancelled".into()), None),
         },
+        Some(VerifyCell::Live(p)) => {
+            let (state, text) = live_view(p);
+            (Some(state), Some(text), None)
+        }
+    }
+}
+
+/// "2 rows differ: 17 missing on target; 42 changed (email); …".
+fn differences_text(differences: &[RowDifference], total: u64, unit: &str) -> String {
+    let listed: Vec<String> = differences
+        .iter()
+        .take(3)
+        .map(|d| match d.kind {
+            DiffKind::MissingOnTarget => format!("{} missing on target", d.key),
+            DiffKind::ExtraOnTarget => format!("{} extra on target", d.key),
+            DiffKind::Changed => format!("{} changed ({})", d.key, d.columns.join(", ")),
+        })
+        .collect();
+    let mut text = if total == 1 {
+        format!("1 {unit} differs")
+    } else {
+        format!("{total} {unit}s differ")
+    };
+    if !listed.is_empty() {
+        text.push_str(": ");
+        text.push_str(&listed.join("; "));
+    }
+    if total > listed.len() as u64 && !listed.is_empty() {
+        text.push_str("; …");
+    }
+    text
+}
+
+/// Continuous mode in the pane's words: the fraction verified, what is still
+/// pending, and the confirmed differences.
+fn live_view(p: &ContinuousProgress) -> (RowState, String) {
+    let pct = live_pct(p);
+    if p.ranges_mismatched > 0 {
+        let rows = p.differences.len() as u64;
+        let mut text = format!(
+            "live: {} of {} ranges differ",
+            p.ranges_mismatched, p.ranges_total
+        );
+        if rows > 0 {
+            text.push_str(" · ");
+            text.push_str(&differences_text(&p.differences, rows, "row"));
+        }
+        return (RowState::ChecksumMismatch, text);
+    }
+    if p.ranges_pending == 0 && p.ranges_verified == p.ranges_total {
+        return (
+            RowState::ChecksumVerified,
+            format!(
+                "live: 100% verified, {} ranges (pass {}, {})",
+                p.ranges_total,
+                p.pass,
+                p.method.as_str()
+            ),
+        );
+    }
+    let mut text = format!(
+        "live pass {}: {pct:.0}% verified · {} of {} ranges pending",
+        p.pass, p.ranges_pending, p.ranges_total
+    );
+    if p.ranges_hot > 0 {
+        text.push_str(&format!(" ({} changing)", p.ranges_hot));
+    }
+    if let Some(eta) = p.eta_secs {
+        text.push_str(&format!(" · ETA {eta:.0} s"));
+    }
+    (RowState::Verifying, text)
+}
+
+/// The state column while a continuous run is under way: how much is verified.
+fn live_note(p: &ContinuousProgress) -> Option<String> {
+    match live_view(p).0 {
+        RowState::Verifying => Some(format!("{:.0}% verified", live_pct(p))),
+        _ => None,
+    }
+}
+
+fn live_pct(p: &ContinuousProgress) -> f64 {
+    if p.rows_total == 0 {
+        if p.ranges_total > 0 && p.ranges_verified == p.ranges_total {
+            100.0
+        } else {
+            0.0
+        }
+    } else {
+        (p.rows_verified as f64 * 100.0 / p.rows_total as f64).min(100.0)
     }
 }
 
@@ -280,6 +349,10 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
                 has_primary_key: s_est.map(|t| t.has_primary_key),
                 error,
                 verify_detail,
+                state_note: match model.verify.get(table) {
+                    Some(VerifyCell::Live(p)) => live_note(p),
+                    _ => None,
+                },
             }
         })
         .collect()

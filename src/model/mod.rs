@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::kube::WorkloadSnapshot;
 use crate::session::sample::{SourceSample, TableRef, TargetSample};
 use crate::session::SessionInfo;
-use crate::verify::{TableVerify, VerifyProgress};
+use crate::verify::{ContinuousProgress, TableVerify, VerifyProgress};
 
 /// How many lag points the sparkline keeps (10 minutes at 1 Hz).
 pub const LAG_HISTORY: usize = 600;
@@ -98,6 +98,8 @@ pub enum VerifyCell {
     Pending,
     Running(VerifyProgress),
     Done(TableVerify),
+    /// Continuous mode: the table's latest state while replication runs.
+    Live(ContinuousProgress),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +111,8 @@ pub struct VerifyRun {
     pub finished_at: Option<DateTime<Utc>>,
     pub cancelled: bool,
     pub error: Option<String>,
+    /// Re-checking pass after pass while replication runs, until cancelled.
+    pub continuous: bool,
 }
 
 impl VerifyRun {

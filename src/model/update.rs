@@ -16,6 +16,10 @@ pub enum Effect {
         run: u64,
         tables: Vec<TableRef>,
     },
+    StartContinuousVerify {
+        run: u64,
+        tables: Vec<TableRef>,
+    },
     CancelVerify {
         run: u64,
     },
@@ -161,6 +165,14 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             }
             vec![]
         }
+        EventKind::VerifyLive { run, progress } => {
+            if model.verify_run.as_ref().is_some_and(|r| r.id == *run) {
+                model
+                    .verify
+                    .insert(progress.table.clone(), VerifyCell::Live(progress.clone()));
+            }
+            vec![]
+        }
         EventKind::VerifyTableDone { run, result } => {
             if let Some(r) = model.verify_run.as_mut().filter(|r| r.id == *run) {
                 r.done += 1;
@@ -287,7 +299,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
         "R" => super::actions::open(model, KubeAction::RolloutRestart),
         "B" => super::actions::open(model, KubeAction::SwitchBack),
         "c" => start_count(model),
-        "v" => start_verify(model),
+        "v" => start_verify(model, false),
+        "V" => start_verify(model, true),
         "x" => cancel_running(model),
         "Down" | "j" => {
             model.scroll = (model.scroll + 1).min(count_tables(model).saturating_sub(1));
@@ -316,8 +329,9 @@ fn cancel_running(model: &Model) -> Vec<Effect> {
     effects
 }
 
-/// Checksums every selected table that exists on both sides.
-fn start_verify(model: &mut Model) -> Vec<Effect> {
+/// Checksums every selected table that exists on both sides, once or pass
+/// after pass (`continuous`).
+fn start_verify(model: &mut Model, continuous: bool) -> Vec<Effect> {
     if model.verify_running() {
         return vec![];
     }
@@ -342,8 +356,13 @@ fn start_verify(model: &mut Model) -> Vec<Effect> {
         finished_at: None,
         cancelled: false,
         error: None,
+        continuous,
     });
-    vec![Effect::StartVerify { run, tables }]
+    if continuous {
+        vec![Effect::StartContinuousVerify { run, tables }]
+    } else {
+        vec![Effect::StartVerify { run, tables }]
+    }
 }
 
 fn count_tables(model: &Model) -> usize {
@@ -735,5 +754,112 @@ pub(super) mod tests {
         result.status = TableStatus::Mismatch;
         f.send(2, EventKind::VerifyTableDone { run: 0, result });
         assert_eq!(table_rows(&f.m)[0].state, RowState::ChecksumUnstable);
+    }
+
+    #[test]
+    fn continuous_verification_shows_fraction_pending_and_confirmed_rows() {
+        use crate::model::{table_rows, RowState};
+        use crate::session::sample::TargetSample;
+        let mut f = Feed::new();
+        f.send(1, EventKind::SourceSampled(source(None)));
+        f.send(
+            2,
+            EventKind::TargetSampled(TargetSample {
+                server_version: "16".into(),
+                subscriptions: vec![],
+                sub_tables: vec![],
+                copies: vec![],
+                tables: source(None).tables,
+                poll_ms: 1.0,
+            }),
+        );
+        let t = TableRef::new("public", "t");
+        assert_eq!(
+            f.key(3, "V"),
+            vec![Effect::StartContinuousVerify {
+                run: 1,
+                tables: vec![t.clone()]
+            }]
+        );
+        assert!(f.m.verify_run.as_ref().unwrap().continuous);
+        // Through serde, as the log delivers it: fields added later default.
+        let live = |verified: u64, pending: u64, hot: u64, mismatched: u64, diffs| {
+            serde_json::from_value(serde_json::json!({
+                "table": {"schema": "public", "name": "t"},
+                "pass": 2, "method": "primary_key",
+                "ranges_total": 10, "ranges_verified": verified,
+                "ranges_pending": pending, "ranges_mismatched": mismatched,
+                "ranges_hot": hot,
+                "rows_total": 1000, "rows_verified": verified * 100,
+                "rows_per_sec": 5000.0, "eta_secs": 4.4,
+                "differences": diffs,
+            }))
+            .unwrap()
+        };
+        f.send(
+            4,
+            EventKind::VerifyLive {
+                run: 1,
+                progress: live(8, 2, 1, 0, serde_json::json!([])),
+            },
+        );
+        let row = &table_rows(&f.m)[0];
+        assert_eq!(row.state, RowState::Verifying);
+        assert_eq!(row.state_note.as_deref(), Some("80% verified"));
+        assert_eq!(
+            row.verify_detail.as_deref(),
+            Some("live pass 2: 80% verified · 2 of 10 ranges pending (1 changing) · ETA 4 s")
+        );
+        // A stale run's progress is ignored.
+        f.send(
+            5,
+            EventKind::VerifyLive {
+                run: 9,
+                progress: live(10, 0, 0, 0, serde_json::json!([])),
+            },
+        );
+        assert_eq!(table_rows(&f.m)[0].state, RowState::Verifying);
+        f.send(
+            6,
+            EventKind::VerifyLive {
+                run: 1,
+                progress: live(
+                    9,
+                    0,
+                    0,
+                    1,
+                    serde_json::json!([{"key": "id=42", "kind": "changed", "columns": ["email"]}]),
+                ),
+            },
+        );
+        let row = &table_rows(&f.m)[0];
+        assert_eq!(row.state, RowState::ChecksumMismatch);
+        assert_eq!(
+            row.verify_detail.as_deref(),
+            Some("live: 1 of 10 ranges differ · 1 row differs: id=42 changed (email)")
+        );
+        f.send(
+            7,
+            EventKind::VerifyLive {
+                run: 1,
+                progress: live(10, 0, 0, 0, serde_json::json!([])),
+            },
+        );
+        assert_eq!(table_rows(&f.m)[0].state, RowState::ChecksumVerified);
+        assert_eq!(f.key(8, "x"), vec![Effect::CancelVerify { run: 1 }]);
+        f.send(
+            9,
+            EventKind::VerifyFinished {
+                run: 1,
+                cancelled: true,
+                error: None,
+            },
+        );
+        assert!(!f.m.verify_running());
+        assert_eq!(
+            table_rows(&f.m)[0].state,
+            RowState::ChecksumVerified,
+            "the last state stays on screen"
+        );
     }
 }

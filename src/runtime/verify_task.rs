@@ -2,13 +2,37 @@
 //! table's result reaches the screen and the log as soon as it is known.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc::Sender, watch};
 
 use crate::config::Config;
 use crate::session::sample::TableRef;
 use crate::session::EventKind;
-use crate::verify::{verify_tables, VerifyOptions};
+use crate::verify::{verify_continuous, verify_tables, ContinuousOptions, VerifyOptions};
+
+/// The engine's options as cutover.toml's [verify] section sets them.
+pub fn options(config: &Config) -> VerifyOptions {
+    let defaults = VerifyOptions::default();
+    VerifyOptions {
+        parallelism: config.verify.parallelism.unwrap_or(defaults.parallelism),
+        keys: config.verify.keys.clone(),
+        ..defaults
+    }
+}
+
+/// The configured options, cancellable and paused by the console.
+fn controlled(
+    config: &Config,
+    cancel: watch::Receiver<bool>,
+    pause: watch::Receiver<bool>,
+) -> VerifyOptions {
+    VerifyOptions {
+        cancel: Some(cancel),
+        pause: Some(pause),
+        ..options(config)
+    }
+}
 
 pub async fn run(
     run: u64,
@@ -18,11 +42,7 @@ pub async fn run(
     cancel: watch::Receiver<bool>,
     pause: watch::Receiver<bool>,
 ) {
-    let opts = VerifyOptions {
-        cancel: Some(cancel.clone()),
-        pause: Some(pause),
-        ..VerifyOptions::default()
-    };
+    let opts = controlled(&config, cancel.clone(), pause);
     let mut error = None;
     let mut cancelled = false;
     for table in tables {
@@ -65,4 +85,46 @@ pub async fn run(
             error,
         })
         .await;
+}
+
+/// Continuous verification for the console: pass after pass over `tables`
+/// until cancelled, each table's state reported as it changes. Mismatches are
+/// only confirmed once a range differs the same way across re-checks spaced
+/// by the lag window, so rows in flight stay "pending", not "differ".
+pub async fn run_continuous(
+    run: u64,
+    tables: Vec<TableRef>,
+    config: Arc<Config>,
+    tx: Sender<EventKind>,
+    cancel: watch::Receiver<bool>,
+    pause: watch::Receiver<bool>,
+) {
+    let opts = ContinuousOptions {
+        base: controlled(&config, cancel, pause),
+        settle: settle_window(&config),
+        updated_at: config.verify.updated_at.clone(),
+        slot: Some(config.replication.slot.clone()),
+        ..ContinuousOptions::default()
+    };
+    let progress_tx = tx.clone();
+    let progress = move |p| {
+        let _ = progress_tx.try_send(EventKind::VerifyLive { run, progress: p });
+    };
+    let (cancelled, error) = match verify_continuous(&config, &tables, &opts, progress).await {
+        Ok(report) => (report.cancelled, None),
+        Err(e) => (false, Some(format!("{e:#}"))),
+    };
+    let _ = tx
+        .send(EventKind::VerifyFinished {
+            run,
+            cancelled,
+            error,
+        })
+        .await;
+}
+
+/// The lag window: a row is in flight for at most the lag bound, so a range
+/// still differing that much later, unchanged, really differs.
+fn settle_window(config: &Config) -> Duration {
+    Duration::from_secs_f64(config.thresholds.max_lag_seconds.clamp(1.0, 300.0))
 }

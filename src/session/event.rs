@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sample::{Side, SourceSample, TableRef, TargetSample};
 use crate::kube::WorkloadSnapshot;
-use crate::verify::{TableVerify, VerifyProgress};
+use crate::verify::{ContinuousProgress, TableVerify, VerifyProgress};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -159,6 +159,12 @@ pub enum EventKind {
     VerifyProgress {
         run: u64,
         progress: VerifyProgress,
+    },
+    /// Continuous verification: one table's state (fraction verified, ranges
+    /// pending, confirmed differences) after its latest range checks.
+    VerifyLive {
+        run: u64,
+        progress: ContinuousProgress,
     },
     /// One table's verification result, differences included.
     VerifyTableDone {

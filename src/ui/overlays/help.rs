@@ -58,8 +58,8 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
     let mut out = vec![
         head("Keys"),
         key(
-            "c  v",
-            "exact count(*) · checksum-verify, differing rows named",
+            "c v V",
+            "exact count · checksum-verify · verify live until x",
         ),
         key("x", "cancel the running count or verification"),
         key(

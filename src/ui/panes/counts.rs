@@ -100,11 +100,63 @@ pub fn run_status(run: Option<&CountRun>, model: &Model, terse: bool) -> (String
     )
 }
 
+/// The count and verification statuses for the title, fitted to `width`:
+/// terse when the full words do not fit, and a finished count's outcome
+/// gives way to a verification still running, which is what the room watches.
+fn title_statuses(model: &Model, width: usize) -> Vec<(String, Role)> {
+    let fits = |parts: &[(String, Role)]| {
+        // " Row counts " plus "─ text " per part.
+        12 + parts
+            .iter()
+            .map(|(t, _)| t.chars().count() + 3)
+            .sum::<usize>()
+            <= width
+    };
+    let parts = |terse: bool| {
+        let mut v = vec![run_status(model.count_run.as_ref(), model, terse)];
+        v.extend(verify_status(model, terse));
+        v
+    };
+    let full = parts(width < 80);
+    if fits(&full) {
+        return full;
+    }
+    let mut terse = parts(true);
+    let count_running = model.count_run.as_ref().is_some_and(|r| r.running());
+    if !fits(&terse) && terse.len() == 2 && !count_running {
+        terse.remove(0);
+    }
+    terse
+}
+
 /// The checksum run in a few words, e.g. `verify 2/6 tables, 4.2 s`.
 pub fn verify_status(model: &Model, terse: bool) -> Option<(String, Role)> {
     let r = model.verify_run.as_ref()?;
-    let what = if terse { "verify" } else { "checksum verify" };
-    let progress = format!("{}/{} tables", r.done, r.total);
+    let (what, progress) = if r.continuous {
+        // Continuous runs never finish a table; say how far the passes got.
+        let live = model.verify.values().filter_map(|c| match c {
+            crate::model::VerifyCell::Live(p) => Some(p),
+            _ => None,
+        });
+        let (mut pass, mut verified) = (0, 0);
+        for p in live {
+            pass = pass.max(p.pass);
+            verified += usize::from(p.ranges_total > 0 && p.ranges_verified == p.ranges_total);
+        }
+        (
+            if terse {
+                "live verify"
+            } else {
+                "continuous verify"
+            },
+            format!("pass {pass}, {verified}/{} tables verified", r.total),
+        )
+    } else {
+        (
+            if terse { "verify" } else { "checksum verify" },
+            format!("{}/{} tables", r.done, r.total),
+        )
+    };
     Some(match (r.finished_at, &r.error) {
         (None, _) => match crate::model::verify_throttle(model) {
             Some(why) => (format!("⏸ {what} paused: {why}"), Role::Warn),
@@ -177,7 +229,13 @@ fn cell(c: C, row: &TableRow, wide: bool, short_names: bool) -> (String, Role) {
             (Some(d), true) => (fmt::signed(d), Role::Error),
             (Some(d), false) => (format!("~{}", fmt::signed(d)), Role::Muted),
         },
-        C::State => (state_text(row.state), state_role(row.state)),
+        C::State => match &row.state_note {
+            Some(note) => (
+                format!("{} {note}", state_symbol(row.state)),
+                state_role(row.state),
+            ),
+            None => (state_text(row.state), state_role(row.state)),
+        },
         C::Sync => match &row.sync_state {
             None => ("—".into(), Role::Muted),
             Some(code) => {
@@ -215,15 +273,10 @@ pub fn render(
     let start = model.scroll.min(rows.len().saturating_sub(1));
     let table = table_lines(rows, start, visible, inner_w as usize, theme);
 
-    let (status, status_role) = run_status(model.count_run.as_ref(), model, inner_w < 80);
-    let mut title = vec![
-        Span::styled(" Row counts ", theme.style(Role::Title)),
-        Span::styled("─ ", theme.style(Role::Border)),
-        Span::styled(format!("{status} "), theme.style(status_role)),
-    ];
-    if let Some((vstatus, vrole)) = verify_status(model, inner_w < 80) {
+    let mut title = vec![Span::styled(" Row counts ", theme.style(Role::Title))];
+    for (text, role) in title_statuses(model, inner_w as usize) {
         title.push(Span::styled("─ ", theme.style(Role::Border)));
-        title.push(Span::styled(format!("{vstatus} "), theme.style(vrole)));
+        title.push(Span::styled(format!("{text} "), theme.style(role)));
     }
     if let Some((_, end)) = table
         .as_ref()
