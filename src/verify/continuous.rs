@@ -12,12 +12,13 @@
 //! A live source is always a little ahead of the target, so a range that
 //! differs is not a mismatch yet:
 //! - **Without `updated_at`** ("re-checked until stable"): a range that
-//!   matches is verified (as of that check). One that differs is re-checked no
-//!   sooner than [`ContinuousOptions::settle`] later; when both sides' (count,
-//!   hash) are unchanged over [`ContinuousOptions::stable_checks`] checks and
-//!   still differ, the difference is real: confirmed, and bisected to rows. If
-//!   either side changed in between, the range is *hot*: pending, tried again
-//!   in the next pass. Rows a live application inserts at the end of the key
+//!   matches is verified (as of that check). One that differs is *hot*
+//!   (pending) and re-checked in the next pass, no sooner than
+//!   [`ContinuousOptions::settle`] later; when both sides' (count, hash) are
+//!   unchanged over [`ContinuousOptions::stable_checks`] checks and still
+//!   differ, and (with [`ContinuousOptions::slot`]) the target has applied all
+//!   the source had at the first of them, the difference is real: confirmed,
+//!   and bisected to rows. If either side changed in between, it stays hot. Rows a live application inserts at the end of the key
 //!   space keep the last range hot, never mismatched.
 //! - **With an `updated_at` column** for the table: rows modified at or after
 //!   `now() - settle` (source clock) are left out of the hash on both sides and
@@ -30,9 +31,9 @@
 //! than `settle` on a stalled subscription looks real. Throttle with
 //! [`VerifyOptions::pause`] (the caller's max-lag rule) to keep lag down.
 //!
-//! Passes: every range is checked once per pass (a differing one up to
-//! `stable_checks` times), oldest check first, and never sooner than `settle`
-//! after its previous check, so a small table is not re-read in a busy loop.
+//! Passes: every range is checked once per pass, oldest check first, and
+//! never sooner than `settle` after its previous check, so a small table is
+//! not re-read in a busy loop.
 //! Tables are passed one after another. Range boundaries are read once per
 //! run; rows inserted past the last boundary all fall in the last range.
 //!
@@ -334,7 +335,6 @@ struct Slot {
     /// row saw them, and the source's WAL position after the first of those.
     sig: Option<Sig>,
     last: Option<Instant>,
-    pass_checks: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -532,7 +532,6 @@ impl TableRun {
                     rec: rec.clone(),
                     sig: None,
                     last: None,
-                    pass_checks: 0,
                 })
                 .collect(),
             None => {
@@ -545,7 +544,6 @@ impl TableRun {
                             range,
                             sig: None,
                             last: None,
-                            pass_checks: 0,
                         }
                     })
                     .collect()
@@ -568,9 +566,6 @@ impl TableRun {
 
     fn begin_pass(&mut self) {
         self.todo = (0..self.slots.len()).collect();
-        for s in &mut self.slots {
-            s.pass_checks = 0;
-        }
         self.pass_started = Instant::now();
         self.pass_rows = 0;
     }
@@ -626,7 +621,6 @@ impl TableRun {
         self.side_rows[1] += b.hashed;
         let s = &mut self.slots[i];
         s.rec.checks += 1;
-        s.pass_checks += 1;
         s.last = Some(Instant::now());
         s.rec.checked_at = Some(at);
         s.rec.rows_source = Some(a.rows);
@@ -706,15 +700,10 @@ impl TableRun {
             }
             return Some(item);
         }
+        // Pending; re-checked in the next pass, no sooner than `settle` after
+        // this check (see `pick`). Not within this pass: waiting here would
+        // hold up every range and table behind it.
         s.rec.state = RangeState::Hot;
-        if (changed && s.pass_checks > 1) || s.pass_checks >= opts.stable_checks.max(1) {
-            // Rows are changing, or a stable difference sits beside recent rows
-            // that keep it from being confirmed: pending until a later pass,
-            // not re-read in a loop within this one.
-            return None;
-        }
-        // Re-checked once `settle` has passed since this check (see `pick`).
-        self.todo.push(i);
         None
     }
 
