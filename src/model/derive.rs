@@ -369,17 +369,34 @@ pub fn verify_throttle(model: &Model) -> Option<String> {
         return Some("source monitoring stale".into());
     }
     let lag = lag_summary(model)?;
-    if let Some(b) = lag.lag_bytes.filter(|b| *b > info.max_lag_bytes / 2) {
-        return Some(format!("replication lag {b} B over half the threshold"));
-    }
-    if let Some(ms) = lag
-        .flush_lag_ms
-        .filter(|ms| ms / 1000.0 > info.max_lag_seconds / 2.0)
-    {
+    lag_throttle(
+        lag.lag_bytes,
+        lag.flush_lag_ms,
+        info.max_lag_bytes,
+        info.max_lag_seconds,
+    )
+}
+
+/// gh-ost's max-lag rule: verification work pauses while replication lag is
+/// past half of either threshold, so it never pushes lag to the bound itself.
+pub fn lag_throttle(
+    lag_bytes: Option<i64>,
+    flush_lag_ms: Option<f64>,
+    max_lag_bytes: i64,
+    max_lag_seconds: f64,
+) -> Option<String> {
+    if let Some(b) = lag_bytes.filter(|b| *b > max_lag_bytes / 2) {
         return Some(format!(
-            "replication lag {:.1} s over half the threshold",
-            ms / 1000.0
+            "replication lag {} over half the threshold",
+            crate::ui::fmt::bytes(b)
         ));
     }
-    None
+    flush_lag_ms
+        .filter(|ms| ms / 1000.0 > max_lag_seconds / 2.0)
+        .map(|ms| {
+            format!(
+                "replication lag {:.1} s over half the threshold",
+                ms / 1000.0
+            )
+        })
 }

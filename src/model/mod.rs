@@ -7,7 +7,8 @@ mod update;
 pub use actions::{kube_actions_bound, plan, ActionPlan, ActionRun, Guard, KubeActions, Preflight};
 
 pub use derive::{
-    lag_summary, stale_since, table_rows, verify_throttle, LagSummary, RowState, TableRow,
+    lag_summary, lag_throttle, stale_since, table_rows, verify_throttle, LagSummary, RowState,
+    TableRow,
 };
 pub use update::{update, Effect};
 

@@ -99,13 +99,7 @@ pub async fn run_continuous(
     cancel: watch::Receiver<bool>,
     pause: watch::Receiver<bool>,
 ) {
-    let opts = ContinuousOptions {
-        base: controlled(&config, cancel, pause),
-        settle: settle_window(&config),
-        updated_at: config.verify.updated_at.clone(),
-        slot: Some(config.replication.slot.clone()),
-        ..ContinuousOptions::default()
-    };
+    let opts = continuous_options(&config, cancel, pause);
     let progress_tx = tx.clone();
     let progress = move |p| {
         let _ = progress_tx.try_send(EventKind::VerifyLive { run, progress: p });
@@ -121,6 +115,21 @@ pub async fn run_continuous(
             error,
         })
         .await;
+}
+
+/// Continuous verification as the console runs it (benches measure the same).
+pub fn continuous_options(
+    config: &Config,
+    cancel: watch::Receiver<bool>,
+    pause: watch::Receiver<bool>,
+) -> ContinuousOptions {
+    ContinuousOptions {
+        base: controlled(config, cancel, pause),
+        settle: settle_window(config),
+        updated_at: config.verify.updated_at.clone(),
+        slot: Some(config.replication.slot.clone()),
+        ..ContinuousOptions::default()
+    }
 }
 
 /// The lag window: a row is in flight for at most the lag bound, so a range
