@@ -214,10 +214,20 @@ fn live_view(p: &ContinuousProgress) -> (RowState, String) {
         return (RowState::ChecksumMismatch, text);
     }
     if p.ranges_pending == 0 && p.ranges_verified == p.ranges_total {
+        // Rows modified within the lag window (updated_at) are left out of
+        // every check: say so rather than claim 100%.
+        let recent = if p.rows_pending > 0 {
+            format!(
+                "; {} rows modified within the lag window not compared yet",
+                crate::ui::fmt::int(p.rows_pending as i64)
+            )
+        } else {
+            String::new()
+        };
         return (
             RowState::ChecksumVerified,
             format!(
-                "live: 100% verified, {} ranges (pass {}, {})",
+                "live: every range verified{recent} ({} ranges, pass {}, {})",
                 p.ranges_total,
                 p.pass,
                 p.method.as_str()
@@ -241,6 +251,10 @@ fn live_view(p: &ContinuousProgress) -> (RowState, String) {
 fn live_note(p: &ContinuousProgress) -> Option<String> {
     match live_view(p).0 {
         RowState::Verifying => Some(format!("{:.0}% verified", live_pct(p))),
+        RowState::ChecksumVerified if p.rows_pending > 0 => Some(format!(
+            "verified, {} in flight",
+            crate::ui::fmt::int(p.rows_pending as i64)
+        )),
         _ => None,
     }
 }

@@ -846,6 +846,28 @@ pub(super) mod tests {
             },
         );
         assert_eq!(table_rows(&f.m)[0].state, RowState::ChecksumVerified);
+        assert_eq!(table_rows(&f.m)[0].state_note, None);
+        // Every range verified, but rows inside the lag window left out: not 100%.
+        let mut recent: crate::verify::ContinuousProgress =
+            live(10, 0, 0, 0, serde_json::json!([]));
+        (recent.rows_verified, recent.rows_pending) = (950, 50);
+        f.send(
+            8,
+            EventKind::VerifyLive {
+                run: 1,
+                progress: recent,
+            },
+        );
+        let row = &table_rows(&f.m)[0];
+        assert_eq!(row.state, RowState::ChecksumVerified);
+        assert_eq!(row.state_note.as_deref(), Some("verified, 50 in flight"));
+        assert_eq!(
+            row.verify_detail.as_deref(),
+            Some(
+                "live: every range verified; 50 rows modified within the lag window not \
+                 compared yet (10 ranges, pass 2, primary key ranges)"
+            )
+        );
         assert_eq!(f.key(8, "x"), vec![Effect::CancelVerify { run: 1 }]);
         f.send(
             9,
