@@ -151,7 +151,7 @@ fn verify_view(cell: Option<&VerifyCell>) -> (Option<RowState>, Option<String>, 
                 None,
             ),
             TableStatus::Mismatch => {
-                let mut text = differences_text(&v.differences, v.differences_total, "row");
+                let mut text = differences_text(&v.differences, v.differences_total);
                 if v.differences.is_empty() && !v.notes.is_empty() {
                     text.push_str(&format!(" ({})", v.notes.join("; ")));
                 }
@@ -172,7 +172,7 @@ fn verify_view(cell: Option<&VerifyCell>) -> (Option<RowState>, Option<String>, 
 }
 
 /// "2 rows differ: 17 missing on target; 42 changed (email); …".
-fn differences_text(differences: &[RowDifference], total: u64, unit: &str) -> String {
+fn differences_text(differences: &[RowDifference], total: u64) -> String {
     let listed: Vec<String> = differences
         .iter()
         .take(3)
@@ -183,9 +183,9 @@ fn differences_text(differences: &[RowDifference], total: u64, unit: &str) -> St
         })
         .collect();
     let mut text = if total == 1 {
-        format!("1 {unit} differs")
+        "1 row differs".to_string()
     } else {
-        format!("{total} {unit}s differ")
+        format!("{total} rows differ")
     };
     if !listed.is_empty() {
         text.push_str(": ");
@@ -200,8 +200,8 @@ fn differences_text(differences: &[RowDifference], total: u64, unit: &str) -> St
 /// Continuous mode in the pane's words: the fraction verified, what is still
 /// pending, and the confirmed differences.
 fn live_view(p: &ContinuousProgress) -> (RowState, String) {
-    let pct = live_pct(p);
-    if p.ranges_mismatched > 0 {
+    let state = live_state(p);
+    if state == RowState::ChecksumMismatch {
         let rows = p.differences.len() as u64;
         let mut text = format!(
             "live: {} of {} ranges differ",
@@ -209,11 +209,11 @@ fn live_view(p: &ContinuousProgress) -> (RowState, String) {
         );
         if rows > 0 {
             text.push_str(" · ");
-            text.push_str(&differences_text(&p.differences, rows, "row"));
+            text.push_str(&differences_text(&p.differences, rows));
         }
         return (RowState::ChecksumMismatch, text);
     }
-    if p.ranges_pending == 0 && p.ranges_verified == p.ranges_total {
+    if state == RowState::ChecksumVerified {
         // Rows modified within the lag window (updated_at) are left out of
         // every check: say so rather than claim 100%.
         let recent = if p.rows_pending > 0 {
@@ -235,8 +235,11 @@ fn live_view(p: &ContinuousProgress) -> (RowState, String) {
         );
     }
     let mut text = format!(
-        "live pass {}: {pct:.0}% verified · {} of {} ranges pending",
-        p.pass, p.ranges_pending, p.ranges_total
+        "live pass {}: {:.0}% verified · {} of {} ranges pending",
+        p.pass,
+        live_pct(p),
+        p.ranges_pending,
+        p.ranges_total
     );
     if p.ranges_hot > 0 {
         text.push_str(&format!(" ({} changing)", p.ranges_hot));
@@ -247,9 +250,20 @@ fn live_view(p: &ContinuousProgress) -> (RowState, String) {
     (RowState::Verifying, text)
 }
 
+/// A confirmed difference first; verified once every range matched.
+fn live_state(p: &ContinuousProgress) -> RowState {
+    if p.ranges_mismatched > 0 {
+        RowState::ChecksumMismatch
+    } else if p.ranges_pending == 0 && p.ranges_verified == p.ranges_total {
+        RowState::ChecksumVerified
+    } else {
+        RowState::Verifying
+    }
+}
+
 /// The state column while a continuous run is under way: how much is verified.
 fn live_note(p: &ContinuousProgress) -> Option<String> {
-    match live_view(p).0 {
+    match live_state(p) {
         RowState::Verifying => Some(format!("{:.0}% verified", live_pct(p))),
         RowState::ChecksumVerified if p.rows_pending > 0 => Some(format!(
             "verified, {} in flight",

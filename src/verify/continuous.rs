@@ -882,6 +882,13 @@ async fn table_pass(
     };
     run.begin_pass();
     let max_diff = opts.base.max_differences;
+    // The slot gates confirmations only while replication runs (not in final mode).
+    let slot_sql = opts
+        .slot
+        .as_deref()
+        .filter(|_| !final_mode)
+        .map(sql::slot_flushed_sql);
+    let slot_sql = slot_sql.as_deref();
     let state = Mutex::new(run);
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let results = {
@@ -913,12 +920,7 @@ async fn table_pass(
                             Check::Since(c) => Some(sql::modified_since(&col, c)),
                         });
                     let sql = plan.range_sql(&range, filter.as_deref());
-                    let slot_sql = opts
-                        .slot
-                        .as_deref()
-                        .filter(|_| !final_mode)
-                        .map(sql::slot_flushed_sql);
-                    let applied = match &slot_sql {
+                    let applied = match slot_sql {
                         Some(q) => lsn(query(ctx, s, q, &[]).await?)?,
                         None => None,
                     };

@@ -101,16 +101,12 @@ pub fn run_status(run: Option<&CountRun>, model: &Model, terse: bool) -> (String
 }
 
 /// The count and verification statuses for the title, fitted to `width`:
-/// terse when the full words do not fit, and a finished count's outcome
-/// gives way to a verification still running, which is what the room watches.
+/// terse when the full words do not fit, and if even that is too long a
+/// finished count's outcome gives way to the verification's, the later word.
 fn title_statuses(model: &Model, width: usize) -> Vec<(String, Role)> {
     let fits = |parts: &[(String, Role)]| {
         // " Row counts " plus "─ text " per part.
-        12 + parts
-            .iter()
-            .map(|(t, _)| t.chars().count() + 3)
-            .sum::<usize>()
-            <= width
+        12 + parts.iter().map(|(t, _)| fmt::width(t) + 3).sum::<usize>() <= width
     };
     let parts = |terse: bool| {
         let mut v = vec![run_status(model.count_run.as_ref(), model, terse)];
