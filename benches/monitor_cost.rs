@@ -6,6 +6,8 @@
 //! `cargo bench --bench monitor_cost` (env MONITOR_BENCH_ROWS, default 1 000 000;
 //! MONITOR_BENCH_POLLS, default 200).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use cutover::lab::{self, LabOptions};
@@ -91,33 +93,7 @@ async fn run(info: &lab::LabInfo, polls: u64, rows: u64) {
     let admin_src = lab::seed::connect(&info.source_conninfo).await.unwrap();
     let admin_tgt = lab::seed::connect(&info.target_conninfo).await.unwrap();
     // A replicating pair, so the slot, sender and subscription queries have rows to read.
-    lab::copy_schema(&info.bin, &info.source_conninfo, &info.target_conninfo).unwrap();
-    admin_src
-        .batch_execute("CREATE PUBLICATION cutover_pub FOR ALL TABLES")
-        .await
-        .unwrap();
-    admin_tgt
-        .batch_execute(&format!(
-            "CREATE SUBSCRIPTION cutover_sub CONNECTION '{}' PUBLICATION cutover_pub",
-            info.source_conninfo
-        ))
-        .await
-        .unwrap();
-    // Let the initial copy finish: the bench is about steady state.
-    loop {
-        let pending: i64 = admin_tgt
-            .query_one(
-                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    common::replicate(info, &config).await.unwrap();
 
     let timeout = Duration::from_secs(5);
     let src = open_monitor_connection(&config.source, timeout, 2000)

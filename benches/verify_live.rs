@@ -19,6 +19,8 @@
 //!
 //! `cargo bench --bench verify_live` (harness = false: one run takes minutes).
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,7 +101,7 @@ async fn run(info: &lab::LabInfo, rows: u64) -> anyhow::Result<()> {
     let config = cutover::config::load(&info.config_path)?;
     let secs = env_num("VERIFY_LIVE_SECS", 30);
     let rate = env_num("VERIFY_LIVE_RATE", 500);
-    replicate(info, &config).await?;
+    common::replicate(info, &config).await?;
 
     let phase = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -193,41 +195,6 @@ async fn run(info: &lab::LabInfo, rows: u64) -> anyhow::Result<()> {
     let samples = samples.lock().expect("samples").clone();
     print_results(&config, rows, rate, &phases, &outcomes, &samples);
     Ok(())
-}
-
-/// The lab's tables replicating to the target, initial copy done.
-async fn replicate(info: &lab::LabInfo, config: &Config) -> anyhow::Result<()> {
-    let src = seed::connect(&info.source_conninfo).await?;
-    let tgt = seed::connect(&info.target_conninfo).await?;
-    lab::copy_schema(&info.bin, &info.source_conninfo, &info.target_conninfo)?;
-    src.batch_execute(&format!(
-        "CREATE PUBLICATION {} FOR ALL TABLES",
-        config.replication.publication
-    ))
-    .await?;
-    tgt.batch_execute(&format!(
-        "CREATE SUBSCRIPTION {} CONNECTION '{}' PUBLICATION {}",
-        config.replication.subscription, info.source_conninfo, config.replication.publication
-    ))
-    .await?;
-    let started = Instant::now();
-    loop {
-        let pending: i64 = tgt
-            .query_one(
-                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
-                &[],
-            )
-            .await?
-            .get(0);
-        if pending == 0 {
-            eprintln!(
-                "initial copy done in {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// `rate` writes/s on the source until stopped: updates of random existing
