@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 
 use cutover::lab::{self, LabInfo, LabOptions, PgBin, SeedPlan};
 
+pub mod faults;
+
 pub const DEFAULT_TEST_ROWS: u64 = 20_000;
 
 /// A running source/target pair, as made by `lab::up`.
