@@ -5,6 +5,7 @@
 //! and then applies it with [`model::update`], and [`ui::view`] draws the model.
 
 pub mod config;
+pub mod exit;
 pub mod kube;
 pub mod lab;
 pub mod model;

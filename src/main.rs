@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use cutover::config;
+use cutover::exit;
 use cutover::lab;
 use cutover::runtime::{self, ConsoleOptions};
 
@@ -15,7 +16,8 @@ use cutover::runtime::{self, ConsoleOptions};
     name = "cutover",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -114,8 +116,14 @@ enum LabCommand {
     },
 }
 
+const EXIT_CODES_HELP: &str =
+    "Exit codes (every subcommand): 0 success; 1 the check found a problem \
+(rows differ, a preflight check fails); 2 could not run (bad config, unreachable host, timeout); \
+130 interrupted.";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.wants_json();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -123,16 +131,25 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cutover: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return exit::report_error(
+                &anyhow::anyhow!("cannot start the async runtime: {e}"),
+                json,
+            )
         }
     };
-    match rt.block_on(run(cli)) {
+    let code = match rt.block_on(run(cli)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("cutover: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => exit::report_error(&e, json),
+    };
+    // Background tasks (a server-side cancel that cannot reach a frozen host)
+    // must not hold the exit: each has its own deadline, but not this long.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
+}
+
+impl Cli {
+    fn wants_json(&self) -> bool {
+        matches!(&self.command, Some(Command::Verify(v)) if v.json)
     }
 }
 
@@ -160,8 +177,8 @@ async fn lab_command(command: LabCommand) -> Result<ExitCode> {
             };
             let info = lab::up(&opts).await?;
             start_lab_app(&info.dir, writes).await?;
-            eprintln!("{}", info.replication_help());
-            println!("{}", info.config_path.display());
+            exit::note(&info.replication_help());
+            exit::print_stdout(&info.config_path.display().to_string())?;
         }
         LabCommand::Serve { dir, writes } => {
             let state = lab::read_state(&dir)?
@@ -182,7 +199,12 @@ async fn lab_command(command: LabCommand) -> Result<ExitCode> {
             lab::down(&default_lab_dir(dir))?;
         }
         LabCommand::Status { dir } => {
-            println!("{}", lab::status(&default_lab_dir(dir))?);
+            let status = lab::status(&default_lab_dir(dir))?;
+            exit::print_stdout(&status.to_string())?;
+            // Like every check: 1 when what it looked at is not all right.
+            if !status.all_running() {
+                return Ok(ExitCode::from(exit::FOUND_PROBLEM));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -203,11 +225,15 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         }
     };
     let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let session_dir = args
-        .session_dir
-        .unwrap_or_else(|| config.session.dir.clone());
-    let _trace = init_tracing(&session_dir)?;
-    let log = runtime::run_console(
+    let (session_dir, named_by) = match args.session_dir {
+        Some(d) => (d, "--session-dir".to_string()),
+        None => (
+            config.session.dir.clone(),
+            format!("{}: session.dir", config.path.display()),
+        ),
+    };
+    let _trace = init_tracing(&session_dir, &named_by)?;
+    let end = runtime::run_console(
         Arc::new(config),
         ConsoleOptions {
             mode: "live".into(),
@@ -216,8 +242,8 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         },
     )
     .await?;
-    eprintln!("session recorded in {}", log.display());
-    Ok(ExitCode::SUCCESS)
+    exit::note(&format!("session recorded in {}", end.log.display()));
+    Ok(console_exit(&end))
 }
 
 async fn verify(args: VerifyArgs) -> Result<ExitCode> {
@@ -231,8 +257,21 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
         )
         .await?;
         let filter = |s: &str, t: &str| config.tables.matches(s, t);
-        cutover::pg::monitor::poll_source(&client, &filter)
-            .await
+        let deadline = config.monitor.connect_timeout()
+            + std::time::Duration::from_millis(config.monitor.statement_timeout_ms);
+        let polled = tokio::time::timeout(
+            deadline,
+            cutover::pg::monitor::poll_source(&client, &filter),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{}: no answer within {} s while listing the tables to verify",
+                config.source.describe(),
+                deadline.as_secs()
+            )
+        })?;
+        polled
             .map_err(|e| {
                 anyhow::anyhow!(
                     "{}: {}",
@@ -260,35 +299,77 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if let Some(p) = args.parallelism {
         opts.parallelism = p.max(1);
     }
+    // Ctrl-C cancels the queries on both servers, then reports what was done.
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    opts.cancel = Some(cancel_rx);
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            if sigint.recv().await.is_some() {
+                interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = cancel_tx.send(true);
+            }
+        });
+    }
     // A progress line only where someone watches it: not into pipes and CI logs.
     let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = cutover::verify::verify_tables(&config, &tables, &opts, |p| {
         if !quiet {
-            eprint!(
+            use std::io::Write;
+            let _ = write!(
+                std::io::stderr().lock(),
                 "\r{}: {}/{} ranges, {} rows, {} differences   ",
-                p.table, p.ranges_done, p.ranges_total, p.rows_done, p.mismatches
+                p.table,
+                p.ranges_done,
+                p.ranges_total,
+                p.rows_done,
+                p.mismatches
             );
         }
     })
     .await?;
     if !quiet {
-        eprintln!();
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("{report}");
+        let _ = exit_stderr_newline();
     }
     let errors = report
         .tables
         .iter()
         .any(|t| t.status == cutover::verify::TableStatus::Error);
-    Ok(if report.is_clean() {
-        ExitCode::SUCCESS
-    } else if errors {
-        ExitCode::from(2)
+    let code = if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        exit::INTERRUPTED
+    } else if report.is_clean() {
+        exit::SUCCESS
+    } else if errors || report.cancelled {
+        exit::COULD_NOT_RUN
     } else {
-        ExitCode::from(1)
+        exit::FOUND_PROBLEM
+    };
+    let text = if args.json {
+        let mut doc = serde_json::to_value(&report)?;
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("ok".into(), serde_json::Value::Bool(code == exit::SUCCESS));
+            obj.insert("exit_code".into(), code.into());
+        }
+        serde_json::to_string_pretty(&doc)?
+    } else {
+        report.to_string()
+    };
+    exit::print_stdout(&text).context("printing the report")?;
+    Ok(ExitCode::from(code))
+}
+
+fn exit_stderr_newline() -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr().lock())
+}
+
+fn console_exit(end: &runtime::ConsoleEnd) -> ExitCode {
+    ExitCode::from(if end.interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::SUCCESS
     })
 }
 
@@ -331,10 +412,10 @@ struct LabTeardown(PathBuf);
 impl Drop for LabTeardown {
     fn drop(&mut self) {
         if let Err(e) = lab::down(&self.0) {
-            eprintln!(
+            exit::note(&format!(
                 "cutover: tearing down the demo lab in {}: {e:#}",
                 self.0.display()
-            );
+            ));
         }
     }
 }
@@ -346,15 +427,15 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         rows: args.rows,
         load_rate: args.load_rate,
     };
-    eprintln!(
+    exit::note(&format!(
         "cutover demo: starting the lab in {} ({} rows)…",
         dir.display(),
         args.rows
-    );
+    ));
     let teardown = LabTeardown(dir.clone());
     let info = lab::up(&opts).await?;
     let config = config::load(&info.config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let _trace = init_tracing(&args.session_dir)?;
+    let _trace = init_tracing(&args.session_dir, "--session-dir")?;
     let sim = lab::start_kube(&dir, &info.source_conninfo, args.load_rate).await?;
     let result = runtime::run_console(
         Arc::new(config),
@@ -367,15 +448,20 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     .await;
     sim.shutdown().await;
     drop(teardown);
-    let log = result?;
-    eprintln!("session recorded in {}", log.display());
-    Ok(ExitCode::SUCCESS)
+    let end = result?;
+    exit::note(&format!("session recorded in {}", end.log.display()));
+    Ok(console_exit(&end))
 }
 
 /// The terminal belongs to the UI: diagnostics go to a file beside the sessions.
-fn init_tracing(dir: &Path) -> Result<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating session directory {}", dir.display()))?;
+/// `named_by` says where the directory came from, for the error.
+fn init_tracing(dir: &Path, named_by: &str) -> Result<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "{named_by}: cannot create the session directory {}: {e}",
+            dir.display()
+        )
+    })?;
     let appender = tracing_appender::rolling::never(dir, "cutover-trace.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")

@@ -26,6 +26,8 @@ use crate::session::sample::Side;
 use crate::session::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
 use crate::ui;
 
+const SIGINT_REASON: &str = "SIGINT";
+
 /// Redraws are coalesced: a burst of events costs one frame.
 const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -109,9 +111,24 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
     }
 }
 
+/// Records a failure that ends the console and returns the reason to log.
+fn fail(slot: &mut Option<anyhow::Error>, e: anyhow::Error) -> String {
+    let reason = format!("error: {e:#}");
+    *slot = Some(e);
+    reason
+}
+
+/// How a console session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleEnd {
+    /// The session log.
+    pub log: PathBuf,
+    /// Ended by SIGINT (exit code 130), not by the operator or SIGTERM/SIGHUP.
+    pub interrupted: bool,
+}
+
 /// Runs the live console until the operator quits or a signal arrives.
-/// Returns the session log's path.
-pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<PathBuf> {
+pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<ConsoleEnd> {
     let theme = ui::theme::Theme::from_env(&config.ui.theme)
         .with_context(|| format!("{}: ui.theme", config.path.display()))?;
     let dir = opts
@@ -160,14 +177,22 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     let mut cancels: HashMap<u64, watch::Sender<bool>> = HashMap::new();
     // Verification yields to replication: the model decides, the engine obeys.
     let (pause_tx, pause_rx) = watch::channel(false);
+    // The running action's guards as the model judges them after each event:
+    // the executor re-checks them on fresh data right before its first change.
+    let (guard_tx, guard_rx) = watch::channel(kube_actions::GuardCheck::default());
     let mut dirty = true;
     let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
 
+    // Why the loop stopped, when it was a failure rather than a way to end.
+    let mut failure: Option<anyhow::Error> = None;
     let reason: String = loop {
         if dirty {
             let wait = MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed());
             if wait.is_zero() {
-                term.draw(|f| ui::view(f, &core.model, &theme))?;
+                if let Err(e) = term.draw(|f| ui::view(f, &core.model, &theme)) {
+                    let e = anyhow::Error::new(e).context("drawing the screen");
+                    break fail(&mut failure, e);
+                }
                 last_frame = tokio::time::Instant::now();
                 dirty = false;
             }
@@ -187,7 +212,10 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                     None => continue,
                 },
                 Some(Ok(crossterm::event::Event::Resize(..))) => {
-                    term.autoresize()?;
+                    if let Err(e) = term.autoresize() {
+                        let e = anyhow::Error::new(e).context("resizing the screen");
+                        break fail(&mut failure, e);
+                    }
                     dirty = true;
                     continue;
                 }
@@ -197,11 +225,22 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
             },
             _ = sigterm.recv() => break "SIGTERM".to_string(),
             _ = sighup.recv() => break "SIGHUP (terminal hung up)".to_string(),
-            _ = sigint.recv() => break "SIGINT".to_string(),
+            _ = sigint.recv() => break SIGINT_REASON.to_string(),
             _ = frame_due => continue,
         };
-        let effects = core.apply(kind)?;
+        let effects = match core.apply(kind) {
+            Ok(effects) => effects,
+            // Nothing may run unrecorded: stop here.
+            Err(e) => break fail(&mut failure, e),
+        };
         dirty = true;
+        if let Some(run) = core.model.kube_actions.running() {
+            let check = kube_actions::GuardCheck {
+                at: core.model.now,
+                failing: model::recheck(&core.model, run.action),
+            };
+            guard_tx.send_replace(check);
+        }
         let throttled = model::verify_throttle(&core.model).is_some();
         pause_tx.send_if_modified(|p| std::mem::replace(p, throttled) != throttled);
         let mut quit = false;
@@ -232,7 +271,9 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                         run, tables, config, tx, cancel_rx, pause,
                     ));
                 }
-                Effect::CancelExactCount { run } | Effect::CancelVerify { run } => {
+                Effect::CancelExactCount { run }
+                | Effect::CancelVerify { run }
+                | Effect::CancelKubeAction { id: run } => {
                     if let Some(c) = cancels.remove(&run) {
                         let _ = c.send(true);
                     }
@@ -241,12 +282,20 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
                     tasks.spawn(kube_actions::preflight(config.clone(), tx.clone()));
                 }
                 Effect::KubeRun { id, action } => {
+                    let (cancel_tx, cancel_rx) = watch::channel(false);
+                    cancels.insert(id, cancel_tx);
+                    // The verdict the executor waits for must be newer than its start.
+                    guard_tx.send_replace(kube_actions::GuardCheck::default());
                     tasks.spawn(kube_actions::run(
                         id,
                         action,
                         config.clone(),
                         kube_state.clone(),
                         tx.clone(),
+                        kube_actions::Control {
+                            cancel: cancel_rx,
+                            guards: guard_rx.clone(),
+                        },
                     ));
                 }
                 Effect::Quit => quit = true,
@@ -261,8 +310,13 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     for (_, c) in cancels.drain() {
         let _ = c.send(true);
     }
-    core.apply(EventKind::SessionEnded { reason })?;
-    core.sync()?;
+    // Where the log itself failed (a full disk), the end is still recorded
+    // if it fits: the failed write was cut back, freeing its bytes.
+    let ended = core
+        .apply(EventKind::SessionEnded {
+            reason: reason.clone(),
+        })
+        .and_then(|_| core.sync());
     drop(term);
     let grace = tokio::time::timeout(Duration::from_secs(3), async {
         // Give count tasks the moment they need to send their server-side cancel.
@@ -278,7 +332,17 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Pa
     });
     let _ = grace.await;
     tasks.abort_all();
-    Ok(core.log_path().to_owned())
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "the console stopped so that nothing runs unrecorded; session log {}",
+            core.log_path().display()
+        )));
+    }
+    ended?;
+    Ok(ConsoleEnd {
+        log: core.log_path().to_owned(),
+        interrupted: reason == SIGINT_REASON,
+    })
 }
 
 #[cfg(test)]

@@ -105,7 +105,11 @@ pub async fn preflight(client: &Client, checks: Vec<AccessCheck>) -> Result<Vec<
         } else {
             format!("{}.{}", c.resource, c.group)
         };
-        let a = can_i(client, &c.verb, &resource, &c.namespace, c.name.as_deref()).await?;
+        let a = super::bounded(
+            &format!("access review of {} {resource}", c.verb),
+            can_i(client, &c.verb, &resource, &c.namespace, c.name.as_deref()),
+        )
+        .await?;
         c.allowed = a.allowed;
         c.reason = (!a.allowed).then_some(a.message);
         out.push(c);

@@ -48,6 +48,48 @@ pub fn fingerprint(value: &str) -> String {
         .collect()
 }
 
+/// A single request to the API server (a GET, a PATCH, an access review)
+/// that has not answered by then has failed: the server is stopped,
+/// overloaded or unreachable, and nothing waits on it any longer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP connect to the API server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one API call under [`REQUEST_TIMEOUT`]; `what` names it for the error.
+pub async fn bounded<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    bounded_by(REQUEST_TIMEOUT, what, fut).await
+}
+
+/// [`bounded`] with another deadline.
+pub async fn bounded_by<T>(
+    deadline: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow!(
+            "{what}: the Kubernetes API server did not answer within {} s",
+            deadline.as_secs()
+        )),
+    }
+}
+
+/// Whether the API server answers at all: a GET of /version under `deadline`.
+pub async fn ping(client: &Client, deadline: Duration) -> Result<()> {
+    bounded_by(deadline, "GET /version", async {
+        client
+            .apiserver_version()
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+    })
+    .await
+}
+
 /// Where the cluster is and which namespace the workload lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
@@ -100,7 +142,8 @@ pub async fn connect(target: &Target) -> Result<Connection> {
 }
 
 fn connect_incluster(namespace: Option<&str>) -> Result<Connection> {
-    let cfg = kube::Config::incluster().context("in-cluster Kubernetes config")?;
+    let mut cfg = kube::Config::incluster().context("in-cluster Kubernetes config")?;
+    cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     let ns = namespace
         .map(str::to_string)
         .unwrap_or_else(|| cfg.default_namespace.clone());
@@ -138,9 +181,17 @@ async fn connect_with(
         context: Some(ctx_name.clone()),
         ..Default::default()
     };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
-        .await
-        .with_context(|| format!("context {ctx_name} in {origin}"))?;
+    // An auth plugin run by the kubeconfig may hang like any network call.
+    let mut cfg = bounded(&format!("context {ctx_name} in {origin}"), async {
+        kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await
+    .with_context(|| format!("context {ctx_name} in {origin}"))?;
+    // Only the TCP connect: a watch legitimately reads nothing for minutes,
+    // so requests are bounded one by one ([`bounded`]), not by a read timeout.
+    cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     let ns = namespace
         .map(str::to_string)
         .unwrap_or_else(|| cfg.default_namespace.clone());

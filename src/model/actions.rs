@@ -8,6 +8,13 @@ use super::{derive, Effect, Model, Overlay};
 use crate::kube;
 use crate::session::{AccessResult, KubeAction, SwitchRecord, SwitchValue};
 
+/// The label of the guard that says no other action runs: the only one a
+/// running action fails by itself, so the executor's re-check leaves it out.
+const BUSY_GUARD: &str = "No other action running";
+
+/// The access review: asked again by the executor before it changes anything.
+const ACCESS_GUARD: &str = "Access review";
+
 /// Typed confirmations longer than this are not names anyone meant to type.
 const MAX_TYPED: usize = 64;
 
@@ -104,23 +111,44 @@ pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
     let mut will_run = Vec::new();
     let mut notes = Vec::new();
 
-    let healthy = model.kube.last.is_some() && model.kube.failing.is_none();
-    guards.push(Guard::new(
-        "Kubernetes watch live",
-        healthy,
-        match &model.kube.failing {
-            Some((since, e)) => format!("failing since {}: {e}", since.format("%H:%M:%S")),
-            None if model.kube.last.is_none() => "no workload seen yet".into(),
-            None => "workloads are being watched".into(),
+    guards.push(
+        match (derive::kube_stale(model), model.kube.last.is_some()) {
+            (Some((since, e)), _) => Guard::new(
+                "Kubernetes watch live",
+                false,
+                format!("stale since {}: {e}", since.format("%H:%M:%S")),
+            ),
+            (None, false) => Guard::new("Kubernetes watch live", false, "no workload seen yet"),
+            (None, true) => {
+                Guard::new("Kubernetes watch live", true, "workloads are being watched")
+            }
         },
-    ));
+    );
 
     let pre = model.kube_actions.preflight.as_ref();
     let wanted_verbs: &[&str] = &["get", "patch"];
+    let stale_after = info.stale_after_seconds;
+    let review_age = pre
+        .zip(model.now)
+        .map(|(p, now)| (now - p.at).num_milliseconds() as f64 / 1000.0);
     let access = match pre {
-        None => Guard::new("Access review", false, "not checked yet"),
+        None => Guard::new(ACCESS_GUARD, false, "not checked yet"),
+        Some(p) if review_age.is_some_and(|a| a > stale_after) => Guard::new(
+            ACCESS_GUARD,
+            false,
+            format!(
+                "answer from {} is {:.0} s old (limit {stale_after} s){}",
+                p.at.format("%H:%M:%S"),
+                review_age.unwrap_or_default(),
+                if model.kube_actions.preflight_running {
+                    "; asking again"
+                } else {
+                    ""
+                }
+            ),
+        ),
         Some(p) if p.error.is_some() => Guard::new(
-            "Access review",
+            ACCESS_GUARD,
             false,
             format!("could not ask: {}", p.error.as_deref().unwrap_or_default()),
         ),
@@ -130,7 +158,7 @@ pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
             .find(|c| !c.allowed && wanted_verbs.contains(&c.verb.as_str()))
         {
             Some(denied) => Guard::new(
-                "Access review",
+                ACCESS_GUARD,
                 false,
                 format!(
                     "not allowed: {}{}",
@@ -143,7 +171,7 @@ pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
                 ),
             ),
             None => Guard::new(
-                "Access review",
+                ACCESS_GUARD,
                 !p.checks.is_empty(),
                 format!(
                     "{} checks allowed at {}",
@@ -157,7 +185,7 @@ pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
 
     let busy = model.kube_actions.running();
     guards.push(Guard::new(
-        "No other action running",
+        BUSY_GUARD,
         busy.is_none(),
         match busy {
             Some(r) => format!("{} is running", r.action.title()),
@@ -246,6 +274,13 @@ pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
         }
         KubeAction::RolloutRestart => {
             guards.push(workloads_found());
+            // Restarted pods connect to what the config says now: the target
+            // after a switch, else the source.
+            guards.push(if model.kube_actions.switched.is_some() {
+                side_live(model, "Target", &model.target)
+            } else {
+                side_live(model, "Source", &model.source)
+            });
             restart_lines(&mut will_run);
             if k.deployments.len() == 1 {
                 k.deployments[0].clone()
@@ -275,6 +310,8 @@ pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
             };
             guards.push(Guard::new("Previous value captured", ok, detail));
             guards.push(workloads_found());
+            // Going back sends the app to the source: it must be there.
+            guards.push(side_live(model, "Source", &model.source));
             if let (Some(obj), Some((_, r))) = (object, switched) {
                 let shown = r
                     .previous_fingerprint
@@ -298,17 +335,55 @@ pub fn plan(model: &Model, action: KubeAction) -> Option<ActionPlan> {
     })
 }
 
-/// Switching while the target is behind sends the app to data it has not got yet.
+/// `<Side> live`: the side answered within the stale limit. Every guard
+/// that reads a side's data fails while that side is stale.
+fn side_live<S>(model: &Model, side: &str, state: &super::SideState<S>) -> Guard {
+    let label = format!("{side} live");
+    let Some(info) = &model.info else {
+        return Guard::new(&label, false, "no session");
+    };
+    match side_stale(model, side, state, info.stale_after_seconds) {
+        Some(reason) => Guard::new(&label, false, reason),
+        None => Guard::new(&label, true, "answering"),
+    }
+}
+
+/// Why a side's data cannot be trusted now, or None when it can.
+fn side_stale<S>(
+    model: &Model,
+    side: &str,
+    state: &super::SideState<S>,
+    stale_after: f64,
+) -> Option<String> {
+    if state.last_ok.is_none() && state.failing.is_none() {
+        return Some(format!("{} not sampled yet", side.to_lowercase()));
+    }
+    derive::stale_since(state, model.now, stale_after).map(|since| {
+        let why = state
+            .failing
+            .as_ref()
+            .map(|(_, e)| format!(": {e}"))
+            .unwrap_or_default();
+        format!(
+            "{} data stale since {}{why}",
+            side.to_lowercase(),
+            since.format("%H:%M:%S")
+        )
+    })
+}
+
+/// Switching while the target is behind sends the app to data it has not
+/// got yet. The lag is read on the source, but a target that does not
+/// answer has not got it either.
 fn caught_up(model: &Model) -> Guard {
     let Some(info) = &model.info else {
         return Guard::new("Replication caught up", false, "no session");
     };
-    if let Some(since) = derive::stale_since(&model.source, model.now, info.stale_after_seconds) {
-        return Guard::new(
-            "Replication caught up",
-            false,
-            format!("source data stale since {}", since.format("%H:%M:%S")),
-        );
+    let limit = info.stale_after_seconds;
+    let stale = side_stale(model, "Source", &model.source, limit)
+        .or_else(|| side_stale(model, "Target", &model.target, limit));
+    if let Some(reason) = stale {
+        return Guard::new("Replication caught up", false, reason);
     }
     match derive::lag_summary(model) {
         Some(s) if s.slot.is_none() => Guard::new(
@@ -331,6 +406,20 @@ fn caught_up(model: &Model) -> Guard {
     }
 }
 
+/// The guards of `action` that do not hold now, for the executor's re-check
+/// at the moment it runs. Left out: the action's own run (not "another
+/// action"), and the access review, which the executor asks again itself.
+pub fn recheck(model: &Model, action: KubeAction) -> Vec<Guard> {
+    plan(model, action)
+        .map(|p| {
+            p.guards
+                .into_iter()
+                .filter(|g| !g.ok && g.label != BUSY_GUARD && g.label != ACCESS_GUARD)
+                .collect()
+        })
+        .unwrap_or_else(|| vec![Guard::new("Kubernetes configured", false, "no session")])
+}
+
 /// Opens the confirmation for `action` and refreshes the access review, so
 /// the guards shown are the ones that hold now.
 pub fn open(model: &mut Model, action: KubeAction) -> Vec<Effect> {
@@ -350,6 +439,27 @@ pub fn preflight(model: &mut Model) -> Vec<Effect> {
     }
     model.kube_actions.preflight_running = true;
     vec![Effect::KubePreflight]
+}
+
+/// While a confirmation is open its access review is kept fresh: asked again
+/// once half the stale limit has passed, so the guard never shows an old ✔.
+pub fn on_tick(model: &mut Model) -> Vec<Effect> {
+    if !matches!(model.overlay, Overlay::ConfirmAction { .. }) {
+        return vec![];
+    }
+    let (Some(info), Some(now)) = (&model.info, model.now) else {
+        return vec![];
+    };
+    let half = info.stale_after_seconds / 2.0;
+    let old = match &model.kube_actions.preflight {
+        Some(p) => (now - p.at).num_milliseconds() as f64 / 1000.0 >= half,
+        None => true,
+    };
+    if old {
+        preflight(model)
+    } else {
+        vec![]
+    }
 }
 
 /// A key while the confirmation is open.
@@ -434,7 +544,7 @@ pub fn on_finished(
 
 #[cfg(test)]
 mod tests {
-    use super::super::update::tests::{info, source, Feed};
+    use super::super::update::tests::{at, info, source, target, Feed};
     use super::*;
     use crate::kube::WorkloadSnapshot;
     use crate::session::{EventKind, KubeInfo, SessionInfo};
@@ -478,8 +588,8 @@ mod tests {
     /// A session where every guard of the switch passes.
     fn ready() -> Feed {
         let mut f = Feed::with(kube_info(false));
-        f.send(1, EventKind::SourceSampled(source(Some(10))));
         f.send(1, EventKind::WorkloadSampled(workload()));
+        f.live(1, 10);
         f.send(
             1,
             EventKind::KubePreflightDone {
@@ -577,10 +687,10 @@ mod tests {
     fn failing_guards_name_their_reason_and_block_enter() {
         let mut f = ready();
         // Lag over the bound (100 B in the test session).
-        f.send(5, EventKind::SourceSampled(source(Some(5000))));
-        f.key(5, "S");
-        type_name(&mut f, 5, "app-db");
-        assert_eq!(f.key(5, "Enter"), vec![]);
+        f.send(3, EventKind::SourceSampled(source(Some(5000))));
+        f.key(3, "S");
+        type_name(&mut f, 3, "app-db");
+        assert_eq!(f.key(3, "Enter"), vec![]);
         let p = plan(&f.m, KubeAction::SwitchConfig).unwrap();
         let lag = p.guards.iter().find(|g| !g.ok).unwrap();
         assert_eq!(lag.label, "Replication caught up");
@@ -588,7 +698,7 @@ mod tests {
 
         let mut d = ready();
         d.send(
-            6,
+            2,
             EventKind::KubePreflightDone {
                 checks: vec![allowed("patch", "configmaps/app-db", false)],
                 switch_value: None,
@@ -612,6 +722,196 @@ mod tests {
             .iter()
             .find(|g| g.label == "Previous value captured");
         assert_eq!(prev.unwrap().detail, "no switch in this session");
+    }
+
+    fn failing(f: &Feed, action: KubeAction) -> Vec<(String, String)> {
+        plan(&f.m, action)
+            .unwrap()
+            .guards
+            .into_iter()
+            .filter(|g| !g.ok)
+            .map(|g| (g.label, g.detail))
+            .collect()
+    }
+
+    fn values() -> SwitchValue {
+        SwitchValue {
+            new_fingerprint: Some("new1".into()),
+            current_fingerprint: Some("old1".into()),
+            error: None,
+        }
+    }
+
+    /// An access review answered at `t` with one check.
+    fn reviewed(f: &mut Feed, t: i64, check: AccessResult, value: Option<SwitchValue>) {
+        f.send(
+            t,
+            EventKind::KubePreflightDone {
+                checks: vec![check],
+                switch_value: value,
+                error: None,
+            },
+        );
+    }
+
+    fn switched(f: &mut Feed, t: i64) {
+        f.m.kube_actions.switched = Some((
+            at(t),
+            SwitchRecord {
+                object: "configmap/app-db".into(),
+                key: "DATABASE_URL".into(),
+                previous_fingerprint: Some("old1".into()),
+                new_fingerprint: "new1".into(),
+                changed: true,
+            },
+        ));
+    }
+
+    #[test]
+    fn a_stale_target_fails_the_switch_even_with_the_source_caught_up() {
+        let mut f = ready();
+        // The source keeps answering (lag 10 B, under the bound); the target
+        // went quiet at t=1 and the stale limit is 3 s.
+        f.send(5, EventKind::SourceSampled(source(Some(10))));
+        f.send(5, EventKind::KubeAlive);
+        reviewed(
+            &mut f,
+            5,
+            allowed("patch", "configmaps/app-db", true),
+            Some(values()),
+        );
+        let stale_since = at(1).format("%H:%M:%S").to_string();
+        assert_eq!(
+            failing(&f, KubeAction::SwitchConfig),
+            vec![(
+                "Replication caught up".to_string(),
+                format!("target data stale since {stale_since}")
+            )]
+        );
+        // A failure the collector reported is named too.
+        f.send(
+            6,
+            EventKind::CollectorFailed {
+                side: crate::session::Side::Target,
+                error: "127.0.0.1:5433: no answer within 12 s".into(),
+            },
+        );
+        assert_eq!(
+            failing(&f, KubeAction::SwitchConfig)[0].1,
+            format!("target data stale since {stale_since}: 127.0.0.1:5433: no answer within 12 s")
+        );
+    }
+
+    #[test]
+    fn a_quiet_kubernetes_api_and_an_old_access_review_do_not_pass() {
+        let mut f = ready();
+        // Databases fresh at t=5; the API server last answered at t=1.
+        f.send(5, EventKind::SourceSampled(source(Some(10))));
+        f.send(5, EventKind::TargetSampled(target()));
+        let old = at(1).format("%H:%M:%S").to_string();
+        assert_eq!(
+            failing(&f, KubeAction::RolloutRestart),
+            vec![
+                (
+                    "Kubernetes watch live".to_string(),
+                    format!("stale since {old}: no answer from the Kubernetes API for over 3 s")
+                ),
+                (
+                    "Access review".to_string(),
+                    format!("answer from {old} is 4 s old (limit 3 s)")
+                ),
+            ]
+        );
+        // The probe answering again makes the watch live; the review stays old.
+        f.send(6, EventKind::KubeAlive);
+        let labels: Vec<String> = failing(&f, KubeAction::RolloutRestart)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(labels, vec!["Access review".to_string()]);
+    }
+
+    #[test]
+    fn an_open_dialog_keeps_its_access_review_fresh() {
+        let mut f = ready();
+        assert_eq!(f.key(1, "R"), vec![Effect::KubePreflight]);
+        reviewed(
+            &mut f,
+            1,
+            allowed("patch", "deployments.apps/app", true),
+            None,
+        );
+        assert_eq!(f.send(2, EventKind::Tick), vec![], "1 s old: fresh enough");
+        assert_eq!(f.send(3, EventKind::Tick), vec![Effect::KubePreflight]);
+        assert_eq!(f.send(4, EventKind::Tick), vec![], "one review at a time");
+        f.key(4, "Esc");
+        f.send(
+            4,
+            EventKind::KubePreflightDone {
+                checks: vec![],
+                switch_value: None,
+                error: None,
+            },
+        );
+        assert_eq!(f.send(9, EventKind::Tick), vec![], "no dialog, no review");
+    }
+
+    #[test]
+    fn restart_and_switch_back_need_the_database_the_pods_will_use() {
+        let mut f = ready();
+        f.send(5, EventKind::TargetSampled(target()));
+        f.send(5, EventKind::KubeAlive);
+        reviewed(
+            &mut f,
+            5,
+            allowed("patch", "deployments.apps/app", true),
+            None,
+        );
+        // Not switched: restarted pods go to the source, stale since t=1.
+        let src = at(1).format("%H:%M:%S").to_string();
+        assert_eq!(
+            failing(&f, KubeAction::RolloutRestart),
+            vec![(
+                "Source live".to_string(),
+                format!("source data stale since {src}")
+            )]
+        );
+        // Switched: they go to the target, which answers.
+        switched(&mut f, 4);
+        assert_eq!(failing(&f, KubeAction::RolloutRestart), vec![]);
+        // Going back needs the source.
+        assert_eq!(
+            failing(&f, KubeAction::SwitchBack),
+            vec![(
+                "Source live".to_string(),
+                format!("source data stale since {src}")
+            )]
+        );
+    }
+
+    #[test]
+    fn the_executor_recheck_ignores_its_own_run_and_x_cancels_it() {
+        let mut f = ready();
+        f.key(2, "R");
+        type_name(&mut f, 2, "app");
+        let effects = f.key(2, "Enter");
+        let id = f.m.next_run;
+        assert_eq!(
+            effects,
+            vec![Effect::KubeRun {
+                id,
+                action: KubeAction::RolloutRestart
+            }]
+        );
+        assert_eq!(recheck(&f.m, KubeAction::RolloutRestart), vec![]);
+        // Data goes stale while it runs: the re-check says so.
+        f.send(6, EventKind::Tick);
+        let labels: Vec<String> = recheck(&f.m, KubeAction::RolloutRestart)
+            .into_iter()
+            .map(|g| g.label)
+            .collect();
+        assert!(labels.contains(&"Source live".to_string()), "{labels:?}");
+        assert_eq!(f.key(6, "x"), vec![Effect::CancelKubeAction { id }]);
     }
 
     #[test]

@@ -23,6 +23,21 @@ pub fn stale_since<S>(
     (age > stale_after_s).then_some(ok)
 }
 
+/// Whether the Kubernetes side's data is stale, since when and why. The
+/// watches are quiet while nothing changes, so liveness comes from the
+/// runtime's probe (`KubeAlive`) as well as from watch events.
+pub fn kube_stale(model: &Model) -> Option<(DateTime<Utc>, String)> {
+    if let Some((since, e)) = &model.kube.failing {
+        return Some((model.kube.last_ok.unwrap_or(*since), e.clone()));
+    }
+    let limit = model.info.as_ref()?.stale_after_seconds;
+    let since = stale_since(&model.kube, model.now, limit)?;
+    Some((
+        since,
+        format!("no answer from the Kubernetes API for over {limit} s"),
+    ))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LagSummary<'a> {
     /// The subscription's slot on the source, if it exists.

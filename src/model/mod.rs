@@ -4,11 +4,13 @@ mod actions;
 mod derive;
 mod update;
 
-pub use actions::{kube_actions_bound, plan, ActionPlan, ActionRun, Guard, KubeActions, Preflight};
+pub use actions::{
+    kube_actions_bound, plan, recheck, ActionPlan, ActionRun, Guard, KubeActions, Preflight,
+};
 
 pub use derive::{
-    lag_summary, lag_throttle, stale_since, table_rows, verify_throttle, LagSummary, RowState,
-    TableRow,
+    kube_stale, lag_summary, lag_throttle, stale_since, table_rows, verify_throttle, LagSummary,
+    RowState, TableRow,
 };
 pub use update::{update, Effect};
 

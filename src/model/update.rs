@@ -29,6 +29,10 @@ pub enum Effect {
         id: u64,
         action: KubeAction,
     },
+    /// Stop a running Kubernetes action (the record says what was in flight).
+    CancelKubeAction {
+        id: u64,
+    },
     Quit,
 }
 
@@ -90,6 +94,11 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.workloads.insert(w.deployment.clone(), w.clone());
             model.workload_at.insert(w.deployment.clone(), at);
             model.kube.last = Some(());
+            model.kube.last_ok = Some(at);
+            model.kube.failing = None;
+            vec![]
+        }
+        EventKind::KubeAlive => {
             model.kube.last_ok = Some(at);
             model.kube.failing = None;
             vec![]
@@ -223,9 +232,15 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             switched,
         } => {
             super::actions::on_finished(model, *id, at, *ok, message, switched.as_ref());
-            vec![]
+            // A failed or cancelled action may have changed part of what it
+            // meant to: read the config and the access again at once.
+            if *ok {
+                vec![]
+            } else {
+                super::actions::preflight(model)
+            }
         }
-        EventKind::Tick => vec![],
+        EventKind::Tick => super::actions::on_tick(model),
         EventKind::SessionEnded { reason } => {
             model.ended = Some(reason.clone());
             vec![]
@@ -325,6 +340,9 @@ fn cancel_running(model: &Model) -> Vec<Effect> {
     }
     if let Some(r) = model.verify_run.as_ref().filter(|r| r.running()) {
         effects.push(Effect::CancelVerify { run: r.id });
+    }
+    if let Some(r) = model.kube_actions.running() {
+        effects.push(Effect::CancelKubeAction { id: r.id });
     }
     effects
 }
@@ -472,6 +490,17 @@ pub(super) mod tests {
         }
     }
 
+    pub(in crate::model) fn target() -> crate::session::sample::TargetSample {
+        crate::session::sample::TargetSample {
+            server_version: "18".into(),
+            subscriptions: vec![],
+            sub_tables: vec![],
+            copies: vec![],
+            tables: vec![],
+            poll_ms: 1.0,
+        }
+    }
+
     pub(in crate::model) struct Feed {
         pub m: Model,
         seq: u64,
@@ -502,6 +531,13 @@ pub(super) mod tests {
         }
         pub fn key(&mut self, t: i64, k: &str) -> Vec<Effect> {
             self.send(t, EventKind::Key { key: k.into() })
+        }
+        /// Both sides sampled (the source with `lag` bytes of slot lag) and
+        /// the Kubernetes API answering, all at `t`.
+        pub fn live(&mut self, t: i64, lag: i64) {
+            self.send(t, EventKind::SourceSampled(source(Some(lag))));
+            self.send(t, EventKind::TargetSampled(target()));
+            self.send(t, EventKind::KubeAlive);
         }
     }
 

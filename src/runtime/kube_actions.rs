@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::mpsc::Sender;
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use crate::config::{Config, KubeCfg};
 use crate::kube::{
-    self, connect, fingerprint, rollout_restart, switch_config_key, wait_rollout, AccessCheck,
-    ConfigObject, ConfigSwitch, RolloutOutcome,
+    self, bounded, connect, fingerprint, rollout_restart, switch_config_key, wait_rollout,
+    AccessCheck, ConfigObject, ConfigSwitch, RolloutOutcome,
 };
+use crate::model::Guard;
 use crate::session::{AccessResult, EventKind, KubeAction, SwitchRecord, SwitchValue};
 
 use super::kube_task::target;
@@ -22,6 +23,8 @@ use super::kube_task::target;
 /// The rollout wait gives up after this even if no progress deadline fires
 /// (a Deployment without one would otherwise be watched forever).
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+const PREFLIGHT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// What survives between actions: the value a switch replaced. Held only in
 /// memory; the log and screen see its fingerprint.
@@ -57,7 +60,9 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
     let Some(k) = config.kubernetes.clone() else {
         return;
     };
-    let result = async {
+    // Each call is bounded; the whole review too, so a slow answer per call
+    // cannot add up to a review that never ends.
+    let result = kube::bounded_by(PREFLIGHT_DEADLINE, "access review", async {
         let conn = connect(&target(&k)).await?;
         let object = k.config_object.as_deref().and_then(ConfigObject::parse);
         let checks = kube::required_access(&conn.namespace, &k.deployments, object.as_ref());
@@ -69,7 +74,12 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
                     Ok(new) => v.new_fingerprint = Some(fingerprint(&new)),
                     Err(e) => v.error = Some(e),
                 }
-                match kube::read_key(&conn.client, &conn.namespace, &obj, &key).await {
+                let what = format!("reading {obj} {key}");
+                let read = bounded(
+                    &what,
+                    kube::read_key(&conn.client, &conn.namespace, &obj, &key),
+                );
+                match read.await {
                     Ok((current, _)) => v.current_fingerprint = current.as_deref().map(fingerprint),
                     Err(e) => {
                         v.error.get_or_insert(format!("{e:#}"));
@@ -80,7 +90,7 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
             _ => None,
         };
         anyhow::Ok((checks, value))
-    }
+    })
     .await;
     let event = match result {
         Ok((checks, switch_value)) => EventKind::KubePreflightDone {
@@ -104,15 +114,62 @@ async fn step(tx: &Sender<EventKind>, id: u64, message: String) -> Result<()> {
         .map_err(|_| anyhow!("console stopped"))
 }
 
+/// The model's verdict on a running action's guards, as of an event's time.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GuardCheck {
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The guards that do not hold (empty: all do).
+    pub failing: Vec<Guard>,
+}
+
+/// How long the executor waits for the model's verdict on data newer than
+/// its own start (events, ticks included, arrive at least every second).
+const RECHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// What the executor needs besides the action: the operator's cancel and
+/// the model's live verdict on the action's guards.
+pub struct Control {
+    pub cancel: watch::Receiver<bool>,
+    pub guards: watch::Receiver<GuardCheck>,
+}
+
+/// The request in flight, for the record when a cancel or deadline cuts it.
+#[derive(Default)]
+struct InFlight(std::sync::Mutex<Option<String>>);
+
+impl InFlight {
+    fn set(&self, what: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(what.into());
+    }
+    fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 pub async fn run(
     id: u64,
     action: KubeAction,
     config: Arc<Config>,
     state: ActionState,
     tx: Sender<EventKind>,
+    mut control: Control,
 ) {
     let mut switched = None;
-    let result = act(id, action, &config, &state, &tx, &mut switched).await;
+    let inflight = InFlight::default();
+    let mut cancel = control.cancel.clone();
+    let result = tokio::select! {
+        r = act(id, action, &config, &state, &tx, &mut switched, &mut control.guards, &inflight) => r,
+        _ = cancel.wait_for(|c| *c) => Err(match inflight.get() {
+            Some(what) => anyhow!(
+                "cancelled by the operator while {what} was in flight: whether it reached \
+                 the API server is unknown; the access review re-reads the config"
+            ),
+            None => anyhow!("cancelled by the operator between steps: nothing was in flight"),
+        }),
+    };
     let (ok, message) = match result {
         Ok(m) => (true, m),
         Err(e) => (false, format!("{e:#}")),
@@ -125,6 +182,39 @@ pub async fn run(
             switched,
         })
         .await;
+}
+
+/// Right before the first change: the guards, judged by the model on data
+/// newer than this moment, must all still hold.
+async fn recheck_guards(guards: &mut watch::Receiver<GuardCheck>) -> Result<()> {
+    let since = chrono::Utc::now();
+    let fresh = tokio::time::timeout(
+        RECHECK_WAIT,
+        guards.wait_for(|g| g.at.is_some_and(|at| at >= since)),
+    )
+    .await;
+    let verdict = match fresh {
+        Ok(Ok(v)) => v.clone(),
+        Ok(Err(_)) => return Err(anyhow!("console stopped")),
+        Err(_) => {
+            return Err(anyhow!(
+                "no fresh data to re-check the guards against within {} s",
+                RECHECK_WAIT.as_secs()
+            ))
+        }
+    };
+    if verdict.failing.is_empty() {
+        return Ok(());
+    }
+    let why: Vec<String> = verdict
+        .failing
+        .iter()
+        .map(|g| format!("{}: {}", g.label, g.detail))
+        .collect();
+    Err(anyhow!(
+        "guards no longer hold at the moment of running: {}",
+        why.join("; ")
+    ))
 }
 
 fn record(sw: &ConfigSwitch) -> SwitchRecord {
@@ -141,6 +231,7 @@ fn fp(f: Option<&str>) -> String {
     f.map_or("absent".into(), |f| format!("sha256:{f}"))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn act(
     id: u64,
     action: KubeAction,
@@ -148,37 +239,48 @@ async fn act(
     state: &ActionState,
     tx: &Sender<EventKind>,
     switched: &mut Option<SwitchRecord>,
+    guards: &mut watch::Receiver<GuardCheck>,
+    inflight: &InFlight,
 ) -> Result<String> {
     let k = config
         .kubernetes
         .as_ref()
         .ok_or_else(|| anyhow!("no [kubernetes] section in {}", config.path.display()))?;
-    let conn = connect(&target(k)).await?;
-    let ns = conn.namespace.clone();
-    // The review in the dialog may be minutes old: ask again, and refuse
-    // before touching anything if a permission this action needs is gone.
-    let object = k.config_object.as_deref().and_then(ConfigObject::parse);
-    let needed: Vec<AccessCheck> = kube::required_access(&ns, &k.deployments, object.as_ref())
-        .into_iter()
-        .filter(|c| match action {
-            KubeAction::SwitchConfig => {
-                c.verb == "get" || (c.verb == "patch" && c.group.is_empty())
-            }
-            _ => matches!(c.verb.as_str(), "get" | "patch"),
-        })
-        .collect();
-    let checks = kube::preflight(&conn.client, needed).await?;
-    if let Some(denied) = checks.iter().find(|c| !c.allowed) {
-        return Err(anyhow!(
-            "not allowed to {}{}: nothing was changed",
-            denied.describe(),
-            denied
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        ));
-    }
+    // Everything before the first change: a failure here leaves the cluster
+    // as it was, and the message says so first.
+    let before = async {
+        let conn = connect(&target(k)).await?;
+        let ns = conn.namespace.clone();
+        // The review in the dialog may be minutes old: ask again, and refuse
+        // before touching anything if a permission this action needs is gone.
+        let object = k.config_object.as_deref().and_then(ConfigObject::parse);
+        let needed: Vec<AccessCheck> = kube::required_access(&ns, &k.deployments, object.as_ref())
+            .into_iter()
+            .filter(|c| match action {
+                KubeAction::SwitchConfig => {
+                    c.verb == "get" || (c.verb == "patch" && c.group.is_empty())
+                }
+                _ => matches!(c.verb.as_str(), "get" | "patch"),
+            })
+            .collect();
+        let checks = kube::preflight(&conn.client, needed).await?;
+        if let Some(denied) = checks.iter().find(|c| !c.allowed) {
+            return Err(anyhow!(
+                "not allowed to {}{}",
+                denied.describe(),
+                denied
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+        }
+        recheck_guards(guards).await?;
+        anyhow::Ok((conn, ns))
+    };
+    let (conn, ns) = before
+        .await
+        .map_err(|e| anyhow!("nothing was changed: {e:#}"))?;
     match action {
         KubeAction::SwitchConfig => {
             let (obj, key) = config_object(k)?;
@@ -186,7 +288,14 @@ async fn act(
                 anyhow!("no switch value: set kubernetes.switch_to_env or switch_to_file")
             })?;
             let value = src.read().map_err(|e| anyhow!(e))?;
-            let sw = switch_config_key(&conn.client, &ns, &obj, &key, &value).await?;
+            let what = format!("PATCH {obj} in {ns}");
+            inflight.set(what.clone());
+            let sw = bounded(
+                &what,
+                switch_config_key(&conn.client, &ns, &obj, &key, &value),
+            )
+            .await?;
+            inflight.clear();
             *switched = Some(record(&sw));
             let what = if sw.changed {
                 format!(
@@ -208,16 +317,19 @@ async fn act(
             }
             Ok(what)
         }
-        KubeAction::RolloutRestart => restart_all(id, k, &conn.client, &ns, tx).await,
+        KubeAction::RolloutRestart => restart_all(id, k, &conn.client, &ns, tx, inflight).await,
         KubeAction::SwitchBack => {
             let mut kept = state.switched.lock().await;
             let sw = kept
                 .as_ref()
                 .filter(|s| s.changed)
                 .ok_or_else(|| anyhow!("no switch in this session to go back from"))?;
-            sw.rollback(&conn.client, &ns)
+            let what = format!("PATCH {} in {ns} (restoring {})", sw.object, sw.key);
+            inflight.set(what.clone());
+            bounded(&what, sw.rollback(&conn.client, &ns))
                 .await
                 .with_context(|| format!("restoring {} {}", sw.object, sw.key))?;
+            inflight.clear();
             *switched = Some(SwitchRecord {
                 object: sw.object.to_string(),
                 key: sw.key.clone(),
@@ -242,7 +354,7 @@ async fn act(
             .await?;
             *kept = None;
             drop(kept);
-            restart_all(id, k, &conn.client, &ns, tx).await
+            restart_all(id, k, &conn.client, &ns, tx, inflight).await
         }
     }
 }
@@ -253,12 +365,16 @@ async fn restart_all(
     client: &::kube::Client,
     ns: &str,
     tx: &Sender<EventKind>,
+    inflight: &InFlight,
 ) -> Result<String> {
     let mut restarts = Vec::new();
     for d in &k.deployments {
-        let r = rollout_restart(client, ns, d)
+        let what = format!("PATCH deployment/{d} in {ns} (restart)");
+        inflight.set(what.clone());
+        let r = bounded(&what, rollout_restart(client, ns, d))
             .await
             .with_context(|| format!("restarting deployment/{d} in {ns}"))?;
+        inflight.clear();
         step(
             tx,
             id,

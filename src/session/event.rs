@@ -133,6 +133,9 @@ pub enum EventKind {
     KubeFailed {
         error: String,
     },
+    /// The API server answered a liveness probe while the watches run: what
+    /// the watches show is current even if nothing changed.
+    KubeAlive,
     /// A key press, already named (`q`, `?`, `Esc`, `Up`, `Ctrl-c`, …).
     Key {
         key: String,

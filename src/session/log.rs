@@ -14,6 +14,9 @@ pub struct LogWriter {
     path: PathBuf,
     file: File,
     line: Vec<u8>,
+    /// Bytes of whole lines written: where the file is cut back to when a
+    /// write fails halfway (a full disk), so it never ends in a torn line.
+    whole: u64,
 }
 
 impl LogWriter {
@@ -32,6 +35,7 @@ impl LogWriter {
             path: path.to_owned(),
             file,
             line: Vec::with_capacity(4096),
+            whole: 0,
         })
     }
 
@@ -45,14 +49,32 @@ impl LogWriter {
         self.line.push(b'\n');
         // One write per line: a reader tailing the file never sees half an event
         // unless the process dies mid-write, and the reader tolerates that.
-        self.file
-            .write_all(&self.line)
-            .with_context(|| format!("writing session log {}", self.path.display()))?;
+        if let Err(e) = self.file.write_all(&self.line) {
+            // Part of the line may be on disk: cut it off so the log ends
+            // with a whole event, and what was written stays readable.
+            let cut = self.cut_back();
+            return Err(anyhow::Error::new(e).context(format!(
+                "writing session log {}{}",
+                self.path.display(),
+                match cut {
+                    Ok(()) => String::new(),
+                    Err(c) => format!(" (and cutting off the partial line failed: {c})"),
+                }
+            )));
+        }
+        self.whole += self.line.len() as u64;
         if event.kind.is_durable_point() {
             self.file
                 .sync_data()
                 .with_context(|| format!("syncing session log {}", self.path.display()))?;
         }
+        Ok(())
+    }
+
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        self.file.set_len(self.whole)?;
+        self.file.seek(SeekFrom::Start(self.whole))?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use cutover::lab::{self, LabInfo, LabOptions, PgBin, SeedPlan};
 
 pub mod faults;
+pub mod tmux;
 
 pub const DEFAULT_TEST_ROWS: u64 = 20_000;
 

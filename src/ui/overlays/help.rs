@@ -61,7 +61,10 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
             "c v V",
             "exact count · checksum-verify · verify live until x",
         ),
-        key("x", "cancel the running count or verification"),
+        key(
+            "x",
+            "cancel the running count, verification or Kubernetes action",
+        ),
         key(
             "S R B",
             "switch app DB config · rollout-restart · switch back",

@@ -37,7 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
         // Keys that would do nothing right now are dimmed, not hidden, so the line never shifts.
         let idle = (*key == "c" && counting)
             || (*key == "v" && verifying)
-            || (*key == "x" && !counting && !verifying)
+            || (*key == "x" && !counting && !verifying && model.kube_actions.running().is_none())
             || (*key == KUBE_KEYS.0 && model.kube_actions.running().is_some());
         let key_role = if idle { Role::Muted } else { Role::Accent };
         spans.push(Span::styled(

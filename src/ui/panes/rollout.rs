@@ -263,9 +263,10 @@ fn title_spans(model: &Model, theme: &Theme) -> (Vec<Span<'static>>, Vec<Span<'s
             theme.style(Role::Muted),
         ));
     }
-    let right = match &model.kube.failing {
-        Some((since, e)) => vec![Span::styled(
-            format!(" ✖ stale since {}: {} ", fmt::clock(*since), one_line(e)),
+    // The reason goes in the body: a title too long for the border is dropped.
+    let right = match &crate::model::kube_stale(model) {
+        Some((since, _)) => vec![Span::styled(
+            format!(" ✖ stale since {} ", fmt::clock(*since)),
             theme.style(Role::Error),
         )],
         None if model.kube.last_ok.is_some() => {
@@ -300,7 +301,8 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
         return;
     }
     let w = inner.width as usize;
-    let lines: Vec<Line> = if model.workloads.is_empty() {
+    let stale = crate::model::kube_stale(model);
+    let mut lines: Vec<Line> = if model.workloads.is_empty() {
         let text = match &model.kube.failing {
             Some((_, e)) => format!("Kubernetes not reachable: {}", one_line(e)),
             None => "Waiting for the first watch event from the Kubernetes API…".into(),
@@ -327,6 +329,14 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
             .map(|wl| summary_fitted(wl, theme, w))
             .collect()
     };
+    // What is shown below is as of the last answer: say why first.
+    if let (Some((_, why)), false) = (&stale, model.workloads.is_empty()) {
+        let line = Line::from(Span::styled(
+            format!("✖ not current: {}", one_line(why)),
+            theme.style(Role::Error),
+        ));
+        lines.insert(0, truncate_line(line, w));
+    }
     frame.render_widget(Paragraph::new(lines), inner);
 }
 

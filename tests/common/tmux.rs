@@ -1,0 +1,159 @@
+//! The real binary in a real terminal (tmux), and a lab made by the real
+//! `cutover lab up` (clusters, Kubernetes simulator and app pods) for it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+
+pub struct Tmux {
+    pub name: String,
+}
+
+impl Tmux {
+    pub fn start(name: &str, cols: u16, rows: u16, command: &str) -> Tmux {
+        let name = format!("{name}-{}", std::process::id());
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &name])
+            .status();
+        // Keep the pane open after the program exits so its last output can be read.
+        let shell = format!("{command}; echo \"EXITED:$?\"; sleep 600");
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &cols.to_string(),
+                "-y",
+                &rows.to_string(),
+            ])
+            .arg(shell)
+            .env("TERM", "xterm-256color")
+            .status()
+            .expect("tmux must be installed");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { name }
+    }
+
+    pub fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn display(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.name, format])
+            .output()
+            .expect("display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn keys(&self, keys: &str) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, keys])
+            .status()
+            .expect("send-keys");
+        assert!(status.success());
+    }
+
+    /// Waits for the screen to satisfy `pred`; on timeout fails showing the screen.
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+pub fn lab(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("lab")
+        .args(args)
+        .output()
+        .expect("run cutover lab");
+    assert!(
+        out.status.success(),
+        "cutover lab {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct LabDir(pub PathBuf);
+
+impl Drop for LabDir {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "down", "--dir"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A lab of `rows` rows in a fresh temp dir, torn down on drop, and where the
+/// console's sessions go.
+pub struct LabRun {
+    pub _lab: LabDir,
+    pub tmp: tempfile::TempDir,
+    pub config: PathBuf,
+    pub sessions: PathBuf,
+}
+
+impl LabRun {
+    pub fn up(prefix: &str, rows: &str) -> LabRun {
+        let tmp = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        let labdir = tmp.path().join("lab");
+        let lab_guard = LabDir(labdir.clone());
+        let config =
+            PathBuf::from(lab(&["up", "--dir", labdir.to_str().unwrap(), "--rows", rows]).trim());
+        assert!(config.exists(), "lab up printed {config:?}");
+        let sessions = tmp.path().join("sessions");
+        LabRun {
+            _lab: lab_guard,
+            tmp,
+            config,
+            sessions,
+        }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.tmp.path().join("lab")
+    }
+
+    /// The console on this lab in a tmux session of the given size.
+    pub fn console(&self, name: &str, cols: u16, rows: u16) -> Tmux {
+        Tmux::start(
+            name,
+            cols,
+            rows,
+            &format!(
+                "{BIN} -c {} --session-dir {}",
+                self.config.display(),
+                self.sessions.display()
+            ),
+        )
+    }
+}
