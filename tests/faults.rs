@@ -40,6 +40,27 @@ fn config_variant(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
     path
 }
 
+/// The child's output once it exits; killed and failed past `limit`, so a
+/// regression into a hang fails the test instead of hanging the suite.
+fn output_within(mut child: std::process::Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?} (hang): {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -60,6 +81,7 @@ fn verify_tables() {
 
 #[test]
 fn verify_exit_codes_mean_one_thing_each() {
+    let _x = faults::shared();
     verify_tables();
     let config = common::pair().config_path.clone();
     let c = path_str(&config);
@@ -111,6 +133,7 @@ fn verify_exit_codes_mean_one_thing_each() {
 
 #[test]
 fn bad_config_is_exit_2_with_the_file_named_for_every_subcommand() {
+    let _x = faults::shared();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[source]\ndsn = 5\n").unwrap();
@@ -178,6 +201,7 @@ fn bad_config_is_exit_2_with_the_file_named_for_every_subcommand() {
 
 #[test]
 fn lab_status_is_a_check() {
+    let _x = faults::shared();
     let dir = tempfile::tempdir().unwrap();
     let out = cutover(&["lab", "status", "--dir", path_str(&dir.path().join("none"))]);
     assert_eq!(code(&out), 1, "no lab there is a finding");
@@ -193,6 +217,7 @@ fn lab_status_is_a_check() {
 
 #[test]
 fn a_closed_stdout_ends_quietly() {
+    let _x = faults::shared();
     verify_tables();
     let config = common::pair().config_path.clone();
     for _ in 0..3 {
@@ -205,7 +230,7 @@ fn a_closed_stdout_ends_quietly() {
             .spawn()
             .unwrap();
         drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = output_within(child, Duration::from_secs(60));
         let err = text(&out.stderr);
         assert_eq!(code(&out), 0, "quiet exit on a closed pipe: {err}");
         assert!(!err.contains("panicked"), "{err}");
@@ -235,7 +260,7 @@ fn verify_against_a_frozen_target_ends_within_its_deadline() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
     let frozen = Frozen::cluster(&pair.dir.join("target"));
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(child, Duration::from_secs(120));
     let took = start.elapsed();
     frozen.thaw();
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -280,7 +305,7 @@ fn sigint_interrupts_verify_with_130() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(child, Duration::from_secs(60));
     let took = start.elapsed();
     frozen.thaw();
     assert_eq!(code(&out), 130, "{}", text(&out.stderr));
@@ -406,6 +431,7 @@ fn kubectl_generation(lab: &LabRun) -> String {
 
 #[test]
 fn a_full_disk_stops_the_console_with_a_whole_log() {
+    let _x = faults::shared();
     let Some(disk) = SmallDisk::mount(256 * 1024) else {
         return;
     };

@@ -3,22 +3,30 @@
 //!
 //! Every fault is undone by its guard's `Drop`, so a failing assertion never
 //! leaves a frozen cluster behind for the next test in the binary. Tests that
-//! freeze a shared cluster must hold [`exclusive`] for their whole body.
+//! freeze a shared cluster must hold [`exclusive`] for their whole body, and
+//! the other tests of that binary [`shared`], so none runs against a cluster
+//! another test has frozen.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-static EXCLUSIVE: Mutex<()> = Mutex::new(());
+static FAULTS: RwLock<()> = RwLock::new(());
 
-/// Serialises the tests of one binary that inject faults into shared clusters.
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    EXCLUSIVE.lock().unwrap_or_else(|p| p.into_inner())
+/// For a test that injects faults into the shared clusters: runs alone.
+pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    FAULTS.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// For a test that needs the shared clusters healthy: runs beside other such
+/// tests, never during a fault.
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    FAULTS.read().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Every descendant of `pid` (children, grandchildren…), read from /proc.
