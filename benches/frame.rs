@@ -33,7 +33,15 @@ fn bench(c: &mut Criterion) {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
         c.bench_function(&format!("view {w}x{h}"), |b| {
             b.iter(|| {
-                term.draw(|f| view(f, black_box(&model), &theme)).unwrap();
+                term.draw(|f| {
+                    view(
+                        f,
+                        black_box(&model),
+                        &cutover::model::View::default(),
+                        &theme,
+                    )
+                })
+                .unwrap();
             })
         });
         let text: String = (0..h)

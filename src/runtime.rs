@@ -180,6 +180,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     // The running action's guards as the model judges them after each event:
     // the executor re-checks them on fresh data right before its first change.
     let (guard_tx, guard_rx) = watch::channel(kube_actions::GuardCheck::default());
+    let mut view = model::View::default();
     let mut dirty = true;
     let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
 
@@ -189,7 +190,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         if dirty {
             let wait = MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed());
             if wait.is_zero() {
-                if let Err(e) = term.draw(|f| ui::view(f, &core.model, &theme)) {
+                if let Err(e) = term.draw(|f| ui::view(f, &core.model, &view, &theme)) {
                     let e = anyhow::Error::new(e).context("drawing the screen");
                     break fail(&mut failure, e);
                 }
@@ -207,10 +208,17 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         let kind = tokio::select! {
             Some(kind) = rx.recv() => kind,
             maybe = input.next() => match maybe {
-                Some(Ok(crossterm::event::Event::Key(key))) => match keys::name(&key) {
-                    Some(name) => EventKind::Key { key: name },
-                    None => continue,
-                },
+                Some(Ok(crossterm::event::Event::Key(key))) => {
+                    let Some(name) = keys::name(&key) else { continue };
+                    // The keymap decides; only the operator's decisions are logged.
+                    match model::keymap::dispatch(&core.model, &mut view, &name) {
+                        Some(command) => EventKind::Command(command),
+                        None => {
+                            dirty = true;
+                            continue;
+                        }
+                    }
+                }
                 Some(Ok(crossterm::event::Event::Resize(..))) => {
                     if let Err(e) = term.autoresize() {
                         let e = anyhow::Error::new(e).context("resizing the screen");

@@ -44,7 +44,8 @@ fn screen_of(model: &cutover::model::Model, w: u16, h: u16) -> String {
     use ratatui::backend::TestBackend;
     let theme = cutover::ui::theme::Theme::default();
     let mut term = ratatui::Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| cutover::ui::view(f, model, &theme)).unwrap();
+    term.draw(|f| cutover::ui::view(f, model, &cutover::model::View::default(), &theme))
+        .unwrap();
     let buf = term.backend().buffer();
     (0..h)
         .map(|y| {

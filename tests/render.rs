@@ -6,7 +6,7 @@ use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
 
-use cutover::model::{update, Model, Overlay};
+use cutover::model::{keymap, update, Model, View};
 use cutover::session::sample::{
     CopyProgress, PublicationRow, SenderRow, SlotRow, SourceSample, SubTableRow, SubscriptionRow,
     TableEstimate, TableRef, TargetSample,
@@ -19,6 +19,8 @@ const MIB: i64 = 1024 * 1024;
 /// Folds events at a controllable clock, as the runtime would.
 struct Fixture {
     model: Model,
+    /// What this viewer sees: help, the quit question, the name being typed.
+    view: View,
     seq: u64,
     t0: DateTime<Utc>,
     ms: i64,
@@ -28,6 +30,7 @@ impl Fixture {
     fn new() -> Self {
         let mut f = Fixture {
             model: Model::default(),
+            view: View::default(),
             seq: 0,
             t0: Utc.with_ymd_and_hms(2025, 3, 14, 12, 0, 0).unwrap(),
             ms: 0,
@@ -52,8 +55,23 @@ impl Fixture {
         self
     }
 
+    /// A key as the runtime handles it: the keymap changes the view and
+    /// yields the command to log and fold, if any.
     fn key(&mut self, k: &str) -> &mut Self {
-        self.push(EventKind::Key { key: k.into() })
+        if let Some(command) = keymap::dispatch(&self.model, &mut self.view, k) {
+            self.push(EventKind::Command(command));
+        }
+        self
+    }
+
+    fn screen(&self, w: u16, h: u16) -> String {
+        text(&render_view(
+            &self.model,
+            &self.view,
+            &Theme::default(),
+            w,
+            h,
+        ))
     }
 
     fn counted(&mut self, side: Side, table: &str, rows: i64) -> &mut Self {
@@ -274,8 +292,12 @@ fn fresh() -> Fixture {
 }
 
 fn render(model: &Model, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
+    render_view(model, &View::default(), theme, w, h)
+}
+
+fn render_view(model: &Model, v: &View, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| view(f, model, theme)).unwrap();
+    term.draw(|f| view(f, model, v, theme)).unwrap();
     term
 }
 
@@ -341,7 +363,7 @@ fn full_80x24() {
     assert!(s.contains("exact count: 4/6 source, 3/6 target, 2.1 s"));
     assert!(s.contains("d copying 1"));
     assert!(s.contains("12:00:42 UTC"));
-    assert!(s.contains("c exact count  v verify  x cancel  ↑↓ scroll  ? help  q quit"));
+    assert!(s.contains("c count  v V verify  x cancel  ↑ ↓ scroll  ? help  q quit"));
     // Every table fits at 80×24 together with the other panes.
     for (name, _, _) in TABLES {
         assert!(s.contains(name), "{name} missing");
@@ -487,7 +509,7 @@ fn lag_states() {
 fn scrolling_moves_the_first_row() {
     let mut f = full();
     f.key("Down").key("Down");
-    let s = screen(&f.model, 80, 24);
+    let s = f.screen(80, 24);
     let header = s
         .lines()
         .position(|l| l.starts_with("table"))
@@ -524,8 +546,8 @@ fn narrow_and_short_terminals_stay_readable() {
 fn help_overlay() {
     let mut f = full();
     f.key("?");
-    assert_eq!(f.model.overlay, Overlay::Help);
-    let s = screen(&f.model, 80, 24);
+    assert!(f.view.help);
+    let s = f.screen(80, 24);
     insta::assert_snapshot!("help_80x24", s);
     for word in [
         "~ estimated",
@@ -544,12 +566,12 @@ fn help_overlay() {
 fn confirm_quit_overlay() {
     let mut f = full();
     f.key("q");
-    assert_eq!(f.model.overlay, Overlay::ConfirmQuit);
-    let s = screen(&f.model, 80, 24);
+    assert!(f.view.confirm_quit);
+    let s = f.screen(80, 24);
     insta::assert_snapshot!("confirm_quit_80x24", s);
     assert!(s.contains("A count, verification or Kubernetes action is running. Quit anyway? y / n"));
     // Still shown when the terminal has been shrunk.
-    let small = screen(&f.model, 30, 8);
+    let small = f.screen(30, 8);
     assert!(small.contains("Quit"), "{small}");
 }
 
@@ -596,7 +618,7 @@ fn mono_theme_has_no_colour() {
             if !overlay.is_empty() {
                 f.key(overlay);
             }
-            let term = render(&f.model, &mono, w, h);
+            let term = render_view(&f.model, &f.view, &mono, w, h);
             for cell in term.backend().buffer().content() {
                 assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "{w}x{h}");
             }
@@ -821,8 +843,12 @@ fn rollout_pane_goes_stale_when_the_api_is_lost() {
         error: "watching: connection refused".into(),
     });
     let wide = screen(&f.model, 200, 50);
+    // Stale since the last answer; the reason under the title, which a long
+    // message would not fit in.
+    let last_answer = line_with(&wide, "Pod rollout");
+    assert!(last_answer.contains("✖ stale since 12:00:4"), "{wide}");
     assert!(
-        wide.contains("✖ stale since 12:00:46: watching: connection refused"),
+        wide.contains("✖ not current: watching: connection refused"),
         "{wide}"
     );
     assert!(!wide.contains("● watching"));
@@ -855,9 +881,9 @@ fn switch_dialog_shows_the_patch_the_guards_and_what_to_type() {
     let mut f = with_rollout();
     preflight_done(&mut f, 46.0);
     for k in ["S", "a", "p"] {
-        f.at(46.5).push(EventKind::Key { key: k.into() });
+        f.at(46.5).key(k);
     }
-    let narrow = screen(&f.model, 80, 24);
+    let narrow = f.screen(80, 24);
     insta::assert_snapshot!("switch_dialog_80x24", narrow);
     assert!(narrow.contains("Switch database config"), "{narrow}");
     assert!(
@@ -882,7 +908,7 @@ fn action_line_reports_steps_and_the_outcome() {
     preflight_done(&mut f, 46.0);
     // Restarting needs no lag guard: R, the name, Enter.
     for k in ["R", "a", "p", "p", "Enter"] {
-        f.at(46.5).push(EventKind::Key { key: k.into() });
+        f.at(46.5).key(k);
     }
     let id = f.model.next_run;
     assert_eq!(
@@ -1006,4 +1032,61 @@ fn row_has(screen: &str, table: &str, needle: &str) -> bool {
         (l.contains(&format!("{table} ")) || l.contains(&format!(".{table} ")))
             && l.contains(needle)
     })
+}
+
+/// The footer and the help are drawn from the one keymap: every binding of
+/// the main layer is on screen in one of them, and a read-only session shows
+/// (and binds) none of the dangerous ones.
+#[test]
+fn the_keymap_is_the_footer_and_the_help() {
+    use cutover::model::keymap::{Layer, BINDINGS};
+    let label = |k: &str| match k {
+        "Down" => "↓".to_string(),
+        "Up" => "↑".to_string(),
+        k => k.to_string(),
+    };
+    let mut live = with_rollout();
+    let main = live.screen(80, 24);
+    let footer = main.lines().last().unwrap().to_string();
+    live.key("?");
+    let help = live.screen(80, 24);
+    for b in BINDINGS.iter().filter(|b| b.layer == Layer::Main) {
+        let key = label(b.keys[0]);
+        let in_footer = b.footer.is_some() && footer.contains(&key);
+        assert!(
+            in_footer || help.contains(b.help),
+            "{key} ({}) is in neither the footer nor the help:\n{footer}\n{help}",
+            b.help
+        );
+    }
+    assert!(footer.contains("S R B k8s"), "{footer}");
+
+    let mut ro = with_rollout();
+    let mut i = info();
+    i.read_only = true;
+    i.kubernetes = live.model.info.as_ref().unwrap().kubernetes.clone();
+    ro.push(EventKind::SessionStarted(i));
+    let footer = ro.screen(80, 24).lines().last().unwrap().to_string();
+    assert!(!footer.contains("k8s"), "{footer}");
+    ro.key("S");
+    assert_eq!(ro.model.dialog, None, "S is not bound read-only");
+    ro.key("?");
+    let help = ro.screen(80, 24);
+    for b in BINDINGS.iter().filter(|b| b.dangerous) {
+        assert!(
+            !help.contains(b.help),
+            "{} shown read-only:\n{help}",
+            b.help
+        );
+    }
+    for b in BINDINGS
+        .iter()
+        .filter(|b| b.layer == Layer::Main && !b.dangerous)
+    {
+        assert!(
+            help.contains(b.help),
+            "{} missing read-only:\n{help}",
+            b.help
+        );
+    }
 }

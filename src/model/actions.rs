@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{derive, Effect, Model, Overlay};
+use super::{derive, Effect, Model};
 use crate::kube;
 use crate::session::{AccessResult, KubeAction, SwitchRecord, SwitchValue};
 
@@ -14,9 +14,6 @@ const BUSY_GUARD: &str = "No other action running";
 
 /// The access review: asked again by the executor before it changes anything.
 const ACCESS_GUARD: &str = "Access review";
-
-/// Typed confirmations longer than this are not names anyone meant to type.
-const MAX_TYPED: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KubeActions {
@@ -426,10 +423,7 @@ pub fn open(model: &mut Model, action: KubeAction) -> Vec<Effect> {
     if !kube_actions_bound(model) {
         return vec![];
     }
-    model.overlay = Overlay::ConfirmAction {
-        action,
-        typed: String::new(),
-    };
+    model.dialog = Some(action);
     preflight(model)
 }
 
@@ -444,7 +438,7 @@ pub fn preflight(model: &mut Model) -> Vec<Effect> {
 /// While a confirmation is open its access review is kept fresh: asked again
 /// once half the stale limit has passed, so the guard never shows an old ✔.
 pub fn on_tick(model: &mut Model) -> Vec<Effect> {
-    if !matches!(model.overlay, Overlay::ConfirmAction { .. }) {
+    if model.dialog.is_none() {
         return vec![];
     }
     let (Some(info), Some(now)) = (&model.info, model.now) else {
@@ -462,39 +456,25 @@ pub fn on_tick(model: &mut Model) -> Vec<Effect> {
     }
 }
 
-/// A key while the confirmation is open.
-pub fn on_confirm_key(model: &mut Model, key: &str) -> Vec<Effect> {
-    let Overlay::ConfirmAction { action, typed } = &mut model.overlay else {
+/// The operator confirmed `action` having typed `typed`. Runs only when it is
+/// the open dialog's action, every guard passes on the data of this moment
+/// and the name matches; otherwise nothing happens (the dialog already says
+/// which guard fails and what to type).
+pub fn on_confirm(model: &mut Model, action: KubeAction, typed: &str) -> Vec<Effect> {
+    if model.dialog != Some(action) || !kube_actions_bound(model) {
         return vec![];
-    };
-    let action = *action;
-    match key {
-        "Esc" => model.overlay = Overlay::None,
-        "Backspace" => {
-            typed.pop();
-        }
-        "Enter" => {
-            let typed = typed.clone();
-            let Some(plan) = plan(model, action) else {
-                return vec![];
-            };
-            // Enter with a failing guard or a wrong name does nothing: the
-            // dialog already says which guard fails and what to type.
-            if plan.guards_pass() && typed == plan.confirm_name {
-                return start(model, action);
-            }
-        }
-        k if k.chars().count() == 1 && typed.chars().count() < MAX_TYPED => typed.push_str(k),
-        _ => {}
     }
-    vec![]
+    match plan(model, action) {
+        Some(p) if p.guards_pass() && typed == p.confirm_name => start(model, action),
+        _ => vec![],
+    }
 }
 
 fn start(model: &mut Model, action: KubeAction) -> Vec<Effect> {
     let Some(now) = model.now else {
         return vec![];
     };
-    model.overlay = Overlay::None;
+    model.dialog = None;
     model.next_run += 1;
     let id = model.next_run;
     model.kube_actions.runs.push(ActionRun {
@@ -622,11 +602,11 @@ mod tests {
         let mut ro = Feed::with(kube_info(true));
         assert!(!ro.m.kube_actions.preflight_running);
         assert_eq!(ro.key(1, "S"), vec![]);
-        assert_eq!(ro.m.overlay, Overlay::None, "read-only binds no action key");
+        assert_eq!(ro.m.dialog, None, "read-only binds no action key");
         // No [kubernetes]: the keys do nothing either.
         let mut plain = Feed::new();
         assert_eq!(plain.key(1, "R"), vec![]);
-        assert_eq!(plain.m.overlay, Overlay::None);
+        assert_eq!(plain.m.dialog, None);
         assert_eq!(f.key(1, "S"), vec![], "one review at a time");
     }
 
@@ -657,7 +637,7 @@ mod tests {
                 action: KubeAction::SwitchConfig
             }]
         );
-        assert_eq!(f.m.overlay, Overlay::None);
+        assert_eq!(f.m.dialog, None);
         assert!(f.m.action_running(), "quitting now asks first");
         let again = plan(&f.m, KubeAction::RolloutRestart).unwrap();
         assert!(!again.guards_pass(), "one action at a time");

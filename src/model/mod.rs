@@ -2,7 +2,11 @@
 
 mod actions;
 mod derive;
+pub mod keymap;
 mod update;
+mod view;
+
+pub use view::View;
 
 pub use actions::{
     kube_actions_bound, plan, recheck, ActionPlan, ActionRun, Guard, KubeActions, Preflight,
@@ -124,19 +128,6 @@ impl VerifyRun {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Overlay {
-    #[default]
-    None,
-    Help,
-    ConfirmQuit,
-    /// An action's plan, guards and the typed confirmation so far.
-    ConfirmAction {
-        action: crate::session::KubeAction,
-        typed: String,
-    },
-}
-
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Model {
     pub info: Option<SessionInfo>,
@@ -156,14 +147,18 @@ pub struct Model {
     pub verify: BTreeMap<TableRef, VerifyCell>,
     pub verify_run: Option<VerifyRun>,
     pub kube_actions: KubeActions,
-    pub overlay: Overlay,
-    /// First visible row of the row-count table.
-    pub scroll: usize,
+    /// The action whose confirmation is open: its plan and guards are shown.
+    pub dialog: Option<crate::session::KubeAction>,
     pub quit: bool,
     pub ended: Option<String>,
 }
 
 impl Model {
+    /// Whether this session binds nothing that changes anything outside cutover.
+    pub fn read_only(&self) -> bool {
+        self.info.as_ref().is_none_or(|i| i.read_only)
+    }
+
     pub fn count_running(&self) -> bool {
         self.count_run.as_ref().is_some_and(CountRun::running)
     }

@@ -1,4 +1,5 @@
-use super::{CountRun, ExactCount, LagPoint, Model, Overlay, VerifyCell, VerifyRun, LAG_HISTORY};
+use super::keymap::SessionCommand;
+use super::{CountRun, ExactCount, LagPoint, Model, VerifyCell, VerifyRun, LAG_HISTORY};
 use crate::session::sample::{Side, TableRef};
 use crate::session::{Event, EventKind, KubeAction};
 
@@ -108,7 +109,8 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.kube.failing = Some((since, error.clone()));
             vec![]
         }
-        EventKind::Key { key } => on_key(model, key),
+        EventKind::Key { key } => on_legacy_key(model, key),
+        EventKind::Command(command) => on_command(model, command),
         EventKind::CountProgress {
             run,
             side,
@@ -270,66 +272,38 @@ fn push_lag(model: &mut Model, point: LagPoint) {
     model.lag_history.push_back(point);
 }
 
-fn on_key(model: &mut Model, key: &str) -> Vec<Effect> {
-    match &model.overlay {
-        Overlay::Help => {
-            if matches!(key, "?" | "Esc" | "q" | "Enter") {
-                model.overlay = Overlay::None;
-            }
-            return vec![];
+/// A decision the operator made, as the log recorded it.
+fn on_command(model: &mut Model, command: &SessionCommand) -> Vec<Effect> {
+    match command {
+        SessionCommand::Quit => {
+            model.quit = true;
+            model.dialog = None;
+            let mut effects = cancel_running(model);
+            effects.push(Effect::Quit);
+            effects
         }
-        Overlay::ConfirmQuit => {
-            return match key {
-                "y" | "Y" => {
-                    model.quit = true;
-                    let mut effects = cancel_running(model);
-                    effects.push(Effect::Quit);
-                    effects
-                }
-                "n" | "N" | "Esc" | "q" => {
-                    model.overlay = Overlay::None;
-                    vec![]
-                }
-                _ => vec![],
-            };
+        SessionCommand::Open { action } => super::actions::open(model, *action),
+        SessionCommand::Close => {
+            model.dialog = None;
+            vec![]
         }
-        Overlay::ConfirmAction { .. } => return super::actions::on_confirm_key(model, key),
-        Overlay::None => {}
+        SessionCommand::Confirm { action, typed } => {
+            super::actions::on_confirm(model, *action, typed)
+        }
+        SessionCommand::ExactCount => start_count(model),
+        SessionCommand::Verify => start_verify(model, false),
+        SessionCommand::VerifyContinuous => start_verify(model, true),
+        SessionCommand::Cancel => cancel_running(model),
     }
-    match key {
-        "?" => {
-            model.overlay = Overlay::Help;
-            vec![]
-        }
-        "q" | "Ctrl-c" => {
-            if model.action_running() {
-                model.overlay = Overlay::ConfirmQuit;
-                vec![]
-            } else {
-                model.quit = true;
-                vec![Effect::Quit]
-            }
-        }
-        "S" => super::actions::open(model, KubeAction::SwitchConfig),
-        "R" => super::actions::open(model, KubeAction::RolloutRestart),
-        "B" => super::actions::open(model, KubeAction::SwitchBack),
-        "c" => start_count(model),
-        "v" => start_verify(model, false),
-        "V" => start_verify(model, true),
-        "x" => cancel_running(model),
-        "Down" | "j" => {
-            model.scroll = (model.scroll + 1).min(count_tables(model).saturating_sub(1));
-            vec![]
-        }
-        "Up" | "k" => {
-            model.scroll = model.scroll.saturating_sub(1);
-            vec![]
-        }
-        "Home" | "g" => {
-            model.scroll = 0;
-            vec![]
-        }
-        _ => vec![],
+}
+
+/// A raw key from a log written before commands were logged: read through
+/// today's keymap from the main layer (those logs held no dialogs).
+fn on_legacy_key(model: &mut Model, key: &str) -> Vec<Effect> {
+    let mut view = super::View::default();
+    match super::keymap::dispatch(model, &mut view, key) {
+        Some(command) => on_command(model, &command),
+        None => vec![],
     }
 }
 
@@ -381,10 +355,6 @@ fn start_verify(model: &mut Model, continuous: bool) -> Vec<Effect> {
     } else {
         vec![Effect::StartVerify { run, tables }]
     }
-}
-
-fn count_tables(model: &Model) -> usize {
-    super::table_rows(model).len()
 }
 
 fn start_count(model: &mut Model) -> Vec<Effect> {
@@ -503,6 +473,7 @@ pub(super) mod tests {
 
     pub(in crate::model) struct Feed {
         pub m: Model,
+        pub view: crate::model::View,
         seq: u64,
     }
 
@@ -513,6 +484,7 @@ pub(super) mod tests {
         pub fn with(info: SessionInfo) -> Self {
             let mut f = Feed {
                 m: Model::default(),
+                view: crate::model::View::default(),
                 seq: 0,
             };
             f.send(0, EventKind::SessionStarted(info));
@@ -529,8 +501,13 @@ pub(super) mod tests {
                 },
             )
         }
+        /// A key as the runtime handles it: through the keymap, the
+        /// resulting command (if any) logged and folded.
         pub fn key(&mut self, t: i64, k: &str) -> Vec<Effect> {
-            self.send(t, EventKind::Key { key: k.into() })
+            match crate::model::keymap::dispatch(&self.m, &mut self.view, k) {
+                Some(command) => self.send(t, EventKind::Command(command)),
+                None => vec![],
+            }
         }
         /// Both sides sampled (the source with `lag` bytes of slot lag) and
         /// the Kubernetes API answering, all at `t`.
@@ -612,9 +589,9 @@ pub(super) mod tests {
         );
         assert_eq!(f.key(4, "c"), vec![], "one count at a time");
         assert_eq!(f.key(5, "q"), vec![], "quit asks first while counting");
-        assert_eq!(f.m.overlay, Overlay::ConfirmQuit);
+        assert!(f.view.confirm_quit);
         assert_eq!(f.key(6, "n"), vec![]);
-        assert_eq!(f.m.overlay, Overlay::None);
+        assert!(!f.view.confirm_quit);
         f.send(
             7,
             EventKind::CountProgress {
@@ -660,10 +637,10 @@ pub(super) mod tests {
     fn help_overlay_swallows_keys() {
         let mut f = Feed::new();
         f.key(1, "?");
-        assert_eq!(f.m.overlay, Overlay::Help);
+        assert!(f.view.help);
         assert_eq!(f.key(2, "c"), vec![]);
         f.key(3, "Esc");
-        assert_eq!(f.m.overlay, Overlay::None);
+        assert!(!f.view.help);
     }
 
     #[test]

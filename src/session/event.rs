@@ -136,10 +136,13 @@ pub enum EventKind {
     /// The API server answered a liveness probe while the watches run: what
     /// the watches show is current even if nothing changed.
     KubeAlive,
-    /// A key press, already named (`q`, `?`, `Esc`, `Up`, `Ctrl-c`, …).
+    /// A raw key press, as logs written before commands were logged hold
+    /// them (`q`, `?`, `Esc`, `Up`, `Ctrl-c`, …); read through the keymap.
     Key {
         key: String,
     },
+    /// A decision the operator made through the keymap.
+    Command(crate::model::keymap::SessionCommand),
     /// One exact count finished on one side.
     CountProgress {
         run: u64,
@@ -213,6 +216,7 @@ impl EventKind {
             self,
             EventKind::SessionStarted(_)
                 | EventKind::Key { .. }
+                | EventKind::Command(_)
                 | EventKind::CountFinished { .. }
                 | EventKind::CountFailed { .. }
                 | EventKind::VerifyTableDone { .. }

@@ -16,7 +16,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use crate::model::{self, lag_summary, Model, Overlay, RowState};
+use crate::model::{self, lag_summary, Model, RowState, View};
 use panes::{actions, counts, footer, header, lag, rollout, slots};
 use widgets::{truncate_spans, PaneFrame};
 
@@ -29,7 +29,7 @@ pub const MIN_ROWS: u16 = 10;
 /// Rows kept for the row-count pane at minimum: title, header and five tables.
 const COUNTS_MIN: u16 = 7;
 
-pub fn view(frame: &mut Frame, model: &Model, theme: &Theme) {
+pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
     let area = frame.area();
     if area.is_empty() {
         return;
@@ -39,19 +39,19 @@ pub fn view(frame: &mut Frame, model: &Model, theme: &Theme) {
     if area.width < MIN_COLS || area.height < MIN_ROWS {
         tiny(frame, area, model, &rows, theme);
     } else if area.width >= WIDE_COLS {
-        wide(frame, area, model, &rows, theme);
+        wide(frame, area, model, v, &rows, theme);
     } else {
-        stacked(frame, area, model, &rows, theme);
+        stacked(frame, area, model, v, &rows, theme);
     }
-    match &model.overlay {
-        Overlay::None => {}
-        Overlay::Help => overlays::help::render(frame, area, theme),
-        Overlay::ConfirmQuit => overlays::confirm_quit::render(frame, area, theme),
-        Overlay::ConfirmAction { action, typed } => {
-            if let Some(plan) = model::plan(model, *action) {
-                overlays::confirm_action::render(frame, area, &plan, typed, theme);
-            }
-        }
+    // Innermost last: the same order the keymap's layers take keys in.
+    if v.help {
+        overlays::help::render(frame, area, model, theme);
+    }
+    if let Some(plan) = model.dialog.and_then(|a| model::plan(model, a)) {
+        overlays::confirm_action::render(frame, area, &plan, &v.typed, theme);
+    }
+    if v.confirm_quit {
+        overlays::confirm_quit::render(frame, area, theme);
     }
 }
 
@@ -74,7 +74,14 @@ fn split_rows(area: Rect, heights: &[u16]) -> Vec<Rect> {
 
 /// One column, for 80×24 and anything narrower than [`WIDE_COLS`]: panes are
 /// framed by a single rule and share the height by need.
-fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], theme: &Theme) {
+fn stacked(
+    frame: &mut Frame,
+    area: Rect,
+    model: &Model,
+    v: &View,
+    rows: &[model::TableRow],
+    theme: &Theme,
+) {
     // The application side gets a rule and one summary line per workload.
     let action_line = actions::line(model, theme, area.width);
     let kube_h = if rollout::configured(model) {
@@ -119,7 +126,7 @@ fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow
     if slots_h > 0 {
         slots::render(frame, r[2], model, slot_lines, theme, PaneFrame::Rule);
     }
-    counts::render(frame, r[3], model, rows, theme, PaneFrame::Rule);
+    counts::render(frame, r[3], model, rows, v.scroll, theme, PaneFrame::Rule);
     if kube_h > 0 {
         let mut k = r[4];
         if let Some(line) = action_line {
@@ -133,15 +140,22 @@ fn stacked(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow
         }
         rollout::render(frame, k, model, theme, PaneFrame::Rule);
     }
-    footer::render(frame, r[5], model, theme);
+    footer::render(frame, r[5], model, v, theme);
 }
 
 /// Two columns for the war-room screen: lag over slots on the left, the
 /// row counts (the longest list) on the right.
-fn wide(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], theme: &Theme) {
+fn wide(
+    frame: &mut Frame,
+    area: Rect,
+    model: &Model,
+    v: &View,
+    rows: &[model::TableRow],
+    theme: &Theme,
+) {
     let r = split_rows(area, &[header::HEIGHT, area.height - header::HEIGHT - 1, 1]);
     header::render(frame, r[0], model, theme);
-    footer::render(frame, r[2], model, theme);
+    footer::render(frame, r[2], model, v, theme);
     let body = r[1];
     let left_w = (area.width * 9 / 20).clamp(72, 100);
     let left = Rect {
@@ -173,13 +187,13 @@ fn wide(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], 
         let rest = body.height.saturating_sub(counts_h);
         let line_h = u16::from(action_line.is_some()).min(rest);
         let c = split_rows(right, &[counts_h, rest - line_h, line_h]);
-        counts::render(frame, c[0], model, rows, theme, PaneFrame::Boxed);
+        counts::render(frame, c[0], model, rows, v.scroll, theme, PaneFrame::Boxed);
         rollout::render(frame, c[1], model, theme, PaneFrame::Boxed);
         if let Some(line) = action_line.filter(|_| line_h > 0) {
             frame.render_widget(Paragraph::new(line), c[2]);
         }
     } else {
-        counts::render(frame, right, model, rows, theme, PaneFrame::Boxed);
+        counts::render(frame, right, model, rows, v.scroll, theme, PaneFrame::Boxed);
     }
 }
 

@@ -5,23 +5,45 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::model::RowState;
+use crate::model::keymap::{self, Command, Layer};
+use crate::model::{Model, RowState};
 use crate::ui::fmt::{self, Align};
 use crate::ui::panes::counts::{state_role, state_text};
+use crate::ui::panes::footer::key_label;
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{centered, dialog, truncate_line};
 
-fn lines(theme: &Theme) -> Vec<Line<'static>> {
+/// Width of one key column of the help: keys, then what they do.
+const KEY_W: usize = 8;
+const WHAT_W: usize = 26;
+
+/// The main layer's bindings from the keymap, two to a line.
+fn key_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
+    let kube = crate::model::kube_actions_bound(model);
+    let cells: Vec<Vec<Span<'static>>> = keymap::bindings(Layer::Main, model.read_only())
+        .filter(|b| kube || !matches!(b.command, Command::Open(_)))
+        .map(|b| {
+            let keys: Vec<&str> = b.keys.iter().map(|k| key_label(k)).collect();
+            vec![
+                Span::styled(
+                    format!("  {} ", fmt::fit(&keys.join(" "), KEY_W, Align::Left)),
+                    theme.style(Role::Accent),
+                ),
+                Span::styled(
+                    fmt::fit(b.help, WHAT_W, Align::Left),
+                    theme.style(Role::Text),
+                ),
+            ]
+        })
+        .collect();
+    cells
+        .chunks(2)
+        .map(|pair| Line::from(pair.concat()))
+        .collect()
+}
+
+fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
     let head = |t: &str| Line::from(Span::styled(t.to_string(), theme.style(Role::Title)));
-    let key = |k: &str, what: &str| {
-        Line::from(vec![
-            Span::styled(
-                format!("  {}", fmt::fit(k, 8, Align::Left)),
-                theme.style(Role::Accent),
-            ),
-            Span::styled(what.to_string(), theme.style(Role::Text)),
-        ])
-    };
     let sym = |s: String, role: Role, what: &str| {
         Line::from(vec![
             Span::styled(
@@ -55,24 +77,9 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
             "moved while checked: verify again at lag 0",
         ),
     ];
-    let mut out = vec![
-        head("Keys"),
-        key(
-            "c v V",
-            "exact count · checksum-verify · verify live until x",
-        ),
-        key(
-            "x",
-            "cancel the running count, verification or Kubernetes action",
-        ),
-        key(
-            "S R B",
-            "switch app DB config · rollout-restart · switch back",
-        ),
-        key("↑ ↓ j k", "scroll the row counts   g  back to the top"),
-        key("? Esc", "close this help          q  quit"),
-        head("Row counts"),
-    ];
+    let mut out = vec![head("Keys")];
+    out.extend(key_lines(model, theme));
+    out.push(head("Row counts"));
     out.extend(
         states
             .iter()
@@ -110,8 +117,8 @@ fn lines(theme: &Theme) -> Vec<Line<'static>> {
     out
 }
 
-pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let lines = lines(theme);
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
+    let lines = lines(model, theme);
     let w = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
     let inner = dialog(
         frame,

@@ -258,6 +258,7 @@ pub fn render(
     area: Rect,
     model: &Model,
     rows: &[TableRow],
+    scroll: usize,
     theme: &Theme,
     pf: PaneFrame,
 ) {
@@ -266,7 +267,7 @@ pub fn render(
         PaneFrame::Rule => (area.width, area.height.saturating_sub(1)),
     };
     let visible = inner_h.saturating_sub(CHROME) as usize;
-    let start = model.scroll.min(rows.len().saturating_sub(1));
+    let start = scroll.min(rows.len().saturating_sub(1));
     let table = table_lines(rows, start, visible, inner_w as usize, theme);
 
     let mut title = vec![Span::styled(" Row counts ", theme.style(Role::Title))];

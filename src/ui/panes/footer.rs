@@ -5,49 +5,74 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::model::Model;
+use crate::model::keymap::{self, Binding, Command};
+use crate::model::{Model, View};
 use crate::ui::fmt;
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{one_line, truncate_spans};
 
-pub const KEYS: [(&str, &str); 6] = [
-    ("c", "exact count"),
-    ("v", "verify"),
-    ("x", "cancel"),
-    ("↑↓", "scroll"),
-    ("?", "help"),
-    ("q", "quit"),
-];
-
-/// Shown only when this session may act on Kubernetes (not read-only).
-pub const KUBE_KEYS: (&str, &str) = ("S R B", "k8s");
-
-pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
-    let counting = model.count_running();
-    let verifying = model.verify_running();
-    let mut spans = vec![Span::raw(" ")];
-    let mut keys: Vec<(&str, &str)> = KEYS.to_vec();
-    if crate::model::kube_actions_bound(model) {
-        keys.insert(3, KUBE_KEYS);
+/// How a key name reads on screen.
+pub fn key_label(key: &str) -> &str {
+    match key {
+        "Down" => "↓",
+        "Up" => "↑",
+        other => other,
     }
-    for (i, (key, what)) in keys.iter().enumerate() {
+}
+
+/// The footer's entries for what is open now, from the keymap: consecutive
+/// bindings with the same word share it ("S R B k8s").
+pub fn entries(model: &Model, v: &View) -> Vec<(Vec<&'static Binding>, &'static str)> {
+    let layer = keymap::layer(model, v);
+    let kube = crate::model::kube_actions_bound(model);
+    let mut out: Vec<(Vec<&'static Binding>, &'static str)> = Vec::new();
+    for b in keymap::bindings(layer, model.read_only()) {
+        let Some(word) = b.footer else { continue };
+        // Without a Kubernetes side these keys do nothing: not offered.
+        if matches!(b.command, Command::Open(_)) && !kube {
+            continue;
+        }
+        match out.last_mut() {
+            Some((group, w)) if *w == word => group.push(b),
+            _ => out.push((vec![b], word)),
+        }
+    }
+    out
+}
+
+/// Keys that would do nothing right now are dimmed, not hidden, so the
+/// line never shifts.
+fn idle(model: &Model, command: Command) -> bool {
+    let acting = model.kube_actions.running().is_some();
+    match command {
+        Command::ExactCount => model.count_running(),
+        Command::Verify | Command::VerifyContinuous => model.verify_running(),
+        Command::Cancel => !model.count_running() && !model.verify_running() && !acting,
+        Command::Open(_) => acting,
+        _ => false,
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Theme) {
+    let mut spans = vec![Span::raw(" ")];
+    for (i, (group, word)) in entries(model, v).into_iter().enumerate() {
         if i > 0 {
             spans.push(Span::raw("  "));
         }
-        // Keys that would do nothing right now are dimmed, not hidden, so the line never shifts.
-        let idle = (*key == "c" && counting)
-            || (*key == "v" && verifying)
-            || (*key == "x" && !counting && !verifying && model.kube_actions.running().is_none())
-            || (*key == KUBE_KEYS.0 && model.kube_actions.running().is_some());
-        let key_role = if idle { Role::Muted } else { Role::Accent };
+        let keys: Vec<&str> = group.iter().map(|b| key_label(b.keys[0])).collect();
+        let role = if group.iter().all(|b| idle(model, b.command)) {
+            Role::Muted
+        } else {
+            Role::Accent
+        };
         spans.push(Span::styled(
-            *key,
+            keys.join(" "),
             theme
-                .style(key_role)
+                .style(role)
                 .add_modifier(ratatui::style::Modifier::BOLD),
         ));
         spans.push(Span::raw(" "));
-        spans.push(Span::styled(*what, theme.style(Role::Muted)));
+        spans.push(Span::styled(word, theme.style(Role::Muted)));
     }
     let left_w: usize = spans.iter().map(Span::width).sum();
     let width = area.width as usize;

@@ -1,0 +1,281 @@
+//! The one keymap: which key does what in which layer. The footer, the help
+//! and the read-only filtering are all drawn from [`BINDINGS`]; nothing else
+//! interprets a key.
+//!
+//! A key resolves to a [`Command`]. View commands (scroll, help) change only
+//! what this viewer sees and are not logged; session commands are logged as
+//! `EventKind::Command` — "open switch_config", "confirm … typed app-db" —
+//! so an old log replays under a newer keymap and reads like what happened.
+
+use serde::{Deserialize, Serialize};
+
+use super::view::View;
+use super::Model;
+use crate::session::KubeAction;
+
+/// Which bindings are live, derived from what is open (never tracked apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Main,
+    Help,
+    ConfirmQuit,
+    /// An action's confirmation: unbound printable keys are typed into it.
+    Confirm,
+}
+
+/// The layer that receives keys now: the innermost thing open.
+pub fn layer(model: &Model, view: &View) -> Layer {
+    if view.confirm_quit {
+        Layer::ConfirmQuit
+    } else if model.dialog.is_some() {
+        Layer::Confirm
+    } else if view.help {
+        Layer::Help
+    } else {
+        Layer::Main
+    }
+}
+
+/// What a binding does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    ToggleHelp,
+    ScrollDown,
+    ScrollUp,
+    ScrollTop,
+    /// Quit, or ask first when work on the servers would be cut short.
+    Quit,
+    QuitConfirmed,
+    QuitCancelled,
+    ExactCount,
+    Verify,
+    VerifyContinuous,
+    Cancel,
+    Open(KubeAction),
+    CloseDialog,
+    Backspace,
+    Submit,
+}
+
+/// A command the session log records: the operator's decisions, not keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum SessionCommand {
+    Quit,
+    ExactCount,
+    Verify,
+    VerifyContinuous,
+    /// Cancel whatever runs: counts, verification, a Kubernetes action.
+    Cancel,
+    /// Open the confirmation of an action (refreshes its access review).
+    Open {
+        action: KubeAction,
+    },
+    Close,
+    /// Run the action if its guards pass and `typed` is the name it asks for.
+    Confirm {
+        action: KubeAction,
+        typed: String,
+    },
+}
+
+impl SessionCommand {
+    /// How the log and the report say it.
+    pub fn describe(&self) -> String {
+        match self {
+            SessionCommand::Quit => "quit".into(),
+            SessionCommand::ExactCount => "exact count".into(),
+            SessionCommand::Verify => "verify".into(),
+            SessionCommand::VerifyContinuous => "verify continuously".into(),
+            SessionCommand::Cancel => "cancel".into(),
+            SessionCommand::Open { action } => format!("open {}", action.title()),
+            SessionCommand::Close => "close the dialog".into(),
+            SessionCommand::Confirm { action, typed } => {
+                format!("confirm {} (typed \"{typed}\")", action.title())
+            }
+        }
+    }
+}
+
+/// One row of the keymap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    pub layer: Layer,
+    /// Key names as `runtime::keys::name` gives them; the first is shown.
+    pub keys: &'static [&'static str],
+    pub command: Command,
+    /// Its word in the footer (None: help only).
+    pub footer: Option<&'static str>,
+    /// Its line in the help.
+    pub help: &'static str,
+    /// Changes something outside cutover: never bound when read-only.
+    pub dangerous: bool,
+}
+
+const fn bind(
+    layer: Layer,
+    keys: &'static [&'static str],
+    command: Command,
+    footer: Option<&'static str>,
+    help: &'static str,
+    dangerous: bool,
+) -> Binding {
+    Binding {
+        layer,
+        keys,
+        command,
+        footer,
+        help,
+        dangerous,
+    }
+}
+
+use Command as C;
+use Layer as L;
+
+/// Read as a table: layer, keys, command, footer word, help, dangerous.
+#[rustfmt::skip]
+pub const BINDINGS: &[Binding] = &[
+    bind(L::Main, &["c"], C::ExactCount, Some("count"), "exact row counts", false),
+    bind(L::Main, &["v"], C::Verify, Some("verify"), "checksum-verify once", false),
+    bind(L::Main, &["V"], C::VerifyContinuous, Some("verify"), "verify live, until x", false),
+    bind(L::Main, &["x"], C::Cancel, Some("cancel"), "cancel count/verify/action", false),
+    bind(L::Main, &["S"], C::Open(KubeAction::SwitchConfig), Some("k8s"), "switch the app's DB config", true),
+    bind(L::Main, &["R"], C::Open(KubeAction::RolloutRestart), Some("k8s"), "rollout-restart workloads", true),
+    bind(L::Main, &["B"], C::Open(KubeAction::SwitchBack), Some("k8s"), "switch back and restart", true),
+    bind(L::Main, &["Up", "k"], C::ScrollUp, Some("scroll"), "scroll row counts up", false),
+    bind(L::Main, &["Down", "j"], C::ScrollDown, Some("scroll"), "scroll row counts down", false),
+    bind(L::Main, &["Home", "g"], C::ScrollTop, None, "first table", false),
+    bind(L::Main, &["?"], C::ToggleHelp, Some("help"), "this help", false),
+    bind(L::Main, &["q", "Ctrl-c"], C::Quit, Some("quit"), "quit (asks if work runs)", false),
+    bind(L::Help, &["?", "Esc", "q", "Enter"], C::ToggleHelp, Some("close"), "close the help", false),
+    bind(L::ConfirmQuit, &["y", "Y"], C::QuitConfirmed, Some("quit and cancel"), "quit, cancelling what runs", false),
+    bind(L::ConfirmQuit, &["n", "N", "Esc", "q"], C::QuitCancelled, Some("stay"), "stay", false),
+    bind(L::Confirm, &["Enter"], C::Submit, Some("run"), "run it, when the guards pass and the name matches", true),
+    bind(L::Confirm, &["Esc"], C::CloseDialog, Some("close"), "close without running", false),
+    bind(L::Confirm, &["Backspace"], C::Backspace, None, "delete the last character typed", false),
+];
+
+/// The bindings live in `layer`, without the dangerous ones when read-only.
+pub fn bindings(layer: Layer, read_only: bool) -> impl Iterator<Item = &'static Binding> {
+    BINDINGS
+        .iter()
+        .filter(move |b| b.layer == layer && !(read_only && b.dangerous))
+}
+
+pub fn resolve(layer: Layer, key: &str, read_only: bool) -> Option<Command> {
+    bindings(layer, read_only)
+        .find(|b| b.keys.contains(&key))
+        .map(|b| b.command)
+}
+
+/// Typed confirmations longer than this are not names anyone meant to type.
+const MAX_TYPED: usize = 64;
+
+/// A key, in full: changes the view and returns the command to log and
+/// apply to the session, if any. Pure, like the model.
+pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionCommand> {
+    let read_only = model.read_only();
+    let layer = layer(model, view);
+    let Some(command) = resolve(layer, key, read_only) else {
+        // In a confirmation, a printable key is typed into it.
+        if layer == Layer::Confirm
+            && key.chars().count() == 1
+            && view.typed.chars().count() < MAX_TYPED
+        {
+            view.typed.push_str(key);
+        }
+        return None;
+    };
+    match command {
+        C::ToggleHelp => view.help = !view.help,
+        C::ScrollDown => {
+            view.scroll = (view.scroll + 1).min(super::table_rows(model).len().saturating_sub(1))
+        }
+        C::ScrollUp => view.scroll = view.scroll.saturating_sub(1),
+        C::ScrollTop => view.scroll = 0,
+        C::Quit if model.action_running() => view.confirm_quit = true,
+        C::Quit | C::QuitConfirmed => {
+            view.confirm_quit = false;
+            return Some(SessionCommand::Quit);
+        }
+        C::QuitCancelled => view.confirm_quit = false,
+        C::ExactCount => return Some(SessionCommand::ExactCount),
+        C::Verify => return Some(SessionCommand::Verify),
+        C::VerifyContinuous => return Some(SessionCommand::VerifyContinuous),
+        C::Cancel => return Some(SessionCommand::Cancel),
+        C::Open(action) => {
+            view.typed.clear();
+            return Some(SessionCommand::Open { action });
+        }
+        C::CloseDialog => {
+            view.typed.clear();
+            return Some(SessionCommand::Close);
+        }
+        C::Backspace => {
+            view.typed.pop();
+        }
+        C::Submit => {
+            let action = model.dialog?;
+            return Some(SessionCommand::Confirm {
+                action,
+                typed: view.typed.clone(),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_means_two_things_in_one_layer() {
+        for (i, a) in BINDINGS.iter().enumerate() {
+            for b in &BINDINGS[i + 1..] {
+                if a.layer == b.layer {
+                    for k in a.keys {
+                        assert!(!b.keys.contains(k), "{k} is bound twice in {:?}", a.layer);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn read_only_binds_nothing_dangerous_and_everything_else() {
+        for layer in [Layer::Main, Layer::Help, Layer::ConfirmQuit, Layer::Confirm] {
+            for b in bindings(layer, true) {
+                assert!(!b.dangerous, "{:?} bound read-only", b.command);
+            }
+            let all = BINDINGS.iter().filter(|b| b.layer == layer).count();
+            let safe = BINDINGS
+                .iter()
+                .filter(|b| b.layer == layer && !b.dangerous)
+                .count();
+            assert_eq!(bindings(layer, true).count(), safe);
+            assert_eq!(bindings(layer, false).count(), all);
+        }
+        for k in ["S", "R", "B"] {
+            assert_eq!(resolve(Layer::Main, k, true), None, "{k} read-only");
+            assert!(resolve(Layer::Main, k, false).is_some(), "{k} live");
+        }
+        assert_eq!(resolve(Layer::Confirm, "Enter", true), None);
+    }
+
+    #[test]
+    fn session_commands_round_trip_through_the_log_format() {
+        let c = SessionCommand::Confirm {
+            action: KubeAction::SwitchConfig,
+            typed: "app-db".into(),
+        };
+        let json = serde_json::to_string(&crate::session::EventKind::Command(c.clone())).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"command","command":"confirm","action":"switch_config","typed":"app-db"}"#
+        );
+        let back: crate::session::EventKind = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, crate::session::EventKind::Command(c));
+    }
+}
