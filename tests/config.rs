@@ -222,3 +222,51 @@ fn invalid_fixtures_fail_with_the_expected_message() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+#[test]
+fn only_small_regular_files_are_read() {
+    // /dev/zero never ends: it must be refused before any read, at once.
+    let e = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/dev/zero: is a character device, not a regular file; is this the right file?"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let e = load(dir.path()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: is a directory, not a regular file; is this the right file?",
+            dir.path().display()
+        )
+    );
+    // A FIFO nobody writes to: opening it for reading would block forever.
+    let fifo = dir.path().join("cutover.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let e = load(&fifo).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: is a FIFO, not a regular file; is this the right file?",
+            fifo.display()
+        )
+    );
+    // Just over 1 MiB of otherwise valid TOML (a comment) is refused unparsed.
+    let big = dir.path().join("big.toml");
+    let mut text = std::fs::read_to_string(fixture("valid", "minimal.toml")).unwrap();
+    text.push('#');
+    text.push_str(&"x".repeat(1024 * 1024));
+    std::fs::write(&big, text).unwrap();
+    let e = load(&big).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: larger than 1 MiB; is this the right file?",
+            big.display()
+        )
+    );
+}

@@ -36,7 +36,10 @@ pub fn descendants(pid: u32) -> Vec<u32> {
             let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
                 continue;
             };
-            let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+            let ppid = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
             if let Some(ppid) = ppid {
                 parent_of.push((child, ppid));
             }
@@ -130,7 +133,13 @@ impl SmallDisk {
         ));
         std::fs::create_dir_all(&dir).expect("creating the mount point");
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0777"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0777"),
+                "tmpfs",
+            ])
             .arg(&dir)
             .output();
         match out {
@@ -163,7 +172,8 @@ impl SmallDisk {
         }
         let _ = f.sync_all();
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(written);
-        f.set_len(len.saturating_sub(leave)).expect("shrinking ballast");
+        f.set_len(len.saturating_sub(leave))
+            .expect("shrinking ballast");
     }
 }
 
