@@ -107,7 +107,7 @@ fn full_fixture() {
         ))
     );
     assert_eq!(
-        c.target.params.host,
+        c.target.params.hosts[0].host,
         Host::Unix("/var/run/postgresql".into())
     );
     assert_eq!(
@@ -172,8 +172,8 @@ fn uri_fixture() {
     let s = &c.source.params;
     assert_eq!(s.user, "repl@corp");
     assert_eq!(c.source.password.as_ref().unwrap().expose(), "p:ss");
-    assert_eq!(s.host, Host::Tcp("db-old.example.com".into()));
-    assert_eq!(s.port, 6432);
+    assert_eq!(s.hosts[0].host, Host::Tcp("db-old.example.com".into()));
+    assert_eq!(s.hosts[0].port, 6432);
     assert_eq!(s.sslmode, SslMode::VerifyFull);
     assert_eq!(s.sslrootcert.as_deref(), Some("/etc/ssl/corp-ca.pem"));
     assert_eq!(
@@ -181,7 +181,7 @@ fn uri_fixture() {
         "repl@corp@db-old.example.com:6432/orders (sslmode=verify-full)"
     );
     let t = &c.target.params;
-    assert_eq!(t.host, Host::Tcp("2001:db8::10".into()));
+    assert_eq!(t.hosts[0].host, Host::Tcp("2001:db8::10".into()));
     assert_eq!(t.connect_timeout, Some(std::time::Duration::from_secs(5)));
     assert_eq!(
         c.target.describe(),
@@ -268,5 +268,31 @@ fn only_small_regular_files_are_read() {
             "{}: larger than 1 MiB; is this the right file?",
             big.display()
         )
+    );
+}
+
+#[test]
+fn ha_fixture_lists_every_host() {
+    let c = load(&fixture("valid", "multi_host.toml")).unwrap();
+    assert_eq!(
+        c.source.describe(),
+        "app@db1.example:5432,db2.example:5433/shop (sslmode=require, target_session_attrs=read-write)"
+    );
+    assert_eq!(
+        c.source.params.endpoint(),
+        "db1.example:5432,db2.example:5433"
+    );
+    assert_eq!(
+        c.target.describe(),
+        "app@new1.example:6432,new2.example:6432/shop (sslmode=verify-full, target_session_attrs=primary)"
+    );
+    assert_eq!(
+        c.target.params.keepalives,
+        cutover::config::Keepalives {
+            enabled: true,
+            idle: std::time::Duration::from_secs(20),
+            interval: std::time::Duration::from_secs(5),
+            count: 3,
+        }
     );
 }

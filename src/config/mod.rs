@@ -15,7 +15,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use conninfo::{
-    ConnInfo, ConnInfoError, ConnParams, Env, Host, PasswordSource, ProcessEnv, SslMode,
+    ConnInfo, ConnInfoError, ConnParams, Endpoint, Env, Host, Keepalives, PasswordSource,
+    ProcessEnv, SslMode, TargetSessionAttrs,
 };
 pub use secret::Secret;
 pub use tables::{TableFilter, TablePattern};
@@ -57,14 +58,21 @@ impl VerifyCfg {
 
 /// One side of the migration.
 ///
-/// The password lives in a [`Secret`] and is never part of `params`, so the
+/// Passwords live in [`Secret`]s and are never part of `params`, so the
 /// struct can be logged and shown as a whole.
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
     pub label: String,
     pub params: ConnParams,
+    /// The password for every host: from the DSN (or its service), the
+    /// config's `password_env`, or `PGPASSWORD`.
     pub password: Option<Secret>,
+    /// Where `password` came from, or the password file when only that had
+    /// entries.
     pub password_source: Option<PasswordSource>,
+    /// Without `password`: each host's entry in the password file (libpq looks
+    /// the password up for the host actually tried), in `params.hosts` order.
+    pub host_passwords: Vec<Option<Secret>>,
 }
 
 /// Why a DSN could not be turned into a [`ConnConfig`].
@@ -77,55 +85,95 @@ pub enum ConnConfigError {
 }
 
 impl ConnConfig {
-    /// Parses and resolves a DSN like libpq would (DSN, then `PG*`, then
-    /// defaults; password from the DSN, `password_env`, `PGPASSWORD`, passfile).
+    /// Parses and resolves a DSN like libpq would (DSN, service file, `PG*`,
+    /// then defaults; password from the DSN, `password_env`, `PGPASSWORD`, then
+    /// the password file per host).
     pub fn from_dsn(
         label: impl Into<String>,
         dsn: &str,
         password_env: Option<&str>,
         env: &dyn Env,
     ) -> Result<ConnConfig, ConnConfigError> {
-        let info = conninfo::parse(dsn).map_err(ConnConfigError::Dsn)?;
+        let info = conninfo::parse(dsn)
+            .and_then(|i| i.with_service(env))
+            .map_err(ConnConfigError::Dsn)?;
         let params = info.resolve(env).map_err(ConnConfigError::Dsn)?;
-        let password = conninfo::resolve_password(&info, &params, password_env, env)
+        let explicit = conninfo::explicit_password(&info, password_env, env)
             .map_err(|e| ConnConfigError::PasswordEnv(e.0))?;
-        let (password, password_source) = password.unzip();
+        let (password, mut password_source) = explicit.unzip();
+        let mut host_passwords = Vec::new();
+        if let (None, Some(file)) = (&password, &params.passfile) {
+            host_passwords = params
+                .hosts
+                .iter()
+                .map(|h| pgpass::password_from_file(file, h, &params.dbname, &params.user))
+                .collect();
+            if host_passwords.iter().any(Option::is_some) {
+                password_source = Some(PasswordSource::Passfile(file.clone()));
+            }
+        }
         Ok(ConnConfig {
             label: label.into(),
             params,
             password,
             password_source,
+            host_passwords,
         })
     }
 
-    /// A redacted one-liner such as `postgres@127.0.0.1:54321/app (sslmode=prefer)`.
-    pub fn describe(&self) -> String {
-        let p = &self.params;
-        match &p.host {
-            Host::Unix(dir) => format!(
-                "{}@{}:{}/{} (unix socket)",
-                p.user,
-                dir.display(),
-                p.port,
-                p.dbname
-            ),
-            Host::Tcp(_) => format!(
-                "{}@{}/{} (sslmode={})",
-                p.user,
-                p.endpoint(),
-                p.dbname,
-                p.sslmode
-            ),
-        }
+    /// The password to send to host `index` of `params.hosts`, if any.
+    pub fn password_for(&self, index: usize) -> Option<&Secret> {
+        self.password
+            .as_ref()
+            .or_else(|| self.host_passwords.get(index).and_then(Option::as_ref))
     }
 
-    /// True when both point at the same server and database, i.e. a migration
-    /// onto itself.
-    pub fn same_database(&self, other: &ConnConfig) -> bool {
-        self.params.host == other.params.host
-            && self.params.hostaddr == other.params.hostaddr
-            && self.params.port == other.params.port
-            && self.params.dbname == other.params.dbname
+    /// A redacted one-liner such as `postgres@127.0.0.1:54321/app (sslmode=prefer)`;
+    /// several hosts are listed in order: `app@a:5432,b:5433/app (sslmode=prefer)`.
+    pub fn describe(&self) -> String {
+        let p = &self.params;
+        let hosts = p
+            .hosts
+            .iter()
+            .map(|h| match &h.host {
+                Host::Unix(dir) => format!("{}:{}", dir.display(), h.port),
+                Host::Tcp(_) => h.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut how = if p.is_unix_socket() {
+            "unix socket".to_owned()
+        } else {
+            format!("sslmode={}", p.sslmode)
+        };
+        if p.target_session_attrs != TargetSessionAttrs::Any {
+            how.push_str(&format!(
+                ", target_session_attrs={}",
+                p.target_session_attrs
+            ));
+        }
+        format!("{}@{hosts}/{} ({how})", p.user, p.dbname)
+    }
+
+    /// The server and database both point at, if they share one (a
+    /// migration onto itself), as `host:port/db`.
+    pub fn same_database(&self, other: &ConnConfig) -> Option<String> {
+        if self.params.dbname != other.params.dbname {
+            return None;
+        }
+        let shared = self.params.hosts.iter().find(|a| {
+            other
+                .params
+                .hosts
+                .iter()
+                .any(|b| a.host == b.host && a.hostaddr == b.hostaddr && a.port == b.port)
+        })?;
+        Some(format!(
+            "{}:{}/{}",
+            shared.host.label(),
+            shared.port,
+            self.params.dbname
+        ))
     }
 }
 

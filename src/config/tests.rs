@@ -539,3 +539,41 @@ fn numbers_are_bounded_with_the_range_in_the_message() {
     assert_eq!(c.thresholds.stale_after_seconds, 3600.0);
     assert_eq!(c.verify.parallelism, Some(64));
 }
+
+#[test]
+fn several_hosts_share_a_server_means_same_database() {
+    let e = parse_err("[source]\ndsn = \"host=a,b\"\n[target]\ndsn = \"host=c,b\"\n");
+    assert_eq!(
+        e,
+        "cutover.toml:4:7: target.dsn: target is the same database as source (b:5432/me)"
+    );
+    parse_ok("[source]\ndsn = \"host=a,b\"\n[target]\ndsn = \"host=c,d\"\n");
+}
+
+#[test]
+fn password_file_is_read_per_host_unless_a_password_is_given() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgpass");
+    std::fs::write(&file, "a:5432:app:u:pw-a\nb:5433:app:u:pw-b\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dsn = format!(
+        "host=a,b,c port=5432,5433,5434 dbname=app user=u passfile={}",
+        file.display()
+    );
+    let c = ConnConfig::from_dsn("x", &dsn, None, &env).unwrap();
+    assert_eq!(c.password, None);
+    assert_eq!(
+        c.password_source,
+        Some(PasswordSource::Passfile(file.clone()))
+    );
+    let got: Vec<_> = (0..3)
+        .map(|i| c.password_for(i).map(|s| s.expose().to_owned()))
+        .collect();
+    assert_eq!(got, [Some("pw-a".into()), Some("pw-b".into()), None]);
+    assert!(!format!("{c:?}").contains("pw-a"));
+    // An explicit password applies to every host.
+    let c = ConnConfig::from_dsn("x", &dsn, Some("SRC_PW"), &env).unwrap();
+    assert!((0..3).all(|i| c.password_for(i).unwrap().expose() == "env-secret-123"));
+    assert!(c.host_passwords.is_empty());
+}

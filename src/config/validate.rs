@@ -139,16 +139,11 @@ impl Validator<'_> {
         let source = self.conn("source", source_raw)?;
         let target_dsn_span = target_raw.dsn.span();
         let target = self.conn("target", target_raw)?;
-        if source.same_database(&target) {
+        if let Some(shared) = source.same_database(&target) {
             return Err(self.err(
                 target_dsn_span,
                 "target.dsn",
-                format!(
-                    "target is the same database as source ({}:{}/{})",
-                    host_label(&target.params.host),
-                    target.params.port,
-                    target.params.dbname
-                ),
+                format!("target is the same database as source ({shared})"),
             ));
         }
         let thresholds = self.thresholds(&raw.thresholds)?;
@@ -633,12 +628,5 @@ impl Validator<'_> {
             ui.theme = base.join(name).to_string_lossy().into_owned();
         }
         Ok(ui)
-    }
-}
-
-fn host_label(h: &Host) -> String {
-    match h {
-        Host::Tcp(h) => h.clone(),
-        Host::Unix(d) => d.display().to_string(),
     }
 }
