@@ -537,3 +537,135 @@ fn scrub_removes_echoed_passwords() {
     cfg.password = Some("ab".into());
     assert_eq!(scrub("abc".into(), &cfg, 0), "abc");
 }
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn several_hosts_are_tried_in_order_and_the_one_used_is_reported() {
+    let dead = free_port();
+    let live = fake_server(ServerTls::Off, "s3cret-pw", 1);
+    let mut cfg = conn_cfg(&format!(
+        "host=127.0.0.1,127.0.0.1 port={dead},{live} sslmode=disable"
+    ));
+    cfg.password = Some("s3cret-pw".into());
+    let (client, connected) = connect_reporting(&cfg, "t", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!client.is_closed());
+    assert_eq!(
+        connected,
+        Connected {
+            endpoint: format!("127.0.0.1:{live}"),
+            index: 1,
+            of: 2
+        }
+    );
+}
+
+#[tokio::test]
+async fn when_every_host_fails_each_reason_is_listed() {
+    let (a, b) = (free_port(), free_port());
+    let e = err(&format!(
+        "host=127.0.0.1,127.0.0.1 port={a},{b} sslmode=disable"
+    ))
+    .await;
+    assert_eq!(
+        e.to_string(),
+        format!("127.0.0.1:{a}: connection refused; 127.0.0.1:{b}: connection refused")
+    );
+    assert_eq!(e.kind, ConnectErrorKind::Refused);
+    assert_eq!(e.endpoint, format!("127.0.0.1:{a},127.0.0.1:{b}"));
+    assert_eq!(e.attempts.len(), 2);
+}
+
+#[tokio::test]
+async fn each_host_gets_its_own_password_file_entry() {
+    let a = fake_server(ServerTls::Off, "pw-for-a", 1);
+    let b = fake_server(ServerTls::Off, "pw-for-b", 1);
+    let mut cfg = conn_cfg(&format!(
+        "host=127.0.0.1,127.0.0.1 port={a},{b} sslmode=disable user=app"
+    ));
+    // As if read from the password file: the first entry is stale.
+    cfg.host_passwords = vec![Some("stale-pw".into()), Some("pw-for-b".into())];
+    let (_client, connected) = connect_reporting(&cfg, "t", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(connected.index, 1);
+
+    let a = fake_server(ServerTls::Off, "pw-for-a", 1);
+    let b = fake_server(ServerTls::Off, "pw-for-b", 1);
+    let mut cfg = conn_cfg(&format!(
+        "host=127.0.0.1,127.0.0.1 port={a},{b} sslmode=disable user=app"
+    ));
+    cfg.host_passwords = vec![Some("stale-pw-1".into()), Some("stale-pw-2".into())];
+    let e = connect_reporting(&cfg, "t", Duration::from_secs(5))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "127.0.0.1:{a}: password authentication failed for user \"app\"; \
+             127.0.0.1:{b}: password authentication failed for user \"app\""
+        )
+    );
+    assert_eq!(e.kind, ConnectErrorKind::Auth);
+}
+
+/// Accepts `n` connections, writes `greeting` on each and hangs up.
+fn hang_up_server(greeting: &'static [u8], n: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((mut tcp, _)) = listener.accept() else {
+                return;
+            };
+            // Read the startup packet first so the close is not a reset.
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let _ = read_untyped(&mut tcp);
+            let _ = tcp.write_all(greeting);
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_that_hangs_up_during_startup_is_named() {
+    for greeting in [&b""[..], b"SSH-2.0-OpenSSH_9.6\r\n"] {
+        let port = hang_up_server(greeting, 1);
+        let e = err(&format!("host=127.0.0.1 port={port} sslmode=disable")).await;
+        assert_eq!(e.kind, ConnectErrorKind::Closed, "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "127.0.0.1:{port}: the server closed the connection during startup (is this a PostgreSQL server?)"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_check_without_an_answer_times_out() {
+    // The fake server authenticates, then never answers a query.
+    let port = fake_server(ServerTls::Off, "s3cret-pw", 1);
+    let mut cfg = conn_cfg(&format!(
+        "host=127.0.0.1 port={port} sslmode=disable target_session_attrs=read-write"
+    ));
+    cfg.password = Some("s3cret-pw".into());
+    let e = connect(&cfg, "t", Duration::from_secs(1))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind, ConnectErrorKind::Timeout);
+    assert_eq!(
+        e.to_string(),
+        format!("127.0.0.1:{port}: no answer to the target_session_attrs check within 1s")
+    );
+}
