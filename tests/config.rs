@@ -107,7 +107,7 @@ fn full_fixture() {
         ))
     );
     assert_eq!(
-        c.target.params.host,
+        c.target.params.hosts[0].host,
         Host::Unix("/var/run/postgresql".into())
     );
     assert_eq!(
@@ -172,8 +172,8 @@ fn uri_fixture() {
     let s = &c.source.params;
     assert_eq!(s.user, "repl@corp");
     assert_eq!(c.source.password.as_ref().unwrap().expose(), "p:ss");
-    assert_eq!(s.host, Host::Tcp("db-old.example.com".into()));
-    assert_eq!(s.port, 6432);
+    assert_eq!(s.hosts[0].host, Host::Tcp("db-old.example.com".into()));
+    assert_eq!(s.hosts[0].port, 6432);
     assert_eq!(s.sslmode, SslMode::VerifyFull);
     assert_eq!(s.sslrootcert.as_deref(), Some("/etc/ssl/corp-ca.pem"));
     assert_eq!(
@@ -181,7 +181,7 @@ fn uri_fixture() {
         "repl@corp@db-old.example.com:6432/orders (sslmode=verify-full)"
     );
     let t = &c.target.params;
-    assert_eq!(t.host, Host::Tcp("2001:db8::10".into()));
+    assert_eq!(t.hosts[0].host, Host::Tcp("2001:db8::10".into()));
     assert_eq!(t.connect_timeout, Some(std::time::Duration::from_secs(5)));
     assert_eq!(
         c.target.describe(),
@@ -221,4 +221,78 @@ fn invalid_fixtures_fail_with_the_expected_message() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn only_small_regular_files_are_read() {
+    // /dev/zero never ends: it must be refused before any read, at once.
+    let e = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/dev/zero: is a character device, not a regular file; is this the right file?"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let e = load(dir.path()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: is a directory, not a regular file; is this the right file?",
+            dir.path().display()
+        )
+    );
+    // A FIFO nobody writes to: opening it for reading would block forever.
+    let fifo = dir.path().join("cutover.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let e = load(&fifo).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: is a FIFO, not a regular file; is this the right file?",
+            fifo.display()
+        )
+    );
+    // Just over 1 MiB of otherwise valid TOML (a comment) is refused unparsed.
+    let big = dir.path().join("big.toml");
+    let mut text = std::fs::read_to_string(fixture("valid", "minimal.toml")).unwrap();
+    text.push('#');
+    text.push_str(&"x".repeat(1024 * 1024));
+    std::fs::write(&big, text).unwrap();
+    let e = load(&big).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: larger than 1 MiB; is this the right file?",
+            big.display()
+        )
+    );
+}
+
+#[test]
+fn ha_fixture_lists_every_host() {
+    let c = load(&fixture("valid", "multi_host.toml")).unwrap();
+    assert_eq!(
+        c.source.describe(),
+        "app@db1.example:5432,db2.example:5433/shop (sslmode=require, target_session_attrs=read-write)"
+    );
+    assert_eq!(
+        c.source.params.endpoint(),
+        "db1.example:5432,db2.example:5433"
+    );
+    assert_eq!(
+        c.target.describe(),
+        "app@new1.example:6432,new2.example:6432/shop (sslmode=verify-full, target_session_attrs=primary)"
+    );
+    assert_eq!(
+        c.target.params.keepalives,
+        cutover::config::Keepalives {
+            enabled: true,
+            idle: std::time::Duration::from_secs(20),
+            interval: std::time::Duration::from_secs(5),
+            count: 3,
+        }
+    );
 }

@@ -5,13 +5,19 @@
 
 use std::path::Path;
 
-use super::conninfo::{ConnParams, Host};
+use super::conninfo::{Endpoint, Host};
 use super::secret::Secret;
 
-/// Looks the connection up in the password file at `path`, following libpq:
-/// a missing file is silently skipped, a file others can read is ignored with
-/// a warning (so a leaked-permission file does not quietly keep working).
-pub fn password_from_file(path: &Path, params: &ConnParams) -> Option<Secret> {
+/// Looks one host of a connection up in the password file at `path`,
+/// following libpq: each host of a multi-host string has its own entry, a
+/// missing file is silently skipped, a file others can read is ignored with a
+/// warning (so a leaked-permission file does not quietly keep working).
+pub fn password_from_file(
+    path: &Path,
+    endpoint: &Endpoint,
+    dbname: &str,
+    user: &str,
+) -> Option<Secret> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
         tracing::warn!(
@@ -39,14 +45,14 @@ pub fn password_from_file(path: &Path, params: &ConnParams) -> Option<Secret> {
         }
     };
     let contents = String::from_utf8_lossy(&contents);
-    let hosts: Vec<String> = match &params.host {
+    let hosts: Vec<String> = match &endpoint.host {
         // libpq matches the default socket directory as "localhost"; accepting
         // the literal directory as well costs nothing and helps custom sockets.
         Host::Unix(dir) => vec!["localhost".to_owned(), dir.display().to_string()],
         Host::Tcp(h) => vec![h.clone()],
     };
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-    lookup(&contents, &hosts, params.port, &params.dbname, &params.user).map(Secret::from)
+    lookup(&contents, &hosts, endpoint.port, dbname, user).map(Secret::from)
 }
 
 /// The password of the first entry matching the connection; `hosts` are the
@@ -198,15 +204,25 @@ short:line
         );
     }
 
-    fn params(dsn: &str, passfile: &Path) -> ConnParams {
+    fn params(dsn: &str) -> conninfo::ConnParams {
         let env = |k: &str| match k {
             "USER" => Some("sock".to_owned()),
             "HOME" => Some("/nonexistent-cutover-home".to_owned()),
             _ => None,
         };
-        let mut p = conninfo::parse(dsn).unwrap().resolve(&env).unwrap();
-        p.passfile = Some(passfile.to_path_buf());
-        p
+        conninfo::parse(dsn).unwrap().resolve(&env).unwrap()
+    }
+
+    fn per_host(file: &Path, dsn: &str) -> Vec<Option<String>> {
+        let p = params(dsn);
+        p.hosts
+            .iter()
+            .map(|h| password_from_file(file, h, &p.dbname, &p.user).map(|s| s.expose().to_owned()))
+            .collect()
+    }
+
+    fn first(file: &Path, p: &conninfo::ConnParams) -> Option<Secret> {
+        password_from_file(file, &p.hosts[0], &p.dbname, &p.user)
     }
 
     #[test]
@@ -217,29 +233,47 @@ short:line
         std::fs::write(&file, FILE).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-        let p = params("host=/var/run/postgresql port=5433 dbname=app", &file);
+        let p = params("host=/var/run/postgresql port=5433 dbname=app");
         assert_eq!(
-            password_from_file(&file, &p)
-                .map(|s| s.expose().to_owned())
-                .as_deref(),
+            first(&file, &p).map(|s| s.expose().to_owned()).as_deref(),
             Some("socket-pw"),
             "a unix socket matches the host field \"localhost\""
         );
-        let p = params("host=db.example dbname=app user=alice", &file);
-        assert_eq!(password_from_file(&file, &p).unwrap().expose(), "first");
+        let p = params("host=db.example dbname=app user=alice");
+        assert_eq!(first(&file, &p).unwrap().expose(), "first");
+
+        // Each host of a list has its own entry.
+        assert_eq!(
+            per_host(
+                &file,
+                "host=db.example,elsewhere,db.example port=5432,5432,9 dbname=app user=bob"
+            ),
+            [
+                Some("bob-any-host".into()),
+                Some("bob-any-host".into()),
+                None
+            ]
+        );
+        assert_eq!(
+            per_host(
+                &file,
+                "host=db.example,db.example port=5432,1 dbname=other user=zed"
+            ),
+            [
+                Some("any-user-any-port".into()),
+                Some("any-user-any-port".into())
+            ]
+        );
+        assert_eq!(
+            per_host(&file, "host=db.example,other.example dbname=app user=alice"),
+            [Some("first".into()), None]
+        );
+        let p = params("host=db.example dbname=app user=alice");
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(
-            password_from_file(&file, &p),
-            None,
-            "group/world readable is ignored"
-        );
+        assert_eq!(first(&file, &p), None, "group/world readable is ignored");
 
-        assert_eq!(password_from_file(&dir.path().join("missing"), &p), None);
-        assert_eq!(
-            password_from_file(dir.path(), &p),
-            None,
-            "a directory is ignored"
-        );
+        assert_eq!(first(&dir.path().join("missing"), &p), None);
+        assert_eq!(first(dir.path(), &p), None, "a directory is ignored");
     }
 }

@@ -231,7 +231,7 @@ fn error_messages_are_one_precise_line() {
         ),
         (
             "[source]\ndsn = \"host=a\n",
-            "cutover.toml:2:14: invalid TOML: invalid basic string",
+            "cutover.toml:2:14: source.dsn: invalid TOML: invalid basic string",
         ),
         (
             "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[replication]\nsubscription = \"MySub\"\n",
@@ -243,11 +243,11 @@ fn error_messages_are_one_precise_line() {
         ),
         (
             "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[thresholds]\nmax_lag_seconds = -1.0\n",
-            "cutover.toml:6:19: thresholds.max_lag_seconds: must be a finite number greater than 0",
+            "cutover.toml:6:19: thresholds.max_lag_seconds: -1.0 is out of range (expected 0.1..=86400)",
         ),
         (
             "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n[thresholds]\nmax_lag_bytes = 0\n",
-            "cutover.toml:6:17: thresholds.max_lag_bytes: must be greater than 0",
+            "cutover.toml:6:17: thresholds.max_lag_bytes: 0 is out of range (expected 1..=1099511627776)",
         ),
     ];
     for (text, want) in cases {
@@ -418,4 +418,162 @@ fn never_panics_on_truncated_or_garbage_input() {
             let _ = info.resolve(&env);
         }
     }
+}
+
+#[test]
+fn toml_errors_name_the_field_in_words() {
+    let base = "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "[thresholds]\nmax_lag_bytes = 5\nmax_lag_seconds 3\n",
+            "cutover.toml:7:17: thresholds.max_lag_seconds: missing \"=\" after the key (each line must be key = value)",
+        ),
+        (
+            "[thresholds]\nmax_lag_bytes = 5\n\nmax_lag_seconds\n",
+            "cutover.toml:8:16: thresholds.max_lag_seconds: missing \"=\" after the key (each line must be key = value)",
+        ),
+        (
+            "[thresholds]\nmax_lag_bytes = 99999999999999999999\n",
+            "cutover.toml:6:17: thresholds.max_lag_bytes: 99999999999999999999 is too large (TOML integers are at most 9223372036854775807)",
+        ),
+        (
+            "[thresholds]\nmax_lag_seconds = 1e400\n",
+            "cutover.toml:6:19: thresholds.max_lag_seconds: invalid TOML: invalid floating-point number",
+        ),
+        (
+            "[[thresholds]]\nstale_after_seconds = 1\n",
+            "cutover.toml:5:1: thresholds: expected a table ([thresholds]), not an array of tables ([[thresholds]])",
+        ),
+        (
+            "[verify]\nupdated_at = [1]\n",
+            "cutover.toml:6:14: verify.updated_at: invalid type: array, expected a table",
+        ),
+        (
+            "[ui]\ntheme = { a = 1 }\n",
+            "cutover.toml:6:9: ui.theme: invalid type: table, expected a string",
+        ),
+    ];
+    for (tail, want) in cases {
+        let got = parse_err(&format!("{base}{tail}"));
+        assert_eq!(&got, want);
+    }
+    let got = parse_err(&format!("verify = [1]\n{base}"));
+    assert_eq!(
+        got,
+        "cutover.toml:1:10: verify: expected a table ([verify]), found an array"
+    );
+    let got = parse_err("source = \"x\"\n[target]\ndsn = \"host=b\"\n");
+    assert_eq!(
+        got,
+        "cutover.toml:1:10: source: expected a table ([source] with dsn = \"…\"), found string \"x\""
+    );
+    let got = parse_err("source = [\"host=a\"]\n[target]\ndsn = \"host=b\"\n");
+    assert!(!got.contains("Raw"), "{got}");
+    assert!(got.contains("source: expected a table"), "{got}");
+}
+
+#[test]
+fn numbers_are_bounded_with_the_range_in_the_message() {
+    let base = "[source]\ndsn = \"host=a\"\n[target]\ndsn = \"host=b\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "[thresholds]\nstale_after_seconds = 1e300\n",
+            "cutover.toml:6:23: thresholds.stale_after_seconds: 1e300 is out of range (expected 1..=3600)",
+        ),
+        (
+            "[thresholds]\nstale_after_seconds = -2.5\n",
+            "cutover.toml:6:23: thresholds.stale_after_seconds: -2.5 is out of range (expected 1..=3600)",
+        ),
+        (
+            "[thresholds]\nstale_after_seconds = nan\n",
+            "cutover.toml:6:23: thresholds.stale_after_seconds: nan is out of range (expected 1..=3600)",
+        ),
+        (
+            "[thresholds]\nstale_after_seconds = 0\n",
+            "cutover.toml:6:23: thresholds.stale_after_seconds: 0 is out of range (expected 1..=3600)",
+        ),
+        (
+            "[thresholds]\nmax_lag_seconds = inf\n",
+            "cutover.toml:6:19: thresholds.max_lag_seconds: inf is out of range (expected 0.1..=86400)",
+        ),
+        (
+            "[thresholds]\nmax_lag_bytes = 9223372036854775807\n",
+            "cutover.toml:6:17: thresholds.max_lag_bytes: 9223372036854775807 is out of range (expected 1..=1099511627776)",
+        ),
+        (
+            "[thresholds]\nmax_retained_wal_bytes = 0\n",
+            "cutover.toml:6:26: thresholds.max_retained_wal_bytes: 0 is out of range (expected 1..=17592186044416)",
+        ),
+        (
+            "[verify]\nparallelism = 100000\n",
+            "cutover.toml:6:15: verify.parallelism: 100000 is out of range (expected 1..=64)",
+        ),
+        (
+            "[verify]\nparallelism = 0\n",
+            "cutover.toml:6:15: verify.parallelism: 0 is out of range (expected 1..=64)",
+        ),
+        (
+            "[monitor]\nstatement_timeout_ms = 1\n",
+            "cutover.toml:6:24: monitor.statement_timeout_ms: 1 is out of range (expected 100..=600000)",
+        ),
+        (
+            "[monitor]\nconnect_timeout_ms = 99999999\n",
+            "cutover.toml:6:22: monitor.connect_timeout_ms: 99999999 is out of range (expected 100..=600000)",
+        ),
+        (
+            "[monitor]\nrefresh_ms = 10000\n",
+            "cutover.toml: thresholds.stale_after_seconds: 5 s is not longer than monitor.refresh_ms (10000 ms): every reading would show as stale",
+        ),
+        (
+            "[monitor]\nrefresh_ms = 2000\n[thresholds]\nstale_after_seconds = 2\n",
+            "cutover.toml:8:23: thresholds.stale_after_seconds: 2 s is not longer than monitor.refresh_ms (2000 ms): every reading would show as stale",
+        ),
+    ];
+    for (tail, want) in cases {
+        let got = parse_err(&format!("{base}{tail}"));
+        assert_eq!(&got, want);
+    }
+    let c = parse_ok(&format!(
+        "{base}[thresholds]\nstale_after_seconds = 3600\nmax_lag_seconds = 0.1\n[verify]\nparallelism = 64\n"
+    ));
+    assert_eq!(c.thresholds.stale_after_seconds, 3600.0);
+    assert_eq!(c.verify.parallelism, Some(64));
+}
+
+#[test]
+fn several_hosts_share_a_server_means_same_database() {
+    let e = parse_err("[source]\ndsn = \"host=a,b\"\n[target]\ndsn = \"host=c,b\"\n");
+    assert_eq!(
+        e,
+        "cutover.toml:4:7: target.dsn: target is the same database as source (b:5432/me)"
+    );
+    parse_ok("[source]\ndsn = \"host=a,b\"\n[target]\ndsn = \"host=c,d\"\n");
+}
+
+#[test]
+fn password_file_is_read_per_host_unless_a_password_is_given() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgpass");
+    std::fs::write(&file, "a:5432:app:u:pw-a\nb:5433:app:u:pw-b\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dsn = format!(
+        "host=a,b,c port=5432,5433,5434 dbname=app user=u passfile={}",
+        file.display()
+    );
+    let c = ConnConfig::from_dsn("x", &dsn, None, &env).unwrap();
+    assert_eq!(c.password, None);
+    assert_eq!(
+        c.password_source,
+        Some(PasswordSource::Passfile(file.clone()))
+    );
+    let got: Vec<_> = (0..3)
+        .map(|i| c.password_for(i).map(|s| s.expose().to_owned()))
+        .collect();
+    assert_eq!(got, [Some("pw-a".into()), Some("pw-b".into()), None]);
+    assert!(!format!("{c:?}").contains("pw-a"));
+    // An explicit password applies to every host.
+    let c = ConnConfig::from_dsn("x", &dsn, Some("SRC_PW"), &env).unwrap();
+    assert!((0..3).all(|i| c.password_for(i).unwrap().expose() == "env-secret-123"));
+    assert!(c.host_passwords.is_empty());
 }

@@ -127,9 +127,12 @@ impl Theme {
     /// Parses theme TOML; `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Theme, ThemeError> {
         let file: ThemeFile = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let field = field_at(text, span.start);
-            invalid(text, origin, span, field, e.message().trim().to_string())
+            let p = crate::config::diag::toml_problem(text, &e, &theme_table_hint);
+            let field = p
+                .unknown
+                .or(p.field)
+                .unwrap_or_else(|| "(document)".to_string());
+            invalid(text, origin, p.span.unwrap_or(0..0), field, p.message)
         })?;
         let mut styles = [Style::default(); 10];
         let roles = file.roles.unwrap_or_default();
@@ -171,21 +174,52 @@ pub fn load_theme(name_or_path: &str, themes_dir: Option<&Path>) -> Result<Theme
     })
 }
 
+/// How the tables of a theme file are written, for "expected a table" messages.
+fn theme_table_hint(field: &str) -> Option<String> {
+    match field.strip_prefix("roles") {
+        Some("") => Some("[roles]".into()),
+        Some(role) if Role::ALL.iter().any(|r| role == format!(".{}", r.key())) => {
+            Some(format!("[{field}] with fg, bg or modifiers"))
+        }
+        _ => None,
+    }
+}
+
 fn load_file(path: &Path) -> Result<Theme, ThemeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Io {
+    use crate::config::file;
+    let io = |source| ThemeError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let bytes = file::read_limited(path, file::MAX_FILE_BYTES).map_err(io)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        let at = e.utf8_error().valid_up_to();
+        invalid(
+            &text,
+            &path.display().to_string(),
+            at..at,
+            "(document)".into(),
+            "file is not valid UTF-8".into(),
+        )
     })?;
     Theme::parse(&text, &path.display().to_string())
 }
 
+fn read_problem(e: &crate::config::file::ReadError) -> String {
+    match e {
+        crate::config::file::ReadError::Io(io) => format!("cannot read theme file: {io}"),
+        other => other.to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ThemeError {
-    #[error("cannot read theme file {}", path.display())]
+    #[error("{}: {}", path.display(), read_problem(source))]
     Io {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::config::file::ReadError,
     },
     #[error("{origin}:{line}:{column}: {field}: {message}")]
     Invalid {
@@ -325,66 +359,13 @@ fn invalid(
     field: String,
     message: String,
 ) -> ThemeError {
-    let (line, column) = line_col(text, span.start);
+    let (line, column) = crate::config::diag::line_col(text, span.start);
     ThemeError::Invalid {
         origin: origin.to_string(),
         line,
         column,
         field,
         message,
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-/// The dotted key an offset falls under, recovered from the text because the
-/// TOML parser reports a span but not the key path of a serde error.
-fn field_at(text: &str, offset: usize) -> String {
-    let (line_no, _) = line_col(text, offset);
-    let lines: Vec<&str> = text.lines().collect();
-    let header_of = |l: &str| -> Option<String> {
-        let t = l.trim();
-        let inner = t.strip_prefix("[[").and_then(|r| r.split("]]").next());
-        let inner = inner.or_else(|| t.strip_prefix('[').and_then(|r| r.split(']').next()))?;
-        Some(
-            inner
-                .split('.')
-                .map(|p| p.trim().trim_matches('"'))
-                .collect::<Vec<_>>()
-                .join("."),
-        )
-    };
-    let key_of = |l: &str| -> Option<String> {
-        let t = l.trim();
-        if t.starts_with('#') || t.starts_with('[') {
-            return None;
-        }
-        let (k, _) = t.split_once('=')?;
-        Some(k.trim().trim_matches('"').to_string())
-    };
-    let here = lines.get(line_no.saturating_sub(1)).copied().unwrap_or("");
-    if let Some(h) = header_of(here) {
-        return h;
-    }
-    let table = lines[..line_no.saturating_sub(1).min(lines.len())]
-        .iter()
-        .rev()
-        .find_map(|l| header_of(l));
-    match (table, key_of(here)) {
-        (Some(t), Some(k)) => format!("{t}.{k}"),
-        (Some(t), None) => t,
-        (None, Some(k)) => k,
-        (None, None) => "(document)".to_string(),
     }
 }
 
@@ -447,5 +428,55 @@ mod tests {
         assert!(err.contains("roles.ok.bg"), "{err}");
         let t = Theme::parse("[roles.ok]\nfg = \"#10ff20\"\n", "t.toml").unwrap();
         assert_eq!(t.style(Role::Ok).fg, Some(Color::Rgb(0x10, 0xff, 0x20)));
+    }
+
+    #[test]
+    fn every_error_names_line_column_and_key_in_words() {
+        let cases = [
+            (
+                "[roles]\nok = \"red\"\n",
+                "t.toml:2:6: roles.ok: expected a table ([roles.ok] with fg, bg or modifiers), found string \"red\"",
+            ),
+            (
+                "roles = 5\n",
+                "t.toml:1:9: roles: expected a table ([roles]), found integer 5",
+            ),
+            (
+                "[roles.ok]\nfg = 5\n",
+                "t.toml:2:6: roles.ok.fg: invalid type: integer 5, expected a string",
+            ),
+            (
+                "[roles.ok]\nfg \"red\"\n",
+                "t.toml:2:4: roles.ok.fg: missing \"=\" after the key (each line must be key = value)",
+            ),
+            (
+                "colour = 1\n",
+                "t.toml:1:1: colour: unknown field \"colour\" in [root] (expected one of name, description, roles)",
+            ),
+            (
+                "[roles.ok]\nfg = \"red\n",
+                "t.toml:2:10: roles.ok.fg: invalid TOML: invalid basic string",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = Theme::parse(text, "t.toml").unwrap_err().to_string();
+            assert_eq!(got, want);
+            assert!(!got.contains("RoleSpec") && !got.contains("RolesFile"));
+        }
+    }
+
+    #[test]
+    fn theme_files_are_read_with_a_limit() {
+        let e = load_theme("/dev/zero", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: is a character device, not a regular file; is this the right file?"
+        );
+        let e = load_theme("./missing-theme.toml", None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("./missing-theme.toml: cannot read theme file: "),
+            "{e}"
+        );
     }
 }

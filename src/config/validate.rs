@@ -1,0 +1,632 @@
+//! From the file as written (`Raw*`, with spans) to a validated [`Config`].
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::*;
+
+/// Parses `ctx.text` and validates every field.
+pub(super) fn config(ctx: &diag::Ctx<'_>, env: &dyn Env) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(ctx.text).map_err(|e| ctx.toml_error(&e))?;
+    Validator { ctx, env }.config(raw)
+}
+
+// ---------------------------------------------------------------------------
+// Raw (as written) shapes. Every field that needs a semantic check is Spanned
+// so the check can point at it.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    // Not Spanned: toml cannot give spans for tables written with dotted keys.
+    source: Option<RawConn>,
+    target: Option<RawConn>,
+    replication: Option<RawReplication>,
+    tables: Option<RawTables>,
+    thresholds: Option<RawThresholds>,
+    monitor: Option<RawMonitor>,
+    session: Option<RawSession>,
+    ui: Option<RawUi>,
+    lab: Option<RawLab>,
+    kubernetes: Option<RawKube>,
+    verify: Option<RawVerify>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    parallelism: Option<Spanned<u64>>,
+    updated_at: Option<std::collections::BTreeMap<Spanned<String>, Spanned<String>>>,
+    keys: Option<RawKeys>,
+}
+
+/// Table name → the columns that identify its rows, with spans for errors.
+type RawKeys = std::collections::BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKube {
+    kubeconfig: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    deployments: Spanned<Vec<Spanned<String>>>,
+    config_object: Option<Spanned<String>>,
+    config_key: Option<Spanned<String>>,
+    switch_to_env: Option<Spanned<String>>,
+    switch_to_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConn {
+    dsn: Spanned<String>,
+    password_env: Option<Spanned<String>>,
+    label: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplication {
+    publication: Option<Spanned<String>>,
+    subscription: Option<Spanned<String>>,
+    slot: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTables {
+    include: Option<Spanned<Vec<Spanned<String>>>>,
+    exclude: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    max_lag_bytes: Option<Spanned<u64>>,
+    max_lag_seconds: Option<Spanned<f64>>,
+    max_retained_wal_bytes: Option<Spanned<u64>>,
+    stale_after_seconds: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonitor {
+    refresh_ms: Option<Spanned<u64>>,
+    statement_timeout_ms: Option<Spanned<u64>>,
+    connect_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    theme: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLab {
+    dir: Spanned<String>,
+}
+
+struct Validator<'a> {
+    ctx: &'a diag::Ctx<'a>,
+    env: &'a dyn Env,
+}
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+impl Validator<'_> {
+    fn err(&self, span: Range<usize>, field: &str, message: String) -> ConfigError {
+        self.ctx.error(Some(span), Some(field), message)
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config> {
+        let missing = |section: &str| {
+            self.ctx
+                .error(None, None, format!("missing section [{section}]"))
+        };
+        let source_raw = raw.source.ok_or_else(|| missing("source"))?;
+        let target_raw = raw.target.ok_or_else(|| missing("target"))?;
+        let source = self.conn("source", source_raw)?;
+        let target_dsn_span = target_raw.dsn.span();
+        let target = self.conn("target", target_raw)?;
+        if let Some(shared) = source.same_database(&target) {
+            return Err(self.err(
+                target_dsn_span,
+                "target.dsn",
+                format!("target is the same database as source ({shared})"),
+            ));
+        }
+        let thresholds = self.thresholds(&raw.thresholds)?;
+        let monitor = self.monitor(raw.monitor)?;
+        self.stale_vs_refresh(&raw.thresholds, &thresholds, &monitor)?;
+        let base = self.ctx.base_dir();
+        Ok(Config {
+            path: self.ctx.path.to_path_buf(),
+            source,
+            target,
+            replication: self.replication(raw.replication)?,
+            tables: self.tables(raw.tables)?,
+            thresholds,
+            monitor,
+            session: SessionCfg {
+                dir: match raw.session.and_then(|s| s.dir) {
+                    Some(d) => base.join(self.non_empty(&d, "session.dir")?),
+                    None => base.join("sessions"),
+                },
+            },
+            ui: self.ui(raw.ui, &base)?,
+            lab: match raw.lab {
+                Some(l) => Some(LabCfg {
+                    dir: base.join(self.non_empty(&l.dir, "lab.dir")?),
+                }),
+                None => None,
+            },
+            verify: self.verify(raw.verify)?,
+            kubernetes: match raw.kubernetes {
+                Some(k) => Some(self.kubernetes(k, &base)?),
+                None => None,
+            },
+        })
+    }
+
+    fn kubernetes(&self, k: RawKube, base: &Path) -> Result<KubeCfg> {
+        let opt = |v: &Option<Spanned<String>>, field: &str| -> Result<Option<String>> {
+            v.as_ref()
+                .map(|v| self.non_empty(v, field).map(str::to_string))
+                .transpose()
+        };
+        if k.deployments.get_ref().is_empty() {
+            return Err(self.err(
+                k.deployments.span(),
+                "kubernetes.deployments",
+                "name at least one Deployment that uses the database".into(),
+            ));
+        }
+        let deployments = k
+            .deployments
+            .get_ref()
+            .iter()
+            .map(|d| {
+                self.non_empty(d, "kubernetes.deployments")
+                    .map(str::to_string)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(obj) = &k.config_object {
+            let ok = obj.get_ref().split_once('/').is_some_and(|(kind, name)| {
+                matches!(kind, "configmap" | "secret" | "service") && !name.is_empty()
+            });
+            if !ok {
+                return Err(self.err(
+                    obj.span(),
+                    "kubernetes.config_object",
+                    format!(
+                        "\"{}\" is not configmap/NAME, secret/NAME or service/NAME",
+                        obj.get_ref().escape_debug()
+                    ),
+                ));
+            }
+        }
+        let switch_to = match (&k.switch_to_env, &k.switch_to_file) {
+            (Some(_), Some(f)) => {
+                return Err(self.err(
+                    f.span(),
+                    "kubernetes.switch_to_file",
+                    "set switch_to_env or switch_to_file, not both".into(),
+                ))
+            }
+            (Some(e), None) => Some(ValueSource::Env(
+                self.non_empty(e, "kubernetes.switch_to_env")?.to_string(),
+            )),
+            (None, Some(f)) => Some(ValueSource::File(
+                base.join(self.non_empty(f, "kubernetes.switch_to_file")?),
+            )),
+            (None, None) => None,
+        };
+        if let (Some(_), None) = (&switch_to, &k.config_key) {
+            let span = k
+                .switch_to_env
+                .as_ref()
+                .or(k.switch_to_file.as_ref())
+                .map(|s| s.span())
+                .unwrap_or_default();
+            let field = if k.switch_to_env.is_some() {
+                "kubernetes.switch_to_env"
+            } else {
+                "kubernetes.switch_to_file"
+            };
+            return Err(self.err(
+                span,
+                field,
+                "a switch value needs config_object and config_key to say where it goes".into(),
+            ));
+        }
+        if let (Some(_), None) = (&k.config_key, &k.config_object) {
+            return Err(self.err(
+                k.config_key.as_ref().map(|s| s.span()).unwrap_or_default(),
+                "kubernetes.config_key",
+                "config_key needs config_object (configmap/NAME, secret/NAME or service/NAME)"
+                    .into(),
+            ));
+        }
+        Ok(KubeCfg {
+            switch_to,
+            kubeconfig: opt(&k.kubeconfig, "kubernetes.kubeconfig")?.map(|p| base.join(p)),
+            context: opt(&k.context, "kubernetes.context")?,
+            namespace: opt(&k.namespace, "kubernetes.namespace")?,
+            deployments,
+            config_object: opt(&k.config_object, "kubernetes.config_object")?,
+            config_key: opt(&k.config_key, "kubernetes.config_key")?,
+        })
+    }
+
+    fn non_empty<'s>(&self, v: &'s Spanned<String>, field: &str) -> Result<&'s str> {
+        if v.get_ref().trim().is_empty() {
+            Err(self.err(v.span(), field, "must not be empty".into()))
+        } else {
+            Ok(v.get_ref())
+        }
+    }
+
+    fn conn(&self, side: &str, raw: RawConn) -> Result<ConnConfig> {
+        let label = match &raw.label {
+            Some(l) => {
+                let s = self.non_empty(l, &format!("{side}.label"))?;
+                if s.chars().any(char::is_control) {
+                    return Err(self.err(
+                        l.span(),
+                        &format!("{side}.label"),
+                        "must not contain control characters".into(),
+                    ));
+                }
+                s.to_owned()
+            }
+            None => side.to_owned(),
+        };
+        let password_env = match &raw.password_env {
+            Some(p) => {
+                let name = p.get_ref();
+                let valid = !name.is_empty()
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(self.err(
+                        p.span(),
+                        &format!("{side}.password_env"),
+                        format!(
+                            "invalid environment variable name \"{}\" (expected letters, digits and _)",
+                            name.escape_debug()
+                        ),
+                    ));
+                }
+                Some(name.as_str())
+            }
+            None => None,
+        };
+        let dsn = raw.dsn.get_ref();
+        ConnConfig::from_dsn(label, dsn, password_env, self.env).map_err(|e| match e {
+            ConnConfigError::Dsn(e) => {
+                let at = self.ctx.offset_in_string(raw.dsn.span(), dsn, e.offset);
+                self.ctx
+                    .error(Some(at..at), Some(&format!("{side}.dsn")), e.message)
+            }
+            ConnConfigError::PasswordEnv(var) => self.err(
+                raw.password_env
+                    .as_ref()
+                    .map(Spanned::span)
+                    .unwrap_or(raw.dsn.span()),
+                &format!("{side}.password_env"),
+                format!("environment variable {var} is not set or empty"),
+            ),
+        })
+    }
+
+    fn identifier(&self, v: &Spanned<String>, field: &str) -> Result<String> {
+        let s = v.get_ref();
+        if s.is_empty() {
+            return Err(self.err(v.span(), field, "must not be empty".into()));
+        }
+        if s.len() > 63 {
+            return Err(self.err(
+                v.span(),
+                field,
+                format!(
+                    "\"{}\" is {} bytes long; PostgreSQL names are at most 63 bytes",
+                    s.escape_debug(),
+                    s.len()
+                ),
+            ));
+        }
+        if s.contains('\0') {
+            return Err(self.err(v.span(), field, "must not contain NUL".into()));
+        }
+        Ok(s.clone())
+    }
+
+    fn replication(&self, raw: Option<RawReplication>) -> Result<Replication> {
+        let d = Replication::default();
+        let Some(raw) = raw else { return Ok(d) };
+        let publication = match &raw.publication {
+            Some(v) => self.identifier(v, "replication.publication")?,
+            None => d.publication,
+        };
+        let subscription = match &raw.subscription {
+            Some(v) => self.identifier(v, "replication.subscription")?,
+            None => d.subscription,
+        };
+        // PostgreSQL only accepts [a-z0-9_] in slot names, and CREATE SUBSCRIPTION
+        // derives the slot from the subscription name, so check whichever is used.
+        let (slot, slot_field, slot_span) = match &raw.slot {
+            Some(v) => (
+                self.identifier(v, "replication.slot")?,
+                "replication.slot",
+                Some(v.span()),
+            ),
+            None => (
+                subscription.clone(),
+                "replication.subscription",
+                raw.subscription.as_ref().map(Spanned::span),
+            ),
+        };
+        if let Some(c) = slot
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+        {
+            let mut message = format!(
+                "\"{}\" is not a valid replication slot name: unexpected \"{}\" (lowercase letters, digits and _ only)",
+                slot.escape_debug(),
+                c.escape_debug()
+            );
+            if raw.slot.is_none() {
+                message.push_str("; set replication.slot explicitly");
+            }
+            return Err(self.err(slot_span.unwrap_or(0..0), slot_field, message));
+        }
+        Ok(Replication {
+            publication,
+            subscription,
+            slot,
+        })
+    }
+
+    fn patterns(&self, list: &[Spanned<String>], field: &str) -> Result<Vec<TablePattern>> {
+        list.iter()
+            .enumerate()
+            .map(|(i, p)| {
+                TablePattern::parse(p.get_ref())
+                    .map_err(|m| self.err(p.span(), &format!("{field}[{i}]"), m))
+            })
+            .collect()
+    }
+
+    fn tables(&self, raw: Option<RawTables>) -> Result<TableFilter> {
+        let mut filter = TableFilter::default();
+        let Some(raw) = raw else { return Ok(filter) };
+        if let Some(include) = &raw.include {
+            if include.get_ref().is_empty() {
+                return Err(self.err(
+                    include.span(),
+                    "tables.include",
+                    "must list at least one pattern (use [\"*.*\"] for all tables)".into(),
+                ));
+            }
+            filter.include = self.patterns(include.get_ref(), "tables.include")?;
+        }
+        if let Some(exclude) = &raw.exclude {
+            filter.exclude = self.patterns(exclude, "tables.exclude")?;
+        }
+        Ok(filter)
+    }
+
+    fn verify(&self, raw: Option<RawVerify>) -> Result<VerifyCfg> {
+        let Some(raw) = raw else {
+            return Ok(VerifyCfg::default());
+        };
+        let table = |t: &Spanned<String>, field: &str| -> Result<crate::session::TableRef> {
+            match t.get_ref().split_once('.') {
+                Some((schema, name)) if !schema.is_empty() && !name.is_empty() => {
+                    Ok(crate::session::TableRef::new(schema, name))
+                }
+                _ => Err(self.err(
+                    t.span(),
+                    field,
+                    format!("\"{}\" is not schema.table", t.get_ref().escape_debug()),
+                )),
+            }
+        };
+        let mut cfg = VerifyCfg {
+            parallelism: match &raw.parallelism {
+                Some(_) => Some(self.ranged(
+                    &raw.parallelism,
+                    "verify.parallelism",
+                    VerifyCfg::PARALLELISM,
+                    1,
+                )? as usize),
+                None => None,
+            },
+            ..VerifyCfg::default()
+        };
+        for (t, col) in raw.updated_at.iter().flatten() {
+            let col = self.non_empty(col, "verify.updated_at")?;
+            cfg.updated_at
+                .insert(table(t, "verify.updated_at")?, col.to_string());
+        }
+        for (t, cols) in raw.keys.iter().flatten() {
+            if cols.get_ref().is_empty() {
+                return Err(self.err(
+                    cols.span(),
+                    "verify.keys",
+                    "name at least one column".into(),
+                ));
+            }
+            let cols = cols
+                .get_ref()
+                .iter()
+                .map(|c| self.non_empty(c, "verify.keys").map(str::to_string))
+                .collect::<Result<Vec<_>>>()?;
+            cfg.keys.insert(table(t, "verify.keys")?, cols);
+        }
+        Ok(cfg)
+    }
+
+    /// A number as written in the file (so `1e300` is not shown with 300 digits).
+    fn as_written(&self, span: Range<usize>, fallback: String) -> String {
+        self.ctx
+            .text
+            .get(span)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map_or(fallback, str::to_owned)
+    }
+
+    fn ranged_f64(
+        &self,
+        v: &Option<Spanned<f64>>,
+        field: &str,
+        range: std::ops::RangeInclusive<f64>,
+        default: f64,
+    ) -> Result<f64> {
+        match v {
+            // NaN is in no range, so `contains` refuses it too.
+            Some(v) if !range.contains(v.get_ref()) => Err(self.err(
+                v.span(),
+                field,
+                format!(
+                    "{} is out of range (expected {}..={})",
+                    self.as_written(v.span(), v.get_ref().to_string()),
+                    range.start(),
+                    range.end()
+                ),
+            )),
+            Some(v) => Ok(*v.get_ref()),
+            None => Ok(default),
+        }
+    }
+
+    fn thresholds(&self, raw: &Option<RawThresholds>) -> Result<Thresholds> {
+        let d = Thresholds::default();
+        let Some(raw) = raw else { return Ok(d) };
+        Ok(Thresholds {
+            max_lag_bytes: self.ranged(
+                &raw.max_lag_bytes,
+                "thresholds.max_lag_bytes",
+                Thresholds::MAX_LAG_BYTES,
+                d.max_lag_bytes,
+            )?,
+            max_lag_seconds: self.ranged_f64(
+                &raw.max_lag_seconds,
+                "thresholds.max_lag_seconds",
+                Thresholds::MAX_LAG_SECONDS,
+                d.max_lag_seconds,
+            )?,
+            max_retained_wal_bytes: self.ranged(
+                &raw.max_retained_wal_bytes,
+                "thresholds.max_retained_wal_bytes",
+                Thresholds::MAX_RETAINED_WAL_BYTES,
+                d.max_retained_wal_bytes,
+            )?,
+            stale_after_seconds: self.ranged_f64(
+                &raw.stale_after_seconds,
+                "thresholds.stale_after_seconds",
+                Thresholds::STALE_AFTER_SECONDS,
+                d.stale_after_seconds,
+            )?,
+        })
+    }
+
+    /// Readings refresh every `refresh_ms`; a staleness limit at or below
+    /// that would flag every reading as stale between two refreshes.
+    fn stale_vs_refresh(
+        &self,
+        raw: &Option<RawThresholds>,
+        t: &Thresholds,
+        m: &Monitor,
+    ) -> Result<()> {
+        if t.stale_after_seconds * 1000.0 > m.refresh_ms as f64 {
+            return Ok(());
+        }
+        let span = raw
+            .as_ref()
+            .and_then(|r| r.stale_after_seconds.as_ref())
+            .map(Spanned::span);
+        Err(self.ctx.error(
+            span,
+            Some("thresholds.stale_after_seconds"),
+            format!(
+                "{} s is not longer than monitor.refresh_ms ({} ms): every reading would show as stale",
+                t.stale_after_seconds, m.refresh_ms
+            ),
+        ))
+    }
+
+    fn ranged(
+        &self,
+        v: &Option<Spanned<u64>>,
+        field: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> Result<u64> {
+        match v {
+            Some(v) if !range.contains(v.get_ref()) => Err(self.err(
+                v.span(),
+                field,
+                format!(
+                    "{} is out of range (expected {}..={})",
+                    v.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            )),
+            Some(v) => Ok(*v.get_ref()),
+            None => Ok(default),
+        }
+    }
+
+    fn monitor(&self, raw: Option<RawMonitor>) -> Result<Monitor> {
+        let d = Monitor::default();
+        let Some(raw) = raw else { return Ok(d) };
+        Ok(Monitor {
+            refresh_ms: self.ranged(
+                &raw.refresh_ms,
+                "monitor.refresh_ms",
+                Monitor::REFRESH_MS,
+                d.refresh_ms,
+            )?,
+            statement_timeout_ms: self.ranged(
+                &raw.statement_timeout_ms,
+                "monitor.statement_timeout_ms",
+                Monitor::STATEMENT_TIMEOUT_MS,
+                d.statement_timeout_ms,
+            )?,
+            connect_timeout_ms: self.ranged(
+                &raw.connect_timeout_ms,
+                "monitor.connect_timeout_ms",
+                Monitor::CONNECT_TIMEOUT_MS,
+                d.connect_timeout_ms,
+            )?,
+        })
+    }
+
+    fn ui(&self, raw: Option<RawUi>, base: &Path) -> Result<UiCfg> {
+        let Some(theme) = raw.and_then(|u| u.theme) else {
+            return Ok(UiCfg::default());
+        };
+        let name = self.non_empty(&theme, "ui.theme")?;
+        let mut ui = UiCfg {
+            theme: name.to_owned(),
+        };
+        if ui.theme_is_file() {
+            ui.theme = base.join(name).to_string_lossy().into_owned();
+        }
+        Ok(ui)
+    }
+}
