@@ -242,10 +242,15 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
             Err(e) => break fail(&mut failure, e),
         };
         dirty = true;
-        if let Some(run) = core.model.kube_actions.running() {
+        if let Some(run) = core.model.actions.running() {
+            let overridden = run
+                .overridden
+                .as_ref()
+                .map(|(labels, _)| labels.as_slice())
+                .unwrap_or_default();
             let check = kube_actions::GuardCheck {
                 at: core.model.now,
-                failing: model::recheck(&core.model, run.action),
+                failing: model::recheck(&core.model, run.checkpoint, overridden),
             };
             guard_tx.send_replace(check);
         }
@@ -281,7 +286,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                 }
                 Effect::CancelExactCount { run }
                 | Effect::CancelVerify { run }
-                | Effect::CancelKubeAction { id: run } => {
+                | Effect::CancelRun { id: run } => {
                     if let Some(c) = cancels.remove(&run) {
                         let _ = c.send(true);
                     }
@@ -289,14 +294,14 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                 Effect::KubePreflight => {
                     tasks.spawn(kube_actions::preflight(config.clone(), tx.clone()));
                 }
-                Effect::KubeRun { id, action } => {
+                Effect::RunPlan { id, plan, .. } => {
                     let (cancel_tx, cancel_rx) = watch::channel(false);
                     cancels.insert(id, cancel_tx);
                     // The verdict the executor waits for must be newer than its start.
                     guard_tx.send_replace(kube_actions::GuardCheck::default());
                     tasks.spawn(kube_actions::run(
                         id,
-                        action,
+                        plan,
                         config.clone(),
                         kube_state.clone(),
                         tx.clone(),

@@ -428,6 +428,23 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     assert_eq!(db_url(), source, "nothing runs before the name is typed");
     tmux.keys("p-db");
     tmux.keys("Enter");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        db_url(),
+        source,
+        "the freeze guard fails (no freeze checkpoint yet): nothing runs without an override"
+    );
+    tmux.wait_for("the override hint", Duration::from_secs(5), |s| {
+        s.contains("✖ Writes frozen and target caught up after the freeze")
+            && s.contains("Tab: type a reason")
+    });
+    tmux.keys("Tab");
+    tmux.keys("lab rehearsal, app paused");
+    tmux.wait_for("the reason typed", Duration::from_secs(5), |s| {
+        s.contains("Override reason (logged): lab rehearsal, app paused")
+            && s.contains("Enter: OVERRIDE the failing guards")
+    });
+    tmux.keys("Enter");
     tmux.wait_for("switch done", Duration::from_secs(20), |s| {
         s.contains("✔ Switch database config")
     });
@@ -476,11 +493,12 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     let text = std::fs::read_to_string(&files[0]).unwrap();
     assert!(!text.contains(&target), "the target URL is not in the log");
     let events = cutover::session::log::read_all(&files[0]).unwrap();
-    use cutover::session::{EventKind, KubeAction};
+    use cutover::runbook::CheckpointId;
+    use cutover::session::EventKind;
     let finished: Vec<(bool, Option<String>)> = events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::KubeActionFinished { ok, switched, .. } => {
+            EventKind::RunFinished { ok, switched, .. } => {
                 Some((*ok, switched.as_ref().map(|s| s.new_fingerprint.clone())))
             }
             _ => None,
@@ -499,13 +517,28 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     for ev in &events {
         cutover::model::update(&mut model, ev);
     }
-    let actions: Vec<KubeAction> = model.kube_actions.runs.iter().map(|r| r.action).collect();
+    let runs = &model.actions.history;
+    let ids: Vec<CheckpointId> = runs.iter().map(|r| r.checkpoint).collect();
     assert_eq!(
-        actions,
+        ids,
         [
-            KubeAction::SwitchConfig,
-            KubeAction::RolloutRestart,
-            KubeAction::SwitchBack
+            CheckpointId::SwitchConfig,
+            CheckpointId::RolloutRestart,
+            CheckpointId::Rollback
         ]
     );
+    // What each run's executor says it ran is the plan its dialog showed.
+    for r in runs {
+        let ran: Vec<_> = r.steps.iter().map(|s| s.step.clone()).collect();
+        assert_eq!(ran, r.plan.steps, "{:?}", r.checkpoint);
+    }
+    let (labels, reason) = runs[0]
+        .overridden
+        .clone()
+        .expect("the switch was overridden");
+    assert_eq!(
+        labels,
+        ["Writes frozen and target caught up after the freeze"]
+    );
+    assert_eq!(reason, "lab rehearsal, app paused");
 }

@@ -896,8 +896,14 @@ fn switch_dialog_shows_the_patch_the_guards_and_what_to_type() {
         "{narrow}"
     );
     assert!(narrow.contains("Type app-db to confirm: ap█"), "{narrow}");
+    // No freeze checkpoint yet: the switch is blocked, with the reason and
+    // the way to override it.
     assert!(
-        narrow.contains("Enter runs once the name matches"),
+        narrow.contains("✖ Writes frozen and target caught up after the freeze"),
+        "{narrow}"
+    );
+    assert!(
+        narrow.contains("✖ a guard fails: Enter does nothing"),
         "{narrow}"
     );
 }
@@ -911,21 +917,31 @@ fn action_line_reports_steps_and_the_outcome() {
         f.at(46.5).key(k);
     }
     let id = f.model.next_run;
+    let run = f.model.actions.running().expect("the restart started");
     assert_eq!(
-        f.model.kube_actions.running().map(|r| r.action),
-        Some(cutover::session::KubeAction::RolloutRestart),
-        "the restart started"
+        run.checkpoint,
+        cutover::runbook::CheckpointId::RolloutRestart
     );
-    f.at(47.0).push(EventKind::KubeActionStep {
+    let step = run.plan.steps[0].clone();
+    f.at(47.0)
+        .push(EventKind::StepStarted { id, index: 0, step });
+    let narrow = screen(&f.model, 80, 24);
+    assert!(
+        narrow.contains("⟳ Rollout-restart workloads: restart deployment/app …"),
+        "{narrow}"
+    );
+    f.at(47.0).push(EventKind::StepDone {
         id,
+        index: 0,
         message: "restarted deployment/app (restartedAt 2023-11-14T22:13:47Z)".into(),
+        elapsed_ms: 40.0,
     });
     let narrow = screen(&f.model, 80, 24);
     assert!(
         narrow.contains("⟳ Rollout-restart workloads: restarted deployment/app"),
         "{narrow}"
     );
-    f.at(52.0).push(EventKind::KubeActionFinished {
+    f.at(52.0).push(EventKind::RunFinished {
         id,
         ok: false,
         message: "rollout of app exceeded its progress deadline after 5.0 s: ReplicaSet \"app-7c9f\" has timed out progressing.".into(),

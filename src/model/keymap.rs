@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::view::View;
 use super::Model;
-use crate::session::KubeAction;
+use crate::runbook::CheckpointId;
 
 /// Which bindings are live, derived from what is open (never tracked apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,9 @@ pub enum Command {
     Verify,
     VerifyContinuous,
     Cancel,
-    Open(KubeAction),
+    Open(CheckpointId),
+    /// Type into the override reason instead of the name, or back.
+    ToggleReason,
     CloseDialog,
     Backspace,
     Submit,
@@ -67,15 +69,18 @@ pub enum SessionCommand {
     VerifyContinuous,
     /// Cancel whatever runs: counts, verification, a Kubernetes action.
     Cancel,
-    /// Open the confirmation of an action (refreshes its access review).
+    /// Open the confirmation of a checkpoint (refreshes its access review).
     Open {
-        action: KubeAction,
+        checkpoint: CheckpointId,
     },
     Close,
-    /// Run the action if its guards pass and `typed` is the name it asks for.
+    /// Run the checkpoint if `typed` is what it asks for and its guards
+    /// pass, or every failing guard is overridden by `reason`.
     Confirm {
-        action: KubeAction,
+        checkpoint: CheckpointId,
         typed: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 
@@ -88,11 +93,19 @@ impl SessionCommand {
             SessionCommand::Verify => "verify".into(),
             SessionCommand::VerifyContinuous => "verify continuously".into(),
             SessionCommand::Cancel => "cancel".into(),
-            SessionCommand::Open { action } => format!("open {}", action.title()),
+            SessionCommand::Open { checkpoint } => format!("open {}", checkpoint.title()),
             SessionCommand::Close => "close the dialog".into(),
-            SessionCommand::Confirm { action, typed } => {
-                format!("confirm {} (typed \"{typed}\")", action.title())
-            }
+            SessionCommand::Confirm {
+                checkpoint,
+                typed,
+                reason,
+            } => match reason {
+                Some(r) => format!(
+                    "confirm {} (typed \"{typed}\", overriding: {r})",
+                    checkpoint.title()
+                ),
+                None => format!("confirm {} (typed \"{typed}\")", checkpoint.title()),
+            },
         }
     }
 }
@@ -140,9 +153,9 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["v"], C::Verify, Some("verify"), "checksum-verify once", false),
     bind(L::Main, &["V"], C::VerifyContinuous, Some("verify"), "verify live, until x", false),
     bind(L::Main, &["x"], C::Cancel, Some("cancel"), "cancel count/verify/action", false),
-    bind(L::Main, &["S"], C::Open(KubeAction::SwitchConfig), Some("k8s"), "switch the app's DB config", true),
-    bind(L::Main, &["R"], C::Open(KubeAction::RolloutRestart), Some("k8s"), "rollout-restart workloads", true),
-    bind(L::Main, &["B"], C::Open(KubeAction::SwitchBack), Some("k8s"), "switch back and restart", true),
+    bind(L::Main, &["S"], C::Open(CheckpointId::SwitchConfig), Some("k8s"), "switch the app's DB config", true),
+    bind(L::Main, &["R"], C::Open(CheckpointId::RolloutRestart), Some("k8s"), "rollout-restart workloads", true),
+    bind(L::Main, &["B"], C::Open(CheckpointId::Rollback), Some("k8s"), "roll back: restore config, restart", true),
     bind(L::Main, &["Up", "k"], C::ScrollUp, Some("scroll"), "scroll row counts up", false),
     bind(L::Main, &["Down", "j"], C::ScrollDown, Some("scroll"), "scroll row counts down", false),
     bind(L::Main, &["Home", "g"], C::ScrollTop, None, "first table", false),
@@ -154,6 +167,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Confirm, &["Enter"], C::Submit, Some("run"), "run it, when the guards pass and the name matches", true),
     bind(L::Confirm, &["Esc"], C::CloseDialog, Some("close"), "close without running", false),
     bind(L::Confirm, &["Backspace"], C::Backspace, None, "delete the last character typed", false),
+    bind(L::Confirm, &["Tab"], C::ToggleReason, Some("override"), "type a reason to override failing guards", true),
 ];
 
 /// The bindings live in `layer`, without the dangerous ones when read-only.
@@ -169,8 +183,8 @@ pub fn resolve(layer: Layer, key: &str, read_only: bool) -> Option<Command> {
         .map(|b| b.command)
 }
 
-/// Typed confirmations longer than this are not names anyone meant to type.
-const MAX_TYPED: usize = 64;
+/// Typed names and reasons longer than this are not what anyone meant to type.
+const MAX_TYPED: usize = 200;
 
 /// A key, in full: changes the view and returns the command to log and
 /// apply to the session, if any. Pure, like the model.
@@ -179,11 +193,10 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
     let layer = layer(model, view);
     let Some(command) = resolve(layer, key, read_only) else {
         // In a confirmation, a printable key is typed into it.
-        if layer == Layer::Confirm
-            && key.chars().count() == 1
-            && view.typed.chars().count() < MAX_TYPED
+        let field = view.field_mut();
+        if layer == Layer::Confirm && key.chars().count() == 1 && field.chars().count() < MAX_TYPED
         {
-            view.typed.push_str(key);
+            field.push_str(key);
         }
         return None;
     };
@@ -204,22 +217,25 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
         C::Verify => return Some(SessionCommand::Verify),
         C::VerifyContinuous => return Some(SessionCommand::VerifyContinuous),
         C::Cancel => return Some(SessionCommand::Cancel),
-        C::Open(action) => {
-            view.typed.clear();
-            return Some(SessionCommand::Open { action });
+        C::Open(checkpoint) => {
+            view.clear_dialog();
+            return Some(SessionCommand::Open { checkpoint });
         }
         C::CloseDialog => {
-            view.typed.clear();
+            view.clear_dialog();
             return Some(SessionCommand::Close);
         }
         C::Backspace => {
-            view.typed.pop();
+            view.field_mut().pop();
         }
+        C::ToggleReason => view.editing_reason = !view.editing_reason,
         C::Submit => {
-            let action = model.dialog?;
+            let checkpoint = model.dialog?;
+            let reason = view.reason.trim();
             return Some(SessionCommand::Confirm {
-                action,
+                checkpoint,
                 typed: view.typed.clone(),
+                reason: (!reason.is_empty()).then(|| reason.to_string()),
             });
         }
     }
@@ -267,13 +283,14 @@ mod tests {
     #[test]
     fn session_commands_round_trip_through_the_log_format() {
         let c = SessionCommand::Confirm {
-            action: KubeAction::SwitchConfig,
+            checkpoint: CheckpointId::SwitchConfig,
             typed: "app-db".into(),
+            reason: None,
         };
         let json = serde_json::to_string(&crate::session::EventKind::Command(c.clone())).unwrap();
         assert_eq!(
             json,
-            r#"{"type":"command","command":"confirm","action":"switch_config","typed":"app-db"}"#
+            r#"{"type":"command","command":"confirm","checkpoint":"switch_config","typed":"app-db"}"#
         );
         let back: crate::session::EventKind = serde_json::from_str(&json).unwrap();
         assert_eq!(back, crate::session::EventKind::Command(c));

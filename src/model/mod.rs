@@ -9,7 +9,7 @@ mod view;
 pub use view::View;
 
 pub use actions::{
-    kube_actions_bound, plan, recheck, ActionPlan, ActionRun, Guard, KubeActions, Preflight,
+    kube_actions_bound, recheck, Actions, CheckpointRun, Preflight, StepRecord, MIN_REASON,
 };
 
 pub use derive::{
@@ -146,9 +146,9 @@ pub struct Model {
     pub kube: SideState<()>,
     pub verify: BTreeMap<TableRef, VerifyCell>,
     pub verify_run: Option<VerifyRun>,
-    pub kube_actions: KubeActions,
-    /// The action whose confirmation is open: its plan and guards are shown.
-    pub dialog: Option<crate::session::KubeAction>,
+    pub actions: Actions,
+    /// The checkpoint whose confirmation is open: its plan and guards are shown.
+    pub dialog: Option<crate::runbook::CheckpointId>,
     pub quit: bool,
     pub ended: Option<String>,
 }
@@ -169,6 +169,6 @@ impl Model {
 
     /// Work on the servers that quitting would cut short.
     pub fn action_running(&self) -> bool {
-        self.count_running() || self.verify_running() || self.kube_actions.running().is_some()
+        self.count_running() || self.verify_running() || self.actions.running().is_some()
     }
 }

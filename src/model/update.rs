@@ -1,7 +1,8 @@
 use super::keymap::SessionCommand;
 use super::{CountRun, ExactCount, LagPoint, Model, VerifyCell, VerifyRun, LAG_HISTORY};
+use crate::runbook::Plan;
 use crate::session::sample::{Side, TableRef};
-use crate::session::{Event, EventKind, KubeAction};
+use crate::session::{Event, EventKind};
 
 /// Work the runtime does on the model's behalf; results come back as events.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,12 +27,15 @@ pub enum Effect {
     },
     /// Ask the API server what this identity may do, and read the switch value's fingerprint.
     KubePreflight,
-    KubeRun {
+    /// Run exactly this plan (the one the dialog showed); the executor
+    /// re-checks the guards except those the operator overrode.
+    RunPlan {
         id: u64,
-        action: KubeAction,
+        plan: Plan,
+        overridden: Vec<String>,
     },
-    /// Stop a running Kubernetes action (the record says what was in flight).
-    CancelKubeAction {
+    /// Stop a running checkpoint (the record says what was in flight).
+    CancelRun {
         id: u64,
     },
     Quit,
@@ -214,8 +218,8 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             switch_value,
             error,
         } => {
-            model.kube_actions.preflight_running = false;
-            model.kube_actions.preflight = Some(super::Preflight {
+            model.actions.preflight_running = false;
+            model.actions.preflight = Some(super::Preflight {
                 at,
                 checks: checks.clone(),
                 switch_value: switch_value.clone(),
@@ -224,10 +228,26 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             vec![]
         }
         EventKind::KubeActionStep { id, message } => {
-            super::actions::on_step(model, *id, at, message);
+            super::actions::on_legacy_step(model, *id, at, message);
             vec![]
         }
-        EventKind::KubeActionFinished {
+        EventKind::StepStarted { id, index, step } => {
+            super::actions::on_step_started(model, *id, at, *index, step);
+            vec![]
+        }
+        EventKind::StepDone {
+            id, index, message, ..
+        } => {
+            super::actions::on_step_ended(model, *id, at, *index, Ok(message.clone()));
+            vec![]
+        }
+        EventKind::StepFailed {
+            id, index, error, ..
+        } => {
+            super::actions::on_step_ended(model, *id, at, *index, Err(error.clone()));
+            vec![]
+        }
+        EventKind::RunFinished {
             id,
             ok,
             message,
@@ -282,14 +302,16 @@ fn on_command(model: &mut Model, command: &SessionCommand) -> Vec<Effect> {
             effects.push(Effect::Quit);
             effects
         }
-        SessionCommand::Open { action } => super::actions::open(model, *action),
+        SessionCommand::Open { checkpoint } => super::actions::open(model, *checkpoint),
         SessionCommand::Close => {
             model.dialog = None;
             vec![]
         }
-        SessionCommand::Confirm { action, typed } => {
-            super::actions::on_confirm(model, *action, typed)
-        }
+        SessionCommand::Confirm {
+            checkpoint,
+            typed,
+            reason,
+        } => super::actions::on_confirm(model, *checkpoint, typed, reason.as_deref()),
         SessionCommand::ExactCount => start_count(model),
         SessionCommand::Verify => start_verify(model, false),
         SessionCommand::VerifyContinuous => start_verify(model, true),
@@ -315,8 +337,8 @@ fn cancel_running(model: &Model) -> Vec<Effect> {
     if let Some(r) = model.verify_run.as_ref().filter(|r| r.running()) {
         effects.push(Effect::CancelVerify { run: r.id });
     }
-    if let Some(r) = model.kube_actions.running() {
-        effects.push(Effect::CancelKubeAction { id: r.id });
+    if let Some(r) = model.actions.running() {
+        effects.push(Effect::CancelRun { id: r.id });
     }
     effects
 }

@@ -11,4 +11,25 @@ pub struct View {
     pub confirm_quit: bool,
     /// What has been typed into the open confirmation so far.
     pub typed: String,
+    /// The reason typed to override failing guards.
+    pub reason: String,
+    /// Keys go into the reason, not the name.
+    pub editing_reason: bool,
+}
+
+impl View {
+    /// The field printable keys go into.
+    pub fn field_mut(&mut self) -> &mut String {
+        if self.editing_reason {
+            &mut self.reason
+        } else {
+            &mut self.typed
+        }
+    }
+
+    pub fn clear_dialog(&mut self) {
+        self.typed.clear();
+        self.reason.clear();
+        self.editing_reason = false;
+    }
 }

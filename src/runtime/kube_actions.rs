@@ -1,7 +1,8 @@
-//! Runs the model's Kubernetes effects: the access review, the config switch,
-//! the rollout restart and the switch back. Every step that changed something
-//! is reported as an event before the next one starts, so the log says how far
-//! an action got even if the process dies halfway.
+//! Runs the model's Kubernetes effects: the access review, and the plans of
+//! the Kubernetes checkpoints, step by step. Every step is reported as an
+//! event when it starts (with the step itself) and when it ends, before the
+//! next one starts, so the log says exactly what ran and how far a run got
+//! even if the process dies halfway.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,22 +16,20 @@ use crate::kube::{
     self, bounded, connect, fingerprint, rollout_restart, switch_config_key, wait_rollout,
     AccessCheck, ConfigObject, ConfigSwitch, RolloutOutcome,
 };
-use crate::model::Guard;
-use crate::session::{AccessResult, EventKind, KubeAction, SwitchRecord, SwitchValue};
+use crate::runbook::{Guard, Plan, Step};
+use crate::session::{AccessResult, EventKind, SwitchRecord, SwitchValue};
 
 use super::kube_task::target;
 
-/// The rollout wait gives up after this even if no progress deadline fires
-/// (a Deployment without one would otherwise be watched forever).
-const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-
 const PREFLIGHT_DEADLINE: Duration = Duration::from_secs(20);
 
-/// What survives between actions: the value a switch replaced. Held only in
-/// memory; the log and screen see its fingerprint.
+/// What survives between steps and runs: the value a switch replaced (held
+/// only in memory; the log and screen see its fingerprint), and the
+/// generation each restart produced, which its rollout wait watches for.
 #[derive(Default, Clone)]
 pub struct ActionState {
     switched: Arc<Mutex<Option<ConfigSwitch>>>,
+    restarts: Arc<Mutex<std::collections::HashMap<String, Option<i64>>>>,
 }
 
 fn config_object(k: &KubeCfg) -> Result<(ConfigObject, String)> {
@@ -107,18 +106,11 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
     let _ = tx.send(event).await;
 }
 
-/// Sends a step; the action stops if nobody is listening any more.
-async fn step(tx: &Sender<EventKind>, id: u64, message: String) -> Result<()> {
-    tx.send(EventKind::KubeActionStep { id, message })
-        .await
-        .map_err(|_| anyhow!("console stopped"))
-}
-
-/// The model's verdict on a running action's guards, as of an event's time.
+/// The model's verdict on a running checkpoint's guards, as of an event's time.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GuardCheck {
     pub at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The guards that do not hold (empty: all do).
+    /// The guards that do not hold (empty: all do), overridden ones left out.
     pub failing: Vec<Guard>,
 }
 
@@ -126,8 +118,8 @@ pub struct GuardCheck {
 /// its own start (events, ticks included, arrive at least every second).
 const RECHECK_WAIT: Duration = Duration::from_secs(5);
 
-/// What the executor needs besides the action: the operator's cancel and
-/// the model's live verdict on the action's guards.
+/// What the executor needs besides the plan: the operator's cancel and the
+/// model's live verdict on the checkpoint's guards.
 pub struct Control {
     pub cancel: watch::Receiver<bool>,
     pub guards: watch::Receiver<GuardCheck>,
@@ -149,9 +141,12 @@ impl InFlight {
     }
 }
 
+/// Runs `plan` — exactly its steps, in order — and reports each one:
+/// `StepStarted` (with the step), then `StepDone` or `StepFailed`; the first
+/// failure ends the run. `RunFinished` closes it.
 pub async fn run(
     id: u64,
-    action: KubeAction,
+    plan: Plan,
     config: Arc<Config>,
     state: ActionState,
     tx: Sender<EventKind>,
@@ -161,7 +156,7 @@ pub async fn run(
     let inflight = InFlight::default();
     let mut cancel = control.cancel.clone();
     let result = tokio::select! {
-        r = act(id, action, &config, &state, &tx, &mut switched, &mut control.guards, &inflight) => r,
+        r = act(id, &plan, &config, &state, &tx, &mut switched, &mut control.guards, &inflight) => r,
         _ = cancel.wait_for(|c| *c) => Err(match inflight.get() {
             Some(what) => anyhow!(
                 "cancelled by the operator while {what} was in flight: whether it reached \
@@ -175,7 +170,7 @@ pub async fn run(
         Err(e) => (false, format!("{e:#}")),
     };
     let _ = tx
-        .send(EventKind::KubeActionFinished {
+        .send(EventKind::RunFinished {
             id,
             ok,
             message,
@@ -209,7 +204,7 @@ async fn recheck_guards(guards: &mut watch::Receiver<GuardCheck>) -> Result<()> 
     let why: Vec<String> = verdict
         .failing
         .iter()
-        .map(|g| format!("{}: {}", g.label, g.detail))
+        .map(|g| format!("{}: {}", g.label, g.detail()))
         .collect();
     Err(anyhow!(
         "guards no longer hold at the moment of running: {}",
@@ -217,24 +212,32 @@ async fn recheck_guards(guards: &mut watch::Receiver<GuardCheck>) -> Result<()> 
     ))
 }
 
-fn record(sw: &ConfigSwitch) -> SwitchRecord {
-    SwitchRecord {
-        object: sw.object.to_string(),
-        key: sw.key.clone(),
-        previous_fingerprint: sw.previous_fingerprint.clone(),
-        new_fingerprint: sw.new_fingerprint.clone(),
-        changed: sw.changed,
+/// The access a plan's steps need: get and patch on what they touch.
+fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
+    let mut deployments = Vec::new();
+    let mut object = None;
+    for step in &plan.steps {
+        match step {
+            Step::PatchConfig { object: o, .. } | Step::RestoreConfig { object: o, .. } => {
+                object = ConfigObject::parse(o)
+            }
+            Step::Restart { deployment, .. } | Step::WaitRollout { deployment, .. } => {
+                if !deployments.contains(deployment) {
+                    deployments.push(deployment.clone())
+                }
+            }
+        }
     }
-}
-
-fn fp(f: Option<&str>) -> String {
-    f.map_or("absent".into(), |f| format!("sha256:{f}"))
+    kube::required_access(ns, &deployments, object.as_ref())
+        .into_iter()
+        .filter(|c| matches!(c.verb.as_str(), "get" | "patch"))
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn act(
     id: u64,
-    action: KubeAction,
+    plan: &Plan,
     config: &Config,
     state: &ActionState,
     tx: &Sender<EventKind>,
@@ -250,20 +253,9 @@ async fn act(
     // as it was, and the message says so first.
     let before = async {
         let conn = connect(&target(k)).await?;
-        let ns = conn.namespace.clone();
-        // The review in the dialog may be minutes old: ask again, and refuse
-        // before touching anything if a permission this action needs is gone.
-        let object = k.config_object.as_deref().and_then(ConfigObject::parse);
-        let needed: Vec<AccessCheck> = kube::required_access(&ns, &k.deployments, object.as_ref())
-            .into_iter()
-            .filter(|c| match action {
-                KubeAction::SwitchConfig => {
-                    c.verb == "get" || (c.verb == "patch" && c.group.is_empty())
-                }
-                _ => matches!(c.verb.as_str(), "get" | "patch"),
-            })
-            .collect();
-        let checks = kube::preflight(&conn.client, needed).await?;
+        // The review in the dialog may be old: ask again, and refuse before
+        // touching anything if a permission a step needs is gone.
+        let checks = kube::preflight(&conn.client, needed_access(&conn.namespace, plan)).await?;
         if let Some(denied) = checks.iter().find(|c| !c.allowed) {
             return Err(anyhow!(
                 "not allowed to {}{}",
@@ -276,28 +268,129 @@ async fn act(
             ));
         }
         recheck_guards(guards).await?;
-        anyhow::Ok((conn, ns))
+        anyhow::Ok(conn)
     };
-    let (conn, ns) = before
+    let conn = before
         .await
         .map_err(|e| anyhow!("nothing was changed: {e:#}"))?;
-    match action {
-        KubeAction::SwitchConfig => {
-            let (obj, key) = config_object(k)?;
+    let mut said = Vec::new();
+    for (index, step) in plan.steps.iter().enumerate() {
+        send(
+            tx,
+            EventKind::StepStarted {
+                id,
+                index,
+                step: step.clone(),
+            },
+        )
+        .await?;
+        let started = std::time::Instant::now();
+        let outcome = run_step(step, k, &conn, state, switched, inflight).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match outcome {
+            Ok(message) => {
+                send(
+                    tx,
+                    EventKind::StepDone {
+                        id,
+                        index,
+                        message: message.clone(),
+                        elapsed_ms,
+                    },
+                )
+                .await?;
+                said.push(message);
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                send(
+                    tx,
+                    EventKind::StepFailed {
+                        id,
+                        index,
+                        error: error.clone(),
+                        elapsed_ms,
+                    },
+                )
+                .await?;
+                let done = if index == 0 {
+                    "nothing was changed".to_string()
+                } else {
+                    format!("steps 1–{index} of {} done", plan.steps.len())
+                };
+                return Err(anyhow!(
+                    "step {} ({}): {error}; {done}",
+                    index + 1,
+                    step.title()
+                ));
+            }
+        }
+    }
+    // Each step's own words are in the log; the run ends on the last one,
+    // which is the outcome (a rollout complete, a key switched).
+    Ok(said.pop().unwrap_or_else(|| "nothing to do".into()))
+}
+
+/// Sends an event; the run stops if nobody is listening any more.
+async fn send(tx: &Sender<EventKind>, ev: EventKind) -> Result<()> {
+    tx.send(ev).await.map_err(|_| anyhow!("console stopped"))
+}
+
+fn fp(f: Option<&str>) -> String {
+    f.map_or("absent".into(), |f| format!("sha256:{f}"))
+}
+
+async fn run_step(
+    step: &Step,
+    k: &KubeCfg,
+    conn: &kube::Connection,
+    state: &ActionState,
+    switched: &mut Option<SwitchRecord>,
+    inflight: &InFlight,
+) -> Result<String> {
+    match step {
+        Step::PatchConfig {
+            namespace,
+            object,
+            key,
+            new_fingerprint,
+            expect_current,
+        } => {
+            let obj = ConfigObject::parse(object)
+                .ok_or_else(|| anyhow!("config object \"{object}\" is not understood"))?;
             let src = k.switch_to.as_ref().ok_or_else(|| {
                 anyhow!("no switch value: set kubernetes.switch_to_env or switch_to_file")
             })?;
             let value = src.read().map_err(|e| anyhow!(e))?;
-            let what = format!("PATCH {obj} in {ns}");
+            // The value must be the one whose fingerprint was shown.
+            let now = fingerprint(&value);
+            if new_fingerprint.as_deref() != Some(now.as_str()) {
+                return Err(anyhow!(
+                    "{src} now holds sha256:{now}, not the {} the plan showed: nothing patched",
+                    fp(new_fingerprint.as_deref())
+                ));
+            }
+            let what = format!("reading {obj} in {namespace}");
+            let (current, _) =
+                bounded(&what, kube::read_key(&conn.client, namespace, &obj, key)).await?;
+            let current_fp = current.as_deref().map(fingerprint);
+            if current_fp != *expect_current && current_fp.as_deref() != Some(now.as_str()) {
+                return Err(anyhow!(
+                    "{obj} {key} holds {} now, not the {} the plan showed: nothing patched",
+                    fp(current_fp.as_deref()),
+                    fp(expect_current.as_deref())
+                ));
+            }
+            let what = format!("PATCH {obj} in {namespace}");
             inflight.set(what.clone());
             let sw = bounded(
                 &what,
-                switch_config_key(&conn.client, &ns, &obj, &key, &value),
+                switch_config_key(&conn.client, namespace, &obj, key, &value),
             )
             .await?;
             inflight.clear();
             *switched = Some(record(&sw));
-            let what = if sw.changed {
+            let said = if sw.changed {
                 format!(
                     "patched {obj} {key}: {} → {}",
                     fp(sw.previous_fingerprint.as_deref()),
@@ -309,107 +402,117 @@ async fn act(
                     fp(Some(&sw.new_fingerprint))
                 )
             };
-            step(tx, id, what.clone()).await?;
             let mut kept = state.switched.lock().await;
             // A no-op second run must not replace the value to go back to.
             if sw.changed || kept.is_none() {
                 *kept = Some(sw);
             }
-            Ok(what)
+            Ok(said)
         }
-        KubeAction::RolloutRestart => restart_all(id, k, &conn.client, &ns, tx, inflight).await,
-        KubeAction::SwitchBack => {
+        Step::RestoreConfig {
+            namespace,
+            object,
+            key,
+            restore,
+            expect_current,
+        } => {
             let mut kept = state.switched.lock().await;
             let sw = kept
                 .as_ref()
-                .filter(|s| s.changed)
-                .ok_or_else(|| anyhow!("no switch in this session to go back from"))?;
-            let what = format!("PATCH {} in {ns} (restoring {})", sw.object, sw.key);
+                .filter(|s| s.changed && s.new_fingerprint == *expect_current)
+                .ok_or_else(|| {
+                    anyhow!("the value {object} {key} held before the switch is not known here")
+                })?;
+            if sw.previous_fingerprint != *restore {
+                return Err(anyhow!(
+                    "the kept value is {}, not the {} the plan showed",
+                    fp(sw.previous_fingerprint.as_deref()),
+                    fp(restore.as_deref())
+                ));
+            }
+            let what = format!("PATCH {object} in {namespace} (restoring {key})");
             inflight.set(what.clone());
-            bounded(&what, sw.rollback(&conn.client, &ns))
+            bounded(&what, sw.rollback(&conn.client, namespace))
                 .await
-                .with_context(|| format!("restoring {} {}", sw.object, sw.key))?;
+                .with_context(|| format!("restoring {object} {key}"))?;
             inflight.clear();
             *switched = Some(SwitchRecord {
-                object: sw.object.to_string(),
-                key: sw.key.clone(),
+                object: object.clone(),
+                key: key.clone(),
                 previous_fingerprint: Some(sw.new_fingerprint.clone()),
-                new_fingerprint: sw
-                    .previous_fingerprint
-                    .clone()
-                    .unwrap_or_else(|| "absent".into()),
+                new_fingerprint: restore.clone().unwrap_or_else(|| "absent".into()),
                 changed: true,
             });
-            step(
-                tx,
-                id,
-                format!(
-                    "restored {} {}: {} → {}",
-                    sw.object,
-                    sw.key,
-                    fp(Some(&sw.new_fingerprint)),
-                    fp(sw.previous_fingerprint.as_deref())
-                ),
+            let said = format!(
+                "restored {object} {key}: {} → {}",
+                fp(Some(expect_current)),
+                fp(restore.as_deref())
+            );
+            *kept = None;
+            Ok(said)
+        }
+        Step::Restart {
+            namespace,
+            deployment,
+        } => {
+            let what = format!("PATCH deployment/{deployment} in {namespace} (restart)");
+            inflight.set(what.clone());
+            let r = bounded(&what, rollout_restart(&conn.client, namespace, deployment))
+                .await
+                .with_context(|| format!("restarting deployment/{deployment} in {namespace}"))?;
+            inflight.clear();
+            state
+                .restarts
+                .lock()
+                .await
+                .insert(deployment.clone(), r.generation);
+            Ok(format!(
+                "restarted deployment/{deployment} (restartedAt {})",
+                r.restarted_at
+            ))
+        }
+        Step::WaitRollout {
+            namespace,
+            deployment,
+            timeout_s,
+        } => {
+            let generation = state.restarts.lock().await.get(deployment).copied();
+            let out = wait_rollout(
+                &conn.client,
+                namespace,
+                deployment,
+                generation.flatten(),
+                Duration::from_secs(*timeout_s),
             )
             .await?;
-            *kept = None;
-            drop(kept);
-            restart_all(id, k, &conn.client, &ns, tx, inflight).await
+            let secs = |ms: u64| ms as f64 / 1000.0;
+            match out {
+                RolloutOutcome::Complete { elapsed_ms } => Ok(format!(
+                    "rollout of {deployment} complete in {:.1} s",
+                    secs(elapsed_ms)
+                )),
+                RolloutOutcome::DeadlineExceeded {
+                    message,
+                    elapsed_ms,
+                } => Err(anyhow!(
+                    "rollout of {deployment} exceeded its progress deadline after {:.1} s: {message}",
+                    secs(elapsed_ms)
+                )),
+                RolloutOutcome::TimedOut { last, elapsed_ms } => Err(anyhow!(
+                    "rollout of {deployment} still not complete after {:.0} s: {last}",
+                    secs(elapsed_ms)
+                )),
+            }
         }
     }
 }
 
-async fn restart_all(
-    id: u64,
-    k: &KubeCfg,
-    client: &::kube::Client,
-    ns: &str,
-    tx: &Sender<EventKind>,
-    inflight: &InFlight,
-) -> Result<String> {
-    let mut restarts = Vec::new();
-    for d in &k.deployments {
-        let what = format!("PATCH deployment/{d} in {ns} (restart)");
-        inflight.set(what.clone());
-        let r = bounded(&what, rollout_restart(client, ns, d))
-            .await
-            .with_context(|| format!("restarting deployment/{d} in {ns}"))?;
-        inflight.clear();
-        step(
-            tx,
-            id,
-            format!("restarted deployment/{d} (restartedAt {})", r.restarted_at),
-        )
-        .await?;
-        restarts.push(r);
+fn record(sw: &ConfigSwitch) -> SwitchRecord {
+    SwitchRecord {
+        object: sw.object.to_string(),
+        key: sw.key.clone(),
+        previous_fingerprint: sw.previous_fingerprint.clone(),
+        new_fingerprint: sw.new_fingerprint.clone(),
+        changed: sw.changed,
     }
-    let mut done = Vec::new();
-    for r in restarts {
-        let d = &r.deployment;
-        let out = wait_rollout(client, ns, d, r.generation, ROLLOUT_TIMEOUT).await?;
-        let secs = |ms: u64| ms as f64 / 1000.0;
-        match out {
-            RolloutOutcome::Complete { elapsed_ms } => {
-                let m = format!("rollout of {d} complete in {:.1} s", secs(elapsed_ms));
-                step(tx, id, m.clone()).await?;
-                done.push(m);
-            }
-            RolloutOutcome::DeadlineExceeded {
-                message,
-                elapsed_ms,
-            } => {
-                return Err(anyhow!(
-                    "rollout of {d} exceeded its progress deadline after {:.1} s: {message}",
-                    secs(elapsed_ms)
-                ))
-            }
-            RolloutOutcome::TimedOut { last, elapsed_ms } => {
-                return Err(anyhow!(
-                    "rollout of {d} still not complete after {:.0} s: {last}",
-                    secs(elapsed_ms)
-                ))
-            }
-        }
-    }
-    Ok(done.join("; "))
 }

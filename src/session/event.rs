@@ -55,28 +55,6 @@ pub struct KubeInfo {
     pub switch_to: Option<String>,
 }
 
-/// The Kubernetes actions the console can run; results come back as events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KubeAction {
-    /// Write the new database config into the config object.
-    SwitchConfig,
-    /// Restart the workloads (kubectl's restartedAt annotation) and wait for the rollout.
-    RolloutRestart,
-    /// Put back the value the switch replaced, then restart.
-    SwitchBack,
-}
-
-impl KubeAction {
-    pub fn title(self) -> &'static str {
-        match self {
-            KubeAction::SwitchConfig => "Switch database config",
-            KubeAction::RolloutRestart => "Rollout-restart workloads",
-            KubeAction::SwitchBack => "Switch back and restart",
-        }
-    }
-}
-
 /// One SelfSubjectAccessReview answer, as it may be shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessResult {
@@ -189,16 +167,37 @@ pub enum EventKind {
         /// The API could not be asked at all.
         error: Option<String>,
     },
-    /// An action did one thing (patched, restarted, rollout finished…).
+    /// The executor starts step `index` of run `id`: the step itself, so the
+    /// log says exactly what ran and it can be compared with the plan shown.
+    StepStarted {
+        id: u64,
+        index: usize,
+        step: crate::runbook::Step,
+    },
+    StepDone {
+        id: u64,
+        index: usize,
+        message: String,
+        elapsed_ms: f64,
+    },
+    StepFailed {
+        id: u64,
+        index: usize,
+        error: String,
+        elapsed_ms: f64,
+    },
+    /// A line from logs written before steps were recorded one by one.
     KubeActionStep {
         id: u64,
         message: String,
     },
-    KubeActionFinished {
+    /// A run ended (`kube_action_finished` in logs written before checkpoints).
+    #[serde(alias = "kube_action_finished")]
+    RunFinished {
         id: u64,
         ok: bool,
         message: String,
-        /// Set by a switch (or a switch back) that reached the API server.
+        /// Set by a switch (or a rollback) that reached the API server.
         #[serde(default)]
         switched: Option<SwitchRecord>,
     },
@@ -222,7 +221,10 @@ impl EventKind {
                 | EventKind::VerifyTableDone { .. }
                 | EventKind::VerifyFinished { .. }
                 | EventKind::KubeActionStep { .. }
-                | EventKind::KubeActionFinished { .. }
+                | EventKind::StepStarted { .. }
+                | EventKind::StepDone { .. }
+                | EventKind::StepFailed { .. }
+                | EventKind::RunFinished { .. }
                 | EventKind::SessionEnded { .. }
         )
     }

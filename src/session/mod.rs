@@ -5,7 +5,6 @@ pub mod log;
 pub mod sample;
 
 pub use event::{
-    AccessResult, Endpoint, Event, EventKind, KubeAction, KubeInfo, SessionInfo, SwitchRecord,
-    SwitchValue,
+    AccessResult, Endpoint, Event, EventKind, KubeInfo, SessionInfo, SwitchRecord, SwitchValue,
 };
 pub use sample::{Side, TableRef};

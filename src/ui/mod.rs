@@ -47,8 +47,11 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
     if v.help {
         overlays::help::render(frame, area, model, theme);
     }
-    if let Some(plan) = model.dialog.and_then(|a| model::plan(model, a)) {
-        overlays::confirm_action::render(frame, area, &plan, &v.typed, theme);
+    if let Some(id) = model.dialog {
+        if let Some(plan) = crate::runbook::plan(model, id) {
+            let guards = crate::runbook::guards(model, id);
+            overlays::confirm_action::render(frame, area, &plan, &guards, v, theme);
+        }
     }
     if v.confirm_quit {
         overlays::confirm_quit::render(frame, area, theme);

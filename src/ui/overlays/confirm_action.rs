@@ -6,63 +6,109 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::model::ActionPlan;
+use crate::model::{View, MIN_REASON};
+use crate::runbook::{Confirm, Guard, Plan, Verdict};
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{centered, dialog, one_line};
 
+/// ✔ pass, ✖ fail, ◌ stale: a symbol and a word, never colour alone.
+fn mark(g: &Guard) -> (&'static str, Role) {
+    match g.verdict {
+        Verdict::Pass(_) => ("✔", Role::Ok),
+        Verdict::Fail(_) => ("✖", Role::Error),
+        Verdict::Stale { .. } => ("◌", Role::Error),
+    }
+}
+
 /// The plan and guards, then (kept apart so it is never clipped) the prompt.
 fn lines<'a>(
-    plan: &'a ActionPlan,
-    typed: &'a str,
+    plan: &'a Plan,
+    guards: &'a [Guard],
+    v: &'a View,
     theme: &Theme,
 ) -> (Vec<Line<'a>>, Vec<Line<'a>>) {
     let s = |t: String, role: Role| Span::styled(t, theme.style(role));
     let mut out = vec![Line::from(s("Will run:".into(), Role::Title))];
-    for l in &plan.will_run {
-        out.push(Line::from(s(format!("  {l}"), Role::Text)));
+    for (i, step) in plan.steps.iter().enumerate() {
+        for (j, l) in step.lines().into_iter().enumerate() {
+            let head = if j == 0 {
+                format!("{:>2}. ", i + 1)
+            } else {
+                "    ".into()
+            };
+            out.push(Line::from(s(format!("{head}{l}"), Role::Text)));
+        }
     }
     out.push(Line::from(s("Guards:".into(), Role::Title)));
-    for g in &plan.guards {
-        let (mark, role) = if g.ok {
-            ("✔", Role::Ok)
-        } else {
-            ("✖", Role::Error)
-        };
+    for g in guards {
+        let (m, role) = mark(g);
         out.push(Line::from(vec![
-            s(format!("  {mark} {}", g.label), role),
-            s(format!(" — {}", one_line(&g.detail)), Role::Muted),
+            s(format!("  {m} {}", g.label), role),
+            s(format!(" — {}", one_line(&g.detail())), Role::Muted),
         ]));
     }
     for n in &plan.notes {
         out.push(Line::from(s(format!("ℹ {n}"), Role::Muted)));
     }
     out.push(Line::default());
-    let matches = typed == plan.confirm_name;
-    let mut prompt = vec![Line::from(vec![
-        s("Type ".into(), Role::Text),
-        s(plan.confirm_name.clone(), Role::Selected),
-        s(" to confirm: ".into(), Role::Text),
-        s(
-            format!("{typed}█"),
-            if matches { Role::Ok } else { Role::Accent },
-        ),
-    ])];
-    let (hint, role) = match (plan.guards_pass(), matches) {
-        (false, _) => (
-            "✖ a guard fails: Enter does nothing · Esc cancel",
+    let failing = guards.iter().any(|g| !g.passes());
+    let matches = plan.confirm.accepts(&v.typed);
+    let cursor = |on: bool| if on { "█" } else { "" };
+    let mut prompt = Vec::new();
+    if let Confirm::TypeName(name) = &plan.confirm {
+        prompt.push(Line::from(vec![
+            s("Type ".into(), Role::Text),
+            s(name.clone(), Role::Selected),
+            s(" to confirm: ".into(), Role::Text),
+            s(
+                format!("{}{}", v.typed, cursor(!v.editing_reason)),
+                if matches { Role::Ok } else { Role::Accent },
+            ),
+        ]));
+    }
+    let reason_ok = v.reason.trim().chars().count() >= MIN_REASON;
+    if failing && (v.editing_reason || !v.reason.is_empty()) {
+        prompt.push(Line::from(vec![
+            s("Override reason (logged): ".into(), Role::Warn),
+            s(
+                format!("{}{}", v.reason, cursor(v.editing_reason)),
+                if reason_ok { Role::Ok } else { Role::Accent },
+            ),
+        ]));
+    }
+    let (hint, role) = match (failing, reason_ok, matches) {
+        (true, false, _) => (
+            format!(
+                "✖ a guard fails: Enter does nothing · Tab: type a reason (≥ {MIN_REASON} \
+                 characters) to override · Esc close"
+            ),
             Role::Error,
         ),
-        (true, false) => ("Enter runs once the name matches · Esc cancel", Role::Muted),
-        (true, true) => ("Enter: run it now · Esc cancel", Role::Warn),
+        (true, true, false) | (false, _, false) => (
+            "Enter runs once the name matches · Esc close".to_string(),
+            Role::Muted,
+        ),
+        (true, true, true) => (
+            "Enter: OVERRIDE the failing guards and run it now · Esc close".to_string(),
+            Role::Error,
+        ),
+        (false, _, true) => ("Enter: run it now · Esc close".to_string(), Role::Warn),
     };
-    prompt.push(Line::from(s(hint.into(), role)));
+    prompt.push(Line::from(s(hint, role)));
     (out, prompt)
 }
 
-pub fn render(frame: &mut Frame, area: Rect, plan: &ActionPlan, typed: &str, theme: &Theme) {
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    plan: &Plan,
+    guards: &[Guard],
+    v: &View,
+    theme: &Theme,
+) {
     let width = area.width.saturating_sub(2).min(100);
     let inner_w = width.saturating_sub(2).max(1) as usize;
-    let (body, prompt) = lines(plan, typed, theme);
+    let (body, prompt) = lines(plan, guards, v, theme);
     // Long patches wrap: every character of what will run stays visible.
     let rows = |ls: &[Line]| -> u16 {
         ls.iter()
@@ -76,7 +122,7 @@ pub fn render(frame: &mut Frame, area: Rect, plan: &ActionPlan, typed: &str, the
         frame,
         rect,
         Span::styled(
-            format!(" {} ", plan.action.title()),
+            format!(" {} ", plan.checkpoint.title()),
             theme.style(Role::Warn),
         ),
         Role::Warn,

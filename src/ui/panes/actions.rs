@@ -10,14 +10,13 @@ use crate::ui::widgets::{one_line, truncate_spans};
 /// None when there is nothing to say (no action yet and access is fine).
 pub fn line(model: &Model, theme: &Theme, width: u16) -> Option<Line<'static>> {
     let s = |t: String, role: Role| Span::styled(t, theme.style(role));
-    let spans = if let Some(run) = model.kube_actions.runs.last() {
-        let title = run.action.title();
+    let spans = if let Some(run) = model.actions.history.last() {
+        let title = run.checkpoint.title();
         match &run.finished {
             None => {
                 let last = run
-                    .steps
-                    .last()
-                    .map_or("starting".to_string(), |(_, m)| one_line(m));
+                    .latest()
+                    .map_or("starting".to_string(), |m| one_line(&m));
                 vec![
                     s(format!(" ⟳ {title}: "), Role::Accent),
                     s(last, Role::Text),
@@ -36,7 +35,7 @@ pub fn line(model: &Model, theme: &Theme, width: u16) -> Option<Line<'static>> {
             }
         }
     } else {
-        let p = model.kube_actions.preflight.as_ref()?;
+        let p = model.actions.preflight.as_ref()?;
         if let Some(e) = &p.error {
             vec![
                 s(" ✖ access review failed: ".into(), Role::Error),

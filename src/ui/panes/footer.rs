@@ -43,7 +43,7 @@ pub fn entries(model: &Model, v: &View) -> Vec<(Vec<&'static Binding>, &'static 
 /// Keys that would do nothing right now are dimmed, not hidden, so the
 /// line never shifts.
 fn idle(model: &Model, command: Command) -> bool {
-    let acting = model.kube_actions.running().is_some();
+    let acting = model.actions.running().is_some();
     match command {
         Command::ExactCount => model.count_running(),
         Command::Verify | Command::VerifyContinuous => model.verify_running(),

@@ -1,0 +1,42 @@
+//! Rollout-restart the application's workloads and watch them become ready:
+//! the pods then read the config the switch wrote.
+
+use crate::model::Model;
+use crate::runbook::guard::{self, Guard};
+use crate::runbook::plan::{restart_steps, Confirm, Plan};
+use crate::runbook::CheckpointId;
+use crate::session::Side;
+
+pub fn guards(model: &Model) -> Vec<Guard> {
+    vec![
+        guard::kube_live(model),
+        guard::access_review(model, &["get", "patch"]),
+        guard::no_other_run(model),
+        guard::workloads_found(model),
+        // Restarted pods connect to what the config says now: the target
+        // after a switch, else the source.
+        guard::side_live(
+            model,
+            if model.actions.switched.is_some() {
+                Side::Target
+            } else {
+                Side::Source
+            },
+        ),
+    ]
+}
+
+pub fn plan(model: &Model) -> Option<Plan> {
+    let k = model.info.as_ref()?.kubernetes.as_ref()?;
+    let name = if k.deployments.len() == 1 {
+        k.deployments[0].clone()
+    } else {
+        k.namespace.clone()
+    };
+    Some(Plan {
+        checkpoint: CheckpointId::RolloutRestart,
+        steps: restart_steps(&k.namespace, &k.deployments),
+        confirm: Confirm::TypeName(name),
+        notes: vec![],
+    })
+}

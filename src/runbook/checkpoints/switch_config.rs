@@ -1,0 +1,88 @@
+//! Switch the application's database config: write the new value (read
+//! from `switch_to_env`/`switch_to_file`, shown only as a fingerprint) into
+//! the config object's key. Pods read it when they start: the rollout
+//! restart checkpoint follows.
+
+use crate::model::Model;
+use crate::runbook::guard::{self, Guard};
+use crate::runbook::plan::{object_name, Confirm, Plan, Step};
+use crate::runbook::CheckpointId;
+
+pub fn guards(model: &Model) -> Vec<Guard> {
+    let mut g = vec![
+        guard::kube_live(model),
+        guard::access_review(model, &["get", "patch"]),
+        guard::no_other_run(model),
+        value_readable(model),
+        guard::caught_up(model),
+    ];
+    // Until the write freeze, lag 0 after it and the sequences exist as
+    // checkpoints, say plainly what this guard cannot yet prove.
+    g.push(Guard::fail(
+        "Writes frozen and target caught up after the freeze",
+        "the runbook has no freeze checkpoint yet: switching now may strand writes made \
+         on the source after the last replicated change (override only with a reason)",
+    ));
+    g
+}
+
+fn value_readable(model: &Model) -> Guard {
+    const L: &str = "Switch value readable";
+    let Some(k) = model.info.as_ref().and_then(|i| i.kubernetes.as_ref()) else {
+        return Guard::fail(L, "no [kubernetes] section");
+    };
+    let value = model
+        .actions
+        .preflight
+        .as_ref()
+        .and_then(|p| p.switch_value.as_ref());
+    match (&k.config_object, &k.config_key, &k.switch_to, value) {
+        (None, _, _, _) | (_, None, _, _) => {
+            Guard::fail(L, "config_object and config_key are not configured")
+        }
+        (_, _, None, _) => Guard::fail(
+            L,
+            "no switch value: set kubernetes.switch_to_env or switch_to_file",
+        ),
+        (_, _, Some(src), None) => Guard::fail(L, format!("{src} not read yet")),
+        (_, _, Some(src), Some(v)) => match (&v.new_fingerprint, &v.error) {
+            (Some(fp), _) => Guard::pass(L, format!("{src}: sha256:{fp}")),
+            (None, Some(e)) => Guard::fail(L, e.clone()),
+            (None, None) => Guard::fail(L, format!("{src} not read yet")),
+        },
+    }
+}
+
+pub fn plan(model: &Model) -> Option<Plan> {
+    let k = model.info.as_ref()?.kubernetes.as_ref()?;
+    let object = k.config_object.clone()?;
+    let key = k.config_key.clone()?;
+    let value = model
+        .actions
+        .preflight
+        .as_ref()
+        .and_then(|p| p.switch_value.as_ref());
+    let new_fingerprint = value.and_then(|v| v.new_fingerprint.clone());
+    let expect_current = value.and_then(|v| v.current_fingerprint.clone());
+    let mut notes = Vec::new();
+    match (&expect_current, &new_fingerprint) {
+        (Some(c), Some(n)) if c == n => {
+            notes.push(format!("{key} already holds sha256:{n}: nothing to patch"))
+        }
+        (Some(c), _) => notes.push(format!("{key} now holds sha256:{c}")),
+        (None, _) => notes.push(format!("{key} is absent or unreadable now")),
+    }
+    notes.push("Pods read the config when they start: restart them (R) to use it.".into());
+    Some(Plan {
+        checkpoint: CheckpointId::SwitchConfig,
+        confirm: Confirm::TypeName(object_name(&object).to_string()),
+        steps: vec![Step::PatchConfig {
+            namespace: k.namespace.clone(),
+            object,
+            key,
+            new_fingerprint,
+            expect_current,
+        }],
+        notes,
+    })
+}

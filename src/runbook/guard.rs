@@ -1,0 +1,254 @@
+//! Guards: live preconditions of a checkpoint, each a pure function of the
+//! session state answering pass, fail (the reason in words) or stale (since
+//! when). Stale data never passes a guard.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{kube_stale, lag_summary, stale_since, LagSummary, Model, SideState};
+use crate::session::Side;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Holds; what was seen.
+    Pass(String),
+    /// Does not hold; why, in words ("lag 1.2 MiB > 1 MiB").
+    Fail(String),
+    /// The data it reads is too old to judge.
+    Stale {
+        since: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub label: String,
+    pub verdict: Verdict,
+}
+
+impl Guard {
+    pub fn pass(label: &str, detail: impl Into<String>) -> Self {
+        Guard {
+            label: label.into(),
+            verdict: Verdict::Pass(detail.into()),
+        }
+    }
+
+    pub fn fail(label: &str, reason: impl Into<String>) -> Self {
+        Guard {
+            label: label.into(),
+            verdict: Verdict::Fail(reason.into()),
+        }
+    }
+
+    pub fn stale(label: &str, since: DateTime<Utc>, reason: impl Into<String>) -> Self {
+        Guard {
+            label: label.into(),
+            verdict: Verdict::Stale {
+                since,
+                reason: reason.into(),
+            },
+        }
+    }
+
+    /// Pass when `ok`, else fail, with the same words.
+    pub fn check(label: &str, ok: bool, detail: impl Into<String>) -> Self {
+        if ok {
+            Guard::pass(label, detail)
+        } else {
+            Guard::fail(label, detail)
+        }
+    }
+
+    pub fn passes(&self) -> bool {
+        matches!(self.verdict, Verdict::Pass(_))
+    }
+
+    /// What the screen and the log say after the label.
+    pub fn detail(&self) -> String {
+        match &self.verdict {
+            Verdict::Pass(d) | Verdict::Fail(d) => d.clone(),
+            Verdict::Stale { since, reason } => {
+                format!("stale since {}: {reason}", since.format("%H:%M:%S"))
+            }
+        }
+    }
+}
+
+/// The guard that says no other run is going on: the only one a running
+/// checkpoint fails by itself, so the executor's re-check leaves it out.
+pub const BUSY: &str = "No other action running";
+/// The access review: asked again by the executor before it changes anything.
+pub const ACCESS: &str = "Access review";
+
+pub fn no_other_run(model: &Model) -> Guard {
+    match model.actions.running() {
+        Some(r) => Guard::fail(BUSY, format!("{} is running", r.checkpoint.title())),
+        None => Guard::pass(BUSY, "idle"),
+    }
+}
+
+/// The watches are current: the API server answered within the stale limit.
+pub fn kube_live(model: &Model) -> Guard {
+    const L: &str = "Kubernetes watch live";
+    match (kube_stale(model), model.kube.last.is_some()) {
+        (Some((since, e)), _) => Guard::stale(L, since, e),
+        (None, false) => Guard::fail(L, "no workload seen yet"),
+        (None, true) => Guard::pass(L, "workloads are being watched"),
+    }
+}
+
+/// The access review allows `verbs`, and is no older than the stale limit.
+pub fn access_review(model: &Model, verbs: &[&str]) -> Guard {
+    let Some(info) = &model.info else {
+        return Guard::fail(ACCESS, "no session");
+    };
+    let Some(p) = model.actions.preflight.as_ref() else {
+        return Guard::fail(ACCESS, "not checked yet");
+    };
+    let limit = info.stale_after_seconds;
+    let age = model
+        .now
+        .map(|now| (now - p.at).num_milliseconds() as f64 / 1000.0);
+    if let Some(age) = age.filter(|a| *a > limit) {
+        return Guard::stale(
+            ACCESS,
+            p.at,
+            format!(
+                "answer {age:.0} s old (limit {limit} s){}",
+                if model.actions.preflight_running {
+                    "; asking again"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    if let Some(e) = &p.error {
+        return Guard::fail(ACCESS, format!("could not ask: {e}"));
+    }
+    match p
+        .checks
+        .iter()
+        .find(|c| !c.allowed && verbs.contains(&c.verb.as_str()))
+    {
+        Some(denied) => Guard::fail(
+            ACCESS,
+            format!(
+                "not allowed: {}{}",
+                denied.describe,
+                denied
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        None => Guard::check(
+            ACCESS,
+            !p.checks.is_empty(),
+            format!(
+                "{} checks allowed at {}",
+                p.checks.len(),
+                p.at.format("%H:%M:%S")
+            ),
+        ),
+    }
+}
+
+fn side_word(side: Side) -> &'static str {
+    match side {
+        Side::Source => "source",
+        Side::Target => "target",
+    }
+}
+
+/// Why a side's data cannot be trusted now (stale since when, and the
+/// collector's last error), or None when it can.
+pub fn side_stale<S>(
+    model: &Model,
+    side: Side,
+    state: &SideState<S>,
+) -> Option<(DateTime<Utc>, String)> {
+    let limit = model.info.as_ref()?.stale_after_seconds;
+    if state.last_ok.is_none() && state.failing.is_none() {
+        return model
+            .now
+            .map(|now| (now, format!("{} not sampled yet", side_word(side))));
+    }
+    stale_since(state, model.now, limit).map(|since| {
+        let why = state
+            .failing
+            .as_ref()
+            .map(|(_, e)| e.clone())
+            .unwrap_or_else(|| format!("no answer for over {limit} s"));
+        (since, format!("{} data: {why}", side_word(side)))
+    })
+}
+
+/// `<Side> live`: the side answered within the stale limit.
+pub fn side_live(model: &Model, side: Side) -> Guard {
+    let label = match side {
+        Side::Source => "Source live",
+        Side::Target => "Target live",
+    };
+    let stale = match side {
+        Side::Source => side_stale(model, side, &model.source),
+        Side::Target => side_stale(model, side, &model.target),
+    };
+    match stale {
+        Some((since, reason)) => Guard::stale(label, since, reason),
+        None => Guard::pass(label, "answering"),
+    }
+}
+
+/// Switching while the target is behind sends the app to data it has not
+/// got yet. The lag is read on the source, but a target that does not
+/// answer has not got it either: both sides must be fresh.
+pub fn caught_up(model: &Model) -> Guard {
+    const L: &str = "Replication caught up";
+    let Some(info) = &model.info else {
+        return Guard::fail(L, "no session");
+    };
+    let stale = side_stale(model, Side::Source, &model.source)
+        .or_else(|| side_stale(model, Side::Target, &model.target));
+    if let Some((since, reason)) = stale {
+        return Guard::stale(L, since, reason);
+    }
+    match lag_summary(model) {
+        Some(s) if s.slot.is_none() => {
+            Guard::fail(L, format!("no slot \"{}\" on the source", info.slot))
+        }
+        Some(LagSummary {
+            lag_bytes: Some(b), ..
+        }) => Guard::check(
+            L,
+            b <= info.max_lag_bytes,
+            format!(
+                "lag {} (bound {})",
+                crate::ui::fmt::bytes(b),
+                crate::ui::fmt::bytes(info.max_lag_bytes)
+            ),
+        ),
+        _ => Guard::fail(L, "lag unknown"),
+    }
+}
+
+/// Every configured workload has been seen by the watches.
+pub fn workloads_found(model: &Model) -> Guard {
+    const L: &str = "Workloads found";
+    let Some(k) = model.info.as_ref().and_then(|i| i.kubernetes.as_ref()) else {
+        return Guard::fail(L, "no [kubernetes] section");
+    };
+    let missing: Vec<&str> = k
+        .deployments
+        .iter()
+        .filter(|d| !model.workloads.get(*d).is_some_and(|w| w.found))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        Guard::pass(L, k.deployments.join(", "))
+    } else {
+        Guard::fail(L, format!("not found: {}", missing.join(", ")))
+    }
+}

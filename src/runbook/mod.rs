@@ -1,0 +1,146 @@
+//! The runbook: checkpoints as data. Each checkpoint has a stable id (it is
+//! written into session logs that must replay for years), a phase, a title,
+//! the key that opens it, and — in its own file under `checkpoints/` — its
+//! guards and its plan, both pure functions of the session state.
+//!
+//! A runbook is a value: the list of checkpoints for one database pair
+//! ([`logical`]), not a sequence wired into the update. What a dialog shows
+//! is [`plan`]'s `Plan`; the effect carries that same value; the executor
+//! runs exactly its steps and reports each one back.
+
+pub mod checkpoints;
+pub mod guard;
+pub mod plan;
+
+use serde::{Deserialize, Serialize};
+
+pub use guard::{Guard, Verdict};
+pub use plan::{Confirm, Plan, Step};
+
+use crate::model::Model;
+
+/// A checkpoint's stable name. Never rename a variant's serde name: logs
+/// hold it. New checkpoints are added, old names kept as aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointId {
+    /// Write the new database config into the config object.
+    SwitchConfig,
+    /// Restart the workloads (kubectl's restartedAt annotation) and wait for the rollout.
+    RolloutRestart,
+    /// Put back the value the switch replaced, then restart.
+    #[serde(alias = "switch_back")]
+    Rollback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Prepare,
+    Cutover,
+    Finish,
+    Rollback,
+}
+
+impl Phase {
+    pub fn title(self) -> &'static str {
+        match self {
+            Phase::Prepare => "PREPARE",
+            Phase::Cutover => "CUTOVER",
+            Phase::Finish => "FINISH",
+            Phase::Rollback => "ROLLBACK",
+        }
+    }
+}
+
+/// What the catalog knows of a checkpoint besides its guards and plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub id: CheckpointId,
+    pub phase: Phase,
+    pub title: &'static str,
+}
+
+pub const CATALOG: &[Checkpoint] = &[
+    Checkpoint {
+        id: CheckpointId::SwitchConfig,
+        phase: Phase::Cutover,
+        title: "Switch database config",
+    },
+    Checkpoint {
+        id: CheckpointId::RolloutRestart,
+        phase: Phase::Cutover,
+        title: "Rollout-restart workloads",
+    },
+    Checkpoint {
+        id: CheckpointId::Rollback,
+        phase: Phase::Rollback,
+        title: "Switch back and restart",
+    },
+];
+
+impl CheckpointId {
+    pub fn info(self) -> &'static Checkpoint {
+        CATALOG
+            .iter()
+            .find(|c| c.id == self)
+            .expect("every checkpoint is in the catalog")
+    }
+
+    pub fn title(self) -> &'static str {
+        self.info().title
+    }
+}
+
+/// The default runbook for one database pair over logical replication, in
+/// order. (The CUTOVER steps before the switch and the FINISH phase come
+/// with the next checkpoints; the dump-and-restore variant is another list.)
+pub fn logical() -> Vec<CheckpointId> {
+    vec![
+        CheckpointId::SwitchConfig,
+        CheckpointId::RolloutRestart,
+        CheckpointId::Rollback,
+    ]
+}
+
+/// `id`'s guards on the session state of this moment.
+pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
+    match id {
+        CheckpointId::SwitchConfig => checkpoints::switch_config::guards(model),
+        CheckpointId::RolloutRestart => checkpoints::rollout_restart::guards(model),
+        CheckpointId::Rollback => checkpoints::rollback::guards(model),
+    }
+}
+
+/// What `id` would run now: the steps, how it is confirmed, notes. None when
+/// the session has nothing to run it against (no Kubernetes side).
+pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
+    match id {
+        CheckpointId::SwitchConfig => checkpoints::switch_config::plan(model),
+        CheckpointId::RolloutRestart => checkpoints::rollout_restart::plan(model),
+        CheckpointId::Rollback => checkpoints::rollback::plan(model),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_in_the_log() {
+        let names: Vec<String> = CATALOG
+            .iter()
+            .map(|c| serde_json::to_string(&c.id).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["\"switch_config\"", "\"rollout_restart\"", "\"rollback\""]
+        );
+        // The name logs written before the runbook used.
+        let old: CheckpointId = serde_json::from_str("\"switch_back\"").unwrap();
+        assert_eq!(old, CheckpointId::Rollback);
+        for id in logical() {
+            assert_eq!(id.info().id, id);
+        }
+    }
+}

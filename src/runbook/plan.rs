@@ -1,0 +1,178 @@
+//! A plan: the concrete steps a checkpoint will run, built from the session
+//! state by the checkpoint's own file. The confirmation dialog draws it, the
+//! effect carries it, the executor runs exactly its steps and reports each
+//! one back (`StepStarted` holds the step it ran), so what was shown and what
+//! ran can be compared line for line.
+//!
+//! Values that are secrets (a database URL) appear only as fingerprints: the
+//! executor reads the value where the config says and refuses when its
+//! fingerprint is not the one shown.
+
+use serde::{Deserialize, Serialize};
+
+use super::CheckpointId;
+use crate::kube;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub checkpoint: CheckpointId,
+    pub steps: Vec<Step>,
+    pub confirm: Confirm,
+    /// Things to know that are not guards.
+    pub notes: Vec<String>,
+}
+
+/// How the operator confirms a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirm {
+    /// Enter is enough.
+    Yes,
+    /// Destructive: the object's name must be typed.
+    TypeName(String),
+}
+
+impl Confirm {
+    pub fn accepts(&self, typed: &str) -> bool {
+        match self {
+            Confirm::Yes => true,
+            Confirm::TypeName(name) => typed == name,
+        }
+    }
+}
+
+/// Rollouts are watched this long at most, even if no progress deadline
+/// fires (a Deployment without one would otherwise be watched forever).
+pub const ROLLOUT_TIMEOUT_S: u64 = 15 * 60;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Merge-patch `key` of `object` to the switch value, guarded by the
+    /// resourceVersion read just before. The value read must have
+    /// `new_fingerprint` and the key must still hold `expect_current`.
+    PatchConfig {
+        namespace: String,
+        object: String,
+        key: String,
+        new_fingerprint: Option<String>,
+        /// What the key held when the plan was made (None: absent).
+        expect_current: Option<String>,
+    },
+    /// Put back the value a switch replaced (`restore`, None: remove the
+    /// key), if the key still holds what the switch wrote.
+    RestoreConfig {
+        namespace: String,
+        object: String,
+        key: String,
+        restore: Option<String>,
+        expect_current: String,
+    },
+    /// kubectl's `rollout restart`: the restartedAt annotation on the template.
+    Restart {
+        namespace: String,
+        deployment: String,
+    },
+    /// Watch the rollout until complete, its progress deadline, or `timeout_s`.
+    WaitRollout {
+        namespace: String,
+        deployment: String,
+        timeout_s: u64,
+    },
+}
+
+impl Step {
+    /// What the dialog and the report show for this step, line by line.
+    pub fn lines(&self) -> Vec<String> {
+        let patch = |object: &str, key: &str, shown: &str| -> Option<String> {
+            let obj = kube::ConfigObject::parse(object)?;
+            Some(kube::switch_patch_preview(&obj, key, shown))
+        };
+        match self {
+            Step::PatchConfig {
+                namespace,
+                object,
+                key,
+                new_fingerprint,
+                // Checked by the executor; shown in the plan's notes.
+                expect_current: _,
+            } => {
+                let mut out = vec![format!(
+                    "PATCH {object} in {namespace} (merge, only if unchanged since read):"
+                )];
+                let shown = new_fingerprint
+                    .as_deref()
+                    .map_or("<new value, not read yet>".to_string(), |f| {
+                        format!("<sha256:{f}>")
+                    });
+                out.extend(patch(object, key, &shown).map(|p| format!("  {p}")));
+                out
+            }
+            Step::RestoreConfig {
+                namespace,
+                object,
+                key,
+                restore,
+                expect_current,
+            } => {
+                let mut out = vec![format!(
+                    "PATCH {object} in {namespace} (merge, only if {key} still holds <sha256:{expect_current}>):"
+                )];
+                let shown = restore
+                    .as_deref()
+                    .map_or("null".to_string(), |f| format!("<sha256:{f}>"));
+                out.extend(patch(object, key, &shown).map(|p| format!("  {p}")));
+                out
+            }
+            Step::Restart {
+                namespace,
+                deployment,
+            } => vec![
+                format!("PATCH deployment/{deployment} in {namespace} (strategic merge):"),
+                format!("  {}", kube::restart_patch_preview("<time of the restart>")),
+            ],
+            Step::WaitRollout {
+                namespace,
+                deployment,
+                timeout_s,
+            } => vec![format!(
+                "watch deployment/{deployment} in {namespace} until its rollout completes \
+                 (progress deadline, at most {} min)",
+                timeout_s / 60
+            )],
+        }
+    }
+
+    /// One line for the action pane and the report.
+    pub fn title(&self) -> String {
+        match self {
+            Step::PatchConfig { object, key, .. } => format!("switch {object} {key}"),
+            Step::RestoreConfig { object, key, .. } => format!("restore {object} {key}"),
+            Step::Restart { deployment, .. } => format!("restart deployment/{deployment}"),
+            Step::WaitRollout { deployment, .. } => format!("rollout of {deployment}"),
+        }
+    }
+}
+
+/// Restart every workload, then watch each rollout: the tail of the switch
+/// checkpoints and of the rollback.
+pub fn restart_steps(namespace: &str, deployments: &[String]) -> Vec<Step> {
+    let mut steps: Vec<Step> = deployments
+        .iter()
+        .map(|d| Step::Restart {
+            namespace: namespace.into(),
+            deployment: d.clone(),
+        })
+        .collect();
+    steps.extend(deployments.iter().map(|d| Step::WaitRollout {
+        namespace: namespace.into(),
+        deployment: d.clone(),
+        timeout_s: ROLLOUT_TIMEOUT_S,
+    }));
+    steps
+}
+
+/// The name a destructive confirmation asks for: the object's, without its kind.
+pub fn object_name(object: &str) -> &str {
+    object.split_once('/').map_or(object, |(_, n)| n)
+}
