@@ -1082,7 +1082,12 @@ fn the_keymap_is_the_footer_and_the_help() {
     i.read_only = true;
     i.kubernetes = live.model.info.as_ref().unwrap().kubernetes.clone();
     ro.push(EventKind::SessionStarted(i));
-    let footer = ro.screen(80, 24).lines().last().unwrap().to_string();
+    let ro_screen = ro.screen(80, 24);
+    assert!(
+        ro_screen.lines().next().unwrap().contains("READ-ONLY"),
+        "{ro_screen}"
+    );
+    let footer = ro_screen.lines().last().unwrap().to_string();
     assert!(!footer.contains("k8s"), "{footer}");
     ro.key("S");
     assert_eq!(ro.model.dialog, None, "S is not bound read-only");

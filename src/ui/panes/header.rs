@@ -113,9 +113,14 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
         return;
     };
 
-    let mode = fmt::truncate(&info.mode.to_uppercase(), 8).into_owned();
+    // A read-only console says so where the mode is: no key in it changes anything.
+    let mode = if info.read_only {
+        "READ-ONLY".to_string()
+    } else {
+        fmt::truncate(&info.mode.to_uppercase(), 8).into_owned()
+    };
     // Replay must never be mistaken for the live database.
-    let mode_role = if info.mode.eq_ignore_ascii_case("replay") {
+    let mode_role = if info.mode.eq_ignore_ascii_case("replay") || info.read_only {
         Role::Warn
     } else {
         Role::Accent
