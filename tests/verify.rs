@@ -226,14 +226,35 @@ async fn missing_tables_and_columns_are_reported_not_fatal() {
     both("CREATE TABLE vt_cols (id int PRIMARY KEY, a int);");
     on_target("ALTER TABLE vt_cols ADD COLUMN extra int;");
     on_source("CREATE TABLE vt_only_source (id int PRIMARY KEY);");
-    let (report, _) = verify(&["vt_only_source", "vt_cols"], &small()).await;
-    assert_eq!(report.tables[0].status, TableStatus::Error);
-    assert!(report.tables[0]
-        .error
-        .as_deref()
-        .unwrap()
-        .contains("does not exist"));
-    assert_eq!(report.tables[1].status, TableStatus::Mismatch);
+    on_target("CREATE TABLE vt_only_target (id int PRIMARY KEY);");
+    let (report, _) = verify(
+        &["vt_only_source", "vt_cols", "vt_only_target", "vt_nowhere"],
+        &small(),
+    )
+    .await;
+    let errors: Vec<_> = report
+        .tables
+        .iter()
+        .map(|t| (t.status, t.error.as_deref()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (
+                TableStatus::Error,
+                Some("public.vt_only_source: missing on the target")
+            ),
+            (TableStatus::Mismatch, None),
+            (
+                TableStatus::Error,
+                Some("public.vt_only_target: missing on the source")
+            ),
+            (
+                TableStatus::Error,
+                Some("public.vt_nowhere: missing on the source and the target")
+            ),
+        ]
+    );
     assert_eq!(report.tables[1].columns_only_target, vec!["extra"]);
 }
 
