@@ -101,7 +101,7 @@ impl Counter<'_> {
     /// Counts the tables one after another; returns whether it was cancelled.
     async fn count(&self, tables: &[TableRef], cancel: watch::Receiver<bool>) -> bool {
         let mut session: Option<(Client, Backend)> = None;
-        let (mut failures, mut lost) = (0, false);
+        let mut failures = 0;
         for table in tables {
             if *cancel.borrow() {
                 return true;
@@ -131,13 +131,10 @@ impl Counter<'_> {
             let deadline = deadline_for(self.statement_timeout);
             let query = client.query_one(&sql, &[]);
             let stop = cancelled(cancel.clone());
-            let res = match backend.run(deadline, &what, query, stop, |_| true).await {
-                Ended::Done(res) => Ok(res),
-                Ended::TimedOut(timeout) => Err(timeout),
-                Ended::Stopped(()) => return true,
-            };
-            let error = match res {
-                Ok(Ok(row)) => {
+            let ended = backend.run(deadline, &what, query, stop, |_| true).await;
+            let timed_out = matches!(ended, Ended::TimedOut(_));
+            let error = match ended {
+                Ended::Done(Ok(row)) => {
                     let event = EventKind::CountProgress {
                         run: self.run,
                         side: self.side,
@@ -150,17 +147,14 @@ impl Counter<'_> {
                     }
                     continue;
                 }
-                Ok(Err(e)) => super::error_text(&e),
-                Err(timeout) => {
-                    // Never reused: a new connection counts the next table.
-                    lost = true;
-                    timeout.to_string()
-                }
+                Ended::Done(Err(e)) => super::error_text(&e),
+                Ended::TimedOut(timeout) => timeout.to_string(),
+                Ended::Stopped(()) => return true,
             };
-            if lost {
+            if timed_out {
+                // Never reused: a new connection counts the next table.
                 session = None;
                 failures += 1;
-                lost = false;
             }
             if !self.fail(Some(table), error).await {
                 return true;

@@ -27,7 +27,7 @@
 //! Tables without a primary key are compared as a multiset (one bucket), or by
 //! a key the caller declares. Every query runs under `statement_timeout` and a
 //! client-side deadline a little longer; cancelling stops every running query
-//! on the server before the run returns (see [`exec`]).
+//! on the server before the run returns (see the `exec` module).
 //!
 //! Key ranges are compared with each side's own ordering of the key type. For
 //! text keys that is the column's collation: if the two servers sort text
@@ -77,7 +77,8 @@ pub const VERIFY_APP_NAME: &str = "cutover-verify";
 pub struct VerifyOptions {
     /// Connections per side; each runs one query at a time.
     pub parallelism: usize,
-    /// `statement_timeout` of every query (the largest is one heap slice).
+    /// `statement_timeout` of every query (the largest is one heap slice);
+    /// the client-side deadline of each is [`crate::pg::DEADLINE_MARGIN`] more.
     pub statement_timeout: Duration,
     /// Target rows per range of the first pass.
     pub bucket_rows: u64,

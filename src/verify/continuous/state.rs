@@ -563,3 +563,65 @@ pub(super) fn empty_progress(table: &TableRef, method: Method) -> ContinuousProg
         rows_pending: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table with all its ranges verified (by an earlier run, or a pass).
+    fn verified_run(opts: &ContinuousOptions) -> TableRun {
+        let mut run = TableRun::new(&TableRef::new("public", "t"), opts);
+        let mut rec = RangeRecord::new(&KeyRange::default());
+        rec.state = RangeState::Verified;
+        run.slots = vec![Slot {
+            range: KeyRange::default(),
+            rec,
+            sig: None,
+            last: None,
+        }];
+        run
+    }
+
+    fn status(run: TableRun, end: &End, final_mode: bool) -> (ContinuousStatus, Option<String>) {
+        let out = run.finish(end, final_mode, &ContinuousOptions::default());
+        (out.status, out.error)
+    }
+
+    #[test]
+    fn tables_a_stopped_run_did_not_finish_say_why() {
+        let opts = ContinuousOptions::default();
+        let lost = End {
+            cancelled: false,
+            lost: Some("target (h:1): no answer".into()),
+        };
+        let cancelled = End {
+            cancelled: true,
+            lost: None,
+        };
+        let blank = || TableRun::new(&TableRef::new("public", "t"), &opts);
+        assert_eq!(
+            status(blank(), &lost, false),
+            (
+                ContinuousStatus::Error,
+                Some("not verified: target (h:1): no answer".into())
+            )
+        );
+        assert_eq!(
+            status(blank(), &cancelled, false),
+            (ContinuousStatus::Cancelled, None)
+        );
+        // Verified before the stop: still verified while replication runs…
+        assert_eq!(
+            status(verified_run(&opts), &cancelled, false),
+            (ContinuousStatus::Verified, None)
+        );
+        // …but a final check proves nothing about a table it did not finish.
+        assert_eq!(
+            status(verified_run(&opts), &cancelled, true).0,
+            ContinuousStatus::Cancelled
+        );
+        let mut done = verified_run(&opts);
+        done.passes_done = 1;
+        assert_eq!(status(done, &cancelled, true).0, ContinuousStatus::Verified);
+    }
+}
