@@ -35,6 +35,15 @@ async fn verify(tables: &[&str], opts: &VerifyOptions) -> (VerifyReport, Vec<Ver
     (report, events)
 }
 
+/// Each table's status and error.
+fn errors(report: &VerifyReport) -> Vec<(TableStatus, Option<&str>)> {
+    report
+        .tables
+        .iter()
+        .map(|t| (t.status, t.error.as_deref()))
+        .collect()
+}
+
 fn diff(kind: DiffKind, key: &str, columns: &[&str]) -> RowDifference {
     RowDifference {
         kind,
@@ -226,44 +235,202 @@ async fn missing_tables_and_columns_are_reported_not_fatal() {
     both("CREATE TABLE vt_cols (id int PRIMARY KEY, a int);");
     on_target("ALTER TABLE vt_cols ADD COLUMN extra int;");
     on_source("CREATE TABLE vt_only_source (id int PRIMARY KEY);");
-    let (report, _) = verify(&["vt_only_source", "vt_cols"], &small()).await;
-    assert_eq!(report.tables[0].status, TableStatus::Error);
-    assert!(report.tables[0]
-        .error
-        .as_deref()
-        .unwrap()
-        .contains("does not exist"));
-    assert_eq!(report.tables[1].status, TableStatus::Mismatch);
+    on_target("CREATE TABLE vt_only_target (id int PRIMARY KEY);");
+    let (report, _) = verify(
+        &["vt_only_source", "vt_cols", "vt_only_target", "vt_nowhere"],
+        &small(),
+    )
+    .await;
+    assert_eq!(
+        errors(&report),
+        vec![
+            (
+                TableStatus::Error,
+                Some("public.vt_only_source: missing on the target")
+            ),
+            (TableStatus::Mismatch, None),
+            (
+                TableStatus::Error,
+                Some("public.vt_only_target: missing on the source")
+            ),
+            (
+                TableStatus::Error,
+                Some("public.vt_nowhere: missing on the source and the target")
+            ),
+        ]
+    );
     assert_eq!(report.tables[1].columns_only_target, vec!["extra"]);
 }
 
-#[tokio::test]
-async fn cancelling_stops_the_server_side_queries() {
-    // Slow per row, so the first pass is still running when cancelled.
-    both(
-        "CREATE TABLE vt_cancel (id int PRIMARY KEY, v text);
-         INSERT INTO vt_cancel SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 300000) g;",
-    );
-    let (tx, rx) = tokio::sync::watch::channel(false);
+/// When the cancel arrives, relative to the run.
+#[derive(Debug, Clone, Copy)]
+enum CancelAt {
+    /// Already set when the run starts: nothing is even connected.
+    Start,
+    /// Set right after the run was spawned (while connecting, usually).
+    Spawned,
+    /// Set after this many milliseconds (around the first queries).
+    After(u64),
+    /// Set by the progress callback at the first range done: other slices
+    /// are running or queued on both sides.
+    FirstRange,
+}
+
+/// Two slow tables (md5 row hashes, ~27k heap pages: 8 slices per side).
+fn cancel_tables() -> Vec<TableRef> {
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(|| {
+        for t in ["vt_cancel", "vt_cancel_b"] {
+            both(&format!(
+                "CREATE TABLE {t} (id int PRIMARY KEY, v text);
+                 INSERT INTO {t} SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 300000) g;
+                 ANALYZE {t};"
+            ));
+        }
+    });
+    ["vt_cancel", "vt_cancel_b"]
+        .iter()
+        .map(|t| TableRef::new("public", *t))
+        .collect()
+}
+
+async fn cancelled_run(at: CancelAt) -> VerifyReport {
+    let tables = cancel_tables();
+    let (tx, rx) = tokio::sync::watch::channel(matches!(at, CancelAt::Start));
     let opts = VerifyOptions {
         cancel: Some(rx),
         hash: cutover::verify::HashKind::Md5,
-        parallelism: 1,
+        parallelism: 2,
         ..VerifyOptions::default()
     };
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let _ = tx.send(true);
-        // Keep the sender alive until the run has seen it.
-        tokio::time::sleep(Duration::from_secs(30)).await;
+    let tx = std::sync::Arc::new(tx);
+    let in_progress = tx.clone();
+    let canceller = tokio::spawn(async move {
+        match at {
+            CancelAt::Spawned => {
+                let _ = tx.send(true);
+            }
+            CancelAt::After(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let _ = tx.send(true);
+            }
+            CancelAt::Start | CancelAt::FirstRange => {}
+        }
     });
-    let started = std::time::Instant::now();
-    let (report, _) = verify(&["vt_cancel"], &opts).await;
-    assert!(report.cancelled);
-    assert_eq!(report.tables[0].status, TableStatus::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    common::assert_no_verify_query_on("vt_cancel");
+    let config = cfg();
+    let report = verify_tables(&config, &tables, &opts, |_| {
+        if matches!(at, CancelAt::FirstRange) {
+            let _ = in_progress.send(true);
+        }
+    })
+    .await
+    .expect("a cancelled run still reports");
+    canceller.await.unwrap();
+    report
+}
+
+/// Cancelled at any point, the run lists every table it was asked for as
+/// cancelled, and leaves no query of it running on either server: a query
+/// sent at the moment of the cancel is stopped too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_stops_the_server_side_queries() {
+    let mut points = vec![CancelAt::Start, CancelAt::Spawned, CancelAt::FirstRange];
+    points.extend((0..20).map(|i| CancelAt::After(5 * i)));
+    cancel_tables();
+    for at in points {
+        let started = std::time::Instant::now();
+        let report = cancelled_run(at).await;
+        let statuses: Vec<_> = report
+            .tables
+            .iter()
+            .map(|t| (t.table.name.as_str(), t.status, t.error.as_deref()))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                ("vt_cancel", TableStatus::Cancelled, None),
+                ("vt_cancel_b", TableStatus::Cancelled, None),
+            ],
+            "cancelled at {at:?}"
+        );
+        assert!(report.cancelled, "cancelled at {at:?}");
+        assert!(!report.is_clean());
+        // A hang detector, not a performance target: a scan runs for seconds.
+        assert!(started.elapsed() < Duration::from_secs(10), "{at:?}");
+        // The backend reports itself idle just after its error reached us.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        common::assert_no_verify_query_on("vt_cancel");
+    }
+}
+
+#[tokio::test]
+async fn declared_key_columns_must_exist_on_both_sides() {
+    both(
+        "CREATE TABLE vt_keys_pk (id int PRIMARY KEY, a int);
+         CREATE TABLE vt_keys_nopk (id int NOT NULL, a int);",
+    );
+    on_target("ALTER TABLE vt_keys_nopk DROP COLUMN a;");
+    let mut opts = small();
+    opts.keys = BTreeMap::from([
+        (
+            TableRef::new("public", "vt_keys_pk"),
+            vec!["id".to_string(), "nope".to_string()],
+        ),
+        (
+            TableRef::new("public", "vt_keys_nopk"),
+            vec!["a".to_string()],
+        ),
+    ]);
+    let (report, _) = verify(&["vt_keys_pk", "vt_keys_nopk"], &opts).await;
+    assert_eq!(
+        errors(&report),
+        vec![
+            (
+                TableStatus::Error,
+                Some(
+                    "public.vt_keys_pk: verify.keys names column \"nope\", which \
+                     public.vt_keys_pk does not have (source and target)"
+                )
+            ),
+            (
+                TableStatus::Error,
+                Some(
+                    "public.vt_keys_nopk: verify.keys names column \"a\", which \
+                     public.vt_keys_nopk does not have (target)"
+                )
+            ),
+        ]
+    );
+}
+
+/// More connections than the server has free: a clear error before any is
+/// opened, not hundreds of connections and a failure with no hint.
+#[tokio::test]
+async fn parallelism_beyond_the_free_connections_is_refused_up_front() {
+    let pair = common::pair();
+    let max: u32 = pair
+        .psql(&pair.source_conninfo, "SHOW max_connections")
+        .trim()
+        .parse()
+        .unwrap();
+    let opts = VerifyOptions {
+        parallelism: 10_000,
+        ..small()
+    };
+    let tables = [TableRef::new("public", "vt_keys_pk")];
+    let e = verify_tables(&cfg(), &tables, &opts, |_| {})
+        .await
+        .expect_err("refused");
+    let text = format!("{e:#}");
+    let tail = text
+        .split_once(": parallelism 10000 needs 10000 connections on the source, which has ")
+        .map(|(_, tail)| tail)
+        .unwrap_or_else(|| panic!("{text}"));
+    let (free, rest) = tail.split_once(' ').unwrap();
+    let free: u32 = free.parse().unwrap_or_else(|_| panic!("{text}"));
+    assert!(free < max, "{text}");
+    assert_eq!(rest, format!("free of max_connections {max}"), "{text}");
+    assert!(text.starts_with("source postgres@127.0.0.1:"), "{text}");
 }
 
 #[tokio::test]

@@ -375,37 +375,108 @@ async fn the_final_check_rechecks_only_what_changed() {
     assert_eq!(t.differences_total, 2);
 }
 
-#[tokio::test]
-async fn cancelling_leaves_no_query_running() {
-    both(
-        "CREATE TABLE vc_cancel (id int PRIMARY KEY, v text);
-         INSERT INTO vc_cancel SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 200000) g;
-         ANALYZE vc_cancel;",
-    );
-    let (tx, rx) = tokio::sync::watch::channel(false);
+/// When the cancel arrives, relative to the run.
+#[derive(Debug, Clone, Copy)]
+enum CancelAt {
+    /// Already set when the run starts: nothing is even connected.
+    Start,
+    /// Set right after the run was spawned (while connecting, usually).
+    Spawned,
+    /// Set after this many milliseconds (around the first queries).
+    After(u64),
+    /// Set by the progress callback after the first range check.
+    FirstRange,
+}
+
+/// Two slow tables (md5 row hashes), ten ranges each.
+fn cancel_tables() -> Vec<TableRef> {
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(|| {
+        for t in ["vc_cancel", "vc_cancel_b"] {
+            both(&format!(
+                "CREATE TABLE {t} (id int PRIMARY KEY, v text);
+                 INSERT INTO {t} SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 200000) g;
+                 ANALYZE {t};"
+            ));
+        }
+    });
+    ["vc_cancel", "vc_cancel_b"]
+        .iter()
+        .map(|t| TableRef::new("public", *t))
+        .collect()
+}
+
+async fn cancelled_run(at: CancelAt) -> ContinuousReport {
+    let tables = cancel_tables();
+    let (tx, rx) = tokio::sync::watch::channel(matches!(at, CancelAt::Start));
     let o = ContinuousOptions {
         base: VerifyOptions {
             cancel: Some(rx),
             hash: cutover::verify::HashKind::Md5,
-            parallelism: 1,
-            bucket_rows: 200_000,
+            parallelism: 2,
+            bucket_rows: 20_000,
             ..VerifyOptions::default()
         },
         max_passes: None,
         ..ContinuousOptions::default()
     };
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let _ = tx.send(true);
-        tokio::time::sleep(Duration::from_secs(30)).await;
+    let tx = std::sync::Arc::new(tx);
+    let in_progress = tx.clone();
+    let canceller = tokio::spawn(async move {
+        match at {
+            CancelAt::Spawned => {
+                let _ = tx.send(true);
+            }
+            CancelAt::After(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let _ = tx.send(true);
+            }
+            CancelAt::Start | CancelAt::FirstRange => {}
+        }
     });
-    let started = Instant::now();
-    let (report, _) = continuous("vc_cancel", &o).await;
-    assert!(report.cancelled);
-    assert_eq!(report.tables[0].status, ContinuousStatus::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    common::assert_no_verify_query_on("vc_cancel");
+    let config = cfg();
+    let report = verify_continuous(&config, &tables, &o, |_| {
+        if matches!(at, CancelAt::FirstRange) {
+            let _ = in_progress.send(true);
+        }
+    })
+    .await
+    .expect("a cancelled run still reports");
+    canceller.await.unwrap();
+    report
+}
+
+/// Cancelled at any point (also before the first table is registered), the
+/// run lists every table as cancelled and leaves no query running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_leaves_no_query_running() {
+    let mut points = vec![CancelAt::Start, CancelAt::Spawned, CancelAt::FirstRange];
+    points.extend((0..20).map(|i| CancelAt::After(5 * i)));
+    cancel_tables();
+    for at in points {
+        let started = Instant::now();
+        let report = cancelled_run(at).await;
+        let statuses: Vec<_> = report
+            .tables
+            .iter()
+            .map(|t| (t.table.name.as_str(), t.status, t.error.as_deref()))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                ("vc_cancel", ContinuousStatus::Cancelled, None),
+                ("vc_cancel_b", ContinuousStatus::Cancelled, None),
+            ],
+            "cancelled at {at:?}: {report}"
+        );
+        assert!(report.cancelled, "cancelled at {at:?}");
+        assert!(!report.is_verified());
+        // A hang detector, not a performance target.
+        assert!(started.elapsed() < Duration::from_secs(10), "{at:?}");
+        // The backend reports itself idle just after its error reached us.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        common::assert_no_verify_query_on("vc_cancel");
+    }
 }
 
 /// A real difference in a range that also holds recent rows cannot be

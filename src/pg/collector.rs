@@ -2,15 +2,17 @@
 //! sample or the failure as an event. A lost server turns into "stale since T"
 //! on screen, and the collector reconnects with backoff until it comes back.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::Sender;
-use tokio::time::{sleep, timeout, Instant, MissedTickBehavior};
-use tokio_postgres::Client;
+use tokio::time::{sleep, Instant, MissedTickBehavior};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::conn::connect;
 use super::monitor::{poll_source, poll_target, session_setup_sql};
+use super::{deadline_for, within, Backend, Ended};
 use crate::config::{Config, ConnConfig};
 use crate::session::sample::Side;
 use crate::session::EventKind;
@@ -23,17 +25,59 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << failures.min(4)))
 }
 
+/// A monitoring connection with its session settings; every round trip of
+/// the set-up is bounded (named by the connection's label in a timeout).
 pub async fn open_monitor_connection(
     conn: &ConnConfig,
     connect_timeout: Duration,
     statement_timeout_ms: u64,
 ) -> anyhow::Result<Client> {
+    Ok(
+        open_session(&conn.label, conn, connect_timeout, statement_timeout_ms)
+            .await?
+            .0,
+    )
+}
+
+/// Connects, applies the monitoring session settings and reads the backend
+/// pid, in one bounded round trip after connecting.
+async fn open_session(
+    who: &str,
+    conn: &ConnConfig,
+    connect_timeout: Duration,
+    statement_timeout_ms: u64,
+) -> anyhow::Result<(Client, i32)> {
     let client = connect(conn, MONITOR_APP_NAME, connect_timeout).await?;
-    client
-        .batch_execute(&session_setup_sql(statement_timeout_ms))
-        .await
+    let setup = format!(
+        "{}; SELECT pg_catalog.pg_backend_pid()",
+        session_setup_sql(statement_timeout_ms)
+    );
+    let bound = deadline_for(connect_timeout);
+    let what = "setting up the monitoring session";
+    let messages = within(who, conn, bound, what, client.simple_query(&setup))
+        .await?
         .map_err(|e| anyhow::anyhow!("{}: {}", conn.describe(), super::error_text(&e)))?;
-    Ok(client)
+    let pid = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).and_then(|p| p.parse::<i32>().ok()),
+        _ => None,
+    });
+    match pid {
+        Some(pid) => Ok((client, pid)),
+        None => anyhow::bail!("{}: {what}: no backend pid", conn.describe()),
+    }
+}
+
+/// A poll's result, or the failure to show ("stale since T" on screen).
+fn failure<T>(
+    conn: &ConnConfig,
+    ended: Ended<Result<T, tokio_postgres::Error>, Infallible>,
+) -> Result<T, String> {
+    match ended {
+        Ended::Done(Ok(sample)) => Ok(sample),
+        Ended::Done(Err(e)) => Err(format!("{}: {}", conn.describe(), super::error_text(&e))),
+        Ended::TimedOut(timeout) => Err(timeout.to_string()),
+        Ended::Stopped(never) => match never {},
+    }
 }
 
 /// Runs until the receiver is gone.
@@ -45,24 +89,32 @@ pub async fn run(side: Side, config: Arc<Config>, tx: Sender<EventKind>) {
     let refresh = Duration::from_millis(config.monitor.refresh_ms);
     let connect_timeout = Duration::from_millis(config.monitor.connect_timeout_ms);
     let stmt_ms = config.monitor.statement_timeout_ms;
-    // The whole poll may not outlive its statements by much: a hung socket must
-    // not freeze the pane on an old sample.
-    let poll_deadline = Duration::from_millis(stmt_ms + 1000);
+    // A hung server must not freeze the pane on an old sample.
+    let poll_deadline = deadline_for(Duration::from_millis(stmt_ms));
     let tables = config.tables.clone();
     let filter = move |s: &str, t: &str| tables.matches(s, t);
 
-    let mut client: Option<Client> = None;
+    let mut session: Option<(Client, Backend)> = None;
     let mut failures: u32 = 0;
     let mut ticker = tokio::time::interval(refresh);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if client.as_ref().is_some_and(Client::is_closed) {
-            client = None;
+        if session.as_ref().is_some_and(|(c, _)| c.is_closed()) {
+            session = None;
         }
-        if client.is_none() {
-            match open_monitor_connection(&conn, connect_timeout, stmt_ms).await {
-                Ok(c) => client = Some(c),
+        if session.is_none() {
+            match open_session(side.as_str(), &conn, connect_timeout, stmt_ms).await {
+                Ok((client, pid)) => {
+                    let backend = Backend {
+                        side,
+                        conn: conn.clone(),
+                        app: MONITOR_APP_NAME,
+                        pid,
+                        connect_timeout,
+                    };
+                    session = Some((client, backend));
+                }
                 Err(e) => {
                     failures += 1;
                     if tx
@@ -82,39 +134,35 @@ pub async fn run(side: Side, config: Arc<Config>, tx: Sender<EventKind>) {
                 }
             }
         }
-        let c = client.as_ref().expect("connected above");
+        let Some((c, backend)) = session.as_ref() else {
+            continue;
+        };
+        let what = "polling the monitoring views";
+        let never = std::future::pending::<Infallible>();
         let result = match side {
-            Side::Source => timeout(poll_deadline, poll_source(c, &filter))
-                .await
-                .map(|r| r.map(EventKind::SourceSampled)),
-            Side::Target => timeout(poll_deadline, poll_target(c, &filter))
-                .await
-                .map(|r| r.map(EventKind::TargetSampled)),
+            Side::Source => {
+                let poll = backend.run(poll_deadline, what, poll_source(c, &filter), never, |_| {
+                    false
+                });
+                failure(&conn, poll.await).map(EventKind::SourceSampled)
+            }
+            Side::Target => {
+                let poll = backend.run(poll_deadline, what, poll_target(c, &filter), never, |_| {
+                    false
+                });
+                failure(&conn, poll.await).map(EventKind::TargetSampled)
+            }
         };
         let event = match result {
-            Ok(Ok(ev)) => {
+            Ok(ev) => {
                 failures = 0;
                 ev
             }
-            Ok(Err(e)) => {
+            Err(error) => {
+                // Never used again: the next tick reconnects.
                 failures += 1;
-                client = None;
-                EventKind::CollectorFailed {
-                    side,
-                    error: format!("{}: {}", conn.describe(), super::error_text(&e)),
-                }
-            }
-            Err(_) => {
-                failures += 1;
-                client = None;
-                EventKind::CollectorFailed {
-                    side,
-                    error: format!(
-                        "{}: no answer within {} ms",
-                        conn.describe(),
-                        poll_deadline.as_millis()
-                    ),
-                }
+                session = None;
+                EventKind::CollectorFailed { side, error }
             }
         };
         if tx.send(event).await.is_err() {

@@ -9,7 +9,9 @@ use tokio::sync::{mpsc::Sender, watch};
 use crate::config::Config;
 use crate::session::sample::TableRef;
 use crate::session::EventKind;
-use crate::verify::{verify_continuous, verify_tables, ContinuousOptions, VerifyOptions};
+use crate::verify::{
+    verify_continuous, verify_tables, ContinuousOptions, ContinuousReport, VerifyOptions,
+};
 
 /// The engine's options as cutover.toml's [verify] section sets them.
 pub fn options(config: &Config) -> VerifyOptions {
@@ -105,7 +107,7 @@ pub async fn run_continuous(
         let _ = progress_tx.try_send(EventKind::VerifyLive { run, progress: p });
     };
     let (cancelled, error) = match verify_continuous(&config, &tables, &opts, progress).await {
-        Ok(report) => (report.cancelled, None),
+        Ok(report) => (report.cancelled, table_errors(&report)),
         Err(e) => (false, Some(format!("{e:#}"))),
     };
     let _ = tx
@@ -115,6 +117,25 @@ pub async fn run_continuous(
             error,
         })
         .await;
+}
+
+/// The tables a continuous run could not verify, and why: progress events
+/// carry no errors, so the run's end says it.
+fn table_errors(report: &ContinuousReport) -> Option<String> {
+    let errors: Vec<String> = report
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let e = t.error.as_ref()?;
+            let named = e.starts_with(&format!("{}: ", t.table));
+            Some(if named {
+                e.clone()
+            } else {
+                format!("{}: {e}", t.table)
+            })
+        })
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
 }
 
 /// Continuous verification as the console runs it (benches measure the same).

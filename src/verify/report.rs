@@ -103,6 +103,23 @@ impl TableVerify {
             notes: Vec::new(),
         }
     }
+
+    /// A table that could not be compared, and why.
+    pub fn failed(table: TableRef, error: String) -> Self {
+        TableVerify {
+            status: TableStatus::Error,
+            error: Some(error),
+            ..TableVerify::new(table)
+        }
+    }
+
+    /// A table a cancelled run did not finish (or start).
+    pub fn cancelled(table: TableRef) -> Self {
+        TableVerify {
+            status: TableStatus::Cancelled,
+            ..TableVerify::new(table)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -77,6 +77,16 @@ pub const SIZE_SQL: &str = "SELECT c.reltuples::float8, \
        (pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8)::int8 \
   FROM pg_catalog.pg_class c WHERE c.oid = $1::text::regclass";
 
+/// Whether the table exists (a name that does not resolve is NULL, not an error).
+pub const EXISTS_SQL: &str = "SELECT pg_catalog.to_regclass($1::text) IS NOT NULL";
+
+/// `max_connections`, the slots reserved for superusers (and, PG ≥ 16, for
+/// `pg_use_reserved_connections`), and the client connections in use.
+pub const HEADROOM_SQL: &str = "SELECT pg_catalog.current_setting('max_connections')::int8, \
+       pg_catalog.current_setting('superuser_reserved_connections')::int8 \
+       + COALESCE(NULLIF(pg_catalog.current_setting('reserved_connections', true), '')::int8, 0), \
+       (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend')";
+
 /// A key value: one text per key column.
 pub type Key = Vec<String>;
 
