@@ -480,3 +480,68 @@ fn a_full_disk_stops_the_console_with_a_whole_log() {
         other => eprintln!("note: the disk had no room even for session_ended (last: {other:?})"),
     }
 }
+
+/// A third cluster that answers read-only, like a standby; stopped on drop.
+struct Standby(cutover::lab::cluster::Cluster);
+
+impl Standby {
+    fn start() -> Standby {
+        let pair = common::pair();
+        let dir = pair.dir.join(format!("standby-{}", std::process::id()));
+        let mut c = cutover::lab::cluster::Cluster::init(&pair.bin, &dir, "standby", "")
+            .expect("initdb of the standby");
+        c.start().expect("starting the standby");
+        let conninfo = c.conninfo("postgres");
+        common::psql(&pair.bin, &conninfo, "CREATE DATABASE app");
+        common::psql(
+            &pair.bin,
+            &conninfo,
+            "ALTER SYSTEM SET default_transaction_read_only = on",
+        );
+        common::psql(&pair.bin, &conninfo, "SELECT pg_reload_conf()");
+        Standby(c)
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = self.0.stop();
+    }
+}
+
+/// An HA pair as libpq reaches it: two hosts and target_session_attrs. The
+/// first answers read-only (a standby), so `read-write` skips it; the
+/// header says which host is watched.
+#[test]
+fn a_two_host_source_is_watched_on_the_writable_host_and_the_header_says_which() {
+    let _x = faults::shared();
+    let pair = common::pair();
+    let standby = Standby::start();
+    let dsn = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} dbname=app user=postgres target_session_attrs=read-write",
+        standby.0.port, pair.source_port
+    );
+    let src = pair.source_conninfo.clone();
+    let cfg = config_variant("faults-ha", |t| t.replacen(&src, &dsn, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tmux::start(
+        "faults-ha",
+        200,
+        50,
+        &format!(
+            "{BIN} -c {} --session-dir {}",
+            cfg.display(),
+            dir.path().display()
+        ),
+    );
+    let want = format!("● up on 127.0.0.1:{} (2/2)", pair.source_port);
+    let screen = t.wait_for(
+        "the watched host in the header",
+        Duration::from_secs(30),
+        |s| s.contains(&want),
+    );
+    let source_line = screen.lines().find(|l| l.contains(&want)).unwrap();
+    assert!(source_line.contains("source"), "{screen}");
+    eprintln!("{source_line}");
+    t.keys("q");
+}

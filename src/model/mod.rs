@@ -36,6 +36,9 @@ pub struct SideState<S> {
     pub last_ok: Option<DateTime<Utc>>,
     /// Since when polls fail, and the latest failure.
     pub failing: Option<(DateTime<Utc>, String)>,
+    /// The host being watched, when the DSN names several: `host:port`,
+    /// its position (1-based) and how many there are.
+    pub via: Option<(String, usize, usize)>,
 }
 
 impl<S> Default for SideState<S> {
@@ -44,6 +47,7 @@ impl<S> Default for SideState<S> {
             last: None,
             last_ok: None,
             failing: None,
+            via: None,
         }
     }
 }

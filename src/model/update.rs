@@ -82,6 +82,19 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.target.failing = None;
             vec![]
         }
+        EventKind::CollectorConnected {
+            side,
+            endpoint,
+            host_index,
+            hosts,
+        } => {
+            let via = (*hosts > 1).then(|| (endpoint.clone(), host_index + 1, *hosts));
+            match side {
+                Side::Source => model.source.via = via,
+                Side::Target => model.target.via = via,
+            }
+            vec![]
+        }
         EventKind::CollectorFailed { side, error } => {
             let failing = match side {
                 Side::Source => &mut model.source.failing,

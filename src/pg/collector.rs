@@ -10,7 +10,7 @@ use tokio::sync::mpsc::Sender;
 use tokio::time::{sleep, Instant, MissedTickBehavior};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::conn::connect;
+use super::conn::{connect_reporting, Connected};
 use super::monitor::{poll_source, poll_target, session_setup_sql};
 use super::{deadline_for, within, Backend, Ended};
 use crate::config::{Config, ConnConfig};
@@ -39,6 +39,16 @@ pub async fn open_monitor_connection(
     )
 }
 
+/// What the model is told about a connection: which of the DSN's hosts it is.
+fn connected_event(side: Side, c: Connected) -> EventKind {
+    EventKind::CollectorConnected {
+        side,
+        endpoint: c.endpoint,
+        host_index: c.index,
+        hosts: c.of,
+    }
+}
+
 /// Connects, applies the monitoring session settings and reads the backend
 /// pid, in one bounded round trip after connecting.
 async fn open_session(
@@ -46,8 +56,8 @@ async fn open_session(
     conn: &ConnConfig,
     connect_timeout: Duration,
     statement_timeout_ms: u64,
-) -> anyhow::Result<(Client, i32)> {
-    let client = connect(conn, MONITOR_APP_NAME, connect_timeout).await?;
+) -> anyhow::Result<(Client, i32, Connected)> {
+    let (client, connected) = connect_reporting(conn, MONITOR_APP_NAME, connect_timeout).await?;
     let setup = format!(
         "{}; SELECT pg_catalog.pg_backend_pid()",
         session_setup_sql(statement_timeout_ms)
@@ -62,7 +72,7 @@ async fn open_session(
         _ => None,
     });
     match pid {
-        Some(pid) => Ok((client, pid)),
+        Some(pid) => Ok((client, pid, connected)),
         None => anyhow::bail!("{}: {what}: no backend pid", conn.describe()),
     }
 }
@@ -105,7 +115,12 @@ pub async fn run(side: Side, config: Arc<Config>, tx: Sender<EventKind>) {
         }
         if session.is_none() {
             match open_session(side.as_str(), &conn, connect_timeout, stmt_ms).await {
-                Ok((client, pid)) => {
+                Ok((client, pid, connected)) => {
+                    // Which host answered: with several (an HA pair), the
+                    // header says which one is being watched.
+                    if tx.send(connected_event(side, connected)).await.is_err() {
+                        return;
+                    }
                     let backend = Backend {
                         side,
                         conn: conn.clone(),

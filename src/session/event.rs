@@ -100,6 +100,15 @@ pub enum EventKind {
     SessionStarted(SessionInfo),
     SourceSampled(SourceSample),
     TargetSampled(TargetSample),
+    /// The collector (re)connected to this host of the side's DSN.
+    CollectorConnected {
+        side: Side,
+        /// `host:port`.
+        endpoint: String,
+        /// Its position in the DSN's host list (0-based), of `hosts`.
+        host_index: usize,
+        hosts: usize,
+    },
     /// A poll failed: the side turns stale from its last good sample.
     CollectorFailed {
         side: Side,

@@ -28,7 +28,11 @@ pub fn reach<S>(side: &SideState<S>, now: Option<DateTime<Utc>>, stale_after_s: 
     match stale_since(side, now, stale_after_s) {
         None if side.last_ok.is_some() => Reach {
             role: Role::Ok,
-            core: "● up".into(),
+            core: match &side.via {
+                // Several hosts (an HA pair): which one is watched.
+                Some((endpoint, i, n)) => format!("● up on {endpoint} ({i}/{n})"),
+                None => "● up".into(),
+            },
             detail: None,
         },
         None => Reach {
