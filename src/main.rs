@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -257,20 +258,16 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
         )
         .await?;
         let filter = |s: &str, t: &str| config.tables.matches(s, t);
-        let deadline = config.monitor.connect_timeout()
-            + std::time::Duration::from_millis(config.monitor.statement_timeout_ms);
-        let polled = tokio::time::timeout(
+        let deadline =
+            cutover::pg::deadline_for(Duration::from_millis(config.monitor.statement_timeout_ms));
+        let polled = cutover::pg::within(
+            "source",
+            &config.source,
             deadline,
+            "listing the tables to verify",
             cutover::pg::monitor::poll_source(&client, &filter),
         )
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "{}: no answer within {} s while listing the tables to verify",
-                config.source.describe(),
-                deadline.as_secs()
-            )
-        })?;
+        .await?;
         polled
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -315,7 +312,7 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     // A progress line only where someone watches it: not into pipes and CI logs.
     let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = cutover::verify::verify_tables(&config, &tables, &opts, |p| {
+    let result = cutover::verify::verify_tables(&config, &tables, &opts, |p| {
         if !quiet {
             use std::io::Write;
             let _ = write!(
@@ -329,10 +326,18 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
             );
         }
     })
-    .await?;
+    .await;
     if !quiet {
         let _ = exit_stderr_newline();
     }
+    // Interrupted: 130, whatever state the run was cut in.
+    let report = match result {
+        Err(e) if interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
+            exit::note(&format!("cutover: interrupted: {e:#}"));
+            return Ok(ExitCode::from(exit::INTERRUPTED));
+        }
+        r => r?,
+    };
     let errors = report
         .tables
         .iter()

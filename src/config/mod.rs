@@ -40,10 +40,13 @@ pub struct Config {
 }
 
 /// How checksum verification treats particular tables.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyCfg {
     /// Connections per side (None: the engine's default).
     pub parallelism: Option<usize>,
+    /// `statement_timeout` of every verification query; a server that does
+    /// not answer within it (plus a margin) fails the table as "could not run".
+    pub statement_timeout_ms: u64,
     /// Per table, a column holding each row's last modification time: live
     /// verification compares only rows older than the lag window.
     pub updated_at: std::collections::BTreeMap<crate::session::TableRef, String>,
@@ -54,6 +57,20 @@ pub struct VerifyCfg {
 impl VerifyCfg {
     /// Connections per side; each one is a backend on a production server.
     pub const PARALLELISM: std::ops::RangeInclusive<u64> = 1..=64;
+    /// One heap slice of a large table may take minutes; a day is absurd.
+    pub const STATEMENT_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=86_400_000;
+    pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 600_000;
+}
+
+impl Default for VerifyCfg {
+    fn default() -> Self {
+        VerifyCfg {
+            parallelism: None,
+            statement_timeout_ms: Self::DEFAULT_STATEMENT_TIMEOUT_MS,
+            updated_at: Default::default(),
+            keys: Default::default(),
+        }
+    }
 }
 
 /// One side of the migration.

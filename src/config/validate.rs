@@ -39,6 +39,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawVerify {
     parallelism: Option<Spanned<u64>>,
+    statement_timeout_ms: Option<Spanned<u64>>,
     updated_at: Option<std::collections::BTreeMap<Spanned<String>, Spanned<String>>>,
     keys: Option<RawKeys>,
 }
@@ -453,6 +454,12 @@ impl Validator<'_> {
                 )? as usize),
                 None => None,
             },
+            statement_timeout_ms: self.ranged(
+                &raw.statement_timeout_ms,
+                "verify.statement_timeout_ms",
+                VerifyCfg::STATEMENT_TIMEOUT_MS,
+                VerifyCfg::DEFAULT_STATEMENT_TIMEOUT_MS,
+            )?,
             ..VerifyCfg::default()
         };
         for (t, col) in raw.updated_at.iter().flatten() {

@@ -18,6 +18,7 @@ pub fn options(config: &Config) -> VerifyOptions {
     let defaults = VerifyOptions::default();
     VerifyOptions {
         parallelism: config.verify.parallelism.unwrap_or(defaults.parallelism),
+        statement_timeout: std::time::Duration::from_millis(config.verify.statement_timeout_ms),
         keys: config.verify.keys.clone(),
         ..defaults
     }
