@@ -123,13 +123,12 @@ fn sh_quote(s: &str) -> String {
     }
 }
 
-pub(super) fn replication_help(
-    dir: &Path,
-    config: &Path,
-    bin: &PgBin,
-    src: &str,
-    tgt: &str,
-) -> String {
+pub(super) fn replication_help(info: &LabInfo) -> String {
+    let (dir, config) = (&info.dir, &info.config_path);
+    let (src, tgt) = (&info.source_conninfo, &info.target_conninfo);
+    // pg_dump must be at least as new as the server it dumps: the newer one
+    // serves both steps (psql of any version talks to both servers).
+    let bin = info.client_bin();
     let psql = sh_quote(&bin.psql().to_string_lossy());
     let pg_dump = sh_quote(&bin.pg_dump().to_string_lossy());
     let dir_q = sh_quote(&dir.to_string_lossy());
@@ -139,12 +138,12 @@ pub(super) fn replication_help(
 
 Lab directory: {dir}
 
-Two throwaway PostgreSQL {version} clusters on 127.0.0.1 (trust auth, lab only):
+Two throwaway PostgreSQL clusters on 127.0.0.1 (trust auth, lab only):
 
   source  {src}
-          seeded database `app`; wal_level=logical
+          PostgreSQL {source_version}; seeded database `app`; wal_level=logical
   target  {tgt}
-          empty database `app` (no tables yet)
+          PostgreSQL {target_version}; empty database `app` (no tables yet)
 
 Config for cutover: {config}
 
@@ -192,7 +191,8 @@ Tear down
   cutover lab down --dir {dir_q}
 "#,
         dir = dir.display(),
-        version = bin.version,
+        source_version = info.bin.version,
+        target_version = info.target_bin.version,
         config = config.display(),
         publication = PUBLICATION,
         subscription = SUBSCRIPTION,
@@ -260,6 +260,11 @@ mod tests {
                 version: "15.18".into(),
                 major: 15,
             },
+            target_bin: PgBin {
+                dir: "/usr/lib/postgresql/15/bin".into(),
+                version: "15.18".into(),
+                major: 15,
+            },
             plan: SeedPlan::for_rows(1000),
             load_rate: 50,
             seed: None,
@@ -306,6 +311,34 @@ mod tests {
         assert!(h.contains("--schema-only"));
         assert!(h.contains("port=5002"));
         assert!(h.contains("cutover lab down --dir '/tmp/lab dir'"));
+    }
+
+    #[test]
+    fn help_uses_the_newer_client_tools_and_names_both_versions() {
+        use std::os::unix::fs::PermissionsExt;
+        let tools = tempfile::tempdir().unwrap();
+        for t in ["pg_dump", "psql"] {
+            let p = tools.path().join(t);
+            fs::write(&p, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut info = info();
+        info.target_bin = PgBin {
+            dir: tools.path().to_path_buf(),
+            version: "18.6".into(),
+            major: 18,
+        };
+        let h = info.replication_help();
+        assert!(h.contains("PostgreSQL 15.18; seeded database `app`"), "{h}");
+        assert!(h.contains("PostgreSQL 18.6; empty database `app`"), "{h}");
+        let dir = tools.path().display();
+        assert!(h.contains(&format!("  {dir}/pg_dump --schema-only")), "{h}");
+        assert!(h.contains(&format!("| {dir}/psql -X -q")), "{h}");
+        assert_eq!(info.client_bin().major, 18);
+        assert_eq!(
+            info.versions(),
+            "source PostgreSQL 15.18, target PostgreSQL 18.6"
+        );
     }
 
     #[test]

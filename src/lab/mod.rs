@@ -17,6 +17,7 @@ pub mod cluster;
 mod files;
 pub mod kube_sim;
 pub mod pgbin;
+pub mod pgwheel;
 pub mod seed;
 mod status;
 
@@ -85,6 +86,10 @@ pub struct LabOptions {
     pub rows: u64,
     /// Writes per second for the lab's app pods, recorded with the lab.
     pub load_rate: u32,
+    /// Directory with the target's server binaries (e.g. PostgreSQL 18 for
+    /// a major-version upgrade lab); `None`: the source's. Must not be an
+    /// older major than the source's. Only used when creating a lab.
+    pub target_bin: Option<PathBuf>,
 }
 
 impl LabOptions {
@@ -99,6 +104,7 @@ impl Default for LabOptions {
             dir: Self::default_dir(),
             rows: DEFAULT_ROWS,
             load_rate: DEFAULT_WRITES_PER_SEC,
+            target_bin: None,
         }
     }
 }
@@ -108,6 +114,8 @@ impl Default for LabOptions {
 pub struct LabState {
     pub format: u32,
     pub dir: PathBuf,
+    /// The source's binaries and version; also the target's in labs written
+    /// before each cluster recorded its own ([`ClusterState::bin`]).
     pub bin_dir: PathBuf,
     pub server_version: String,
     pub server_major: u32,
@@ -132,6 +140,10 @@ pub struct ClusterState {
     pub port: u16,
     /// Postmaster pid when last started by `up`.
     pub pid: Option<u32>,
+    /// This cluster's server binaries and version. Absent in labs made when
+    /// both clusters ran the same binaries: then [`LabState::bin_dir`] applies.
+    #[serde(default)]
+    pub bin: Option<PgBin>,
 }
 
 impl LabState {
@@ -142,6 +154,27 @@ impl LabState {
             self.source.port
         )
     }
+
+    /// The binaries and version recorded for `cluster` (one of this state's),
+    /// without checking that they still exist.
+    pub fn recorded_bin(&self, cluster: &ClusterState) -> PgBin {
+        cluster.bin.clone().unwrap_or_else(|| PgBin {
+            dir: self.bin_dir.clone(),
+            version: self.server_version.clone(),
+            major: self.server_major,
+        })
+    }
+
+    /// The source's recorded binaries (PostgreSQL 15 in the usual lab).
+    pub fn source_bin(&self) -> PgBin {
+        self.recorded_bin(&self.source)
+    }
+
+    /// The target's recorded binaries (e.g. PostgreSQL 18): use these, not
+    /// `PgBin::find()`, for pg_ctl on the target's data directory.
+    pub fn target_bin(&self) -> PgBin {
+        self.recorded_bin(&self.target)
+    }
 }
 
 impl ClusterState {
@@ -151,8 +184,44 @@ impl ClusterState {
             data_dir: c.data_dir.clone(),
             port: c.port,
             pid: c.pid(),
+            bin: Some(c.bin.clone()),
         }
     }
+}
+
+/// The binaries to run for a cluster recorded with `recorded`: those same ones
+/// if they still work, else whatever the search finds if it is the same major
+/// (a minor update moved them). Another major would not open the data dir.
+fn live_bin(name: &str, recorded: &PgBin) -> Result<PgBin> {
+    let found = PgBin::from_dir(&recorded.dir).or_else(|_| PgBin::find());
+    match found {
+        Ok(bin) if bin.major == recorded.major => Ok(bin),
+        Ok(bin) => bail!(
+            "the {name} cluster was made with PostgreSQL {} ({}), but only {bin} is \
+             available now",
+            recorded.version,
+            recorded.dir.display()
+        ),
+        Err(e) => Err(anyhow!(
+            "the {name} cluster was made with PostgreSQL {} ({}), which is gone: {e}",
+            recorded.version,
+            recorded.dir.display()
+        )),
+    }
+}
+
+/// A cutover moves to the same or a newer major version, never back.
+fn check_versions(source: &PgBin, target: &PgBin) -> Result<()> {
+    if target.major < source.major {
+        bail!(
+            "the target's {target} is older than the source's PostgreSQL {}: a cutover moves to \
+             the same or a newer major version; give the target PostgreSQL {} or newer \
+             (--target-pg-bin DIR)",
+            source.version,
+            source.major
+        );
+    }
+    Ok(())
 }
 
 /// What `up` produced.
@@ -167,7 +236,10 @@ pub struct LabInfo {
     pub target_conninfo: String,
     pub source_port: u16,
     pub target_port: u16,
+    /// The source's binaries (see [`LabInfo::source_bin`]).
     pub bin: PgBin,
+    /// The target's binaries: the source's, or a newer major.
+    pub target_bin: PgBin,
     pub plan: SeedPlan,
     pub load_rate: u32,
     /// Set when this call seeded (None when an existing lab was reused).
@@ -181,10 +253,36 @@ pub struct LabInfo {
 impl LabInfo {
     /// The hand-driven replication walkthrough, also written to README.txt.
     pub fn replication_help(&self) -> String {
-        replication_help(
-            &self.dir,
-            &self.config_path,
-            &self.bin,
+        replication_help(self)
+    }
+
+    /// The source's binaries (the same as `bin`).
+    pub fn source_bin(&self) -> &PgBin {
+        &self.bin
+    }
+
+    /// The newer of the two toolchains, for pg_dump (which must be at least
+    /// as new as the server it dumps) and psql.
+    pub fn client_bin(&self) -> &PgBin {
+        if self.target_bin.major > self.bin.major {
+            &self.target_bin
+        } else {
+            &self.bin
+        }
+    }
+
+    /// "source PostgreSQL 15.18, target PostgreSQL 18.6"
+    pub fn versions(&self) -> String {
+        format!(
+            "source PostgreSQL {}, target PostgreSQL {}",
+            self.bin.version, self.target_bin.version
+        )
+    }
+
+    /// The README's step 1 ([`copy_schema`]) with the right client tools.
+    pub fn copy_schema(&self) -> Result<()> {
+        copy_schema(
+            self.client_bin(),
             &self.source_conninfo,
             &self.target_conninfo,
         )
@@ -205,7 +303,7 @@ impl fmt::Display for LabInfo {
         writeln!(
             f,
             "target: {}  (PostgreSQL {})",
-            self.target_conninfo, self.bin.version
+            self.target_conninfo, self.target_bin.version
         )?;
         if let Some(s) = &self.seed {
             writeln!(
@@ -249,8 +347,8 @@ pub async fn up(opts: &LabOptions) -> Result<LabInfo> {
     if dir.join(STATE_FILE).exists() {
         undo.armed = false;
         let d = dir.clone();
-        let rows = opts.rows;
-        return tokio::task::spawn_blocking(move || reuse(&d, rows)).await?;
+        let (rows, target_bin) = (opts.rows, opts.target_bin.clone());
+        return tokio::task::spawn_blocking(move || reuse(&d, rows, target_bin.as_deref())).await?;
     }
     for name in [SOURCE_NAME, TARGET_NAME] {
         let p = dir.join(name);
@@ -274,14 +372,28 @@ pub async fn up(opts: &LabOptions) -> Result<LabInfo> {
 }
 
 async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabInfo> {
-    let bin = tokio::task::spawn_blocking(PgBin::find).await??;
+    let target_choice = opts.target_bin.clone();
+    let (bin, target_bin) = tokio::task::spawn_blocking(move || -> Result<(PgBin, PgBin)> {
+        let source = PgBin::find()?;
+        let target = match target_choice {
+            Some(dir) => PgBin::at(&dir, "--target-pg-bin")?,
+            None => source.clone(),
+        };
+        Ok((source, target))
+    })
+    .await??;
+    check_versions(&bin, &target_bin)?;
+    if let Some(r) = RunAs::detect()? {
+        r.check_traversable(&target_bin.dir)
+            .with_context(|| format!("the target's binaries in {}", target_bin.dir.display()))?;
+    }
     let src_dir = dir.join(SOURCE_NAME);
     let tgt_dir = dir.join(TARGET_NAME);
     undo.data_dirs = vec![src_dir.clone(), tgt_dir.clone()];
 
     // initdb is the slowest step of `up` for small labs; the two are independent.
     let (mut source, mut target) = {
-        let (b1, b2) = (bin.clone(), bin.clone());
+        let (b1, b2) = (bin.clone(), target_bin.clone());
         let (s, t) = (src_dir.clone(), tgt_dir.clone());
         let src =
             tokio::task::spawn_blocking(move || Cluster::init(&b1, &s, SOURCE_NAME, SOURCE_CONF));
@@ -337,7 +449,7 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
     undo.files.push(sessions);
     undo.files.push(dir.join(CONFIG_FILE));
     undo.files.push(dir.join(README_FILE));
-    let mut info = info_from_state(&state, bin)?;
+    let mut info = info_from_state(&state)?;
     write_config_and_readme(&info)?;
     info.seed = Some(report);
     Ok(info)
@@ -345,7 +457,7 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
 
 /// Brings an existing lab back: starts stopped clusters, rewrites config and
 /// README only if they are missing or a port changed.
-fn reuse(dir: &Path, rows: u64) -> Result<LabInfo> {
+fn reuse(dir: &Path, rows: u64, target_choice: Option<&Path>) -> Result<LabInfo> {
     let mut state =
         read_state(dir)?.ok_or_else(|| anyhow!("{} vanished", dir.join(STATE_FILE).display()))?;
     if !state.seeded {
@@ -355,20 +467,28 @@ fn reuse(dir: &Path, rows: u64) -> Result<LabInfo> {
             dir.display()
         );
     }
-    let bin = PgBin::from_dir(&state.bin_dir).or_else(|_| PgBin::find())?;
-    if bin.major != state.server_major {
-        bail!(
-            "the lab in {} was made with PostgreSQL {} but only {} is available now; remove it \
-             with `cutover lab down` and run `up` again",
-            dir.display(),
-            state.server_version,
-            bin
-        );
-    }
+    let bins = [state.source_bin(), state.target_bin()];
     let mut notes = Vec::new();
+    if let Some(wanted) = target_choice {
+        let recorded = &bins[1];
+        if PgBin::from_dir(wanted).map_or(true, |w| w.major != recorded.major) {
+            notes.push(format!(
+                "reusing the lab whose target runs PostgreSQL {}; another target version ({}) \
+                 applies only to a new lab (run `cutover lab down` first)",
+                recorded.version,
+                wanted.display()
+            ));
+        }
+    }
     let mut started = Vec::new();
     let mut ports_changed = false;
-    for cs in [&mut state.source, &mut state.target] {
+    for (cs, recorded) in [&mut state.source, &mut state.target].into_iter().zip(bins) {
+        let bin = live_bin(&cs.name, &recorded).with_context(|| {
+            format!(
+                "the lab in {}: remove it with `cutover lab down` and run `up` again",
+                dir.display()
+            )
+        })?;
         let mut c = Cluster::open(&bin, &cs.data_dir, &cs.name)?;
         if c.is_running() {
             notes.push(format!(
@@ -394,7 +514,7 @@ fn reuse(dir: &Path, rows: u64) -> Result<LabInfo> {
         ));
     }
     write_state(dir, &state)?;
-    let mut info = info_from_state(&state, bin)?;
+    let mut info = info_from_state(&state)?;
     info.reused = true;
     info.notes = notes;
     let missing = !info.config_path.exists() || !info.readme_path.exists();
@@ -470,23 +590,26 @@ pub fn down(dir: &Path) -> Result<()> {
         kill_app(pid);
     }
 
-    let bin = state
-        .as_ref()
-        .and_then(|s| PgBin::from_dir(&s.bin_dir).ok())
-        .or_else(|| PgBin::find().ok());
     let run_as = RunAs::detect()?;
-    let data_dirs: Vec<(String, PathBuf)> = match &state {
-        Some(s) => vec![
-            (s.source.name.clone(), s.source.data_dir.clone()),
-            (s.target.name.clone(), s.target.data_dir.clone()),
-        ],
-        None => vec![
-            (SOURCE_NAME.into(), dir.join(SOURCE_NAME)),
-            (TARGET_NAME.into(), dir.join(TARGET_NAME)),
-        ],
+    // Each cluster stops with its own pg_ctl; without one, by signal.
+    let data_dirs: Vec<(String, PathBuf, Option<PgBin>)> = match &state {
+        Some(s) => [&s.source, &s.target]
+            .into_iter()
+            .map(|cs| {
+                let bin = live_bin(&cs.name, &s.recorded_bin(cs)).ok();
+                (cs.name.clone(), cs.data_dir.clone(), bin)
+            })
+            .collect(),
+        None => {
+            let bin = PgBin::find().ok();
+            vec![
+                (SOURCE_NAME.into(), dir.join(SOURCE_NAME), bin.clone()),
+                (TARGET_NAME.into(), dir.join(TARGET_NAME), bin),
+            ]
+        }
     };
     let mut errors = Vec::new();
-    for (name, data_dir) in &data_dirs {
+    for (name, data_dir, bin) in &data_dirs {
         if !data_dir.join("postmaster.pid").exists() {
             continue;
         }
@@ -520,7 +643,7 @@ pub fn down(dir: &Path) -> Result<()> {
         remove_path(&dir.join(e)).with_context(|| format!("removing {}", dir.join(e).display()))?;
     }
     // Data dirs recorded elsewhere (lab.json from an older layout) go too.
-    for (_, d) in &data_dirs {
+    for (_, d, _) in &data_dirs {
         if d.exists() {
             remove_path(d)?;
         }
@@ -588,7 +711,7 @@ fn write_state(dir: &Path, state: &LabState) -> Result<()> {
     fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
 }
 
-fn info_from_state(state: &LabState, bin: PgBin) -> Result<LabInfo> {
+fn info_from_state(state: &LabState) -> Result<LabInfo> {
     let dir = &state.dir;
     let conninfo = |port: u16| format!("host=127.0.0.1 port={port} dbname={SEED_DB} user=postgres");
     Ok(LabInfo {
@@ -601,7 +724,8 @@ fn info_from_state(state: &LabState, bin: PgBin) -> Result<LabInfo> {
         target_conninfo: conninfo(state.target.port),
         source_port: state.source.port,
         target_port: state.target.port,
-        bin,
+        bin: state.source_bin(),
+        target_bin: state.target_bin(),
         plan: state.plan,
         load_rate: state.load_rate,
         seed: None,
@@ -653,4 +777,81 @@ pub async fn start_kube(
     sim.write_kubeconfig(&tmp, kube_sim::LAB_NAMESPACE)?;
     fs::rename(&tmp, dir.join(KUBECONFIG_FILE)).context("writing the lab kubeconfig")?;
     Ok(sim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg(dir: &str, version: &str, major: u32) -> PgBin {
+        PgBin {
+            dir: dir.into(),
+            version: version.into(),
+            major,
+        }
+    }
+
+    fn cluster(name: &str, bin: Option<PgBin>) -> ClusterState {
+        ClusterState {
+            name: name.into(),
+            data_dir: PathBuf::from("/lab").join(name),
+            port: 5000,
+            pid: None,
+            bin,
+        }
+    }
+
+    fn state(target_bin: Option<PgBin>) -> LabState {
+        let source = pg("/usr/lib/postgresql/15/bin", "15.18", 15);
+        LabState {
+            format: STATE_FORMAT,
+            dir: "/lab".into(),
+            bin_dir: source.dir.clone(),
+            server_version: source.version.clone(),
+            server_major: source.major,
+            created_at: Utc::now(),
+            rows: 10,
+            plan: SeedPlan::for_rows(10),
+            seeded: true,
+            seed_ms: None,
+            load_rate: 1,
+            source: cluster(SOURCE_NAME, Some(source)),
+            target: cluster(TARGET_NAME, target_bin),
+            app_pid: None,
+        }
+    }
+
+    #[test]
+    fn each_cluster_keeps_its_own_binaries() {
+        let pg18 = pg("/c/pg18/bin", "18.6", 18);
+        let s = state(Some(pg18.clone()));
+        let back: LabState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.target_bin(), pg18);
+        assert_eq!(back.source_bin().major, 15);
+    }
+
+    #[test]
+    fn state_written_before_per_cluster_binaries_still_loads() {
+        let mut json = serde_json::to_value(state(None)).unwrap();
+        for side in ["source", "target"] {
+            json[side].as_object_mut().unwrap().remove("bin");
+        }
+        let old: LabState = serde_json::from_value(json).unwrap();
+        let both = pg("/usr/lib/postgresql/15/bin", "15.18", 15);
+        assert_eq!(old.source_bin(), both);
+        assert_eq!(old.target_bin(), both);
+    }
+
+    #[test]
+    fn target_may_be_newer_never_older() {
+        let (pg15, pg18) = (pg("/a", "15.18", 15), pg("/b", "18.6", 18));
+        assert!(check_versions(&pg15, &pg18).is_ok());
+        assert!(check_versions(&pg15, &pg15).is_ok());
+        assert_eq!(
+            check_versions(&pg18, &pg15).unwrap_err().to_string(),
+            "the target's PostgreSQL 15.18 (/a) is older than the source's PostgreSQL 18.6: a \
+             cutover moves to the same or a newer major version; give the target PostgreSQL 18 \
+             or newer (--target-pg-bin DIR)"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::cluster::{self, Cluster, RunAs};
 use super::pgbin::PgBin;
-use super::{absolute, read_state, LabState, CONFIG_FILE};
+use super::{absolute, read_state, CONFIG_FILE};
 
 /// Per-cluster status line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,31 +92,31 @@ pub fn status(dir: &Path) -> Result<LabStatus> {
             app_pid: None,
         });
     };
-    let bin = PgBin::from_dir(&state.bin_dir).ok();
     let run_as = RunAs::detect()?;
     let clusters = [&state.source, &state.target]
         .into_iter()
         .map(|cs| {
-            let port = Cluster::open(&fallback_bin(&state), &cs.data_dir, &cs.name)
+            let recorded = state.recorded_bin(cs);
+            let port = Cluster::open(&recorded, &cs.data_dir, &cs.name)
                 .map(|c| c.port)
                 .unwrap_or(cs.port);
-            let running = match &bin {
-                Some(bin) => Cluster {
+            let running = match PgBin::from_dir(&recorded.dir) {
+                Ok(bin) => Cluster {
                     name: cs.name.clone(),
                     data_dir: cs.data_dir.clone(),
                     port,
-                    bin: bin.clone(),
+                    bin,
                     run_as,
                 }
                 .is_running(),
-                None => pid_alive(cluster::postmaster_pid(&cs.data_dir)),
+                Err(_) => pid_alive(cluster::postmaster_pid(&cs.data_dir)),
             };
             ClusterStatus {
                 name: cs.name.clone(),
                 port,
                 running,
                 pid: cluster::postmaster_pid(&cs.data_dir),
-                version: state.server_version.clone(),
+                version: recorded.version,
                 data_dir: cs.data_dir.clone(),
             }
         })
@@ -130,16 +130,6 @@ pub fn status(dir: &Path) -> Result<LabStatus> {
         app_pid: state.app_pid.filter(|p| pid_alive(Some(*p))),
         dir,
     })
-}
-
-/// A PgBin from the recorded state without probing `postgres`, enough for
-/// reading a cluster's port even when the binaries are gone.
-fn fallback_bin(state: &LabState) -> PgBin {
-    PgBin {
-        dir: state.bin_dir.clone(),
-        version: state.server_version.clone(),
-        major: state.server_major,
-    }
 }
 
 fn pid_alive(pid: Option<u32>) -> bool {
