@@ -76,6 +76,7 @@ fn main() {
             dir: dir.clone(),
             rows,
             load_rate: 0,
+            ..LabOptions::default()
         })
         .await
         .unwrap();

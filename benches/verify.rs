@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         dir: dir.clone(),
         rows: 1000,
         load_rate: 0,
+        ..LabOptions::default()
     })
     .await?;
     let result = run(&info, n).await;

@@ -85,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             dir: dir.clone(),
             rows,
             load_rate: 0,
+            ..LabOptions::default()
         })
         .await?;
         let result = std::panic::AssertUnwindSafe(run(&info, rows));

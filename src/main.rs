@@ -82,6 +82,10 @@ struct DemoArgs {
     /// Where the session log goes.
     #[arg(long, value_name = "DIR", default_value = "sessions")]
     session_dir: PathBuf,
+    /// The target's PostgreSQL server binaries (default: an unpacked
+    /// PostgreSQL 18 in target/pg18 or $CUTOVER_PG18_DIR, else the source's).
+    #[arg(long, value_name = "DIR")]
+    target_pg_bin: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +99,10 @@ enum LabCommand {
         /// Writes per second the lab's app pods send to the database their config names.
         #[arg(long, default_value_t = 500)]
         writes: u32,
+        /// The target's PostgreSQL server binaries (default: an unpacked
+        /// PostgreSQL 18 in target/pg18 or $CUTOVER_PG18_DIR, else the source's).
+        #[arg(long, value_name = "DIR")]
+        target_pg_bin: Option<PathBuf>,
     },
     /// Stop the clusters and remove the lab directory.
     Down {
@@ -170,13 +178,20 @@ fn default_lab_dir(dir: Option<PathBuf>) -> PathBuf {
 
 async fn lab_command(command: LabCommand) -> Result<ExitCode> {
     match command {
-        LabCommand::Up { dir, rows, writes } => {
+        LabCommand::Up {
+            dir,
+            rows,
+            writes,
+            target_pg_bin,
+        } => {
             let opts = lab::LabOptions {
                 dir: default_lab_dir(dir),
                 rows,
+                target_bin: lab::pgwheel::target_bin_or_cached(target_pg_bin),
                 ..lab::LabOptions::default()
             };
             let info = lab::up(&opts).await?;
+            exit::note(&lab::pgwheel::versions_note(&info));
             start_lab_app(&info.dir, writes).await?;
             exit::note(&info.replication_help());
             exit::print_stdout(&info.config_path.display().to_string())?;
@@ -431,6 +446,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         dir: dir.clone(),
         rows: args.rows,
         load_rate: args.load_rate,
+        target_bin: lab::pgwheel::target_bin_or_cached(args.target_pg_bin),
     };
     exit::note(&format!(
         "cutover demo: starting the lab in {} ({} rows)…",
@@ -439,6 +455,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     ));
     let teardown = LabTeardown(dir.clone());
     let info = lab::up(&opts).await?;
+    exit::note(&lab::pgwheel::versions_note(&info));
     let config = config::load(&info.config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let _trace = init_tracing(&args.session_dir, "--session-dir")?;
     let sim = lab::start_kube(&dir, &info.source_conninfo, args.load_rate).await?;

@@ -1,4 +1,5 @@
-//! The lab against real PostgreSQL clusters: lifecycle and seeding.
+//! The lab against real PostgreSQL clusters: lifecycle and seeding, with
+//! the target on PostgreSQL 18 when the test support could get it.
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cutover::lab::{self, LabOptions, SeedPlan};
+use cutover::lab::{self, LabOptions, PgBin, SeedPlan};
 use tokio_postgres::{Client, NoTls};
 
 async fn connect(conninfo: &str) -> Client {
@@ -49,6 +50,36 @@ async fn refuses_connections(conninfo: &str) -> bool {
     tokio_postgres::connect(conninfo, NoTls).await.is_err()
 }
 
+async fn version_num(c: &Client) -> u32 {
+    let v: String = c
+        .query_one("SHOW server_version_num", &[])
+        .await
+        .unwrap()
+        .get(0);
+    v.parse().unwrap()
+}
+
+/// A directory that passes for a PostgreSQL `version` toolchain: enough for
+/// the checks that run before any cluster is made.
+fn fake_bin(dir: &Path, version: &str) {
+    fs::create_dir_all(dir).unwrap();
+    for tool in ["initdb", "pg_ctl", "postgres"] {
+        let p = dir.join(tool);
+        fs::write(
+            &p,
+            format!("#!/bin/sh\necho 'postgres (PostgreSQL) {version}'\n"),
+        )
+        .unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A version one major older than the source's (the system's).
+fn older_than_source() -> String {
+    let source = PgBin::find().expect("the source's PostgreSQL");
+    format!("{}.3", source.major - 1)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_up_status_down() {
     let tmp = open_tempdir();
@@ -58,13 +89,14 @@ async fn lab_up_status_down() {
         dir: dir.clone(),
         rows,
         load_rate: 50,
+        target_bin: common::target_pg_bin(),
     };
     let _cleanup = DownOnDrop(&dir);
     let started = Instant::now();
     let info = lab::up(&opts)
         .await
         .unwrap_or_else(|e| panic!("lab up: {e:#}"));
-    eprintln!("lab up took {:?}", started.elapsed());
+    eprintln!("lab up ({}) took {:?}", info.versions(), started.elapsed());
     assert!(!info.reused);
     assert_ne!(info.source_port, info.target_port);
     let plan = SeedPlan::for_rows(rows);
@@ -73,6 +105,23 @@ async fn lab_up_status_down() {
     // Both reachable; the source is ready for logical decoding.
     let src = connect(&info.source_conninfo).await;
     let tgt = connect(&info.target_conninfo).await;
+
+    // Each side runs the binaries it was given.
+    assert_eq!(version_num(&src).await / 10_000, info.bin.major);
+    assert_eq!(version_num(&tgt).await / 10_000, info.target_bin.major);
+    match common::target_pg_bin() {
+        Some(dir) => {
+            assert_eq!(info.target_bin.dir, dir);
+            assert!(version_num(&tgt).await >= 180_000, "{}", info.versions());
+        }
+        None => eprintln!(
+            "no PostgreSQL 18 here: this run checked {}",
+            info.versions()
+        ),
+    }
+    let state = lab::read_state(&dir).unwrap().unwrap();
+    assert_eq!(state.source_bin(), info.bin);
+    assert_eq!(state.target_bin(), info.target_bin);
     let wal_level: String = src.query_one("SHOW wal_level", &[]).await.unwrap().get(0);
     assert_eq!(wal_level, "logical");
     let workers: String = tgt
@@ -210,7 +259,7 @@ async fn lab_up_status_down() {
 
     // The README's recipe actually works: schema copy, publication,
     // subscription, initial sync.
-    lab::copy_schema(&info.bin, &info.source_conninfo, &info.target_conninfo).expect("schema copy");
+    info.copy_schema().expect("schema copy");
     src.batch_execute("CREATE PUBLICATION cutover_pub FOR ALL TABLES")
         .await
         .unwrap();
@@ -253,7 +302,21 @@ async fn lab_up_status_down() {
     assert!(shown.contains(&info.source_port.to_string()), "{shown}");
     assert!(shown.contains(&info.target_port.to_string()), "{shown}");
     assert!(shown.contains("running"), "{shown}");
-    assert!(shown.contains(&info.bin.version), "{shown}");
+    let line = |name: &str| {
+        shown
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in {shown}"))
+            .to_string()
+    };
+    assert!(
+        line("source").contains(&format!("PostgreSQL {}", info.bin.version)),
+        "{shown}"
+    );
+    assert!(
+        line("target").contains(&format!("PostgreSQL {}", info.target_bin.version)),
+        "{shown}"
+    );
     assert!(shown.contains("cutover.toml"), "{shown}");
 
     // A second up reuses the running lab instead of clobbering it.
@@ -262,6 +325,7 @@ async fn lab_up_status_down() {
     assert_eq!(again.source_port, info.source_port);
     assert_eq!(again.target_port, info.target_port);
     assert!(!again.notes.is_empty());
+    assert_eq!(again.target_bin, info.target_bin);
 
     // down stops and removes; a second down is a no-op.
     lab::down(&dir).unwrap();
@@ -295,6 +359,7 @@ async fn up_refuses_leftover_clusters_without_state() {
         dir: dir.clone(),
         rows: 100,
         load_rate: 1,
+        target_bin: None,
     })
     .await
     .unwrap_err()
@@ -315,4 +380,85 @@ fn harness_pair_is_seeded_and_target_empty() {
     assert_eq!(tables.trim(), "0");
     assert!(Path::new(&pair.bin_dir).join("pg_ctl").exists());
     assert!(pair.config_path.exists());
+    let target_version = pair.psql(&pair.target_conninfo, "SHOW server_version_num");
+    assert_eq!(
+        target_version.trim().parse::<u32>().unwrap() / 10_000,
+        pair.target_bin.major
+    );
+}
+
+#[tokio::test]
+async fn up_refuses_a_target_older_than_the_source() {
+    let tmp = open_tempdir();
+    let dir = tmp.path().join("lab");
+    let old = tmp.path().join("old-bin");
+    let version = older_than_source();
+    fake_bin(&old, &version);
+    let source = PgBin::find().unwrap();
+    let err = lab::up(&LabOptions {
+        dir: dir.clone(),
+        rows: 100,
+        load_rate: 1,
+        target_bin: Some(old.clone()),
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the target's PostgreSQL {version} ({}) is older than the source's PostgreSQL {}: \
+             a cutover moves to the same or a newer major version; give the target PostgreSQL \
+             {} or newer (--target-pg-bin DIR)",
+            old.display(),
+            source.version,
+            source.major
+        )
+    );
+    assert!(!dir.exists(), "nothing is left of the refused lab");
+}
+
+#[tokio::test]
+async fn up_names_what_a_target_bin_dir_lacks() {
+    let tmp = open_tempdir();
+    let err = lab::up(&LabOptions {
+        dir: tmp.path().join("lab"),
+        rows: 100,
+        load_rate: 1,
+        target_bin: Some(tmp.path().to_path_buf()),
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "--target-pg-bin {} does not contain initdb, pg_ctl, postgres; point it at the \
+             directory holding initdb, pg_ctl and postgres",
+            tmp.path().display()
+        )
+    );
+}
+
+#[test]
+fn cli_lab_up_refuses_an_older_target_with_exit_2() {
+    let tmp = open_tempdir();
+    let old = tmp.path().join("old-bin");
+    let version = older_than_source();
+    fake_bin(&old, &version);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["lab", "up", "--rows", "100", "--dir"])
+        .arg(tmp.path().join("lab"))
+        .arg("--target-pg-bin")
+        .arg(&old)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the target's PostgreSQL {version} ({}) is older than the source's",
+            old.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("lab").exists());
 }

@@ -38,6 +38,16 @@ pub enum PgBinError {
         .dir.display(), .missing.join(", ")
     )]
     EnvIncomplete { dir: PathBuf, missing: Vec<String> },
+    #[error(
+        "{named_by} {} does not contain {}; point it at the directory holding \
+         initdb, pg_ctl and postgres",
+        .dir.display(), .missing.join(", ")
+    )]
+    DirIncomplete {
+        named_by: String,
+        dir: PathBuf,
+        missing: Vec<String>,
+    },
     #[error("`{} --version` failed: {reason}", .postgres.display())]
     Version { postgres: PathBuf, reason: String },
 }
@@ -84,6 +94,20 @@ impl PgBin {
                 searched: candidates,
             }),
         }
+    }
+
+    /// The toolchain the user named (`named_by`, e.g. "--target-pg-bin"):
+    /// like [`PgBin::from_dir`], but first says which tools are missing.
+    pub fn at(dir: &Path, named_by: &str) -> Result<PgBin, PgBinError> {
+        let missing = missing_tools(dir);
+        if !missing.is_empty() {
+            return Err(PgBinError::DirIncomplete {
+                named_by: named_by.to_string(),
+                dir: dir.to_path_buf(),
+                missing,
+            });
+        }
+        PgBin::from_dir(dir)
     }
 
     /// Uses `dir` as is (no search) and asks its `postgres` for the version.

