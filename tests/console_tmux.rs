@@ -116,7 +116,12 @@ fn console_counts_goes_stale_recovers_and_restores_terminal() {
 
     // The target dies: the console says so, and comes back by itself.
     let target_data = labdir.join("target");
-    let pg_ctl = cutover::lab::PgBin::find().unwrap().pg_ctl();
+    // The target's own server binaries: it may run a newer major than the source.
+    let pg_ctl = cutover::lab::read_state(&labdir)
+        .unwrap()
+        .expect("the lab's state")
+        .target_bin()
+        .pg_ctl();
     let stop = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(&pg_ctl)

@@ -142,7 +142,9 @@ pub async fn connect_reporting(
     let mut fallback: Option<(Client, Connected)> = None;
     for (index, endpoint) in params.hosts.iter().enumerate() {
         let timeout = effective_timeout(params, connect_timeout);
-        let client = match connect_host(cfg, index, application_name, timeout).await {
+        // Boxed: the TLS handshake's futures are large, and a caller several
+        // awaits deep must not carry them on its stack.
+        let client = match Box::pin(connect_host(cfg, index, application_name, timeout)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!("{}: {e}", cfg.label);
@@ -273,7 +275,7 @@ async fn connect_host(
 ) -> Result<Client, ConnectError> {
     let endpoint = &cfg.params.hosts[index];
     let plan = tls_plan(&cfg.params, endpoint);
-    let result = attempt(cfg, index, application_name, timeout, &plan).await;
+    let result = Box::pin(attempt(cfg, index, application_name, timeout, &plan)).await;
     match result {
         Err(e) if e.kind == ConnectErrorKind::Tls && plan.mode == PgSslMode::Prefer => {
             tracing::info!(
@@ -285,7 +287,7 @@ async fn connect_host(
                 mode: PgSslMode::Disable,
                 verify: Verify::None,
             };
-            attempt(cfg, index, application_name, timeout, &plain).await
+            Box::pin(attempt(cfg, index, application_name, timeout, &plain)).await
         }
         r => r,
     }
