@@ -155,7 +155,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["x"], C::Cancel, Some("cancel"), "cancel count/verify/action", false),
     bind(L::Main, &["S"], C::Open(CheckpointId::SwitchConfig), Some("k8s"), "switch the app's DB config", true),
     bind(L::Main, &["R"], C::Open(CheckpointId::RolloutRestart), Some("k8s"), "rollout-restart workloads", true),
-    bind(L::Main, &["B"], C::Open(CheckpointId::Rollback), Some("k8s"), "roll back: restore config, restart", true),
+    bind(L::Main, &["B"], C::Open(CheckpointId::Rollback), Some("k8s"), "roll back config, restart", true),
     bind(L::Main, &["Up", "k"], C::ScrollUp, Some("scroll"), "scroll row counts up", false),
     bind(L::Main, &["Down", "j"], C::ScrollDown, Some("scroll"), "scroll row counts down", false),
     bind(L::Main, &["Home", "g"], C::ScrollTop, None, "first table", false),
