@@ -90,9 +90,17 @@ pub fn cached() -> Option<PgBin> {
 }
 
 /// What `lab up` and `demo` give the target: the user's `--target-pg-bin`,
-/// else a cached wheel install, else nothing (the source's binaries).
+/// else a cached wheel install newer than the source's PostgreSQL, else
+/// nothing (the source's binaries).
 pub fn target_bin_or_cached(flag: Option<PathBuf>) -> Option<PathBuf> {
-    flag.or_else(|| cached().map(|b| b.dir))
+    flag.or_else(|| newer_than_source(cached(), PgBin::find().ok().as_ref()))
+}
+
+/// The cached install's dir when it is a newer major than the source's: an
+/// older one would be refused, and the same one adds nothing.
+fn newer_than_source(cached: Option<PgBin>, source: Option<&PgBin>) -> Option<PathBuf> {
+    let cached = cached?;
+    (cached.major > source?.major).then_some(cached.dir)
 }
 
 /// The line `lab up` and `demo` print: which versions run, and how to get a
@@ -321,6 +329,24 @@ mod tests {
         fs::create_dir_all(bin.join("../share")).unwrap();
         fs::write(bin.join(SHARE_PROBE), "").unwrap();
         assert_eq!(check(&bin).unwrap().major, 18);
+    }
+
+    #[test]
+    fn the_cache_is_used_only_when_newer_than_the_source() {
+        let pg = |major: u32| PgBin {
+            dir: PathBuf::from(format!("/pg{major}")),
+            version: format!("{major}.1"),
+            major,
+        };
+        assert_eq!(
+            newer_than_source(Some(pg(18)), Some(&pg(15))),
+            Some(PathBuf::from("/pg18"))
+        );
+        assert_eq!(newer_than_source(Some(pg(18)), Some(&pg(18))), None);
+        assert_eq!(newer_than_source(Some(pg(18)), Some(&pg(19))), None);
+        assert_eq!(newer_than_source(None, Some(&pg(15))), None);
+        // No source found: `up` will say so; the target choice does not matter.
+        assert_eq!(newer_than_source(Some(pg(18)), None), None);
     }
 
     #[test]
