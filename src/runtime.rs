@@ -5,6 +5,7 @@
 pub mod keys;
 pub mod kube_actions;
 pub mod kube_task;
+pub mod pg_steps;
 pub mod terminal;
 pub mod verify_task;
 

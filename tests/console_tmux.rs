@@ -547,3 +547,85 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     );
     assert_eq!(reason, "lab rehearsal, app paused");
 }
+
+/// PREPARE from the keys, on the lab (source 15 → target 18 where the lab
+/// has both): schema copy, publication, subscription, initial sync — each
+/// shown as done, each a no-op that says so when run again.
+#[test]
+fn prepare_runs_from_its_keys_and_again_is_a_no_op() {
+    let lab = LabRun::up("cutover-prepare", "2000");
+    let source = dsn(&lab.config, "source");
+    let target = dsn(&lab.config, "target");
+    let t = lab.console("prepare", 200, 50);
+    t.wait_for("both sides sampled", Duration::from_secs(60), |s| {
+        s.matches("● up").count() >= 2 && s.contains("✖ missing on target")
+    });
+    let run = |key: &str, title: &str, done: &str| {
+        t.keys(key);
+        t.wait_for(
+            &format!("the {title} dialog"),
+            Duration::from_secs(20),
+            |s| s.contains(title) && s.contains("Enter: run it now"),
+        );
+        t.keys("Enter");
+        t.wait_for(&format!("{title} done"), Duration::from_secs(120), |s| {
+            s.contains(&format!("✔ {title}")) && s.contains(done)
+        })
+    };
+    run("D", "Copy schema to target", "schema copied to the target");
+    t.wait_for("the tables on the target", Duration::from_secs(20), |s| {
+        !s.contains("✖ missing on target")
+    });
+
+    // events has no primary key: the publication's guard names the fix.
+    t.keys("P");
+    let dialog = t.wait_for("the publication guard", Duration::from_secs(20), |s| {
+        s.contains("✖ Every table has a key or a replica identity")
+    });
+    assert!(
+        dialog.contains("ALTER TABLE public.events REPLICA IDENTITY FULL;"),
+        "{dialog}"
+    );
+    t.keys("Escape");
+    psql(&source, "ALTER TABLE public.events REPLICA IDENTITY FULL");
+    std::thread::sleep(Duration::from_secs(2));
+    run(
+        "P",
+        "Create publication",
+        "CREATE PUBLICATION \"cutover_pub\" on the source",
+    );
+    run(
+        "U",
+        "Create subscription",
+        "created subscription cutover_sub",
+    );
+    run(
+        "W",
+        "Wait for initial sync",
+        // Done by the time W is pressed on a small lab, or waited for.
+        "all 7 tables",
+    );
+
+    // Again: nothing to do, and the screen says so.
+    run(
+        "P",
+        "Create publication",
+        "already done: publication cutover_pub exists",
+    );
+    run(
+        "D",
+        "Copy schema to target",
+        "already done: the target has every table",
+    );
+
+    let states = psql(
+        &target,
+        "SELECT string_agg(DISTINCT srsubstate::text, '') FROM pg_subscription_rel",
+    );
+    assert_eq!(states, "r");
+    let users = |c: &str| psql(c, "SELECT count(*) FROM public.users");
+    assert_eq!(users(&source), users(&target));
+    t.keys("q");
+    let screen = t.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+}

@@ -99,14 +99,28 @@ pub fn recheck(model: &Model, checkpoint: CheckpointId, overridden: &[String]) -
         .collect()
 }
 
-/// Opens the confirmation of `checkpoint` and refreshes the access review,
-/// so the guards shown are the ones that hold now.
+/// Whether this session may run `checkpoint`: never read-only, and a
+/// Kubernetes checkpoint only with a Kubernetes side.
+pub fn bound(model: &Model, checkpoint: CheckpointId) -> bool {
+    if checkpoint.is_kubernetes() {
+        kube_actions_bound(model)
+    } else {
+        model.info.as_ref().is_some_and(|i| !i.read_only)
+    }
+}
+
+/// Opens the confirmation of `checkpoint` (and, for a Kubernetes one,
+/// refreshes the access review, so the guards shown hold now).
 pub fn open(model: &mut Model, checkpoint: CheckpointId) -> Vec<Effect> {
-    if !kube_actions_bound(model) {
+    if !bound(model, checkpoint) {
         return vec![];
     }
     model.dialog = Some(checkpoint);
-    preflight(model)
+    if checkpoint.is_kubernetes() {
+        preflight(model)
+    } else {
+        vec![]
+    }
 }
 
 pub fn preflight(model: &mut Model) -> Vec<Effect> {
@@ -120,7 +134,7 @@ pub fn preflight(model: &mut Model) -> Vec<Effect> {
 /// While a confirmation is open its access review is kept fresh: asked again
 /// once half the stale limit has passed, so the guard never shows an old ✔.
 pub fn on_tick(model: &mut Model) -> Vec<Effect> {
-    if model.dialog.is_none() {
+    if !model.dialog.is_some_and(CheckpointId::is_kubernetes) {
         return vec![];
     }
     let (Some(info), Some(now)) = (&model.info, model.now) else {
@@ -150,7 +164,7 @@ pub fn on_confirm(
     typed: &str,
     reason: Option<&str>,
 ) -> Vec<Effect> {
-    if model.dialog != Some(checkpoint) || !kube_actions_bound(model) {
+    if model.dialog != Some(checkpoint) || !bound(model, checkpoint) {
         return vec![];
     }
     let Some(plan) = runbook::plan(model, checkpoint) else {
@@ -720,5 +734,109 @@ mod tests {
         on_finished(&mut f.m, 7, now, true, "", Some(&rec("new1", false)));
         let (_, kept) = f.m.actions.switched.as_ref().unwrap();
         assert_eq!(kept.previous_fingerprint.as_deref(), Some("old1"));
+    }
+
+    /// The PREPARE checkpoints need no Kubernetes side, and nothing in read-only.
+    #[test]
+    fn prepare_checkpoints_read_the_samples_and_say_when_already_done() {
+        use crate::session::sample::{PublicationRow, SubTableRow, TableEstimate};
+        let mut f = Feed::new();
+        let mut src = source(Some(10));
+        src.tables.push(TableEstimate {
+            table: crate::session::sample::TableRef::new("public", "no_key"),
+            estimated_rows: 1,
+            size_bytes: 8192,
+            has_primary_key: false,
+            replica_identity: "d".into(),
+        });
+        f.send(1, EventKind::SourceSampled(src.clone()));
+        f.send(1, EventKind::TargetSampled(target()));
+        assert_eq!(f.key(1, "P"), vec![], "opens without an access review");
+        assert_eq!(f.m.dialog, Some(CheckpointId::CreatePublication));
+        let g = failing(&f, CheckpointId::CreatePublication);
+        assert_eq!(
+            g,
+            vec![(
+                "Every table has a key or a replica identity".to_string(),
+                "public.no_key without: add a primary key, or run \
+                 ALTER TABLE public.no_key REPLICA IDENTITY FULL;"
+                    .to_string()
+            )]
+        );
+        let plan = runbook::plan(&f.m, CheckpointId::CreatePublication).unwrap();
+        assert_eq!(plan.confirm, Confirm::Yes);
+        assert_eq!(
+            plan.steps,
+            vec![Step::Sql {
+                side: crate::session::Side::Source,
+                sql: r#"CREATE PUBLICATION "p" FOR TABLE "public"."t", "public"."no_key""#.into(),
+                lock_timeout_ms: 5_000,
+                statement_timeout_ms: 30_000,
+            }]
+        );
+        // The subscription needs the publication and the tables on the target.
+        let sub = failing(&f, CheckpointId::CreateSubscription);
+        assert_eq!(sub[0].0, "Publication exists");
+        assert!(sub[1].1.starts_with("2 missing on the target"), "{sub:?}");
+        // The copy of the schema: both tables are missing on the target.
+        let copy = runbook::plan(&f.m, CheckpointId::CopySchema).unwrap();
+        assert_eq!(copy.steps, vec![Step::CopySchema { tables_missing: 2 }]);
+
+        // Published and copied: P and D have nothing left to do, and say so.
+        src.publications.push(PublicationRow {
+            name: "p".into(),
+            all_tables: false,
+            tables: 2,
+        });
+        let mut tgt = target();
+        tgt.tables = src.tables.clone();
+        f.send(2, EventKind::SourceSampled(src));
+        f.send(2, EventKind::TargetSampled(tgt.clone()));
+        let again = runbook::plan(&f.m, CheckpointId::CreatePublication).unwrap();
+        assert!(again.steps.is_empty());
+        assert_eq!(
+            again.notes,
+            vec!["already done: publication p exists".to_string()]
+        );
+        assert!(runbook::plan(&f.m, CheckpointId::CopySchema)
+            .unwrap()
+            .steps
+            .is_empty());
+        let sub = runbook::plan(&f.m, CheckpointId::CreateSubscription).unwrap();
+        assert_eq!(
+            sub.steps,
+            vec![Step::CreateSubscription {
+                name: "s".into(),
+                publication: "p".into(),
+                source: "old@h:5432/db".into(),
+            }]
+        );
+        assert!(sub.steps[0].lines()[1].contains("password not shown"));
+        // The initial sync: one table still copying.
+        tgt.sub_tables = vec![
+            SubTableRow {
+                subscription: "s".into(),
+                table: crate::session::sample::TableRef::new("public", "t"),
+                state: "r".into(),
+                lsn: None,
+            },
+            SubTableRow {
+                subscription: "s".into(),
+                table: crate::session::sample::TableRef::new("public", "no_key"),
+                state: "d".into(),
+                lsn: None,
+            },
+        ];
+        f.send(3, EventKind::TargetSampled(tgt));
+        let wait = runbook::plan(&f.m, CheckpointId::WaitInitialSync).unwrap();
+        assert_eq!(wait.notes, vec!["1 of 2 tables not ready yet".to_string()]);
+        assert_eq!(wait.steps.len(), 1);
+
+        let mut ro = Feed::with(SessionInfo {
+            read_only: true,
+            ..info()
+        });
+        assert_eq!(ro.key(1, "P"), vec![]);
+        assert_eq!(ro.m.dialog, None, "read-only binds no PREPARE key");
     }
 }

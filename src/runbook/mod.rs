@@ -24,6 +24,14 @@ use crate::model::Model;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckpointId {
+    /// `pg_dump --schema-only` of the source into the target.
+    CopySchema,
+    /// The publication on the source.
+    CreatePublication,
+    /// The subscription on the target (copies, then streams).
+    CreateSubscription,
+    /// Every table of the subscription ready.
+    WaitInitialSync,
     /// Write the new database config into the config object.
     SwitchConfig,
     /// Restart the workloads (kubectl's restartedAt annotation) and wait for the rollout.
@@ -63,6 +71,26 @@ pub struct Checkpoint {
 
 pub const CATALOG: &[Checkpoint] = &[
     Checkpoint {
+        id: CheckpointId::CopySchema,
+        phase: Phase::Prepare,
+        title: "Copy schema to target",
+    },
+    Checkpoint {
+        id: CheckpointId::CreatePublication,
+        phase: Phase::Prepare,
+        title: "Create publication",
+    },
+    Checkpoint {
+        id: CheckpointId::CreateSubscription,
+        phase: Phase::Prepare,
+        title: "Create subscription",
+    },
+    Checkpoint {
+        id: CheckpointId::WaitInitialSync,
+        phase: Phase::Prepare,
+        title: "Wait for initial sync",
+    },
+    Checkpoint {
         id: CheckpointId::SwitchConfig,
         phase: Phase::Cutover,
         title: "Switch database config",
@@ -90,13 +118,26 @@ impl CheckpointId {
     pub fn title(self) -> &'static str {
         self.info().title
     }
+
+    /// Whether its plan acts on Kubernetes (and so needs a [kubernetes] section).
+    pub fn is_kubernetes(self) -> bool {
+        matches!(
+            self,
+            CheckpointId::SwitchConfig | CheckpointId::RolloutRestart | CheckpointId::Rollback
+        )
+    }
 }
 
 /// The default runbook for one database pair over logical replication, in
-/// order. (The CUTOVER steps before the switch and the FINISH phase come
-/// with the next checkpoints; the dump-and-restore variant is another list.)
+/// order. (Preflight and verify-live in PREPARE, the CUTOVER steps before the
+/// switch and the FINISH phase come with the next checkpoints; the
+/// dump-and-restore variant is another list.)
 pub fn logical() -> Vec<CheckpointId> {
     vec![
+        CheckpointId::CopySchema,
+        CheckpointId::CreatePublication,
+        CheckpointId::CreateSubscription,
+        CheckpointId::WaitInitialSync,
         CheckpointId::SwitchConfig,
         CheckpointId::RolloutRestart,
         CheckpointId::Rollback,
@@ -106,6 +147,10 @@ pub fn logical() -> Vec<CheckpointId> {
 /// `id`'s guards on the session state of this moment.
 pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
     match id {
+        CheckpointId::CopySchema => checkpoints::copy_schema::guards(model),
+        CheckpointId::CreatePublication => checkpoints::create_publication::guards(model),
+        CheckpointId::CreateSubscription => checkpoints::create_subscription::guards(model),
+        CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::guards(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::guards(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::guards(model),
         CheckpointId::Rollback => checkpoints::rollback::guards(model),
@@ -116,6 +161,10 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
 /// the session has nothing to run it against (no Kubernetes side).
 pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
     match id {
+        CheckpointId::CopySchema => checkpoints::copy_schema::plan(model),
+        CheckpointId::CreatePublication => checkpoints::create_publication::plan(model),
+        CheckpointId::CreateSubscription => checkpoints::create_subscription::plan(model),
+        CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::plan(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::plan(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::plan(model),
         CheckpointId::Rollback => checkpoints::rollback::plan(model),
@@ -134,7 +183,15 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["\"switch_config\"", "\"rollout_restart\"", "\"rollback\""]
+            [
+                "\"copy_schema\"",
+                "\"create_publication\"",
+                "\"create_subscription\"",
+                "\"wait_initial_sync\"",
+                "\"switch_config\"",
+                "\"rollout_restart\"",
+                "\"rollback\""
+            ]
         );
         // The name logs written before the runbook used.
         let old: CheckpointId = serde_json::from_str("\"switch_back\"").unwrap();

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CheckpointId;
 use crate::kube;
+use crate::session::Side;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -79,6 +80,28 @@ pub enum Step {
         deployment: String,
         timeout_s: u64,
     },
+    /// One statement on one side, exactly as shown, under these timeouts.
+    Sql {
+        side: Side,
+        sql: String,
+        lock_timeout_ms: u64,
+        statement_timeout_ms: u64,
+    },
+    /// `pg_dump --schema-only --no-owner --no-privileges` of the source into
+    /// the target (psql, stop on the first error).
+    CopySchema { tables_missing: usize },
+    /// CREATE SUBSCRIPTION on the target with the source's DSN as its
+    /// connection; `source` is that DSN as it may be shown (no password).
+    CreateSubscription {
+        name: String,
+        publication: String,
+        source: String,
+    },
+    /// Until every table of the subscription is `r`eady, or `timeout_s`.
+    WaitSync {
+        subscription: String,
+        timeout_s: u64,
+    },
 }
 
 impl Step {
@@ -140,7 +163,54 @@ impl Step {
                  (progress deadline, at most {} min)",
                 timeout_s / 60
             )],
+            Step::Sql {
+                side,
+                sql,
+                lock_timeout_ms,
+                statement_timeout_ms,
+            } => vec![
+                format!(
+                    "on the {} (lock_timeout {} ms, statement_timeout {} ms):",
+                    side.as_str(),
+                    lock_timeout_ms,
+                    statement_timeout_ms
+                ),
+                format!("  {sql};"),
+            ],
+            Step::CopySchema { tables_missing } => vec![
+                format!("pg_dump --schema-only --no-owner --no-privileges <source> | psql <target> ({tables_missing} tables missing)"),
+            ],
+            Step::CreateSubscription {
+                name,
+                publication,
+                source,
+            } => vec![
+                "on the target:".to_string(),
+                format!(
+                    "  CREATE SUBSCRIPTION {name} CONNECTION '<{source}, password not shown>' \
+                     PUBLICATION {publication};"
+                ),
+            ],
+            Step::WaitSync {
+                subscription,
+                timeout_s,
+            } => vec![format!(
+                "watch pg_subscription_rel until every table of {subscription} is r(eady) \
+                 (at most {} h)",
+                timeout_s / 3600
+            )],
         }
+    }
+
+    /// Whether it acts on Kubernetes (else on PostgreSQL).
+    pub fn is_kubernetes(&self) -> bool {
+        matches!(
+            self,
+            Step::PatchConfig { .. }
+                | Step::RestoreConfig { .. }
+                | Step::Restart { .. }
+                | Step::WaitRollout { .. }
+        )
     }
 
     /// One line for the action pane and the report.
@@ -150,6 +220,14 @@ impl Step {
             Step::RestoreConfig { object, key, .. } => format!("restore {object} {key}"),
             Step::Restart { deployment, .. } => format!("restart deployment/{deployment}"),
             Step::WaitRollout { deployment, .. } => format!("rollout of {deployment}"),
+            Step::Sql { side, sql, .. } => format!(
+                "{} on the {}",
+                sql.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+                side.as_str()
+            ),
+            Step::CopySchema { .. } => "copy the schema".into(),
+            Step::CreateSubscription { name, .. } => format!("CREATE SUBSCRIPTION {name}"),
+            Step::WaitSync { subscription, .. } => format!("initial sync of {subscription}"),
         }
     }
 }

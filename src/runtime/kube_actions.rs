@@ -221,11 +221,12 @@ fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
             Step::PatchConfig { object: o, .. } | Step::RestoreConfig { object: o, .. } => {
                 object = ConfigObject::parse(o)
             }
-            Step::Restart { deployment, .. } | Step::WaitRollout { deployment, .. } => {
-                if !deployments.contains(deployment) {
-                    deployments.push(deployment.clone())
-                }
+            Step::Restart { deployment, .. } | Step::WaitRollout { deployment, .. }
+                if !deployments.contains(deployment) =>
+            {
+                deployments.push(deployment.clone())
             }
+            _ => {}
         }
     }
     kube::required_access(ns, &deployments, object.as_ref())
@@ -245,32 +246,39 @@ async fn act(
     guards: &mut watch::Receiver<GuardCheck>,
     inflight: &InFlight,
 ) -> Result<String> {
-    let k = config
-        .kubernetes
-        .as_ref()
-        .ok_or_else(|| anyhow!("no [kubernetes] section in {}", config.path.display()))?;
-    // Everything before the first change: a failure here leaves the cluster
+    let acts_on_kubernetes = plan.steps.iter().any(Step::is_kubernetes);
+    // Everything before the first change: a failure here leaves everything
     // as it was, and the message says so first.
     let before = async {
-        let conn = connect(&target(k)).await?;
-        // The review in the dialog may be old: ask again, and refuse before
-        // touching anything if a permission a step needs is gone.
-        let checks = kube::preflight(&conn.client, needed_access(&conn.namespace, plan)).await?;
-        if let Some(denied) = checks.iter().find(|c| !c.allowed) {
-            return Err(anyhow!(
-                "not allowed to {}{}",
-                denied.describe(),
-                denied
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            ));
-        }
+        let kube = if acts_on_kubernetes {
+            let k = config
+                .kubernetes
+                .as_ref()
+                .ok_or_else(|| anyhow!("no [kubernetes] section in {}", config.path.display()))?;
+            let conn = connect(&target(k)).await?;
+            // The review in the dialog may be old: ask again, and refuse
+            // before touching anything if a permission a step needs is gone.
+            let checks =
+                kube::preflight(&conn.client, needed_access(&conn.namespace, plan)).await?;
+            if let Some(denied) = checks.iter().find(|c| !c.allowed) {
+                return Err(anyhow!(
+                    "not allowed to {}{}",
+                    denied.describe(),
+                    denied
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ));
+            }
+            Some((k, conn))
+        } else {
+            None
+        };
         recheck_guards(guards).await?;
-        anyhow::Ok(conn)
+        anyhow::Ok(kube)
     };
-    let conn = before
+    let kube = before
         .await
         .map_err(|e| anyhow!("nothing was changed: {e:#}"))?;
     let mut said = Vec::new();
@@ -285,7 +293,16 @@ async fn act(
         )
         .await?;
         let started = std::time::Instant::now();
-        let outcome = run_step(step, k, &conn, state, switched, inflight).await;
+        let outcome = match (&kube, step.is_kubernetes()) {
+            (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
+            (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
+            (_, false) => {
+                inflight.set(step.title());
+                let r = super::pg_steps::run(step, config).await;
+                inflight.clear();
+                r
+            }
+        };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok(message) => {
@@ -327,8 +344,14 @@ async fn act(
         }
     }
     // Each step's own words are in the log; the run ends on the last one,
-    // which is the outcome (a rollout complete, a key switched).
-    Ok(said.pop().unwrap_or_else(|| "nothing to do".into()))
+    // which is the outcome (a rollout complete, a key switched). A plan with
+    // no steps was already done: its note says why.
+    Ok(said.pop().unwrap_or_else(|| {
+        plan.notes
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "nothing to do".into())
+    }))
 }
 
 /// Sends an event; the run stops if nobody is listening any more.
@@ -471,6 +494,10 @@ async fn run_step(
                 r.restarted_at
             ))
         }
+        Step::Sql { .. }
+        | Step::CopySchema { .. }
+        | Step::CreateSubscription { .. }
+        | Step::WaitSync { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
         Step::WaitRollout {
             namespace,
             deployment,

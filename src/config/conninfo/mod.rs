@@ -358,6 +358,59 @@ pub struct ConnParams {
 }
 
 impl ConnParams {
+    /// The connection as a libpq `key='value'` string for another libpq
+    /// program (pg_dump, psql, a subscription's CONNECTION), with no
+    /// password: give that through PGPASSWORD, or append it where the
+    /// string itself must carry it and is never shown.
+    pub fn libpq_conninfo(&self) -> String {
+        fn q(v: &str) -> String {
+            format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+        }
+        let list = |f: &dyn Fn(&Endpoint) -> String| {
+            self.hosts.iter().map(f).collect::<Vec<_>>().join(",")
+        };
+        let mut out = vec![
+            format!(
+                "host={}",
+                q(&list(&|e| match &e.host {
+                    Host::Tcp(h) => h.clone(),
+                    Host::Unix(d) => d.display().to_string(),
+                }))
+            ),
+            format!("port={}", q(&list(&|e| e.port.to_string()))),
+        ];
+        if self.hosts.iter().any(|e| e.hostaddr.is_some()) {
+            let addrs = list(&|e| e.hostaddr.map(|a| a.to_string()).unwrap_or_default());
+            out.push(format!("hostaddr={}", q(&addrs)));
+        }
+        out.push(format!("dbname={}", q(&self.dbname)));
+        out.push(format!("user={}", q(&self.user)));
+        out.push(format!("sslmode={}", self.sslmode.as_str()));
+        for (k, v) in [
+            ("sslrootcert", self.sslrootcert.clone()),
+            (
+                "sslcert",
+                self.sslcert.as_ref().map(|p| p.display().to_string()),
+            ),
+            (
+                "sslkey",
+                self.sslkey.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("options", self.options.clone()),
+        ] {
+            if let Some(v) = v {
+                out.push(format!("{k}={}", q(&v)));
+            }
+        }
+        if self.target_session_attrs != TargetSessionAttrs::Any {
+            out.push(format!(
+                "target_session_attrs={}",
+                self.target_session_attrs.as_str()
+            ));
+        }
+        out.join(" ")
+    }
+
     /// Every host as `host:port`, comma-separated (see [`Endpoint`]'s Display).
     pub fn endpoint(&self) -> String {
         self.hosts

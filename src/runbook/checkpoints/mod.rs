@@ -1,5 +1,10 @@
 //! One file per checkpoint: its guards and its plan, nothing else.
 
+pub mod copy_schema;
+pub mod create_publication;
+pub mod create_subscription;
+mod prepare;
 pub mod rollback;
 pub mod rollout_restart;
 pub mod switch_config;
+pub mod wait_initial_sync;

@@ -14,19 +14,19 @@ use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{centered, dialog, truncate_line};
 
 /// Width of one key column of the help: keys, then what they do.
-const KEY_W: usize = 8;
-const WHAT_W: usize = 26;
+const KEY_W: usize = 6;
+const WHAT_W: usize = 17;
 
-/// The main layer's bindings from the keymap, two to a line.
+/// The main layer's bindings from the keymap, three to a line.
 fn key_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
     let kube = crate::model::kube_actions_bound(model);
     let cells: Vec<Vec<Span<'static>>> = keymap::bindings(Layer::Main, model.read_only())
-        .filter(|b| kube || !matches!(b.command, Command::Open(_)))
+        .filter(|b| kube || !matches!(b.command, Command::Open(c) if c.is_kubernetes()))
         .map(|b| {
             let keys: Vec<&str> = b.keys.iter().map(|k| key_label(k)).collect();
             vec![
                 Span::styled(
-                    format!("  {} ", fmt::fit(&keys.join(" "), KEY_W, Align::Left)),
+                    format!(" {} ", fmt::fit(&keys.join(" "), KEY_W, Align::Left)),
                     theme.style(Role::Accent),
                 ),
                 Span::styled(
@@ -37,7 +37,7 @@ fn key_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
         })
         .collect();
     cells
-        .chunks(2)
+        .chunks(3)
         .map(|pair| Line::from(pair.concat()))
         .collect()
 }

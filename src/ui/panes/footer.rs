@@ -16,6 +16,7 @@ pub fn key_label(key: &str) -> &str {
     match key {
         "Down" => "↓",
         "Up" => "↑",
+        "Ctrl-c" => "^C",
         other => other,
     }
 }
@@ -29,7 +30,7 @@ pub fn entries(model: &Model, v: &View) -> Vec<(Vec<&'static Binding>, &'static 
     for b in keymap::bindings(layer, model.read_only()) {
         let Some(word) = b.footer else { continue };
         // Without a Kubernetes side these keys do nothing: not offered.
-        if matches!(b.command, Command::Open(_)) && !kube {
+        if matches!(b.command, Command::Open(c) if c.is_kubernetes()) && !kube {
             continue;
         }
         match out.last_mut() {

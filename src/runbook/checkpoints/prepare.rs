@@ -1,0 +1,50 @@
+//! What the PREPARE checkpoints read from the samples, in one place.
+
+use crate::model::Model;
+use crate::session::sample::TableRef;
+
+/// The selected tables the source has (its latest sample).
+pub fn source_tables(model: &Model) -> Vec<TableRef> {
+    model
+        .source
+        .last
+        .as_ref()
+        .map(|s| s.tables.iter().map(|t| t.table.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Source tables the target lacks (all of them before its first sample).
+pub fn missing_on_target(model: &Model) -> Vec<TableRef> {
+    let on_target: Vec<&TableRef> = model
+        .target
+        .last
+        .as_ref()
+        .map(|s| s.tables.iter().map(|t| &t.table).collect())
+        .unwrap_or_default();
+    source_tables(model)
+        .into_iter()
+        .filter(|t| !on_target.contains(&t))
+        .collect()
+}
+
+/// The session's publication exists on the source (its latest sample).
+pub fn publication_exists(model: &Model) -> bool {
+    model.info.as_ref().is_some_and(|info| {
+        model
+            .source
+            .last
+            .as_ref()
+            .is_some_and(|s| s.publications.iter().any(|p| p.name == info.publication))
+    })
+}
+
+/// The session's subscription exists on the target (its latest sample).
+pub fn subscription_exists(model: &Model) -> bool {
+    model.info.as_ref().is_some_and(|info| {
+        model
+            .target
+            .last
+            .as_ref()
+            .is_some_and(|t| t.subscriptions.iter().any(|s| s.name == info.subscription))
+    })
+}
