@@ -40,6 +40,18 @@ enum Command {
     Console(ConsoleArgs),
     /// Checksum-verify tables source against target, non-interactively; exit 1 on any difference.
     Verify(VerifyArgs),
+    /// The preflight alone, non-interactively: one line per check with its fix; exit 1 when one fails.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The configuration file.
+    #[arg(short, long, value_name = "FILE", default_value = "cutover.toml")]
+    config: PathBuf,
+    /// Print the checks as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -158,7 +170,11 @@ fn main() -> ExitCode {
 
 impl Cli {
     fn wants_json(&self) -> bool {
-        matches!(&self.command, Some(Command::Verify(v)) if v.json)
+        match &self.command {
+            Some(Command::Verify(v)) => v.json,
+            Some(Command::Check(c)) => c.json,
+            _ => false,
+        }
     }
 }
 
@@ -168,6 +184,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Lab { command }) => lab_command(command).await,
         Some(Command::Console(args)) => console(args).await,
         Some(Command::Verify(args)) => verify(args).await,
+        Some(Command::Check(args)) => check(args).await,
         None => console(cli.console).await,
     }
 }
@@ -378,6 +395,90 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
     };
     exit::print_stdout(&text).context("printing the report")?;
     Ok(ExitCode::from(code))
+}
+
+async fn check(args: CheckArgs) -> Result<ExitCode> {
+    use cutover::runbook::preflight::{evaluate, Check, Names};
+    let config = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let facts = cutover::pg::preflight::gather(&config).await?;
+    let mut checks = evaluate(
+        &facts,
+        &Names {
+            subscription: &config.replication.subscription,
+            slot: &config.replication.slot,
+        },
+    );
+    if let Some(k) = &config.kubernetes {
+        checks.extend(kube_access_checks(k).await?);
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    let code = if ok {
+        exit::SUCCESS
+    } else {
+        exit::FOUND_PROBLEM
+    };
+    let text = if args.json {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "ok": ok,
+            "exit_code": code,
+            "source_db_ms": facts.source.elapsed_ms,
+            "target_db_ms": facts.target.elapsed_ms,
+            "checks": checks,
+        }))?
+    } else {
+        let line = |c: &Check| {
+            let mut l = format!(
+                "{} {} — {}",
+                if c.ok { "✔" } else { "✖" },
+                c.name,
+                c.observed
+            );
+            if let Some(fix) = &c.fix {
+                l.push_str(&format!("\n    fix: {fix}"));
+            }
+            l
+        };
+        checks.iter().map(line).collect::<Vec<_>>().join("\n")
+    };
+    exit::print_stdout(&text).context("printing the checks")?;
+    Ok(ExitCode::from(code))
+}
+
+/// Whether this identity may read the workloads and patch what the runbook patches.
+async fn kube_access_checks(
+    k: &config::KubeCfg,
+) -> Result<Vec<cutover::runbook::preflight::Check>> {
+    use cutover::kube;
+    let conn = kube::connect(&cutover::runtime::kube_task::target(k)).await?;
+    let object = k
+        .config_object
+        .as_deref()
+        .and_then(kube::ConfigObject::parse);
+    let checks = kube::preflight(
+        &conn.client,
+        kube::required_access(&conn.namespace, &k.deployments, object.as_ref()),
+    )
+    .await?;
+    Ok(checks
+        .iter()
+        .map(|c| cutover::runbook::preflight::Check {
+            name: format!("Kubernetes: may {}", c.describe()),
+            ok: c.allowed,
+            observed: if c.allowed {
+                "allowed".into()
+            } else {
+                format!(
+                    "denied{}",
+                    c.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )
+            },
+            fix: (!c.allowed)
+                .then(|| "grant this verb to the identity in the kubeconfig (RBAC)".into()),
+        })
+        .collect())
 }
 
 fn exit_stderr_newline() -> std::io::Result<()> {

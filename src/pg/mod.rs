@@ -13,6 +13,7 @@ pub mod collector;
 pub mod conn;
 pub mod count;
 pub mod monitor;
+pub mod preflight;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -11,6 +11,7 @@
 pub mod checkpoints;
 pub mod guard;
 pub mod plan;
+pub mod preflight;
 
 use serde::{Deserialize, Serialize};
 

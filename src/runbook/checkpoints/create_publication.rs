@@ -6,7 +6,7 @@ use crate::runbook::plan::{Confirm, Plan, Step};
 use crate::runbook::CheckpointId;
 use crate::session::Side;
 
-use super::prepare::{publication_exists, source_tables};
+use super::prepare::{identity_fix, publication_exists, source_tables, without_identity};
 use crate::pg::monitor::{qualified, quote_ident};
 
 pub fn guards(model: &Model) -> Vec<Guard> {
@@ -32,12 +32,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     ));
     // UPDATE and DELETE on a published table without a replica identity fail
     // on the source: the application would break the moment it is published.
-    let without: Vec<String> = s
-        .tables
-        .iter()
-        .filter(|t| !t.has_primary_key && !matches!(t.replica_identity.as_str(), "f" | "i"))
-        .map(|t| t.table.to_string())
-        .collect();
+    let without = without_identity(&s.tables);
     g.push(if without.is_empty() {
         Guard::pass(
             "Every table has a key or a replica identity",
@@ -46,15 +41,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     } else {
         Guard::fail(
             "Every table has a key or a replica identity",
-            format!(
-                "{} without: add a primary key, or run {}",
-                without.join(", "),
-                without
-                    .iter()
-                    .map(|t| format!("ALTER TABLE {t} REPLICA IDENTITY FULL;"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
+            format!("{} without: {}", without.join(", "), identity_fix(&without)),
         )
     });
     if let Some(info) = &model.info {

@@ -3,7 +3,7 @@
 pub mod copy_schema;
 pub mod create_publication;
 pub mod create_subscription;
-mod prepare;
+pub(crate) mod prepare;
 pub mod rollback;
 pub mod rollout_restart;
 pub mod switch_config;

@@ -48,3 +48,25 @@ pub fn subscription_exists(model: &Model) -> bool {
             .is_some_and(|t| t.subscriptions.iter().any(|s| s.name == info.subscription))
     })
 }
+
+/// Tables whose UPDATE and DELETE would fail once published: no primary key
+/// and no replica identity (default or nothing).
+pub fn without_identity(tables: &[crate::session::sample::TableEstimate]) -> Vec<String> {
+    tables
+        .iter()
+        .filter(|t| !t.has_primary_key && !matches!(t.replica_identity.as_str(), "f" | "i"))
+        .map(|t| t.table.to_string())
+        .collect()
+}
+
+/// The fix for [`without_identity`]'s tables, in words and statements.
+pub fn identity_fix(without: &[String]) -> String {
+    format!(
+        "add a primary key, or leave the table out of [tables], or {}",
+        without
+            .iter()
+            .map(|t| format!("ALTER TABLE {t} REPLICA IDENTITY FULL;"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}

@@ -1,0 +1,216 @@
+//! The preflight: each check a line with ✔/✖, the observed value and, when
+//! it fails, the fix in words and as the exact statement. Pure: it judges
+//! facts read by `pg::preflight` (and the Kubernetes access review).
+
+use serde::Serialize;
+
+use super::checkpoints::prepare::{identity_fix, without_identity};
+use crate::pg::preflight::Facts;
+use crate::session::sample::TableRef;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    /// What was seen.
+    pub observed: String,
+    /// When it fails: what to do, in words and as the statement.
+    pub fix: Option<String>,
+}
+
+fn check(name: &str, ok: bool, observed: impl Into<String>, fix: Option<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        observed: observed.into(),
+        fix: if ok { None } else { fix },
+    }
+}
+
+/// "15.18 (Debian 15.18-0+deb12u1)" → "15.18".
+fn short(version: &str) -> &str {
+    version.split_whitespace().next().unwrap_or(version)
+}
+
+/// Names the runbook will use, to look for strays.
+pub struct Names<'a> {
+    pub subscription: &'a str,
+    pub slot: &'a str,
+}
+
+pub fn evaluate(f: &Facts, names: &Names) -> Vec<Check> {
+    let (s, t) = (&f.source, &f.target);
+    let mut out = vec![
+        check(
+            "Both sides reachable",
+            true,
+            "source and target answered",
+            None,
+        ),
+        check(
+            "Target major version not older",
+            t.version_num / 10000 >= s.version_num / 10000,
+            format!(
+                "source PostgreSQL {}, target PostgreSQL {}",
+                short(&s.version),
+                short(&t.version)
+            ),
+            Some("migrate to the same or a newer major version".into()),
+        ),
+        check(
+            "wal_level = logical on the source",
+            f.source_sample.wal_level == "logical",
+            format!("wal_level = {}", f.source_sample.wal_level),
+            Some("ALTER SYSTEM SET wal_level = logical; then restart the source".into()),
+        ),
+        check(
+            "A free replication slot on the source",
+            s.slots_used < s.max_slots,
+            format!(
+                "{} of max_replication_slots {} in use",
+                s.slots_used, s.max_slots
+            ),
+            Some("raise max_replication_slots (restart), or drop an unused slot".into()),
+        ),
+        check(
+            "A free WAL sender on the source",
+            s.senders_used < s.max_senders,
+            format!(
+                "{} of max_wal_senders {} in use",
+                s.senders_used, s.max_senders
+            ),
+            Some("raise max_wal_senders (restart)".into()),
+        ),
+    ];
+    let without = without_identity(&f.source_sample.tables);
+    out.push(check(
+        "Every table has a primary key or a replica identity",
+        without.is_empty(),
+        if without.is_empty() {
+            format!("{} tables", f.source_sample.tables.len())
+        } else {
+            format!("without: {}", without.join(", "))
+        },
+        Some(identity_fix(&without)),
+    ));
+    out.push(schema_check(f));
+    // A slot or subscription under the runbook's names that the runbook did
+    // not make is another migration's, or a leftover: never reuse it blindly.
+    let slot = f.source_sample.slots.iter().any(|x| x.name == names.slot);
+    let sub = f
+        .target_sample
+        .subscriptions
+        .iter()
+        .any(|x| x.name == names.subscription);
+    let stray = match (slot, sub) {
+        (true, false) => Some(format!(
+            "slot {} exists on the source with no subscription on the target",
+            names.slot
+        )),
+        (false, true) => Some(format!(
+            "subscription {} exists on the target with no slot on the source",
+            names.subscription
+        )),
+        _ => None,
+    };
+    out.push(check(
+        "No stray slot or subscription with the runbook's names",
+        stray.is_none(),
+        stray.clone().unwrap_or_else(|| match (slot, sub) {
+            (true, true) => format!("{} replicating already", names.subscription),
+            _ => "none".into(),
+        }),
+        Some(match (slot, sub) {
+            (true, false) => format!(
+                "SELECT pg_drop_replication_slot('{}'); (on the source, if it is a leftover)",
+                names.slot
+            ),
+            _ => format!(
+                "DROP SUBSCRIPTION {}; (on the target, if it is a leftover)",
+                names.subscription
+            ),
+        }),
+    ));
+    out.push(check(
+        "No long-running transaction on the source",
+        s.long_transactions == 0,
+        format!(
+            "{} open over 5 min; longest {:.0} s",
+            s.long_transactions, s.longest_transaction_s
+        ),
+        Some("find them in pg_stat_activity (xact_start) and end them before the freeze".into()),
+    ));
+    out.push(check(
+        "Sequences on the source",
+        true,
+        format!("{} (advanced on the target at cutover)", s.sequences),
+        None,
+    ));
+    out.push(check(
+        "Free disk",
+        true,
+        "not reported by PostgreSQL: check the target's volume by other means",
+        None,
+    ));
+    out
+}
+
+/// Every selected source table exists on the target with the same columns
+/// and types, in the same order.
+fn schema_check(f: &Facts) -> Check {
+    let mut problems = Vec::new();
+    let mut missing: Vec<&TableRef> = Vec::new();
+    for (table, cols) in &f.source.columns {
+        match f.target.columns.get(table) {
+            None => missing.push(table),
+            Some(tcols) if tcols != cols => {
+                for (name, ty) in cols {
+                    match tcols.iter().find(|(n, _)| n == name) {
+                        None => problems.push(format!("{table}.{name} missing on the target")),
+                        Some((_, tty)) if tty != ty => problems.push(format!(
+                            "{table}.{name} is {ty} on the source, {tty} on the target"
+                        )),
+                        _ => {}
+                    }
+                }
+                for (name, _) in tcols {
+                    if !cols.iter().any(|(n, _)| n == name) {
+                        problems.push(format!("{table}.{name} only on the target"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !missing.is_empty() {
+        problems.insert(
+            0,
+            format!(
+                "{} tables missing on the target ({})",
+                missing.len(),
+                missing
+                    .iter()
+                    .take(3)
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    check(
+        "Target schema matches the source",
+        problems.is_empty(),
+        if problems.is_empty() {
+            format!("{} tables, columns and types equal", f.source.columns.len())
+        } else {
+            problems.join("; ")
+        },
+        Some(
+            if missing.len() == f.source.columns.len() && problems.len() == 1 {
+                "copy it: D in the console, or pg_dump --schema-only --no-owner --no-privileges <source> | psql <target>".into()
+            } else {
+                "align the target's tables with the source's (ALTER TABLE … ADD COLUMN / ALTER COLUMN … TYPE); the runbook never overwrites a target schema".into()
+            },
+        ),
+    )
+}
