@@ -758,8 +758,8 @@ mod tests {
             g,
             vec![(
                 "Every table has a key or a replica identity".to_string(),
-                "public.no_key without: add a primary key, or run \
-                 ALTER TABLE public.no_key REPLICA IDENTITY FULL;"
+                "public.no_key without: add a primary key, or leave the table out of \
+                 [tables], or ALTER TABLE public.no_key REPLICA IDENTITY FULL;"
                     .to_string()
             )]
         );
