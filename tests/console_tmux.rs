@@ -580,10 +580,18 @@ fn prepare_runs_from_its_keys_and_again_is_a_no_op() {
     // events has no primary key: the publication's guard names the fix.
     t.keys("P");
     let dialog = t.wait_for("the publication guard", Duration::from_secs(20), |s| {
-        s.contains("✖ Every table has a key or a replica identity")
+        // The dialog's guard line (the runbook pane says it too, with a colon).
+        s.contains("Will run:") && s.contains("✖ Every table has a key or a replica identity —")
     });
+    // The dialog wraps long guard lines: read its text as one paragraph.
+    let text: String = dialog
+        .lines()
+        .filter_map(|l| l.split('│').nth(1))
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
-        dialog.contains("ALTER TABLE public.events REPLICA IDENTITY FULL;"),
+        text.contains("ALTER TABLE public.events REPLICA IDENTITY FULL;"),
         "{dialog}"
     );
     t.keys("Escape");

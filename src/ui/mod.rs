@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::model::{self, lag_summary, Model, RowState, View};
-use panes::{actions, counts, footer, header, lag, rollout, slots};
+use panes::{actions, counts, footer, header, lag, rollout, runbook, slots};
 use widgets::{truncate_spans, PaneFrame};
 
 /// From this width the panes sit side by side.
@@ -87,12 +87,15 @@ fn stacked(
 ) {
     // The application side gets a rule and one summary line per workload.
     let action_line = actions::line(model, theme, area.width);
+    // The runbook's next checkpoint and why it cannot run yet: one line.
+    let runbook_line = runbook::line(model, theme, area.width);
+    let runbook_h = u16::from(runbook_line.is_some());
     let kube_h = if rollout::configured(model) {
         1 + model.workloads.len().max(1) as u16 + u16::from(action_line.is_some())
     } else {
         0
     };
-    let body = (area.height - header::HEIGHT - 1).saturating_sub(kube_h);
+    let body = (area.height - header::HEIGHT - 1).saturating_sub(kube_h + runbook_h);
     let slot_lines = slots::lines(model, theme, area.width);
     let slots_essential = slot_lines.iter().filter(|(p, _)| *p < 3).count() as u16 + 1;
     let slots_full = slot_lines.len() as u16 + 1;
@@ -123,7 +126,18 @@ fn stacked(
     }
     counts_h = body.saturating_sub(lag_h + slots_h);
 
-    let r = split_rows(area, &[header::HEIGHT, lag_h, slots_h, counts_h, kube_h, 1]);
+    let r = split_rows(
+        area,
+        &[
+            header::HEIGHT,
+            lag_h,
+            slots_h,
+            counts_h,
+            kube_h,
+            runbook_h,
+            1,
+        ],
+    );
     header::render(frame, r[0], model, theme);
     lag::render(frame, r[1], model, theme, PaneFrame::Rule);
     if slots_h > 0 {
@@ -143,7 +157,10 @@ fn stacked(
         }
         rollout::render(frame, k, model, theme, PaneFrame::Rule);
     }
-    footer::render(frame, r[5], model, v, theme);
+    if let Some(line) = runbook_line {
+        frame.render_widget(Paragraph::new(line), r[5]);
+    }
+    footer::render(frame, r[6], model, v, theme);
 }
 
 /// Two columns for the war-room screen: lag over slots on the left, the
@@ -171,10 +188,22 @@ fn wide(
         ..body
     };
     let lag_h = (body.height / 3).clamp(8, 16).min(body.height);
-    let l = split_rows(left, &[lag_h, body.height - lag_h]);
+    // The runbook under the lag, as tall as its checkpoints; slots take the rest.
+    let runbook_h = runbook::wanted_height(model).min(body.height.saturating_sub(lag_h + 6));
+    let l = split_rows(
+        left,
+        &[
+            lag_h,
+            runbook_h,
+            body.height.saturating_sub(lag_h + runbook_h),
+        ],
+    );
     lag::render(frame, l[0], model, theme, PaneFrame::Boxed);
+    if runbook_h > 2 {
+        runbook::render(frame, l[1], model, theme);
+    }
     let slot_lines = slots::lines(model, theme, left_w.saturating_sub(2));
-    slots::render(frame, l[1], model, slot_lines, theme, PaneFrame::Boxed);
+    slots::render(frame, l[2], model, slot_lines, theme, PaneFrame::Boxed);
     if rollout::configured(model) {
         // Row counts on top, sized to their tables; the rollout takes the rest.
         let failed = rows

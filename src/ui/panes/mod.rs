@@ -6,4 +6,5 @@ pub mod footer;
 pub mod header;
 pub mod lag;
 pub mod rollout;
+pub mod runbook;
 pub mod slots;

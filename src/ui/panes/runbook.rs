@@ -1,0 +1,160 @@
+//! The runbook: every checkpoint by phase with its key and state, the
+//! current one marked and its first failing guard said in words. At 80×24
+//! it shrinks to one line: the current checkpoint and that guard.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::model::keymap::{Command, BINDINGS};
+use crate::model::Model;
+use crate::runbook::{self, CheckpointId, Phase};
+use crate::ui::theme::{Role, Theme};
+use crate::ui::widgets::{one_line, pane_block, truncate_line, PaneFrame};
+
+/// Where a checkpoint stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    NotRun,
+    Running,
+    /// Ran and succeeded (at HH:MM:SS), or has nothing left to do.
+    Done(Option<String>),
+    Failed(String),
+}
+
+fn key_of(id: CheckpointId) -> &'static str {
+    BINDINGS
+        .iter()
+        .find(|b| b.command == Command::Open(id))
+        .map_or("?", |b| b.keys[0])
+}
+
+/// The checkpoints this session can run, in runbook order.
+fn shown(model: &Model) -> Vec<CheckpointId> {
+    let kube = model.info.as_ref().is_some_and(|i| i.kubernetes.is_some());
+    runbook::logical()
+        .into_iter()
+        .filter(|id| kube || !id.is_kubernetes())
+        .collect()
+}
+
+pub fn state(model: &Model, id: CheckpointId) -> State {
+    let last = model
+        .actions
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.checkpoint == id);
+    match last.map(|r| &r.finished) {
+        Some(None) => State::Running,
+        Some(Some((at, true, _))) => State::Done(Some(at.format("%H:%M:%S").to_string())),
+        Some(Some((at, false, _))) => State::Failed(at.format("%H:%M:%S").to_string()),
+        // Nothing left to do by the state itself (already done elsewhere).
+        None if runbook::plan(model, id).is_some_and(|p| {
+            p.steps.is_empty() && p.notes.iter().any(|n| n.starts_with("already done"))
+        }) =>
+        {
+            State::Done(None)
+        }
+        None => State::NotRun,
+    }
+}
+
+/// The checkpoint to do next: the first of the way forward not done.
+pub fn current(model: &Model) -> Option<CheckpointId> {
+    shown(model)
+        .into_iter()
+        .filter(|id| *id != CheckpointId::Rollback)
+        .find(|id| !matches!(state(model, *id), State::Done(_)))
+}
+
+/// "✖ label: detail" of the first guard that does not hold, or that all do.
+fn verdict(model: &Model, id: CheckpointId) -> (String, Role) {
+    match runbook::guards(model, id).into_iter().find(|g| !g.passes()) {
+        Some(g) => (
+            format!("✖ {}: {}", g.label, one_line(&g.detail())),
+            Role::Error,
+        ),
+        None => (format!("✔ guards pass: press {}", key_of(id)), Role::Ok),
+    }
+}
+
+fn row(model: &Model, id: CheckpointId, theme: &Theme, current: bool) -> Line<'static> {
+    let s = |t: String, role: Role| Span::styled(t, theme.style(role));
+    let (mark, word, role) = match state(model, id) {
+        State::NotRun => ("·", String::new(), Role::Muted),
+        State::Running => ("⟳", "running".into(), Role::Accent),
+        State::Done(Some(at)) => ("✔", format!("done {at}"), Role::Ok),
+        State::Done(None) => ("✔", "already done".into(), Role::Ok),
+        State::Failed(at) => ("✖", format!("failed {at}"), Role::Error),
+    };
+    let mark = if current { "▸" } else { mark };
+    let mut spans = vec![
+        s(
+            format!(" {mark} "),
+            if current { Role::Accent } else { role },
+        ),
+        s(format!("{:<2}", key_of(id)), Role::Accent),
+        s(
+            format!("{:<27}", id.title()),
+            if current { Role::Title } else { Role::Text },
+        ),
+        s(word, role),
+    ];
+    if current {
+        let (v, vrole) = verdict(model, id);
+        spans.push(s(format!(" {v}"), vrole));
+    }
+    Line::from(spans)
+}
+
+pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+    let cur = current(model);
+    let mut out = Vec::new();
+    let mut phase: Option<Phase> = None;
+    for id in shown(model) {
+        let p = id.info().phase;
+        if phase != Some(p) {
+            out.push(Line::from(Span::styled(
+                p.title().to_string(),
+                theme.style(Role::Muted),
+            )));
+            phase = Some(p);
+        }
+        out.push(row(model, id, theme, cur == Some(id)));
+    }
+    out.into_iter()
+        .map(|l| truncate_line(l, width as usize))
+        .collect()
+}
+
+/// Rows the pane wants, frame included.
+pub fn wanted_height(model: &Model) -> u16 {
+    lines(model, &Theme::default(), u16::MAX).len() as u16 + 2
+}
+
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
+    let title = vec![Span::styled(" Runbook ", theme.style(Role::Title))];
+    let block = pane_block(theme, PaneFrame::Boxed, area.width, title, vec![]);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.is_empty() {
+        return;
+    }
+    frame.render_widget(Paragraph::new(lines(model, theme, inner.width)), inner);
+}
+
+/// One line for narrow screens: the current checkpoint and its first
+/// failing guard (or the key that runs it). None when all is done.
+pub fn line(model: &Model, theme: &Theme, width: u16) -> Option<Line<'static>> {
+    let id = current(model)?;
+    let (v, role) = verdict(model, id);
+    let line = Line::from(vec![
+        Span::styled(" ▸ ", theme.style(Role::Accent)),
+        Span::styled(format!("{} ", key_of(id)), theme.style(Role::Accent)),
+        Span::styled(format!("{}  ", id.title()), theme.style(Role::Title)),
+        Span::styled(v, theme.style(role)),
+    ]);
+    Some(truncate_line(line, width as usize))
+}
