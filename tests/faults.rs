@@ -294,7 +294,9 @@ fn sigint_interrupts_verify_with_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Only once cutover handles SIGINT (a loaded machine may take a while
+    // to get there): before that the signal's default action would kill it.
+    wait_catching_sigint(child.id());
     let start = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -307,6 +309,27 @@ fn sigint_interrupts_verify_with_130() {
     assert_eq!(code(&out), 130, "{}", text(&out.stderr));
     assert!(took < Duration::from_secs(30), "interrupt took {took:?}");
     eprintln!("SIGINT ended verify after {took:.1?}");
+}
+
+/// Waits until `pid` catches SIGINT (its SigCgt mask in /proc has bit 1).
+fn wait_catching_sigint(pid: u32) {
+    let start = Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & 0b10 != 0);
+        if caught {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "cutover never installed its SIGINT handler"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The lab's `lab serve` process: the Kubernetes API simulator and app pods.
