@@ -26,11 +26,18 @@ pub fn key_label(key: &str) -> &str {
 pub fn entries(model: &Model, v: &View) -> Vec<(Vec<&'static Binding>, &'static str)> {
     let layer = keymap::layer(model, v);
     let kube = crate::model::kube_actions_bound(model);
+    let all_pass = model
+        .dialog
+        .is_none_or(|id| crate::runbook::guards(model, id).iter().all(|g| g.passes()));
     let mut out: Vec<(Vec<&'static Binding>, &'static str)> = Vec::new();
     for b in keymap::bindings(layer, model.read_only()) {
         let Some(word) = b.footer else { continue };
         // Without a Kubernetes side these keys do nothing: not offered.
         if matches!(b.command, Command::Open(c) if c.is_kubernetes()) && !kube {
+            continue;
+        }
+        // An override only where a guard fails.
+        if b.command == Command::ToggleReason && all_pass {
             continue;
         }
         match out.last_mut() {
