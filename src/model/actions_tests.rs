@@ -1,0 +1,561 @@
+//! The checkpoint runs folded from events: guards, plans, overrides, the
+//! executor's record and the PREPARE checkpoints on crafted session states.
+use super::super::update::tests::{at, info, source, target, Feed};
+use super::*;
+use crate::kube::WorkloadSnapshot;
+use crate::runbook::{Confirm, Verdict};
+use crate::session::{EventKind, KubeInfo, SessionInfo};
+
+const FREEZE: &str = "Writes frozen and target caught up after the freeze";
+
+fn kube_info(read_only: bool) -> SessionInfo {
+    SessionInfo {
+        kubernetes: Some(KubeInfo {
+            context: "lab".into(),
+            namespace: "shop".into(),
+            deployments: vec!["app".into()],
+            config_object: Some("configmap/app-db".into()),
+            config_key: Some("DATABASE_URL".into()),
+            switch_to: Some("/run/new-url".into()),
+        }),
+        read_only,
+        ..info()
+    }
+}
+
+fn workload() -> WorkloadSnapshot {
+    // Through serde, so fields added later with defaults need no edit here.
+    serde_json::from_value(serde_json::json!({
+        "namespace": "shop", "deployment": "app", "found": true,
+        "generation": 1, "observed_generation": 1,
+        "desired": 3, "updated": 3, "ready": 3, "available": 3, "unavailable": 0,
+        "state": "Complete", "conditions": [], "replicasets": [], "pods": [],
+        "pods_by_db_config": {}
+    }))
+    .unwrap()
+}
+
+fn allowed(verb: &str, what: &str, ok: bool) -> AccessResult {
+    AccessResult {
+        describe: format!("{verb} {what} in shop"),
+        verb: verb.into(),
+        allowed: ok,
+        reason: (!ok).then(|| "RBAC: denied".into()),
+    }
+}
+
+fn values() -> SwitchValue {
+    SwitchValue {
+        new_fingerprint: Some("new1".into()),
+        current_fingerprint: Some("old1".into()),
+        error: None,
+    }
+}
+
+/// An access review answered at `t` with one check.
+fn reviewed(f: &mut Feed, t: i64, check: AccessResult, value: Option<SwitchValue>) {
+    f.send(
+        t,
+        EventKind::KubePreflightDone {
+            checks: vec![check],
+            switch_value: value,
+            error: None,
+        },
+    );
+}
+
+/// A session where every guard but the (not yet built) freeze passes.
+fn ready() -> Feed {
+    let mut f = Feed::with(kube_info(false));
+    f.send(1, EventKind::WorkloadSampled(workload()));
+    f.live(1, 10);
+    f.send(
+        1,
+        EventKind::KubePreflightDone {
+            checks: vec![
+                allowed("get", "configmaps/app-db", true),
+                allowed("patch", "configmaps/app-db", true),
+                allowed("patch", "deployments.apps/app", true),
+            ],
+            switch_value: Some(values()),
+            error: None,
+        },
+    );
+    f
+}
+
+fn type_text(f: &mut Feed, t: i64, text: &str) {
+    for c in text.chars() {
+        assert_eq!(f.key(t, &c.to_string()), vec![]);
+    }
+}
+
+fn failing(f: &Feed, id: CheckpointId) -> Vec<(String, String)> {
+    runbook::guards(&f.m, id)
+        .into_iter()
+        .filter(|g| !g.passes())
+        .map(|g| (g.label.clone(), g.detail()))
+        .collect()
+}
+
+fn switched(f: &mut Feed, t: i64) {
+    f.m.actions.switched = Some((
+        at(t),
+        SwitchRecord {
+            object: "configmap/app-db".into(),
+            key: "DATABASE_URL".into(),
+            previous_fingerprint: Some("old1".into()),
+            new_fingerprint: "new1".into(),
+            changed: true,
+        },
+    ));
+}
+
+#[test]
+fn session_start_asks_for_access_unless_read_only() {
+    let mut f = Feed::with(kube_info(false));
+    assert!(f.m.actions.preflight_running);
+    let mut ro = Feed::with(kube_info(true));
+    assert!(!ro.m.actions.preflight_running);
+    assert_eq!(ro.key(1, "S"), vec![]);
+    assert_eq!(ro.m.dialog, None, "read-only binds no action key");
+    // No [kubernetes]: the keys do nothing either.
+    let mut plain = Feed::new();
+    assert_eq!(plain.key(1, "R"), vec![]);
+    assert_eq!(plain.m.dialog, None);
+    assert_eq!(f.key(1, "S"), vec![], "one review at a time");
+}
+
+#[test]
+fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason() {
+    let mut f = ready();
+    assert_eq!(f.key(2, "S"), vec![Effect::KubePreflight]);
+    let plan = runbook::plan(&f.m, CheckpointId::SwitchConfig).unwrap();
+    assert_eq!(plan.confirm, Confirm::TypeName("app-db".into()));
+    assert_eq!(
+        plan.steps,
+        vec![Step::PatchConfig {
+            namespace: "shop".into(),
+            object: "configmap/app-db".into(),
+            key: "DATABASE_URL".into(),
+            new_fingerprint: Some("new1".into()),
+            expect_current: Some("old1".into()),
+        }]
+    );
+    assert!(plan.steps[0].lines()[1].contains("<sha256:new1>"));
+    // Every guard passes but the one the runbook cannot prove yet.
+    assert_eq!(
+        failing(&f, CheckpointId::SwitchConfig)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect::<Vec<_>>(),
+        vec![FREEZE.to_string()]
+    );
+    type_text(&mut f, 2, "app-db");
+    assert_eq!(f.key(2, "Enter"), vec![], "a failing guard: nothing runs");
+    f.key(2, "Tab");
+    type_text(&mut f, 2, "too short");
+    assert_eq!(f.key(2, "Enter"), vec![], "a reason under 10 characters");
+    type_text(&mut f, 2, " -- rehearsal on the lab");
+    let effects = f.key(3, "Enter");
+    let id = f.m.next_run;
+    assert_eq!(
+        effects,
+        vec![Effect::RunPlan {
+            id,
+            plan: plan.clone(),
+            overridden: vec![FREEZE.to_string()],
+        }],
+        "the plan run is the plan shown"
+    );
+    let run = f.m.actions.running().unwrap();
+    assert_eq!(run.plan, plan);
+    let (labels, reason) = run.overridden.clone().unwrap();
+    assert_eq!(labels, vec![FREEZE.to_string()]);
+    assert_eq!(reason, "too short -- rehearsal on the lab");
+    assert_eq!(f.m.dialog, None);
+    // The executor's re-check leaves the overridden guard out.
+    assert_eq!(recheck(&f.m, CheckpointId::SwitchConfig, &labels), vec![]);
+    assert!(f.m.action_running(), "quitting now asks first");
+    assert!(
+        !failing(&f, CheckpointId::RolloutRestart).is_empty(),
+        "one at a time"
+    );
+}
+
+#[test]
+fn the_steps_recorded_are_the_steps_of_the_plan() {
+    let mut f = ready();
+    f.key(2, "R");
+    type_text(&mut f, 2, "app");
+    let effects = f.key(2, "Enter");
+    let Some(Effect::RunPlan { id, plan, .. }) = effects.first().cloned() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(plan.steps.len(), 2, "restart, then wait for the rollout");
+    for (index, step) in plan.steps.iter().enumerate() {
+        f.send(
+            3,
+            EventKind::StepStarted {
+                id,
+                index,
+                step: step.clone(),
+            },
+        );
+        f.send(
+            4,
+            EventKind::StepDone {
+                id,
+                index,
+                message: "ok".into(),
+                elapsed_ms: 1.0,
+            },
+        );
+    }
+    f.send(
+        5,
+        EventKind::RunFinished {
+            id,
+            ok: true,
+            message: "done".into(),
+            switched: None,
+        },
+    );
+    let run = &f.m.actions.history[0];
+    let ran: Vec<Step> = run.steps.iter().map(|s| s.step.clone()).collect();
+    assert_eq!(ran, run.plan.steps);
+    assert!(run
+        .steps
+        .iter()
+        .all(|s| matches!(s.finished, Some((_, Ok(_))))));
+}
+
+#[test]
+fn failing_guards_name_their_reason() {
+    let mut f = ready();
+    // Lag over the bound (100 B in the test session).
+    f.send(3, EventKind::SourceSampled(source(Some(5000))));
+    let lag = failing(&f, CheckpointId::SwitchConfig);
+    assert!(
+        lag.contains(&(
+            "Replication caught up".to_string(),
+            "lag 4.9 KiB (bound 100 B)".to_string()
+        )),
+        "{lag:?}"
+    );
+    let mut d = ready();
+    reviewed(
+        &mut d,
+        2,
+        allowed("patch", "configmaps/app-db", false),
+        None,
+    );
+    let access = failing(&d, CheckpointId::SwitchConfig);
+    assert!(
+        access.contains(&(
+            "Access review".to_string(),
+            "not allowed: patch configmaps/app-db in shop (RBAC: denied)".to_string()
+        )),
+        "{access:?}"
+    );
+    let back = failing(&d, CheckpointId::Rollback);
+    assert!(back.contains(&(
+        "Previous value captured".to_string(),
+        "no switch in this session".to_string()
+    )));
+}
+
+#[test]
+fn a_stale_target_fails_the_switch_even_with_the_source_caught_up() {
+    let mut f = ready();
+    // The source keeps answering (lag 10 B, under the bound); the target
+    // went quiet at t=1 and the stale limit is 3 s.
+    f.send(5, EventKind::SourceSampled(source(Some(10))));
+    f.send(5, EventKind::KubeAlive);
+    reviewed(
+        &mut f,
+        5,
+        allowed("patch", "configmaps/app-db", true),
+        Some(values()),
+    );
+    let g = runbook::guards(&f.m, CheckpointId::SwitchConfig);
+    let caught = g
+        .iter()
+        .find(|g| g.label == "Replication caught up")
+        .unwrap();
+    assert_eq!(
+        caught.verdict,
+        Verdict::Stale {
+            since: at(1),
+            reason: "target data: no answer for over 3 s".into()
+        }
+    );
+    // A failure the collector reported is named too.
+    f.send(
+        6,
+        EventKind::CollectorFailed {
+            side: crate::session::Side::Target,
+            error: "127.0.0.1:5433: no answer within 12 s".into(),
+        },
+    );
+    let g = runbook::guards(&f.m, CheckpointId::SwitchConfig);
+    let caught = g
+        .iter()
+        .find(|g| g.label == "Replication caught up")
+        .unwrap();
+    assert_eq!(
+        caught.detail(),
+        format!(
+            "stale since {}: target data: 127.0.0.1:5433: no answer within 12 s",
+            at(1).format("%H:%M:%S")
+        )
+    );
+}
+
+#[test]
+fn a_quiet_kubernetes_api_and_an_old_access_review_do_not_pass() {
+    let mut f = ready();
+    // Databases fresh at t=5; the API server last answered at t=1.
+    f.send(5, EventKind::SourceSampled(source(Some(10))));
+    f.send(5, EventKind::TargetSampled(target()));
+    let old = at(1).format("%H:%M:%S").to_string();
+    assert_eq!(
+        failing(&f, CheckpointId::RolloutRestart),
+        vec![
+            (
+                "Kubernetes watch live".to_string(),
+                format!("stale since {old}: no answer from the Kubernetes API for over 3 s")
+            ),
+            (
+                "Access review".to_string(),
+                format!("stale since {old}: answer 4 s old (limit 3 s)")
+            ),
+        ]
+    );
+    // The probe answering again makes the watch live; the review stays old.
+    f.send(6, EventKind::KubeAlive);
+    let labels: Vec<String> = failing(&f, CheckpointId::RolloutRestart)
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+    assert_eq!(labels, vec!["Access review".to_string()]);
+}
+
+#[test]
+fn an_open_dialog_keeps_its_access_review_fresh() {
+    let mut f = ready();
+    assert_eq!(f.key(1, "R"), vec![Effect::KubePreflight]);
+    reviewed(
+        &mut f,
+        1,
+        allowed("patch", "deployments.apps/app", true),
+        None,
+    );
+    assert_eq!(f.send(2, EventKind::Tick), vec![], "1 s old: fresh enough");
+    assert_eq!(f.send(3, EventKind::Tick), vec![Effect::KubePreflight]);
+    assert_eq!(f.send(4, EventKind::Tick), vec![], "one review at a time");
+    f.key(4, "Esc");
+    f.send(
+        4,
+        EventKind::KubePreflightDone {
+            checks: vec![],
+            switch_value: None,
+            error: None,
+        },
+    );
+    assert_eq!(f.send(9, EventKind::Tick), vec![], "no dialog, no review");
+}
+
+#[test]
+fn restart_and_rollback_need_the_database_the_pods_will_use() {
+    let mut f = ready();
+    f.send(5, EventKind::TargetSampled(target()));
+    f.send(5, EventKind::KubeAlive);
+    reviewed(
+        &mut f,
+        5,
+        allowed("patch", "deployments.apps/app", true),
+        None,
+    );
+    // Not switched: restarted pods go to the source, stale since t=1.
+    let src = format!(
+        "stale since {}: source data: no answer for over 3 s",
+        at(1).format("%H:%M:%S")
+    );
+    assert_eq!(
+        failing(&f, CheckpointId::RolloutRestart),
+        vec![("Source live".to_string(), src.clone())]
+    );
+    // Switched: they go to the target, which answers.
+    switched(&mut f, 4);
+    assert_eq!(failing(&f, CheckpointId::RolloutRestart), vec![]);
+    // Going back needs the source.
+    assert_eq!(
+        failing(&f, CheckpointId::Rollback),
+        vec![("Source live".to_string(), src)]
+    );
+    // Its plan restores the old value by fingerprint, then restarts.
+    let plan = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
+    assert_eq!(
+        plan.steps[0],
+        Step::RestoreConfig {
+            namespace: "shop".into(),
+            object: "configmap/app-db".into(),
+            key: "DATABASE_URL".into(),
+            restore: Some("old1".into()),
+            expect_current: "new1".into(),
+        }
+    );
+    assert_eq!(plan.steps.len(), 3);
+}
+
+#[test]
+fn the_executor_recheck_ignores_its_own_run_and_x_cancels_it() {
+    let mut f = ready();
+    f.key(2, "R");
+    type_text(&mut f, 2, "app");
+    let effects = f.key(2, "Enter");
+    let id = f.m.next_run;
+    assert!(matches!(effects[..], [Effect::RunPlan { id: i, .. }] if i == id));
+    assert_eq!(recheck(&f.m, CheckpointId::RolloutRestart, &[]), vec![]);
+    // Data goes stale while it runs: the re-check says so.
+    f.send(6, EventKind::Tick);
+    let labels: Vec<String> = recheck(&f.m, CheckpointId::RolloutRestart, &[])
+        .into_iter()
+        .map(|g| g.label)
+        .collect();
+    assert!(labels.contains(&"Source live".to_string()), "{labels:?}");
+    assert_eq!(f.key(6, "x"), vec![Effect::CancelRun { id }]);
+}
+
+#[test]
+fn a_no_op_rerun_keeps_what_to_go_back_to() {
+    let mut f = ready();
+    let rec = |prev: &str, changed| SwitchRecord {
+        object: "configmap/app-db".into(),
+        key: "DATABASE_URL".into(),
+        previous_fingerprint: Some(prev.into()),
+        new_fingerprint: "new1".into(),
+        changed,
+    };
+    let plan = runbook::plan(&f.m, CheckpointId::SwitchConfig).unwrap();
+    f.m.actions.history.push(CheckpointRun {
+        id: 7,
+        checkpoint: CheckpointId::SwitchConfig,
+        plan,
+        overridden: None,
+        started_at: f.m.now.unwrap(),
+        steps: vec![],
+        legacy_steps: vec![],
+        finished: None,
+    });
+    let now = f.m.now.unwrap();
+    on_finished(&mut f.m, 7, now, true, "", Some(&rec("old1", true)));
+    on_finished(&mut f.m, 7, now, true, "", Some(&rec("new1", false)));
+    let (_, kept) = f.m.actions.switched.as_ref().unwrap();
+    assert_eq!(kept.previous_fingerprint.as_deref(), Some("old1"));
+}
+
+/// The PREPARE checkpoints need no Kubernetes side, and nothing in read-only.
+#[test]
+fn prepare_checkpoints_read_the_samples_and_say_when_already_done() {
+    use crate::session::sample::{PublicationRow, SubTableRow, TableEstimate};
+    let mut f = Feed::new();
+    let mut src = source(Some(10));
+    src.tables.push(TableEstimate {
+        table: crate::session::sample::TableRef::new("public", "no_key"),
+        estimated_rows: 1,
+        size_bytes: 8192,
+        has_primary_key: false,
+        replica_identity: "d".into(),
+    });
+    f.send(1, EventKind::SourceSampled(src.clone()));
+    f.send(1, EventKind::TargetSampled(target()));
+    assert_eq!(f.key(1, "P"), vec![], "opens without an access review");
+    assert_eq!(f.m.dialog, Some(CheckpointId::CreatePublication));
+    let g = failing(&f, CheckpointId::CreatePublication);
+    assert_eq!(
+        g,
+        vec![(
+            "Every table has a key or a replica identity".to_string(),
+            "public.no_key without: add a primary key, or leave the table out of \
+             [tables], or ALTER TABLE public.no_key REPLICA IDENTITY FULL;"
+                .to_string()
+        )]
+    );
+    let plan = runbook::plan(&f.m, CheckpointId::CreatePublication).unwrap();
+    assert_eq!(plan.confirm, Confirm::Yes);
+    assert_eq!(
+        plan.steps,
+        vec![Step::Sql {
+            side: crate::session::Side::Source,
+            sql: r#"CREATE PUBLICATION "p" FOR TABLE "public"."t", "public"."no_key""#.into(),
+            lock_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+        }]
+    );
+    // The subscription needs the publication and the tables on the target.
+    let sub = failing(&f, CheckpointId::CreateSubscription);
+    assert_eq!(sub[0].0, "Publication exists");
+    assert!(sub[1].1.starts_with("2 missing on the target"), "{sub:?}");
+    // The copy of the schema: both tables are missing on the target.
+    let copy = runbook::plan(&f.m, CheckpointId::CopySchema).unwrap();
+    assert_eq!(copy.steps, vec![Step::CopySchema { tables_missing: 2 }]);
+
+    // Published and copied: P and D have nothing left to do, and say so.
+    src.publications.push(PublicationRow {
+        name: "p".into(),
+        all_tables: false,
+        tables: 2,
+    });
+    let mut tgt = target();
+    tgt.tables = src.tables.clone();
+    f.send(2, EventKind::SourceSampled(src));
+    f.send(2, EventKind::TargetSampled(tgt.clone()));
+    let again = runbook::plan(&f.m, CheckpointId::CreatePublication).unwrap();
+    assert!(again.steps.is_empty());
+    assert_eq!(
+        again.notes,
+        vec!["already done: publication p exists".to_string()]
+    );
+    assert!(runbook::plan(&f.m, CheckpointId::CopySchema)
+        .unwrap()
+        .steps
+        .is_empty());
+    let sub = runbook::plan(&f.m, CheckpointId::CreateSubscription).unwrap();
+    assert_eq!(
+        sub.steps,
+        vec![Step::CreateSubscription {
+            name: "s".into(),
+            publication: "p".into(),
+            source: "old@h:5432/db".into(),
+        }]
+    );
+    assert!(sub.steps[0].lines()[1].contains("password not shown"));
+    // The initial sync: one table still copying.
+    tgt.sub_tables = vec![
+        SubTableRow {
+            subscription: "s".into(),
+            table: crate::session::sample::TableRef::new("public", "t"),
+            state: "r".into(),
+            lsn: None,
+        },
+        SubTableRow {
+            subscription: "s".into(),
+            table: crate::session::sample::TableRef::new("public", "no_key"),
+            state: "d".into(),
+            lsn: None,
+        },
+    ];
+    f.send(3, EventKind::TargetSampled(tgt));
+    let wait = runbook::plan(&f.m, CheckpointId::WaitInitialSync).unwrap();
+    assert_eq!(wait.notes, vec!["1 of 2 tables not ready yet".to_string()]);
+    assert_eq!(wait.steps.len(), 1);
+
+    let mut ro = Feed::with(SessionInfo {
+        read_only: true,
+        ..info()
+    });
+    assert_eq!(ro.key(1, "P"), vec![]);
+    assert_eq!(ro.m.dialog, None, "read-only binds no PREPARE key");
+}
