@@ -572,6 +572,17 @@ fn prepare_runs_from_its_keys_and_again_is_a_no_op() {
             s.contains(&format!("✔ {title}")) && s.contains(done)
         })
     };
+    // The preflight on a fresh lab: the schema is missing on the target and
+    // events has no key; both are named.
+    t.keys("F");
+    t.wait_for("the preflight dialog", Duration::from_secs(20), |s| {
+        s.contains("Preflight checks") && s.contains("Enter: run it now")
+    });
+    t.keys("Enter");
+    let failed = t.wait_for("the preflight's findings", Duration::from_secs(60), |s| {
+        s.contains("✖ FAILED Preflight checks")
+    });
+    assert!(failed.contains("checks fail"), "{failed}");
     run("D", "Copy schema to target", "schema copied to the target");
     t.wait_for("the tables on the target", Duration::from_secs(20), |s| {
         !s.contains("✖ missing on target")
@@ -613,6 +624,9 @@ fn prepare_runs_from_its_keys_and_again_is_a_no_op() {
         // Done by the time W is pressed on a small lab, or waited for.
         "all 7 tables",
     );
+
+    // Everything in place: the preflight passes now.
+    run("F", "Preflight checks", "checks pass");
 
     // Again: nothing to do, and the screen says so.
     run(

@@ -153,6 +153,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["v"], C::Verify, Some("verify"), "checksum once", false),
     bind(L::Main, &["V"], C::VerifyContinuous, Some("verify"), "verify live", false),
     bind(L::Main, &["x"], C::Cancel, Some("cancel"), "cancel what runs", false),
+    bind(L::Main, &["F"], C::Open(CheckpointId::Preflight), Some("prepare"), "preflight checks", true),
     bind(L::Main, &["D"], C::Open(CheckpointId::CopySchema), Some("prepare"), "copy the schema", true),
     bind(L::Main, &["P"], C::Open(CheckpointId::CreatePublication), Some("prepare"), "publication", true),
     bind(L::Main, &["U"], C::Open(CheckpointId::CreateSubscription), Some("prepare"), "subscription", true),

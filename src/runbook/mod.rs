@@ -25,6 +25,8 @@ use crate::model::Model;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckpointId {
+    /// The preflight checks, read-only (as `cutover check`).
+    Preflight,
     /// `pg_dump --schema-only` of the source into the target.
     CopySchema,
     /// The publication on the source.
@@ -71,6 +73,11 @@ pub struct Checkpoint {
 }
 
 pub const CATALOG: &[Checkpoint] = &[
+    Checkpoint {
+        id: CheckpointId::Preflight,
+        phase: Phase::Prepare,
+        title: "Preflight checks",
+    },
     Checkpoint {
         id: CheckpointId::CopySchema,
         phase: Phase::Prepare,
@@ -135,6 +142,7 @@ impl CheckpointId {
 /// dump-and-restore variant is another list.)
 pub fn logical() -> Vec<CheckpointId> {
     vec![
+        CheckpointId::Preflight,
         CheckpointId::CopySchema,
         CheckpointId::CreatePublication,
         CheckpointId::CreateSubscription,
@@ -148,6 +156,7 @@ pub fn logical() -> Vec<CheckpointId> {
 /// `id`'s guards on the session state of this moment.
 pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
     match id {
+        CheckpointId::Preflight => checkpoints::preflight::guards(model),
         CheckpointId::CopySchema => checkpoints::copy_schema::guards(model),
         CheckpointId::CreatePublication => checkpoints::create_publication::guards(model),
         CheckpointId::CreateSubscription => checkpoints::create_subscription::guards(model),
@@ -162,6 +171,7 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
 /// the session has nothing to run it against (no Kubernetes side).
 pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
     match id {
+        CheckpointId::Preflight => checkpoints::preflight::plan(model),
         CheckpointId::CopySchema => checkpoints::copy_schema::plan(model),
         CheckpointId::CreatePublication => checkpoints::create_publication::plan(model),
         CheckpointId::CreateSubscription => checkpoints::create_subscription::plan(model),
@@ -185,6 +195,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "\"preflight\"",
                 "\"copy_schema\"",
                 "\"create_publication\"",
                 "\"create_subscription\"",

@@ -102,6 +102,8 @@ pub enum Step {
         subscription: String,
         timeout_s: u64,
     },
+    /// The preflight checks, read-only on both sides.
+    Preflight,
 }
 
 impl Step {
@@ -191,6 +193,12 @@ impl Step {
                      PUBLICATION {publication};"
                 ),
             ],
+            Step::Preflight => vec![
+                "read-only on both sides: versions, wal_level, free slots and senders, replica \
+                 identities, the target's schema, stray slots or subscriptions, long \
+                 transactions, sequences"
+                    .to_string(),
+            ],
             Step::WaitSync {
                 subscription,
                 timeout_s,
@@ -228,6 +236,7 @@ impl Step {
             Step::CopySchema { .. } => "copy the schema".into(),
             Step::CreateSubscription { name, .. } => format!("CREATE SUBSCRIPTION {name}"),
             Step::WaitSync { subscription, .. } => format!("initial sync of {subscription}"),
+            Step::Preflight => "preflight checks".into(),
         }
     }
 }

@@ -495,6 +495,7 @@ async fn run_step(
             ))
         }
         Step::Sql { .. }
+        | Step::Preflight
         | Step::CopySchema { .. }
         | Step::CreateSubscription { .. }
         | Step::WaitSync { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),

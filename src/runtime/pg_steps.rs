@@ -156,10 +156,42 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
             timeout_s,
         } => wait_sync(config, subscription, Duration::from_secs(*timeout_s)).await,
         Step::CopySchema { .. } => copy_schema(config).await,
+        Step::Preflight => preflight(config).await,
         Step::PatchConfig { .. }
         | Step::RestoreConfig { .. }
         | Step::Restart { .. }
         | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
+    }
+}
+
+/// The checks of `cutover check`; Err naming every failing one with its fix.
+async fn preflight(config: &Config) -> Result<String> {
+    use crate::runbook::preflight::{evaluate, Names};
+    let facts = pg::preflight::gather(config).await?;
+    let checks = evaluate(
+        &facts,
+        &Names {
+            subscription: &config.replication.subscription,
+            slot: &config.replication.slot,
+        },
+    );
+    let failing: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| match &c.fix {
+            Some(fix) => format!("{} ({}; fix: {fix})", c.name, c.observed),
+            None => format!("{} ({})", c.name, c.observed),
+        })
+        .collect();
+    if failing.is_empty() {
+        Ok(format!("all {} checks pass", checks.len()))
+    } else {
+        Err(anyhow!(
+            "{} of {} checks fail: {}",
+            failing.len(),
+            checks.len(),
+            failing.join("; ")
+        ))
     }
 }
 

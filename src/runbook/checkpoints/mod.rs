@@ -3,6 +3,7 @@
 pub mod copy_schema;
 pub mod create_publication;
 pub mod create_subscription;
+pub mod preflight;
 pub(crate) mod prepare;
 pub mod rollback;
 pub mod rollout_restart;

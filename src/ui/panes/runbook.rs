@@ -73,6 +73,18 @@ pub fn current(model: &Model) -> Option<CheckpointId> {
 /// An access review that has only aged is left out: opening the dialog asks
 /// again, and it is judged there.
 fn verdict(model: &Model, id: CheckpointId) -> (String, Role) {
+    // A run that failed says why, before any guard does.
+    if let Some(r) = model
+        .actions
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.checkpoint == id)
+    {
+        if let Some((_, false, message)) = &r.finished {
+            return (format!("✖ failed: {}", one_line(message)), Role::Error);
+        }
+    }
     let aged = |g: &runbook::Guard| {
         g.label == runbook::guard::ACCESS && matches!(g.verdict, runbook::Verdict::Stale { .. })
     };
