@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::cancel::{CancelAt, Canceller};
 use common::{both, config as cfg, on_source, on_target};
 
 use std::collections::BTreeMap;
@@ -262,20 +263,6 @@ async fn missing_tables_and_columns_are_reported_not_fatal() {
     assert_eq!(report.tables[1].columns_only_target, vec!["extra"]);
 }
 
-/// When the cancel arrives, relative to the run.
-#[derive(Debug, Clone, Copy)]
-enum CancelAt {
-    /// Already set when the run starts: nothing is even connected.
-    Start,
-    /// Set right after the run was spawned (while connecting, usually).
-    Spawned,
-    /// Set after this many milliseconds (around the first queries).
-    After(u64),
-    /// Set by the progress callback at the first range done: other slices
-    /// are running or queued on both sides.
-    FirstRange,
-}
-
 /// Two slow tables (md5 row hashes, ~27k heap pages: 8 slices per side).
 fn cancel_tables() -> Vec<TableRef> {
     static CREATED: std::sync::Once = std::sync::Once::new();
@@ -296,36 +283,18 @@ fn cancel_tables() -> Vec<TableRef> {
 
 async fn cancelled_run(at: CancelAt) -> VerifyReport {
     let tables = cancel_tables();
-    let (tx, rx) = tokio::sync::watch::channel(matches!(at, CancelAt::Start));
+    let (canceller, rx) = Canceller::start(at);
     let opts = VerifyOptions {
         cancel: Some(rx),
         hash: cutover::verify::HashKind::Md5,
         parallelism: 2,
         ..VerifyOptions::default()
     };
-    let tx = std::sync::Arc::new(tx);
-    let in_progress = tx.clone();
-    let canceller = tokio::spawn(async move {
-        match at {
-            CancelAt::Spawned => {
-                let _ = tx.send(true);
-            }
-            CancelAt::After(ms) => {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let _ = tx.send(true);
-            }
-            CancelAt::Start | CancelAt::FirstRange => {}
-        }
-    });
     let config = cfg();
-    let report = verify_tables(&config, &tables, &opts, |_| {
-        if matches!(at, CancelAt::FirstRange) {
-            let _ = in_progress.send(true);
-        }
-    })
-    .await
-    .expect("a cancelled run still reports");
-    canceller.await.unwrap();
+    let report = verify_tables(&config, &tables, &opts, |_| canceller.on_progress())
+        .await
+        .expect("a cancelled run still reports");
+    canceller.finish().await;
     report
 }
 
@@ -334,8 +303,7 @@ async fn cancelled_run(at: CancelAt) -> VerifyReport {
 /// sent at the moment of the cancel is stopped too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_stops_the_server_side_queries() {
-    let mut points = vec![CancelAt::Start, CancelAt::Spawned, CancelAt::FirstRange];
-    points.extend((0..20).map(|i| CancelAt::After(5 * i)));
+    let points = CancelAt::points();
     cancel_tables();
     for at in points {
         let started = std::time::Instant::now();

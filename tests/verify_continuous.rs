@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::cancel::{CancelAt, Canceller};
 use common::{both, config as cfg, on_source, on_target};
 
 use std::collections::BTreeMap;
@@ -375,19 +376,6 @@ async fn the_final_check_rechecks_only_what_changed() {
     assert_eq!(t.differences_total, 2);
 }
 
-/// When the cancel arrives, relative to the run.
-#[derive(Debug, Clone, Copy)]
-enum CancelAt {
-    /// Already set when the run starts: nothing is even connected.
-    Start,
-    /// Set right after the run was spawned (while connecting, usually).
-    Spawned,
-    /// Set after this many milliseconds (around the first queries).
-    After(u64),
-    /// Set by the progress callback after the first range check.
-    FirstRange,
-}
-
 /// Two slow tables (md5 row hashes), ten ranges each.
 fn cancel_tables() -> Vec<TableRef> {
     static CREATED: std::sync::Once = std::sync::Once::new();
@@ -408,7 +396,7 @@ fn cancel_tables() -> Vec<TableRef> {
 
 async fn cancelled_run(at: CancelAt) -> ContinuousReport {
     let tables = cancel_tables();
-    let (tx, rx) = tokio::sync::watch::channel(matches!(at, CancelAt::Start));
+    let (canceller, rx) = Canceller::start(at);
     let o = ContinuousOptions {
         base: VerifyOptions {
             cancel: Some(rx),
@@ -420,29 +408,11 @@ async fn cancelled_run(at: CancelAt) -> ContinuousReport {
         max_passes: None,
         ..ContinuousOptions::default()
     };
-    let tx = std::sync::Arc::new(tx);
-    let in_progress = tx.clone();
-    let canceller = tokio::spawn(async move {
-        match at {
-            CancelAt::Spawned => {
-                let _ = tx.send(true);
-            }
-            CancelAt::After(ms) => {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let _ = tx.send(true);
-            }
-            CancelAt::Start | CancelAt::FirstRange => {}
-        }
-    });
     let config = cfg();
-    let report = verify_continuous(&config, &tables, &o, |_| {
-        if matches!(at, CancelAt::FirstRange) {
-            let _ = in_progress.send(true);
-        }
-    })
-    .await
-    .expect("a cancelled run still reports");
-    canceller.await.unwrap();
+    let report = verify_continuous(&config, &tables, &o, |_| canceller.on_progress())
+        .await
+        .expect("a cancelled run still reports");
+    canceller.finish().await;
     report
 }
 
@@ -450,8 +420,7 @@ async fn cancelled_run(at: CancelAt) -> ContinuousReport {
 /// run lists every table as cancelled and leaves no query running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_leaves_no_query_running() {
-    let mut points = vec![CancelAt::Start, CancelAt::Spawned, CancelAt::FirstRange];
-    points.extend((0..20).map(|i| CancelAt::After(5 * i)));
+    let points = CancelAt::points();
     cancel_tables();
     for at in points {
         let started = Instant::now();

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 
 use cutover::lab::{self, LabInfo, LabOptions, PgBin, SeedPlan};
 
+pub mod cancel;
 pub mod faults;
 pub mod tmux;
 
