@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::checkpoints::prepare::{identity_fix, without_identity};
+use super::checkpoints::prepare::{first_few, identity_fix, without_identity};
 use crate::pg::preflight::Facts;
 use crate::session::sample::TableRef;
 
@@ -188,12 +188,7 @@ fn schema_check(f: &Facts) -> Check {
             format!(
                 "{} tables missing on the target ({})",
                 missing.len(),
-                missing
-                    .iter()
-                    .take(3)
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                first_few(missing.iter().copied())
             ),
         );
     }

@@ -8,7 +8,7 @@ use crate::runbook::plan::{Confirm, Plan, Step};
 use crate::runbook::CheckpointId;
 use crate::session::Side;
 
-use super::prepare::{missing_on_target, publication_exists, subscription_exists};
+use super::prepare::{first_few, missing_on_target, publication_exists, subscription_exists};
 
 pub fn guards(model: &Model) -> Vec<Guard> {
     let mut g = vec![
@@ -42,12 +42,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
             format!(
                 "{} missing on the target ({}): copy the schema first (D)",
                 missing.len(),
-                missing
-                    .iter()
-                    .take(3)
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                first_few(&missing)
             )
         },
     ));

@@ -70,3 +70,13 @@ pub fn identity_fix(without: &[String]) -> String {
             .join(" ")
     )
 }
+
+/// The first three tables, for a message that also says how many there are.
+pub fn first_few<'a>(tables: impl IntoIterator<Item = &'a TableRef>) -> String {
+    tables
+        .into_iter()
+        .take(3)
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -149,9 +149,13 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<Line<'static>> {
         .collect()
 }
 
-/// Rows the pane wants, frame included.
+/// Rows the pane wants, frame included: a row per checkpoint and per phase
+/// heading (counted, not drawn: it is asked on every frame).
 pub fn wanted_height(model: &Model) -> u16 {
-    lines(model, &Theme::default(), u16::MAX).len() as u16 + 2
+    let ids = shown(model);
+    let mut phases: Vec<Phase> = ids.iter().map(|id| id.info().phase).collect();
+    phases.dedup();
+    (ids.len() + phases.len()) as u16 + 2
 }
 
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
