@@ -2,8 +2,9 @@
 //! event, appends it to the session log, folds it into the model, runs the
 //! effects the fold asks for and redraws when something changed.
 
+pub mod exec;
 pub mod keys;
-pub mod kube_actions;
+pub mod kube_steps;
 pub mod kube_task;
 pub mod pg_steps;
 pub mod terminal;
@@ -139,7 +140,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     let log = LogWriter::create(&new_session_path(&dir, Utc::now()))?;
     let mut core = Core::new(log);
     let (tx, mut rx) = mpsc::channel::<EventKind>(1024);
-    let kube_state = kube_actions::ActionState::default();
+    let kube_state = kube_steps::ActionState::default();
     let first = core.apply(EventKind::SessionStarted(session_info(
         &config,
         &opts.mode,
@@ -148,7 +149,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     let mut tasks = tokio::task::JoinSet::new();
     for effect in first {
         if effect == Effect::KubePreflight {
-            tasks.spawn(kube_actions::preflight(config.clone(), tx.clone()));
+            tasks.spawn(kube_steps::preflight(config.clone(), tx.clone()));
         }
     }
     for side in [Side::Source, Side::Target] {
@@ -180,7 +181,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     let (pause_tx, pause_rx) = watch::channel(false);
     // The running action's guards as the model judges them after each event:
     // the executor re-checks them on fresh data right before its first change.
-    let (guard_tx, guard_rx) = watch::channel(kube_actions::GuardCheck::default());
+    let (guard_tx, guard_rx) = watch::channel(exec::GuardCheck::default());
     let mut view = model::View::default();
     let mut dirty = true;
     let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
@@ -249,7 +250,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                 .as_ref()
                 .map(|(labels, _)| labels.as_slice())
                 .unwrap_or_default();
-            let check = kube_actions::GuardCheck {
+            let check = exec::GuardCheck {
                 at: core.model.now,
                 failing: model::recheck(&core.model, run.checkpoint, overridden),
             };
@@ -293,20 +294,20 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                     }
                 }
                 Effect::KubePreflight => {
-                    tasks.spawn(kube_actions::preflight(config.clone(), tx.clone()));
+                    tasks.spawn(kube_steps::preflight(config.clone(), tx.clone()));
                 }
                 Effect::RunPlan { id, plan, .. } => {
                     let (cancel_tx, cancel_rx) = watch::channel(false);
                     cancels.insert(id, cancel_tx);
                     // The verdict the executor waits for must be newer than its start.
-                    guard_tx.send_replace(kube_actions::GuardCheck::default());
-                    tasks.spawn(kube_actions::run(
+                    guard_tx.send_replace(exec::GuardCheck::default());
+                    tasks.spawn(exec::run(
                         id,
                         plan,
                         config.clone(),
                         kube_state.clone(),
                         tx.clone(),
-                        kube_actions::Control {
+                        exec::Control {
                             cancel: cancel_rx,
                             guards: guard_rx.clone(),
                         },

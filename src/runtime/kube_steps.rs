@@ -1,24 +1,23 @@
-//! Runs the model's Kubernetes effects: the access review, and the plans of
-//! the Kubernetes checkpoints, step by step. Every step is reported as an
-//! event when it starts (with the step itself) and when it ends, before the
-//! next one starts, so the log says exactly what ran and how far a run got
-//! even if the process dies halfway.
+//! The Kubernetes side of the executor: the access review the console keeps
+//! fresh, and the Kubernetes steps of a plan (patch or restore the config
+//! key, restart, wait for a rollout), each bounded by a request deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::mpsc::Sender;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::Mutex;
 
 use crate::config::{Config, KubeCfg};
 use crate::kube::{
     self, bounded, connect, fingerprint, rollout_restart, switch_config_key, wait_rollout,
     AccessCheck, ConfigObject, ConfigSwitch, RolloutOutcome,
 };
-use crate::runbook::{Guard, Plan, Step};
+use crate::runbook::{Plan, Step};
 use crate::session::{AccessResult, EventKind, SwitchRecord, SwitchValue};
 
+use super::exec::InFlight;
 use super::kube_task::target;
 
 const PREFLIGHT_DEADLINE: Duration = Duration::from_secs(20);
@@ -107,113 +106,7 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
 }
 
 /// The model's verdict on a running checkpoint's guards, as of an event's time.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GuardCheck {
-    pub at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The guards that do not hold (empty: all do), overridden ones left out.
-    pub failing: Vec<Guard>,
-}
-
-/// How long the executor waits for the model's verdict on data newer than
-/// its own start (events, ticks included, arrive at least every second).
-const RECHECK_WAIT: Duration = Duration::from_secs(5);
-
-/// What the executor needs besides the plan: the operator's cancel and the
-/// model's live verdict on the checkpoint's guards.
-pub struct Control {
-    pub cancel: watch::Receiver<bool>,
-    pub guards: watch::Receiver<GuardCheck>,
-}
-
-/// The request in flight, for the record when a cancel or deadline cuts it.
-#[derive(Default)]
-struct InFlight(std::sync::Mutex<Option<String>>);
-
-impl InFlight {
-    fn set(&self, what: impl Into<String>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(what.into());
-    }
-    fn clear(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-    fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-/// Runs `plan` — exactly its steps, in order — and reports each one:
-/// `StepStarted` (with the step), then `StepDone` or `StepFailed`; the first
-/// failure ends the run. `RunFinished` closes it.
-pub async fn run(
-    id: u64,
-    plan: Plan,
-    config: Arc<Config>,
-    state: ActionState,
-    tx: Sender<EventKind>,
-    mut control: Control,
-) {
-    let mut switched = None;
-    let inflight = InFlight::default();
-    let mut cancel = control.cancel.clone();
-    let result = tokio::select! {
-        r = act(id, &plan, &config, &state, &tx, &mut switched, &mut control.guards, &inflight) => r,
-        _ = cancel.wait_for(|c| *c) => Err(match inflight.get() {
-            Some(what) => anyhow!(
-                "cancelled by the operator while {what} was in flight: whether it reached \
-                 the API server is unknown; the access review re-reads the config"
-            ),
-            None => anyhow!("cancelled by the operator between steps: nothing was in flight"),
-        }),
-    };
-    let (ok, message) = match result {
-        Ok(m) => (true, m),
-        Err(e) => (false, format!("{e:#}")),
-    };
-    let _ = tx
-        .send(EventKind::RunFinished {
-            id,
-            ok,
-            message,
-            switched,
-        })
-        .await;
-}
-
-/// Right before the first change: the guards, judged by the model on data
-/// newer than this moment, must all still hold.
-async fn recheck_guards(guards: &mut watch::Receiver<GuardCheck>) -> Result<()> {
-    let since = chrono::Utc::now();
-    let fresh = tokio::time::timeout(
-        RECHECK_WAIT,
-        guards.wait_for(|g| g.at.is_some_and(|at| at >= since)),
-    )
-    .await;
-    let verdict = match fresh {
-        Ok(Ok(v)) => v.clone(),
-        Ok(Err(_)) => return Err(anyhow!("console stopped")),
-        Err(_) => {
-            return Err(anyhow!(
-                "no fresh data to re-check the guards against within {} s",
-                RECHECK_WAIT.as_secs()
-            ))
-        }
-    };
-    if verdict.failing.is_empty() {
-        return Ok(());
-    }
-    let why: Vec<String> = verdict
-        .failing
-        .iter()
-        .map(|g| format!("{}: {}", g.label, g.detail()))
-        .collect();
-    Err(anyhow!(
-        "guards no longer hold at the moment of running: {}",
-        why.join("; ")
-    ))
-}
-
-/// The access a plan's steps need: get and patch on what they touch.
-fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
+pub(super) fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
     let mut deployments = Vec::new();
     let mut object = None;
     for step in &plan.steps {
@@ -235,135 +128,11 @@ fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn act(
-    id: u64,
-    plan: &Plan,
-    config: &Config,
-    state: &ActionState,
-    tx: &Sender<EventKind>,
-    switched: &mut Option<SwitchRecord>,
-    guards: &mut watch::Receiver<GuardCheck>,
-    inflight: &InFlight,
-) -> Result<String> {
-    let acts_on_kubernetes = plan.steps.iter().any(Step::is_kubernetes);
-    // Everything before the first change: a failure here leaves everything
-    // as it was, and the message says so first.
-    let before = async {
-        let kube = if acts_on_kubernetes {
-            let k = config
-                .kubernetes
-                .as_ref()
-                .ok_or_else(|| anyhow!("no [kubernetes] section in {}", config.path.display()))?;
-            let conn = connect(&target(k)).await?;
-            // The review in the dialog may be old: ask again, and refuse
-            // before touching anything if a permission a step needs is gone.
-            let checks =
-                kube::preflight(&conn.client, needed_access(&conn.namespace, plan)).await?;
-            if let Some(denied) = checks.iter().find(|c| !c.allowed) {
-                return Err(anyhow!(
-                    "not allowed to {}{}",
-                    denied.describe(),
-                    denied
-                        .reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                ));
-            }
-            Some((k, conn))
-        } else {
-            None
-        };
-        recheck_guards(guards).await?;
-        anyhow::Ok(kube)
-    };
-    let kube = before
-        .await
-        .map_err(|e| anyhow!("nothing was changed: {e:#}"))?;
-    let mut said = Vec::new();
-    for (index, step) in plan.steps.iter().enumerate() {
-        send(
-            tx,
-            EventKind::StepStarted {
-                id,
-                index,
-                step: step.clone(),
-            },
-        )
-        .await?;
-        let started = std::time::Instant::now();
-        let outcome = match (&kube, step.is_kubernetes()) {
-            (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
-            (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
-            (_, false) => {
-                inflight.set(step.title());
-                let r = super::pg_steps::run(step, config).await;
-                inflight.clear();
-                r
-            }
-        };
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match outcome {
-            Ok(message) => {
-                send(
-                    tx,
-                    EventKind::StepDone {
-                        id,
-                        index,
-                        message: message.clone(),
-                        elapsed_ms,
-                    },
-                )
-                .await?;
-                said.push(message);
-            }
-            Err(e) => {
-                let error = format!("{e:#}");
-                send(
-                    tx,
-                    EventKind::StepFailed {
-                        id,
-                        index,
-                        error: error.clone(),
-                        elapsed_ms,
-                    },
-                )
-                .await?;
-                let done = if index == 0 {
-                    "nothing was changed".to_string()
-                } else {
-                    format!("steps 1–{index} of {} done", plan.steps.len())
-                };
-                return Err(anyhow!(
-                    "step {} ({}): {error}; {done}",
-                    index + 1,
-                    step.title()
-                ));
-            }
-        }
-    }
-    // Each step's own words are in the log; the run ends on the last one,
-    // which is the outcome (a rollout complete, a key switched). A plan with
-    // no steps was already done: its note says why.
-    Ok(said.pop().unwrap_or_else(|| {
-        plan.notes
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "nothing to do".into())
-    }))
-}
-
-/// Sends an event; the run stops if nobody is listening any more.
-async fn send(tx: &Sender<EventKind>, ev: EventKind) -> Result<()> {
-    tx.send(ev).await.map_err(|_| anyhow!("console stopped"))
-}
-
 fn fp(f: Option<&str>) -> String {
     f.map_or("absent".into(), |f| format!("sha256:{f}"))
 }
 
-async fn run_step(
+pub(super) async fn run_step(
     step: &Step,
     k: &KubeCfg,
     conn: &kube::Connection,
