@@ -39,6 +39,8 @@ pub struct StepRecord {
     pub started_at: DateTime<Utc>,
     /// When it ended, and how: Ok(what it did) or Err(why not).
     pub finished: Option<(DateTime<Utc>, Result<String, String>)>,
+    /// How long it took as the executor measured it.
+    pub elapsed_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +53,8 @@ pub struct CheckpointRun {
     pub overridden: Option<(Vec<String>, String)>,
     pub started_at: DateTime<Utc>,
     pub steps: Vec<StepRecord>,
+    /// The preflight's checks, when the run was a preflight.
+    pub checks: Vec<crate::runbook::preflight::Check>,
     /// Free-form lines from logs written before steps were recorded.
     pub legacy_steps: Vec<(DateTime<Utc>, String)>,
     /// When it ended, whether it succeeded, and how it ended.
@@ -209,6 +213,7 @@ fn start(model: &mut Model, plan: Plan, overridden: Option<(Vec<String>, String)
         overridden,
         started_at: now,
         steps: Vec::new(),
+        checks: Vec::new(),
         legacy_steps: Vec::new(),
         finished: None,
     });
@@ -230,6 +235,7 @@ pub fn on_step_started(model: &mut Model, id: u64, at: DateTime<Utc>, index: usi
             step: step.clone(),
             started_at: at,
             finished: None,
+            elapsed_ms: None,
         });
     }
 }
@@ -240,10 +246,12 @@ pub fn on_step_ended(
     at: DateTime<Utc>,
     index: usize,
     outcome: Result<String, String>,
+    elapsed_ms: f64,
 ) {
     if let Some(s) = run_mut(model, id).and_then(|r| r.steps.iter_mut().find(|s| s.index == index))
     {
         s.finished = Some((at, outcome));
+        s.elapsed_ms = Some(elapsed_ms);
     }
 }
 

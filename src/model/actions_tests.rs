@@ -446,6 +446,7 @@ fn a_no_op_rerun_keeps_what_to_go_back_to() {
         overridden: None,
         started_at: f.m.now.unwrap(),
         steps: vec![],
+        checks: vec![],
         legacy_steps: vec![],
         finished: None,
     });

@@ -18,6 +18,8 @@ use crate::runbook::CheckpointId;
 pub enum Layer {
     Main,
     Help,
+    /// The latest run's output over the screen.
+    Output,
     ConfirmQuit,
     /// An action's confirmation: unbound printable keys are typed into it.
     Confirm,
@@ -31,6 +33,8 @@ pub fn layer(model: &Model, view: &View) -> Layer {
         Layer::Confirm
     } else if view.help {
         Layer::Help
+    } else if view.output {
+        Layer::Output
     } else {
         Layer::Main
     }
@@ -40,6 +44,7 @@ pub fn layer(model: &Model, view: &View) -> Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     ToggleHelp,
+    ToggleOutput,
     ScrollDown,
     ScrollUp,
     ScrollTop,
@@ -164,9 +169,11 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["Up", "k"], C::ScrollUp, None, "scroll up", false),
     bind(L::Main, &["Down", "j"], C::ScrollDown, None, "scroll down", false),
     bind(L::Main, &["Home", "g"], C::ScrollTop, None, "first table", false),
+    bind(L::Main, &["o"], C::ToggleOutput, Some("output"), "the run's output", false),
     bind(L::Main, &["?"], C::ToggleHelp, Some("help"), "this help", false),
     bind(L::Main, &["q", "Ctrl-c"], C::Quit, Some("quit"), "quit", false),
     bind(L::Help, &["?", "Esc", "q", "Enter"], C::ToggleHelp, Some("close"), "close the help", false),
+    bind(L::Output, &["o", "Esc", "q"], C::ToggleOutput, Some("close"), "close the output", false),
     bind(L::ConfirmQuit, &["y", "Y"], C::QuitConfirmed, Some("quit and cancel"), "quit, cancelling what runs", false),
     bind(L::ConfirmQuit, &["n", "N", "Esc", "q"], C::QuitCancelled, Some("stay"), "stay", false),
     bind(L::Confirm, &["Enter"], C::Submit, Some("run"), "run it, when the guards pass and the name matches", true),
@@ -207,6 +214,7 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
     };
     match command {
         C::ToggleHelp => view.help = !view.help,
+        C::ToggleOutput => view.output = !view.output,
         C::ScrollDown => {
             view.scroll = (view.scroll + 1).min(super::table_rows(model).len().saturating_sub(1))
         }
@@ -266,7 +274,13 @@ mod tests {
 
     #[test]
     fn read_only_binds_nothing_dangerous_and_everything_else() {
-        for layer in [Layer::Main, Layer::Help, Layer::ConfirmQuit, Layer::Confirm] {
+        for layer in [
+            Layer::Main,
+            Layer::Help,
+            Layer::Output,
+            Layer::ConfirmQuit,
+            Layer::Confirm,
+        ] {
             for b in bindings(layer, true) {
                 assert!(!b.dangerous, "{:?} bound read-only", b.command);
             }

@@ -3,6 +3,7 @@
 mod actions;
 mod derive;
 pub mod keymap;
+pub mod sync;
 mod update;
 mod view;
 
@@ -150,6 +151,8 @@ pub struct Model {
     pub kube: SideState<()>,
     pub verify: BTreeMap<TableRef, VerifyCell>,
     pub verify_run: Option<VerifyRun>,
+    /// Where the initial sync stood when first seen: its rate and ETA.
+    pub sync_seen: sync::SyncSeen,
     pub actions: Actions,
     /// The checkpoint whose confirmation is open: its plan and guards are shown.
     pub dialog: Option<crate::runbook::CheckpointId>,

@@ -80,6 +80,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.target.last = Some(sample.clone());
             model.target.last_ok = Some(at);
             model.target.failing = None;
+            super::sync::observe(model, at);
             vec![]
         }
         EventKind::CollectorConnected {
@@ -249,15 +250,27 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             vec![]
         }
         EventKind::StepDone {
-            id, index, message, ..
+            id,
+            index,
+            message,
+            elapsed_ms,
         } => {
-            super::actions::on_step_ended(model, *id, at, *index, Ok(message.clone()));
+            super::actions::on_step_ended(model, *id, at, *index, Ok(message.clone()), *elapsed_ms);
+            vec![]
+        }
+        EventKind::PreflightChecked { id, checks } => {
+            if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
+                r.checks = checks.clone();
+            }
             vec![]
         }
         EventKind::StepFailed {
-            id, index, error, ..
+            id,
+            index,
+            error,
+            elapsed_ms,
         } => {
-            super::actions::on_step_ended(model, *id, at, *index, Err(error.clone()));
+            super::actions::on_step_ended(model, *id, at, *index, Err(error.clone()), *elapsed_ms);
             vec![]
         }
         EventKind::RunFinished {

@@ -7,6 +7,8 @@ pub struct View {
     /// First visible row of the row-count table.
     pub scroll: usize,
     pub help: bool,
+    /// The latest run's output fills the screen.
+    pub output: bool,
     /// "Quit and cancel what runs?" is open.
     pub confirm_quit: bool,
     /// What has been typed into the open confirmation so far.

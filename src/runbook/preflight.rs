@@ -2,13 +2,13 @@
 //! it fails, the fix in words and as the exact statement. Pure: it judges
 //! facts read by `pg::preflight` (and the Kubernetes access review).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::checkpoints::prepare::{first_few, identity_fix, without_identity};
 use crate::pg::preflight::Facts;
 use crate::session::sample::TableRef;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,

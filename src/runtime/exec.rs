@@ -187,6 +187,26 @@ async fn act(
         let outcome = match (&kube, step.is_kubernetes()) {
             (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
             (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
+            (_, false) if *step == Step::Preflight => {
+                // Each check reaches the screen and the log, not only the verdict.
+                inflight.set(step.title());
+                let checks = super::pg_steps::preflight_checks(config).await;
+                inflight.clear();
+                match checks {
+                    Ok(checks) => {
+                        send(
+                            tx,
+                            EventKind::PreflightChecked {
+                                id,
+                                checks: checks.clone(),
+                            },
+                        )
+                        .await?;
+                        super::pg_steps::judge(&checks)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             (_, false) => {
                 inflight.set(step.title());
                 let r = super::pg_steps::run(step, config).await;

@@ -156,7 +156,7 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
             timeout_s,
         } => wait_sync(config, subscription, Duration::from_secs(*timeout_s)).await,
         Step::CopySchema { .. } => copy_schema(config).await,
-        Step::Preflight => preflight(config).await,
+        Step::Preflight => judge(&preflight_checks(config).await?),
         Step::PatchConfig { .. }
         | Step::RestoreConfig { .. }
         | Step::Restart { .. }
@@ -164,17 +164,21 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
     }
 }
 
-/// The checks of `cutover check`; Err naming every failing one with its fix.
-async fn preflight(config: &Config) -> Result<String> {
+/// The checks of `cutover check`, read from both sides.
+pub async fn preflight_checks(config: &Config) -> Result<Vec<crate::runbook::preflight::Check>> {
     use crate::runbook::preflight::{evaluate, Names};
     let facts = pg::preflight::gather(config).await?;
-    let checks = evaluate(
+    Ok(evaluate(
         &facts,
         &Names {
             subscription: &config.replication.subscription,
             slot: &config.replication.slot,
         },
-    );
+    ))
+}
+
+/// The preflight step's outcome: Err naming every failing check with its fix.
+pub fn judge(checks: &[crate::runbook::preflight::Check]) -> Result<String> {
     let failing: Vec<String> = checks
         .iter()
         .filter(|c| !c.ok)

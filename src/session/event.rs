@@ -195,6 +195,12 @@ pub enum EventKind {
         error: String,
         elapsed_ms: f64,
     },
+    /// The preflight step's checks, each with what was seen and its fix,
+    /// sent before the step's end.
+    PreflightChecked {
+        id: u64,
+        checks: Vec<crate::runbook::preflight::Check>,
+    },
     /// A line from logs written before steps were recorded one by one.
     KubeActionStep {
         id: u64,
@@ -233,6 +239,7 @@ impl EventKind {
                 | EventKind::StepStarted { .. }
                 | EventKind::StepDone { .. }
                 | EventKind::StepFailed { .. }
+                | EventKind::PreflightChecked { .. }
                 | EventKind::RunFinished { .. }
                 | EventKind::SessionEnded { .. }
         )

@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::model::{self, lag_summary, Model, RowState, View};
-use panes::{actions, counts, footer, header, lag, rollout, runbook, slots};
+use panes::{actions, counts, footer, header, lag, rollout, run, runbook, slots};
 use widgets::{truncate_spans, PaneFrame};
 
 /// From this width the panes sit side by side.
@@ -25,6 +25,9 @@ pub const WIDE_COLS: u16 = 160;
 /// Below either of these the full layout can't be read; a summary is drawn instead.
 pub const MIN_COLS: u16 = 40;
 pub const MIN_ROWS: u16 = 10;
+
+/// Rows the run pane takes at most on a wide screen; `o` shows all of it.
+const RUN_MAX: u16 = 18;
 
 /// Rows kept for the row-count pane at minimum: title, header and five tables.
 const COUNTS_MIN: u16 = 7;
@@ -44,6 +47,9 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
         stacked(frame, area, model, v, &rows, theme);
     }
     // Innermost last: the same order the keymap's layers take keys in.
+    if v.output {
+        overlays::output::render(frame, area, model, theme);
+    }
     if v.help {
         overlays::help::render(frame, area, model, theme);
     }
@@ -190,20 +196,28 @@ fn wide(
     let lag_h = (body.height / 3).clamp(8, 16).min(body.height);
     // The runbook under the lag, as tall as its checkpoints; slots take the rest.
     let runbook_h = runbook::wanted_height(model).min(body.height.saturating_sub(lag_h + 6));
+    // The latest run under the runbook; the slots keep their headings.
+    let run_h = run::wanted_height(model, theme, left_w)
+        .min(body.height.saturating_sub(lag_h + runbook_h + 6))
+        .min(RUN_MAX);
     let l = split_rows(
         left,
         &[
             lag_h,
             runbook_h,
-            body.height.saturating_sub(lag_h + runbook_h),
+            run_h,
+            body.height.saturating_sub(lag_h + runbook_h + run_h),
         ],
     );
     lag::render(frame, l[0], model, theme, PaneFrame::Boxed);
     if runbook_h > 2 {
         runbook::render(frame, l[1], model, theme);
     }
+    if run_h > 2 {
+        run::render(frame, l[2], model, theme, PaneFrame::Boxed);
+    }
     let slot_lines = slots::lines(model, theme, left_w.saturating_sub(2));
-    slots::render(frame, l[2], model, slot_lines, theme, PaneFrame::Boxed);
+    slots::render(frame, l[3], model, slot_lines, theme, PaneFrame::Boxed);
     if rollout::configured(model) {
         // Row counts on top, sized to their tables; the rollout takes the rest.
         let failed = rows
@@ -215,7 +229,8 @@ fn wide(
             8.min(body.height),
             body.height.saturating_sub(8).max(8.min(body.height)),
         );
-        let action_line = actions::line(model, theme, right.width);
+        // The run pane says all of it when it is drawn.
+        let action_line = actions::line(model, theme, right.width).filter(|_| run_h <= 2);
         let rest = body.height.saturating_sub(counts_h);
         let line_h = u16::from(action_line.is_some()).min(rest);
         let c = split_rows(right, &[counts_h, rest - line_h, line_h]);

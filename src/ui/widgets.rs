@@ -230,3 +230,13 @@ pub fn dialog(
     frame.render_widget(block, rect);
     inner
 }
+
+/// Rows `lines` take when wrapped at `width` (a word wrap may take a row
+/// more than this, never fewer).
+pub fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let w = usize::from(width.max(1));
+    lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(w) as u16)
+        .sum()
+}

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::model::{View, MIN_REASON};
 use crate::runbook::{Confirm, Guard, Plan, Verdict};
 use crate::ui::theme::{Role, Theme};
-use crate::ui::widgets::{centered, dialog, one_line};
+use crate::ui::widgets::{centered, dialog, one_line, wrapped_height};
 
 /// ✔ pass, ✖ fail, ◌ stale: a symbol and a word, never colour alone.
 fn mark(g: &Guard) -> (&'static str, Role) {
@@ -110,11 +110,7 @@ pub fn render(
     let inner_w = width.saturating_sub(2).max(1) as usize;
     let (body, prompt) = lines(plan, guards, v, theme);
     // Long patches wrap: every character of what will run stays visible.
-    let rows = |ls: &[Line]| -> u16 {
-        ls.iter()
-            .map(|l| l.width().max(1).div_ceil(inner_w) as u16)
-            .sum()
-    };
+    let rows = |ls: &[Line]| wrapped_height(ls, inner_w as u16);
     let prompt_h = rows(&prompt);
     let height = (rows(&body) + prompt_h + 2).min(area.height);
     let rect = centered(area, width, height);

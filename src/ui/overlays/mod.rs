@@ -3,3 +3,4 @@
 pub mod confirm_action;
 pub mod confirm_quit;
 pub mod help;
+pub mod output;

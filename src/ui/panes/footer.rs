@@ -61,7 +61,9 @@ fn idle(model: &Model, command: Command) -> bool {
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Theme) {
+/// The key groups as spans; `words` false keeps the words of help and quit
+/// only, for a line too narrow for all of them (the help says the rest).
+fn key_spans(model: &Model, v: &View, theme: &Theme, words: bool) -> Vec<Span<'static>> {
     let mut spans = vec![Span::raw(" ")];
     for (i, (group, word)) in entries(model, v).into_iter().enumerate() {
         if i > 0 {
@@ -79,11 +81,24 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Th
                 .style(role)
                 .add_modifier(ratatui::style::Modifier::BOLD),
         ));
-        spans.push(Span::raw(" "));
-        spans.push(Span::styled(word, theme.style(Role::Muted)));
+        let kept = group
+            .iter()
+            .any(|b| matches!(b.command, Command::ToggleHelp | Command::Quit));
+        if words || kept {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(word, theme.style(Role::Muted)));
+        }
+    }
+    spans
+}
+
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Theme) {
+    let width = area.width as usize;
+    let mut spans = key_spans(model, v, theme, true);
+    if spans.iter().map(Span::width).sum::<usize>() > width {
+        spans = key_spans(model, v, theme, false);
     }
     let left_w: usize = spans.iter().map(Span::width).sum();
-    let width = area.width as usize;
     if let Some(reason) = &model.ended {
         let note = format!("■ session ended: {} ", one_line(reason));
         let room = width.saturating_sub(left_w + 2);

@@ -6,5 +6,6 @@ pub mod footer;
 pub mod header;
 pub mod lag;
 pub mod rollout;
+pub mod run;
 pub mod runbook;
 pub mod slots;
