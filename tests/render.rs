@@ -135,6 +135,7 @@ fn estimates(scale: f64, skip: &[&str]) -> Vec<TableEstimate> {
             size_bytes: rows * 120,
             has_primary_key: *pk,
             replica_identity: if *pk { "d".into() } else { "f".into() },
+            partitions: 0,
         })
         .collect()
 }
@@ -184,6 +185,7 @@ fn source(lag: i64) -> SourceSample {
             name: "cutover_pub".into(),
             all_tables: false,
             tables: 6,
+            via_root: false,
         }],
         tables: estimates(1.0, &[]),
         poll_ms: 4.2,

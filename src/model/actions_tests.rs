@@ -469,6 +469,7 @@ fn prepare_checkpoints_read_the_samples_and_say_when_already_done() {
         size_bytes: 8192,
         has_primary_key: false,
         replica_identity: "d".into(),
+        partitions: 0,
     });
     f.send(1, EventKind::SourceSampled(src.clone()));
     f.send(1, EventKind::TargetSampled(target()));
@@ -508,6 +509,7 @@ fn prepare_checkpoints_read_the_samples_and_say_when_already_done() {
         name: "p".into(),
         all_tables: false,
         tables: 2,
+        via_root: false,
     });
     let mut tgt = target();
     tgt.tables = src.tables.clone();

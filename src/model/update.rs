@@ -503,6 +503,7 @@ pub(super) mod tests {
                 size_bytes: 8192,
                 has_primary_key: true,
                 replica_identity: "d".into(),
+                partitions: 0,
             }],
             poll_ms: 1.0,
         }

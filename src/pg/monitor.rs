@@ -39,19 +39,45 @@ SELECT application_name, state, sent_lsn::text,
 
 const PUBLICATIONS_SQL: &str = "\
 SELECT p.pubname::text, p.puballtables,
-       (SELECT count(*) FROM pg_publication_tables pt WHERE pt.pubname = p.pubname)
+       (SELECT count(*) FROM pg_publication_tables pt WHERE pt.pubname = p.pubname),
+       p.pubviaroot
   FROM pg_publication p
  ORDER BY p.pubname";
 
+/// Roots only (never a partition), each partitioned root with the sum of its
+/// leaf partitions' estimates: its own statistics are always 0. The tree is
+/// walked through `pg_inherits`, not `pg_partition_tree`, which locks every
+/// partition.
 const TABLES_SQL: &str = "\
+WITH RECURSIVE tree AS (
+  SELECT i.inhparent AS root, i.inhrelid AS rel
+    FROM pg_inherits i
+    JOIN pg_class p ON p.oid = i.inhparent
+   WHERE p.relkind = 'p' AND NOT p.relispartition
+  UNION ALL
+  SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.rel
+), leaves AS (
+  SELECT t.root, count(*)::int8 AS n,
+         sum(COALESCE(s.n_live_tup, greatest(c.reltuples, 0)::int8))::int8 AS est,
+         sum(c.relpages::int8)::int8 AS pages
+    FROM tree t
+    JOIN pg_class c ON c.oid = t.rel
+    LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+   WHERE c.relkind <> 'p'
+   GROUP BY t.root
+)
 SELECT n.nspname::text, c.relname::text,
-       COALESCE(s.n_live_tup, greatest(c.reltuples, 0)::int8),
-       c.relpages::int8 * current_setting('block_size')::int8,
+       CASE WHEN c.relkind = 'p' THEN COALESCE(l.est, 0)
+            ELSE COALESCE(s.n_live_tup, greatest(c.reltuples, 0)::int8) END,
+       CASE WHEN c.relkind = 'p' THEN COALESCE(l.pages, 0) ELSE c.relpages::int8 END
+         * current_setting('block_size')::int8,
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-       c.relreplident::text
+       c.relreplident::text,
+       COALESCE(l.n, 0)
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+  LEFT JOIN leaves l ON l.root = c.oid
  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
@@ -98,6 +124,7 @@ fn estimates(rows: Vec<Row>, filter: TableFilter<'_>) -> Vec<TableEstimate> {
             size_bytes: r.get(3),
             has_primary_key: r.get(4),
             replica_identity: r.get(5),
+            partitions: u32::try_from(r.get::<_, i64>(6)).unwrap_or(u32::MAX),
         })
         .collect()
 }
@@ -151,6 +178,7 @@ pub async fn poll_source(
                 name: r.get(0),
                 all_tables: r.get(1),
                 tables: r.get(2),
+                via_root: r.get(3),
             })
             .collect(),
         tables: estimates(tables, filter),

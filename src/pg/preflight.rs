@@ -18,7 +18,9 @@ use crate::session::sample::{SourceSample, TableRef, TargetSample};
 pub struct SideFacts {
     pub version_num: i32,
     pub version: String,
-    /// Selected tables: column → type, in column order.
+    /// Selected tables: column → type, in column order. Roots only: a
+    /// partitioned table is published through its root, so the target may
+    /// partition it differently.
     pub columns: BTreeMap<TableRef, Vec<(String, String)>>,
     /// `max_replication_slots`, slots in use; `max_wal_senders`, senders in use.
     pub max_slots: i64,
@@ -58,7 +60,8 @@ const COLUMNS_SQL: &str = "SELECT n.nspname, c.relname, a.attname, \
      FROM pg_catalog.pg_attribute a \
      JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+       AND a.attnum > 0 AND NOT a.attisdropped \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname NOT LIKE 'pg_toast%' \
      ORDER BY n.nspname, c.relname, a.attnum";

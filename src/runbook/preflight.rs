@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoints::prepare::{first_few, identity_fix, without_identity};
+use super::checkpoints::prepare::{
+    first_few, identity_fix, partitioned, partitions_text, without_identity,
+};
 use crate::pg::preflight::Facts;
 use crate::session::sample::TableRef;
 
@@ -93,6 +95,7 @@ pub fn evaluate(f: &Facts, names: &Names) -> Vec<Check> {
         },
         Some(identity_fix(&without)),
     ));
+    out.push(partitions_check(f));
     out.push(schema_check(f));
     // A slot or subscription under the runbook's names that the runbook did
     // not make is another migration's, or a leftover: never reuse it blindly.
@@ -153,6 +156,32 @@ pub fn evaluate(f: &Facts, names: &Names) -> Vec<Check> {
         None,
     ));
     out
+}
+
+/// Says which tables are partitioned and how they are published: through
+/// their roots (the publication's plan adds publish_via_partition_root).
+fn partitions_check(f: &Facts) -> Check {
+    let parts = partitioned(&f.source_sample.tables);
+    check(
+        "Partitioned tables",
+        true,
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}: {}, published through the root",
+                        t.table,
+                        partitions_text(t)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+        None,
+    )
 }
 
 /// Every selected source table exists on the target with the same columns

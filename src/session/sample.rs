@@ -45,12 +45,18 @@ impl Side {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableEstimate {
     pub table: TableRef,
-    /// `n_live_tup` where the statistics have it, else `reltuples`.
+    /// `n_live_tup` where the statistics have it, else `reltuples`; for a
+    /// partitioned table, the sum over its leaf partitions.
     pub estimated_rows: i64,
+    /// For a partitioned table, the sum over its leaf partitions.
     pub size_bytes: i64,
     pub has_primary_key: bool,
     /// `relreplident`: d(efault), n(othing), f(ull), i(ndex).
     pub replica_identity: String,
+    /// Leaf partitions under this table; 0 = not partitioned. (Partitions
+    /// themselves are never listed: only their roots are.)
+    #[serde(default)]
+    pub partitions: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +92,9 @@ pub struct PublicationRow {
     pub name: String,
     pub all_tables: bool,
     pub tables: i64,
+    /// `pubviaroot`: changes to a partition are published as its root's.
+    #[serde(default)]
+    pub via_root: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,4 +148,24 @@ pub struct TargetSample {
     pub copies: Vec<CopyProgress>,
     pub tables: Vec<TableEstimate>,
     pub poll_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_written_before_partitions_were_recorded_still_reads() {
+        let old: TableEstimate = serde_json::from_value(serde_json::json!({
+            "table": {"schema": "public", "name": "t"}, "estimated_rows": 1,
+            "size_bytes": 8192, "has_primary_key": true, "replica_identity": "d"
+        }))
+        .unwrap();
+        assert_eq!(old.partitions, 0);
+        let p: PublicationRow = serde_json::from_value(
+            serde_json::json!({"name": "p", "all_tables": false, "tables": 1}),
+        )
+        .unwrap();
+        assert!(!p.via_root);
+    }
 }

@@ -1,7 +1,7 @@
 //! What the PREPARE checkpoints read from the samples, in one place.
 
 use crate::model::Model;
-use crate::session::sample::TableRef;
+use crate::session::sample::{TableEstimate, TableRef};
 
 /// The selected tables the source has (its latest sample).
 pub fn source_tables(model: &Model) -> Vec<TableRef> {
@@ -51,7 +51,7 @@ pub fn subscription_exists(model: &Model) -> bool {
 
 /// Tables whose UPDATE and DELETE would fail once published: no primary key
 /// and no replica identity (default or nothing).
-pub fn without_identity(tables: &[crate::session::sample::TableEstimate]) -> Vec<String> {
+pub fn without_identity(tables: &[TableEstimate]) -> Vec<String> {
     tables
         .iter()
         .filter(|t| !t.has_primary_key && !matches!(t.replica_identity.as_str(), "f" | "i"))
@@ -79,4 +79,19 @@ pub fn first_few<'a>(tables: impl IntoIterator<Item = &'a TableRef>) -> String {
         .map(|t| t.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The partitioned tables among `tables` (roots: partitions are never listed).
+/// The runbook publishes them through their roots, so the target's
+/// subscription lists the tables the selection names, not their partitions.
+pub fn partitioned(tables: &[TableEstimate]) -> Vec<&TableEstimate> {
+    tables.iter().filter(|t| t.partitions > 0).collect()
+}
+
+/// "3 partitions", "1 partition".
+pub fn partitions_text(t: &TableEstimate) -> String {
+    match t.partitions {
+        1 => "1 partition".to_string(),
+        n => format!("{n} partitions"),
+    }
 }
