@@ -366,7 +366,7 @@ fn full_80x24() {
     assert!(s.contains("d copying 1"));
     assert!(s.contains("12:00:42 UTC"));
     assert!(
-        s.contains("c count  v V verify  x cancel  F D P U W prepare  o output  ? help  q quit")
+        s.contains("c count  v V verify  x cancel  F D P U W prepare  n note  o  ? help  q quit")
     );
     // Every table fits at 80×24 together with the other panes.
     for (name, _, _) in TABLES {
@@ -1091,9 +1091,12 @@ fn the_keymap_is_the_footer_and_the_help() {
             b.help
         );
     }
-    // Too many groups for 80 columns: the keys stay, the words of all but
-    // help and quit go (the help says them).
-    assert!(footer.contains("  S R B  o  ? help  q quit"), "{footer}");
+    // Too many groups for 80 columns: the keys stay, the words go from the
+    // right (help and quit keep theirs; the help says the rest).
+    assert!(
+        footer.contains("F D P U W prepare  S R B  n  o  ? help  q quit"),
+        "{footer}"
+    );
 
     let mut ro = with_rollout();
     let mut i = info();
@@ -1133,4 +1136,150 @@ fn the_keymap_is_the_footer_and_the_help() {
             cell(b)
         );
     }
+}
+
+/// The run pane and the output overlay: the preflight's checks each on a
+/// line, failing ones first with their fix.
+#[test]
+fn preflight_checks_each_on_a_line_with_the_fix() {
+    use cutover::runbook::preflight::Check;
+    let mut f = full();
+    for k in ["F", "Enter"] {
+        f.at(43.0).key(k);
+    }
+    let id = f.model.next_run;
+    assert!(f.model.actions.running().is_some(), "F ran");
+    let step = f.model.actions.running().unwrap().plan.steps[0].clone();
+    let check = |name: &str, ok: bool, observed: &str, fix: Option<&str>| Check {
+        name: name.into(),
+        ok,
+        observed: observed.into(),
+        fix: fix.map(Into::into),
+    };
+    f.at(43.1)
+        .push(EventKind::StepStarted { id, index: 0, step })
+        .push(EventKind::PreflightChecked {
+            id,
+            checks: vec![
+                check(
+                    "Both sides reachable",
+                    true,
+                    "source and target answered",
+                    None,
+                ),
+                check(
+                    "Every table has a primary key or a replica identity",
+                    false,
+                    "without: public.audit_log",
+                    Some("ALTER TABLE public.audit_log REPLICA IDENTITY FULL;"),
+                ),
+            ],
+        })
+        .push(EventKind::StepFailed {
+            id,
+            index: 0,
+            error: "1 of 2 checks fail: …".into(),
+            elapsed_ms: 212.0,
+        })
+        .push(EventKind::RunFinished {
+            id,
+            ok: false,
+            message: "step 1 (preflight checks): 1 of 2 checks fail".into(),
+            switched: None,
+        });
+    let wide = f.screen(200, 50);
+    insta::assert_snapshot!("preflight_run_200x50", wide);
+    let bad = wide.find("✖ Every table has a primary key").expect(&wide);
+    let fix = wide
+        .find("fix: ALTER TABLE public.audit_log REPLICA IDENTITY FULL;")
+        .expect(&wide);
+    let good = wide
+        .find("✔ Both sides reachable — source and target answered")
+        .expect(&wide);
+    assert!(
+        bad < fix && fix < good,
+        "failing first, its fix under it:\n{wide}"
+    );
+    assert!(
+        wide.contains("✖ 1. preflight checks — 1 of 2 checks fail (212 ms)"),
+        "{wide}"
+    );
+
+    // At 80×24 the run has no pane: `o` shows it over the screen.
+    f.key("o");
+    let narrow = f.screen(80, 24);
+    insta::assert_snapshot!("preflight_output_80x24", narrow);
+    assert!(
+        narrow.contains("Preflight checks · ✖ failed 12:00:43"),
+        "{narrow}"
+    );
+    assert!(narrow.contains("REPLICA IDENTITY FULL;"), "{narrow}");
+    f.key("Esc");
+    assert!(!f.view.output);
+}
+
+/// While W runs, each table not yet ready with its copy progress, and the
+/// whole sync's rate and ETA.
+#[test]
+fn initial_sync_progress_and_eta() {
+    let mut f = full();
+    for k in ["W", "Enter"] {
+        f.at(43.0).key(k);
+    }
+    let id = f.model.next_run;
+    let step = f.model.actions.running().expect("W ran").plan.steps[0].clone();
+    f.at(43.1)
+        .push(EventKind::StepStarted { id, index: 0, step });
+    // Ten seconds later the COPY of order_items has done 1,000,000 rows more.
+    let mut later = target(&[]);
+    later.copies[0].tuples_processed += 1_000_000;
+    f.at(50.0).push(EventKind::SourceSampled(source(MIB)));
+    f.at(50.0).push(EventKind::TargetSampled(later));
+    let wide = f.screen(200, 50);
+    insta::assert_snapshot!("sync_progress_200x50", wide);
+    assert!(
+        wide.contains("Wait for initial sync · ⟳ running 7.0 s"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("⟳ 1. initial sync of cutover_sub · 6.9 s so far"),
+        "{wide}"
+    );
+    // Past their copy: customers, orders, products (ready) and sessions
+    // (synchronized); order_items is at 2,234,567 of 3,400,000; audit_log
+    // waits. The sync was first seen at 12:00:05 with 1,000,000 rows fewer:
+    // 22,222 rows/s, 2,045,433 rows to go.
+    assert!(
+        wide.contains(
+            "3 of 6 tables ready · 3,651,967 of ~5,697,400 rows · 22,222/s · ETA 1 m 32 s"
+        ),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("public.order_items  copying  2,234,567 of ~3,400,000 rows (66%)"),
+        "{wide}"
+    );
+    assert!(wide.contains("public.audit_log  waiting to copy"), "{wide}");
+}
+
+/// `n` opens a note; Enter logs it as a command; the run pane shows it.
+#[test]
+fn operator_note_is_logged_and_shown() {
+    let mut f = full();
+    f.at(43.0).key("n");
+    for k in ["d", "b", "a", " ", "o", "k", "Left", "Left", "Backspace"] {
+        f.key(k);
+    }
+    let typing = f.screen(200, 50);
+    assert!(typing.contains("dba█ok"), "{typing}");
+    f.at(43.5).key("Enter");
+    assert!(f.view.note.is_none());
+    assert_eq!(f.model.notes.len(), 1);
+    assert_eq!(f.model.notes[0].1, "dbaok");
+    let wide = f.screen(200, 50);
+    assert!(wide.contains("✎ 12:00:43 dbaok"), "{wide}");
+    // Esc discards; an empty note is not logged.
+    f.key("n").key("x").key("Esc");
+    f.key("n").key("Enter");
+    assert_eq!(f.model.notes.len(), 1);
 }

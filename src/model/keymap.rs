@@ -21,14 +21,18 @@ pub enum Layer {
     /// The latest run's output over the screen.
     Output,
     ConfirmQuit,
-    /// An action's confirmation: unbound printable keys are typed into it.
+    /// An action's confirmation: unbound keys are typed into it.
     Confirm,
+    /// An operator note being written: unbound keys are typed into it.
+    Note,
 }
 
 /// The layer that receives keys now: the innermost thing open.
 pub fn layer(model: &Model, view: &View) -> Layer {
     if view.confirm_quit {
         Layer::ConfirmQuit
+    } else if view.note.is_some() {
+        Layer::Note
     } else if model.dialog.is_some() {
         Layer::Confirm
     } else if view.help {
@@ -62,6 +66,9 @@ pub enum Command {
     CloseDialog,
     Backspace,
     Submit,
+    OpenNote,
+    SaveNote,
+    CloseNote,
 }
 
 /// A command the session log records: the operator's decisions, not keys.
@@ -79,6 +86,10 @@ pub enum SessionCommand {
         checkpoint: CheckpointId,
     },
     Close,
+    /// An operator note, for the log and the report.
+    Note {
+        text: String,
+    },
     /// Run the checkpoint if `typed` is what it asks for and its guards
     /// pass, or every failing guard is overridden by `reason`.
     Confirm {
@@ -100,6 +111,7 @@ impl SessionCommand {
             SessionCommand::Cancel => "cancel".into(),
             SessionCommand::Open { checkpoint } => format!("open {}", checkpoint.title()),
             SessionCommand::Close => "close the dialog".into(),
+            SessionCommand::Note { text } => format!("note: {text}"),
             SessionCommand::Confirm {
                 checkpoint,
                 typed,
@@ -169,6 +181,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["Up", "k"], C::ScrollUp, None, "scroll up", false),
     bind(L::Main, &["Down", "j"], C::ScrollDown, None, "scroll down", false),
     bind(L::Main, &["Home", "g"], C::ScrollTop, None, "first table", false),
+    bind(L::Main, &["n"], C::OpenNote, Some("note"), "add a note", false),
     bind(L::Main, &["o"], C::ToggleOutput, Some("output"), "the run's output", false),
     bind(L::Main, &["?"], C::ToggleHelp, Some("help"), "this help", false),
     bind(L::Main, &["q", "Ctrl-c"], C::Quit, Some("quit"), "quit", false),
@@ -178,8 +191,10 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::ConfirmQuit, &["n", "N", "Esc", "q"], C::QuitCancelled, Some("stay"), "stay", false),
     bind(L::Confirm, &["Enter"], C::Submit, Some("run"), "run it, when the guards pass and the name matches", true),
     bind(L::Confirm, &["Esc"], C::CloseDialog, Some("close"), "close without running", false),
-    bind(L::Confirm, &["Backspace"], C::Backspace, None, "delete the last character typed", false),
+    bind(L::Confirm, &["Backspace"], C::Backspace, None, "delete the character before the cursor", false),
     bind(L::Confirm, &["Tab"], C::ToggleReason, Some("override"), "type a reason to override failing guards", true),
+    bind(L::Note, &["Enter"], C::SaveNote, Some("save to the log"), "save the note to the session log", false),
+    bind(L::Note, &["Esc"], C::CloseNote, Some("discard"), "close without saving", false),
 ];
 
 /// The bindings live in `layer`, without the dangerous ones when read-only.
@@ -195,20 +210,23 @@ pub fn resolve(layer: Layer, key: &str, read_only: bool) -> Option<Command> {
         .map(|b| b.command)
 }
 
-/// Typed names and reasons longer than this are not what anyone meant to type.
-const MAX_TYPED: usize = 200;
-
 /// A key, in full: changes the view and returns the command to log and
 /// apply to the session, if any. Pure, like the model.
 pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionCommand> {
     let read_only = model.read_only();
     let layer = layer(model, view);
     let Some(command) = resolve(layer, key, read_only) else {
-        // In a confirmation, a printable key is typed into it.
-        let field = view.field_mut();
-        if layer == Layer::Confirm && key.chars().count() == 1 && field.chars().count() < MAX_TYPED
-        {
-            field.push_str(key);
+        // In a confirmation or a note, other keys edit what is typed.
+        match layer {
+            Layer::Confirm => {
+                view.field_mut().key(key);
+            }
+            Layer::Note => {
+                if let Some(note) = view.note.as_mut() {
+                    note.key(key);
+                }
+            }
+            _ => {}
         }
         return None;
     };
@@ -239,15 +257,21 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
             return Some(SessionCommand::Close);
         }
         C::Backspace => {
-            view.field_mut().pop();
+            view.field_mut().key("Backspace");
+        }
+        C::OpenNote => view.note = Some(Default::default()),
+        C::CloseNote => view.note = None,
+        C::SaveNote => {
+            let text = view.note.take()?.text().trim().to_string();
+            return (!text.is_empty()).then_some(SessionCommand::Note { text });
         }
         C::ToggleReason => view.editing_reason = !view.editing_reason,
         C::Submit => {
             let checkpoint = model.dialog?;
-            let reason = view.reason.trim();
+            let reason = view.reason.text().trim();
             return Some(SessionCommand::Confirm {
                 checkpoint,
-                typed: view.typed.clone(),
+                typed: view.typed.text().to_string(),
                 reason: (!reason.is_empty()).then(|| reason.to_string()),
             });
         }
@@ -280,6 +304,7 @@ mod tests {
             Layer::Output,
             Layer::ConfirmQuit,
             Layer::Confirm,
+            Layer::Note,
         ] {
             for b in bindings(layer, true) {
                 assert!(!b.dangerous, "{:?} bound read-only", b.command);

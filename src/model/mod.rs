@@ -2,6 +2,7 @@
 
 mod actions;
 mod derive;
+pub mod field;
 pub mod keymap;
 pub mod sync;
 mod update;
@@ -156,6 +157,8 @@ pub struct Model {
     pub actions: Actions,
     /// The checkpoint whose confirmation is open: its plan and guards are shown.
     pub dialog: Option<crate::runbook::CheckpointId>,
+    /// The operator's notes, as logged.
+    pub notes: Vec<(DateTime<Utc>, String)>,
     pub quit: bool,
     pub ended: Option<String>,
 }

@@ -3,6 +3,7 @@ use super::{CountRun, ExactCount, LagPoint, Model, VerifyCell, VerifyRun, LAG_HI
 use crate::runbook::Plan;
 use crate::session::sample::{Side, TableRef};
 use crate::session::{Event, EventKind};
+use chrono::{DateTime, Utc};
 
 /// Work the runtime does on the model's behalf; results come back as events.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,8 +128,8 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.kube.failing = Some((since, error.clone()));
             vec![]
         }
-        EventKind::Key { key } => on_legacy_key(model, key),
-        EventKind::Command(command) => on_command(model, command),
+        EventKind::Key { key } => on_legacy_key(model, at, key),
+        EventKind::Command(command) => on_command(model, at, command),
         EventKind::CountProgress {
             run,
             side,
@@ -319,7 +320,7 @@ fn push_lag(model: &mut Model, point: LagPoint) {
 }
 
 /// A decision the operator made, as the log recorded it.
-fn on_command(model: &mut Model, command: &SessionCommand) -> Vec<Effect> {
+fn on_command(model: &mut Model, at: DateTime<Utc>, command: &SessionCommand) -> Vec<Effect> {
     match command {
         SessionCommand::Quit => {
             model.quit = true;
@@ -331,6 +332,10 @@ fn on_command(model: &mut Model, command: &SessionCommand) -> Vec<Effect> {
         SessionCommand::Open { checkpoint } => super::actions::open(model, *checkpoint),
         SessionCommand::Close => {
             model.dialog = None;
+            vec![]
+        }
+        SessionCommand::Note { text } => {
+            model.notes.push((at, text.clone()));
             vec![]
         }
         SessionCommand::Confirm {
@@ -347,10 +352,10 @@ fn on_command(model: &mut Model, command: &SessionCommand) -> Vec<Effect> {
 
 /// A raw key from a log written before commands were logged: read through
 /// today's keymap from the main layer (those logs held no dialogs).
-fn on_legacy_key(model: &mut Model, key: &str) -> Vec<Effect> {
+fn on_legacy_key(model: &mut Model, at: DateTime<Utc>, key: &str) -> Vec<Effect> {
     let mut view = super::View::default();
     match super::keymap::dispatch(model, &mut view, key) {
-        Some(command) => on_command(model, &command),
+        Some(command) => on_command(model, at, &command),
         None => vec![],
     }
 }

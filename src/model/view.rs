@@ -1,6 +1,9 @@
-//! What only this viewer sees: scroll position, help, the quit question and
-//! the name being typed into a confirmation. Never logged, never folded from
-//! the log: a replay or a follower has its own.
+//! What only this viewer sees: scroll position, help, the run's output, the
+//! quit question, and what is being typed into a confirmation or a note.
+//! Never logged, never folded from the log: a replay or a follower has its
+//! own. (What is typed reaches the log only inside the command it makes.)
+
+use super::field::Field;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct View {
@@ -11,17 +14,19 @@ pub struct View {
     pub output: bool,
     /// "Quit and cancel what runs?" is open.
     pub confirm_quit: bool,
-    /// What has been typed into the open confirmation so far.
-    pub typed: String,
+    /// The name typed into the open confirmation.
+    pub typed: Field,
     /// The reason typed to override failing guards.
-    pub reason: String,
+    pub reason: Field,
     /// Keys go into the reason, not the name.
     pub editing_reason: bool,
+    /// An operator note being written.
+    pub note: Option<Field>,
 }
 
 impl View {
-    /// The field printable keys go into.
-    pub fn field_mut(&mut self) -> &mut String {
+    /// The field unbound keys go into, in a confirmation.
+    pub fn field_mut(&mut self) -> &mut Field {
         if self.editing_reason {
             &mut self.reason
         } else {

@@ -59,6 +59,9 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
             overlays::confirm_action::render(frame, area, &plan, &guards, v, theme);
         }
     }
+    if let Some(note) = &v.note {
+        overlays::note::render(frame, area, note, theme);
+    }
     if v.confirm_quit {
         overlays::confirm_quit::render(frame, area, theme);
     }

@@ -52,8 +52,7 @@ fn lines<'a>(
     }
     out.push(Line::default());
     let failing = guards.iter().any(|g| !g.passes());
-    let matches = plan.confirm.accepts(&v.typed);
-    let cursor = |on: bool| if on { "█" } else { "" };
+    let matches = plan.confirm.accepts(v.typed.text());
     let mut prompt = Vec::new();
     if let Confirm::TypeName(name) = &plan.confirm {
         prompt.push(Line::from(vec![
@@ -61,17 +60,17 @@ fn lines<'a>(
             s(name.clone(), Role::Selected),
             s(" to confirm: ".into(), Role::Text),
             s(
-                format!("{}{}", v.typed, cursor(!v.editing_reason)),
+                v.typed.shown(!v.editing_reason),
                 if matches { Role::Ok } else { Role::Accent },
             ),
         ]));
     }
-    let reason_ok = v.reason.trim().chars().count() >= MIN_REASON;
+    let reason_ok = v.reason.text().trim().chars().count() >= MIN_REASON;
     if failing && (v.editing_reason || !v.reason.is_empty()) {
         prompt.push(Line::from(vec![
             s("Override reason (logged): ".into(), Role::Warn),
             s(
-                format!("{}{}", v.reason, cursor(v.editing_reason)),
+                v.reason.shown(v.editing_reason),
                 if reason_ok { Role::Ok } else { Role::Accent },
             ),
         ]));

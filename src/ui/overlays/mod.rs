@@ -3,4 +3,5 @@
 pub mod confirm_action;
 pub mod confirm_quit;
 pub mod help;
+pub mod note;
 pub mod output;

@@ -61,11 +61,14 @@ fn idle(model: &Model, command: Command) -> bool {
     }
 }
 
-/// The key groups as spans; `words` false keeps the words of help and quit
-/// only, for a line too narrow for all of them (the help says the rest).
-fn key_spans(model: &Model, v: &View, theme: &Theme, words: bool) -> Vec<Span<'static>> {
+/// The key groups as spans, the words of the last `bare` groups left out
+/// (help and quit keep theirs): a line too narrow for every word loses them
+/// from the right, and the help says the rest.
+fn key_spans(model: &Model, v: &View, theme: &Theme, bare: usize) -> Vec<Span<'static>> {
     let mut spans = vec![Span::raw(" ")];
-    for (i, (group, word)) in entries(model, v).into_iter().enumerate() {
+    let groups = entries(model, v);
+    let n = groups.len();
+    for (i, (group, word)) in groups.into_iter().enumerate() {
         if i > 0 {
             spans.push(Span::raw("  "));
         }
@@ -84,7 +87,7 @@ fn key_spans(model: &Model, v: &View, theme: &Theme, words: bool) -> Vec<Span<'s
         let kept = group
             .iter()
             .any(|b| matches!(b.command, Command::ToggleHelp | Command::Quit));
-        if words || kept {
+        if i + bare < n || kept {
             spans.push(Span::raw(" "));
             spans.push(Span::styled(word, theme.style(Role::Muted)));
         }
@@ -94,9 +97,11 @@ fn key_spans(model: &Model, v: &View, theme: &Theme, words: bool) -> Vec<Span<'s
 
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Theme) {
     let width = area.width as usize;
-    let mut spans = key_spans(model, v, theme, true);
-    if spans.iter().map(Span::width).sum::<usize>() > width {
-        spans = key_spans(model, v, theme, false);
+    let mut bare = 0;
+    let mut spans = key_spans(model, v, theme, bare);
+    while spans.iter().map(Span::width).sum::<usize>() > width && bare < spans.len() {
+        bare += 1;
+        spans = key_spans(model, v, theme, bare);
     }
     let left_w: usize = spans.iter().map(Span::width).sum();
     if let Some(reason) = &model.ended {

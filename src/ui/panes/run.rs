@@ -153,8 +153,31 @@ fn sync_lines(p: &SyncProgress, theme: &Theme) -> Vec<Line<'static>> {
     out
 }
 
-/// Every line the run has to show, unwrapped.
+/// The operator's notes since the run shown started (all of them before
+/// any run).
+fn notes(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
+    let since = shown(model).map(|r| r.started_at);
+    model
+        .notes
+        .iter()
+        .filter(|(at, _)| since.is_none_or(|s| *at >= s))
+        .map(|(at, text)| {
+            Line::from(vec![
+                Span::styled(format!("✎ {} ", fmt::clock(*at)), theme.style(Role::Accent)),
+                Span::styled(one_line(text), theme.style(Role::Text)),
+            ])
+        })
+        .collect()
+}
+
+/// Every line the pane has to show, unwrapped: the run, then the notes.
 pub fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
+    let mut out = run_lines(model, theme);
+    out.extend(notes(model, theme));
+    out
+}
+
+fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
     let s = |t: String, role: Role| Span::styled(t, theme.style(role));
     let Some(run) = shown(model) else {
         return vec![];
@@ -229,12 +252,13 @@ pub fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
     out
 }
 
-/// Rows the pane wants at `width`, frame included; 0 when there is no run.
+/// Rows the pane wants at `width`, frame included; 0 with nothing to show.
 pub fn wanted_height(model: &Model, theme: &Theme, width: u16) -> u16 {
-    if shown(model).is_none() {
+    let all = lines(model, theme);
+    if all.is_empty() {
         return 0;
     }
-    wrapped_height(&lines(model, theme), width.saturating_sub(2)) + 2
+    wrapped_height(&all, width.saturating_sub(2)) + 2
 }
 
 /// While it runs the newest lines matter most: the tail stays in view.
@@ -247,10 +271,10 @@ pub fn scroll(run: &CheckpointRun, lines: &[Line], inner: Rect) -> u16 {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pane: PaneFrame) {
-    let Some(run) = shown(model) else {
-        return;
+    let (t, role) = match shown(model) {
+        Some(run) => title(model, run),
+        None => ("notes".to_string(), Role::Muted),
     };
-    let (t, role) = title(model, run);
     let title = vec![
         Span::styled(" Run ", theme.style(Role::Title)),
         Span::styled(format!("─ {t} "), theme.style(role)),
@@ -263,7 +287,7 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pane:
         return;
     }
     let all = lines(model, theme);
-    let skip = scroll(run, &all, inner);
+    let skip = shown(model).map_or(0, |run| scroll(run, &all, inner));
     frame.render_widget(
         Paragraph::new(all)
             .wrap(Wrap { trim: false })
