@@ -1007,7 +1007,8 @@ fn continuous_verification_in_the_counts_pane() {
         run: 1,
         cancelled: false,
     });
-    f.at(44.0).key("V");
+    f.at(44.0)
+        .push(EventKind::Command(keymap::SessionCommand::VerifyContinuous));
     let live = |table: &str, verified: u64, hot: u64, diffs: serde_json::Value| {
         let mismatched = diffs.as_array().map_or(0, |d| d.len()) as u64;
         let progress = serde_json::from_value(serde_json::json!({

@@ -217,6 +217,10 @@ fn start(model: &mut Model, plan: Plan, overridden: Option<(Vec<String>, String)
         legacy_steps: Vec::new(),
         finished: None,
     });
+    // Verifying while live is the verification itself, not the executor's.
+    if let [step @ Step::VerifyLive { .. }] = plan.steps.as_slice() {
+        return super::verify_live::start(model, id, now, step);
+    }
     vec![Effect::RunPlan {
         id,
         plan,

@@ -7,6 +7,7 @@ use crate::runbook::{Confirm, Verdict};
 use crate::session::{EventKind, KubeInfo, SessionInfo};
 
 const FREEZE: &str = "Writes frozen and target caught up after the freeze";
+const VERIFIED: &str = "Verified while live";
 
 fn kube_info(read_only: bool) -> SessionInfo {
     SessionInfo {
@@ -143,13 +144,14 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
         }]
     );
     assert!(plan.steps[0].lines()[1].contains("<sha256:new1>"));
-    // Every guard passes but the one the runbook cannot prove yet.
+    // Every guard passes but the verification (never run here) and the
+    // one the runbook cannot prove yet.
     assert_eq!(
         failing(&f, CheckpointId::SwitchConfig)
             .into_iter()
             .map(|(l, _)| l)
             .collect::<Vec<_>>(),
-        vec![FREEZE.to_string()]
+        vec![VERIFIED.to_string(), FREEZE.to_string()]
     );
     type_text(&mut f, 2, "app-db");
     assert_eq!(f.key(2, "Enter"), vec![], "a failing guard: nothing runs");
@@ -164,14 +166,14 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
         vec![Effect::RunPlan {
             id,
             plan: plan.clone(),
-            overridden: vec![FREEZE.to_string()],
+            overridden: vec![VERIFIED.to_string(), FREEZE.to_string()],
         }],
         "the plan run is the plan shown"
     );
     let run = f.m.actions.running().unwrap();
     assert_eq!(run.plan, plan);
     let (labels, reason) = run.overridden.clone().unwrap();
-    assert_eq!(labels, vec![FREEZE.to_string()]);
+    assert_eq!(labels, vec![VERIFIED.to_string(), FREEZE.to_string()]);
     assert_eq!(reason, "too short -- rehearsal on the lab");
     assert_eq!(f.m.dialog, None);
     // The executor's re-check leaves the overridden guard out.
@@ -561,4 +563,149 @@ fn prepare_checkpoints_read_the_samples_and_say_when_already_done() {
     });
     assert_eq!(ro.key(1, "P"), vec![]);
     assert_eq!(ro.m.dialog, None, "read-only binds no PREPARE key");
+}
+
+/// Source and target with table t, the subscription's one table in `state`.
+fn synced(f: &mut Feed, t: i64, state: &str) {
+    use crate::session::sample::{SubTableRow, TableRef};
+    let mut tgt = target();
+    tgt.tables = source(None).tables;
+    tgt.sub_tables = vec![SubTableRow {
+        subscription: "s".into(),
+        table: TableRef::new("public", "t"),
+        state: state.into(),
+        lsn: None,
+    }];
+    f.send(t, EventKind::SourceSampled(source(Some(0))));
+    f.send(t, EventKind::TargetSampled(tgt));
+}
+
+fn live(run: u64, pending: u64, mismatched: u64) -> EventKind {
+    // Through serde, as the log delivers it.
+    let progress = serde_json::from_value(serde_json::json!({
+        "table": {"schema": "public", "name": "t"},
+        "pass": 1, "method": "primary_key",
+        "ranges_total": 4, "ranges_verified": 4 - pending - mismatched,
+        "ranges_pending": pending, "ranges_mismatched": mismatched,
+        "rows_total": 10, "rows_verified": 10,
+        "rows_per_sec": 100.0, "eta_secs": null, "differences": []
+    }))
+    .unwrap();
+    EventKind::VerifyLive { run, progress }
+}
+
+#[test]
+fn verify_live_waits_for_the_sync_runs_the_plans_tables_and_ends_when_all_verified() {
+    use crate::session::sample::TableRef;
+    let mut f = Feed::new();
+    synced(&mut f, 1, "d");
+    let g = failing(&f, CheckpointId::VerifyLive);
+    assert_eq!(
+        g,
+        vec![(
+            "Initial sync complete".to_string(),
+            "1 of 1 tables not ready: a table still copying cannot be compared (W waits for it)"
+                .to_string()
+        )]
+    );
+    synced(&mut f, 2, "r");
+    assert!(failing(&f, CheckpointId::VerifyLive).is_empty());
+    let plan = runbook::plan(&f.m, CheckpointId::VerifyLive).unwrap();
+    let tables = vec![TableRef::new("public", "t")];
+    assert_eq!(
+        plan.steps,
+        vec![Step::VerifyLive {
+            tables: tables.clone()
+        }]
+    );
+    assert_eq!(f.key(3, "V"), vec![]);
+    let effects = f.key(3, "Enter");
+    let run = f.m.verify_run.as_ref().unwrap().id;
+    assert_eq!(
+        effects,
+        vec![Effect::StartContinuousVerify { run, tables }],
+        "the verification started is the plan's step"
+    );
+    let cp = f.m.actions.running().expect("the checkpoint runs");
+    assert_eq!(cp.steps.len(), 1, "its one step started");
+    assert_eq!(
+        guard::verified_live(&f.m).detail(),
+        "first pass running: 0 of 1 tables verified"
+    );
+    // A range still pending: not yet.
+    f.send(4, live(run, 1, 0));
+    assert!(f.m.actions.running().is_some());
+    f.send(5, live(run, 0, 0));
+    let cp = f.m.actions.history.last().unwrap();
+    let (_, ok, message) = cp.finished.clone().expect("done once all are verified");
+    assert!(ok, "{message}");
+    assert_eq!(
+        message,
+        "every table verified once: 1 tables, 10 rows equal; verification goes on"
+    );
+    assert!(f.m.verify_running(), "it goes on verifying");
+    let g = guard::verified_live(&f.m);
+    assert!(g.passes(), "{}", g.detail());
+    // A confirmed difference later fails the guard the switch reads.
+    f.send(9, live(run, 0, 1));
+    let g = guard::verified_live(&f.m);
+    assert_eq!(g.detail(), "rows differ: public.t: 1 range differs");
+    assert!(runbook::guards(&f.m, CheckpointId::SwitchConfig)
+        .iter()
+        .any(|g| g.label == "Verified while live" && !g.passes()));
+}
+
+/// How the latest run ended: ok, and its message.
+fn last_end(f: &Feed) -> (bool, String) {
+    let (_, ok, message) =
+        f.m.actions
+            .history
+            .last()
+            .unwrap()
+            .finished
+            .clone()
+            .unwrap();
+    (ok, message)
+}
+
+#[test]
+fn verify_live_fails_on_a_difference_or_when_stopped_short() {
+    let mut f = Feed::new();
+    synced(&mut f, 1, "r");
+    f.key(2, "V");
+    f.key(2, "Enter");
+    let run = f.m.verify_run.as_ref().unwrap().id;
+    f.send(3, live(run, 0, 2));
+    let (ok, message) = last_end(&f);
+    assert!(!ok);
+    assert_eq!(
+        message,
+        "step 1 (verify while live): rows differ: public.t: 2 ranges differ"
+    );
+
+    let mut f = Feed::new();
+    synced(&mut f, 1, "r");
+    f.key(2, "V");
+    f.key(2, "Enter");
+    let run = f.m.verify_run.as_ref().unwrap().id;
+    let effects = f.key(3, "x");
+    assert!(
+        effects.contains(&Effect::CancelVerify { run }),
+        "{effects:?}"
+    );
+    f.send(
+        4,
+        EventKind::VerifyFinished {
+            run,
+            cancelled: true,
+            error: None,
+        },
+    );
+    let (ok, message) = last_end(&f);
+    assert!(!ok);
+    assert_eq!(
+        message,
+        "step 1 (verify while live): the verification ended (cancelled) with 0 of 1 tables verified"
+    );
+    assert!(!guard::verified_live(&f.m).passes());
 }

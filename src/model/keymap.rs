@@ -58,7 +58,6 @@ pub enum Command {
     QuitCancelled,
     ExactCount,
     Verify,
-    VerifyContinuous,
     Cancel,
     Open(CheckpointId),
     /// Type into the override reason instead of the name, or back.
@@ -168,7 +167,7 @@ use Layer as L;
 pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["c"], C::ExactCount, Some("count"), "exact row counts", false),
     bind(L::Main, &["v"], C::Verify, Some("verify"), "checksum once", false),
-    bind(L::Main, &["V"], C::VerifyContinuous, Some("verify"), "verify live", false),
+    bind(L::Main, &["V"], C::Open(CheckpointId::VerifyLive), Some("verify"), "verify live", true),
     bind(L::Main, &["x"], C::Cancel, Some("cancel"), "cancel what runs", false),
     bind(L::Main, &["F"], C::Open(CheckpointId::Preflight), Some("prepare"), "preflight checks", true),
     bind(L::Main, &["D"], C::Open(CheckpointId::CopySchema), Some("prepare"), "copy the schema", true),
@@ -246,7 +245,6 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
         C::QuitCancelled => view.confirm_quit = false,
         C::ExactCount => return Some(SessionCommand::ExactCount),
         C::Verify => return Some(SessionCommand::Verify),
-        C::VerifyContinuous => return Some(SessionCommand::VerifyContinuous),
         C::Cancel => return Some(SessionCommand::Cancel),
         C::Open(checkpoint) => {
             view.clear_dialog();

@@ -6,8 +6,10 @@ pub mod field;
 pub mod keymap;
 pub mod sync;
 mod update;
+mod verify_live;
 mod view;
 
+pub use verify_live::{verified_once, verify_differences, verify_tables};
 pub use view::View;
 
 pub use actions::{
@@ -126,6 +128,8 @@ pub struct VerifyRun {
     pub error: Option<String>,
     /// Re-checking pass after pass while replication runs, until cancelled.
     pub continuous: bool,
+    /// Continuous mode: tables whose every range has matched at some point.
+    pub verified_once: std::collections::BTreeSet<TableRef>,
 }
 
 impl VerifyRun {

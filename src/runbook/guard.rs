@@ -252,3 +252,50 @@ pub fn workloads_found(model: &Model) -> Guard {
         Guard::fail(L, format!("not found: {}", missing.join(", ")))
     }
 }
+
+/// The live verification's latest word: the verify-live checkpoint done
+/// (every table verified once) and no confirmed difference since, in any
+/// table, by whichever verification ran last.
+pub fn verified_live(model: &Model) -> Guard {
+    const L: &str = "Verified while live";
+    let run = model
+        .actions
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.checkpoint == super::CheckpointId::VerifyLive);
+    let differing = crate::model::verify_differences(model);
+    if !differing.is_empty() {
+        return Guard::fail(L, format!("rows differ: {}", differing.join("; ")));
+    }
+    let Some(run) = run else {
+        return Guard::fail(
+            L,
+            "not verified yet: V verifies every table while replication runs",
+        );
+    };
+    match &run.finished {
+        None => {
+            let (done, total) = crate::model::verified_once(model);
+            Guard::fail(
+                L,
+                format!("first pass running: {done} of {total} tables verified"),
+            )
+        }
+        Some((_, false, message)) => Guard::fail(L, format!("failed: {message}")),
+        Some((at, true, _)) => {
+            let still = if model.verify_running() {
+                "verification goes on"
+            } else {
+                "verification stopped since"
+            };
+            Guard::pass(
+                L,
+                format!(
+                    "every table verified by {}; no difference since ({still})",
+                    at.format("%H:%M:%S")
+                ),
+            )
+        }
+    }
+}

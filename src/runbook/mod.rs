@@ -35,6 +35,8 @@ pub enum CheckpointId {
     CreateSubscription,
     /// Every table of the subscription ready.
     WaitInitialSync,
+    /// Continuous checksum verification while replication runs.
+    VerifyLive,
     /// Write the new database config into the config object.
     SwitchConfig,
     /// Restart the workloads (kubectl's restartedAt annotation) and wait for the rollout.
@@ -99,6 +101,11 @@ pub const CATALOG: &[Checkpoint] = &[
         title: "Wait for initial sync",
     },
     Checkpoint {
+        id: CheckpointId::VerifyLive,
+        phase: Phase::Prepare,
+        title: "Verify while live",
+    },
+    Checkpoint {
         id: CheckpointId::SwitchConfig,
         phase: Phase::Cutover,
         title: "Switch database config",
@@ -137,9 +144,8 @@ impl CheckpointId {
 }
 
 /// The default runbook for one database pair over logical replication, in
-/// order. (Preflight and verify-live in PREPARE, the CUTOVER steps before the
-/// switch and the FINISH phase come with the next checkpoints; the
-/// dump-and-restore variant is another list.)
+/// order. (The CUTOVER steps before the switch and the FINISH phase come
+/// with the next checkpoints; the dump-and-restore variant is another list.)
 pub fn logical() -> Vec<CheckpointId> {
     vec![
         CheckpointId::Preflight,
@@ -147,6 +153,7 @@ pub fn logical() -> Vec<CheckpointId> {
         CheckpointId::CreatePublication,
         CheckpointId::CreateSubscription,
         CheckpointId::WaitInitialSync,
+        CheckpointId::VerifyLive,
         CheckpointId::SwitchConfig,
         CheckpointId::RolloutRestart,
         CheckpointId::Rollback,
@@ -161,6 +168,7 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
         CheckpointId::CreatePublication => checkpoints::create_publication::guards(model),
         CheckpointId::CreateSubscription => checkpoints::create_subscription::guards(model),
         CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::guards(model),
+        CheckpointId::VerifyLive => checkpoints::verify_live::guards(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::guards(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::guards(model),
         CheckpointId::Rollback => checkpoints::rollback::guards(model),
@@ -176,6 +184,7 @@ pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
         CheckpointId::CreatePublication => checkpoints::create_publication::plan(model),
         CheckpointId::CreateSubscription => checkpoints::create_subscription::plan(model),
         CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::plan(model),
+        CheckpointId::VerifyLive => checkpoints::verify_live::plan(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::plan(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::plan(model),
         CheckpointId::Rollback => checkpoints::rollback::plan(model),
@@ -200,6 +209,7 @@ mod tests {
                 "\"create_publication\"",
                 "\"create_subscription\"",
                 "\"wait_initial_sync\"",
+                "\"verify_live\"",
                 "\"switch_config\"",
                 "\"rollout_restart\"",
                 "\"rollback\""

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::CheckpointId;
 use crate::kube;
+use crate::session::sample::TableRef;
 use crate::session::Side;
+
+use super::checkpoints::prepare::first_few;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -104,6 +107,9 @@ pub enum Step {
     },
     /// The preflight checks, read-only on both sides.
     Preflight,
+    /// Continuous checksum verification of these tables, read-only, until
+    /// every one has been verified once (and on, until cancelled).
+    VerifyLive { tables: Vec<TableRef> },
 }
 
 impl Step {
@@ -199,6 +205,13 @@ impl Step {
                  transactions, sequences"
                     .to_string(),
             ],
+            Step::VerifyLive { tables } => vec![format!(
+                "read-only on both sides: checksums by key range of {} tables ({}{}), pass \
+                 after pass while replication runs",
+                tables.len(),
+                first_few(tables),
+                if tables.len() > 3 { ", …" } else { "" }
+            )],
             Step::WaitSync {
                 subscription,
                 timeout_s,
@@ -237,6 +250,7 @@ impl Step {
             Step::CreateSubscription { name, .. } => format!("CREATE SUBSCRIPTION {name}"),
             Step::WaitSync { subscription, .. } => format!("initial sync of {subscription}"),
             Step::Preflight => "preflight checks".into(),
+            Step::VerifyLive { tables } => format!("verify {} tables while live", tables.len()),
         }
     }
 }

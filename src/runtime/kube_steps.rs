@@ -267,7 +267,8 @@ pub(super) async fn run_step(
         | Step::Preflight
         | Step::CopySchema { .. }
         | Step::CreateSubscription { .. }
-        | Step::WaitSync { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
+        | Step::WaitSync { .. }
+        | Step::VerifyLive { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
         Step::WaitRollout {
             namespace,
             deployment,

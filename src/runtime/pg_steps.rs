@@ -161,6 +161,8 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
         | Step::RestoreConfig { .. }
         | Step::Restart { .. }
         | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
+        // The model starts it as a verification: never handed to the executor.
+        Step::VerifyLive { .. } => Err(anyhow!("{} runs as a verification", step.title())),
     }
 }
 

@@ -8,4 +8,5 @@ pub(crate) mod prepare;
 pub mod rollback;
 pub mod rollout_restart;
 pub mod switch_config;
+pub mod verify_live;
 pub mod wait_initial_sync;

@@ -15,6 +15,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         guard::no_other_run(model),
         value_readable(model),
         guard::caught_up(model),
+        guard::verified_live(model),
     ];
     // Until the write freeze, lag 0 after it and the sequences exist as
     // checkpoints, say plainly what this guard cannot yet prove.

@@ -7,6 +7,7 @@ use ratatui::Frame;
 
 use crate::model::keymap::{self, Binding, Command};
 use crate::model::{Model, View};
+use crate::runbook::CheckpointId;
 use crate::ui::fmt;
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{one_line, truncate_spans};
@@ -54,7 +55,7 @@ fn idle(model: &Model, command: Command) -> bool {
     let acting = model.actions.running().is_some();
     match command {
         Command::ExactCount => model.count_running(),
-        Command::Verify | Command::VerifyContinuous => model.verify_running(),
+        Command::Verify | Command::Open(CheckpointId::VerifyLive) => model.verify_running(),
         Command::Cancel => !model.count_running() && !model.verify_running() && !acting,
         Command::Open(_) => acting,
         _ => false,
