@@ -31,6 +31,7 @@ impl LogWriter {
             .create_new(true)
             .open(path)
             .with_context(|| format!("creating session log {}", path.display()))?;
+        lock(&file, path)?;
         Ok(Self {
             path: path.to_owned(),
             file,
@@ -49,6 +50,7 @@ impl LogWriter {
             .write(true)
             .open(path)
             .with_context(|| format!("opening session log {} to resume it", path.display()))?;
+        lock(&file, path)?;
         let (events, whole, len) = read_events(path, &mut file)?;
         match events.first().map(|e| &e.kind) {
             Some(EventKind::SessionStarted(_)) => {}
@@ -107,6 +109,22 @@ impl LogWriter {
 
     pub fn sync(&mut self) -> Result<()> {
         self.file.sync_data().context("syncing session log")
+    }
+}
+
+/// One console writes a session: the writer holds an exclusive lock on
+/// its log for as long as it lives (the system drops it when the process
+/// dies, however it dies).
+fn lock(file: &File, path: &Path) -> Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "session log {} is being written by another console: stop that one first",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking session log {} for writing", path.display()))
+        }
     }
 }
 
@@ -362,6 +380,29 @@ mod tests {
             err,
             format!("opening session log {} to resume it", missing.display())
         );
+    }
+
+    #[test]
+    fn one_console_writes_a_session_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let mut w = LogWriter::create(&path).unwrap();
+        w.append(&started(1)).unwrap();
+        let err = LogWriter::open_append(&path).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "session log {} is being written by another console: stop that one first",
+                path.display()
+            )
+        );
+        drop(w);
+        let r = LogWriter::open_append(&path).unwrap();
+        assert!(
+            LogWriter::open_append(&path).is_err(),
+            "the resumed one holds it"
+        );
+        drop(r);
     }
 
     #[test]
