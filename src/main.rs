@@ -81,6 +81,10 @@ struct ConsoleArgs {
     /// Watch only: no key that changes anything outside cutover is bound.
     #[arg(long)]
     read_only: bool,
+    /// Go on with this session log (after a crash or a dropped connection):
+    /// its events are folded back in and new ones appended to it.
+    #[arg(long, value_name = "SESSION_LOG")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -258,9 +262,15 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         }
     };
     let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (session_dir, named_by) = match args.session_dir {
-        Some(d) => (d, "--session-dir".to_string()),
-        None => (
+    // A resumed session's trace goes beside its log.
+    let resume_dir = args.resume.as_deref().map(|log| match log.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
+    let (session_dir, named_by) = match (args.session_dir, resume_dir) {
+        (Some(d), _) => (d, "--session-dir".to_string()),
+        (None, Some(d)) => (d, "--resume".to_string()),
+        (None, None) => (
             config.session.dir.clone(),
             format!("{}: session.dir", config.path.display()),
         ),
@@ -272,9 +282,13 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
             mode: "live".into(),
             session_dir: Some(session_dir),
             read_only: args.read_only,
+            resume: args.resume,
         },
     )
     .await?;
+    if let Some(note) = &end.resumed {
+        exit::note(note);
+    }
     exit::note(&format!("session recorded in {}", end.log.display()));
     Ok(console_exit(&end))
 }
@@ -566,6 +580,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             mode: "demo".into(),
             session_dir: Some(args.session_dir.clone()),
             read_only: false,
+            resume: None,
         },
     )
     .await;

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::model::{self, Effect, Model};
 use crate::pg;
 use crate::session::log::{new_session_path, LogWriter};
+use crate::session::rollback;
 use crate::session::sample::Side;
 use crate::session::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
 use crate::ui;
@@ -40,6 +41,8 @@ pub struct ConsoleOptions {
     pub session_dir: Option<PathBuf>,
     /// Bind no key that changes anything outside cutover.
     pub read_only: bool,
+    /// Go on with this session log (`--resume`) instead of starting one.
+    pub resume: Option<PathBuf>,
 }
 
 /// Stamps, logs and folds events. Separate from the terminal so it can be
@@ -56,6 +59,21 @@ impl Core {
             model: Model::default(),
             log,
             seq: 0,
+        }
+    }
+
+    /// Goes on with a session log opened for append: its events folded
+    /// (their effects were the ended process's), sequence numbers
+    /// continuing from its last.
+    pub fn resume(log: LogWriter, events: &[Event]) -> Self {
+        let mut model = Model::default();
+        for event in events {
+            model::update(&mut model, event);
+        }
+        Self {
+            model,
+            log,
+            seq: events.last().map_or(0, |e| e.seq),
         }
     }
 
@@ -113,6 +131,88 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
     }
 }
 
+/// Opens `path` to go on with its session on the config `now` describes:
+/// refused for another config's session; a torn last line is cut off and
+/// the resumption recorded with what it found.
+fn resume(path: &std::path::Path, now: &SessionInfo) -> Result<(Core, Vec<Effect>, String)> {
+    let mut reopened = LogWriter::open_append(path)?;
+    let logged = match reopened.events.first().map(|e| &e.kind) {
+        Some(EventKind::SessionStarted(info)) => info,
+        _ => anyhow::bail!("{}: not a session log", path.display()),
+    };
+    let differs = config_differences(logged, now);
+    if !differs.is_empty() {
+        anyhow::bail!(
+            "--resume {}: that session was recorded for another config ({}): start a new \
+             session, or resume it with the config it was recorded with",
+            path.display(),
+            differs.join("; ")
+        );
+    }
+    let last = reopened.events.last().map(|e| (e.seq, e.at));
+    let (previous_last_seq, previous_last_at) = last.unwrap_or((0, Utc::now()));
+    let cut = reopened.cut;
+    let events = std::mem::take(&mut reopened.events);
+    let mut core = Core::resume(reopened.into_writer()?, &events);
+    let effects = core.apply(EventKind::SessionResumed {
+        previous_last_seq,
+        previous_last_at,
+        cut_bytes: cut,
+        tool_version: now.tool_version.clone(),
+        read_only: now.read_only,
+    })?;
+    let mut note = format!(
+        "resumed session {} after its event {previous_last_seq}",
+        path.display()
+    );
+    if cut > 0 {
+        note.push_str(&format!(
+            "; its torn last line ({cut} bytes, written as the console died) was cut off"
+        ));
+    }
+    Ok((core, effects, note))
+}
+
+/// What makes a session log another config's: the file, the databases, the
+/// replication names, the Kubernetes side. Thresholds may change between runs.
+fn config_differences(logged: &SessionInfo, now: &SessionInfo) -> Vec<String> {
+    let mut differs = Vec::new();
+    let mut check = |what: &str, a: &str, b: &str| {
+        if a != b {
+            differs.push(format!("{what}: the log has {a}, now {b}"));
+        }
+    };
+    let canonical = |p: &str| {
+        std::fs::canonicalize(p).map_or_else(|_| p.to_string(), |c| c.display().to_string())
+    };
+    check(
+        "config file",
+        &canonical(&logged.config_path),
+        &canonical(&now.config_path),
+    );
+    check("source", &logged.source.describe, &now.source.describe);
+    check("target", &logged.target.describe, &now.target.describe);
+    check("publication", &logged.publication, &now.publication);
+    check("subscription", &logged.subscription, &now.subscription);
+    check("slot", &logged.slot, &now.slot);
+    let kube = |k: &Option<KubeInfo>| match k {
+        None => "no [kubernetes]".to_string(),
+        Some(k) => format!(
+            "context {}, namespace {}, {} {}",
+            k.context,
+            k.namespace,
+            k.config_object.as_deref().unwrap_or("(no config object)"),
+            k.config_key.as_deref().unwrap_or("(no key)")
+        ),
+    };
+    check(
+        "kubernetes",
+        &kube(&logged.kubernetes),
+        &kube(&now.kubernetes),
+    );
+    differs
+}
+
 /// Records a failure that ends the console and returns the reason to log.
 fn fail(slot: &mut Option<anyhow::Error>, e: anyhow::Error) -> String {
     let reason = format!("error: {e:#}");
@@ -127,6 +227,8 @@ pub struct ConsoleEnd {
     pub log: PathBuf,
     /// Ended by SIGINT (exit code 130), not by the operator or SIGTERM/SIGHUP.
     pub interrupted: bool,
+    /// What resuming the log found, to say once the terminal is back.
+    pub resumed: Option<String>,
 }
 
 /// Runs the live console until the operator quits or a signal arrives.
@@ -137,15 +239,23 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         .session_dir
         .clone()
         .unwrap_or_else(|| config.session.dir.clone());
-    let log = LogWriter::create(&new_session_path(&dir, Utc::now()))?;
-    let mut core = Core::new(log);
+    let info = session_info(&config, &opts.mode, opts.read_only);
+    let mut resumed = None;
+    let (mut core, first) = match &opts.resume {
+        None => {
+            let mut core = Core::new(LogWriter::create(&new_session_path(&dir, Utc::now()))?);
+            let first = core.apply(EventKind::SessionStarted(info))?;
+            (core, first)
+        }
+        Some(path) => {
+            let (core, effects, note) = resume(path, &info)?;
+            resumed = Some(note);
+            (core, effects)
+        }
+    };
     let (tx, mut rx) = mpsc::channel::<EventKind>(1024);
-    let kube_state = kube_steps::ActionState::default();
-    let first = core.apply(EventKind::SessionStarted(session_info(
-        &config,
-        &opts.mode,
-        opts.read_only,
-    )))?;
+    let kube_state =
+        kube_steps::ActionState::with_rollback_file(rollback::path_for(core.log_path()));
     let mut tasks = tokio::task::JoinSet::new();
     for effect in first {
         if effect == Effect::KubePreflight {
@@ -357,6 +467,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     Ok(ConsoleEnd {
         log: core.log_path().to_owned(),
         interrupted: reason == SIGINT_REASON,
+        resumed,
     })
 }
 
@@ -379,5 +490,71 @@ dsn = "postgres://app:hunter2-tgt@db2:5432/app"
         .unwrap();
         assert!(!json.contains("hunter2"), "{json}");
         assert!(json.contains("app@db1:5432/app"), "{json}");
+    }
+
+    fn info(target: &str) -> SessionInfo {
+        let text = format!(
+            "[source]\ndsn = \"host=db1 dbname=app user=app\"\n\
+             [target]\ndsn = \"host={target} dbname=app user=app\"\n"
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("cutover.toml")).unwrap();
+        session_info(&config, "live", false)
+    }
+
+    #[test]
+    fn resume_goes_on_numbering_and_refuses_another_configs_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let mut core = Core::new(LogWriter::create(&path).unwrap());
+        core.apply(EventKind::SessionStarted(info("db2"))).unwrap();
+        core.apply(EventKind::Tick).unwrap();
+        let last_at = core.model.now.unwrap();
+        drop(core);
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(b"{\"seq\":3,\"at").unwrap();
+        }
+
+        let err = resume(&path, &info("db3")).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--resume {}: that session was recorded for another config (target: the log \
+                 has app@db2:5432/app (sslmode=prefer), now app@db3:5432/app (sslmode=prefer)): \
+                 start a new session, or resume \
+                 it with the config it was recorded with",
+                path.display()
+            )
+        );
+
+        let (mut core, effects, note) = resume(&path, &info("db2")).unwrap();
+        assert_eq!(effects, vec![]);
+        assert_eq!(
+            note,
+            format!(
+                "resumed session {} after its event 2; its torn last line (12 bytes, written \
+                 as the console died) was cut off",
+                path.display()
+            )
+        );
+        core.apply(EventKind::Tick).unwrap();
+        drop(core);
+        let events = crate::session::log::read_all(&path).unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(
+            events[2].kind,
+            EventKind::SessionResumed {
+                previous_last_seq: 2,
+                previous_last_at: last_at,
+                cut_bytes: 12,
+                tool_version: env!("CARGO_PKG_VERSION").into(),
+                read_only: false,
+            }
+        );
     }
 }

@@ -72,6 +72,42 @@ fn unicode_width(s: &str) -> usize {
     Span::raw(s).width()
 }
 
+/// kubectl against the lab's Kubernetes simulator; its stdout.
+fn kubectl(labdir: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(labdir.join("kubeconfig"))
+        .args(args)
+        .output()
+        .expect("kubectl must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The database URL the lab's app config holds now.
+fn db_url(labdir: &Path) -> String {
+    kubectl(
+        labdir,
+        &["get", "cm", "app-db", "-o", "jsonpath={.data.DATABASE_URL}"],
+    )
+}
+
+/// The pid of the console running under a tmux pane's shell.
+fn console_pid(tmux: &Tmux) -> String {
+    let shell = tmux.display("#{pane_pid}");
+    let out = Command::new("pgrep")
+        .args(["-P", &shell, "-x", "cutover"])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "the console runs under the pane's shell");
+    pid
+}
+
 fn session_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -290,13 +326,7 @@ fn demo_at_80x24_shows_every_pane_and_tears_the_lab_down() {
 
     // A SIGTERM (a closing SSH session's supervisor, a `kill`) ends the session
     // cleanly: terminal restored, session closed in the log, lab torn down.
-    let shell = tmux.display("#{pane_pid}");
-    let out = Command::new("pgrep")
-        .args(["-P", &shell, "-x", "cutover"])
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(!pid.is_empty(), "the console runs under the pane's shell");
+    let pid = console_pid(&tmux);
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -348,21 +378,8 @@ fn console_switches_restarts_and_switches_back_through_keys() {
         &target,
         &format!("CREATE SUBSCRIPTION cutover_sub CONNECTION '{source}' PUBLICATION cutover_pub"),
     );
-    let kubectl = |args: &[&str]| -> String {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(labdir.join("kubeconfig"))
-            .args(args)
-            .output()
-            .expect("kubectl must be installed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let db_url = || kubectl(&["get", "cm", "app-db", "-o", "jsonpath={.data.DATABASE_URL}"]);
+    let kubectl = |args: &[&str]| kubectl(&labdir, args);
+    let db_url = || db_url(&labdir);
     assert_eq!(db_url(), source);
 
     let tmux = run.console("cutover-switch", 200, 50);
@@ -672,4 +689,132 @@ fn prepare_runs_from_its_keys_and_again_is_a_no_op() {
     t.keys("q");
     let screen = t.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
+}
+
+/// A console killed with SIGKILL right after a switch, started again with
+/// `--resume` on the same session: the rollback still knows the value to
+/// restore, from the owner-only file beside the log, checked by
+/// fingerprint; the log never holds the value.
+#[test]
+fn a_console_killed_after_a_switch_resumes_and_rolls_back() {
+    let run = LabRun::up("cutover-tmux-resume", "2000");
+    let (labdir, sessions) = (run.dir(), run.sessions.clone());
+    let (source, target) = (dsn(&run.config, "source"), dsn(&run.config, "target"));
+    assert_eq!(db_url(&labdir), source);
+    let fp_new = cutover::kube::fingerprint(&target);
+    let fp_old = cutover::kube::fingerprint(&source);
+
+    let tmux = run.console("cutover-resume", 200, 50);
+    tmux.wait_for("the pods watched", Duration::from_secs(60), |s| {
+        s.contains("✔ rollout complete")
+    });
+    tmux.keys("S");
+    tmux.wait_for("the switch dialog", Duration::from_secs(60), |s| {
+        s.contains("Switch database config")
+            && s.contains("✔ Access review")
+            && s.contains(&format!("<sha256:{fp_new}>"))
+            && s.contains("Type app-db to confirm")
+    });
+    // No replication on this lab: every data guard fails, so override them.
+    tmux.keys("app-db");
+    tmux.keys("Tab");
+    tmux.keys("lab rehearsal of a crash");
+    tmux.wait_for("the reason typed", Duration::from_secs(5), |s| {
+        s.contains("Enter: OVERRIDE the failing guards")
+    });
+    tmux.keys("Enter");
+    tmux.wait_for("switch done", Duration::from_secs(30), |s| {
+        s.contains("Run ─ Switch database config · ✔ done")
+    });
+    assert_eq!(db_url(&labdir), target);
+
+    let pid = console_pid(&tmux);
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    tmux.wait_for("the console gone", Duration::from_secs(10), |s| {
+        s.contains("EXITED:137")
+    });
+    let files = session_files(&sessions);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let log = &files[0];
+    let kept = cutover::session::rollback::path_for(log);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} is owner-only", kept.display());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&kept).unwrap()).unwrap();
+    assert_eq!(record["previous"], source.as_str());
+    assert_eq!(record["previous_fingerprint"], fp_old.as_str());
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(
+        !text.contains(&source),
+        "the replaced value is not in the log"
+    );
+    assert!(!text.contains(&target), "the new value is not in the log");
+    let before = cutover::session::log::read_all(log).unwrap();
+
+    // Started again on the same session: B restores the value the file kept.
+    let resumed = Tmux::start(
+        "cutover-resumed",
+        200,
+        50,
+        &format!(
+            "{BIN} -c {} --resume {}",
+            run.config.display(),
+            log.display()
+        ),
+    );
+    resumed.wait_for("the pods watched again", Duration::from_secs(60), |s| {
+        s.contains("✔ rollout complete")
+    });
+    resumed.keys("B");
+    resumed.wait_for("the switch-back dialog", Duration::from_secs(30), |s| {
+        s.contains("Switch back and restart")
+            && s.contains("✔ Previous value captured")
+            && s.contains("✔ Access review")
+            && s.contains("Type app-db to confirm")
+    });
+    resumed.keys("app-db");
+    resumed.keys("Enter");
+    resumed.wait_for("switch back done", Duration::from_secs(60), |s| {
+        s.contains("Run ─ Switch back and restart · ✔ done")
+    });
+    assert_eq!(db_url(&labdir), source);
+    assert!(!kept.exists(), "nothing left to undo: the file is gone");
+    resumed.keys("q");
+    let screen = resumed.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+    assert!(
+        screen.contains(&format!("resumed session {}", log.display())),
+        "{screen}"
+    );
+
+    // One session, numbered on from where the killed console stopped.
+    assert_eq!(session_files(&sessions), files);
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(!text.contains(&source) && !text.contains(&target));
+    let events = cutover::session::log::read_all(log).unwrap();
+    assert!(events.iter().zip(1..).all(|(e, n)| e.seq == n));
+    use cutover::session::EventKind;
+    assert!(matches!(
+        &events[before.len()].kind,
+        EventKind::SessionResumed { previous_last_seq, .. }
+            if *previous_last_seq == before.last().unwrap().seq
+    ));
+    let restored = events.iter().find_map(|e| match &e.kind {
+        EventKind::RunFinished {
+            ok: true,
+            switched: Some(s),
+            ..
+        } if s.new_fingerprint == fp_old => Some(s.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        restored.map(|s| s.previous_fingerprint),
+        Some(Some(fp_new)),
+        "the rollback, recorded by fingerprint"
+    );
 }

@@ -290,6 +290,63 @@ pub fn on_finished(
     }
 }
 
+/// The console was started again on this session's log: a run the log
+/// left without its end is closed as failed, its outcome unknown, and so is
+/// the step it was in; what only the ended process had (an open dialog, an
+/// access review under way) is gone.
+pub fn on_resumed(model: &mut Model, at: DateTime<Utc>) {
+    model.dialog = None;
+    model.actions.preflight_running = false;
+    for run in model
+        .actions
+        .history
+        .iter_mut()
+        .filter(|r| r.finished.is_none())
+    {
+        let message = unfinished(run);
+        for s in run.steps.iter_mut().filter(|s| s.finished.is_none()) {
+            s.finished = Some((
+                at,
+                Err("the session ended while it was in flight: outcome unknown".into()),
+            ));
+        }
+        run.finished = Some((at, false, message));
+    }
+}
+
+/// Why an unfinished run is closed, naming where it stood.
+fn unfinished(run: &CheckpointRun) -> String {
+    const CHECK: &str = "check before going on";
+    let title = |index: usize| {
+        run.plan
+            .steps
+            .get(index)
+            .map_or_else(|| "?".to_string(), |s| s.title())
+    };
+    // The step the log saw start and never end.
+    let in_flight = run.steps.iter().find(|s| s.finished.is_none());
+    if let Some(s) = in_flight {
+        return format!(
+            "the session ended while step {} ({}) was in flight; whether it completed is \
+             unknown — {CHECK}",
+            s.index + 1,
+            s.step.title()
+        );
+    }
+    let next = run.steps.iter().map(|s| s.index + 1).max().unwrap_or(0);
+    if next < run.plan.steps.len() {
+        // The executor may start a step before the log records that it did.
+        format!(
+            "the session ended before step {} ({}) was recorded as started; whether it ran \
+             is unknown — {CHECK}",
+            next + 1,
+            title(next)
+        )
+    } else {
+        format!("the session ended before the run was recorded as finished — {CHECK}")
+    }
+}
+
 #[cfg(test)]
 #[path = "actions_tests.rs"]
 mod tests;

@@ -709,3 +709,123 @@ fn verify_live_fails_on_a_difference_or_when_stopped_short() {
     );
     assert!(!guard::verified_live(&f.m).passes());
 }
+
+// Resuming a session: what the log left unfinished is closed.
+fn resumed(read_only: bool) -> EventKind {
+    EventKind::SessionResumed {
+        previous_last_seq: 9,
+        previous_last_at: at(5),
+        cut_bytes: 0,
+        tool_version: "t".into(),
+        read_only,
+    }
+}
+
+/// A restart confirmed with an override (its guards cannot all pass on
+/// this bare session): the run's id.
+fn restart(f: &mut Feed) -> u64 {
+    f.send(
+        1,
+        EventKind::KubePreflightDone {
+            checks: vec![],
+            switch_value: None,
+            error: None,
+        },
+    );
+    f.key(1, "R");
+    type_text(f, 1, "app");
+    f.key(1, "Tab");
+    type_text(f, 1, "lab rehearsal");
+    match f.key(1, "Enter").as_slice() {
+        [Effect::RunPlan { id, .. }] => *id,
+        other => panic!("the restart did not start: {other:?}"),
+    }
+}
+
+fn started(f: &mut Feed, id: u64, index: usize) {
+    let step = f.m.actions.history[0].plan.steps[index].clone();
+    f.send(2, EventKind::StepStarted { id, index, step });
+}
+
+#[test]
+fn a_run_the_log_left_open_is_closed_naming_the_step_in_flight() {
+    let mut f = Feed::with(kube_info(false));
+    let id = restart(&mut f);
+    started(&mut f, id, 0);
+    f.send(
+        3,
+        EventKind::StepDone {
+            id,
+            index: 0,
+            message: "restarted".into(),
+            elapsed_ms: 1.0,
+        },
+    );
+    started(&mut f, id, 1);
+    f.key(4, "S");
+    assert!(f.m.dialog.is_some());
+    assert!(f.m.actions.preflight_running);
+
+    let effects = f.send(10, resumed(false));
+    let run = &f.m.actions.history[0];
+    assert_eq!(
+        run.finished,
+        Some((
+            at(10),
+            false,
+            "the session ended while step 2 (rollout of app) was in flight; whether it \
+             completed is unknown — check before going on"
+                .to_string()
+        ))
+    );
+    assert_eq!(
+        run.steps[1].finished,
+        Some((
+            at(10),
+            Err("the session ended while it was in flight: outcome unknown".to_string())
+        ))
+    );
+    assert!(matches!(run.steps[0].finished, Some((_, Ok(_)))));
+    assert_eq!(f.m.actions.running(), None);
+    assert_eq!(f.m.dialog, None, "no confirmation survives the process");
+    assert_eq!(
+        effects,
+        vec![Effect::KubePreflight],
+        "the access review is asked again"
+    );
+}
+
+#[test]
+fn a_run_with_no_step_logged_may_still_have_started_one() {
+    let mut f = Feed::with(kube_info(false));
+    restart(&mut f);
+    f.send(10, resumed(false));
+    let (_, ok, message) = f.m.actions.history[0].finished.clone().unwrap();
+    assert!(!ok);
+    assert_eq!(
+        message,
+        "the session ended before step 1 (restart deployment/app) was recorded as \
+         started; whether it ran is unknown — check before going on"
+    );
+}
+
+#[test]
+fn counts_end_with_the_process_and_the_session_goes_on() {
+    let mut f = Feed::new();
+    f.live(1, 10);
+    f.key(1, "c");
+    assert!(f.m.count_running());
+    let switched = f.m.actions.switched.clone();
+    f.send(
+        2,
+        EventKind::SessionEnded {
+            reason: "SIGHUP".into(),
+        },
+    );
+    assert_eq!(f.send(10, resumed(true)), vec![]);
+    assert!(!f.m.count_running());
+    assert!(f.m.count_run.as_ref().unwrap().cancelled);
+    assert_eq!(f.m.ended, None);
+    assert!(f.m.read_only(), "the resumed console's own --read-only");
+    assert_eq!(f.m.actions.switched, switched);
+}

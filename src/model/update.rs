@@ -291,6 +291,38 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
                 super::actions::preflight(model)
             }
         }
+        EventKind::SessionResumed { read_only, .. } => {
+            if let Some(info) = model.info.as_mut() {
+                info.read_only = *read_only;
+            }
+            model.ended = None;
+            model.quit = false;
+            // Counts and verifications died with the process that ran them.
+            let mut ended = Vec::new();
+            if let Some(r) = model.count_run.as_ref().filter(|r| r.running()) {
+                ended.push(EventKind::CountFinished {
+                    run: r.id,
+                    cancelled: true,
+                });
+            }
+            if let Some(r) = model.verify_run.as_ref().filter(|r| r.running()) {
+                ended.push(EventKind::VerifyFinished {
+                    run: r.id,
+                    cancelled: true,
+                    error: Some("the session ended while it ran".into()),
+                });
+            }
+            for kind in ended {
+                update(model, &Event { kind, ..*event });
+            }
+            super::actions::on_resumed(model, at);
+            // The access review is asked again, as at the start.
+            if super::kube_actions_bound(model) {
+                super::actions::preflight(model)
+            } else {
+                vec![]
+            }
+        }
         EventKind::Tick => super::actions::on_tick(model),
         EventKind::SessionEnded { reason } => {
             model.ended = Some(reason.clone());

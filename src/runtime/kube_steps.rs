@@ -2,6 +2,7 @@
 //! fresh, and the Kubernetes steps of a plan (patch or restore the config
 //! key, restart, wait for a rollout), each bounded by a request deadline.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::kube::{
     AccessCheck, ConfigObject, ConfigSwitch, RolloutOutcome,
 };
 use crate::runbook::{Plan, Step};
+use crate::session::rollback::{self, KeptValue};
 use crate::session::{AccessResult, EventKind, SwitchRecord, SwitchValue};
 
 use super::exec::InFlight;
@@ -22,13 +24,28 @@ use super::kube_task::target;
 
 const PREFLIGHT_DEADLINE: Duration = Duration::from_secs(20);
 
-/// What survives between steps and runs: the value a switch replaced (held
-/// only in memory; the log and screen see its fingerprint), and the
-/// generation each restart produced, which its rollout wait watches for.
+/// What survives between steps and runs: the value a switch replaced (in
+/// memory, and in the session's owner-only rollback file for a restarted
+/// console; the log and screen see its fingerprint), and the generation
+/// each restart produced, which its rollout wait watches for.
 #[derive(Default, Clone)]
 pub struct ActionState {
     switched: Arc<Mutex<Option<ConfigSwitch>>>,
     restarts: Arc<Mutex<std::collections::HashMap<String, Option<i64>>>>,
+    /// Where the value a switch replaces is kept (`<log>.rollback`); None
+    /// keeps it in memory only.
+    rollback_file: Option<PathBuf>,
+}
+
+impl ActionState {
+    /// Keeps the value each switch replaces in `rollback_file` as well,
+    /// written before the switch's PATCH.
+    pub fn with_rollback_file(rollback_file: PathBuf) -> Self {
+        Self {
+            rollback_file: Some(rollback_file),
+            ..Self::default()
+        }
+    }
 }
 
 fn config_object(k: &KubeCfg) -> Result<(ConfigObject, String)> {
@@ -173,6 +190,17 @@ pub(super) async fn run_step(
                     fp(expect_current.as_deref())
                 ));
             }
+            // Write-ahead: what the key holds is kept where a restarted
+            // console finds it before anything changes it.
+            let kept_file = match &state.rollback_file {
+                Some(path) if current_fp.as_deref() != Some(now.as_str()) => {
+                    let kept =
+                        KeptValue::new(obj.to_string(), key, current, &now, chrono::Utc::now());
+                    rollback::write(path, &kept).context("nothing patched")?;
+                    Some((path, kept))
+                }
+                _ => None,
+            };
             let what = format!("PATCH {obj} in {namespace}");
             inflight.set(what.clone());
             let sw = bounded(
@@ -194,11 +222,31 @@ pub(super) async fn run_step(
                     fp(Some(&sw.new_fingerprint))
                 )
             };
+            // The key changed between the read above and the switch's own
+            // read: the file must hold what the switch really replaced.
+            let stale_file = kept_file
+                .filter(|(_, k)| sw.changed && k.previous_fingerprint != sw.previous_fingerprint);
+            let corrected = match stale_file {
+                Some((path, k)) => rollback::write(
+                    path,
+                    &KeptValue::new(
+                        k.object,
+                        k.key,
+                        sw.previous_value().map(|v| v.expose().to_string()),
+                        &sw.new_fingerprint,
+                        chrono::Utc::now(),
+                    ),
+                ),
+                None => Ok(()),
+            };
             let mut kept = state.switched.lock().await;
             // A no-op second run must not replace the value to go back to.
             if sw.changed || kept.is_none() {
                 *kept = Some(sw);
             }
+            corrected.with_context(|| {
+                format!("{said}, but the value to go back to is kept in memory only")
+            })?;
             Ok(said)
         }
         Step::RestoreConfig {
@@ -209,38 +257,60 @@ pub(super) async fn run_step(
             expect_current,
         } => {
             let mut kept = state.switched.lock().await;
-            let sw = kept
+            let in_memory = kept
                 .as_ref()
-                .filter(|s| s.changed && s.new_fingerprint == *expect_current)
-                .ok_or_else(|| {
-                    anyhow!("the value {object} {key} held before the switch is not known here")
-                })?;
-            if sw.previous_fingerprint != *restore {
-                return Err(anyhow!(
-                    "the kept value is {}, not the {} the plan showed",
-                    fp(sw.previous_fingerprint.as_deref()),
-                    fp(restore.as_deref())
-                ));
+                .filter(|s| s.changed && s.new_fingerprint == *expect_current);
+            match (in_memory, &state.rollback_file) {
+                (Some(sw), _) => {
+                    if sw.previous_fingerprint != *restore {
+                        return Err(anyhow!(
+                            "the kept value is {}, not the {} the plan showed",
+                            fp(sw.previous_fingerprint.as_deref()),
+                            fp(restore.as_deref())
+                        ));
+                    }
+                    let what = format!("PATCH {object} in {namespace} (restoring {key})");
+                    inflight.set(what.clone());
+                    bounded(&what, sw.rollback(&conn.client, namespace))
+                        .await
+                        .with_context(|| format!("restoring {object} {key}"))?;
+                    inflight.clear();
+                }
+                // A console started again on the session: the file it kept.
+                (None, Some(path)) => {
+                    let file = rollback::read_checked(
+                        path,
+                        object,
+                        key,
+                        restore.as_deref(),
+                        expect_current,
+                    )?;
+                    restore_from_file(&file, namespace, expect_current, conn, inflight).await?;
+                }
+                (None, None) => {
+                    return Err(anyhow!(
+                        "the value {object} {key} held before the switch is not known here"
+                    ))
+                }
             }
-            let what = format!("PATCH {object} in {namespace} (restoring {key})");
-            inflight.set(what.clone());
-            bounded(&what, sw.rollback(&conn.client, namespace))
-                .await
-                .with_context(|| format!("restoring {object} {key}"))?;
-            inflight.clear();
             *switched = Some(SwitchRecord {
                 object: object.clone(),
                 key: key.clone(),
-                previous_fingerprint: Some(sw.new_fingerprint.clone()),
+                previous_fingerprint: Some(expect_current.clone()),
                 new_fingerprint: restore.clone().unwrap_or_else(|| "absent".into()),
                 changed: true,
             });
-            let said = format!(
+            let mut said = format!(
                 "restored {object} {key}: {} → {}",
                 fp(Some(expect_current)),
                 fp(restore.as_deref())
             );
             *kept = None;
+            // Nothing is left to undo; a file left behind is never used
+            // again (the log no longer records a switch to undo).
+            if let Some(Err(e)) = state.rollback_file.as_deref().map(rollback::remove) {
+                said.push_str(&format!(" ({e:#})"));
+            }
             Ok(said)
         }
         Step::Restart {
@@ -303,6 +373,48 @@ pub(super) async fn run_step(
             }
         }
     }
+}
+
+/// Puts back the value a rollback file kept (checked against the log by
+/// the caller), if the key still holds what the switch wrote.
+async fn restore_from_file(
+    file: &KeptValue,
+    namespace: &str,
+    expect_current: &str,
+    conn: &kube::Connection,
+    inflight: &InFlight,
+) -> Result<()> {
+    let (object, key) = (&file.object, &file.key);
+    let obj = ConfigObject::parse(object)
+        .ok_or_else(|| anyhow!("config object \"{object}\" is not understood"))?;
+    let what = format!("reading {obj} in {namespace}");
+    let (current, _) = bounded(&what, kube::read_key(&conn.client, namespace, &obj, key)).await?;
+    let current_fp = current.as_deref().map(fingerprint);
+    if current_fp.as_deref() != Some(expect_current) {
+        return Err(anyhow!(
+            "{obj} {key} holds {} now, not the sha256:{expect_current} the switch wrote: \
+             nothing restored",
+            fp(current_fp.as_deref())
+        ));
+    }
+    let value = file.previous().ok_or_else(|| {
+        anyhow!(
+            "{obj} {key} was absent before the switch, and this console cannot remove a key \
+             it did not switch itself: nothing restored; remove {key} from {obj} in \
+             {namespace} by hand"
+        )
+    })?;
+    let what = format!("PATCH {obj} in {namespace} (restoring {key})");
+    inflight.set(what.clone());
+    // Guarded by the resourceVersion it reads: a concurrent change fails.
+    bounded(
+        &what,
+        switch_config_key(&conn.client, namespace, &obj, key, value),
+    )
+    .await
+    .with_context(|| format!("restoring {object} {key}"))?;
+    inflight.clear();
+    Ok(())
 }
 
 fn record(sw: &ConfigSwitch) -> SwitchRecord {

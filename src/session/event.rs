@@ -216,6 +216,23 @@ pub enum EventKind {
         #[serde(default)]
         switched: Option<SwitchRecord>,
     },
+    /// The console was started again on this log (`--resume`) and appends
+    /// to it from here; runs the log left unfinished are closed as failed,
+    /// their outcome unknown.
+    SessionResumed {
+        /// The log's last sequence number before this event.
+        previous_last_seq: u64,
+        /// When the log's last event before this one happened.
+        previous_last_at: DateTime<Utc>,
+        /// Bytes of a torn last line (a crash mid-write) cut off the log.
+        #[serde(default)]
+        cut_bytes: u64,
+        /// The version of the console that resumed.
+        tool_version: String,
+        /// Whether the resumed console binds no key that changes anything.
+        #[serde(default)]
+        read_only: bool,
+    },
     /// Emitted when nothing else happens, so staleness is judged on an advancing clock.
     Tick,
     SessionEnded {
@@ -229,6 +246,7 @@ impl EventKind {
         matches!(
             self,
             EventKind::SessionStarted(_)
+                | EventKind::SessionResumed { .. }
                 | EventKind::Key { .. }
                 | EventKind::Command(_)
                 | EventKind::CountFinished { .. }

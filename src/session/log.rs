@@ -3,12 +3,12 @@
 //! SSH drop or a crash loses nothing the operator did.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::event::Event;
+use super::event::{Event, EventKind};
 
 pub struct LogWriter {
     path: PathBuf,
@@ -31,11 +31,40 @@ impl LogWriter {
             .create_new(true)
             .open(path)
             .with_context(|| format!("creating session log {}", path.display()))?;
+        lock(&file, path)?;
         Ok(Self {
             path: path.to_owned(),
             file,
             line: Vec::with_capacity(4096),
             whole: 0,
+        })
+    }
+
+    /// Opens an existing session to go on writing it (`--resume`): reads
+    /// every event, changing nothing yet ([`Reopened::into_writer`] does).
+    /// A bad line before the last, or a log that does not begin with its
+    /// session, is refused.
+    pub fn open_append(path: &Path) -> Result<Reopened> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening session log {} to resume it", path.display()))?;
+        lock(&file, path)?;
+        let (events, whole, len) = read_events(path, &mut file)?;
+        match events.first().map(|e| &e.kind) {
+            Some(EventKind::SessionStarted(_)) => {}
+            _ => anyhow::bail!(
+                "{}:1: not a session log: it does not begin with the session's start",
+                path.display()
+            ),
+        }
+        Ok(Reopened {
+            path: path.to_owned(),
+            file,
+            whole,
+            events,
+            cut: len - whole,
         })
     }
 
@@ -83,25 +112,131 @@ impl LogWriter {
     }
 }
 
+/// One console writes a session: the writer holds an exclusive lock on
+/// its log for as long as it lives (the system drops it when the process
+/// dies, however it dies).
+fn lock(file: &File, path: &Path) -> Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "session log {} is being written by another console: stop that one first",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking session log {} for writing", path.display()))
+        }
+    }
+}
+
+/// A session log opened to go on writing it.
+pub struct Reopened {
+    path: PathBuf,
+    file: File,
+    /// Where its whole lines end.
+    whole: u64,
+    /// Every whole event it held, in order.
+    pub events: Vec<Event>,
+    /// Bytes of a torn last line (a crash mid-write) that
+    /// [`Reopened::into_writer`] cuts off (0: it ends whole).
+    pub cut: u64,
+}
+
+impl Reopened {
+    /// Cuts off the torn last line, if any, so the next event starts on a
+    /// line of its own, and writes from there.
+    pub fn into_writer(self) -> Result<LogWriter> {
+        use std::io::{Seek, SeekFrom};
+        let Reopened {
+            path,
+            mut file,
+            mut whole,
+            cut,
+            ..
+        } = self;
+        if cut > 0 {
+            file.set_len(whole)
+                .and_then(|()| file.sync_data())
+                .with_context(|| {
+                    format!(
+                        "cutting the torn last line ({cut} bytes) off session log {}",
+                        path.display()
+                    )
+                })?;
+        }
+        let ends_whole = whole == 0 || {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(whole - 1))
+                .and_then(|_| file.read_exact(&mut last))
+                .with_context(|| format!("reading the end of session log {}", path.display()))?;
+            last[0] == b'\n'
+        };
+        file.seek(SeekFrom::Start(whole))
+            .with_context(|| format!("seeking to the end of session log {}", path.display()))?;
+        if !ends_whole {
+            // Its last event is whole but for the newline.
+            file.write_all(b"\n")
+                .and_then(|()| file.sync_data())
+                .with_context(|| {
+                    format!("ending the last line of session log {}", path.display())
+                })?;
+            whole += 1;
+        }
+        Ok(LogWriter {
+            path,
+            file,
+            line: Vec::with_capacity(4096),
+            whole,
+        })
+    }
+}
+
 /// Reads every complete event. A torn last line (crash mid-write) is ignored;
 /// a bad line elsewhere is an error naming the file and line.
 pub fn read_all(path: &Path) -> Result<Vec<Event>> {
-    let file = File::open(path).with_context(|| format!("opening session {}", path.display()))?;
-    let reader = BufReader::new(file);
+    let mut file =
+        File::open(path).with_context(|| format!("opening session {}", path.display()))?;
+    Ok(read_events(path, &mut file)?.0)
+}
+
+/// The events of `file`, the length of its whole lines (where a torn last
+/// line starts) and its length.
+fn read_events(path: &Path, file: &mut File) -> Result<(Vec<Event>, u64, u64)> {
+    let mut reader = BufReader::new(file);
     let mut events = Vec::new();
-    let mut lines = reader.lines().enumerate().peekable();
-    while let Some((idx, line)) = lines.next() {
-        let line = line.with_context(|| format!("{}:{}: reading", path.display(), idx + 1))?;
-        if line.trim().is_empty() {
+    let (mut whole, mut len) = (0u64, 0u64);
+    let mut line = Vec::new();
+    let mut bad: Option<(usize, serde_json::Error)> = None;
+    for number in 1.. {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("{}:{number}: reading", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        // A line that did not parse is torn only if it was the last one.
+        if let Some((at, e)) = bad.take() {
+            anyhow::bail!("{}:{at}: not a session event: {e}", path.display());
+        }
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            if line.ends_with(b"\n") {
+                whole = len;
+            }
             continue;
         }
-        match serde_json::from_str::<Event>(&line) {
-            Ok(ev) => events.push(ev),
-            Err(_) if lines.peek().is_none() => break,
-            Err(e) => anyhow::bail!("{}:{}: not a session event: {e}", path.display(), idx + 1),
+        match serde_json::from_str::<Event>(&text) {
+            // The last event may lack only its newline: it is whole, and
+            // the newline is written before anything is appended.
+            Ok(ev) => {
+                events.push(ev);
+                whole = len;
+            }
+            Err(e) => bad = Some((number, e)),
         }
     }
-    Ok(events)
+    Ok((events, whole, len))
 }
 
 /// A fresh session file name that sorts by start time.
@@ -151,6 +286,123 @@ mod tests {
         .unwrap();
         let err = read_all(&path).unwrap_err().to_string();
         assert!(err.contains("s.jsonl:1:"), "{err}");
+    }
+
+    fn started(seq: u64) -> Event {
+        let config = crate::config::parse(
+            "[source]\ndsn = \"host=db1 dbname=app user=app\"\n\
+             [target]\ndsn = \"host=db2 dbname=app user=app\"\n",
+            Path::new("cutover.toml"),
+        )
+        .unwrap();
+        ev(
+            seq,
+            EventKind::SessionStarted(crate::runtime::session_info(&config, "live", false)),
+        )
+    }
+
+    #[test]
+    fn open_append_cuts_a_torn_tail_and_goes_on_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let (a, b) = (started(1), ev(2, EventKind::Tick));
+        let mut w = LogWriter::create(&path).unwrap();
+        w.append(&a).unwrap();
+        w.append(&b).unwrap();
+        drop(w);
+        let whole = std::fs::metadata(&path).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":3,\"at\":\"20").unwrap();
+        drop(f);
+
+        let r = LogWriter::open_append(&path).unwrap();
+        assert_eq!(r.events, vec![a.clone(), b.clone()]);
+        assert_eq!(r.cut, 17);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            whole + 17,
+            "nothing changes before the writer is asked for"
+        );
+        let mut w = r.into_writer().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+        let c = ev(3, EventKind::Key { key: "q".into() });
+        w.append(&c).unwrap();
+        drop(w);
+        assert_eq!(read_all(&path).unwrap(), vec![a, b, c]);
+    }
+
+    #[test]
+    fn open_append_keeps_a_last_event_that_lacks_only_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let (a, b) = (started(1), ev(2, EventKind::Tick));
+        let text = format!(
+            "{}\n{}",
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        std::fs::write(&path, text).unwrap();
+        let r = LogWriter::open_append(&path).unwrap();
+        assert_eq!((r.events.len(), r.cut), (2, 0));
+        let mut w = r.into_writer().unwrap();
+        let c = ev(3, EventKind::Tick);
+        w.append(&c).unwrap();
+        drop(w);
+        assert_eq!(read_all(&path).unwrap(), vec![a, b, c]);
+    }
+
+    #[test]
+    fn open_append_refuses_what_is_not_a_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        std::fs::write(&path, "").unwrap();
+        let err = LogWriter::open_append(&path).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}:1: not a session log: it does not begin with the session's start",
+                path.display()
+            )
+        );
+        std::fs::write(
+            &path,
+            "garbage\n{\"seq\":1,\"at\":\"2024-01-01T00:00:00Z\",\"type\":\"tick\"}\n",
+        )
+        .unwrap();
+        let err = LogWriter::open_append(&path).err().unwrap().to_string();
+        assert!(
+            err.starts_with(&format!("{}:1: not a session event", path.display())),
+            "{err}"
+        );
+        let missing = dir.path().join("none.jsonl");
+        let err = LogWriter::open_append(&missing).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!("opening session log {} to resume it", missing.display())
+        );
+    }
+
+    #[test]
+    fn one_console_writes_a_session_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let mut w = LogWriter::create(&path).unwrap();
+        w.append(&started(1)).unwrap();
+        let err = LogWriter::open_append(&path).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "session log {} is being written by another console: stop that one first",
+                path.display()
+            )
+        );
+        drop(w);
+        let r = LogWriter::open_append(&path).unwrap();
+        assert!(
+            LogWriter::open_append(&path).is_err(),
+            "the resumed one holds it"
+        );
+        drop(r);
     }
 
     #[test]

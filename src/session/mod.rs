@@ -2,6 +2,7 @@
 
 pub mod event;
 pub mod log;
+pub mod rollback;
 pub mod sample;
 
 pub use event::{
