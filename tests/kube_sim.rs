@@ -820,6 +820,47 @@ mod client_side {
         assert_eq!(got["DATABASE_URL"].0, b"old");
     }
 
+    /// A rollback from the kept file, after a restart: the key the switch
+    /// added is removed again, and nothing is restored once someone else
+    /// changed it.
+    #[tokio::test]
+    async fn restore_removes_a_key_that_was_absent_and_refuses_a_changed_one() {
+        let lab = lab(fast()).await;
+        let c = client(&lab.kubeconfig).await;
+        let secrets: Api<Secret> = Api::namespaced(c.clone(), NS);
+        let mut s = Secret::default();
+        s.metadata.name = Some("app-db2".into());
+        s.data = Some([("OTHER".to_string(), ByteString(b"x".to_vec()))].into());
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+        let obj = ConfigObject::Secret("app-db2".into());
+        let sw = switch_config_key(&c, NS, &obj, "DATABASE_URL", "new")
+            .await
+            .unwrap();
+        assert_eq!(sw.previous_fingerprint, None);
+        let wrong = cutover::kube::restore_config_key(
+            &c,
+            NS,
+            &obj,
+            "DATABASE_URL",
+            None,
+            &fingerprint("something else"),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            format!("{wrong:#}").contains("nothing restored"),
+            "{wrong:#}"
+        );
+        let got = secrets.get("app-db2").await.unwrap().data.unwrap();
+        assert_eq!(got["DATABASE_URL"].0, b"new", "untouched");
+        cutover::kube::restore_config_key(&c, NS, &obj, "DATABASE_URL", None, &fingerprint("new"))
+            .await
+            .unwrap();
+        let got = secrets.get("app-db2").await.unwrap().data.unwrap();
+        assert!(!got.contains_key("DATABASE_URL"), "{got:?}");
+        assert_eq!(got["OTHER"].0, b"x");
+    }
+
     #[tokio::test]
     async fn can_i_names_verb_and_resource() {
         let lab = lab(fast()).await;

@@ -513,6 +513,29 @@ impl ConfigSwitch {
     }
 }
 
+/// Puts `value` back into `key` (None: removes the key) only if the key
+/// still holds what a switch wrote (`expect_fingerprint`), guarded by the
+/// resourceVersion read with it: a concurrent change fails, never lost.
+pub async fn restore_config_key(
+    client: &Client,
+    ns: &str,
+    object: &ConfigObject,
+    key: &str,
+    value: Option<&str>,
+    expect_fingerprint: &str,
+) -> Result<()> {
+    let (current, rv) = read_key(client, ns, object, key).await?;
+    let current_fp = current.as_deref().map(fingerprint);
+    if current_fp.as_deref() != Some(expect_fingerprint) {
+        return Err(anyhow!(
+            "{object} {key} holds {} now, not the sha256:{expect_fingerprint} the switch wrote: \
+             nothing restored",
+            current_fp.map_or("nothing".to_string(), |f| format!("sha256:{f}"))
+        ));
+    }
+    patch_key(client, ns, object, key, value, rv.as_deref()).await
+}
+
 /// Sets `key` of a ConfigMap or Secret to `new_value` with a merge patch,
 /// guarded by the resourceVersion it read (a concurrent change gives 409
 /// instead of a lost previous value). Safe to run twice.

@@ -387,29 +387,20 @@ async fn restore_from_file(
     let (object, key) = (&file.object, &file.key);
     let obj = ConfigObject::parse(object)
         .ok_or_else(|| anyhow!("config object \"{object}\" is not understood"))?;
-    let what = format!("reading {obj} in {namespace}");
-    let (current, _) = bounded(&what, kube::read_key(&conn.client, namespace, &obj, key)).await?;
-    let current_fp = current.as_deref().map(fingerprint);
-    if current_fp.as_deref() != Some(expect_current) {
-        return Err(anyhow!(
-            "{obj} {key} holds {} now, not the sha256:{expect_current} the switch wrote: \
-             nothing restored",
-            fp(current_fp.as_deref())
-        ));
-    }
-    let value = file.previous().ok_or_else(|| {
-        anyhow!(
-            "{obj} {key} was absent before the switch, and this console cannot remove a key \
-             it did not switch itself: nothing restored; remove {key} from {obj} in \
-             {namespace} by hand"
-        )
-    })?;
     let what = format!("PATCH {obj} in {namespace} (restoring {key})");
     inflight.set(what.clone());
-    // Guarded by the resourceVersion it reads: a concurrent change fails.
+    // Only if the key still holds what the switch wrote, guarded by the
+    // resourceVersion read with it: a concurrent change fails.
     bounded(
         &what,
-        switch_config_key(&conn.client, namespace, &obj, key, value),
+        kube::restore_config_key(
+            &conn.client,
+            namespace,
+            &obj,
+            key,
+            file.previous(),
+            expect_current,
+        ),
     )
     .await
     .with_context(|| format!("restoring {object} {key}"))?;
