@@ -130,6 +130,48 @@ async fn a_partitioned_table_is_estimated_checked_and_published_through_its_root
         "public.measurements: 3 partitions, published through the root"
     );
     assert!(line("Target schema matches the source").ok, "{checks:?}");
+    assert!(
+        line("Every table has a primary key or a replica identity").ok,
+        "measurements has a key on every partition: {checks:?}"
+    );
+
+    // A partitioned table without a key: its root and each leaf without a
+    // replica identity need one (UPDATE and DELETE happen on the leaves; the
+    // subscriber is told the root's), and the fix names them all.
+    source_sql(
+        "CREATE TABLE public.readings (at date, v int) PARTITION BY RANGE (at); \
+         CREATE TABLE public.readings_a PARTITION OF public.readings \
+           FOR VALUES FROM ('2024-01-01') TO ('2024-07-01'); \
+         CREATE TABLE public.readings_b PARTITION OF public.readings \
+           FOR VALUES FROM ('2024-07-01') TO ('2025-01-01'); \
+         ALTER TABLE public.readings_b REPLICA IDENTITY FULL",
+    );
+    let bare = cutover::pg::preflight::gather(&config)
+        .await
+        .expect("facts");
+    let readings = bare
+        .source_sample
+        .tables
+        .iter()
+        .find(|t| t.table.name == "readings")
+        .expect("readings listed");
+    assert_eq!(
+        readings.partitions_without_identity,
+        vec!["public.readings_a"]
+    );
+    let checks = evaluate(&bare, &names);
+    let identity = checks
+        .iter()
+        .find(|c| c.name == "Every table has a primary key or a replica identity")
+        .unwrap();
+    assert!(!identity.ok);
+    let fix = identity.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("ALTER TABLE public.readings REPLICA IDENTITY FULL; ALTER TABLE public.readings_a REPLICA IDENTITY FULL;"),
+        "{fix}"
+    );
+    assert!(!fix.contains("readings_b"), "{fix}");
+    source_sql("DROP TABLE public.readings");
 
     // The plan's own SQL publishes through the root.
     let mut model = Model {

@@ -136,6 +136,7 @@ fn estimates(scale: f64, skip: &[&str]) -> Vec<TableEstimate> {
             has_primary_key: *pk,
             replica_identity: if *pk { "d".into() } else { "f".into() },
             partitions: 0,
+            partitions_without_identity: vec![],
         })
         .collect()
 }

@@ -472,6 +472,7 @@ fn prepare_checkpoints_read_the_samples_and_say_when_already_done() {
         has_primary_key: false,
         replica_identity: "d".into(),
         partitions: 0,
+        partitions_without_identity: vec![],
     });
     f.send(1, EventKind::SourceSampled(src.clone()));
     f.send(1, EventKind::TargetSampled(target()));

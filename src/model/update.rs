@@ -550,6 +550,7 @@ pub(super) mod tests {
                 has_primary_key: true,
                 replica_identity: "d".into(),
                 partitions: 0,
+                partitions_without_identity: vec![],
             }],
             poll_ms: 1.0,
         }

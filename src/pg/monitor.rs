@@ -59,9 +59,13 @@ WITH RECURSIVE tree AS (
 ), leaves AS (
   SELECT t.root, count(*)::int8 AS n,
          sum(COALESCE(s.n_live_tup, greatest(c.reltuples, 0)::int8))::int8 AS est,
-         sum(c.relpages::int8)::int8 AS pages
+         sum(c.relpages::int8)::int8 AS pages,
+         array_agg(format('%I.%I', ln.nspname, c.relname) ORDER BY ln.nspname, c.relname)
+           FILTER (WHERE c.relreplident NOT IN ('f', 'i') AND NOT EXISTS (
+             SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) AS bare
     FROM tree t
     JOIN pg_class c ON c.oid = t.rel
+    JOIN pg_namespace ln ON ln.oid = c.relnamespace
     LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
    WHERE c.relkind <> 'p'
    GROUP BY t.root
@@ -73,7 +77,8 @@ SELECT n.nspname::text, c.relname::text,
          * current_setting('block_size')::int8,
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
        c.relreplident::text,
-       COALESCE(l.n, 0)
+       COALESCE(l.n, 0),
+       COALESCE(l.bare, '{}')::text[]
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
@@ -125,6 +130,7 @@ fn estimates(rows: Vec<Row>, filter: TableFilter<'_>) -> Vec<TableEstimate> {
             has_primary_key: r.get(4),
             replica_identity: r.get(5),
             partitions: u32::try_from(r.get::<_, i64>(6)).unwrap_or(u32::MAX),
+            partitions_without_identity: r.get(7),
         })
         .collect()
 }

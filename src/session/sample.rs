@@ -57,6 +57,11 @@ pub struct TableEstimate {
     /// themselves are never listed: only their roots are.)
     #[serde(default)]
     pub partitions: u32,
+    /// Leaf partitions (of a partitioned root) with neither a primary key
+    /// nor a replica identity, quoted: UPDATE and DELETE on them fail once
+    /// published, whatever the root's identity.
+    #[serde(default)]
+    pub partitions_without_identity: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

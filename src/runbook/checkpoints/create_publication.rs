@@ -179,6 +179,7 @@ mod tests {
             has_primary_key: true,
             replica_identity: "d".into(),
             partitions,
+            partitions_without_identity: vec![],
         }
     }
 

@@ -49,14 +49,23 @@ pub fn subscription_exists(model: &Model) -> bool {
     })
 }
 
-/// Tables whose UPDATE and DELETE would fail once published: no primary key
-/// and no replica identity (default or nothing).
-pub fn without_identity(tables: &[TableEstimate]) -> Vec<String> {
-    tables
-        .iter()
-        .filter(|t| !t.has_primary_key && !matches!(t.replica_identity.as_str(), "f" | "i"))
-        .map(|t| t.table.to_string())
-        .collect()
+/// Relations whose UPDATE and DELETE would fail, or whose changes the
+/// target could not apply, once published: a table with no primary key and
+/// no replica identity (default or nothing). For a partitioned table that
+/// is its root (whose identity the subscriber is told) and each leaf
+/// partition without one (where UPDATE and DELETE happen).
+pub fn without_identity(tables: &[crate::session::sample::TableEstimate]) -> Vec<String> {
+    let bare = |t: &crate::session::sample::TableEstimate| {
+        !t.has_primary_key && !matches!(t.replica_identity.as_str(), "f" | "i")
+    };
+    let mut out = Vec::new();
+    for t in tables {
+        if bare(t) {
+            out.push(t.table.to_string());
+        }
+        out.extend(t.partitions_without_identity.iter().cloned());
+    }
+    out
 }
 
 /// The fix for [`without_identity`]'s tables, in words and statements.

@@ -61,12 +61,19 @@ pub fn state(model: &Model, id: CheckpointId) -> State {
     }
 }
 
-/// The checkpoint to do next: the first of the way forward not done.
+/// The checkpoint to do next: the first of the way forward not done after
+/// the furthest one done (one skipped earlier stays marked not run).
 pub fn current(model: &Model) -> Option<CheckpointId> {
-    shown(model)
+    let forward: Vec<CheckpointId> = shown(model)
         .into_iter()
         .filter(|id| *id != CheckpointId::Rollback)
-        .find(|id| !matches!(state(model, *id), State::Done(_)))
+        .collect();
+    let done = |id: &CheckpointId| matches!(state(model, *id), State::Done(_));
+    let from = forward.iter().rposition(done).map_or(0, |i| i + 1);
+    forward[from..]
+        .iter()
+        .copied()
+        .find(|id| !done(id))
 }
 
 /// "✖ label: detail" of the first guard that does not hold, or that all do.
