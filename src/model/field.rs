@@ -2,7 +2,7 @@
 //! confirm a destructive step, an override's reason, an operator note.
 //! Keys arrive by their names (`runtime::keys::name`), as the keymap sees
 //! them: what the keymap does not bind goes here, editing keys included
-//! (←/→, Home/End, Delete, Ctrl-u/w/k, …).
+//! (←/→, Home/End, Delete, and a shell's Ctrl-w, Ctrl-u, Ctrl-k).
 
 use tui_textarea::{Input, Key, TextArea};
 
@@ -27,6 +27,9 @@ fn input(key: &str) -> Option<Input> {
         Some(rest) => (true, rest),
         None => (false, key),
     };
+    // A shell's Ctrl-u deletes back to the start (tui-textarea's Ctrl-j);
+    // tui-textarea's own Ctrl-u (undo) is not what a shell user means.
+    let name = if ctrl && name == "u" { "j" } else { name };
     let key = match name {
         "Backspace" => Key::Backspace,
         "Delete" => Key::Delete,
@@ -56,8 +59,8 @@ impl Field {
         let Some(i) = input(key) else {
             return false;
         };
-        // Ctrl-m and Ctrl-j are newlines to tui-textarea: a field is one line.
-        if i.ctrl && matches!(i.key, Key::Char('m' | 'j')) {
+        // Ctrl-m is a newline to tui-textarea: a field is one line.
+        if i.ctrl && i.key == Key::Char('m') {
             return false;
         }
         let typing = matches!(i.key, Key::Char(_)) && !i.ctrl;
@@ -115,11 +118,15 @@ mod tests {
         assert_eq!(f.text(), "b");
         let f = typed(&["a", "b", " ", "c", "Ctrl-w"]);
         assert_eq!(f.text(), "ab ", "Ctrl-w deletes the word before the cursor");
+        let f = typed(&["a", "b", "c", "Left", "Ctrl-u"]);
+        assert_eq!(f.text(), "c", "Ctrl-u deletes back to the start");
+        let f = typed(&["a", "b", "c", "Home", "Ctrl-k"]);
+        assert_eq!(f.text(), "", "Ctrl-k deletes to the end");
     }
 
     #[test]
     fn stays_one_line_and_bounded() {
-        let f = typed(&["a", "Ctrl-m", "Ctrl-j", "Enter", "Tab", "Esc", "b"]);
+        let f = typed(&["a", "Ctrl-m", "Enter", "Tab", "Esc", "b"]);
         assert_eq!(f.text(), "ab");
         let mut f = Field::default();
         for _ in 0..MAX_CHARS + 20 {

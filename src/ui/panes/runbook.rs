@@ -70,10 +70,7 @@ pub fn current(model: &Model) -> Option<CheckpointId> {
         .collect();
     let done = |id: &CheckpointId| matches!(state(model, *id), State::Done(_));
     let from = forward.iter().rposition(done).map_or(0, |i| i + 1);
-    forward[from..]
-        .iter()
-        .copied()
-        .find(|id| !done(id))
+    forward[from..].iter().copied().find(|id| !done(id))
 }
 
 /// "✖ label: detail" of the first guard that does not hold, or that all do.
