@@ -7,6 +7,7 @@ pub mod keys;
 pub mod kube_steps;
 pub mod kube_task;
 pub mod pg_steps;
+pub mod sequences;
 pub mod terminal;
 pub mod verify_task;
 
@@ -113,6 +114,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         },
         publication: config.replication.publication.clone(),
         subscription: config.replication.subscription.clone(),
+        sequence_stride: config.replication.sequence_stride,
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,

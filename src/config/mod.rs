@@ -200,6 +200,13 @@ pub struct Replication {
     pub subscription: String,
     /// Defaults to the subscription name, as `CREATE SUBSCRIPTION` does.
     pub slot: String,
+    /// Added to the source's value when the target's sequences are advanced:
+    /// a margin for values the source hands out after they were read.
+    pub sequence_stride: u64,
+}
+
+impl Replication {
+    pub const SEQUENCE_STRIDE: std::ops::RangeInclusive<u64> = 0..=1_000_000_000_000;
 }
 
 impl Default for Replication {
@@ -208,6 +215,7 @@ impl Default for Replication {
             publication: "cutover_pub".into(),
             subscription: "cutover_sub".into(),
             slot: "cutover_sub".into(),
+            sequence_stride: 0,
         }
     }
 }

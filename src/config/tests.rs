@@ -117,7 +117,8 @@ fn full_file() {
         Replication {
             publication: "pub1".into(),
             subscription: "sub1".into(),
-            slot: "slot_1".into()
+            slot: "slot_1".into(),
+            sequence_stride: 0,
         }
     );
     assert!(c.tables.matches("public", "users"));

@@ -74,6 +74,7 @@ struct RawReplication {
     publication: Option<Spanned<String>>,
     subscription: Option<Spanned<String>>,
     slot: Option<Spanned<String>>,
+    sequence_stride: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -396,6 +397,12 @@ impl Validator<'_> {
             publication,
             subscription,
             slot,
+            sequence_stride: self.ranged(
+                &raw.sequence_stride,
+                "replication.sequence_stride",
+                Replication::SEQUENCE_STRIDE,
+                d.sequence_stride,
+            )?,
         })
     }
 

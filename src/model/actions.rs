@@ -55,6 +55,8 @@ pub struct CheckpointRun {
     pub steps: Vec<StepRecord>,
     /// The preflight's checks, when the run was a preflight.
     pub checks: Vec<crate::runbook::preflight::Check>,
+    /// The sequence step's values, when the run advanced sequences.
+    pub sequences: Vec<crate::session::SequenceValue>,
     /// Free-form lines from logs written before steps were recorded.
     pub legacy_steps: Vec<(DateTime<Utc>, String)>,
     /// When it ended, whether it succeeded, and how it ended.
@@ -214,6 +216,7 @@ fn start(model: &mut Model, plan: Plan, overridden: Option<(Vec<String>, String)
         started_at: now,
         steps: Vec::new(),
         checks: Vec::new(),
+        sequences: Vec::new(),
         legacy_steps: Vec::new(),
         finished: None,
     });

@@ -8,6 +8,7 @@ use crate::session::{EventKind, KubeInfo, SessionInfo};
 
 const FREEZE: &str = "Writes frozen and target caught up after the freeze";
 const VERIFIED: &str = "Verified while live";
+const SEQUENCES: &str = "Sequences advanced";
 
 fn kube_info(read_only: bool) -> SessionInfo {
     SessionInfo {
@@ -151,7 +152,11 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
             .into_iter()
             .map(|(l, _)| l)
             .collect::<Vec<_>>(),
-        vec![VERIFIED.to_string(), FREEZE.to_string()]
+        vec![
+            VERIFIED.to_string(),
+            SEQUENCES.to_string(),
+            FREEZE.to_string()
+        ]
     );
     type_text(&mut f, 2, "app-db");
     assert_eq!(f.key(2, "Enter"), vec![], "a failing guard: nothing runs");
@@ -166,14 +171,25 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
         vec![Effect::RunPlan {
             id,
             plan: plan.clone(),
-            overridden: vec![VERIFIED.to_string(), FREEZE.to_string()],
+            overridden: vec![
+                VERIFIED.to_string(),
+                SEQUENCES.to_string(),
+                FREEZE.to_string()
+            ],
         }],
         "the plan run is the plan shown"
     );
     let run = f.m.actions.running().unwrap();
     assert_eq!(run.plan, plan);
     let (labels, reason) = run.overridden.clone().unwrap();
-    assert_eq!(labels, vec![VERIFIED.to_string(), FREEZE.to_string()]);
+    assert_eq!(
+        labels,
+        vec![
+            VERIFIED.to_string(),
+            SEQUENCES.to_string(),
+            FREEZE.to_string()
+        ]
+    );
     assert_eq!(reason, "too short -- rehearsal on the lab");
     assert_eq!(f.m.dialog, None);
     // The executor's re-check leaves the overridden guard out.
@@ -449,6 +465,7 @@ fn a_no_op_rerun_keeps_what_to_go_back_to() {
         started_at: f.m.now.unwrap(),
         steps: vec![],
         checks: vec![],
+        sequences: vec![],
         legacy_steps: vec![],
         finished: None,
     });
@@ -829,4 +846,60 @@ fn counts_end_with_the_process_and_the_session_goes_on() {
     assert_eq!(f.m.ended, None);
     assert!(f.m.read_only(), "the resumed console's own --read-only");
     assert_eq!(f.m.actions.switched, switched);
+}
+
+#[test]
+fn sequences_plan_is_run_as_shown_and_its_values_are_kept() {
+    use crate::session::SequenceValue;
+    let mut f = Feed::new();
+    synced(&mut f, 1, "r");
+    // No subscription seen: guarded.
+    assert_eq!(
+        failing(&f, CheckpointId::AdvanceSequences),
+        vec![(
+            "Subscription exists".to_string(),
+            "create it first (U): the target's sequences come with its schema".to_string()
+        )]
+    );
+    let mut tgt = f.m.target.last.clone().unwrap();
+    tgt.subscriptions = vec![serde_json::from_value(serde_json::json!({
+        "name": "s", "enabled": true, "slot_name": "s", "publications": ["p"],
+        "worker_pid": 1, "received_lsn": null, "latest_end_lsn": null, "last_msg_age_s": 0.1
+    }))
+    .unwrap()];
+    f.send(2, EventKind::TargetSampled(tgt));
+    let plan = runbook::plan(&f.m, CheckpointId::AdvanceSequences).unwrap();
+    assert_eq!(
+        plan.steps,
+        vec![Step::AdvanceSequences {
+            schemas: vec!["public".into()],
+            stride: 0
+        }]
+    );
+    assert!(plan.steps[0].lines()[1].contains("<source last_value> + 0"));
+    f.key(3, "A");
+    let effects = f.key(3, "Enter");
+    let id = f.m.next_run;
+    assert_eq!(
+        effects,
+        vec![Effect::RunPlan {
+            id,
+            plan,
+            overridden: vec![]
+        }]
+    );
+    let v = SequenceValue {
+        name: "public.t_id_seq".into(),
+        source: Some(10),
+        target_before: None,
+        set_to: Some(10),
+    };
+    f.send(
+        4,
+        EventKind::SequencesAdvanced {
+            id,
+            sequences: vec![v.clone()],
+        },
+    );
+    assert_eq!(f.m.actions.running().unwrap().sequences, vec![v]);
 }

@@ -267,6 +267,12 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             }
             vec![]
         }
+        EventKind::SequencesAdvanced { id, sequences } => {
+            if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
+                r.sequences = sequences.clone();
+            }
+            vec![]
+        }
         EventKind::StepFailed {
             id,
             index,
@@ -517,6 +523,7 @@ pub(super) mod tests {
             refresh_ms: 1000,
             kubernetes: None,
             read_only: false,
+            sequence_stride: 0,
         }
     }
 

@@ -299,3 +299,30 @@ pub fn verified_live(model: &Model) -> Guard {
         }
     }
 }
+
+/// The target's sequences were advanced past the source's by the sequence
+/// checkpoint, and nothing it found was left behind.
+pub fn sequences_advanced(model: &Model) -> Guard {
+    const L: &str = "Sequences advanced";
+    let run = model
+        .actions
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.checkpoint == super::CheckpointId::AdvanceSequences);
+    match run.map(|r| (&r.finished, r.sequences.len())) {
+        None => Guard::fail(
+            L,
+            "not yet: A sets the target's sequences past the source's (after the freeze)",
+        ),
+        Some((None, _)) => Guard::fail(L, "running"),
+        Some((Some((_, false, m)), _)) => Guard::fail(L, format!("failed: {m}")),
+        Some((Some((at, true, _)), n)) => Guard::pass(
+            L,
+            format!(
+                "{n} sequences at or past the source's at {}",
+                at.format("%H:%M:%S")
+            ),
+        ),
+    }
+}

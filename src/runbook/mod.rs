@@ -37,6 +37,8 @@ pub enum CheckpointId {
     WaitInitialSync,
     /// Continuous checksum verification while replication runs.
     VerifyLive,
+    /// Set the target's sequences to at least the source's values.
+    AdvanceSequences,
     /// Write the new database config into the config object.
     SwitchConfig,
     /// Restart the workloads (kubectl's restartedAt annotation) and wait for the rollout.
@@ -106,6 +108,11 @@ pub const CATALOG: &[Checkpoint] = &[
         title: "Verify while live",
     },
     Checkpoint {
+        id: CheckpointId::AdvanceSequences,
+        phase: Phase::Cutover,
+        title: "Advance sequences on target",
+    },
+    Checkpoint {
         id: CheckpointId::SwitchConfig,
         phase: Phase::Cutover,
         title: "Switch database config",
@@ -154,6 +161,7 @@ pub fn logical() -> Vec<CheckpointId> {
         CheckpointId::CreateSubscription,
         CheckpointId::WaitInitialSync,
         CheckpointId::VerifyLive,
+        CheckpointId::AdvanceSequences,
         CheckpointId::SwitchConfig,
         CheckpointId::RolloutRestart,
         CheckpointId::Rollback,
@@ -169,6 +177,7 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
         CheckpointId::CreateSubscription => checkpoints::create_subscription::guards(model),
         CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::guards(model),
         CheckpointId::VerifyLive => checkpoints::verify_live::guards(model),
+        CheckpointId::AdvanceSequences => checkpoints::advance_sequences::guards(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::guards(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::guards(model),
         CheckpointId::Rollback => checkpoints::rollback::guards(model),
@@ -185,6 +194,7 @@ pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
         CheckpointId::CreateSubscription => checkpoints::create_subscription::plan(model),
         CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::plan(model),
         CheckpointId::VerifyLive => checkpoints::verify_live::plan(model),
+        CheckpointId::AdvanceSequences => checkpoints::advance_sequences::plan(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::plan(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::plan(model),
         CheckpointId::Rollback => checkpoints::rollback::plan(model),
@@ -210,6 +220,7 @@ mod tests {
                 "\"create_subscription\"",
                 "\"wait_initial_sync\"",
                 "\"verify_live\"",
+                "\"advance_sequences\"",
                 "\"switch_config\"",
                 "\"rollout_restart\"",
                 "\"rollback\""

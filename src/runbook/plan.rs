@@ -110,6 +110,10 @@ pub enum Step {
     /// Continuous checksum verification of these tables, read-only, until
     /// every one has been verified once (and on, until cancelled).
     VerifyLive { tables: Vec<TableRef> },
+    /// On the target, `setval` every sequence of these schemas to the
+    /// source's `last_value` + `stride` where it is behind; values read
+    /// when it runs, one transaction.
+    AdvanceSequences { schemas: Vec<String>, stride: u64 },
 }
 
 impl Step {
@@ -205,6 +209,17 @@ impl Step {
                  transactions, sequences"
                     .to_string(),
             ],
+            Step::AdvanceSequences { schemas, stride } => vec![
+                format!(
+                    "read every sequence of schema {} on both sides (pg_sequences), then on \
+                     the target, in one transaction:",
+                    schemas.join(", ")
+                ),
+                format!(
+                    "  SELECT setval(<sequence>, <source last_value> + {stride}) for each one \
+                     the target has behind that value;"
+                ),
+            ],
             Step::VerifyLive { tables } => vec![format!(
                 "read-only on both sides: checksums by key range of {} tables ({}{}), pass \
                  after pass while replication runs",
@@ -251,6 +266,7 @@ impl Step {
             Step::WaitSync { subscription, .. } => format!("initial sync of {subscription}"),
             Step::Preflight => "preflight checks".into(),
             Step::VerifyLive { tables } => format!("verify {} tables while live", tables.len()),
+            Step::AdvanceSequences { .. } => "advance the target's sequences".into(),
         }
     }
 }

@@ -187,32 +187,7 @@ async fn act(
         let outcome = match (&kube, step.is_kubernetes()) {
             (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
             (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
-            (_, false) if *step == Step::Preflight => {
-                // Each check reaches the screen and the log, not only the verdict.
-                inflight.set(step.title());
-                let checks = super::pg_steps::preflight_checks(config).await;
-                inflight.clear();
-                match checks {
-                    Ok(checks) => {
-                        send(
-                            tx,
-                            EventKind::PreflightChecked {
-                                id,
-                                checks: checks.clone(),
-                            },
-                        )
-                        .await?;
-                        super::pg_steps::judge(&checks)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            (_, false) => {
-                inflight.set(step.title());
-                let r = super::pg_steps::run(step, config).await;
-                inflight.clear();
-                r
-            }
+            (_, false) => pg_step(id, step, config, tx, inflight).await,
         };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
@@ -263,6 +238,41 @@ async fn act(
             .cloned()
             .unwrap_or_else(|| "nothing to do".into())
     }))
+}
+
+/// A PostgreSQL step. The preflight and the sequences report what they
+/// found (each check, each sequence's values) before the step ends.
+async fn pg_step(
+    id: u64,
+    step: &Step,
+    config: &Config,
+    tx: &Sender<EventKind>,
+    inflight: &InFlight,
+) -> Result<String> {
+    inflight.set(step.title());
+    let outcome = match step {
+        Step::Preflight => match super::pg_steps::preflight_checks(config).await {
+            Ok(checks) => {
+                let said = super::pg_steps::judge(&checks);
+                send(tx, EventKind::PreflightChecked { id, checks }).await?;
+                said
+            }
+            Err(e) => Err(e),
+        },
+        Step::AdvanceSequences { schemas, stride } => {
+            match super::sequences::advance(config, schemas, *stride).await {
+                Ok(sequences) => {
+                    let said = super::sequences::said(&sequences);
+                    send(tx, EventKind::SequencesAdvanced { id, sequences }).await?;
+                    Ok(said)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        _ => super::pg_steps::run(step, config).await,
+    };
+    inflight.clear();
+    outcome
 }
 
 /// Sends an event; the run stops if nobody is listening any more.

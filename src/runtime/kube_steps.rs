@@ -338,7 +338,10 @@ pub(super) async fn run_step(
         | Step::CopySchema { .. }
         | Step::CreateSubscription { .. }
         | Step::WaitSync { .. }
-        | Step::VerifyLive { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
+        | Step::VerifyLive { .. }
+        | Step::AdvanceSequences { .. } => {
+            Err(anyhow!("{} is not a Kubernetes step", step.title()))
+        }
         Step::WaitRollout {
             namespace,
             deployment,

@@ -22,7 +22,7 @@ const SYNC_POLL: Duration = Duration::from_secs(1);
 /// pg_dump | psql of the schema; a schema is small.
 const COPY_SCHEMA_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn side_conn(config: &Config, side: Side) -> &ConnConfig {
+pub(super) fn side_conn(config: &Config, side: Side) -> &ConnConfig {
     match side {
         Side::Source => &config.source,
         Side::Target => &config.target,
@@ -30,7 +30,7 @@ fn side_conn(config: &Config, side: Side) -> &ConnConfig {
 }
 
 /// A connection for one step, with its timeouts set.
-async fn open(
+pub(super) async fn open(
     config: &Config,
     side: Side,
     lock_timeout_ms: u64,
@@ -161,6 +161,9 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
         | Step::RestoreConfig { .. }
         | Step::Restart { .. }
         | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
+        Step::AdvanceSequences { schemas, stride } => Ok(super::sequences::said(
+            &super::sequences::advance(config, schemas, *stride).await?,
+        )),
         // The model starts it as a verification: never handed to the executor.
         Step::VerifyLive { .. } => Err(anyhow!("{} runs as a verification", step.title())),
     }

@@ -38,6 +38,23 @@ pub struct SessionInfo {
     /// No key that changes anything outside cutover is bound (`--read-only`, replay).
     #[serde(default)]
     pub read_only: bool,
+    /// `[replication] sequence_stride`: the margin added when the target's
+    /// sequences are advanced past the source's.
+    #[serde(default)]
+    pub sequence_stride: u64,
+}
+
+/// One sequence as the sequence checkpoint found and left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceValue {
+    /// `schema.name`, quoted where needed.
+    pub name: String,
+    /// The source's `last_value` (None: never used there).
+    pub source: Option<i64>,
+    /// The target's before the step (None: never used there).
+    pub target_before: Option<i64>,
+    /// What the step set (None: left as it was, already at or past).
+    pub set_to: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +218,12 @@ pub enum EventKind {
         id: u64,
         checks: Vec<crate::runbook::preflight::Check>,
     },
+    /// The sequence step's findings, each sequence with its values, sent
+    /// before the step's end.
+    SequencesAdvanced {
+        id: u64,
+        sequences: Vec<SequenceValue>,
+    },
     /// A line from logs written before steps were recorded one by one.
     KubeActionStep {
         id: u64,
@@ -258,6 +281,7 @@ impl EventKind {
                 | EventKind::StepDone { .. }
                 | EventKind::StepFailed { .. }
                 | EventKind::PreflightChecked { .. }
+                | EventKind::SequencesAdvanced { .. }
                 | EventKind::RunFinished { .. }
                 | EventKind::SessionEnded { .. }
         )

@@ -1,5 +1,6 @@
 //! One file per checkpoint: its guards and its plan, nothing else.
 
+pub mod advance_sequences;
 pub mod copy_schema;
 pub mod create_publication;
 pub mod create_subscription;

@@ -104,3 +104,13 @@ pub fn partitions_text(t: &TableEstimate) -> String {
         n => format!("{n} partitions"),
     }
 }
+
+/// "Subscription exists" as a guard; `missing` says what to do when not.
+pub fn subscription_guard(model: &Model, present: &str, missing: &str) -> crate::runbook::Guard {
+    let exists = subscription_exists(model);
+    crate::runbook::Guard::check(
+        "Subscription exists",
+        exists,
+        if exists { present } else { missing },
+    )
+}

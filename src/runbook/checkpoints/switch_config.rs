@@ -16,6 +16,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         value_readable(model),
         guard::caught_up(model),
         guard::verified_live(model),
+        guard::sequences_advanced(model),
     ];
     // Until the write freeze, lag 0 after it and the sequences exist as
     // checkpoints, say plainly what this guard cannot yet prove.

@@ -19,19 +19,10 @@ pub fn not_ready(model: &Model) -> Option<(usize, usize)> {
 }
 
 pub fn guards(model: &Model) -> Vec<Guard> {
-    let exists = super::prepare::subscription_exists(model);
     vec![
         guard::side_live(model, Side::Target),
         guard::no_other_run(model),
-        Guard::check(
-            "Subscription exists",
-            exists,
-            if exists {
-                "on the target"
-            } else {
-                "create it first (U)"
-            },
-        ),
+        super::prepare::subscription_guard(model, "on the target", "create it first (U)"),
     ]
 }
 

@@ -23,7 +23,7 @@ pub fn key_label(key: &str) -> &str {
 }
 
 /// The footer's entries for what is open now, from the keymap: consecutive
-/// bindings with the same word share it ("S R B k8s").
+/// bindings with the same word share it ("A S R B cutover").
 pub fn entries(model: &Model, v: &View) -> Vec<(Vec<&'static Binding>, &'static str)> {
     let layer = keymap::layer(model, v);
     let kube = crate::model::kube_actions_bound(model);

@@ -222,6 +222,23 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
                     }
                 }
             }
+            Step::AdvanceSequences { .. } => {
+                let n = |v: Option<i64>| v.map_or("never used".to_string(), fmt::int);
+                for q in &run.sequences {
+                    let (after, role) = match q.set_to {
+                        Some(v) => (format!(" → {}", fmt::int(v)), Role::Ok),
+                        None => (" (left: at or past)".to_string(), Role::Muted),
+                    };
+                    out.push(Line::from(vec![
+                        s(format!("    {}  ", q.name), Role::Text),
+                        s(
+                            format!("source {} · target {}", n(q.source), n(q.target_before)),
+                            Role::Muted,
+                        ),
+                        s(after, role),
+                    ]));
+                }
+            }
             Step::WaitSync { .. } if record.is_some() => {
                 if let Some(p) = sync::progress(model) {
                     out.extend(sync_lines(&p, theme));
