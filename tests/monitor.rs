@@ -69,6 +69,29 @@ async fn replication_state_is_reported_exactly() {
     let t = poll_target(&tgt, &all).await.unwrap();
     assert!(t.subscriptions.is_empty() && t.tables.is_empty());
 
+    // Rows written so far, from the statistics the server keeps: the same
+    // figure psql reads (the seed wrote every row once), growing with writes.
+    let written = |conninfo: &str| -> i64 {
+        pair.psql(
+            conninfo,
+            "SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables",
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let before = s.rows_written.expect("the source reports rows written");
+    assert_eq!(before, written(&pair.source_conninfo));
+    assert!(before >= users_exact, "{before}");
+    pair.psql(
+        &pair.source_conninfo,
+        "CREATE TABLE written_probe (i int); INSERT INTO written_probe SELECT generate_series(1, 100); \
+         SELECT pg_stat_force_next_flush()",
+    );
+    let after = poll_source(&src, &all).await.unwrap().rows_written.unwrap();
+    assert!(after >= before + 100, "{before} → {after}");
+    pair.psql(&pair.source_conninfo, "DROP TABLE written_probe");
+
     // The monitor connection cannot write, even by mistake.
     let err = src
         .batch_execute("CREATE TABLE must_not_exist (i int)")

@@ -145,6 +145,7 @@ fn estimates(scale: f64, skip: &[&str]) -> Vec<TableEstimate> {
 fn source(lag: i64) -> SourceSample {
     SourceSample {
         server_version: "14.11 (Debian 14.11-1.pgdg120+2)".into(),
+        rows_written: None,
         wal_level: "logical".into(),
         current_wal_lsn: "0/3180000".into(),
         slots: vec![
@@ -203,6 +204,7 @@ fn target(skip_tables: &[&str]) -> TargetSample {
     };
     TargetSample {
         server_version: "16.2".into(),
+        rows_written: None,
         subscriptions: vec![SubscriptionRow {
             name: "cutover_sub".into(),
             enabled: true,
@@ -1283,4 +1285,28 @@ fn operator_note_is_logged_and_shown() {
     f.key("n").key("x").key("Esc");
     f.key("n").key("Enter");
     assert_eq!(f.model.notes.len(), 1);
+}
+
+/// Writes per second on each side, from the servers' statistics, in the
+/// header: here the source takes 512 rows/s and the target none.
+#[test]
+fn writes_per_second_on_each_side_in_the_header() {
+    let mut f = Fixture::new();
+    for s in 1..=6 {
+        let mut src = source(0);
+        src.rows_written = Some(10_000 + s * 512);
+        let mut tgt = target(&[]);
+        tgt.rows_written = Some(777);
+        f.at(s as f64)
+            .push(EventKind::SourceSampled(src))
+            .push(EventKind::TargetSampled(tgt));
+    }
+    for (w, h) in [(200, 50), (80, 24)] {
+        let screen = f.screen(w, h);
+        let mut lines = screen.lines();
+        let (src, tgt) = (lines.next().unwrap(), lines.next().unwrap());
+        assert!(src.contains("512 writes/s"), "{w}×{h}:\n{screen}");
+        assert!(tgt.contains("  0 writes/s"), "{w}×{h}:\n{screen}");
+        assert!(src.contains("● up") && tgt.contains("● up"), "{screen}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod sync;
 mod update;
 mod verify_live;
 mod view;
+pub mod writes;
 
 pub use verify_live::{verified_once, verify_differences, verify_tables};
 pub use view::View;
@@ -156,6 +157,8 @@ pub struct Model {
     pub kube: SideState<()>,
     pub verify: BTreeMap<TableRef, VerifyCell>,
     pub verify_run: Option<VerifyRun>,
+    /// Each side's rows-written counter over the last seconds.
+    pub writes: writes::Writes,
     /// Where the initial sync stood when first seen: its rate and ETA.
     pub sync_seen: sync::SyncSeen,
     pub actions: Actions,

@@ -60,6 +60,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.source.last = Some(sample.clone());
             model.source.last_ok = Some(at);
             model.source.failing = None;
+            super::writes::observe(model, Side::Source, at, sample.rows_written);
             // History starts when the slot does: before that there is no lag to
             // chart, and a gap would read as a missed poll.
             let slot = model
@@ -82,6 +83,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.target.last_ok = Some(at);
             model.target.failing = None;
             super::sync::observe(model, at);
+            super::writes::observe(model, Side::Target, at, sample.rows_written);
             vec![]
         }
         EventKind::CollectorConnected {
@@ -530,6 +532,7 @@ pub(super) mod tests {
     pub(in crate::model) fn source(slot_lag: Option<i64>) -> SourceSample {
         SourceSample {
             server_version: "15".into(),
+            rows_written: None,
             wal_level: "logical".into(),
             current_wal_lsn: "0/10".into(),
             slots: slot_lag
@@ -566,6 +569,7 @@ pub(super) mod tests {
     pub(in crate::model) fn target() -> crate::session::sample::TargetSample {
         crate::session::sample::TargetSample {
             server_version: "18".into(),
+            rows_written: None,
             subscriptions: vec![],
             sub_tables: vec![],
             copies: vec![],
@@ -760,6 +764,7 @@ pub(super) mod tests {
         );
         let mut tgt_sample = TargetSample {
             server_version: "16".into(),
+            rows_written: None,
             subscriptions: vec![],
             sub_tables: vec![],
             copies: vec![],
@@ -882,6 +887,7 @@ pub(super) mod tests {
             2,
             EventKind::TargetSampled(TargetSample {
                 server_version: "16".into(),
+                rows_written: None,
                 subscriptions: vec![],
                 sub_tables: vec![],
                 copies: vec![],

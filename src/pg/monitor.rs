@@ -16,7 +16,12 @@ use crate::session::sample::{
 pub type TableFilter<'a> = &'a (dyn Fn(&str, &str) -> bool + Sync);
 
 const SERVER_SQL: &str = "SELECT current_setting('server_version'), current_setting('wal_level'), \
-     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text";
+     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, \
+     (SELECT sum(n_tup_ins + n_tup_upd + n_tup_del)::int8 FROM pg_stat_user_tables)";
+
+/// The target's server facts: its version, and rows written so far.
+const TARGET_SERVER_SQL: &str = "SELECT current_setting('server_version'), \
+     (SELECT sum(n_tup_ins + n_tup_upd + n_tup_del)::int8 FROM pg_stat_user_tables)";
 
 const SLOTS_SQL: &str = "\
 SELECT slot_name::text, plugin::text, slot_type, database::text, active, active_pid, wal_status,
@@ -151,6 +156,7 @@ pub async fn poll_source(
         server_version: server.get(0),
         wal_level: server.get(1),
         current_wal_lsn: server.get::<_, Option<String>>(2).unwrap_or_default(),
+        rows_written: server.get(3),
         slots: slots
             .into_iter()
             .map(|r| SlotRow {
@@ -198,7 +204,7 @@ pub async fn poll_target(
 ) -> Result<TargetSample, tokio_postgres::Error> {
     let start = Instant::now();
     let (server, subs, sub_tables, copies, tables) = futures::try_join!(
-        client.query_one("SELECT current_setting('server_version')", &[]),
+        client.query_one(TARGET_SERVER_SQL, &[]),
         client.query(SUBSCRIPTIONS_SQL, &[]),
         client.query(SUB_TABLES_SQL, &[]),
         client.query(COPIES_SQL, &[]),
@@ -206,6 +212,7 @@ pub async fn poll_target(
     )?;
     Ok(TargetSample {
         server_version: server.get(0),
+        rows_written: server.get(1),
         subscriptions: subs
             .into_iter()
             .map(|r| SubscriptionRow {

@@ -105,6 +105,11 @@ pub struct PublicationRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceSample {
     pub server_version: String,
+    /// Rows inserted, updated and deleted in user tables since the
+    /// statistics were reset (`pg_stat_user_tables`): writes per second
+    /// are its rate.
+    #[serde(default)]
+    pub rows_written: Option<i64>,
     pub wal_level: String,
     pub current_wal_lsn: String,
     pub slots: Vec<SlotRow>,
@@ -148,6 +153,9 @@ pub struct CopyProgress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetSample {
     pub server_version: String,
+    /// As the source's: the apply worker's writes count too.
+    #[serde(default)]
+    pub rows_written: Option<i64>,
     pub subscriptions: Vec<SubscriptionRow>,
     pub sub_tables: Vec<SubTableRow>,
     pub copies: Vec<CopyProgress>,

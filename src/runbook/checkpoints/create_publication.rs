@@ -203,6 +203,7 @@ mod tests {
         };
         m.source.last = Some(SourceSample {
             server_version: "15".into(),
+            rows_written: None,
             wal_level: "logical".into(),
             current_wal_lsn: "0/10".into(),
             slots: vec![],

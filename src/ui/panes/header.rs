@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use crate::model::{stale_since, Model, SideState};
 use crate::session::Endpoint;
+use crate::session::Side;
 use crate::ui::fmt::{self, Align};
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{one_line, truncate_spans};
@@ -173,8 +174,16 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
         .max()
         .unwrap_or(0);
     let reach_max = sides.iter().map(|s| s.3.full_width()).max().unwrap_or(0);
+    // Writes per second from each server's statistics: the room sees them
+    // stop on the source at the freeze and start on the target.
+    let writes: [String; 2] = [Side::Source, Side::Target].map(|side| {
+        crate::model::writes::rate(model, side).map_or(String::new(), |r| {
+            format!("{} writes/s", fmt::int(r.round() as i64))
+        })
+    });
+    let ww = writes.iter().map(|w| fmt::width(w)).max().unwrap_or(0);
     let avail = width.saturating_sub(lead_w);
-    let fixed = 6 + 2 + lw + 2 + vw + 2;
+    let fixed = 6 + 2 + lw + 2 + vw + 2 + if ww > 0 { ww + 2 } else { 0 };
     let room = avail.saturating_sub(fixed);
     // The reason a cluster is down matters more than its address: describe gets what is left.
     let mut dw = room.saturating_sub(reach_max + 2).min(desc_max);
@@ -209,6 +218,13 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
             spans.push(Span::styled(
                 fmt::fit(&ep.describe, dw, Align::Left),
                 theme.style(Role::Muted),
+            ));
+            spans.push(Span::raw("  "));
+        }
+        if ww > 0 {
+            spans.push(Span::styled(
+                fmt::fit(&writes[i], ww, Align::Right),
+                theme.style(Role::Text),
             ));
             spans.push(Span::raw("  "));
         }
