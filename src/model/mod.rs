@@ -71,6 +71,10 @@ pub enum ExactCount {
         rows: i64,
         at: DateTime<Utc>,
         elapsed_ms: f64,
+        /// The subscription slot's lag (bytes) when the count came in, while
+        /// replication ran (slot active, monitoring fresh); None: unknown or
+        /// not replicating.
+        lag_bytes: Option<i64>,
     },
     Failed(String),
 }
@@ -154,7 +158,13 @@ pub struct Model {
     /// When each workload was last seen: pod ages in a snapshot are as of then.
     pub workload_at: BTreeMap<String, DateTime<Utc>>,
     pub kube: SideState<()>,
+    /// The last target sample that had the session's subscription: once it
+    /// is gone, replication ended (the runbook dropped it), not "not yet".
+    pub subscription_seen: Option<DateTime<Utc>>,
     pub verify: BTreeMap<TableRef, VerifyCell>,
+    /// When each table's verification cell last changed: its word's time,
+    /// weighed against the exact count's.
+    pub verify_at: BTreeMap<TableRef, DateTime<Utc>>,
     pub verify_run: Option<VerifyRun>,
     /// Where the initial sync stood when first seen: its rate and ETA.
     pub sync_seen: sync::SyncSeen,
