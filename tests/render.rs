@@ -406,6 +406,47 @@ fn full_160x40_is_side_by_side() {
         .any(|l| l.contains("Replication lag") && l.contains("Row counts")));
 }
 
+/// The runbook's end drops the subscription (and its slot with it): the
+/// panes say replication ended, in the neutral style, not "create it".
+#[test]
+fn after_the_subscription_is_dropped_replication_ended() {
+    let mut f = full();
+    let mut src = source(0);
+    src.slots.retain(|s| s.name != "cutover_sub");
+    src.senders.clear();
+    let mut tgt = target(&[]);
+    tgt.subscriptions.clear();
+    tgt.sub_tables.clear();
+    tgt.copies.clear();
+    f.at(50.0)
+        .push(EventKind::SourceSampled(src))
+        .push(EventKind::TargetSampled(tgt));
+    let theme = Theme::default();
+    let term = render(&f.model, &theme, 200, 50);
+    let s = text(&term);
+    let dropped = "subscription cutover_sub dropped at 12:00:40 (seen until then)";
+    // In the lag pane and in the slots pane, in the text colour.
+    assert!(
+        line_with(&s, "Replication lag").contains("slot cutover_sub"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{dropped}: replication has ended.")),
+        "{s}"
+    );
+    assert_eq!(s.matches(dropped).count(), 2, "{s}");
+    assert_eq!(
+        colour_of(&term, dropped).0,
+        theme.style(Role::Text).fg.unwrap_or(Color::Reset)
+    );
+    assert!(!s.contains("create the subscription"), "{s}");
+    assert!(!s.contains("No subscription on the target yet"), "{s}");
+    // A session that never saw it still says how to get there.
+    let s = screen(&fresh().model, 200, 50);
+    assert!(!s.contains("dropped at"), "{s}");
+    assert!(s.contains("create the subscription"), "{s}");
+}
+
 #[test]
 fn before_replication_exists() {
     let f = fresh();
