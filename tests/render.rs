@@ -970,9 +970,11 @@ fn rollout_pane_shows_pods_moving_to_the_new_config() {
     assert!(wide.contains("Pod rollout ─ prod-eu/shop"), "{wide}");
     assert!(wide.contains("● watching"));
     assert!(wide.contains("… 2 out of 3 new replicas have been updated"));
-    assert!(wide.contains("b7e1c2d4 ×1 (current template)"));
-    assert!(wide.contains("a1f0e9c3 ×2 (older pods)"));
-    assert!(wide.contains("? ×1 (not started yet)"));
+    // No access review yet: neither value is known, so no config is "new".
+    assert!(wide.contains("unknown db b7e1c2d4 ×1 (current template)"));
+    assert!(wide.contains("unknown db a1f0e9c3 ×2 (older pods)"));
+    assert!(wide.contains("? ×1 (starting)"));
+    assert!(!wide.contains("new db"), "{wide}");
     let new01 = line_with(&wide, "app-7c9f-new01");
     assert!(
         new01.contains("▸ app-7c9f-new01") && new01.contains("✔ ready"),
@@ -987,10 +989,92 @@ fn rollout_pane_shows_pods_moving_to_the_new_config() {
     insta::assert_snapshot!("rollout_80x24", narrow);
     let summary = line_with(&narrow, "app 3/3 ready");
     assert!(
-        summary.contains("new db b7e1c2d4×1 old db a1f0e9c3×2 starting 1"),
+        summary.contains("unknown db b7e1c2d4×1 unknown db a1f0e9c3×2 starting 1"),
         "{narrow}"
     );
     assert!(narrow.contains("q quit"), "footer still there:\n{narrow}");
+}
+
+/// Which database each pod's config points at, by fingerprint, and whether
+/// the config object differs from what the running pods use: through the
+/// access review, the switch and the rollback as the executor reports them.
+#[test]
+fn rollout_pane_says_which_db_each_pod_uses_and_whether_the_config_moved() {
+    let mut f = with_rollout();
+    preflight_done(&mut f, 46.0);
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains(
+            "db config new db b7e1c2d4 ×1 (current template) · old db a1f0e9c3 ×2 (older pods)"
+        ),
+        "{wide}"
+    );
+    assert!(line_with(&wide, "app-5d4a-old01").contains("a1f0e9c3 old db"));
+    assert!(line_with(&wide, "app-7c9f-new01").contains("b7e1c2d4 new db"));
+    // The key still holds the old value, yet a pod runs the new one.
+    assert!(
+        wide.contains(
+            "! config on the old db, pods not restarted yet: now old db a1f0e9c3 (12:00:46) \
+             · 1 pod on new db b7e1c2d4"
+        ),
+        "{wide}"
+    );
+    // The switch, overridden (no freeze yet), run and reported.
+    for k in ["S", "a", "p", "p", "-", "d", "b", "Tab"] {
+        f.at(46.5).key(k);
+    }
+    for c in "rehearsal on the lab".chars() {
+        f.at(46.5).key(&c.to_string());
+    }
+    f.at(46.5).key("Enter");
+    let id = f.model.next_run;
+    let run = f.model.actions.running().expect("the switch started");
+    let step = run.plan.steps[0].clone();
+    f.at(47.0)
+        .push(EventKind::StepStarted { id, index: 0, step });
+    f.at(47.0).push(EventKind::StepDone {
+        id,
+        index: 0,
+        message: "patched".into(),
+        elapsed_ms: 30.0,
+    });
+    f.at(47.0).push(EventKind::RunFinished {
+        id,
+        ok: true,
+        message: "switched".into(),
+        switched: Some(cutover::session::SwitchRecord {
+            object: "configmap/app-db".into(),
+            key: "DATABASE_URL".into(),
+            previous_fingerprint: Some("a1f0e9c3".into()),
+            new_fingerprint: "b7e1c2d4".into(),
+            changed: true,
+        }),
+    });
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains(
+            "! config switched, pods not restarted yet: now new db b7e1c2d4 (12:00:47) \
+             · 2 pods on old db a1f0e9c3"
+        ),
+        "{wide}"
+    );
+    let narrow = screen(&f.model, 80, 24);
+    assert!(
+        line_with(&narrow, "app 3/3 ready")
+            .contains("[███░░] config switched: 2 pods not restarted · new db b7e1c2d4×1"),
+        "{narrow}"
+    );
+    // Every pod restarted onto the new value.
+    let mut w = f.model.workloads["app"].clone();
+    w.pods.retain(|p| p.updated);
+    w.pods[1].db_config = Some("b7e1c2d4".into());
+    f.at(60.0).push(EventKind::WorkloadSampled(w));
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains("config now new db b7e1c2d4 (12:00:47) · every running pod uses it"),
+        "{wide}"
+    );
+    assert!(!wide.contains("not restarted"), "{wide}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The model and its pure fold. No IO and no clock here: time arrives with events.
 
 mod actions;
+mod db_config;
 mod derive;
 pub mod field;
 pub mod keymap;
@@ -9,6 +10,7 @@ mod update;
 mod verify_live;
 mod view;
 
+pub use db_config::{db_configs, DbConfigs, DbSide};
 pub use verify_live::{verified_once, verify_differences, verify_tables};
 pub use view::View;
 
