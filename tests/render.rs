@@ -327,10 +327,12 @@ fn screen(model: &Model, w: u16, h: u16) -> String {
 
 /// The row-count line of a table, found by name and a state word.
 fn row<'a>(screen: &'a str, table: &str) -> &'a str {
-    const STATES: [&str; 6] = [
+    const STATES: [&str; 8] = [
         "~ estimated",
         "… counting",
         "✔ exact match",
+        "… in flight",
+        "✔ checksum verified",
         "✖ MISMATCH",
         "✖ missing on target",
         "! failed",
@@ -361,7 +363,8 @@ fn full_80x24() {
     assert!(s.contains("1.5 MiB"), "{s}");
     assert!(s.contains("▲ behind"));
     assert!(s.contains("cutover_sub") && s.contains("debezium_orders"));
-    assert!(row(&s, "products").contains("✖ MISMATCH"));
+    // Counted while the slot was 1.5 MiB behind: the difference may be in flight.
+    assert!(row(&s, "products").contains("-2 … in flight"));
     assert!(row(&s, "customers").contains("✔ exact match"));
     assert!(row(&s, "audit_log").contains("! failed"));
     assert!(row(&s, "audit_log").contains("! no PK"));
@@ -403,6 +406,47 @@ fn full_160x40_is_side_by_side() {
     assert!(!s
         .lines()
         .any(|l| l.contains("Replication lag") && l.contains("Row counts")));
+}
+
+/// The runbook's end drops the subscription (and its slot with it): the
+/// panes say replication ended, in the neutral style, not "create it".
+#[test]
+fn after_the_subscription_is_dropped_replication_ended() {
+    let mut f = full();
+    let mut src = source(0);
+    src.slots.retain(|s| s.name != "cutover_sub");
+    src.senders.clear();
+    let mut tgt = target(&[]);
+    tgt.subscriptions.clear();
+    tgt.sub_tables.clear();
+    tgt.copies.clear();
+    f.at(50.0)
+        .push(EventKind::SourceSampled(src))
+        .push(EventKind::TargetSampled(tgt));
+    let theme = Theme::default();
+    let term = render(&f.model, &theme, 200, 50);
+    let s = text(&term);
+    let dropped = "subscription cutover_sub dropped at 12:00:40 (seen until then)";
+    // In the lag pane and in the slots pane, in the text colour.
+    assert!(
+        line_with(&s, "Replication lag").contains("slot cutover_sub"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{dropped}: replication has ended.")),
+        "{s}"
+    );
+    assert_eq!(s.matches(dropped).count(), 2, "{s}");
+    assert_eq!(
+        colour_of(&term, dropped).0,
+        theme.style(Role::Text).fg.unwrap_or(Color::Reset)
+    );
+    assert!(!s.contains("create the subscription"), "{s}");
+    assert!(!s.contains("No subscription on the target yet"), "{s}");
+    // A session that never saw it still says how to get there.
+    let s = screen(&fresh().model, 200, 50);
+    assert!(!s.contains("dropped at"), "{s}");
+    assert!(s.contains("create the subscription"), "{s}");
 }
 
 #[test]
@@ -487,6 +531,115 @@ fn finished_count_and_missing_table() {
     assert!(s.contains("c count · v verify"), "{s}");
 }
 
+/// Counts of one table in run `run`, as the runtime reports them.
+fn counted_in(f: &mut Fixture, run: u64, table: &str, source: i64, target: i64) {
+    for (side, rows) in [(Side::Source, source), (Side::Target, target)] {
+        f.push(EventKind::CountProgress {
+            run,
+            side,
+            table: t(table),
+            rows,
+            elapsed_ms: 300.0,
+        });
+    }
+}
+
+/// The 200×50 screen, asserting that `table`'s row reads `counts` then
+/// `diff_state` (the difference and the state), the difference drawn in
+/// `role`'s colour.
+fn row_reads(f: &Fixture, table: &str, counts: &str, diff_state: &str, role: Role) -> String {
+    let theme = Theme::default();
+    let term = render(&f.model, &theme, 200, 50);
+    let s = text(&term);
+    let want = format!("{counts}{diff_state}");
+    assert!(row(&s, table).contains(&want), "{want:?} in\n{s}");
+    let fg = theme.style(role).fg.unwrap_or(Color::Reset);
+    assert_eq!(
+        colour_of(&term, diff_state).0,
+        fg,
+        "colour of {diff_state:?}"
+    );
+    s
+}
+
+/// The full fixture's count run finished, then the slot caught up (lag 0).
+fn caught_up_after_the_count(f: &mut Fixture) {
+    f.at(43.0).push(EventKind::CountFinished {
+        run: 1,
+        cancelled: false,
+    });
+    f.at(43.5).push(EventKind::SourceSampled(source(0)));
+}
+
+/// A difference counted while the slot lags may be rows in flight: said in
+/// the warning style with the difference, not as an error. The same
+/// difference counted at lag 0 is a MISMATCH.
+#[test]
+fn a_difference_is_in_flight_while_the_slot_lags_and_a_mismatch_at_lag_0() {
+    let mut f = full();
+    let s = row_reads(
+        &f,
+        "products",
+        "5,000       4,998       ",
+        "-2  … in flight",
+        Role::Warn,
+    );
+    assert!(!s.contains("MISMATCH"), "{s}");
+    caught_up_after_the_count(&mut f);
+    f.at(44.0).key("c");
+    counted_in(&mut f, 2, "products", 5_000, 4_998);
+    row_reads(
+        &f,
+        "products",
+        "5,000       4,998       ",
+        "-2  ✖ MISMATCH",
+        Role::Error,
+    );
+    // The smallest screen keeps what matters: the mismatch.
+    let theme = Theme::default();
+    let tiny = render(&f.model, &theme, 20, 5);
+    assert_eq!(
+        colour_of(&tiny, "✖ MISMATCH: 1 table").0,
+        theme.style(Role::Error).fg.unwrap()
+    );
+}
+
+/// A checksum is the latest word only until a newer count: after a
+/// rollback, a count that differs shows as a difference, not "verified".
+#[test]
+fn a_newer_count_that_differs_is_not_hidden_by_an_older_checksum() {
+    let mut f = full();
+    caught_up_after_the_count(&mut f);
+    f.at(44.0).push(EventKind::VerifyTableDone {
+        run: 0,
+        result: cutover::verify::TableVerify::new(t("orders")),
+    });
+    let s = screen(&f.model, 200, 50);
+    assert!(row(&s, "orders").contains("✔ checksum verified"), "{s}");
+    f.at(50.0).key("c");
+    counted_in(&mut f, 2, "orders", 73_637, 85_581);
+    row_reads(
+        &f,
+        "orders",
+        "73,637      85,581  ",
+        "+11,944  ✖ MISMATCH",
+        Role::Error,
+    );
+    // A checksum after that count is the latest word again; the count's
+    // difference stays on screen, muted.
+    f.at(55.0).push(EventKind::VerifyTableDone {
+        run: 0,
+        result: cutover::verify::TableVerify::new(t("orders")),
+    });
+    row_reads(
+        &f,
+        "orders",
+        "85,581  ",
+        "+11,944  ✔ checksum verified",
+        Role::Muted,
+    );
+}
+
 #[test]
 fn cancelled_count() {
     let mut f = full();
@@ -543,7 +696,7 @@ fn narrow_and_short_terminals_stay_readable() {
     let s = screen(&f.model, 60, 18);
     insta::assert_snapshot!("stale_source_60x18", s);
     assert!(s.contains("✖ stale since 12:00:40"));
-    assert!(row(&s, "products").contains("✖ MISMATCH"));
+    assert!(row(&s, "products").contains("… in flight"));
     let s = screen(&f.model, 120, 40);
     insta::assert_snapshot!("stale_source_120x40", s);
 }
@@ -605,7 +758,7 @@ fn default_theme_colours_follow_roles() {
     let theme = Theme::default();
     let term = render(&f.model, &theme, 80, 24);
     let fg = |role| theme.style(role).fg.unwrap_or(Color::Reset);
-    assert_eq!(colour_of(&term, "✖ MISMATCH").0, fg(Role::Error));
+    assert_eq!(colour_of(&term, "… in flight").0, fg(Role::Warn));
     assert_eq!(colour_of(&term, "✔ exact match").0, fg(Role::Ok));
     assert_eq!(colour_of(&term, "! no PK").0, fg(Role::Warn));
     assert_eq!(colour_of(&term, "▲ behind").0, fg(Role::Warn));
@@ -670,7 +823,7 @@ fn tiny_sizes_say_what_matters() {
     let s = screen(&f.model, 20, 5);
     insta::assert_snapshot!("full_20x5", s);
     assert!(s.starts_with("LIVE 12:00:42"));
-    assert!(s.contains("✖ MISMATCH: 1 table"));
+    assert!(s.contains("… exact count runni…"), "{s}");
     // One cell can only say that something was cut.
     assert_eq!(screen(&f.model, 1, 1), "…");
 }
@@ -819,9 +972,11 @@ fn rollout_pane_shows_pods_moving_to_the_new_config() {
     assert!(wide.contains("Pod rollout ─ prod-eu/shop"), "{wide}");
     assert!(wide.contains("● watching"));
     assert!(wide.contains("… 2 out of 3 new replicas have been updated"));
-    assert!(wide.contains("b7e1c2d4 ×1 (current template)"));
-    assert!(wide.contains("a1f0e9c3 ×2 (older pods)"));
-    assert!(wide.contains("? ×1 (not started yet)"));
+    // No access review yet: neither value is known, so no config is "new".
+    assert!(wide.contains("unknown db b7e1c2d4 ×1 (current template)"));
+    assert!(wide.contains("unknown db a1f0e9c3 ×2 (older pods)"));
+    assert!(wide.contains("? ×1 (starting)"));
+    assert!(!wide.contains("new db"), "{wide}");
     let new01 = line_with(&wide, "app-7c9f-new01");
     assert!(
         new01.contains("▸ app-7c9f-new01") && new01.contains("✔ ready"),
@@ -836,10 +991,92 @@ fn rollout_pane_shows_pods_moving_to_the_new_config() {
     insta::assert_snapshot!("rollout_80x24", narrow);
     let summary = line_with(&narrow, "app 3/3 ready");
     assert!(
-        summary.contains("new db b7e1c2d4×1 old db a1f0e9c3×2 starting 1"),
+        summary.contains("unknown db b7e1c2d4×1 unknown db a1f0e9c3×2 starting 1"),
         "{narrow}"
     );
     assert!(narrow.contains("q quit"), "footer still there:\n{narrow}");
+}
+
+/// Which database each pod's config points at, by fingerprint, and whether
+/// the config object differs from what the running pods use: through the
+/// access review, the switch and the rollback as the executor reports them.
+#[test]
+fn rollout_pane_says_which_db_each_pod_uses_and_whether_the_config_moved() {
+    let mut f = with_rollout();
+    preflight_done(&mut f, 46.0);
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains(
+            "db config new db b7e1c2d4 ×1 (current template) · old db a1f0e9c3 ×2 (older pods)"
+        ),
+        "{wide}"
+    );
+    assert!(line_with(&wide, "app-5d4a-old01").contains("a1f0e9c3 old db"));
+    assert!(line_with(&wide, "app-7c9f-new01").contains("b7e1c2d4 new db"));
+    // The key still holds the old value, yet a pod runs the new one.
+    assert!(
+        wide.contains(
+            "! config on the old db, pods not restarted yet: now old db a1f0e9c3 (12:00:46) \
+             · 1 pod on new db b7e1c2d4"
+        ),
+        "{wide}"
+    );
+    // The switch, overridden (no freeze yet), run and reported.
+    for k in ["S", "a", "p", "p", "-", "d", "b", "Tab"] {
+        f.at(46.5).key(k);
+    }
+    for c in "rehearsal on the lab".chars() {
+        f.at(46.5).key(&c.to_string());
+    }
+    f.at(46.5).key("Enter");
+    let id = f.model.next_run;
+    let run = f.model.actions.running().expect("the switch started");
+    let step = run.plan.steps[0].clone();
+    f.at(47.0)
+        .push(EventKind::StepStarted { id, index: 0, step });
+    f.at(47.0).push(EventKind::StepDone {
+        id,
+        index: 0,
+        message: "patched".into(),
+        elapsed_ms: 30.0,
+    });
+    f.at(47.0).push(EventKind::RunFinished {
+        id,
+        ok: true,
+        message: "switched".into(),
+        switched: Some(cutover::session::SwitchRecord {
+            object: "configmap/app-db".into(),
+            key: "DATABASE_URL".into(),
+            previous_fingerprint: Some("a1f0e9c3".into()),
+            new_fingerprint: "b7e1c2d4".into(),
+            changed: true,
+        }),
+    });
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains(
+            "! config switched, pods not restarted yet: now new db b7e1c2d4 (12:00:47) \
+             · 2 pods on old db a1f0e9c3"
+        ),
+        "{wide}"
+    );
+    let narrow = screen(&f.model, 80, 24);
+    assert!(
+        line_with(&narrow, "app 3/3 ready")
+            .contains("[███░░] config switched: 2 pods not restarted · new db b7e1c2d4×1"),
+        "{narrow}"
+    );
+    // Every pod restarted onto the new value.
+    let mut w = f.model.workloads["app"].clone();
+    w.pods.retain(|p| p.updated);
+    w.pods[1].db_config = Some("b7e1c2d4".into());
+    f.at(60.0).push(EventKind::WorkloadSampled(w));
+    let wide = screen(&f.model, 200, 50);
+    assert!(
+        wide.contains("config now new db b7e1c2d4 (12:00:47) · every running pod uses it"),
+        "{wide}"
+    );
+    assert!(!wide.contains("not restarted"), "{wide}");
 }
 
 #[test]

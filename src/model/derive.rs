@@ -79,6 +79,10 @@ pub enum RowState {
     Counting,
     /// Exact counts equal on both sides.
     ExactMatch,
+    /// Exact counts differ while replication had not caught up (slot lag
+    /// > 0 when both were taken): the difference may be rows in flight.
+    InFlight,
+    /// Exact counts differ at lag 0 (or lag unknown).
     ExactMismatch,
     /// The table is selected on the source but absent on the target.
     MissingOnTarget,
@@ -99,6 +103,7 @@ impl RowState {
             RowState::Estimated => "estimated",
             RowState::Counting => "counting",
             RowState::ExactMatch => "exact match",
+            RowState::InFlight => "in flight",
             RowState::ExactMismatch => "MISMATCH",
             RowState::MissingOnTarget => "missing on target",
             RowState::Failed => "failed",
@@ -120,6 +125,9 @@ pub struct TableRow {
     /// target − source, from exact counts when both exist, else from estimates.
     pub diff: Option<i64>,
     pub diff_is_exact: bool,
+    /// A newer checksum result speaks for the table: the exact count (and
+    /// its difference) is the older word.
+    pub count_superseded: bool,
     pub state: RowState,
     /// Initial-sync state on the subscriber (`r`eady, `d`ata copy, …), if subscribed.
     pub sync_state: Option<String>,
@@ -280,8 +288,10 @@ fn live_state(p: &ContinuousProgress) -> RowState {
 fn live_note(p: &ContinuousProgress) -> Option<String> {
     match live_state(p) {
         RowState::Verifying => Some(format!("{:.0}% verified", live_pct(p))),
+        // Rows changed within the settle window are left out of the check:
+        // "recent", not "in flight" (that is what the slot's lag measures).
         RowState::ChecksumVerified if p.rows_pending > 0 => Some(format!(
-            "verified, {} in flight",
+            "verified, {} recent unchecked",
             crate::ui::fmt::int(p.rows_pending as i64)
         )),
         _ => None,
@@ -303,6 +313,43 @@ fn live_pct(p: &ContinuousProgress) -> f64 {
 fn exact(c: &ExactCount) -> Option<i64> {
     match c {
         ExactCount::Counted { rows, .. } => Some(*rows),
+        _ => None,
+    }
+}
+
+/// The subscription slot's lag now, while replication runs: the slot is
+/// active and the source's sample is fresh. None when either is not so.
+pub(super) fn replicating_lag(model: &Model) -> Option<i64> {
+    let info = model.info.as_ref()?;
+    if stale_since(&model.source, model.now, info.stale_after_seconds).is_some() {
+        return None;
+    }
+    let src = model.source.last.as_ref()?;
+    let slot = src.slots.iter().find(|s| s.name == info.slot && s.active)?;
+    slot.lag_bytes
+}
+
+/// Both sides' exact counts as one word: (source, target, when the later
+/// came in, whether the slot lagged when each was taken).
+fn count_word(c: &super::TableCounts) -> Option<(i64, i64, DateTime<Utc>, bool)> {
+    match (&c.source, &c.target) {
+        (
+            ExactCount::Counted {
+                rows: s,
+                at: s_at,
+                lag_bytes: s_lag,
+                ..
+            },
+            ExactCount::Counted {
+                rows: t,
+                at: t_at,
+                lag_bytes: t_lag,
+                ..
+            },
+        ) => {
+            let lagging = |l: &Option<i64>| l.is_some_and(|b| b > 0);
+            Some((*s, *t, (*s_at).max(*t_at), lagging(s_lag) && lagging(t_lag)))
+        }
         _ => None,
     }
 }
@@ -339,9 +386,10 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
                 _ => None,
             });
             let missing_on_target = tgt.is_some() && t_est.is_none() && s_est.is_some();
-            let (diff, diff_is_exact) = match (source_exact, target_exact) {
-                (Some(s), Some(t)) => (Some(t - s), true),
-                _ => (
+            let word = counts.and_then(count_word);
+            let (diff, diff_is_exact) = match word {
+                Some((s, t, _, _)) => (Some(t - s), true),
+                None => (
                     s_est
                         .zip(t_est)
                         .map(|(s, t)| t.estimated_rows - s.estimated_rows),
@@ -350,18 +398,27 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
             };
             let (verify_state, verify_detail, verify_error) = verify_view(model.verify.get(table));
             let error = error.or(verify_error);
+            // A checksum says more than a count: it wins while it is the
+            // latest word. A newer count speaks for the table until then.
+            let verify_latest = match (model.verify_at.get(table), word) {
+                (Some(v_at), Some((_, _, c_at, _))) => *v_at >= c_at,
+                _ => true,
+            };
+            let verify_state = verify_state.filter(|_| !missing_on_target && verify_latest);
+            let verify_shown = !counting && verify_state.is_some();
             let state = if counting {
                 RowState::Counting
-            } else if let Some(v) = verify_state.filter(|_| !missing_on_target) {
-                // A checksum says more than a count: it wins while it is the latest word.
+            } else if let Some(v) = verify_state {
                 v
             } else if missing_on_target {
                 RowState::MissingOnTarget
             } else if error.is_some() {
                 RowState::Failed
-            } else if diff_is_exact {
-                if diff == Some(0) {
+            } else if let Some((s, t, _, lagging)) = word {
+                if s == t {
                     RowState::ExactMatch
+                } else if lagging {
+                    RowState::InFlight
                 } else {
                     RowState::ExactMismatch
                 }
@@ -381,6 +438,7 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
                 target_exact,
                 diff,
                 diff_is_exact,
+                count_superseded: word.is_some() && verify_shown,
                 state,
                 sync_state: sync.map(|r| r.state.clone()),
                 copy_tuples: tgt.and_then(|t| {
@@ -393,7 +451,7 @@ pub fn table_rows(model: &Model) -> Vec<TableRow> {
                 error,
                 verify_detail,
                 state_note: match model.verify.get(table) {
-                    Some(VerifyCell::Live(p)) => live_note(p),
+                    Some(VerifyCell::Live(p)) if verify_shown => live_note(p),
                     _ => None,
                 },
             }
@@ -442,4 +500,134 @@ pub fn lag_throttle(
                 ms / 1000.0
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::update::tests::{source, Feed};
+    use crate::session::sample::TargetSample;
+    use crate::session::EventKind;
+    use crate::verify::TableVerify;
+
+    fn t() -> TableRef {
+        TableRef::new("public", "t")
+    }
+
+    /// Both sides sampled at `at`, the source's slot `lag` bytes behind.
+    fn sampled(f: &mut Feed, at: i64, lag: i64) {
+        f.send(at, EventKind::SourceSampled(source(Some(lag))));
+        f.send(
+            at,
+            EventKind::TargetSampled(TargetSample {
+                server_version: "18".into(),
+                rows_written: None,
+                subscriptions: vec![],
+                sub_tables: vec![],
+                copies: vec![],
+                tables: source(None).tables,
+                poll_ms: 1.0,
+            }),
+        );
+    }
+
+    fn count_side(f: &mut Feed, at: i64, side: Side, rows: i64) {
+        f.send(
+            at,
+            EventKind::CountProgress {
+                run: 1,
+                side,
+                table: t(),
+                rows,
+                elapsed_ms: 1.0,
+            },
+        );
+    }
+
+    fn counted(f: &mut Feed, at: i64, source_rows: i64, target_rows: i64) {
+        count_side(f, at, Side::Source, source_rows);
+        count_side(f, at, Side::Target, target_rows);
+    }
+
+    fn verified(f: &mut Feed, at: i64) {
+        f.send(
+            at,
+            EventKind::VerifyTableDone {
+                run: 0,
+                result: TableVerify::new(t()),
+            },
+        );
+    }
+
+    fn row(f: &Feed) -> TableRow {
+        table_rows(&f.m).remove(0)
+    }
+
+    #[test]
+    fn a_newer_count_that_differs_is_not_hidden_by_an_older_checksum() {
+        let mut f = Feed::new();
+        sampled(&mut f, 1, 0);
+        verified(&mut f, 2);
+        assert_eq!(row(&f).state, RowState::ChecksumVerified);
+        // After a rollback: the checksum is from before, the count from now.
+        counted(&mut f, 5, 73_637, 85_581);
+        let r = row(&f);
+        assert_eq!(r.state, RowState::ExactMismatch);
+        assert_eq!((r.diff, r.count_superseded), (Some(11_944), false));
+        // A checksum taken after the count is the latest word again.
+        verified(&mut f, 7);
+        let r = row(&f);
+        assert_eq!(r.state, RowState::ChecksumVerified);
+        assert!(
+            r.count_superseded,
+            "the older count's difference is history"
+        );
+        // A count at the same second as the checksum: the checksum says more.
+        counted(&mut f, 7, 10, 10);
+        assert_eq!(row(&f).state, RowState::ChecksumVerified);
+        counted(&mut f, 8, 10, 10);
+        assert_eq!(row(&f).state, RowState::ExactMatch);
+    }
+
+    #[test]
+    fn a_difference_is_in_flight_only_while_the_slot_lags() {
+        let mut f = Feed::new();
+        sampled(&mut f, 1, 4096);
+        counted(&mut f, 2, 100, 97);
+        let r = row(&f);
+        assert_eq!((r.state, r.diff), (RowState::InFlight, Some(-3)));
+        assert_eq!(r.state.label(), "in flight");
+        // At lag 0 the same difference is a mismatch.
+        sampled(&mut f, 3, 0);
+        counted(&mut f, 4, 100, 97);
+        assert_eq!(row(&f).state, RowState::ExactMismatch);
+        // Lagging at one side's count, caught up at the other's: not in flight.
+        sampled(&mut f, 5, 4096);
+        count_side(&mut f, 5, Side::Source, 100);
+        sampled(&mut f, 6, 0);
+        count_side(&mut f, 6, Side::Target, 97);
+        assert_eq!(row(&f).state, RowState::ExactMismatch);
+    }
+
+    #[test]
+    fn lag_unknown_or_replication_stopped_is_no_excuse_for_a_difference() {
+        // The slot behind but inactive: nothing is delivering those rows.
+        let mut f = Feed::new();
+        sampled(&mut f, 1, 4096);
+        if let Some(src) = f.m.source.last.as_mut() {
+            src.slots[0].active = false;
+        }
+        counted(&mut f, 2, 100, 97);
+        assert_eq!(row(&f).state, RowState::ExactMismatch);
+        // The lag as of a stale sample (older than stale_after_seconds).
+        let mut f = Feed::new();
+        sampled(&mut f, 1, 4096);
+        counted(&mut f, 9, 100, 97);
+        assert_eq!(row(&f).state, RowState::ExactMismatch);
+        // No slot at all.
+        let mut f = Feed::new();
+        f.send(1, EventKind::SourceSampled(source(None)));
+        counted(&mut f, 2, 100, 97);
+        assert_eq!(row(&f).state, RowState::ExactMismatch);
+    }
 }

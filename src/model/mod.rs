@@ -1,6 +1,7 @@
 //! The model and its pure fold. No IO and no clock here: time arrives with events.
 
 mod actions;
+mod db_config;
 mod derive;
 pub mod field;
 pub mod keymap;
@@ -10,6 +11,7 @@ mod verify_live;
 mod view;
 pub mod writes;
 
+pub use db_config::{db_configs, DbConfigs, DbSide};
 pub use verify_live::{verified_once, verify_differences, verify_tables};
 pub use view::View;
 
@@ -72,6 +74,10 @@ pub enum ExactCount {
         rows: i64,
         at: DateTime<Utc>,
         elapsed_ms: f64,
+        /// The subscription slot's lag (bytes) when the count came in, while
+        /// replication ran (slot active, monitoring fresh); None: unknown or
+        /// not replicating.
+        lag_bytes: Option<i64>,
     },
     Failed(String),
 }
@@ -155,7 +161,13 @@ pub struct Model {
     /// When each workload was last seen: pod ages in a snapshot are as of then.
     pub workload_at: BTreeMap<String, DateTime<Utc>>,
     pub kube: SideState<()>,
+    /// The last target sample that had the session's subscription: once it
+    /// is gone, replication ended (the runbook dropped it), not "not yet".
+    pub subscription_seen: Option<DateTime<Utc>>,
     pub verify: BTreeMap<TableRef, VerifyCell>,
+    /// When each table's verification cell last changed: its word's time,
+    /// weighed against the exact count's.
+    pub verify_at: BTreeMap<TableRef, DateTime<Utc>>,
     pub verify_run: Option<VerifyRun>,
     /// Each side's rows-written counter over the last seconds.
     pub writes: writes::Writes,

@@ -82,6 +82,14 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.target.last = Some(sample.clone());
             model.target.last_ok = Some(at);
             model.target.failing = None;
+            let sub = model.info.as_ref().map(|i| i.subscription.as_str());
+            if sample
+                .subscriptions
+                .iter()
+                .any(|s| Some(s.name.as_str()) == sub)
+            {
+                model.subscription_seen = Some(at);
+            }
             super::sync::observe(model, at);
             super::writes::observe(model, Side::Target, at, sample.rows_written);
             vec![]
@@ -139,6 +147,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             rows,
             elapsed_ms,
         } => {
+            let lag_bytes = super::derive::replicating_lag(model);
             count_result(
                 model,
                 *run,
@@ -148,6 +157,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
                     rows: *rows,
                     at,
                     elapsed_ms: *elapsed_ms,
+                    lag_bytes,
                 },
             );
             vec![]
@@ -190,8 +200,10 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
         }
         EventKind::VerifyProgress { run, progress } => {
             if model.verify_run.as_ref().is_some_and(|r| r.id == *run) {
-                model.verify.insert(
-                    progress.table.clone(),
+                set_verify(
+                    model,
+                    at,
+                    &progress.table,
                     VerifyCell::Running(progress.clone()),
                 );
             }
@@ -199,9 +211,12 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
         }
         EventKind::VerifyLive { run, progress } => {
             if model.verify_run.as_ref().is_some_and(|r| r.id == *run) {
-                model
-                    .verify
-                    .insert(progress.table.clone(), VerifyCell::Live(progress.clone()));
+                set_verify(
+                    model,
+                    at,
+                    &progress.table,
+                    VerifyCell::Live(progress.clone()),
+                );
                 super::verify_live::on_progress(model, at);
             }
             vec![]
@@ -210,9 +225,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             if let Some(r) = model.verify_run.as_mut().filter(|r| r.id == *run) {
                 r.done += 1;
             }
-            model
-                .verify
-                .insert(result.table.clone(), VerifyCell::Done(result.clone()));
+            set_verify(model, at, &result.table, VerifyCell::Done(result.clone()));
             vec![]
         }
         EventKind::VerifyFinished {
@@ -354,6 +367,12 @@ fn count_result(model: &mut Model, run: u64, side: Side, table: &TableRef, resul
         .side_mut(side) = result;
 }
 
+/// A table's verification says something new at `at`: its word's time.
+fn set_verify(model: &mut Model, at: DateTime<Utc>, table: &TableRef, cell: VerifyCell) {
+    model.verify.insert(table.clone(), cell);
+    model.verify_at.insert(table.clone(), at);
+}
+
 fn push_lag(model: &mut Model, point: LagPoint) {
     if model.lag_history.len() == LAG_HISTORY {
         model.lag_history.pop_front();
@@ -439,7 +458,7 @@ pub(super) fn start_verify_of(
     model.next_run += 1;
     let run = model.next_run;
     for t in &tables {
-        model.verify.insert(t.clone(), VerifyCell::Pending);
+        set_verify(model, now, t, VerifyCell::Pending);
     }
     model.verify_run = Some(VerifyRun {
         id: run,
@@ -983,7 +1002,10 @@ pub(super) mod tests {
         );
         let row = &table_rows(&f.m)[0];
         assert_eq!(row.state, RowState::ChecksumVerified);
-        assert_eq!(row.state_note.as_deref(), Some("verified, 50 in flight"));
+        assert_eq!(
+            row.state_note.as_deref(),
+            Some("verified, 50 recent unchecked")
+        );
         assert_eq!(
             row.verify_detail.as_deref(),
             Some(

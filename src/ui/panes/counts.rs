@@ -19,7 +19,8 @@ pub const CHROME: u16 = 1;
 pub fn state_symbol(state: RowState) -> &'static str {
     match state {
         RowState::Estimated => "~",
-        RowState::Counting | RowState::Verifying => "…",
+        // Still arriving: replication had rows to deliver when counted.
+        RowState::Counting | RowState::Verifying | RowState::InFlight => "…",
         RowState::ExactMatch | RowState::ChecksumVerified => "✔",
         RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch => "✖",
         RowState::Failed | RowState::ChecksumUnstable => "!",
@@ -30,6 +31,7 @@ pub fn state_role(state: RowState) -> Role {
     match state {
         RowState::Estimated => Role::Muted,
         RowState::Counting | RowState::Verifying => Role::Accent,
+        RowState::InFlight => Role::Warn,
         RowState::ExactMatch | RowState::ChecksumVerified => Role::Ok,
         RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch => {
             Role::Error
@@ -221,7 +223,11 @@ fn cell(c: C, row: &TableRow, wide: bool, short_names: bool) -> (String, Role) {
         C::Diff if row.state == RowState::MissingOnTarget => ("—".into(), Role::Error),
         C::Diff => match (row.diff, row.diff_is_exact) {
             (None, _) => ("—".into(), Role::Muted),
+            // A newer checksum result speaks for the table: the count's
+            // difference is history, shown but not alarming.
+            (Some(d), true) if row.count_superseded => (fmt::signed(d), Role::Muted),
             (Some(0), true) => ("0".into(), Role::Ok),
+            (Some(d), true) if row.state == RowState::InFlight => (fmt::signed(d), Role::Warn),
             (Some(d), true) => (fmt::signed(d), Role::Error),
             (Some(d), false) => (format!("~{}", fmt::signed(d)), Role::Muted),
         },

@@ -79,7 +79,12 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
         return;
     };
     let Some(slot) = summary.slot else {
-        frame.render_widget(sentence(no_slot_sentence(&info.slot), Role::Warn), inner);
+        // Gone after the session saw replication run: it ended, not "not yet".
+        let text = match crate::ui::panes::slots::subscription_dropped(model) {
+            Some(dropped) => (format!("{dropped}: replication has ended."), Role::Text),
+            None => (no_slot_sentence(&info.slot), Role::Warn),
+        };
+        frame.render_widget(sentence(text.0, text.1), inner);
         return;
     };
 

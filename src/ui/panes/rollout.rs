@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::kube::{EventSnapshot, PodSnapshot, RolloutState, WorkloadSnapshot};
-use crate::model::Model;
+use crate::model::{DbConfigs, DbSide, Model};
 use crate::ui::fmt::{self, Align};
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{one_line, pane_block, truncate_line, PaneFrame};
@@ -39,8 +39,8 @@ fn bar(done: i32, total: i32, width: usize) -> String {
     format!("[{}{}]", "█".repeat(filled), "░".repeat(width - filled))
 }
 
-/// Fingerprints of the db config the pods run with: `new` when a pod of the
-/// current template has it.
+/// Fingerprints of the db config the pods run with, how many pods each, and
+/// whether a pod of the current template has it.
 pub fn configs(w: &WorkloadSnapshot) -> Vec<(String, usize, bool)> {
     let mut out: Vec<(String, usize, bool)> = w
         .pods_by_db_config
@@ -119,8 +119,13 @@ const SUMMARY_MIN: usize = 40;
 /// [`summary`] in `width` columns, ending in `⚠ <reason>` of the newest
 /// warning when there is room: the state text at the end gives way to the
 /// marker, as long as [`SUMMARY_MIN`] columns of the summary stay.
-pub fn summary_fitted(w: &WorkloadSnapshot, theme: &Theme, width: usize) -> Line<'static> {
-    let line = summary(w, theme);
+pub fn summary_fitted(
+    w: &WorkloadSnapshot,
+    db: &DbConfigs,
+    theme: &Theme,
+    width: usize,
+) -> Line<'static> {
+    let line = summary(w, db, theme);
     let Some(e) = w.warnings.first() else {
         return truncate_line(line, width);
     };
@@ -135,8 +140,87 @@ pub fn summary_fitted(w: &WorkloadSnapshot, theme: &Theme, width: usize) -> Line
     line
 }
 
+/// A fingerprint's database in words, and its role: a config that is not
+/// what the key holds now warns (the pods have not restarted since it
+/// changed), as does one that is neither known value.
+fn db_word(fp: &str, db: &DbConfigs) -> (&'static str, Role) {
+    let side = db.side(fp);
+    let behind = db.key.as_ref().is_some_and(|(_, key)| key != fp);
+    let role = match side {
+        DbSide::Unknown => Role::Warn,
+        _ if behind => Role::Warn,
+        DbSide::New => Role::Ok,
+        DbSide::Old => Role::Text,
+    };
+    (side.word(), role)
+}
+
+/// Running pods (not terminating, config known) whose config is not what
+/// the key holds now, by fingerprint.
+fn not_restarted<'a>(w: &'a WorkloadSnapshot, key: &str) -> Vec<(&'a str, usize)> {
+    let mut out: Vec<(&str, usize)> = Vec::new();
+    for fp in w
+        .pods
+        .iter()
+        .filter(|p| !p.terminating)
+        .filter_map(|p| p.db_config.as_deref())
+        .filter(|fp| *fp != key)
+    {
+        match out.iter_mut().find(|(f, _)| *f == fp) {
+            Some((_, n)) => *n += 1,
+            None => out.push((fp, 1)),
+        }
+    }
+    out
+}
+
+fn pods(n: usize) -> String {
+    if n == 1 {
+        "1 pod".into()
+    } else {
+        format!("{n} pods")
+    }
+}
+
+/// What the config object holds now against what the running pods use:
+/// "config switched, pods not restarted yet" while they differ. None while
+/// the key's value is not known.
+pub fn config_line(w: &WorkloadSnapshot, db: &DbConfigs) -> Option<(String, Role)> {
+    let (at, key) = db.key.as_ref()?;
+    // The time is when the value was read or written: it holds as of then.
+    let now = format!("now {} {key} ({})", db.side(key).word(), fmt::clock(*at));
+    let behind = not_restarted(w, key);
+    if behind.is_empty() {
+        let running = w
+            .pods
+            .iter()
+            .any(|p| !p.terminating && p.db_config.is_some());
+        return Some(if running {
+            (
+                format!("config {now} · every running pod uses it"),
+                Role::Ok,
+            )
+        } else {
+            (format!("config {now}"), Role::Muted)
+        });
+    }
+    let head = match (
+        db.side(key),
+        behind.iter().any(|(fp, _)| db.side(fp) == DbSide::New),
+    ) {
+        (DbSide::New, _) => "config switched, pods not restarted yet",
+        (DbSide::Old, true) => "config on the old db, pods not restarted yet",
+        _ => "config differs from what running pods use",
+    };
+    let on: Vec<String> = behind
+        .iter()
+        .map(|(fp, n)| format!("{} on {} {fp}", pods(*n), db.side(fp).word()))
+        .collect();
+    Some((format!("! {head}: {now} · {}", on.join(", ")), Role::Warn))
+}
+
 /// One line for a workload, for narrow screens.
-pub fn summary(w: &WorkloadSnapshot, theme: &Theme) -> Line<'static> {
+pub fn summary(w: &WorkloadSnapshot, db: &DbConfigs, theme: &Theme) -> Line<'static> {
     let (state, role) = state_text(w);
     let mut spans = vec![
         Span::styled(format!("{} ", w.deployment), theme.style(Role::Title)),
@@ -150,11 +234,21 @@ pub fn summary(w: &WorkloadSnapshot, theme: &Theme) -> Line<'static> {
             theme.style(Role::Text),
         ),
     ];
-    for (fp, n, current) in configs(w) {
-        let (text, role) = match (fp.as_str(), current) {
-            ("?", _) => (format!("starting {n} "), Role::Muted),
-            (_, true) => (format!("new db {fp}×{n} "), Role::Ok),
-            (_, false) => (format!("old db {fp}×{n} "), Role::Warn),
+    // First, so a narrow line keeps it: the config moved, pods did not.
+    if let Some(behind) = db.key.as_ref().map(|(_, k)| not_restarted(w, k)) {
+        if !behind.is_empty() {
+            let n = behind.iter().map(|(_, n)| n).sum();
+            let text = format!("config switched: {} not restarted · ", pods(n));
+            spans.push(Span::styled(text, theme.style(Role::Warn)));
+        }
+    }
+    for (fp, n, _) in configs(w) {
+        let (text, role) = match fp.as_str() {
+            "?" => (format!("starting {n} "), Role::Muted),
+            _ => {
+                let (word, role) = db_word(&fp, db);
+                (format!("{word} {fp}×{n} "), role)
+            }
         };
         spans.push(Span::styled(text, theme.style(role)));
     }
@@ -164,6 +258,7 @@ pub fn summary(w: &WorkloadSnapshot, theme: &Theme) -> Line<'static> {
 
 fn detail(
     w: &WorkloadSnapshot,
+    db: &DbConfigs,
     since_seen: i64,
     theme: &Theme,
     width: usize,
@@ -198,16 +293,22 @@ fn detail(
         if i > 0 {
             cfg.push(t(" · ".into(), Role::Muted));
         }
-        let (word, role) = if fp == "?" {
-            ("not started yet", Role::Muted)
-        } else if current {
-            ("current template", Role::Ok)
+        if fp == "?" {
+            cfg.push(t(format!("? ×{n} (starting)"), Role::Muted));
+            continue;
+        }
+        let (db_word, role) = db_word(&fp, db);
+        let which = if current {
+            "current template"
         } else {
-            ("older pods", Role::Warn)
+            "older pods"
         };
-        cfg.push(t(format!("{fp} ×{n} ({word})"), role));
+        cfg.push(t(format!("{db_word} {fp} ×{n} ({which})"), role));
     }
     lines.push(Line::from(cfg));
+    if let Some((text, role)) = config_line(w, db) {
+        lines.push(Line::from(t(text, role)));
+    }
     for c in w.conditions.iter().filter(|c| c.status != "True") {
         let why = c
             .message
@@ -239,7 +340,10 @@ fn detail(
     )));
     for p in &w.pods {
         let (status, role) = pod_status(p);
-        let cfg = p.db_config.clone().unwrap_or_else(|| "—".into());
+        let cfg = p
+            .db_config
+            .as_deref()
+            .map_or_else(|| "—".into(), |fp| format!("{fp} {}", db.side(fp).word()));
         lines.push(Line::from(vec![
             t(if p.updated { "▸ " } else { "  " }.into(), Role::Accent),
             t(fmt::fit(&p.name, name_w, Align::Left), Role::Text),
@@ -280,11 +384,13 @@ fn title_spans(model: &Model, theme: &Theme) -> (Vec<Span<'static>>, Vec<Span<'s
 /// Rows the pane wants when it has the room.
 pub fn wanted_height(model: &Model, pf: PaneFrame) -> u16 {
     let chrome = if pf == PaneFrame::Boxed { 2 } else { 1 };
+    let config = usize::from(crate::model::db_configs(model).key.is_some());
     let body: usize = model
         .workloads
         .values()
         .map(|w| {
-            4 + w.pods.len()
+            4 + config
+                + w.pods.len()
                 + w.conditions.iter().filter(|c| c.status != "True").count()
                 + usize::from(!w.warnings.is_empty())
         })
@@ -302,6 +408,7 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
     }
     let w = inner.width as usize;
     let stale = crate::model::kube_stale(model);
+    let db = crate::model::db_configs(model);
     let mut lines: Vec<Line> = if model.workloads.is_empty() {
         let text = match &model.kube.failing {
             Some((_, e)) => format!("Kubernetes not reachable: {}", one_line(e)),
@@ -319,14 +426,14 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
                     .get(&wl.deployment)
                     .zip(model.now)
                     .map_or(0, |(at, now)| (now - *at).num_seconds().max(0));
-                detail(wl, since, theme, w)
+                detail(wl, &db, since, theme, w)
             })
             .collect()
     } else {
         model
             .workloads
             .values()
-            .map(|wl| summary_fitted(wl, theme, w))
+            .map(|wl| summary_fitted(wl, &db, theme, w))
             .collect()
     };
     // What is shown below is as of the last answer: say why first.
@@ -397,24 +504,34 @@ mod tests {
         );
     }
 
+    /// The session read the key before any switch: it holds the old value.
+    fn before_the_switch() -> DbConfigs {
+        DbConfigs {
+            old: Some("a1f0e9c3".into()),
+            new: Some("b7e1c2d4".into()),
+            key: None,
+        }
+    }
+
     #[test]
     fn summary_gets_a_marker_when_it_fits() {
         let theme = Theme::mono();
         let w = workload(vec![quota(3)]);
-        let plain = text(&summary(&w, &theme));
-        let fitted = text(&summary_fitted(&w, &theme, 80));
+        let db = before_the_switch();
+        let plain = text(&summary(&w, &db, &theme));
+        let fitted = text(&summary_fitted(&w, &db, &theme, 80));
         assert_eq!(fmt::width(&fitted), 80, "{fitted}");
         assert!(
             fitted.starts_with("app 3/3 ready [░░░░░] old db a1f0e9c3×3"),
             "{fitted}"
         );
         assert!(fitted.ends_with("… ⚠ FailedCreate"), "{fitted}");
-        let wide = text(&summary_fitted(&w, &theme, 200));
+        let wide = text(&summary_fitted(&w, &db, &theme, 200));
         assert_eq!(wide, format!("{plain} ⚠ FailedCreate"));
-        let tight = text(&summary_fitted(&w, &theme, 50));
+        let tight = text(&summary_fitted(&w, &db, &theme, 50));
         assert!(!tight.contains('⚠'), "{tight}");
         assert_eq!(fmt::width(&tight), 50);
-        let none = text(&summary_fitted(&workload(vec![]), &theme, 80));
+        let none = text(&summary_fitted(&workload(vec![]), &db, &theme, 80));
         assert!(!none.contains('⚠'), "{none}");
     }
 

@@ -53,6 +53,22 @@ fn wal_status(s: Option<&str>) -> (String, Role) {
     }
 }
 
+/// `subscription cutover_sub dropped at 12:00:50 (seen until then)` when
+/// the session saw its subscription on the target and the latest sample
+/// has it no more: replication ended (the runbook drops it at the end).
+pub fn subscription_dropped(model: &Model) -> Option<String> {
+    let name = &model.info.as_ref()?.subscription;
+    let seen = model.subscription_seen?;
+    let tgt = model.target.last.as_ref()?;
+    if tgt.subscriptions.iter().any(|s| &s.name == name) {
+        return None;
+    }
+    Some(format!(
+        "subscription {name} dropped at {} (seen until then)",
+        fmt::clock(seen)
+    ))
+}
+
 pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<(Prio, Line<'static>)> {
     let mut out: Vec<(Prio, Line<'static>)> = Vec::new();
     let muted = theme.style(Role::Muted);
@@ -60,10 +76,15 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<(Prio, Line<'stati
     let heading = |text: &str| Line::from(Span::styled(text.to_string(), theme.style(Role::Title)));
     let info = model.info.as_ref();
     let w = width as usize;
+    let dropped = subscription_dropped(model);
 
     out.push((3, heading("Source · replication slots")));
     match &model.source.last {
         None => out.push((0, say("No sample from the source yet.".into(), Role::Muted))),
+        Some(src) if src.slots.is_empty() && dropped.is_some() => out.push((
+            0,
+            say("No replication slots on the source.".into(), Role::Muted),
+        )),
         Some(src) if src.slots.is_empty() => out.push((
             0,
             say("No replication slots on the source yet.".into(), Role::Warn),
@@ -132,8 +153,12 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<(Prio, Line<'stati
 
     out.push((3, Line::default()));
     out.push((3, heading("Target · subscription")));
+    if let Some(text) = &dropped {
+        out.push((0, say(text.clone(), Role::Text)));
+    }
     match &model.target.last {
         None => out.push((0, say("No sample from the target yet.".into(), Role::Muted))),
+        Some(tgt) if tgt.subscriptions.is_empty() && dropped.is_some() => {}
         Some(tgt) if tgt.subscriptions.is_empty() => {
             let expected = info.map_or(String::new(), |i| {
                 format!(" — expected \"{}\"", i.subscription)
