@@ -61,7 +61,10 @@ fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
             "count(*) running (… verifying: checksum)",
         ),
         (RowState::ExactMatch, "exact counts equal on both sides"),
-        (RowState::ExactMismatch, "exact counts differ"),
+        (
+            RowState::ExactMismatch,
+            "counts differ at lag 0 (… in flight: while lagging)",
+        ),
         (RowState::MissingOnTarget, "table absent on the target"),
         (RowState::Failed, "the count or checksum failed"),
         (
