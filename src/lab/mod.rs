@@ -15,6 +15,7 @@
 //! <dir>/target/       target cluster
 //! ```
 
+pub mod audit;
 pub mod cluster;
 mod files;
 pub mod kube_sim;
@@ -23,6 +24,7 @@ pub mod pgwheel;
 pub mod seed;
 mod state;
 mod status;
+mod status_app;
 pub mod witness;
 
 use std::fmt;
