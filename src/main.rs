@@ -125,8 +125,18 @@ enum LabCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Show whether the lab's clusters run, and where its config is.
+    /// Show whether the lab's clusters run, where its config is, and the
+    /// app's acknowledged and failed writes per second and write-failure window.
     Status {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that every write the lab's app was told succeeded is in the
+    /// database its config (ConfigMap app-db) points at now; exit 1 naming what is missing.
+    Audit {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
@@ -177,6 +187,9 @@ impl Cli {
         match &self.command {
             Some(Command::Verify(v)) => v.json,
             Some(Command::Check(c)) => c.json,
+            Some(Command::Lab {
+                command: LabCommand::Status { json, .. },
+            }) => *json,
             _ => false,
         }
     }
@@ -232,12 +245,23 @@ async fn lab_command(command: LabCommand) -> Result<ExitCode> {
             }
             sim.shutdown().await;
         }
+        LabCommand::Audit { dir } => {
+            let report = lab::audit::audit(&default_lab_dir(dir)).await?;
+            exit::print_stdout(&report.to_string())?;
+            if !report.clean() {
+                return Ok(ExitCode::from(exit::FOUND_PROBLEM));
+            }
+        }
         LabCommand::Down { dir } => {
             lab::down(&default_lab_dir(dir))?;
         }
-        LabCommand::Status { dir } => {
+        LabCommand::Status { dir, json } => {
             let status = lab::status(&default_lab_dir(dir))?;
-            exit::print_stdout(&status.to_string())?;
+            if json {
+                exit::print_stdout(&serde_json::to_string_pretty(&status.to_json())?)?;
+            } else {
+                exit::print_stdout(&status.to_string())?;
+            }
             // Like every check: 1 when what it looked at is not all right.
             if !status.all_running() {
                 return Ok(ExitCode::from(exit::FOUND_PROBLEM));

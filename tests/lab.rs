@@ -462,3 +462,187 @@ fn cli_lab_up_refuses_an_older_target_with_exit_2() {
     );
     assert!(!tmp.path().join("lab").exists());
 }
+
+fn cli(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Waits up to 15 s for a witness file that satisfies `pred`.
+fn witness_where(
+    dir: &Path,
+    what: &str,
+    pred: impl Fn(&lab::witness::Witness) -> bool,
+) -> lab::witness::Witness {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let w = lab::witness::read(dir).unwrap_or_else(|e| panic!("{e:#}"));
+        match w {
+            Some(w) if pred(&w) => return w,
+            w => assert!(Instant::now() < deadline, "{what}: {w:#?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The lab's app pods export what they measured (witness.json and the
+/// journals of acknowledged ids); `lab status` shows it; `lab audit` finds
+/// every acknowledged write in the app's database, and names the rows a
+/// psql DELETE took away and the row whose update counter went back.
+#[test]
+fn the_lab_app_is_a_witness_status_and_audit() {
+    let tmp = open_tempdir();
+    let dir = tmp.path().join("lab");
+    let _cleanup = DownOnDrop(&dir);
+    let (code, _, err) = cli(&["lab", "up", "--rows", "2000", "--writes", "300"], &dir);
+    assert_eq!(code, Some(0), "{err}");
+
+    // The witness file appears, and its counts grow while the app writes.
+    let first = witness_where(&dir, "acknowledged inserts", |w| {
+        w.total.acknowledged_inserts > 0
+    });
+    let later = witness_where(&dir, "counts growing", |w| {
+        w.total.acknowledged_inserts >= first.total.acknowledged_inserts + 300
+            && w.updated_at > first.updated_at
+    });
+    // Six seconds of steady writes fill the rate's five complete seconds.
+    let w = witness_where(&dir, "six seconds of writes", |w| {
+        w.total
+            .acks
+            .get("source")
+            .is_some_and(|s| (s.last - s.first).num_seconds() >= 6)
+    });
+    assert!(later.total.acknowledged_updates > first.total.acknowledged_updates);
+    assert!(!w.is_final);
+    assert_eq!(w.total.failed, 0, "{:?}", w.last_error);
+    assert_eq!(w.total.failure_window, None);
+    assert_eq!(w.total.source_to_target, None);
+    assert_eq!(w.total.acks.keys().collect::<Vec<_>>(), ["source"]);
+    // 300/s asked; a loaded machine may lag, but it writes.
+    assert!(w.total.ok_per_sec > 100.0, "{}", w.total.ok_per_sec);
+    assert_eq!(w.total.failed_per_sec, 0.0);
+    assert_eq!(w.pods.len(), 3, "{:?}", w.pods);
+    assert_eq!(
+        w.pods
+            .iter()
+            .map(|p| p.figures.acknowledged_inserts)
+            .sum::<u64>(),
+        w.total.acknowledged_inserts
+    );
+    for p in &w.pods {
+        assert!(dir.join(&p.journal).exists(), "{}", p.journal);
+        assert!(p.figures.acknowledged_inserts > 0, "{}", p.pod);
+    }
+    // The journals hold at least what the summary counted, each id once.
+    let acked = lab::witness::read_journals(&dir).unwrap();
+    assert!(acked.inserts.len() as u64 >= w.total.acknowledged_inserts);
+    assert!(acked.update_count() >= w.total.acknowledged_updates);
+    let unique: std::collections::HashSet<&String> = acked.inserts.iter().collect();
+    assert_eq!(unique.len(), acked.inserts.len());
+
+    // lab status, as text and JSON.
+    let (code, shown, err) = cli(&["lab", "status"], &dir);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        shown.contains("/s acknowledged, 0.0/s failed (last 5 s)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  write-failure window  none (no write failed)\n"),
+        "{shown}"
+    );
+    let (code, json, err) = cli(&["lab", "status", "--json"], &dir);
+    assert_eq!(code, Some(0), "{err}");
+    let st: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(st["all_running"], true);
+    let total = &st["app"]["total"];
+    assert!(
+        total["acknowledged_inserts"].as_u64().unwrap() >= w.total.acknowledged_inserts,
+        "{json}"
+    );
+    assert!(total["ok_per_sec"].as_f64().unwrap() > 100.0, "{json}");
+    assert_eq!(total["failed"], 0);
+    assert_eq!(total["failed_per_sec"], 0.0);
+    assert!(total["failure_window"].is_null(), "{json}");
+    assert_eq!(st["app"]["pods"].as_array().unwrap().len(), 3);
+
+    // Untouched: nothing missing.
+    let (code, out, err) = cli(&["lab", "audit"], &dir);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(", 0 missing\n"), "{out}");
+    assert!(out.contains("; rows with fewer: 0\n"), "{out}");
+    assert!(out.ends_with("nothing missing\n"), "{out}");
+    assert!(
+        out.contains("against the source (postgres@127.0.0.1:"),
+        "{out}"
+    );
+
+    // Take away three acknowledged rows and one row's updates. The oldest
+    // rows: the app updates only its latest hundred, so none of these moves.
+    let state = lab::read_state(&dir).unwrap().unwrap();
+    let src = state.source_conninfo();
+    let gone = &acked.inserts[..3];
+    let deleted = common::psql(
+        &state.source_bin(),
+        &src,
+        &format!(
+            "DELETE FROM app_writes WHERE id IN ('{}') RETURNING id",
+            gone.join("','")
+        ),
+    );
+    assert_eq!(deleted.lines().count(), 3, "{deleted}");
+    let (row, n) = acked
+        .updates
+        .iter()
+        .find(|(id, _)| !gone.contains(id))
+        .expect("an updated row");
+    common::psql(
+        &state.source_bin(),
+        &src,
+        &format!("UPDATE app_writes SET updates = 0 WHERE id = '{row}'"),
+    );
+    let (code, out, err) = cli(&["lab", "audit"], &dir);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!("\nmissing (3 of 3): {}\n", gone.join(", "))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "\nfewer updates than acknowledged (1 of 1): {row} ({n} acknowledged, 0 found)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(", 3 missing\n"), "{out}");
+}
+
+/// No lab: `lab audit` could not run (2) and says so; `lab status --json`
+/// finds nothing running (1) and still prints one JSON document.
+#[test]
+fn cli_lab_audit_and_status_json_without_a_lab() {
+    let tmp = open_tempdir();
+    let dir = tmp.path().join("lab");
+    let (code, out, err) = cli(&["lab", "audit"], &dir);
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "cutover: no lab in {} (start one with `cutover lab up`)\n",
+            dir.display()
+        )
+    );
+    let (code, out, err) = cli(&["lab", "status", "--json"], &dir);
+    assert_eq!(code, Some(1), "{err}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["present"], false);
+    assert!(st["app"].is_null(), "{out}");
+}

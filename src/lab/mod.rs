@@ -9,10 +9,13 @@
 //! <dir>/cutover.toml  config for `cutover` pointing at both clusters
 //! <dir>/README.txt    how to set up replication by hand
 //! <dir>/sessions/     session logs written while practising
+//! <dir>/witness.json  what the app pods measured (see [`witness`])
+//! <dir>/witness/      the ids of the app's acknowledged writes, per pod
 //! <dir>/source/       source cluster (data dir, socket, postgres.log)
 //! <dir>/target/       target cluster
 //! ```
 
+pub mod audit;
 pub mod cluster;
 mod files;
 pub mod kube_sim;
@@ -21,6 +24,8 @@ pub mod pgwheel;
 pub mod seed;
 mod state;
 mod status;
+mod status_app;
+pub mod witness;
 
 use std::fmt;
 use std::fs;
@@ -61,7 +66,7 @@ pub const SUBSCRIPTION: &str = "cutover_sub";
 pub const DEFAULT_ROWS: u64 = 1_000_000;
 
 /// Everything `down` may delete; anything else in the directory is left alone.
-const LAB_ENTRIES: [&str; 11] = [
+const LAB_ENTRIES: [&str; 14] = [
     SOURCE_NAME,
     TARGET_NAME,
     STATE_FILE,
@@ -73,6 +78,9 @@ const LAB_ENTRIES: [&str; 11] = [
     KUBECONFIG_TMP,
     SERVE_LOG,
     SWITCH_TO_FILE,
+    witness::WITNESS_FILE,
+    witness::WITNESS_TMP,
+    witness::JOURNAL_DIR,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -552,7 +560,26 @@ fn kill_app(pid: u32) {
     if !String::from_utf8_lossy(&cmdline).contains("cutover") {
         return;
     }
-    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    if kill(Pid::from_raw(pid as i32), Signal::SIGTERM).is_err() {
+        return;
+    }
+    // It writes the witness files a last time as it stops: let it finish
+    // before the lab's files go, or it would leave them behind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && process_lives(pid) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Alive and not a zombie waiting to be reaped.
+fn process_lives(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
 }
 
 fn info_from_state(state: &LabState) -> Result<LabInfo> {
@@ -601,14 +628,28 @@ fn remove_path(p: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The lab's Kubernetes API simulator and app pods, and the writer of the
+/// witness files that export what the pods measure.
+pub struct LabApp {
+    pub sim: kube_sim::SimHandle,
+    witness: witness::WitnessWriter,
+}
+
+impl LabApp {
+    /// Stops the pods (their in-flight writes finish) and writes the witness
+    /// files a last time.
+    pub async fn shutdown(self) {
+        self.sim.shutdown().await;
+        self.witness.finish().await;
+    }
+}
+
 /// Starts the lab's Kubernetes API simulator with the `app` Deployment, whose
-/// pods write to `database_url` at `writes_per_sec`, and writes its kubeconfig
-/// where the lab's cutover.toml expects it.
-pub async fn start_kube(
-    dir: &Path,
-    database_url: &str,
-    writes_per_sec: u32,
-) -> Result<kube_sim::SimHandle> {
+/// pods write to `database_url` at `writes_per_sec`, writes its kubeconfig
+/// where the lab's cutover.toml expects it, and keeps `<dir>/witness.json`
+/// and `<dir>/witness/` current.
+pub async fn start_kube(dir: &Path, database_url: &str, writes_per_sec: u32) -> Result<LabApp> {
+    let state = read_state(dir)?.ok_or_else(|| anyhow!("no lab in {}", dir.display()))?;
     let sim = kube_sim::start(kube_sim::SimOptions {
         database_url: Some(database_url.to_string()),
         writes_per_sec,
@@ -616,9 +657,11 @@ pub async fn start_kube(
     })
     .await
     .context("starting the Kubernetes API simulator")?;
+    let witness =
+        witness::WitnessWriter::spawn(dir, sim.app(), witness::Labels::for_lab(dir, &state))?;
     // Written last and atomically: its presence means the API answers.
     let tmp = dir.join(KUBECONFIG_TMP);
     sim.write_kubeconfig(&tmp, kube_sim::LAB_NAMESPACE)?;
     fs::rename(&tmp, dir.join(KUBECONFIG_FILE)).context("writing the lab kubeconfig")?;
-    Ok(sim)
+    Ok(LabApp { sim, witness })
 }

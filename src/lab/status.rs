@@ -1,5 +1,6 @@
 //! What `cutover lab status` reports: reads lab.json and looks at each
-//! cluster without starting or stopping anything.
+//! cluster without starting or stopping anything, and what the app pods
+//! measured (witness.json).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use anyhow::Result;
 
 use super::cluster::{self, Cluster, RunAs};
 use super::pgbin::PgBin;
+use super::witness::{self, Witness};
 use super::{absolute, read_state, CONFIG_FILE};
 
 /// Per-cluster status line.
@@ -22,7 +24,7 @@ pub struct ClusterStatus {
 }
 
 /// What `status` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LabStatus {
     pub dir: PathBuf,
     /// False when there is no lab (no lab.json) in `dir`.
@@ -31,6 +33,9 @@ pub struct LabStatus {
     pub config_path: Option<PathBuf>,
     pub clusters: Vec<ClusterStatus>,
     pub app_pid: Option<u32>,
+    /// What the app pods measured: None before the app first ran, Err when
+    /// witness.json could not be read.
+    pub witness: Result<Option<Witness>, String>,
 }
 
 impl LabStatus {
@@ -72,6 +77,11 @@ impl fmt::Display for LabStatus {
         if let Some(pid) = self.app_pid {
             writeln!(f, "  app (lab serve) pid {pid}")?;
         }
+        match &self.witness {
+            Ok(Some(w)) => super::status_app::write_app(f, w, self.app_pid, chrono::Utc::now())?,
+            Ok(None) => {}
+            Err(e) => writeln!(f, "  app writes: {e}")?,
+        }
         match &self.config_path {
             Some(p) => write!(f, "  config {}", p.display()),
             None => write!(f, "  config (not written)"),
@@ -90,6 +100,7 @@ pub fn status(dir: &Path) -> Result<LabStatus> {
             config_path: None,
             clusters: Vec::new(),
             app_pid: None,
+            witness: Ok(None),
         });
     };
     let run_as = RunAs::detect()?;
@@ -128,6 +139,7 @@ pub fn status(dir: &Path) -> Result<LabStatus> {
         config_path: config.exists().then_some(config),
         clusters,
         app_pid: state.app_pid.filter(|p| pid_alive(Some(*p))),
+        witness: witness::read(&dir).map_err(|e| format!("{e:#}")),
         dir,
     })
 }

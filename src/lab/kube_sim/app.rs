@@ -11,15 +11,14 @@
 //! could keep in flight, count as failures, the way an app answers its callers
 //! with errors while the database is unreachable or overloaded.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
+
+pub use super::ledger::{AppShared, AppStats, SecondStats};
 
 /// Table the app writes to. Created on the source by [`ensure_table`] so that
 /// it is part of the schema a cutover copies and replicates.
@@ -39,114 +38,6 @@ const RECENT: usize = 100;
 const TICK: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_IN_FLIGHT: usize = 64;
-
-/// Counters for one second of wall-clock time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct SecondStats {
-    /// Unix time of the second.
-    pub second: i64,
-    pub ok: u64,
-    pub failed: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct AppStats {
-    pub ok: u64,
-    pub failed: u64,
-    /// Per second, oldest first.
-    pub per_second: Vec<SecondStats>,
-    pub last_error: Option<String>,
-    /// When the first and the last failed write came due.
-    pub first_failure: Option<chrono::DateTime<chrono::Utc>>,
-    pub last_failure: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl AppStats {
-    /// From the first to the last failed write: the write downtime as the
-    /// app's callers saw it (zero when nothing failed).
-    pub fn failure_window(&self) -> Duration {
-        match (self.first_failure, self.last_failure) {
-            (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
-            _ => Duration::ZERO,
-        }
-    }
-
-    /// Seconds that had at least one failed write.
-    pub fn failure_seconds(&self) -> Vec<i64> {
-        self.per_second
-            .iter()
-            .filter(|s| s.failed > 0)
-            .map(|s| s.second)
-            .collect()
-    }
-}
-
-#[derive(Default)]
-pub struct AppShared {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    acked: Mutex<Vec<String>>,
-    acked_updates: Mutex<BTreeMap<String, u32>>,
-    per_second: Mutex<BTreeMap<i64, (u64, u64)>>,
-    failures: Mutex<Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>>,
-    last_error: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl AppShared {
-    fn record(&self, ok: u64, failed: u64) {
-        self.ok.fetch_add(ok, Ordering::Relaxed);
-        self.failed.fetch_add(failed, Ordering::Relaxed);
-        let now = chrono::Utc::now();
-        if failed > 0 {
-            let mut f = lock(&self.failures);
-            let first = f.map_or(now, |(a, _)| a);
-            *f = Some((first, now));
-        }
-        let sec = now.timestamp();
-        let mut m = lock(&self.per_second);
-        let e = m.entry(sec).or_default();
-        e.0 += ok;
-        e.1 += failed;
-    }
-
-    fn error(&self, e: impl std::fmt::Display) {
-        *lock(&self.last_error) = Some(e.to_string());
-    }
-
-    pub fn stats(&self) -> AppStats {
-        // One lock at a time: guards in a struct literal live to its end.
-        let failures = *lock(&self.failures);
-        let per_second = lock(&self.per_second)
-            .iter()
-            .map(|(s, (ok, failed))| SecondStats {
-                second: *s,
-                ok: *ok,
-                failed: *failed,
-            })
-            .collect();
-        let last_error = lock(&self.last_error).clone();
-        AppStats {
-            ok: self.ok.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            per_second,
-            last_error,
-            first_failure: failures.map(|f| f.0),
-            last_failure: failures.map(|f| f.1),
-        }
-    }
-
-    pub fn acknowledged(&self) -> Vec<String> {
-        lock(&self.acked).clone()
-    }
-
-    pub fn acknowledged_updates(&self) -> BTreeMap<String, u32> {
-        lock(&self.acked_updates).clone()
-    }
-}
 
 /// Creates `app_writes` on the database `conninfo` points at.
 pub async fn ensure_table(conninfo: &str) -> anyhow::Result<()> {
@@ -244,7 +135,7 @@ async fn run(
             }
         }
         let Some(c) = client.as_ref() else {
-            shared.record(0, due as u64);
+            shared.record(&pod, &fingerprint, Vec::new(), Vec::new(), due as u64);
             continue;
         };
         let ops: Vec<(bool, String)> = (0..due.min(MAX_IN_FLIGHT))
@@ -289,21 +180,13 @@ async fn run(
                 }
             }
         }
-        let ok = (inserted.len() + updated.len()) as u64;
         for id in &inserted {
             recent.push_back(id.clone());
             if recent.len() > RECENT {
                 recent.pop_front();
             }
         }
-        lock(&shared.acked).extend(inserted);
-        {
-            let mut u = lock(&shared.acked_updates);
-            for id in updated {
-                *u.entry(id).or_default() += 1;
-            }
-        }
-        shared.record(ok, failed);
+        shared.record(&pod, &fingerprint, inserted, updated, failed);
     }
 }
 

@@ -32,6 +32,7 @@
 pub mod app;
 pub mod controller;
 pub mod http;
+pub mod ledger;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +51,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use app::{AppStats, SecondStats, APP_WRITES_DDL};
+pub use ledger::AppShared;
 use store::{Kind, Store};
 
 pub const LAB_NAMESPACE: &str = "cutover-lab";
@@ -266,6 +268,12 @@ impl SimHandle {
     /// ProgressDeadlineExceeded).
     pub fn set_pods_never_ready(&self, on: bool) {
         self.sim.pods_never_ready.store(on, Ordering::Relaxed);
+    }
+
+    /// What the app pods measured, shared with whoever reports it (the
+    /// lab's witness file).
+    pub fn app(&self) -> Arc<AppShared> {
+        self.sim.app.clone()
     }
 
     pub fn app_stats(&self) -> AppStats {
