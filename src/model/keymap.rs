@@ -187,6 +187,9 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["q", "Ctrl-c"], C::Quit, Some("quit"), "quit", false),
     bind(L::Help, &["?", "Esc", "q", "Enter"], C::ToggleHelp, Some("close"), "close the help", false),
     bind(L::Output, &["o", "Esc", "q"], C::ToggleOutput, Some("close"), "close the output", false),
+    bind(L::Output, &["Down", "j"], C::ScrollDown, Some("scroll"), "scroll down", false),
+    bind(L::Output, &["Up", "k"], C::ScrollUp, Some("scroll"), "scroll up", false),
+    bind(L::Output, &["Home", "g"], C::ScrollTop, None, "back to the top", false),
     bind(L::ConfirmQuit, &["y", "Y"], C::QuitConfirmed, Some("quit and cancel"), "quit, cancelling what runs", false),
     bind(L::ConfirmQuit, &["n", "N", "Esc", "q"], C::QuitCancelled, Some("stay"), "stay", false),
     bind(L::Confirm, &["Enter"], C::Submit, Some("run"), "run it, when the guards pass and the name matches", true),
@@ -231,8 +234,18 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
         return None;
     };
     match command {
+        C::ScrollDown if layer == Layer::Output => {
+            view.output_scroll = view.output_scroll.saturating_add(1)
+        }
+        C::ScrollUp if layer == Layer::Output => {
+            view.output_scroll = view.output_scroll.saturating_sub(1)
+        }
+        C::ScrollTop if layer == Layer::Output => view.output_scroll = 0,
         C::ToggleHelp => view.help = !view.help,
-        C::ToggleOutput => view.output = !view.output,
+        C::ToggleOutput => {
+            view.output = !view.output;
+            view.output_scroll = 0;
+        }
         C::ScrollDown => {
             view.scroll = (view.scroll + 1).min(super::table_rows(model).len().saturating_sub(1))
         }
@@ -321,6 +334,31 @@ mod tests {
             assert!(resolve(Layer::Main, k, false).is_some(), "{k} live");
         }
         assert_eq!(resolve(Layer::Confirm, "Enter", true), None);
+    }
+
+    #[test]
+    fn scrolling_keys_move_what_is_open() {
+        let model = Model::default();
+        let mut view = View::default();
+        dispatch(&model, &mut view, "j");
+        assert_eq!(
+            (view.scroll, view.output_scroll),
+            (0, 0),
+            "no tables to scroll"
+        );
+        dispatch(&model, &mut view, "o");
+        assert_eq!(layer(&model, &view), Layer::Output);
+        for k in ["j", "j", "Down", "k"] {
+            dispatch(&model, &mut view, k);
+        }
+        assert_eq!((view.scroll, view.output_scroll), (0, 2));
+        dispatch(&model, &mut view, "g");
+        assert_eq!(view.output_scroll, 0);
+        dispatch(&model, &mut view, "j");
+        dispatch(&model, &mut view, "Esc");
+        assert!(!view.output);
+        dispatch(&model, &mut view, "o");
+        assert_eq!(view.output_scroll, 0, "opened again at the top");
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub struct View {
     pub help: bool,
     /// The latest run's output fills the screen.
     pub output: bool,
+    /// First row of the output shown (a run that ended; a running one
+    /// shows its tail).
+    pub output_scroll: u16,
     /// "Quit and cancel what runs?" is open.
     pub confirm_quit: bool,
     /// The name typed into the open confirmation.

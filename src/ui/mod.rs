@@ -48,7 +48,7 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
     }
     // Innermost last: the same order the keymap's layers take keys in.
     if v.output {
-        overlays::output::render(frame, area, model, theme);
+        overlays::output::render(frame, area, model, v.output_scroll, theme);
     }
     if v.help {
         overlays::help::render(frame, area, model, theme);

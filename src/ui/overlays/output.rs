@@ -11,7 +11,7 @@ use crate::ui::panes::run;
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::dialog;
 
-pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, offset: u16, theme: &Theme) {
     let (title, role) = match run::shown(model) {
         Some(r) => run::title(model, r),
         None => ("no checkpoint has run yet".to_string(), Role::Muted),
@@ -30,14 +30,14 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
         Role::Accent,
         theme,
         Some(Line::from(Span::styled(
-            " o or Esc closes ",
+            " ↑↓ scroll · o or Esc closes ",
             theme.style(Role::Muted),
         ))),
     );
     if inner.is_empty() {
         return;
     }
-    let skip = run::shown(model).map_or(0, |r| run::scroll(r, &lines, inner));
+    let skip = run::shown(model).map_or(0, |r| run::scroll(r, &lines, inner, offset));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

@@ -279,12 +279,15 @@ pub fn wanted_height(model: &Model, theme: &Theme, width: u16) -> u16 {
 }
 
 /// While it runs the newest lines matter most: the tail stays in view.
-/// Once it ended, the top: the step that failed and the fixes come first.
-pub fn scroll(run: &CheckpointRun, lines: &[Line], inner: Rect) -> u16 {
+/// Once it ended, the top (the step that failed and the fixes come first),
+/// moved down by `offset` rows as far as there is more to see.
+pub fn scroll(run: &CheckpointRun, lines: &[Line], inner: Rect, offset: u16) -> u16 {
+    let last = wrapped_height(lines, inner.width).saturating_sub(inner.height);
     if run.finished.is_some() {
-        return 0;
+        offset.min(last)
+    } else {
+        last
     }
-    wrapped_height(lines, inner.width).saturating_sub(inner.height)
 }
 
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pane: PaneFrame) {
@@ -304,7 +307,7 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pane:
         return;
     }
     let all = lines(model, theme);
-    let skip = shown(model).map_or(0, |run| scroll(run, &all, inner));
+    let skip = shown(model).map_or(0, |run| scroll(run, &all, inner, 0));
     frame.render_widget(
         Paragraph::new(all)
             .wrap(Wrap { trim: false })

@@ -104,6 +104,15 @@ fn verdict(model: &Model, id: CheckpointId) -> (String, Role) {
     }
 }
 
+/// The longest checkpoint title: the state words line up after it.
+fn title_width() -> usize {
+    runbook::CATALOG
+        .iter()
+        .map(|c| c.title.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 fn row(model: &Model, id: CheckpointId, theme: &Theme, current: bool) -> Line<'static> {
     let s = |t: String, role: Role| Span::styled(t, theme.style(role));
     let (mark, word, role) = match state(model, id) {
@@ -121,7 +130,7 @@ fn row(model: &Model, id: CheckpointId, theme: &Theme, current: bool) -> Line<'s
         ),
         s(format!("{:<2}", key_of(id)), Role::Accent),
         s(
-            format!("{:<27}", id.title()),
+            format!("{:<w$} ", id.title(), w = title_width()),
             if current { Role::Title } else { Role::Text },
         ),
         s(word, role),
