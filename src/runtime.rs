@@ -2,6 +2,7 @@
 //! event, appends it to the session log, folds it into the model, runs the
 //! effects the fold asks for and redraws when something changed.
 
+pub mod app_check;
 pub mod exec;
 pub mod keys;
 pub mod kube_steps;

@@ -903,3 +903,52 @@ fn sequences_plan_is_run_as_shown_and_its_values_are_kept() {
     );
     assert_eq!(f.m.actions.running().unwrap().sequences, vec![v]);
 }
+
+#[test]
+fn app_on_target_waits_for_the_switch_then_a_restart_after_it() {
+    let mut f = ready();
+    let labels = |f: &Feed| {
+        failing(f, CheckpointId::AppOnTarget)
+            .into_iter()
+            .map(|(l, d)| format!("{l}: {d}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        labels(&f),
+        vec![
+            "Config switched: not yet (S)",
+            "Workloads restarted after the switch: not yet (R)"
+        ]
+    );
+    // A restart before the switch does not count.
+    let plan = runbook::plan(&f.m, CheckpointId::RolloutRestart).unwrap();
+    f.m.actions.history.push(CheckpointRun {
+        id: 90,
+        checkpoint: CheckpointId::RolloutRestart,
+        plan,
+        overridden: None,
+        started_at: at(1),
+        steps: vec![],
+        checks: vec![],
+        sequences: vec![],
+        legacy_steps: vec![],
+        finished: Some((at(2), true, "rollout of app complete".into())),
+    });
+    switched(&mut f, 3);
+    assert_eq!(
+        labels(&f),
+        vec!["Workloads restarted after the switch: the last restart was before the switch (R)"]
+    );
+    let mut again = f.m.actions.history.last().unwrap().clone();
+    again.id = 91;
+    again.finished = Some((at(5), true, "rollout of app complete".into()));
+    f.m.actions.history.push(again);
+    assert!(labels(&f).is_empty(), "{:?}", labels(&f));
+    let plan = runbook::plan(&f.m, CheckpointId::AppOnTarget).unwrap();
+    assert_eq!(plan.steps, vec![Step::ObserveApp { seconds: 10 }]);
+    // Without a Kubernetes side the switch happened elsewhere: only the
+    // sides must answer.
+    let mut plain = Feed::new();
+    plain.live(1, 10);
+    assert!(failing(&plain, CheckpointId::AppOnTarget).is_empty());
+}

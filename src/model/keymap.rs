@@ -177,6 +177,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["A"], C::Open(CheckpointId::AdvanceSequences), Some("cutover"), "advance sequences", true),
     bind(L::Main, &["S"], C::Open(CheckpointId::SwitchConfig), Some("cutover"), "switch DB config", true),
     bind(L::Main, &["R"], C::Open(CheckpointId::RolloutRestart), Some("cutover"), "restart workloads", true),
+    bind(L::Main, &["T"], C::Open(CheckpointId::AppOnTarget), Some("cutover"), "app on target?", true),
     bind(L::Main, &["B"], C::Open(CheckpointId::Rollback), Some("cutover"), "roll back", true),
     bind(L::Main, &["Up", "k"], C::ScrollUp, None, "scroll up", false),
     bind(L::Main, &["Down", "j"], C::ScrollDown, None, "scroll down", false),

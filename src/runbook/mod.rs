@@ -46,6 +46,8 @@ pub enum CheckpointId {
     /// Put back the value the switch replaced, then restart.
     #[serde(alias = "switch_back")]
     Rollback,
+    /// The application writes to the target and nothing to the source.
+    AppOnTarget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -123,6 +125,11 @@ pub const CATALOG: &[Checkpoint] = &[
         title: "Rollout-restart workloads",
     },
     Checkpoint {
+        id: CheckpointId::AppOnTarget,
+        phase: Phase::Cutover,
+        title: "App writes to the target",
+    },
+    Checkpoint {
         id: CheckpointId::Rollback,
         phase: Phase::Rollback,
         title: "Switch back and restart",
@@ -164,6 +171,7 @@ pub fn logical() -> Vec<CheckpointId> {
         CheckpointId::AdvanceSequences,
         CheckpointId::SwitchConfig,
         CheckpointId::RolloutRestart,
+        CheckpointId::AppOnTarget,
         CheckpointId::Rollback,
     ]
 }
@@ -181,6 +189,7 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
         CheckpointId::SwitchConfig => checkpoints::switch_config::guards(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::guards(model),
         CheckpointId::Rollback => checkpoints::rollback::guards(model),
+        CheckpointId::AppOnTarget => checkpoints::app_on_target::guards(model),
     }
 }
 
@@ -198,6 +207,7 @@ pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
         CheckpointId::SwitchConfig => checkpoints::switch_config::plan(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::plan(model),
         CheckpointId::Rollback => checkpoints::rollback::plan(model),
+        CheckpointId::AppOnTarget => checkpoints::app_on_target::plan(model),
     }
 }
 
@@ -223,6 +233,7 @@ mod tests {
                 "\"advance_sequences\"",
                 "\"switch_config\"",
                 "\"rollout_restart\"",
+                "\"app_on_target\"",
                 "\"rollback\""
             ]
         );

@@ -114,6 +114,9 @@ pub enum Step {
     /// source's `last_value` + `stride` where it is behind; values read
     /// when it runs, one transaction.
     AdvanceSequences { schemas: Vec<String>, stride: u64 },
+    /// Rows written and client sessions on both sides, now and `seconds`
+    /// later, read-only.
+    ObserveApp { seconds: u64 },
 }
 
 impl Step {
@@ -220,6 +223,10 @@ impl Step {
                      the target has behind that value;"
                 ),
             ],
+            Step::ObserveApp { seconds } => vec![format!(
+                "read-only on both sides: rows written (pg_stat_user_tables) and client \
+                 sessions (pg_stat_activity), now and {seconds} s later"
+            )],
             Step::VerifyLive { tables } => vec![format!(
                 "read-only on both sides: checksums by key range of {} tables ({}{}), pass \
                  after pass while replication runs",
@@ -267,6 +274,7 @@ impl Step {
             Step::Preflight => "preflight checks".into(),
             Step::VerifyLive { tables } => format!("verify {} tables while live", tables.len()),
             Step::AdvanceSequences { .. } => "advance the target's sequences".into(),
+            Step::ObserveApp { seconds } => format!("watch writes on both sides for {seconds} s"),
         }
     }
 }

@@ -339,9 +339,8 @@ pub(super) async fn run_step(
         | Step::CreateSubscription { .. }
         | Step::WaitSync { .. }
         | Step::VerifyLive { .. }
-        | Step::AdvanceSequences { .. } => {
-            Err(anyhow!("{} is not a Kubernetes step", step.title()))
-        }
+        | Step::AdvanceSequences { .. }
+        | Step::ObserveApp { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
         Step::WaitRollout {
             namespace,
             deployment,

@@ -164,6 +164,7 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
         Step::AdvanceSequences { schemas, stride } => Ok(super::sequences::said(
             &super::sequences::advance(config, schemas, *stride).await?,
         )),
+        Step::ObserveApp { seconds } => super::app_check::observe(config, *seconds).await,
         // The model starts it as a verification: never handed to the executor.
         Step::VerifyLive { .. } => Err(anyhow!("{} runs as a verification", step.title())),
     }

@@ -1,6 +1,7 @@
 //! One file per checkpoint: its guards and its plan, nothing else.
 
 pub mod advance_sequences;
+pub mod app_on_target;
 pub mod copy_schema;
 pub mod create_publication;
 pub mod create_subscription;
