@@ -116,6 +116,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         publication: config.replication.publication.clone(),
         subscription: config.replication.subscription.clone(),
         sequence_stride: config.replication.sequence_stride,
+        app_roles: config.freeze.app_roles.clone(),
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,

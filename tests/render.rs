@@ -109,6 +109,7 @@ fn info() -> SessionInfo {
         kubernetes: None,
         read_only: false,
         sequence_stride: 0,
+        app_roles: vec![],
     }
 }
 
@@ -372,7 +373,9 @@ fn full_80x24() {
     assert!(s.contains("exact count: 4/6 source, 3/6 target, 2.1 s"));
     assert!(s.contains("d copying 1"));
     assert!(s.contains("12:00:42 UTC"));
-    assert!(s.contains("c count  v V verify  x cancel  F D P U W prepare  A T  n  o  ? help  q quit"));
+    assert!(
+        s.contains("c count  v V verify  x cancel  F D P U W prepare  A T  n  o  ? help  q quit")
+    );
     // Every table fits at 80×24 together with the other panes.
     for (name, _, _) in TABLES {
         assert!(s.contains(name), "{name} missing");

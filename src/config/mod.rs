@@ -37,6 +37,15 @@ pub struct Config {
     pub lab: Option<LabCfg>,
     pub kubernetes: Option<KubeCfg>,
     pub verify: VerifyCfg,
+    pub freeze: FreezeCfg,
+}
+
+/// The write freeze: which roles are the application's. The freeze takes
+/// their write privileges on the selected tables and ends their sessions;
+/// the preflight lists the roles connected lately, so none is forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FreezeCfg {
+    pub app_roles: Vec<String>,
 }
 
 /// How checksum verification treats particular tables.

@@ -578,3 +578,17 @@ fn password_file_is_read_per_host_unless_a_password_is_given() {
     assert!((0..3).all(|i| c.password_for(i).unwrap().expose() == "env-secret-123"));
     assert!(c.host_passwords.is_empty());
 }
+
+#[test]
+fn freeze_app_roles_are_names_and_default_to_none() {
+    assert!(parse_ok(MINIMAL).freeze.app_roles.is_empty());
+    let c = parse_ok(&format!(
+        "{MINIMAL}[freeze]\napp_roles = [\"app\", \"billing\"]\n"
+    ));
+    assert_eq!(c.freeze.app_roles, vec!["app", "billing"]);
+    let e = parse_err(&format!("{MINIMAL}[freeze]\napp_roles = [\"app\", \"\"]\n"));
+    assert!(
+        e == "cutover.toml:7:21: freeze.app_roles[1]: must not be empty",
+        "{e}"
+    );
+}

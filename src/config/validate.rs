@@ -33,6 +33,13 @@ struct RawConfig {
     lab: Option<RawLab>,
     kubernetes: Option<RawKube>,
     verify: Option<RawVerify>,
+    freeze: Option<RawFreeze>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreeze {
+    app_roles: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +181,16 @@ impl Validator<'_> {
                 None => None,
             },
             verify: self.verify(raw.verify)?,
+            freeze: FreezeCfg {
+                app_roles: match raw.freeze.and_then(|f| f.app_roles) {
+                    Some(roles) => roles
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| self.identifier(r, &format!("freeze.app_roles[{i}]")))
+                        .collect::<Result<Vec<_>>>()?,
+                    None => vec![],
+                },
+            },
             kubernetes: match raw.kubernetes {
                 Some(k) => Some(self.kubernetes(k, &base)?),
                 None => None,

@@ -31,6 +31,7 @@ pub(in crate::model) fn info() -> SessionInfo {
         kubernetes: None,
         read_only: false,
         sequence_stride: 0,
+        app_roles: vec![],
     }
 }
 

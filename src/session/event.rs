@@ -42,6 +42,9 @@ pub struct SessionInfo {
     /// sequences are advanced past the source's.
     #[serde(default)]
     pub sequence_stride: u64,
+    /// `[freeze] app_roles`: the roles the write freeze acts on.
+    #[serde(default)]
+    pub app_roles: Vec<String>,
 }
 
 /// One sequence as the sequence checkpoint found and left it.
