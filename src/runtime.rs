@@ -4,6 +4,7 @@
 
 pub mod app_check;
 pub mod exec;
+pub mod freeze;
 pub mod keys;
 pub mod kube_steps;
 pub mod kube_task;

@@ -464,8 +464,7 @@ fn console_switches_restarts_and_switches_back_through_keys() {
         "the freeze guard fails (no freeze checkpoint yet): nothing runs without an override"
     );
     tmux.wait_for("the override hint", Duration::from_secs(5), |s| {
-        s.contains("✖ Writes frozen and target caught up after the freeze")
-            && s.contains("Tab: type a reason")
+        s.contains("✖ Writes frozen on the source") && s.contains("Tab: type a reason")
     });
     tmux.keys("Tab");
     tmux.keys("lab rehearsal, app paused");
@@ -505,7 +504,7 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     // The way back: old value restored, pods restarted onto it.
     tmux.keys("B");
     tmux.wait_for("the switch-back dialog", Duration::from_secs(20), |s| {
-        s.contains("Switch back and restart") && s.contains("✔ Previous value captured")
+        s.contains("Switch back and restart") && s.contains("✔ Something to undo")
     });
     tmux.keys("app-db");
     tmux.keys("Enter");
@@ -569,7 +568,10 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     // The live verification was cancelled before every table was verified
     // once (or finished, when the lab is quick): either way the freeze guard.
     assert!(
-        labels.ends_with(&["Writes frozen and target caught up after the freeze".to_string()]),
+        labels.ends_with(&[
+            "Writes frozen on the source".to_string(),
+            "Target caught up after the freeze".to_string()
+        ]),
         "{labels:?}"
     );
     assert_eq!(reason, "lab rehearsal, app paused");
@@ -773,7 +775,7 @@ fn a_console_killed_after_a_switch_resumes_and_rolls_back() {
     resumed.keys("B");
     resumed.wait_for("the switch-back dialog", Duration::from_secs(30), |s| {
         s.contains("Switch back and restart")
-            && s.contains("✔ Previous value captured")
+            && s.contains("✔ Something to undo")
             && s.contains("✔ Access review")
             && s.contains("Type app-db to confirm")
     });

@@ -373,9 +373,9 @@ fn full_80x24() {
     assert!(s.contains("exact count: 4/6 source, 3/6 target, 2.1 s"));
     assert!(s.contains("d copying 1"));
     assert!(s.contains("12:00:42 UTC"));
-    assert!(
-        s.contains("c count  v V verify  x cancel  F D P U W prepare  A T  n  o  ? help  q quit")
-    );
+    assert!(s.contains(
+        "c count  v V verify  x cancel  F D P U W prepare  Z A T B  n  o  ? help  q quit"
+    ));
     // Every table fits at 80×24 together with the other panes.
     for (name, _, _) in TABLES {
         assert!(s.contains(name), "{name} missing");
@@ -1142,10 +1142,10 @@ fn switch_dialog_shows_the_patch_the_guards_and_what_to_type() {
         "{narrow}"
     );
     assert!(narrow.contains("Type app-db to confirm: ap█"), "{narrow}");
-    // No freeze checkpoint yet: the switch is blocked, with the reason and
-    // the way to override it.
+    // Not frozen: the switch is blocked, with the reason and the way to
+    // override it.
     assert!(
-        narrow.contains("✖ Writes frozen and target caught up after the freeze"),
+        narrow.contains("✖ Writes frozen on the source — not frozen: Z takes the application"),
         "{narrow}"
     );
     assert!(
@@ -1337,7 +1337,7 @@ fn the_keymap_is_the_footer_and_the_help() {
     // Too many groups for 80 columns: the keys stay, the words go from the
     // right (help and quit keep theirs; the help says the rest).
     assert!(
-        footer.contains("F D P U W  A S R T B  n  o  ? help  q quit"),
+        footer.contains("F D P U W  Z A S R T B  n  o  ? help  q quit"),
         "{footer}"
     );
 

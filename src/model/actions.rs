@@ -20,6 +20,22 @@ pub struct Actions {
     pub history: Vec<CheckpointRun>,
     /// The latest switch that reached the API server: what a rollback undoes.
     pub switched: Option<(DateTime<Utc>, SwitchRecord)>,
+    /// Writes on the source are frozen (or privileges were taken on the way
+    /// to it): what the rollback gives back.
+    pub frozen: Option<Frozen>,
+}
+
+/// The write freeze as the log recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frozen {
+    /// When the privileges were taken.
+    pub at: DateTime<Utc>,
+    pub roles: Vec<String>,
+    /// Exactly what was taken, to give back.
+    pub grants: Vec<crate::session::Grant>,
+    /// Proven frozen, and the source's WAL position then: the target has
+    /// everything once its slot confirms this.
+    pub proven: Option<(DateTime<Utc>, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

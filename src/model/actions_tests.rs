@@ -6,7 +6,8 @@ use crate::kube::WorkloadSnapshot;
 use crate::runbook::{Confirm, Verdict};
 use crate::session::{EventKind, KubeInfo, SessionInfo};
 
-const FREEZE: &str = "Writes frozen and target caught up after the freeze";
+const FREEZE: &str = "Writes frozen on the source";
+const AFTER: &str = "Target caught up after the freeze";
 const VERIFIED: &str = "Verified while live";
 const SEQUENCES: &str = "Sequences advanced";
 
@@ -155,7 +156,8 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
         vec![
             VERIFIED.to_string(),
             SEQUENCES.to_string(),
-            FREEZE.to_string()
+            FREEZE.to_string(),
+            AFTER.to_string()
         ]
     );
     type_text(&mut f, 2, "app-db");
@@ -174,7 +176,8 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
             overridden: vec![
                 VERIFIED.to_string(),
                 SEQUENCES.to_string(),
-                FREEZE.to_string()
+                FREEZE.to_string(),
+                AFTER.to_string()
             ],
         }],
         "the plan run is the plan shown"
@@ -187,7 +190,8 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
         vec![
             VERIFIED.to_string(),
             SEQUENCES.to_string(),
-            FREEZE.to_string()
+            FREEZE.to_string(),
+            AFTER.to_string()
         ]
     );
     assert_eq!(reason, "too short -- rehearsal on the lab");
@@ -278,8 +282,8 @@ fn failing_guards_name_their_reason() {
     );
     let back = failing(&d, CheckpointId::Rollback);
     assert!(back.contains(&(
-        "Previous value captured".to_string(),
-        "no switch in this session".to_string()
+        "Something to undo".to_string(),
+        "not frozen, and no switch that changed the config".to_string()
     )));
 }
 
@@ -951,4 +955,97 @@ fn app_on_target_waits_for_the_switch_then_a_restart_after_it() {
     let mut plain = Feed::new();
     plain.live(1, 10);
     assert!(failing(&plain, CheckpointId::AppOnTarget).is_empty());
+}
+
+#[test]
+fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
+    use crate::session::Grant;
+    let mut f = Feed::with(SessionInfo {
+        app_roles: vec!["app".into()],
+        ..info()
+    });
+    f.live(1, 0);
+    // Named roles, but not verified live yet: guarded.
+    let fail: Vec<String> = failing(&f, CheckpointId::FreezeWrites)
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
+    assert_eq!(fail, vec!["Verified while live"]);
+    let plan = runbook::plan(&f.m, CheckpointId::FreezeWrites).unwrap();
+    assert_eq!(
+        plan.steps,
+        vec![Step::FreezeWrites {
+            roles: vec!["app".into()],
+            tables: vec!["\"public\".\"t\"".into()]
+        }]
+    );
+    let lines = plan.steps[0].lines();
+    assert_eq!(
+        lines[1..3],
+        [
+            "  ALTER ROLE \"app\" SET default_transaction_read_only = on;".to_string(),
+            "  REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE \"public\".\"t\" FROM \"app\";"
+                .to_string()
+        ]
+    );
+    assert_eq!(plan.confirm, Confirm::TypeName("freeze".into()));
+
+    // What the executor reports, folded: taken, then proven at an LSN.
+    let grants = vec![Grant {
+        role: "app".into(),
+        table: "public.t".into(),
+        privilege: "INSERT".into(),
+    }];
+    f.send(
+        2,
+        EventKind::FreezeGrants {
+            id: 9,
+            roles: vec!["app".into()],
+            grants: grants.clone(),
+        },
+    );
+    assert!(!guard::writes_frozen(&f.m).passes(), "taken, not proven");
+    f.send(
+        3,
+        EventKind::WritesFrozen {
+            id: 9,
+            lsn: "0/20".into(),
+        },
+    );
+    assert!(guard::writes_frozen(&f.m).passes());
+    // The slot confirmed 0/1 (the test sample): not yet past the freeze's 0/20.
+    f.live(4, 0);
+    assert_eq!(
+        guard::caught_up_after_freeze(&f.m).detail(),
+        "slot s at 0/1, the freeze at 0/20: the target is still applying"
+    );
+    let mut caught = source(Some(0));
+    caught.slots[0].confirmed_flush_lsn = Some("0/20".into());
+    f.send(5, EventKind::SourceSampled(caught));
+    assert!(guard::caught_up_after_freeze(&f.m).passes());
+    // A stale source proves nothing.
+    f.send(30, EventKind::Tick);
+    assert!(matches!(
+        guard::caught_up_after_freeze(&f.m).verdict,
+        Verdict::Stale { .. }
+    ));
+
+    // The rollback gives back exactly what was taken (no switch here).
+    let back = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
+    assert_eq!(
+        back.steps,
+        vec![Step::UnfreezeWrites {
+            roles: vec!["app".into()],
+            grants
+        }]
+    );
+    assert_eq!(
+        back.steps[0].lines()[1..],
+        [
+            "  ALTER ROLE \"app\" RESET default_transaction_read_only;".to_string(),
+            "  GRANT INSERT ON TABLE public.t TO \"app\";".to_string()
+        ]
+    );
+    f.send(31, EventKind::WritesUnfrozen { id: 10 });
+    assert_eq!(f.m.actions.frozen, None);
 }

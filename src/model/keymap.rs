@@ -174,6 +174,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["P"], C::Open(CheckpointId::CreatePublication), Some("prepare"), "publication", true),
     bind(L::Main, &["U"], C::Open(CheckpointId::CreateSubscription), Some("prepare"), "subscription", true),
     bind(L::Main, &["W"], C::Open(CheckpointId::WaitInitialSync), Some("prepare"), "wait for sync", true),
+    bind(L::Main, &["Z"], C::Open(CheckpointId::FreezeWrites), Some("cutover"), "freeze writes", true),
     bind(L::Main, &["A"], C::Open(CheckpointId::AdvanceSequences), Some("cutover"), "advance sequences", true),
     bind(L::Main, &["S"], C::Open(CheckpointId::SwitchConfig), Some("cutover"), "switch DB config", true),
     bind(L::Main, &["R"], C::Open(CheckpointId::RolloutRestart), Some("cutover"), "restart workloads", true),

@@ -16,7 +16,7 @@ pub use verify_live::{verified_once, verify_differences, verify_tables};
 pub use view::View;
 
 pub use actions::{
-    kube_actions_bound, recheck, Actions, CheckpointRun, Preflight, StepRecord, MIN_REASON,
+    kube_actions_bound, recheck, Actions, CheckpointRun, Frozen, Preflight, StepRecord, MIN_REASON,
 };
 
 pub use derive::{

@@ -282,6 +282,25 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             }
             vec![]
         }
+        EventKind::FreezeGrants { roles, grants, .. } => {
+            model.actions.frozen = Some(super::Frozen {
+                at,
+                roles: roles.clone(),
+                grants: grants.clone(),
+                proven: None,
+            });
+            vec![]
+        }
+        EventKind::WritesFrozen { lsn, .. } => {
+            if let Some(f) = model.actions.frozen.as_mut() {
+                f.proven = Some((at, lsn.clone()));
+            }
+            vec![]
+        }
+        EventKind::WritesUnfrozen { .. } => {
+            model.actions.frozen = None;
+            vec![]
+        }
         EventKind::SequencesAdvanced { id, sequences } => {
             if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
                 r.sequences = sequences.clone();

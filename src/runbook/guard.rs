@@ -317,12 +317,105 @@ pub fn sequences_advanced(model: &Model) -> Guard {
         ),
         Some((None, _)) => Guard::fail(L, "running"),
         Some((Some((_, false, m)), _)) => Guard::fail(L, format!("failed: {m}")),
-        Some((Some((at, true, _)), n)) => Guard::pass(
+        Some((Some((at, true, _)), n)) => {
+            // Read before the freeze, the source may have handed out more since.
+            let frozen = model
+                .actions
+                .frozen
+                .as_ref()
+                .and_then(|f| f.proven.as_ref().map(|(t, _)| *t));
+            match frozen {
+                Some(f) if *at < f => Guard::fail(
+                    L,
+                    format!(
+                        "advanced at {}, before the freeze at {}: run A again",
+                        at.format("%H:%M:%S"),
+                        f.format("%H:%M:%S")
+                    ),
+                ),
+                _ => Guard::pass(
+                    L,
+                    format!(
+                        "{n} sequences at or past the source's at {}",
+                        at.format("%H:%M:%S")
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// "0/3000060" → 0x3000060: an LSN as a number, to compare.
+pub fn lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// The source's writes are frozen and the freeze proven.
+pub fn writes_frozen(model: &Model) -> Guard {
+    const L: &str = "Writes frozen on the source";
+    match model.actions.frozen.as_ref() {
+        None => Guard::fail(L, "not frozen: Z takes the application roles' writes"),
+        Some(f) => match &f.proven {
+            None => Guard::fail(
+                L,
+                format!(
+                    "privileges taken at {} but the freeze was not proven: see its run",
+                    f.at.format("%H:%M:%S")
+                ),
+            ),
+            Some((at, _)) => Guard::pass(
+                L,
+                format!(
+                    "{} frozen, proven at {}",
+                    f.roles.join(", "),
+                    at.format("%H:%M:%S")
+                ),
+            ),
+        },
+    }
+}
+
+/// The target has everything the source had when the freeze was proven:
+/// the subscription's slot confirmed that WAL position (on a fresh sample),
+/// not merely "lag under a threshold".
+pub fn caught_up_after_freeze(model: &Model) -> Guard {
+    const L: &str = "Target caught up after the freeze";
+    let Some(Some((_, at_lsn))) = model.actions.frozen.as_ref().map(|f| f.proven.as_ref()) else {
+        return Guard::fail(L, "no proven freeze yet");
+    };
+    if let Some((since, reason)) = side_stale(model, Side::Source, &model.source) {
+        return Guard::stale(L, since, reason);
+    }
+    let Some(info) = &model.info else {
+        return Guard::fail(L, "no session");
+    };
+    let confirmed = model
+        .source
+        .last
+        .as_ref()
+        .and_then(|s| s.slots.iter().find(|sl| sl.name == info.slot))
+        .and_then(|sl| sl.confirmed_flush_lsn.clone());
+    match (confirmed.as_deref().and_then(lsn), lsn(at_lsn)) {
+        (Some(c), Some(f)) if c >= f => Guard::pass(
             L,
             format!(
-                "{n} sequences at or past the source's at {}",
-                at.format("%H:%M:%S")
+                "slot {} confirmed {} ≥ the freeze's {at_lsn}",
+                info.slot,
+                confirmed.unwrap_or_default()
             ),
+        ),
+        (Some(_), Some(_)) => Guard::fail(
+            L,
+            format!(
+                "slot {} at {}, the freeze at {at_lsn}: the target is still applying",
+                info.slot,
+                confirmed.unwrap_or_default()
+            ),
+        ),
+        _ => Guard::fail(
+            L,
+            format!("slot {} has not confirmed a position", info.slot),
         ),
     }
 }

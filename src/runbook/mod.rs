@@ -37,6 +37,8 @@ pub enum CheckpointId {
     WaitInitialSync,
     /// Continuous checksum verification while replication runs.
     VerifyLive,
+    /// Take the application roles' write privileges on the source, prove it.
+    FreezeWrites,
     /// Set the target's sequences to at least the source's values.
     AdvanceSequences,
     /// Write the new database config into the config object.
@@ -110,6 +112,11 @@ pub const CATALOG: &[Checkpoint] = &[
         title: "Verify while live",
     },
     Checkpoint {
+        id: CheckpointId::FreezeWrites,
+        phase: Phase::Cutover,
+        title: "Freeze writes on source",
+    },
+    Checkpoint {
         id: CheckpointId::AdvanceSequences,
         phase: Phase::Cutover,
         title: "Advance sequences on target",
@@ -150,9 +157,11 @@ impl CheckpointId {
 
     /// Whether its plan acts on Kubernetes (and so needs a [kubernetes] section).
     pub fn is_kubernetes(self) -> bool {
+        // The rollback acts on Kubernetes only when a switch is to be
+        // undone; it gives the source its writes back either way.
         matches!(
             self,
-            CheckpointId::SwitchConfig | CheckpointId::RolloutRestart | CheckpointId::Rollback
+            CheckpointId::SwitchConfig | CheckpointId::RolloutRestart
         )
     }
 }
@@ -168,6 +177,7 @@ pub fn logical() -> Vec<CheckpointId> {
         CheckpointId::CreateSubscription,
         CheckpointId::WaitInitialSync,
         CheckpointId::VerifyLive,
+        CheckpointId::FreezeWrites,
         CheckpointId::AdvanceSequences,
         CheckpointId::SwitchConfig,
         CheckpointId::RolloutRestart,
@@ -186,6 +196,7 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
         CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::guards(model),
         CheckpointId::VerifyLive => checkpoints::verify_live::guards(model),
         CheckpointId::AdvanceSequences => checkpoints::advance_sequences::guards(model),
+        CheckpointId::FreezeWrites => checkpoints::freeze_writes::guards(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::guards(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::guards(model),
         CheckpointId::Rollback => checkpoints::rollback::guards(model),
@@ -204,6 +215,7 @@ pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
         CheckpointId::WaitInitialSync => checkpoints::wait_initial_sync::plan(model),
         CheckpointId::VerifyLive => checkpoints::verify_live::plan(model),
         CheckpointId::AdvanceSequences => checkpoints::advance_sequences::plan(model),
+        CheckpointId::FreezeWrites => checkpoints::freeze_writes::plan(model),
         CheckpointId::SwitchConfig => checkpoints::switch_config::plan(model),
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::plan(model),
         CheckpointId::Rollback => checkpoints::rollback::plan(model),
@@ -230,6 +242,7 @@ mod tests {
                 "\"create_subscription\"",
                 "\"wait_initial_sync\"",
                 "\"verify_live\"",
+                "\"freeze_writes\"",
                 "\"advance_sequences\"",
                 "\"switch_config\"",
                 "\"rollout_restart\"",

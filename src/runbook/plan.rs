@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CheckpointId;
 use crate::kube;
+use crate::pg::monitor::quote_ident;
 use crate::session::sample::TableRef;
 use crate::session::Side;
 
@@ -117,6 +118,72 @@ pub enum Step {
     /// Rows written and client sessions on both sides, now and `seconds`
     /// later, read-only.
     ObserveApp { seconds: u64 },
+    /// On the source: take the write privileges of `roles` on `tables` and
+    /// make their new sessions read-only (one transaction; what was taken is
+    /// logged first), end their sessions, then prove nothing can write.
+    FreezeWrites {
+        roles: Vec<String>,
+        tables: Vec<String>,
+    },
+    /// On the source, one transaction: give back exactly what the freeze
+    /// took, and the roles' sessions their default again.
+    UnfreezeWrites {
+        roles: Vec<String>,
+        grants: Vec<crate::session::Grant>,
+    },
+}
+
+/// The freeze's statements, as shown and as run.
+pub fn freeze_sql(roles: &[String], tables: &[String]) -> Vec<String> {
+    let who = roles
+        .iter()
+        .map(|r| quote_ident(r))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out: Vec<String> = roles
+        .iter()
+        .map(|r| {
+            format!(
+                "ALTER ROLE {} SET default_transaction_read_only = on",
+                quote_ident(r)
+            )
+        })
+        .collect();
+    if !tables.is_empty() {
+        out.push(format!(
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE {} FROM {who}",
+            tables.join(", ")
+        ));
+    }
+    out
+}
+
+/// The unfreeze's statements: each role's default back, then every grant
+/// the freeze took, a statement per role and privilege.
+pub fn unfreeze_sql(roles: &[String], grants: &[crate::session::Grant]) -> Vec<String> {
+    let mut out: Vec<String> = roles
+        .iter()
+        .map(|r| {
+            format!(
+                "ALTER ROLE {} RESET default_transaction_read_only",
+                quote_ident(r)
+            )
+        })
+        .collect();
+    let mut by: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
+    for g in grants {
+        by.entry((g.role.as_str(), g.privilege.as_str()))
+            .or_default()
+            .push(g.table.as_str());
+    }
+    for ((role, privilege), tables) in by {
+        out.push(format!(
+            "GRANT {privilege} ON TABLE {} TO {}",
+            tables.join(", "),
+            quote_ident(role)
+        ));
+    }
+    out
 }
 
 impl Step {
@@ -223,6 +290,22 @@ impl Step {
                      the target has behind that value;"
                 ),
             ],
+            Step::FreezeWrites { roles, tables } => {
+                let mut out = vec!["on the source, one transaction (lock_timeout 5000 ms), after logging the privileges it takes:".to_string()];
+                out.extend(freeze_sql(roles, tables).into_iter().map(|s| format!("  {s};")));
+                out.push(format!(
+                    "then end every session of {} (pg_terminate_backend), and prove: none can \
+                     write a table (has_table_privilege), none holds a write, nothing written \
+                     for 2 s; the source's WAL position is taken",
+                    roles.join(", ")
+                ));
+                out
+            }
+            Step::UnfreezeWrites { roles, grants } => {
+                let mut out = vec!["on the source, one transaction:".to_string()];
+                out.extend(unfreeze_sql(roles, grants).into_iter().map(|s| format!("  {s};")));
+                out
+            }
             Step::ObserveApp { seconds } => vec![format!(
                 "read-only on both sides: rows written (pg_stat_user_tables) and client \
                  sessions (pg_stat_activity), now and {seconds} s later"
@@ -275,6 +358,10 @@ impl Step {
             Step::VerifyLive { tables } => format!("verify {} tables while live", tables.len()),
             Step::AdvanceSequences { .. } => "advance the target's sequences".into(),
             Step::ObserveApp { seconds } => format!("watch writes on both sides for {seconds} s"),
+            Step::FreezeWrites { roles, .. } => format!("freeze writes of {}", roles.join(", ")),
+            Step::UnfreezeWrites { roles, .. } => {
+                format!("give {} their writes back", roles.join(", "))
+            }
         }
     }
 }

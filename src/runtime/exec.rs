@@ -269,6 +269,12 @@ async fn pg_step(
                 Err(e) => Err(e),
             }
         }
+        Step::FreezeWrites { roles, tables } => {
+            super::freeze::freeze(id, config, roles, tables, tx).await
+        }
+        Step::UnfreezeWrites { roles, grants } => {
+            super::freeze::unfreeze(id, config, roles, grants, tx).await
+        }
         _ => super::pg_steps::run(step, config).await,
     };
     inflight.clear();

@@ -340,7 +340,9 @@ pub(super) async fn run_step(
         | Step::WaitSync { .. }
         | Step::VerifyLive { .. }
         | Step::AdvanceSequences { .. }
-        | Step::ObserveApp { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
+        | Step::ObserveApp { .. }
+        | Step::FreezeWrites { .. }
+        | Step::UnfreezeWrites { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
         Step::WaitRollout {
             namespace,
             deployment,

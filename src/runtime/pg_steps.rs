@@ -165,6 +165,10 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
             &super::sequences::advance(config, schemas, *stride).await?,
         )),
         Step::ObserveApp { seconds } => super::app_check::observe(config, *seconds).await,
+        // They report to the console as they go: run by the executor.
+        Step::FreezeWrites { .. } | Step::UnfreezeWrites { .. } => {
+            Err(anyhow!("{} runs through the executor", step.title()))
+        }
         // The model starts it as a verification: never handed to the executor.
         Step::VerifyLive { .. } => Err(anyhow!("{} runs as a verification", step.title())),
     }

@@ -47,6 +47,16 @@ pub struct SessionInfo {
     pub app_roles: Vec<String>,
 }
 
+/// One privilege the write freeze took, to be given back by the rollback.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Grant {
+    pub role: String,
+    /// `schema.table`, quoted where needed.
+    pub table: String,
+    /// INSERT, UPDATE, DELETE or TRUNCATE.
+    pub privilege: String,
+}
+
 /// One sequence as the sequence checkpoint found and left it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceValue {
@@ -227,6 +237,23 @@ pub enum EventKind {
         id: u64,
         sequences: Vec<SequenceValue>,
     },
+    /// The freeze is about to take these privileges (logged before the
+    /// REVOKE, so a crash right after it still knows what to give back).
+    FreezeGrants {
+        id: u64,
+        roles: Vec<String>,
+        grants: Vec<Grant>,
+    },
+    /// The freeze is proven: no application role can write, nothing was
+    /// written for a while, and the source's WAL stood at `lsn`.
+    WritesFrozen {
+        id: u64,
+        lsn: String,
+    },
+    /// The rollback gave the privileges back: the source takes writes again.
+    WritesUnfrozen {
+        id: u64,
+    },
     /// A line from logs written before steps were recorded one by one.
     KubeActionStep {
         id: u64,
@@ -285,6 +312,9 @@ impl EventKind {
                 | EventKind::StepFailed { .. }
                 | EventKind::PreflightChecked { .. }
                 | EventKind::SequencesAdvanced { .. }
+                | EventKind::FreezeGrants { .. }
+                | EventKind::WritesFrozen { .. }
+                | EventKind::WritesUnfrozen { .. }
                 | EventKind::RunFinished { .. }
                 | EventKind::SessionEnded { .. }
         )

@@ -5,6 +5,7 @@ pub mod app_on_target;
 pub mod copy_schema;
 pub mod create_publication;
 pub mod create_subscription;
+pub mod freeze_writes;
 pub mod preflight;
 pub(crate) mod prepare;
 pub mod rollback;

@@ -9,7 +9,7 @@ use crate::runbook::plan::{object_name, Confirm, Plan, Step};
 use crate::runbook::CheckpointId;
 
 pub fn guards(model: &Model) -> Vec<Guard> {
-    let mut g = vec![
+    vec![
         guard::kube_live(model),
         guard::access_review(model, &["get", "patch"]),
         guard::no_other_run(model),
@@ -17,15 +17,9 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         guard::caught_up(model),
         guard::verified_live(model),
         guard::sequences_advanced(model),
-    ];
-    // Until the write freeze, lag 0 after it and the sequences exist as
-    // checkpoints, say plainly what this guard cannot yet prove.
-    g.push(Guard::fail(
-        "Writes frozen and target caught up after the freeze",
-        "the runbook has no freeze checkpoint yet: switching now may strand writes made \
-         on the source after the last replicated change (override only with a reason)",
-    ));
-    g
+        guard::writes_frozen(model),
+        guard::caught_up_after_freeze(model),
+    ]
 }
 
 fn value_readable(model: &Model) -> Guard {

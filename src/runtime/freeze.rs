@@ -1,0 +1,288 @@
+//! The write freeze on the source, and its undoing.
+//!
+//! A freeze by privileges: `default_transaction_read_only` alone is only a
+//! default a client can turn off (`SET …`, `BEGIN READ WRITE`) and reaches
+//! only new sessions, so the freeze also takes the application roles' write
+//! privileges on the selected tables — which a role that neither owns them
+//! nor is a superuser cannot take back — and ends their sessions. Then it
+//! proves it: no role can write a table (`has_table_privilege`, which sees
+//! grants through PUBLIC and role membership too), no session of theirs
+//! holds a write, and nothing was written for a while. What it takes is
+//! logged before it takes it, so the rollback gives back exactly that.
+//! Replication is untouched: its apply worker and walsenders run as other
+//! roles.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use tokio::sync::mpsc::Sender;
+use tokio_postgres::Client;
+
+use crate::config::Config;
+use crate::pg;
+use crate::runbook::plan::{freeze_sql, unfreeze_sql};
+use crate::session::{EventKind, Grant, Side};
+
+const LOCK_TIMEOUT_MS: u64 = 5_000;
+const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+/// Writes must stand still this long (after the statistics' own delay).
+const STILL_FOR: Duration = Duration::from_secs(2);
+/// Statistics reach the counters up to a second late.
+const STATS_DELAY: Duration = Duration::from_millis(1100);
+
+const CHECK_ROLES_SQL: &str = "\
+SELECT r.rolname::text, r.rolsuper, r.rolbypassrls,
+       coalesce((SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', '
+                                   ORDER BY n.nspname, c.relname)
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.relowner = r.oid AND c.oid = ANY($2::text[]::regclass[])), '')
+  FROM unnest($1::text[]) AS want(name)
+  LEFT JOIN pg_roles r ON r.rolname = want.name";
+
+const GRANTS_SQL: &str = "\
+SELECT r.rolname::text, format('%I.%I', n.nspname, c.relname), a.privilege_type
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL aclexplode(c.relacl) a
+  JOIN pg_roles r ON r.oid = a.grantee
+ WHERE r.rolname = ANY($1)
+   AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+   AND c.oid = ANY($2::text[]::regclass[])
+ ORDER BY 1, 2, 3";
+
+const STILL_WRITABLE_SQL: &str = "\
+SELECT r, t FROM unnest($1::text[]) r, unnest($2::text[]) t
+ WHERE has_table_privilege(r, t, 'INSERT, UPDATE, DELETE, TRUNCATE')
+ ORDER BY 1, 2";
+
+const WRITING_SESSIONS_SQL: &str = "\
+SELECT count(*)::int8 FROM pg_stat_activity
+ WHERE usename = ANY($1) AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()";
+
+const WRITTEN_SQL: &str = "\
+SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8
+  FROM pg_stat_user_tables WHERE relid = ANY($1::text[]::regclass[])";
+
+async fn q<T>(
+    config: &Config,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T> {
+    let conn = &config.source;
+    let deadline = pg::deadline_for(Duration::from_millis(STATEMENT_TIMEOUT_MS));
+    pg::within("source", conn, deadline, what, fut)
+        .await?
+        .map_err(|e| anyhow!("{}: {what}: {}", conn.describe(), pg::error_text(&e)))
+}
+
+/// Refuses, changing nothing, a role the freeze cannot hold against.
+async fn check_roles(
+    config: &Config,
+    c: &Client,
+    roles: &[String],
+    tables: &[String],
+) -> Result<()> {
+    let rows = q(
+        config,
+        "reading the roles",
+        c.query(CHECK_ROLES_SQL, &[&roles, &tables]),
+    )
+    .await?;
+    let mut why = Vec::new();
+    for (row, want) in rows.iter().zip(roles) {
+        let name: Option<String> = row.get(0);
+        if name.is_none() {
+            why.push(format!("role {want} does not exist on the source"));
+            continue;
+        }
+        if row.get::<_, Option<bool>>(1) == Some(true) {
+            why.push(format!(
+                "{want} is a superuser: no privilege can be taken from it"
+            ));
+        }
+        let owns: String = row.get(3);
+        if !owns.is_empty() {
+            why.push(format!(
+                "{want} owns {owns}: an owner can grant itself back"
+            ));
+        }
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "a freeze by privileges cannot hold: {}",
+            why.join("; ")
+        ))
+    }
+}
+
+pub async fn freeze(
+    id: u64,
+    config: &Config,
+    roles: &[String],
+    tables: &[String],
+    tx: &Sender<EventKind>,
+) -> Result<String> {
+    if roles.is_empty() {
+        return Err(anyhow!(
+            "no application roles: set [freeze] app_roles; nothing was changed"
+        ));
+    }
+    let mut c =
+        super::pg_steps::open(config, Side::Source, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    check_roles(config, &c, roles, tables)
+        .await
+        .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
+    let grants: Vec<Grant> = q(
+        config,
+        "reading the privileges",
+        c.query(GRANTS_SQL, &[&roles, &tables]),
+    )
+    .await
+    .map_err(|e| anyhow!("{e:#}; nothing was changed"))?
+    .iter()
+    .map(|r| Grant {
+        role: r.get(0),
+        table: r.get(1),
+        privilege: r.get(2),
+    })
+    .collect();
+    // On record before anything is taken: a crash after the REVOKE still
+    // leaves the rollback what to give back.
+    tx.send(EventKind::FreezeGrants {
+        id,
+        roles: roles.to_vec(),
+        grants: grants.clone(),
+    })
+    .await
+    .map_err(|_| anyhow!("console stopped; nothing was changed"))?;
+    let statements = freeze_sql(roles, tables);
+    q(config, "freezing writes", async {
+        let t = c.transaction().await?;
+        for s in &statements {
+            t.batch_execute(s).await?;
+        }
+        t.commit().await
+    })
+    .await
+    .map_err(|e| anyhow!("{e:#}; nothing was changed (one transaction)"))?;
+    let partly = "privileges were taken: B gives them back";
+    let ended: i64 = q(
+        config,
+        "ending the roles' sessions",
+        c.query_one(
+            "SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity \
+             WHERE usename = ANY($1) AND pid <> pg_backend_pid()",
+            &[&roles],
+        ),
+    )
+    .await
+    .map_err(|e| anyhow!("{e:#}; {partly}"))?
+    .get(0);
+    // The proof.
+    let writable = q(
+        config,
+        "checking privileges",
+        c.query(STILL_WRITABLE_SQL, &[&roles, &tables]),
+    )
+    .await
+    .map_err(|e| anyhow!("{e:#}; {partly}"))?;
+    if !writable.is_empty() {
+        let list: Vec<String> = writable
+            .iter()
+            .take(5)
+            .map(|r| format!("{} → {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect();
+        return Err(anyhow!(
+            "NOT frozen: {} role/table pairs can still be written, through a grant to PUBLIC or to \
+             a role they belong to ({}); {partly}",
+            writable.len(),
+            list.join(", ")
+        ));
+    }
+    tokio::time::sleep(STATS_DELAY).await;
+    let before: i64 = q(
+        config,
+        "reading rows written",
+        c.query_one(WRITTEN_SQL, &[&tables]),
+    )
+    .await?
+    .get(0);
+    tokio::time::sleep(STILL_FOR).await;
+    let after: i64 = q(
+        config,
+        "reading rows written",
+        c.query_one(WRITTEN_SQL, &[&tables]),
+    )
+    .await?
+    .get(0);
+    let writing: i64 = q(
+        config,
+        "reading sessions",
+        c.query_one(WRITING_SESSIONS_SQL, &[&roles]),
+    )
+    .await?
+    .get(0);
+    if after != before || writing > 0 {
+        return Err(anyhow!(
+            "NOT proven frozen: {} rows written in {} s and {writing} session(s) of {} holding a \
+             write; {partly}",
+            after - before,
+            STILL_FOR.as_secs(),
+            roles.join(", ")
+        ));
+    }
+    let lsn: String = q(
+        config,
+        "reading the WAL position",
+        c.query_one("SELECT pg_current_wal_lsn()::text", &[]),
+    )
+    .await?
+    .get(0);
+    tx.send(EventKind::WritesFrozen {
+        id,
+        lsn: lsn.clone(),
+    })
+    .await
+    .map_err(|_| anyhow!("console stopped"))?;
+    Ok(format!(
+        "writes frozen for {}: {} privileges taken on {} tables, {ended} sessions ended, nothing \
+         written for {} s; source WAL at {lsn}",
+        roles.join(", "),
+        grants.len(),
+        tables.len(),
+        STILL_FOR.as_secs()
+    ))
+}
+
+pub async fn unfreeze(
+    id: u64,
+    config: &Config,
+    roles: &[String],
+    grants: &[Grant],
+    tx: &Sender<EventKind>,
+) -> Result<String> {
+    let mut c =
+        super::pg_steps::open(config, Side::Source, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    let statements = unfreeze_sql(roles, grants);
+    q(config, "giving the writes back", async {
+        let t = c.transaction().await?;
+        for s in &statements {
+            t.batch_execute(s).await?;
+        }
+        t.commit().await
+    })
+    .await
+    .map_err(|e| {
+        anyhow!("{e:#}; nothing was changed (one transaction): the source is still frozen")
+    })?;
+    tx.send(EventKind::WritesUnfrozen { id })
+        .await
+        .map_err(|_| anyhow!("console stopped"))?;
+    Ok(format!(
+        "the source takes writes again: {} privileges given back to {}",
+        grants.len(),
+        roles.join(", ")
+    ))
+}
