@@ -118,6 +118,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         subscription: config.replication.subscription.clone(),
         sequence_stride: config.replication.sequence_stride,
         app_roles: config.freeze.app_roles.clone(),
+        freeze_budget_secs: config.freeze.budget_secs,
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,

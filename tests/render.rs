@@ -110,6 +110,7 @@ fn info() -> SessionInfo {
         read_only: false,
         sequence_stride: 0,
         app_roles: vec![],
+        freeze_budget_secs: 60,
     }
 }
 
@@ -1549,4 +1550,37 @@ fn writes_per_second_on_each_side_in_the_header() {
         assert!(tgt.contains("  0 writes/s"), "{w}×{h}:\n{screen}");
         assert!(src.contains("● up") && tgt.contains("● up"), "{screen}");
     }
+}
+
+/// From the freeze on, the header counts the write-freeze window against
+/// its budget, and past it says the way back.
+#[test]
+fn the_freeze_window_is_timed_in_the_header() {
+    let mut f = full();
+    f.at(43.0).push(EventKind::FreezeGrants {
+        id: 7,
+        roles: vec!["app".into()],
+        grants: vec![],
+    });
+    f.at(55.0).push(EventKind::Tick);
+    for (w, h) in [(200, 50), (80, 24)] {
+        let screen = f.screen(w, h);
+        let first = screen.lines().next().unwrap();
+        assert!(
+            first.starts_with(" ❄ FROZEN 0:12 of 1:00  LIVE"),
+            "{w}×{h}:\n{screen}"
+        );
+    }
+    f.at(118.0).push(EventKind::Tick);
+    let screen = f.screen(200, 50);
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with(" ❄ FROZEN 1:15 > 1:00 budget: B rolls back  LIVE"),
+        "{screen}"
+    );
+    f.at(119.0).push(EventKind::WritesUnfrozen { id: 8 });
+    assert!(f.screen(200, 50).starts_with(" cutover  LIVE"));
 }

@@ -43,9 +43,25 @@ pub struct Config {
 /// The write freeze: which roles are the application's. The freeze takes
 /// their write privileges on the selected tables and ends their sessions;
 /// the preflight lists the roles connected lately, so none is forgotten.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreezeCfg {
     pub app_roles: Vec<String>,
+    /// How long writes may stay frozen before the console says it is over
+    /// budget and offers the rollback first.
+    pub budget_secs: u64,
+}
+
+impl FreezeCfg {
+    pub const BUDGET_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
+}
+
+impl Default for FreezeCfg {
+    fn default() -> Self {
+        FreezeCfg {
+            app_roles: vec![],
+            budget_secs: 60,
+        }
+    }
 }
 
 /// How checksum verification treats particular tables.

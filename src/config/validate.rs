@@ -40,6 +40,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawFreeze {
     app_roles: Option<Vec<Spanned<String>>>,
+    budget_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -181,16 +182,7 @@ impl Validator<'_> {
                 None => None,
             },
             verify: self.verify(raw.verify)?,
-            freeze: FreezeCfg {
-                app_roles: match raw.freeze.and_then(|f| f.app_roles) {
-                    Some(roles) => roles
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| self.identifier(r, &format!("freeze.app_roles[{i}]")))
-                        .collect::<Result<Vec<_>>>()?,
-                    None => vec![],
-                },
-            },
+            freeze: self.freeze(raw.freeze)?,
             kubernetes: match raw.kubernetes {
                 Some(k) => Some(self.kubernetes(k, &base)?),
                 None => None,
@@ -620,6 +612,27 @@ impl Validator<'_> {
             Some(v) => Ok(*v.get_ref()),
             None => Ok(default),
         }
+    }
+
+    fn freeze(&self, raw: Option<RawFreeze>) -> Result<FreezeCfg> {
+        let d = FreezeCfg::default();
+        let Some(raw) = raw else { return Ok(d) };
+        Ok(FreezeCfg {
+            app_roles: match &raw.app_roles {
+                Some(roles) => roles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| self.identifier(r, &format!("freeze.app_roles[{i}]")))
+                    .collect::<Result<Vec<_>>>()?,
+                None => d.app_roles,
+            },
+            budget_secs: self.ranged(
+                &raw.budget_secs,
+                "freeze.budget_secs",
+                FreezeCfg::BUDGET_SECS,
+                d.budget_secs,
+            )?,
+        })
     }
 
     fn monitor(&self, raw: Option<RawMonitor>) -> Result<Monitor> {

@@ -32,6 +32,7 @@ pub(in crate::model) fn info() -> SessionInfo {
         read_only: false,
         sequence_stride: 0,
         app_roles: vec![],
+        freeze_budget_secs: 60,
     }
 }
 

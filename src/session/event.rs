@@ -45,6 +45,13 @@ pub struct SessionInfo {
     /// `[freeze] app_roles`: the roles the write freeze acts on.
     #[serde(default)]
     pub app_roles: Vec<String>,
+    /// `[freeze] budget_secs`: the write-freeze window's budget.
+    #[serde(default = "default_budget")]
+    pub freeze_budget_secs: u64,
+}
+
+fn default_budget() -> u64 {
+    60
 }
 
 /// One privilege the write freeze took, to be given back by the rollback.

@@ -90,6 +90,19 @@ fn version(v: Option<&str>) -> String {
     }
 }
 
+/// Seconds writes have been frozen (since the privileges were taken), and
+/// the budget; None while the source takes writes.
+pub fn freeze_window(model: &Model) -> Option<(u64, u64)> {
+    let f = model.actions.frozen.as_ref()?;
+    let now = model.now?;
+    let budget = model.info.as_ref()?.freeze_budget_secs;
+    Some(((now - f.at).num_seconds().max(0) as u64, budget))
+}
+
+fn mmss(secs: u64) -> String {
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
     let band = theme.style(Role::HeaderBg);
     frame.render_widget(Block::new().style(band), area);
@@ -130,7 +143,24 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
     } else {
         Role::Accent
     };
-    let lead_w = 1 + (fmt::width("cutover  ") + fmt::width(&mode)).max(fmt::width(&clock)) + 3;
+    // From the freeze on, the window's timer takes the product's name: the
+    // room reads how long writes have been refused, against the budget.
+    let (name, name_role) = match freeze_window(model) {
+        Some((secs, budget)) if secs > budget => (
+            format!(
+                "❄ FROZEN {} > {} budget: B rolls back",
+                mmss(secs),
+                mmss(budget)
+            ),
+            Role::Error,
+        ),
+        Some((secs, budget)) => (
+            format!("❄ FROZEN {} of {}", mmss(secs), mmss(budget)),
+            Role::Warn,
+        ),
+        None => ("cutover".to_string(), Role::Title),
+    };
+    let lead_w = 1 + (fmt::width(&name) + 2 + fmt::width(&mode)).max(fmt::width(&clock)) + 3;
 
     let src_ver = version(
         model
@@ -196,10 +226,15 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
     for (i, (kind, ep, ver, r)) in sides.iter().enumerate() {
         let mut spans: Vec<Span> = Vec::with_capacity(12);
         if i == 0 {
-            spans.push(Span::styled(" cutover", theme.style(Role::Title)));
+            spans.push(Span::styled(
+                format!(" {name}"),
+                theme
+                    .style(name_role)
+                    .add_modifier(ratatui::style::Modifier::BOLD),
+            ));
             spans.push(Span::raw("  "));
             spans.push(Span::styled(mode.clone(), theme.style(mode_role)));
-            let used = 1 + fmt::width("cutover  ") + fmt::width(&mode);
+            let used = 1 + fmt::width(&name) + 2 + fmt::width(&mode);
             spans.push(Span::raw(" ".repeat(lead_w - used)));
         } else {
             spans.push(Span::styled(
