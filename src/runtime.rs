@@ -143,7 +143,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
 fn resume(path: &std::path::Path, now: &SessionInfo) -> Result<(Core, Vec<Effect>, String)> {
     let mut reopened = LogWriter::open_append(path)?;
     let logged = match reopened.events.first().map(|e| &e.kind) {
-        Some(EventKind::SessionStarted(info)) => info,
+        Some(EventKind::SessionStarted(info)) => &**info,
         _ => anyhow::bail!("{}: not a session log", path.display()),
     };
     let differs = config_differences(logged, now);
@@ -250,7 +250,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     let (mut core, first) = match &opts.resume {
         None => {
             let mut core = Core::new(LogWriter::create(&new_session_path(&dir, Utc::now()))?);
-            let first = core.apply(EventKind::SessionStarted(info))?;
+            let first = core.apply(EventKind::SessionStarted(Box::new(info)))?;
             (core, first)
         }
         Some(path) => {
@@ -490,9 +490,9 @@ dsn = "host=db1 port=5432 dbname=app user=app password=hunter2-src"
 dsn = "postgres://app:hunter2-tgt@db2:5432/app"
 "#;
         let config = crate::config::parse(text, std::path::Path::new("cutover.toml")).unwrap();
-        let json = serde_json::to_string(&EventKind::SessionStarted(session_info(
+        let json = serde_json::to_string(&EventKind::SessionStarted(Box::new(session_info(
             &config, "live", false,
-        )))
+        ))))
         .unwrap();
         assert!(!json.contains("hunter2"), "{json}");
         assert!(json.contains("app@db1:5432/app"), "{json}");
@@ -512,7 +512,8 @@ dsn = "postgres://app:hunter2-tgt@db2:5432/app"
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.jsonl");
         let mut core = Core::new(LogWriter::create(&path).unwrap());
-        core.apply(EventKind::SessionStarted(info("db2"))).unwrap();
+        core.apply(EventKind::SessionStarted(Box::new(info("db2"))))
+            .unwrap();
         core.apply(EventKind::Tick).unwrap();
         let last_at = core.model.now.unwrap();
         drop(core);

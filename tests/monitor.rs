@@ -217,7 +217,7 @@ async fn replication_state_is_reported_exactly() {
     };
     feed(
         &mut m,
-        EventKind::SessionStarted(session_info(&config, "test", false)),
+        EventKind::SessionStarted(Box::new(session_info(&config, "test", false))),
     );
     feed(
         &mut m,

@@ -35,7 +35,7 @@ impl Fixture {
             t0: Utc.with_ymd_and_hms(2025, 3, 14, 12, 0, 0).unwrap(),
             ms: 0,
         };
-        f.push(EventKind::SessionStarted(info()));
+        f.push(EventKind::SessionStarted(Box::new(info())));
         f
     }
 
@@ -931,7 +931,7 @@ fn with_rollout() -> Fixture {
         config_key: Some("DATABASE_URL".into()),
         switch_to: Some("/etc/cutover/new-database-url".into()),
     });
-    f.at(40.5).push(EventKind::SessionStarted(i));
+    f.at(40.5).push(EventKind::SessionStarted(Box::new(i)));
     let pods = vec![
         pod("app-7c9f-new01", true, true, Some("b7e1c2d4"), 12),
         pod("app-7c9f-new02", false, true, None, 1),
@@ -1346,7 +1346,7 @@ fn the_keymap_is_the_footer_and_the_help() {
     let mut i = info();
     i.read_only = true;
     i.kubernetes = live.model.info.as_ref().unwrap().kubernetes.clone();
-    ro.push(EventKind::SessionStarted(i));
+    ro.push(EventKind::SessionStarted(Box::new(i)));
     let ro_screen = ro.screen(80, 24);
     assert!(
         ro_screen.lines().next().unwrap().contains("READ-ONLY"),

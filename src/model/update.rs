@@ -48,7 +48,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
     model.now = Some(model.now.map_or(at, |n| n.max(at)));
     match &event.kind {
         EventKind::SessionStarted(info) => {
-            model.info = Some(info.clone());
+            model.info = Some((**info).clone());
             // Access is known before anyone reaches for an action.
             if super::kube_actions_bound(model) {
                 super::actions::preflight(model)

@@ -101,7 +101,7 @@ impl Feed {
             view: crate::model::View::default(),
             seq: 0,
         };
-        f.send(0, EventKind::SessionStarted(info));
+        f.send(0, EventKind::SessionStarted(Box::new(info)));
         f
     }
     pub fn send(&mut self, t: i64, kind: EventKind) -> Vec<Effect> {

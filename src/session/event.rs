@@ -134,7 +134,7 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
-    SessionStarted(SessionInfo),
+    SessionStarted(Box<SessionInfo>),
     SourceSampled(SourceSample),
     TargetSampled(TargetSample),
     /// The collector (re)connected to this host of the side's DSN.

@@ -297,7 +297,9 @@ mod tests {
         .unwrap();
         ev(
             seq,
-            EventKind::SessionStarted(crate::runtime::session_info(&config, "live", false)),
+            EventKind::SessionStarted(Box::new(crate::runtime::session_info(
+                &config, "live", false,
+            ))),
         )
     }
 
