@@ -1049,3 +1049,39 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
     f.send(31, EventKind::WritesUnfrozen { id: 10 });
     assert_eq!(f.m.actions.frozen, None);
 }
+
+#[test]
+fn catch_up_is_predicted_from_the_rate_the_target_applies() {
+    let sample = |lag: i64, confirmed: u64| {
+        let mut s = source(Some(lag));
+        s.slots[0].confirmed_flush_lsn = Some(format!("0/{confirmed:X}"));
+        EventKind::SourceSampled(s)
+    };
+    let mut f = Feed::new();
+    for t in 1..=5 {
+        f.send(t, sample(30_000, 1_000 * t as u64));
+    }
+    let g = guard::catch_up_within_budget(&f.m);
+    assert_eq!(
+        g.detail(),
+        "lag 29.3 KiB at 1000 B/s applied: ~30 s of the 60 s budget"
+    );
+    assert!(g.passes());
+    f.send(6, sample(120_000, 6_000));
+    let g = guard::catch_up_within_budget(&f.m);
+    assert!(!g.passes());
+    assert!(
+        g.detail().contains("~2 m 0 s of the 60 s budget"),
+        "{}",
+        g.detail()
+    );
+    // Nothing confirmed for 10 s while behind: not applying at all.
+    let mut f = Feed::new();
+    for t in 1..=12 {
+        f.send(t, sample(5_000, 4_000));
+    }
+    assert_eq!(
+        guard::catch_up_within_budget(&f.m).detail(),
+        "lag 4.9 KiB and the target confirmed nothing over the last 10 s: it is not applying"
+    );
+}

@@ -63,6 +63,8 @@ impl<S> Default for SideState<S> {
 pub struct LagPoint {
     pub at: DateTime<Utc>,
     pub bytes: Option<i64>,
+    /// The slot's confirmed position then: how fast the target applies.
+    pub confirmed: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

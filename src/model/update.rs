@@ -73,6 +73,10 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
                     LagPoint {
                         at,
                         bytes: slot.lag_bytes,
+                        confirmed: slot
+                            .confirmed_flush_lsn
+                            .as_deref()
+                            .and_then(crate::runbook::guard::lsn),
                     },
                 );
             }
@@ -116,7 +120,14 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             *failing = Some((since, error.clone()));
             if *side == Side::Source && !model.lag_history.is_empty() {
                 // A gap in the sparkline, not a fake zero.
-                push_lag(model, LagPoint { at, bytes: None });
+                push_lag(
+                    model,
+                    LagPoint {
+                        at,
+                        bytes: None,
+                        confirmed: None,
+                    },
+                );
             }
             vec![]
         }

@@ -419,3 +419,68 @@ pub fn caught_up_after_freeze(model: &Model) -> Guard {
         ),
     }
 }
+
+/// Bytes per second the target has confirmed over the last `window_s`
+/// seconds of the lag history; None with under two points in it.
+pub fn apply_rate(model: &Model, window_s: i64) -> Option<f64> {
+    let last = model
+        .lag_history
+        .iter()
+        .rev()
+        .find(|p| p.confirmed.is_some())?;
+    let first = model
+        .lag_history
+        .iter()
+        .find(|p| p.confirmed.is_some() && (last.at - p.at).num_seconds() <= window_s)?;
+    let ms = (last.at - first.at).num_milliseconds();
+    if ms < 1000 {
+        return None;
+    }
+    let bytes = last.confirmed?.saturating_sub(first.confirmed?);
+    Some(bytes as f64 * 1000.0 / ms as f64)
+}
+
+/// Once writes stop, the target still has the lag to apply: predicted from
+/// the rate it has been applying at, it must fit the freeze budget, or the
+/// window would overrun before the switch could start.
+pub fn catch_up_within_budget(model: &Model) -> Guard {
+    const L: &str = "Catch-up fits the freeze budget";
+    let Some(info) = &model.info else {
+        return Guard::fail(L, "no session");
+    };
+    if let Some((since, reason)) = side_stale(model, Side::Source, &model.source) {
+        return Guard::stale(L, since, reason);
+    }
+    let budget = info.freeze_budget_secs as f64;
+    let Some(lag) = lag_summary(model).and_then(|s| s.lag_bytes) else {
+        return Guard::fail(L, "lag unknown");
+    };
+    if lag <= 0 {
+        return Guard::pass(
+            L,
+            format!("caught up: nothing to apply in the {budget:.0} s budget"),
+        );
+    }
+    match apply_rate(model, 10) {
+        Some(rate) if rate > 0.0 => {
+            let secs = lag as f64 / rate;
+            Guard::check(
+                L,
+                secs <= budget,
+                format!(
+                    "lag {} at {}/s applied: ~{} of the {budget:.0} s budget",
+                    crate::ui::fmt::bytes(lag),
+                    crate::ui::fmt::bytes(rate as i64),
+                    crate::ui::fmt::secs(secs)
+                ),
+            )
+        }
+        _ => Guard::fail(
+            L,
+            format!(
+                "lag {} and the target confirmed nothing over the last 10 s: it is not applying",
+                crate::ui::fmt::bytes(lag)
+            ),
+        ),
+    }
+}

@@ -33,6 +33,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         ),
         guard::verified_live(model),
         guard::caught_up(model),
+        guard::catch_up_within_budget(model),
     ]
 }
 
