@@ -87,6 +87,15 @@ fn check_finds_each_defect_with_its_fix_and_passes_when_none_is_left() {
     assert_eq!(code(&out), 0, "{doc:#}");
     assert_eq!(doc["ok"], true);
     assert!(doc["checks"].as_array().unwrap().len() >= 10);
+    // The lab's app role exists on both sides, so its GRANTs can be copied.
+    let roles = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == cutover::runbook::preflight::ROLES_CHECK)
+        .expect("the roles check");
+    assert_eq!(roles["ok"], true, "{roles}");
+    assert_eq!(roles["observed"], "all on the target: app");
     eprintln!(
         "preflight database time: source {:.1} ms, target {:.1} ms",
         doc["source_db_ms"].as_f64().unwrap(),

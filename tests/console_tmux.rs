@@ -28,6 +28,13 @@ fn dsn(config: &Path, section: &str) -> String {
     value[section]["dsn"].as_str().unwrap().to_string()
 }
 
+/// The lab app's URL for the database cutover's `dsn` names: the same
+/// server and database, as the app's role (cutover connects as postgres).
+fn app_url(dsn: &str) -> String {
+    assert!(dsn.ends_with(" user=postgres"), "{dsn}");
+    format!("{} user=app", dsn.trim_end_matches(" user=postgres"))
+}
+
 /// Numbers on the screen line that names the table, with thousands separators removed.
 fn numbers_on_line(screen: &str, table: &str) -> Vec<i64> {
     let line = screen
@@ -364,11 +371,13 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     let run = LabRun::up("cutover-tmux-switch", "20000");
     let (labdir, sessions) = (run.dir(), run.sessions.clone());
     let (source, target) = (dsn(&run.config, "source"), dsn(&run.config, "target"));
+    // The app's URLs: what the ConfigMap holds and the switch writes.
+    let (app_source, app_target) = (app_url(&source), app_url(&target));
     let switch_to = std::fs::read_to_string(labdir.join("target-database-url")).unwrap();
     assert_eq!(
         switch_to.trim(),
-        target,
-        "the lab's switch value is the target"
+        app_target,
+        "the lab's switch value is the target, as the app connects to it"
     );
     // Replication by hand, as the lab's README says: schema, publication, subscription.
     cutover::lab::copy_schema(&cutover::lab::PgBin::find().unwrap(), &source, &target).unwrap();
@@ -380,7 +389,7 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     );
     let kubectl = |args: &[&str]| kubectl(&labdir, args);
     let db_url = || db_url(&labdir);
-    assert_eq!(db_url(), source);
+    assert_eq!(db_url(), app_source);
 
     let tmux = run.console("cutover-switch", 200, 50);
     tmux.wait_for(
@@ -429,8 +438,8 @@ fn console_switches_restarts_and_switches_back_through_keys() {
 
     // The switch: the dialog shows the patch by fingerprint and every guard.
     tmux.keys("S");
-    let fp_new = cutover::kube::fingerprint(&target);
-    let fp_old = cutover::kube::fingerprint(&source);
+    let fp_new = cutover::kube::fingerprint(&app_target);
+    let fp_old = cutover::kube::fingerprint(&app_source);
     let dialog = tmux.wait_for(
         "the switch dialog with guards",
         Duration::from_secs(60),
@@ -447,20 +456,24 @@ fn console_switches_restarts_and_switches_back_through_keys() {
         "{dialog}"
     );
     assert!(
-        !dialog.contains(&target),
+        !dialog.contains(&app_target),
         "the value is never shown:\n{dialog}"
     );
     // A wrong name and Enter: nothing happens.
     tmux.keys("ap");
     tmux.keys("Enter");
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(db_url(), source, "nothing runs before the name is typed");
+    assert_eq!(
+        db_url(),
+        app_source,
+        "nothing runs before the name is typed"
+    );
     tmux.keys("p-db");
     tmux.keys("Enter");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         db_url(),
-        source,
+        app_source,
         "the freeze guard fails (no freeze checkpoint yet): nothing runs without an override"
     );
     tmux.wait_for("the override hint", Duration::from_secs(5), |s| {
@@ -476,7 +489,7 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     tmux.wait_for("switch done", Duration::from_secs(20), |s| {
         s.contains("Switch database config · ✔ done")
     });
-    assert_eq!(db_url(), target);
+    assert_eq!(db_url(), app_target);
 
     // The restart: pods turn over onto the new config.
     tmux.keys("R");
@@ -511,7 +524,7 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     tmux.wait_for("switch back done", Duration::from_secs(60), |s| {
         s.contains("Switch back and restart · ✔ done")
     });
-    assert_eq!(db_url(), source);
+    assert_eq!(db_url(), app_source);
 
     tmux.keys("q");
     let screen = tmux.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
@@ -519,7 +532,10 @@ fn console_switches_restarts_and_switches_back_through_keys() {
 
     let files = session_files(&sessions);
     let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(!text.contains(&target), "the target URL is not in the log");
+    assert!(
+        !text.contains(&app_target),
+        "the target URL is not in the log"
+    );
     let events = cutover::session::log::read_all(&files[0]).unwrap();
     use cutover::runbook::CheckpointId;
     use cutover::session::EventKind;
@@ -701,7 +717,11 @@ fn prepare_runs_from_its_keys_and_again_is_a_no_op() {
 fn a_console_killed_after_a_switch_resumes_and_rolls_back() {
     let run = LabRun::up("cutover-tmux-resume", "2000");
     let (labdir, sessions) = (run.dir(), run.sessions.clone());
-    let (source, target) = (dsn(&run.config, "source"), dsn(&run.config, "target"));
+    // The app's URLs: what the ConfigMap holds and the switch writes.
+    let (source, target) = (
+        app_url(&dsn(&run.config, "source")),
+        app_url(&dsn(&run.config, "target")),
+    );
     assert_eq!(db_url(&labdir), source);
     let fp_new = cutover::kube::fingerprint(&target);
     let fp_old = cutover::kube::fingerprint(&source);

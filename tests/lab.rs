@@ -46,6 +46,17 @@ impl Drop for DownOnDrop<'_> {
     }
 }
 
+/// Relations the app's role owns on the database `c` is connected to.
+async fn app_owns(c: &Client) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_class WHERE relowner = 'app'::regrole",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 async fn refuses_connections(conninfo: &str) -> bool {
     tokio_postgres::connect(conninfo, NoTls).await.is_err()
 }
@@ -185,7 +196,52 @@ async fn lab_up_status_down() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(pk_tables, 5, "every table but events has a primary key");
+    assert_eq!(pk_tables, 6, "every table but events has a primary key");
+
+    // The app's role, on both clusters: may log in, nothing more.
+    for c in [&src, &tgt] {
+        let row = c
+            .query_one(
+                "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication \
+                 FROM pg_roles WHERE rolname = 'app'",
+                &[],
+            )
+            .await
+            .expect("role app exists on both clusters");
+        let flags: Vec<bool> = (0..5).map(|i| row.get(i)).collect();
+        assert_eq!(flags, [true, false, false, false, false]);
+    }
+    // It owns no table, and may write every one (the app's own included).
+    assert_eq!(app_owns(&src).await, 0);
+    let writable: Vec<String> = src
+        .query(
+            // A list of privileges asks for any of them: each on its own.
+            "SELECT c.relname FROM pg_class c \
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' \
+               AND has_table_privilege('app', c.oid, 'SELECT') \
+               AND has_table_privilege('app', c.oid, 'INSERT') \
+               AND has_table_privilege('app', c.oid, 'UPDATE') \
+               AND has_table_privilege('app', c.oid, 'DELETE') \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        writable,
+        [
+            "app_writes",
+            "audit_log",
+            "events",
+            "order_items",
+            "orders",
+            "products",
+            "users"
+        ]
+    );
 
     // Seeded awkward data reads back as written.
     let name = |id: i32| {
@@ -256,10 +312,75 @@ async fn lab_up_status_down() {
     let readme = fs::read_to_string(&info.readme_path).unwrap();
     assert_eq!(readme, info.replication_help());
     assert!(readme.contains(&format!("port={}", info.target_port)));
+    // cutover connects as postgres; the app as app, on the target after the switch.
+    assert!(toml_text.contains("user=postgres"), "{toml_text}");
+    assert_eq!(cfg["freeze"]["app_roles"][0].as_str(), Some("app"));
+    assert_eq!(
+        fs::read_to_string(dir.join("target-database-url")).unwrap(),
+        format!(
+            "host=127.0.0.1 port={} dbname=app user=app\n",
+            info.target_port
+        )
+    );
 
     // The README's recipe actually works: schema copy, publication,
     // subscription, initial sync.
     info.copy_schema().expect("schema copy");
+    // The copy carries the GRANTs: the app may write on the target, whose
+    // tables it does not own either.
+    let insert: bool = tgt
+        .query_one(
+            "SELECT has_table_privilege('app', 'public.orders', 'INSERT')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(insert, "app may insert into orders on the target");
+    assert_eq!(app_owns(&tgt).await, 0);
+
+    // The preflight's roles check passes on the lab, and fails (naming the
+    // role and the statement) for a role granted on the source only.
+    let config = cutover::config::load(&info.config_path).expect("the lab's config loads");
+    let roles_check = || async {
+        let facts = cutover::pg::preflight::gather(&config)
+            .await
+            .expect("preflight facts");
+        let names = cutover::runbook::preflight::Names {
+            subscription: &config.replication.subscription,
+            slot: &config.replication.slot,
+        };
+        cutover::runbook::preflight::evaluate(&facts, &names)
+            .into_iter()
+            .find(|c| c.name == cutover::runbook::preflight::ROLES_CHECK)
+            .expect("the roles check")
+    };
+    let ok = roles_check().await;
+    assert!(ok.ok, "{ok:?}");
+    assert_eq!(ok.observed, "all on the target: app");
+    // A table grant and a column grant (a dump carries both).
+    src.batch_execute(
+        "CREATE ROLE cutover_ghost; GRANT SELECT ON public.orders TO cutover_ghost; \
+         GRANT UPDATE (name) ON public.users TO cutover_ghost",
+    )
+    .await
+    .unwrap();
+    let ghost = roles_check().await;
+    src.batch_execute(
+        "REVOKE ALL ON public.orders, public.users FROM cutover_ghost; DROP ROLE cutover_ghost",
+    )
+    .await
+    .unwrap();
+    assert!(!ghost.ok, "{ghost:?}");
+    assert_eq!(
+        ghost.observed,
+        "missing on the target: cutover_ghost (public.orders, public.users)"
+    );
+    assert_eq!(
+        ghost.fix.as_deref(),
+        Some("CREATE ROLE \"cutover_ghost\"; on the target (pg_dumpall --roles-only shows them)")
+    );
+    assert!(roles_check().await.ok);
     src.batch_execute("CREATE PUBLICATION cutover_pub FOR ALL TABLES")
         .await
         .unwrap();
@@ -279,7 +400,7 @@ async fn lab_up_status_down() {
             .await
             .unwrap()
             .get(0);
-        if ready == 6 {
+        if ready == 7 {
             break;
         }
         assert!(Instant::now() < deadline, "initial sync did not finish");
@@ -581,14 +702,35 @@ fn the_lab_app_is_a_witness_status_and_audit() {
     assert!(out.contains(", 0 missing\n"), "{out}");
     assert!(out.contains("; rows with fewer: 0\n"), "{out}");
     assert!(out.ends_with("nothing missing\n"), "{out}");
-    assert!(
-        out.contains("against the source (postgres@127.0.0.1:"),
-        "{out}"
+    assert!(out.contains("against the source (app@127.0.0.1:"), "{out}");
+
+    // The pods connect as the app's role, which owns nothing and is no
+    // superuser: a write freeze can hold against it.
+    let state = lab::read_state(&dir).unwrap().unwrap();
+    let admin = format!(
+        "host=127.0.0.1 port={} dbname=app user=postgres",
+        state.source.port
+    );
+    let sql = |q: &str| common::psql(&state.source_bin(), &admin, q);
+    assert_eq!(
+        sql(
+            "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity \
+             WHERE datname = 'app' AND backend_type = 'client backend' \
+               AND pid <> pg_backend_pid()"
+        ),
+        "app\n"
+    );
+    assert_eq!(
+        sql(
+            "SELECT rolsuper, (SELECT count(*) FROM pg_class WHERE relowner = r.oid) \
+             FROM pg_roles r WHERE rolname = 'app'"
+        ),
+        "f|0\n"
     );
 
-    // Take away three acknowledged rows and one row's updates. The oldest
-    // rows: the app updates only its latest hundred, so none of these moves.
-    let state = lab::read_state(&dir).unwrap().unwrap();
+    // Take away three acknowledged rows and one row's updates (as the app:
+    // it may). The oldest rows: the app updates only its latest hundred, so
+    // none of these moves.
     let src = state.source_conninfo();
     let gone = &acked.inserts[..3];
     let deleted = common::psql(

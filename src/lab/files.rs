@@ -17,7 +17,10 @@ pub(super) fn write_config_and_readme(info: &LabInfo) -> Result<()> {
         .with_context(|| format!("writing {}", info.config_path.display()))?;
     fs::write(&info.readme_path, info.replication_help())
         .with_context(|| format!("writing {}", info.readme_path.display()))?;
-    write_private(&info.dir.join(SWITCH_TO_FILE), &info.target_conninfo)
+    write_private(
+        &info.dir.join(SWITCH_TO_FILE),
+        &super::app_conninfo(info.target_port),
+    )
 }
 
 /// Written owner-only from the start, like a mounted secret.
@@ -79,6 +82,10 @@ pub fn config_toml(info: &LabInfo) -> String {
          # audit_log has no primary key, but its id identifies a row.\n\
          keys = {{ \"public.audit_log\" = [\"id\"] }}\n\
          \n\
+         [freeze]\n\
+         # The app pods connect as this role (cutover itself as postgres).\n\
+         app_roles = [{app_role}]\n\
+         \n\
          [kubernetes]\n\
          # The lab's API simulator (started by `cutover lab up` or `cutover demo`).\n\
          kubeconfig = {kubeconfig}\n\
@@ -92,6 +99,7 @@ pub fn config_toml(info: &LabInfo) -> String {
          \n\
          [lab]\n\
          dir = {dir}\n",
+        app_role = toml_str(super::APP_ROLE),
         kubeconfig = toml_str(KUBECONFIG_FILE),
         context = toml_str(kube_sim::LAB_CONTEXT),
         namespace = toml_str(kube_sim::LAB_NAMESPACE),
@@ -145,6 +153,9 @@ Two throwaway PostgreSQL clusters on 127.0.0.1 (trust auth, lab only):
   target  {tgt}
           PostgreSQL {target_version}; empty database `app` (no tables yet)
 
+The app pods connect as role `{app_role}` (on both clusters; granted its
+privileges on the source's tables, which `postgres` owns).
+
 Config for cutover: {config}
 
 Connect:
@@ -155,9 +166,10 @@ Connect:
 Set up logical replication by hand
 ----------------------------------
 
-1. Copy the schema to the target (replication copies rows, not DDL):
+1. Copy the schema to the target (replication copies rows, not DDL; the
+   GRANTs come along, so the app's role may write there after the switch):
 
-  {pg_dump} --schema-only --no-owner --no-privileges "{src}" \
+  {pg_dump} --schema-only --no-owner "{src}" \
     | {psql} -X -q -v ON_ERROR_STOP=1 "{tgt}"
 
 2. Publish every table on the source:
@@ -196,21 +208,18 @@ Tear down
         config = config.display(),
         publication = PUBLICATION,
         subscription = SUBSCRIPTION,
+        app_role = super::APP_ROLE,
     )
 }
 
 /// The lab's README step 1 as a function: `pg_dump --schema-only` of the
 /// source piped into `psql` on the target, stopping at the first error.
+/// Privileges come along (only ownership is left out), so every role they
+/// name must exist on the target.
 pub fn copy_schema(bin: &PgBin, source: &str, target: &str) -> Result<()> {
     use std::process::{Command, Stdio};
     let mut dump = Command::new(bin.pg_dump())
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "-d",
-            source,
-        ])
+        .args(["--schema-only", "--no-owner", "-d", source])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -299,6 +308,9 @@ mod tests {
         );
         assert_eq!(v["session"]["dir"].as_str(), Some("sessions"));
         assert_eq!(v["lab"]["dir"].as_str(), Some("/tmp/lab dir"));
+        // cutover connects as postgres; the app, whose writes it freezes, as app.
+        let roles = v["freeze"]["app_roles"].as_array().unwrap();
+        assert_eq!(roles, &vec![toml::Value::String("app".into())]);
     }
 
     #[test]
@@ -308,7 +320,9 @@ mod tests {
         assert!(h.contains(
             "CREATE SUBSCRIPTION cutover_sub CONNECTION 'host=127.0.0.1 port=5001 dbname=app user=postgres' PUBLICATION cutover_pub;"
         ));
-        assert!(h.contains("--schema-only"));
+        assert!(h.contains("--schema-only --no-owner \"host="), "{h}");
+        assert!(!h.contains("--no-privileges"), "{h}");
+        assert!(h.contains("The app pods connect as role `app`"), "{h}");
         assert!(h.contains("port=5002"));
         assert!(h.contains("cutover lab down --dir '/tmp/lab dir'"));
     }

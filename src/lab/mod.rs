@@ -64,6 +64,16 @@ pub const TARGET_NAME: &str = "target";
 pub const PUBLICATION: &str = "cutover_pub";
 pub const SUBSCRIPTION: &str = "cutover_sub";
 pub const DEFAULT_ROWS: u64 = 1_000_000;
+/// The role the lab's app pods connect as: not a superuser and owner of no
+/// table, so a write freeze that revokes its privileges holds. cutover
+/// itself connects as `postgres`.
+pub const APP_ROLE: &str = "app";
+
+/// How the lab's app reaches the seeded database on the cluster at `port`:
+/// as [`APP_ROLE`] (the ConfigMap's DATABASE_URL and the switch's value).
+pub fn app_conninfo(port: u16) -> String {
+    format!("host=127.0.0.1 port={port} dbname={SEED_DB} user={APP_ROLE}")
+}
 
 /// Everything `down` may delete; anything else in the directory is left alone.
 const LAB_ENTRIES: [&str; 14] = [
@@ -237,7 +247,14 @@ pub async fn up(opts: &LabOptions) -> Result<LabInfo> {
         undo.armed = false;
         let d = dir.clone();
         let (rows, target_bin) = (opts.rows, opts.target_bin.clone());
-        return tokio::task::spawn_blocking(move || reuse(&d, rows, target_bin.as_deref())).await?;
+        let mut info =
+            tokio::task::spawn_blocking(move || reuse(&d, rows, target_bin.as_deref())).await??;
+        if ensure_app_role(&info).await? {
+            info.notes.push(format!(
+                "created the app's role {APP_ROLE} (this lab predates it)"
+            ));
+        }
+        return Ok(info);
     }
     for name in [SOURCE_NAME, TARGET_NAME] {
         let p = dir.join(name);
@@ -329,6 +346,9 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
     let report = report.with_context(|| format!("seeding the source ({src_app})"))?;
     target_ready.with_context(|| format!("preparing the target ({tgt_app})"))?;
 
+    let mut info = info_from_state(&state)?;
+    ensure_app_role(&info).await?;
+
     state.seeded = true;
     state.seed_ms = Some(report.elapsed.as_millis() as u64);
     write_state(dir, &state)?;
@@ -338,10 +358,29 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
     undo.files.push(sessions);
     undo.files.push(dir.join(CONFIG_FILE));
     undo.files.push(dir.join(README_FILE));
-    let mut info = info_from_state(&state)?;
     write_config_and_readme(&info)?;
     info.seed = Some(report);
     Ok(info)
+}
+
+/// Creates the app's role on each cluster that lacks it (roles are per
+/// cluster: the target needs it for the GRANTs the schema copy carries) and,
+/// where it was just created on the source, grants it the app's privileges
+/// there. Never grants to an existing role: on a lab mid-cutover that would
+/// undo a write freeze. Returns whether it created the role anywhere.
+async fn ensure_app_role(info: &LabInfo) -> Result<bool> {
+    let on_source = seed::create_app_role(&info.source_conninfo)
+        .await
+        .context("the source")?;
+    if on_source {
+        seed::grant_app(&info.source_conninfo)
+            .await
+            .context("the source")?;
+    }
+    let on_target = seed::create_app_role(&info.target_conninfo)
+        .await
+        .context("the target")?;
+    Ok(on_source || on_target)
 }
 
 /// Brings an existing lab back: starts stopped clusters, rewrites config and

@@ -127,6 +127,51 @@ pub async fn create_database(admin_conninfo: &str, db: &str) -> Result<()> {
     Ok(())
 }
 
+/// The privileges the lab's app role gets on the source's tables and
+/// sequences (the tables stay the admin's: the write freeze revokes these).
+fn app_grants(role: &str) -> String {
+    format!(
+        "GRANT USAGE ON SCHEMA public TO {role}; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; \
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    )
+}
+
+/// Creates the app's role ([`super::APP_ROLE`]: LOGIN, no superuser, no
+/// CREATEDB/CREATEROLE/REPLICATION; loopback trusts it, so no password) on
+/// the cluster `admin_conninfo` reaches, unless it exists. Roles are per
+/// cluster, so each side needs its own. Returns whether it created it.
+pub async fn create_app_role(admin_conninfo: &str) -> Result<bool> {
+    let c = connect(admin_conninfo).await?;
+    let exists = c
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+            &[&super::APP_ROLE],
+        )
+        .await
+        .with_context(|| format!("looking up role {} ({admin_conninfo})", super::APP_ROLE))?
+        .is_some();
+    if exists {
+        return Ok(false);
+    }
+    c.batch_execute(&format!(
+        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION",
+        super::APP_ROLE
+    ))
+    .await
+    .with_context(|| format!("CREATE ROLE {} ({admin_conninfo})", super::APP_ROLE))?;
+    Ok(true)
+}
+
+/// Grants the app's role what the app needs on every table and sequence of
+/// `public` in the database `conninfo` names.
+pub async fn grant_app(conninfo: &str) -> Result<()> {
+    let c = connect(conninfo).await?;
+    c.batch_execute(&app_grants(super::APP_ROLE))
+        .await
+        .with_context(|| format!("granting {} its privileges ({conninfo})", super::APP_ROLE))
+}
+
 /// Target side: the empty database gets only the extension; the runbook copies
 /// the schema later.
 pub async fn prepare_target(conninfo: &str) -> Result<()> {
@@ -145,6 +190,12 @@ pub async fn seed_source(conninfo: &str, plan: &SeedPlan) -> Result<SeedReport> 
     c.batch_execute("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'")
         .await?;
     c.batch_execute(SCHEMA).await.context("creating schema")?;
+    // The app's own table, made here by the admin so that it is part of the
+    // schema a cutover copies and owned like the rest (the app may not create
+    // tables, and must own none, or the write freeze could not hold).
+    c.batch_execute(super::kube_sim::app::APP_WRITES_DDL)
+        .await
+        .context("creating app_writes")?;
 
     // Parents first; the counts are passed as parameters so the SQL is
     // static and the plan is the single source of truth for row counts.

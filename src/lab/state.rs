@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cluster::Cluster;
 use super::pgbin::PgBin;
-use super::seed::{SeedPlan, SEED_DB};
+use super::seed::SeedPlan;
 use super::STATE_FILE;
 
 /// lab.json is written here first and renamed, so readers never see half.
@@ -57,12 +57,10 @@ pub struct ClusterState {
 }
 
 impl LabState {
-    /// How the lab's own processes reach the seeded source database.
+    /// How the lab's app reaches the seeded source database: as the app's
+    /// role ([`super::APP_ROLE`]), the ConfigMap's first DATABASE_URL.
     pub fn source_conninfo(&self) -> String {
-        format!(
-            "host=127.0.0.1 port={} dbname={SEED_DB} user=postgres",
-            self.source.port
-        )
+        super::app_conninfo(self.source.port)
     }
 
     /// The binaries and version recorded for `cluster` (one of this state's),

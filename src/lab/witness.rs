@@ -134,16 +134,21 @@ impl Labels {
     /// app's initial DATABASE_URL and the switch's target value).
     pub fn for_lab(dir: &Path, state: &LabState) -> Labels {
         let mut m = BTreeMap::new();
-        let target = format!(
-            "host=127.0.0.1 port={} dbname={} user=postgres",
-            state.target.port,
-            super::SEED_DB
-        );
-        m.insert(crate::kube::fingerprint(&target), "target");
+        // The app's URLs, and the admin's (what labs before the app's role
+        // wrote, and what `cutover demo` may still hand the pods).
+        let admin = |port: u16| {
+            format!(
+                "host=127.0.0.1 port={port} dbname={} user=postgres",
+                super::SEED_DB
+            )
+        };
+        for (port, name) in [(state.target.port, "target"), (state.source.port, "source")] {
+            m.insert(crate::kube::fingerprint(&admin(port)), name);
+            m.insert(crate::kube::fingerprint(&super::app_conninfo(port)), name);
+        }
         if let Ok(v) = fs::read_to_string(dir.join(SWITCH_TO_FILE)) {
             m.insert(crate::kube::fingerprint(&v), "target");
         }
-        m.insert(crate::kube::fingerprint(&state.source_conninfo()), "source");
         Labels(m)
     }
 

@@ -2,7 +2,7 @@
 //! round trips on the read-only monitoring connection. The judging is pure
 //! and lives in `runbook::preflight`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -32,6 +32,11 @@ pub struct SideFacts {
     pub longest_transaction_s: f64,
     /// Sequences in the selected schemas.
     pub sequences: i64,
+    /// Roles other than PUBLIC and the owner holding privileges on selected
+    /// tables (or their columns): role → those tables.
+    pub grantees: BTreeMap<String, Vec<TableRef>>,
+    /// Every role of the cluster (roles are per cluster, not per database).
+    pub roles: BTreeSet<String>,
     /// Database time the gathering took on this side (ms).
     pub elapsed_ms: f64,
 }
@@ -68,6 +73,24 @@ const COLUMNS_SQL: &str = "SELECT n.nspname, c.relname, a.attname, \
 
 const SEQUENCES_SQL: &str = "SELECT schemaname, sequencename FROM pg_catalog.pg_sequences";
 
+/// Who holds privileges on which table or its columns (as a dump's GRANTs
+/// would name them): PUBLIC (grantee 0) has no pg_roles row; owners are left
+/// out (the schema copy runs with --no-owner).
+const GRANTEES_SQL: &str = "SELECT DISTINCT n.nspname, c.relname, r.rolname \
+     FROM (SELECT oid, relacl AS acl FROM pg_catalog.pg_class WHERE relacl IS NOT NULL \
+           UNION ALL \
+           SELECT attrelid, attacl FROM pg_catalog.pg_attribute \
+           WHERE attnum > 0 AND attacl IS NOT NULL) g \
+     JOIN pg_catalog.pg_class c ON c.oid = g.oid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     CROSS JOIN LATERAL pg_catalog.aclexplode(g.acl) a \
+     JOIN pg_catalog.pg_roles r ON r.oid = a.grantee \
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+       AND a.grantee <> c.relowner \
+     ORDER BY 3, 1, 2";
+
+const ROLES_SQL: &str = "SELECT rolname FROM pg_catalog.pg_roles";
+
 async fn side(
     who: &str,
     conn: &ConnConfig,
@@ -86,24 +109,26 @@ async fn side(
     )
     .await?
     .map_err(wrap)?;
-    let cols = super::within(
-        who,
-        conn,
-        deadline,
-        "reading columns",
-        client.query(COLUMNS_SQL, &[]),
-    )
-    .await?
-    .map_err(wrap)?;
-    let seqs = super::within(
-        who,
-        conn,
-        deadline,
-        "reading sequences",
-        client.query(SEQUENCES_SQL, &[]),
-    )
-    .await?
-    .map_err(wrap)?;
+    let query = |what: &'static str, sql: &'static str| async move {
+        super::within(who, conn, deadline, what, client.query(sql, &[]))
+            .await?
+            .map_err(wrap)
+    };
+    let cols = query("reading columns", COLUMNS_SQL).await?;
+    let seqs = query("reading sequences", SEQUENCES_SQL).await?;
+    let grants = query("reading privileges", GRANTEES_SQL).await?;
+    let role_rows = query("reading roles", ROLES_SQL).await?;
+    let mut grantees: BTreeMap<String, Vec<TableRef>> = BTreeMap::new();
+    for r in grants {
+        let (schema, table): (&str, &str) = (r.get(0), r.get(1));
+        if config.tables.matches(schema, table) {
+            grantees
+                .entry(r.get(2))
+                .or_default()
+                .push(TableRef::new(schema, table));
+        }
+    }
+    let roles = role_rows.iter().map(|r| r.get(0)).collect();
     let mut columns: BTreeMap<TableRef, Vec<(String, String)>> = BTreeMap::new();
     for r in cols {
         let (schema, table): (String, String) = (r.get(0), r.get(1));
@@ -132,6 +157,8 @@ async fn side(
         long_transactions: row.get(6),
         longest_transaction_s: row.get(7),
         sequences,
+        grantees,
+        roles,
         columns,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
     })

@@ -91,8 +91,9 @@ pub enum Step {
         lock_timeout_ms: u64,
         statement_timeout_ms: u64,
     },
-    /// `pg_dump --schema-only --no-owner --no-privileges` of the source into
-    /// the target (psql, stop on the first error).
+    /// `pg_dump --schema-only --no-owner` of the source into the target
+    /// (psql, stop on the first error). Privileges come along, so the app's
+    /// roles may use the target after the switch.
     CopySchema { tables_missing: usize },
     /// CREATE SUBSCRIPTION on the target with the source's DSN as its
     /// connection; `source` is that DSN as it may be shown (no password).
@@ -260,7 +261,7 @@ impl Step {
                 format!("  {sql};"),
             ],
             Step::CopySchema { tables_missing } => vec![
-                format!("pg_dump --schema-only --no-owner --no-privileges <source> | psql <target> ({tables_missing} tables missing)"),
+                format!("pg_dump --schema-only --no-owner <source> | psql <target> ({tables_missing} tables missing)"),
             ],
             Step::CreateSubscription {
                 name,

@@ -2,11 +2,14 @@
 //! it fails, the fix in words and as the exact statement. Pure: it judges
 //! facts read by `pg::preflight` (and the Kubernetes access review).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
 use super::checkpoints::prepare::{
     first_few, identity_fix, partitioned, partitions_text, without_identity,
 };
+use crate::pg::monitor::quote_ident;
 use crate::pg::preflight::Facts;
 use crate::session::sample::TableRef;
 
@@ -33,6 +36,10 @@ fn check(name: &str, ok: bool, observed: impl Into<String>, fix: Option<String>)
 fn short(version: &str) -> &str {
     version.split_whitespace().next().unwrap_or(version)
 }
+
+/// The check that every role granted privileges on a selected table exists
+/// on the target; the schema copy's guard repeats its verdict.
+pub const ROLES_CHECK: &str = "Roles granted on the selected tables exist on the target";
 
 /// Names the runbook will use, to look for strays.
 pub struct Names<'a> {
@@ -97,6 +104,7 @@ pub fn evaluate(f: &Facts, names: &Names) -> Vec<Check> {
     ));
     out.push(partitions_check(f));
     out.push(schema_check(f));
+    out.push(roles_check(&f.source.grantees, &f.target.roles));
     // A slot or subscription under the runbook's names that the runbook did
     // not make is another migration's, or a leftover: never reuse it blindly.
     let slot = f.source_sample.slots.iter().any(|x| x.name == names.slot);
@@ -184,6 +192,48 @@ fn partitions_check(f: &Facts) -> Check {
     )
 }
 
+/// The schema copy carries the source's GRANTs (not its owners): each role
+/// they name must exist on the target, or psql stops half-way through.
+/// `grantees`: the source's roles with privileges on selected tables (role →
+/// tables); `target_roles`: every role on the target.
+fn roles_check(
+    grantees: &BTreeMap<String, Vec<TableRef>>,
+    target_roles: &BTreeSet<String>,
+) -> Check {
+    let missing: Vec<(&String, &Vec<TableRef>)> = grantees
+        .iter()
+        .filter(|(role, _)| !target_roles.contains(*role))
+        .collect();
+    let observed = if !missing.is_empty() {
+        format!(
+            "missing on the target: {}",
+            missing
+                .iter()
+                .map(|(role, tables)| format!("{role} ({})", first_few(tables.iter())))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    } else if grantees.is_empty() {
+        "no grants beyond the owners'".to_string()
+    } else {
+        let roles: Vec<&str> = grantees.keys().map(String::as_str).collect();
+        format!("all on the target: {}", roles.join(", "))
+    };
+    let create: Vec<String> = missing
+        .iter()
+        .map(|(role, _)| format!("CREATE ROLE {};", quote_ident(role)))
+        .collect();
+    check(
+        ROLES_CHECK,
+        missing.is_empty(),
+        observed,
+        Some(format!(
+            "{} on the target (pg_dumpall --roles-only shows them)",
+            create.join(" ")
+        )),
+    )
+}
+
 /// Every selected source table exists on the target with the same columns
 /// and types, in the same order.
 fn schema_check(f: &Facts) -> Check {
@@ -231,10 +281,63 @@ fn schema_check(f: &Facts) -> Check {
         },
         Some(
             if missing.len() == f.source.columns.len() && problems.len() == 1 {
-                "copy it: D in the console, or pg_dump --schema-only --no-owner --no-privileges <source> | psql <target>".into()
+                "copy it: D in the console, or pg_dump --schema-only --no-owner <source> | psql <target>".into()
             } else {
                 "align the target's tables with the source's (ALTER TABLE … ADD COLUMN / ALTER COLUMN … TYPE); the runbook never overwrites a target schema".into()
             },
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<TableRef>> {
+        pairs
+            .iter()
+            .map(|(role, tables)| {
+                let tables = tables.iter().map(|t| TableRef::new("public", *t)).collect();
+                (role.to_string(), tables)
+            })
+            .collect()
+    }
+
+    fn roles(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn roles_missing_on_the_target_are_named_with_the_statement() {
+        let g = grants(&[
+            ("app", &["orders", "users"]),
+            ("Reporting", &["orders"]),
+            ("zz", &["a", "b", "c", "d"]),
+        ]);
+        let c = roles_check(&g, &roles(&["postgres", "app"]));
+        assert!(!c.ok);
+        assert_eq!(c.name, ROLES_CHECK);
+        assert_eq!(
+            c.observed,
+            "missing on the target: Reporting (public.orders); zz (public.a, public.b, public.c)"
+        );
+        assert_eq!(
+            c.fix.as_deref(),
+            Some(
+                "CREATE ROLE \"Reporting\"; CREATE ROLE \"zz\"; on the target \
+                 (pg_dumpall --roles-only shows them)"
+            )
+        );
+    }
+
+    #[test]
+    fn roles_all_present_or_no_grants_pass() {
+        let c = roles_check(&grants(&[("app", &["orders"])]), &roles(&["app"]));
+        assert!(c.ok, "{c:?}");
+        assert_eq!(c.observed, "all on the target: app");
+        assert_eq!(c.fix, None);
+        let c = roles_check(&BTreeMap::new(), &roles(&[]));
+        assert!(c.ok);
+        assert_eq!(c.observed, "no grants beyond the owners'");
+    }
 }

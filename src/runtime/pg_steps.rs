@@ -247,6 +247,8 @@ async fn wait_sync(config: &Config, subscription: &str, timeout: Duration) -> Re
 }
 
 /// `pg_dump --schema-only` of the source piped into psql on the target.
+/// Privileges come along (ownership does not): the GRANTs to the app's roles
+/// must reach the target, which needs those roles (the preflight checks).
 /// The DSNs go on the command line without their passwords; those go in
 /// each program's own PGPASSWORD.
 async fn copy_schema(config: &Config) -> Result<String> {
@@ -263,7 +265,7 @@ async fn copy_schema(config: &Config) -> Result<String> {
         }
     };
     let mut dump = tokio::process::Command::new(tool("pg_dump"));
-    dump.args(["--schema-only", "--no-owner", "--no-privileges", "--dbname"])
+    dump.args(["--schema-only", "--no-owner", "--dbname"])
         .arg(config.source.params.libpq_conninfo())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
