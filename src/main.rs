@@ -597,7 +597,9 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     exit::note(&lab::pgwheel::versions_note(&info));
     let config = config::load(&info.config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let _trace = init_tracing(&args.session_dir, "--session-dir")?;
-    let sim = lab::start_kube(&dir, &info.source_conninfo, args.load_rate).await?;
+    // The app connects as its own role, as it does under `lab up`: the
+    // freeze takes its privileges, which it neither owns nor can grant back.
+    let sim = lab::start_kube(&dir, &lab::app_conninfo(info.source_port), args.load_rate).await?;
     let result = runtime::run_console(
         Arc::new(config),
         ConsoleOptions {

@@ -1071,7 +1071,7 @@ fn catch_up_is_predicted_from_the_rate_the_target_applies() {
     let g = guard::catch_up_within_budget(&f.m);
     assert!(!g.passes());
     assert!(
-        g.detail().contains("~2 m 0 s of the 60 s budget"),
+        g.detail().contains("~2 m 00 s of the 60 s budget"),
         "{}",
         g.detail()
     );
