@@ -26,11 +26,15 @@ fn freeze_config(role: &str) -> cutover::config::Config {
     let path = pair
         .config_path
         .with_file_name(format!("freeze-{role}.toml"));
-    std::fs::write(
-        &path,
-        format!("{text}\n[freeze]\napp_roles = [\"{role}\"]\n"),
-    )
-    .unwrap();
+    // The lab's config names its own app role: this test names another.
+    let text = match text.find("app_roles = ") {
+        Some(at) => {
+            let end = text[at..].find('\n').map_or(text.len(), |e| at + e);
+            format!("{}app_roles = [\"{role}\"]{}", &text[..at], &text[end..])
+        }
+        None => format!("{text}\n[freeze]\napp_roles = [\"{role}\"]\n"),
+    };
+    std::fs::write(&path, text).unwrap();
     cutover::config::load(&path).expect("config")
 }
 
