@@ -112,9 +112,10 @@ async fn replication_state_is_reported_exactly() {
             pair.source_conninfo
         ),
     );
+    // Seven tables: the six of the seed and the app's app_writes.
     let t = eventually("initial sync", Duration::from_secs(60), async || {
         let t = poll_target(&tgt, &all).await.unwrap();
-        (t.sub_tables.len() == 6 && t.sub_tables.iter().all(|r| r.state == "r")).then_some(t)
+        (t.sub_tables.len() == 7 && t.sub_tables.iter().all(|r| r.state == "r")).then_some(t)
     })
     .await;
     let sub = &t.subscriptions[0];
@@ -343,7 +344,7 @@ async fn replication_state_is_reported_exactly() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("6 of 6 tables clean"), "{text}");
+    assert!(text.contains("7 of 7 tables clean"), "{text}");
     pair.psql(
         &pair.target_conninfo,
         "ALTER SUBSCRIPTION cutover_sub DISABLE",
