@@ -1581,6 +1581,23 @@ fn the_freeze_window_is_timed_in_the_header() {
             .starts_with(" ❄ FROZEN 1:15 > 1:00 budget: B rolls back  LIVE"),
         "{screen}"
     );
-    f.at(119.0).push(EventKind::WritesUnfrozen { id: 8 });
+    // The app seen writing to the target (T passed) closes the window.
+    let t0 = f.model.now.unwrap();
+    f.model.actions.history.push(cutover::model::CheckpointRun {
+        id: 8,
+        checkpoint: cutover::runbook::CheckpointId::AppOnTarget,
+        plan: cutover::runbook::plan(&f.model, cutover::runbook::CheckpointId::AppOnTarget)
+            .unwrap(),
+        overridden: None,
+        started_at: t0 - Duration::seconds(58),
+        steps: vec![],
+        checks: vec![],
+        sequences: vec![],
+        legacy_steps: vec![],
+        finished: Some((t0, true, "the app writes to the target only".into())),
+    });
+    let screen = f.screen(200, 50);
+    assert!(screen.starts_with(" ✔ window ≤ 0:17  LIVE"), "{screen}");
+    f.at(119.0).push(EventKind::WritesUnfrozen { id: 9 });
     assert!(f.screen(200, 50).starts_with(" cutover  LIVE"));
 }

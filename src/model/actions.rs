@@ -23,6 +23,9 @@ pub struct Actions {
     /// Writes on the source are frozen (or privileges were taken on the way
     /// to it): what the rollback gives back.
     pub frozen: Option<Frozen>,
+    /// The target's rows-written counter when the switch landed: what the
+    /// app has written there since is what a rollback would strand.
+    pub target_rows_at_switch: Option<i64>,
 }
 
 /// The write freeze as the log recorded it.
@@ -304,7 +307,11 @@ pub fn on_finished(
             // Running the switch twice patches nothing the second time; the
             // first run's record still says what to go back to.
             _ if !record.changed && model.actions.switched.is_some() => {}
-            _ => model.actions.switched = Some((at, record.clone())),
+            _ => {
+                model.actions.switched = Some((at, record.clone()));
+                model.actions.target_rows_at_switch =
+                    model.target.last.as_ref().and_then(|t| t.rows_written);
+            }
         }
     }
 }

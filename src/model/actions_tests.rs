@@ -1085,3 +1085,46 @@ fn catch_up_is_predicted_from_the_rate_the_target_applies() {
         "lag 4.9 KiB and the target confirmed nothing over the last 10 s: it is not applying"
     );
 }
+
+#[test]
+fn a_rollback_after_the_switch_counts_the_writes_it_would_strand() {
+    let mut f = ready();
+    let mut tgt = target();
+    tgt.rows_written = Some(1_000);
+    f.send(2, EventKind::TargetSampled(tgt.clone()));
+    assert!(guard::nothing_stranded(&f.m).passes(), "not switched");
+    // The switch lands with the target at 1,000 rows written.
+    let rec = SwitchRecord {
+        object: "configmap/app-db".into(),
+        key: "DATABASE_URL".into(),
+        previous_fingerprint: Some("old1".into()),
+        new_fingerprint: "new1".into(),
+        changed: true,
+    };
+    let plan = runbook::plan(&f.m, CheckpointId::SwitchConfig).unwrap();
+    f.m.actions.history.push(CheckpointRun {
+        id: 7,
+        checkpoint: CheckpointId::SwitchConfig,
+        plan,
+        overridden: None,
+        started_at: at(2),
+        steps: vec![],
+        checks: vec![],
+        sequences: vec![],
+        legacy_steps: vec![],
+        finished: None,
+    });
+    on_finished(&mut f.m, 7, at(3), true, "", Some(&rec));
+    assert!(guard::nothing_stranded(&f.m).passes());
+    tgt.rows_written = Some(13_024);
+    f.send(4, EventKind::TargetSampled(tgt));
+    let g = guard::nothing_stranded(&f.m);
+    assert_eq!(
+        g.detail(),
+        "12,024 rows written on the target since the switch at 22:13:23 would stay only there: \
+         without reverse replication the rollback strands them (override only with a reason)"
+    );
+    assert!(runbook::guards(&f.m, CheckpointId::Rollback)
+        .iter()
+        .any(|x| x.label == "No writes left only on the target" && !x.passes()));
+}

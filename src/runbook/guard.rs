@@ -484,3 +484,31 @@ pub fn catch_up_within_budget(model: &Model) -> Guard {
         ),
     }
 }
+
+/// After the switch the application writes to the target; going back to the
+/// source leaves those rows only on the target (until reverse replication
+/// exists). Counted from the target's own statistics since the switch.
+pub fn nothing_stranded(model: &Model) -> Guard {
+    const L: &str = "No writes left only on the target";
+    let Some((at, _)) = model.actions.switched.as_ref() else {
+        return Guard::pass(L, "not switched: the app never wrote to the target");
+    };
+    if let Some((since, reason)) = side_stale(model, Side::Target, &model.target) {
+        return Guard::stale(L, since, reason);
+    }
+    let now = model.target.last.as_ref().and_then(|t| t.rows_written);
+    match (model.actions.target_rows_at_switch, now) {
+        (Some(then), Some(now)) if now > then => Guard::fail(
+            L,
+            format!(
+                "{} rows written on the target since the switch at {} would stay only there: \
+                 without reverse replication the rollback strands them (override only with a \
+                 reason)",
+                crate::ui::fmt::int(now - then),
+                at.format("%H:%M:%S")
+            ),
+        ),
+        (Some(_), Some(_)) => Guard::pass(L, "nothing written on the target since the switch"),
+        _ => Guard::fail(L, "the target's writes since the switch are unknown"),
+    }
+}

@@ -54,6 +54,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     ];
     if switch(model).is_some() {
         g.extend([
+            guard::nothing_stranded(model),
             guard::kube_live(model),
             guard::access_review(model, &["get", "patch"]),
             guard::workloads_found(model),

@@ -90,13 +90,27 @@ fn version(v: Option<&str>) -> String {
     }
 }
 
-/// Seconds writes have been frozen (since the privileges were taken), and
-/// the budget; None while the source takes writes.
-pub fn freeze_window(model: &Model) -> Option<(u64, u64)> {
+/// Seconds writes have been frozen (since the privileges were taken), the
+/// budget, and whether the window has closed: the app was seen writing to
+/// the target (T passed, counted to when it started watching). None while
+/// the source takes writes.
+pub fn freeze_window(model: &Model) -> Option<(u64, u64, bool)> {
     let f = model.actions.frozen.as_ref()?;
-    let now = model.now?;
     let budget = model.info.as_ref()?.freeze_budget_secs;
-    Some(((now - f.at).num_seconds().max(0) as u64, budget))
+    let closed = model.actions.history.iter().find(|r| {
+        r.checkpoint == crate::runbook::CheckpointId::AppOnTarget
+            && r.started_at >= f.at
+            && matches!(r.finished, Some((_, true, _)))
+    });
+    let end = match closed {
+        Some(r) => r.started_at,
+        None => model.now?,
+    };
+    Some((
+        (end - f.at).num_seconds().max(0) as u64,
+        budget,
+        closed.is_some(),
+    ))
 }
 
 fn mmss(secs: u64) -> String {
@@ -146,7 +160,8 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
     // From the freeze on, the window's timer takes the product's name: the
     // room reads how long writes have been refused, against the budget.
     let (name, name_role) = match freeze_window(model) {
-        Some((secs, budget)) if secs > budget => (
+        Some((secs, _, true)) => (format!("✔ window ≤ {}", mmss(secs)), Role::Ok),
+        Some((secs, budget, _)) if secs > budget => (
             format!(
                 "❄ FROZEN {} > {} budget: B rolls back",
                 mmss(secs),
@@ -154,7 +169,7 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
             ),
             Role::Error,
         ),
-        Some((secs, budget)) => (
+        Some((secs, budget, _)) => (
             format!("❄ FROZEN {} of {}", mmss(secs), mmss(budget)),
             Role::Warn,
         ),
