@@ -7,26 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::tmux::{LabRun, Tmux, BIN};
-
-fn psql(conninfo: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([conninfo, "-XAtqc", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn dsn(config: &Path, section: &str) -> String {
-    let text = std::fs::read_to_string(config).unwrap();
-    let value: toml::Value = text.parse().unwrap();
-    value[section]["dsn"].as_str().unwrap().to_string()
-}
+use common::tmux::{dsn, psql, LabRun, Tmux, BIN};
 
 /// The lab app's URL for the database cutover's `dsn` names: the same
 /// server and database, as the app's role (cutover connects as postgres).

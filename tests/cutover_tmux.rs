@@ -5,32 +5,12 @@
 //! points at, the target's sequences are past the source's, the source took
 //! no write after the freeze, and the lab measured the window.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 mod common;
 
-use common::tmux::{lab, LabRun};
-
-fn psql(conninfo: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([conninfo, "-XAtqc", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn dsn(config: &Path, section: &str) -> String {
-    let text = std::fs::read_to_string(config).unwrap();
-    let value: toml::Value = text.parse().unwrap();
-    value[section]["dsn"].as_str().unwrap().to_string()
-}
+use common::tmux::{dsn, lab, psql, LabRun};
 
 #[test]
 fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {

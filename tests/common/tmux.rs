@@ -157,3 +157,25 @@ impl LabRun {
         )
     }
 }
+
+/// `psql -XAtqc` on the PATH: the trimmed output, or the test fails with
+/// psql's error.
+pub fn psql(conninfo: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([conninfo, "-XAtqc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The `dsn` of a cutover.toml's `[source]` or `[target]`.
+pub fn dsn(config: &std::path::Path, section: &str) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let value: toml::Value = text.parse().unwrap();
+    value[section]["dsn"].as_str().unwrap().to_string()
+}
