@@ -37,6 +37,8 @@ pub struct SideFacts {
     pub grantees: BTreeMap<String, Vec<TableRef>>,
     /// Every role of the cluster (roles are per cluster, not per database).
     pub roles: BTreeSet<String>,
+    /// Client sessions per role in this database now (cutover's left out).
+    pub connected: BTreeMap<String, i64>,
     /// Database time the gathering took on this side (ms).
     pub elapsed_ms: f64,
 }
@@ -47,6 +49,8 @@ pub struct Facts {
     pub target: SideFacts,
     pub source_sample: SourceSample,
     pub target_sample: TargetSample,
+    /// `[freeze] app_roles`: the roles the freeze will act on.
+    pub app_roles: Vec<String>,
 }
 
 const FACTS_SQL: &str = "SELECT current_setting('server_version_num')::int, \
@@ -91,6 +95,15 @@ const GRANTEES_SQL: &str = "SELECT DISTINCT n.nspname, c.relname, r.rolname \
 
 const ROLES_SQL: &str = "SELECT rolname FROM pg_catalog.pg_roles";
 
+/// Client sessions per role in this database now, cutover's own left out:
+/// the roles the application may connect as.
+const CONNECTED_SQL: &str = "\
+SELECT usename::text, count(*)::int8 FROM pg_catalog.pg_stat_activity
+ WHERE datname = current_database() AND backend_type = 'client backend'
+   AND pid <> pg_backend_pid() AND application_name NOT LIKE 'cutover%'
+   AND usename IS NOT NULL
+ GROUP BY 1 ORDER BY 1";
+
 async fn side(
     who: &str,
     conn: &ConnConfig,
@@ -118,6 +131,11 @@ async fn side(
     let seqs = query("reading sequences", SEQUENCES_SQL).await?;
     let grants = query("reading privileges", GRANTEES_SQL).await?;
     let role_rows = query("reading roles", ROLES_SQL).await?;
+    let connected = query("reading sessions", CONNECTED_SQL)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let mut grantees: BTreeMap<String, Vec<TableRef>> = BTreeMap::new();
     for r in grants {
         let (schema, table): (&str, &str) = (r.get(0), r.get(1));
@@ -159,6 +177,7 @@ async fn side(
         sequences,
         grantees,
         roles,
+        connected,
         columns,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
@@ -208,5 +227,6 @@ pub async fn gather(config: &Config) -> Result<Facts> {
         target,
         source_sample,
         target_sample,
+        app_roles: config.freeze.app_roles.clone(),
     })
 }

@@ -105,6 +105,11 @@ pub fn evaluate(f: &Facts, names: &Names) -> Vec<Check> {
     out.push(partitions_check(f));
     out.push(schema_check(f));
     out.push(roles_check(&f.source.grantees, &f.target.roles));
+    out.push(app_roles_check(
+        &f.app_roles,
+        &f.source.connected,
+        &f.source.roles,
+    ));
     // A slot or subscription under the runbook's names that the runbook did
     // not make is another migration's, or a leftover: never reuse it blindly.
     let slot = f.source_sample.slots.iter().any(|x| x.name == names.slot);
@@ -339,5 +344,95 @@ mod tests {
         let c = roles_check(&BTreeMap::new(), &roles(&[]));
         assert!(c.ok);
         assert_eq!(c.observed, "no grants beyond the owners'");
+    }
+}
+
+/// The roles the freeze will act on: named, existing, and beside the roles
+/// connected now, so none the application uses is forgotten.
+fn app_roles_check(
+    named: &[String],
+    connected: &std::collections::BTreeMap<String, i64>,
+    roles: &std::collections::BTreeSet<String>,
+) -> Check {
+    const NAME: &str = "Application roles for the freeze";
+    let now = if connected.is_empty() {
+        "no client session now".to_string()
+    } else {
+        let list: Vec<String> = connected
+            .iter()
+            .map(|(r, n)| {
+                let mark = if named.contains(r) { "" } else { ", not named" };
+                format!("{r} ({n}{mark})")
+            })
+            .collect();
+        format!("connected now: {}", list.join(", "))
+    };
+    let missing: Vec<&String> = named.iter().filter(|r| !roles.contains(*r)).collect();
+    if named.is_empty() {
+        check(
+            NAME,
+            false,
+            format!("[freeze] app_roles is not set; {now}"),
+            Some("name the roles the application connects as in [freeze] app_roles".into()),
+        )
+    } else if !missing.is_empty() {
+        check(
+            NAME,
+            false,
+            format!(
+                "{} named but not on the source; {now}",
+                missing
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some("correct [freeze] app_roles".into()),
+        )
+    } else {
+        check(
+            NAME,
+            true,
+            format!(
+                "{}; {now}{}",
+                named.join(", "),
+                if connected.keys().any(|r| !named.contains(r)) {
+                    " — a role not named keeps writing through the freeze, if it writes"
+                } else {
+                    ""
+                }
+            ),
+            None,
+        )
+    }
+}
+
+#[cfg(test)]
+mod app_roles_tests {
+    use super::app_roles_check;
+
+    #[test]
+    fn names_the_connected_roles_and_which_are_not_frozen() {
+        let connected = [("app".to_string(), 3), ("reporting".to_string(), 1)].into();
+        let roles = ["app", "reporting", "postgres"].map(String::from).into();
+        let c = app_roles_check(&["app".into()], &connected, &roles);
+        assert!(c.ok);
+        assert_eq!(
+            c.observed,
+            "app; connected now: app (3), reporting (1, not named) — a role not named keeps \
+             writing through the freeze, if it writes"
+        );
+        let c = app_roles_check(&[], &connected, &roles);
+        assert!(!c.ok);
+        assert_eq!(
+            c.observed,
+            "[freeze] app_roles is not set; connected now: app (3, not named), reporting (1, not named)"
+        );
+        let c = app_roles_check(&["ap".into()], &Default::default(), &roles);
+        assert_eq!(
+            c.observed,
+            "ap named but not on the source; no client session now"
+        );
+        assert_eq!(c.fix.as_deref(), Some("correct [freeze] app_roles"));
     }
 }
