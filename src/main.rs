@@ -436,16 +436,10 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode> {
 }
 
 async fn check(args: CheckArgs) -> Result<ExitCode> {
-    use cutover::runbook::preflight::{evaluate, Check, Names};
+    use cutover::runbook::preflight::{evaluate_for, Check};
     let config = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let facts = cutover::pg::preflight::gather(&config).await?;
-    let mut checks = evaluate(
-        &facts,
-        &Names {
-            subscription: &config.replication.subscription,
-            slot: &config.replication.slot,
-        },
-    );
+    let mut checks = evaluate_for(&facts, &config);
     if let Some(k) = &config.kubernetes {
         checks.extend(kube_access_checks(k).await?);
     }

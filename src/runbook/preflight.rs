@@ -47,6 +47,17 @@ pub struct Names<'a> {
     pub slot: &'a str,
 }
 
+/// The checks with the names `config` gives the runbook.
+pub fn evaluate_for(f: &Facts, config: &crate::config::Config) -> Vec<Check> {
+    evaluate(
+        f,
+        &Names {
+            subscription: &config.replication.subscription,
+            slot: &config.replication.slot,
+        },
+    )
+}
+
 pub fn evaluate(f: &Facts, names: &Names) -> Vec<Check> {
     let (s, t) = (&f.source, &f.target);
     let mut out = vec![

@@ -240,8 +240,7 @@ async fn act(
     }))
 }
 
-/// A PostgreSQL step. The preflight and the sequences report what they
-/// found (each check, each sequence's values) before the step ends.
+/// A PostgreSQL step, the request in flight named for a cancel's record.
 async fn pg_step(
     id: u64,
     step: &Step,
@@ -250,38 +249,12 @@ async fn pg_step(
     inflight: &InFlight,
 ) -> Result<String> {
     inflight.set(step.title());
-    let outcome = match step {
-        Step::Preflight => match super::pg_steps::preflight_checks(config).await {
-            Ok(checks) => {
-                let said = super::pg_steps::judge(&checks);
-                send(tx, EventKind::PreflightChecked { id, checks }).await?;
-                said
-            }
-            Err(e) => Err(e),
-        },
-        Step::AdvanceSequences { schemas, stride } => {
-            match super::sequences::advance(config, schemas, *stride).await {
-                Ok(sequences) => {
-                    let said = super::sequences::said(&sequences);
-                    send(tx, EventKind::SequencesAdvanced { id, sequences }).await?;
-                    Ok(said)
-                }
-                Err(e) => Err(e),
-            }
-        }
-        Step::FreezeWrites { roles, tables } => {
-            super::freeze::freeze(id, config, roles, tables, tx).await
-        }
-        Step::UnfreezeWrites { roles, grants } => {
-            super::freeze::unfreeze(id, config, roles, grants, tx).await
-        }
-        _ => super::pg_steps::run(step, config).await,
-    };
+    let outcome = super::pg_steps::run(id, step, config, tx).await;
     inflight.clear();
     outcome
 }
 
 /// Sends an event; the run stops if nobody is listening any more.
-async fn send(tx: &Sender<EventKind>, ev: EventKind) -> Result<()> {
+pub(super) async fn send(tx: &Sender<EventKind>, ev: EventKind) -> Result<()> {
     tx.send(ev).await.map_err(|_| anyhow!("console stopped"))
 }

@@ -8,12 +8,15 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use tokio::sync::mpsc::Sender;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::config::{Config, ConnConfig};
 use crate::pg::{self, conn::connect};
 use crate::runbook::Step;
-use crate::session::Side;
+use crate::session::{EventKind, Side};
+
+use super::exec::send;
 
 const APP_NAME: &str = "cutover-runbook";
 /// The subscription connects to the source and creates its slot.
@@ -83,8 +86,11 @@ async fn execute(
     }))
 }
 
-/// Runs a PostgreSQL step; Ok(what it did, in words).
-pub async fn run(step: &Step, config: &Config) -> Result<String> {
+/// Runs a PostgreSQL step of run `id`; Ok(what it did, in words). The
+/// preflight, the sequences and the freeze also report what they found
+/// (each check, each sequence's values, the privileges taken) on `tx`
+/// before the step ends.
+pub async fn run(id: u64, step: &Step, config: &Config, tx: &Sender<EventKind>) -> Result<String> {
     let started = Instant::now();
     let ms = || started.elapsed().as_millis();
     match step {
@@ -156,18 +162,28 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
             timeout_s,
         } => wait_sync(config, subscription, Duration::from_secs(*timeout_s)).await,
         Step::CopySchema { .. } => copy_schema(config).await,
-        Step::Preflight => judge(&preflight_checks(config).await?),
+        Step::Preflight => {
+            let checks = preflight_checks(config).await?;
+            let said = judge(&checks);
+            send(tx, EventKind::PreflightChecked { id, checks }).await?;
+            said
+        }
         Step::PatchConfig { .. }
         | Step::RestoreConfig { .. }
         | Step::Restart { .. }
         | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
-        Step::AdvanceSequences { schemas, stride } => Ok(super::sequences::said(
-            &super::sequences::advance(config, schemas, *stride).await?,
-        )),
+        Step::AdvanceSequences { schemas, stride } => {
+            let sequences = super::sequences::advance(config, schemas, *stride).await?;
+            let said = super::sequences::said(&sequences);
+            send(tx, EventKind::SequencesAdvanced { id, sequences }).await?;
+            Ok(said)
+        }
         Step::ObserveApp { seconds } => super::app_check::observe(config, *seconds).await,
-        // They report to the console as they go: run by the executor.
-        Step::FreezeWrites { .. } | Step::UnfreezeWrites { .. } => {
-            Err(anyhow!("{} runs through the executor", step.title()))
+        Step::FreezeWrites { roles, tables } => {
+            super::freeze::freeze(id, config, roles, tables, tx).await
+        }
+        Step::UnfreezeWrites { roles, grants } => {
+            super::freeze::unfreeze(id, config, roles, grants, tx).await
         }
         // The model starts it as a verification: never handed to the executor.
         Step::VerifyLive { .. } => Err(anyhow!("{} runs as a verification", step.title())),
@@ -176,15 +192,8 @@ pub async fn run(step: &Step, config: &Config) -> Result<String> {
 
 /// The checks of `cutover check`, read from both sides.
 pub async fn preflight_checks(config: &Config) -> Result<Vec<crate::runbook::preflight::Check>> {
-    use crate::runbook::preflight::{evaluate, Names};
     let facts = pg::preflight::gather(config).await?;
-    Ok(evaluate(
-        &facts,
-        &Names {
-            subscription: &config.replication.subscription,
-            slot: &config.replication.slot,
-        },
-    ))
+    Ok(crate::runbook::preflight::evaluate_for(&facts, config))
 }
 
 /// The preflight step's outcome: Err naming every failing check with its fix.
