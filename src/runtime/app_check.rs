@@ -9,7 +9,6 @@ use anyhow::{anyhow, Result};
 use tokio_postgres::Client;
 
 use crate::config::Config;
-use crate::pg;
 use crate::session::Side;
 
 const STATEMENT_TIMEOUT_MS: u64 = 10_000;
@@ -28,17 +27,14 @@ pub struct Activity {
 }
 
 async fn read(config: &Config, side: Side, client: &Client) -> Result<Activity> {
-    let conn = super::pg_steps::side_conn(config, side);
-    let deadline = pg::deadline_for(Duration::from_millis(STATEMENT_TIMEOUT_MS));
-    let row = pg::within(
-        side.as_str(),
-        conn,
-        deadline,
+    let row = super::pg_steps::bounded(
+        config,
+        side,
         "reading writes and sessions",
+        STATEMENT_TIMEOUT_MS,
         client.query_one(ACTIVITY_SQL, &[]),
     )
-    .await?
-    .map_err(|e| anyhow!("{}: {}", conn.describe(), pg::error_text(&e)))?;
+    .await?;
     Ok(Activity {
         rows_written: row.get(0),
         sessions: row.get(1),

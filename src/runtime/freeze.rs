@@ -19,7 +19,6 @@ use tokio::sync::mpsc::Sender;
 use tokio_postgres::Client;
 
 use crate::config::Config;
-use crate::pg;
 use crate::runbook::plan::{freeze_sql, unfreeze_sql};
 use crate::session::{EventKind, Grant, Side};
 
@@ -63,16 +62,30 @@ const WRITTEN_SQL: &str = "\
 SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8
   FROM pg_stat_user_tables WHERE relid = ANY($1::text[]::regclass[])";
 
+/// One round trip on the source under the freeze's statement timeout.
 async fn q<T>(
     config: &Config,
     what: &str,
     fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T> {
-    let conn = &config.source;
-    let deadline = pg::deadline_for(Duration::from_millis(STATEMENT_TIMEOUT_MS));
-    pg::within("source", conn, deadline, what, fut)
-        .await?
-        .map_err(|e| anyhow!("{}: {what}: {}", conn.describe(), pg::error_text(&e)))
+    super::pg_steps::bounded(config, Side::Source, what, STATEMENT_TIMEOUT_MS, fut).await
+}
+
+/// `statements` in one transaction: all of them, or none.
+async fn in_one_transaction(
+    config: &Config,
+    c: &mut Client,
+    what: &str,
+    statements: &[String],
+) -> Result<()> {
+    q(config, what, async {
+        let t = c.transaction().await?;
+        for s in statements {
+            t.batch_execute(s).await?;
+        }
+        t.commit().await
+    })
+    .await
 }
 
 /// Refuses, changing nothing, a role the freeze cannot hold against.
@@ -158,15 +171,9 @@ pub async fn freeze(
     .await
     .map_err(|_| anyhow!("console stopped; nothing was changed"))?;
     let statements = freeze_sql(roles, tables);
-    q(config, "freezing writes", async {
-        let t = c.transaction().await?;
-        for s in &statements {
-            t.batch_execute(s).await?;
-        }
-        t.commit().await
-    })
-    .await
-    .map_err(|e| anyhow!("{e:#}; nothing was changed (one transaction)"))?;
+    in_one_transaction(config, &mut c, "freezing writes", &statements)
+        .await
+        .map_err(|e| anyhow!("{e:#}; nothing was changed (one transaction)"))?;
     let partly = "privileges were taken: B gives them back";
     let ended: i64 = q(
         config,
@@ -266,17 +273,11 @@ pub async fn unfreeze(
     let mut c =
         super::pg_steps::open(config, Side::Source, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
     let statements = unfreeze_sql(roles, grants);
-    q(config, "giving the writes back", async {
-        let t = c.transaction().await?;
-        for s in &statements {
-            t.batch_execute(s).await?;
-        }
-        t.commit().await
-    })
-    .await
-    .map_err(|e| {
-        anyhow!("{e:#}; nothing was changed (one transaction): the source is still frozen")
-    })?;
+    in_one_transaction(config, &mut c, "giving the writes back", &statements)
+        .await
+        .map_err(|e| {
+            anyhow!("{e:#}; nothing was changed (one transaction): the source is still frozen")
+        })?;
     tx.send(EventKind::WritesUnfrozen { id })
         .await
         .map_err(|_| anyhow!("console stopped"))?;

@@ -57,6 +57,23 @@ pub(super) async fn open(
     Ok(client)
 }
 
+/// One round trip on `side` under a client-side deadline of
+/// `statement_timeout_ms` plus the margin; a server error names the host
+/// and what was being done.
+pub(super) async fn bounded<T>(
+    config: &Config,
+    side: Side,
+    what: &str,
+    statement_timeout_ms: u64,
+    fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T> {
+    let conn = side_conn(config, side);
+    let deadline = pg::deadline_for(Duration::from_millis(statement_timeout_ms));
+    pg::within(side.as_str(), conn, deadline, what, fut)
+        .await?
+        .map_err(|e| anyhow!("{}: {what}: {}", conn.describe(), pg::error_text(&e)))
+}
+
 /// Runs one statement under the step's deadline; returns the rows it
 /// affected, where the server says.
 async fn execute(
@@ -222,22 +239,19 @@ async fn wait_sync(config: &Config, subscription: &str, timeout: Duration) -> Re
     let started = Instant::now();
     let stmt_ms = config.monitor.statement_timeout_ms;
     let client = open(config, Side::Target, stmt_ms, stmt_ms).await?;
-    let conn = &config.target;
-    let deadline = pg::deadline_for(Duration::from_millis(stmt_ms));
     let sql = "SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(*) \
                FROM pg_catalog.pg_subscription_rel r \
                JOIN pg_catalog.pg_subscription s ON s.oid = r.srsubid \
                WHERE s.subname = $1";
     loop {
-        let row = pg::within(
-            "target",
-            conn,
-            deadline,
+        let row = bounded(
+            config,
+            Side::Target,
             "reading the sync state",
+            stmt_ms,
             client.query_one(sql, &[&subscription]),
         )
-        .await?
-        .map_err(|e| anyhow!("{}: {}", conn.describe(), pg::error_text(&e)))?;
+        .await?;
         let (left, total): (i64, i64) = (row.get(0), row.get(1));
         if total > 0 && left == 0 {
             return Ok(format!(

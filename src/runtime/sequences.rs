@@ -4,13 +4,13 @@
 //! it is safe to run again; each sequence's values are reported.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use tokio_postgres::Client;
 
 use crate::config::Config;
-use crate::pg;
+
+use super::pg_steps::bounded;
 use crate::session::{SequenceValue, Side};
 
 /// Reading every sequence is quick; a stuck server is not waited for.
@@ -30,17 +30,14 @@ async fn read(
     client: &Client,
     schemas: &[String],
 ) -> Result<BTreeMap<String, (Option<i64>, i64)>> {
-    let conn = super::pg_steps::side_conn(config, side);
-    let deadline = pg::deadline_for(Duration::from_millis(STATEMENT_TIMEOUT_MS));
-    let rows = pg::within(
-        side.as_str(),
-        conn,
-        deadline,
+    let rows = bounded(
+        config,
+        side,
         "reading the sequences",
+        STATEMENT_TIMEOUT_MS,
         client.query(SEQUENCES_SQL, &[&schemas]),
     )
-    .await?
-    .map_err(|e| anyhow!("{}: {}", conn.describe(), pg::error_text(&e)))?;
+    .await?;
     Ok(rows
         .iter()
         .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
@@ -109,8 +106,6 @@ pub async fn advance(
             set_to,
         });
     }
-    let conn = super::pg_steps::side_conn(config, Side::Target);
-    let deadline = pg::deadline_for(Duration::from_millis(STATEMENT_TIMEOUT_MS));
     let work = async {
         let tx = tgt.transaction().await?;
         for s in out.iter().filter(|s| s.set_to.is_some()) {
@@ -122,15 +117,15 @@ pub async fn advance(
         }
         tx.commit().await
     };
-    pg::within("target", conn, deadline, "setting the sequences", work)
-        .await?
-        .map_err(|e| {
-            anyhow!(
-                "{}: {}; nothing was changed (one transaction)",
-                conn.describe(),
-                pg::error_text(&e)
-            )
-        })?;
+    bounded(
+        config,
+        Side::Target,
+        "setting the sequences",
+        STATEMENT_TIMEOUT_MS,
+        work,
+    )
+    .await
+    .map_err(|e| anyhow!("{e:#}; nothing was changed (one transaction)"))?;
     Ok(out)
 }
 
