@@ -50,13 +50,13 @@ pub fn observe(model: &mut Model, side: Side, at: DateTime<Utc>, rows: Option<i6
 /// Rows written per second on `side` lately; None until a second of
 /// samples, or when the side is stale (no rate is better than an old one).
 pub fn rate(model: &Model, side: Side) -> Option<f64> {
-    let (window, state_stale) = match side {
-        Side::Source => (&model.writes.source, stale(model, side)),
-        Side::Target => (&model.writes.target, stale(model, side)),
-    };
-    if state_stale {
+    if stale(model, side) {
         return None;
     }
+    let window = match side {
+        Side::Source => &model.writes.source,
+        Side::Target => &model.writes.target,
+    };
     let (t0, r0) = window.front()?;
     let (t1, r1) = window.back()?;
     let ms = (*t1 - *t0).num_milliseconds();

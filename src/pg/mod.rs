@@ -9,6 +9,26 @@
 //! A query that misses it is cancelled on the server in the background
 //! ([`Backend::cancel_in_background`]) and its connection is never used again.
 
+/// Rows inserted, updated and deleted in user tables since the statistics
+/// were reset, as a scalar subquery for `concat!`: writes per second are
+/// its rate, on either side.
+macro_rules! rows_written_sql {
+    () => {
+        "(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 FROM pg_stat_user_tables)"
+    };
+}
+pub(crate) use rows_written_sql;
+
+/// `pg_stat_activity` rows of the application's client sessions in this
+/// database: cutover's own and the asking backend left out.
+macro_rules! client_sessions_where {
+    () => {
+        "datname = current_database() AND backend_type = 'client backend' \
+         AND pid <> pg_backend_pid() AND application_name NOT LIKE 'cutover%'"
+    };
+}
+pub(crate) use client_sessions_where;
+
 pub mod collector;
 pub mod conn;
 pub mod count;

@@ -15,13 +15,17 @@ use crate::session::sample::{
 /// Which tables the operator selected (the config's include/exclude).
 pub type TableFilter<'a> = &'a (dyn Fn(&str, &str) -> bool + Sync);
 
-const SERVER_SQL: &str = "SELECT current_setting('server_version'), current_setting('wal_level'), \
-     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, \
-     (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 FROM pg_stat_user_tables)";
+const SERVER_SQL: &str = concat!(
+    "SELECT current_setting('server_version'), current_setting('wal_level'), \
+     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, ",
+    super::rows_written_sql!()
+);
 
 /// The target's server facts: its version, and rows written so far.
-const TARGET_SERVER_SQL: &str = "SELECT current_setting('server_version'), \
-     (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 FROM pg_stat_user_tables)";
+const TARGET_SERVER_SQL: &str = concat!(
+    "SELECT current_setting('server_version'), ",
+    super::rows_written_sql!()
+);
 
 const SLOTS_SQL: &str = "\
 SELECT slot_name::text, plugin::text, slot_type, database::text, active, active_pid, wal_status,

@@ -97,12 +97,11 @@ const ROLES_SQL: &str = "SELECT rolname FROM pg_catalog.pg_roles";
 
 /// Client sessions per role in this database now, cutover's own left out:
 /// the roles the application may connect as.
-const CONNECTED_SQL: &str = "\
-SELECT usename::text, count(*)::int8 FROM pg_catalog.pg_stat_activity
- WHERE datname = current_database() AND backend_type = 'client backend'
-   AND pid <> pg_backend_pid() AND application_name NOT LIKE 'cutover%'
-   AND usename IS NOT NULL
- GROUP BY 1 ORDER BY 1";
+const CONNECTED_SQL: &str = concat!(
+    "SELECT usename::text, count(*)::int8 FROM pg_catalog.pg_stat_activity WHERE ",
+    super::client_sessions_where!(),
+    " AND usename IS NOT NULL GROUP BY 1 ORDER BY 1"
+);
 
 async fn side(
     who: &str,

@@ -13,11 +13,13 @@ use crate::session::Side;
 
 const STATEMENT_TIMEOUT_MS: u64 = 10_000;
 
-const ACTIVITY_SQL: &str = "\
-SELECT (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 FROM pg_stat_user_tables),
-       (SELECT count(*)::int8 FROM pg_stat_activity
-         WHERE datname = current_database() AND backend_type = 'client backend'
-           AND pid <> pg_backend_pid() AND application_name NOT LIKE 'cutover%')";
+const ACTIVITY_SQL: &str = concat!(
+    "SELECT ",
+    crate::pg::rows_written_sql!(),
+    ", (SELECT count(*)::int8 FROM pg_stat_activity WHERE ",
+    crate::pg::client_sessions_where!(),
+    ")"
+);
 
 /// One side at one moment: rows written so far, client sessions now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
