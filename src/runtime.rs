@@ -12,6 +12,7 @@ pub mod pg_steps;
 pub mod sequences;
 pub mod terminal;
 pub mod verify_task;
+pub mod window;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -119,6 +120,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         sequence_stride: config.replication.sequence_stride,
         app_roles: config.freeze.app_roles.clone(),
         freeze_budget_secs: config.freeze.budget_secs,
+        on_budget_exceeded: config.freeze.on_budget_exceeded,
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,
@@ -298,6 +300,8 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     // The running action's guards as the model judges them after each event:
     // the executor re-checks them on fresh data right before its first change.
     let (guard_tx, guard_rx) = watch::channel(exec::GuardCheck::default());
+    // The live verification's latest report, for the final check in the window.
+    let (live_tx, _) = watch::channel(verify_task::LiveVerify::default());
     let mut view = model::View::default();
     let mut dirty = true;
     let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
@@ -399,7 +403,13 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                     cancels.insert(run, cancel_tx);
                     let (config, tx, pause) = (config.clone(), tx.clone(), pause_rx.clone());
                     tasks.spawn(verify_task::run_continuous(
-                        run, tables, config, tx, cancel_rx, pause,
+                        run,
+                        tables,
+                        config,
+                        tx,
+                        cancel_rx,
+                        pause,
+                        live_tx.clone(),
                     ));
                 }
                 Effect::CancelExactCount { run }
@@ -426,10 +436,18 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                         exec::Control {
                             cancel: cancel_rx,
                             guards: guard_rx.clone(),
+                            live: live_tx.subscribe(),
                         },
                     ));
                 }
                 Effect::Quit => quit = true,
+                Effect::Record(kind) => {
+                    // Through the channel like any event: logged, then folded.
+                    let tx = tx.clone();
+                    tasks.spawn(async move {
+                        let _ = tx.send(kind).await;
+                    });
+                }
             }
         }
         if quit {

@@ -56,7 +56,7 @@ async fn passes_with_writes_on_the_target_only_and_fails_while_the_source_writes
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let target_writes = Writer::start(pair.target_conninfo.clone());
-    let said = observe(&config, 3)
+    let said = observe(&config, 3, false)
         .await
         .expect("the target alone takes writes");
     drop(target_writes);
@@ -67,7 +67,7 @@ async fn passes_with_writes_on_the_target_only_and_fails_while_the_source_writes
     assert!(said.contains("source 0 rows/s"), "{said}");
 
     let source_writes = Writer::start(pair.source_conninfo.clone());
-    let err = observe(&config, 3).await.unwrap_err();
+    let err = observe(&config, 3, false).await.unwrap_err();
     drop(source_writes);
     let msg = format!("{err:#}");
     assert!(

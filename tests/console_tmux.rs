@@ -578,7 +578,8 @@ fn console_switches_restarts_and_switches_back_through_keys() {
     assert!(
         labels.ends_with(&[
             "Writes frozen on the source".to_string(),
-            "Target caught up after the freeze".to_string()
+            "Target caught up after the freeze".to_string(),
+            "Final check in the window".to_string()
         ]),
         "{labels:?}"
     );

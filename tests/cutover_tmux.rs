@@ -1,9 +1,11 @@
 //! The whole default runbook through the real binary in tmux, on the lab
 //! (source 15 → target 18 where the lab has both) with the app pods writing:
-//! every checkpoint by its key, confirmed as a user would, no override. Then,
-//! from outside: every write the app acknowledged is in the database it now
-//! points at, the target's sequences are past the source's, the source took
-//! no write after the freeze, and the lab measured the window.
+//! every checkpoint by its key, confirmed as a user would, no override —
+//! reverse replication on — then the rollback after the switch. Checked from
+//! outside: counts and checksums equal in the window, every write the app
+//! acknowledged in the database it points at (after the cutover, and again
+//! after the rollback), the target's sequences past the source's, no
+//! subscription left on the target, and the lab measured the window.
 
 use std::process::Command;
 use std::time::Duration;
@@ -70,7 +72,34 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
         60,
     );
     assert!(frozen.contains("❄ FROZEN"), "{frozen}");
+    run(
+        "C",
+        "Lag 0, exact counts, final checksums",
+        None,
+        "tables equal",
+        120,
+    );
+    // From outside, in the window: every table's count and an
+    // order-independent checksum equal on both sides.
+    let tables = psql(
+        &source,
+        "SELECT string_agg(format('%I.%I', schemaname, tablename), ' ' ORDER BY 1) \
+         FROM pg_tables WHERE schemaname = 'public'",
+    );
+    for table in tables.split_whitespace() {
+        let sum = format!(
+            "SELECT count(*) || ' ' || coalesce(sum(hashtext(t::text)::int8), 0) FROM {table} t"
+        );
+        assert_eq!(psql(&source, &sum), psql(&target, &sum), "{table}");
+    }
     run("A", "Advance sequences on target", None, "sequences", 60);
+    run(
+        "E",
+        "Reverse replication target → source",
+        None,
+        "✔ E Reverse replication",
+        60,
+    );
     run("S", "Switch database config", Some("app-db"), "patched", 60);
     run(
         "R",
@@ -87,21 +116,33 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
         60,
     );
     assert!(on_target.contains("✔ window ≤"), "{on_target}");
+    run(
+        "X",
+        "Drop the subscription",
+        Some("cutover_sub"),
+        "✔ X Drop the subscription",
+        60,
+    );
+    assert_eq!(psql(&target, "SELECT count(*) FROM pg_subscription"), "0");
 
     // From outside: nothing the app was told was written is missing.
-    let audit = Command::new(common::tmux::BIN)
-        .args(["lab", "audit", "--dir"])
-        .arg(&labdir)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&audit.stdout);
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{said}{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
-    assert!(said.contains("nothing missing"), "{said}");
+    let audit = || {
+        let audit = Command::new(common::tmux::BIN)
+            .args(["lab", "audit", "--dir"])
+            .arg(&labdir)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&audit.stdout).to_string();
+        assert_eq!(
+            audit.status.code(),
+            Some(0),
+            "{said}{}",
+            String::from_utf8_lossy(&audit.stderr)
+        );
+        assert!(said.contains("nothing missing"), "{said}");
+        said
+    };
+    audit();
     // The target's sequences are at or past the source's.
     let seqs = |c: &str| {
         psql(c, "SELECT string_agg(sequencename || '=' || coalesce(last_value, 0), ' ' ORDER BY sequencename) FROM pg_sequences WHERE schemaname = 'public'")
@@ -111,30 +152,56 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
         let v = |x: &str| x.split('=').nth(1).unwrap().parse::<i64>().unwrap();
         assert!(v(t) >= v(s), "{s} on the source, {t} on the target");
     }
-    // The source took no write since the freeze: the app is on the target.
-    let written = |c: &str| -> i64 {
-        psql(c, "SELECT pg_stat_force_next_flush(); SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables")
-            .lines()
-            .last()
-            .unwrap()
+    // The app is on the target: no session of it on the source, whose
+    // only writes now come from reverse replication.
+    let app_sessions = |c: &str| {
+        psql(
+            c,
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
+        )
+    };
+    assert_eq!(app_sessions(&source), "0");
+    let rows = |c: &str| -> i64 {
+        psql(c, "SELECT count(*) FROM public.app_writes")
             .parse()
             .unwrap()
     };
-    let before = written(&source);
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(written(&source), before, "the source is still written");
+    let (before, target_rows) = (rows(&source), rows(&target));
+    t.wait_for("reverse replication", Duration::from_secs(30), |_| {
+        rows(&source) >= target_rows
+    });
+    assert!(
+        rows(&source) > before,
+        "reverse replication delivers nothing"
+    );
     // The lab measured the window and the failed writes.
     let status = lab(&["status", "--dir", labdir.to_str().unwrap()]);
     assert!(
         status.contains("last ack on source → first ack on target"),
         "{status}"
     );
-    // The live verification still runs: quitting asks first.
+
+    // Rollback after the switch, reverse replication on: the target
+    // frozen, everything it had delivered, the app back on the source.
+    run(
+        "B",
+        "Switch back and restart",
+        Some("app-db"),
+        "✔ B Switch back and restart",
+        180,
+    );
+    let back = rows(&source);
+    t.wait_for(
+        "the app writing to the source",
+        Duration::from_secs(30),
+        |_| rows(&source) > back,
+    );
+    assert_ne!(app_sessions(&source), "0");
+    // Every write the app acknowledged, on either side, is on the source.
+    audit();
+    // Nothing runs any more (the final check stopped the live
+    // verification): q quits at once.
     t.keys("q");
-    t.wait_for("the quit question", Duration::from_secs(10), |s| {
-        s.contains("Quit anyway?")
-    });
-    t.keys("y");
     let screen = t.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use cutover::runtime::freeze::{freeze, unfreeze};
-use cutover::session::{EventKind, Grant};
+use cutover::session::{EventKind, Grant, Side};
 use tokio::sync::mpsc;
 
 const ROLE: &str = "app_rw";
@@ -88,7 +88,7 @@ async fn a_freeze_holds_against_the_client_and_the_unfreeze_gives_back_what_it_t
         .expect("writes before the freeze");
 
     let (tx, mut rx) = mpsc::channel(16);
-    let said = freeze(1, &config, &roles(), &tables(), &tx)
+    let said = freeze(1, &config, Side::Source, &roles(), &tables(), &tx)
         .await
         .expect("frozen");
     assert!(
@@ -139,7 +139,7 @@ async fn a_freeze_holds_against_the_client_and_the_unfreeze_gives_back_what_it_t
     c.batch_execute("ROLLBACK").await.unwrap();
 
     // The rollback's unfreeze: exactly what was taken comes back.
-    let said = unfreeze(2, &config, &roles(), &grants, &tx)
+    let said = unfreeze(2, &config, Side::Source, &roles(), &grants, &tx)
         .await
         .expect("unfrozen");
     assert_eq!(
@@ -160,7 +160,7 @@ async fn a_freeze_holds_against_the_client_and_the_unfreeze_gives_back_what_it_t
     // A grant through PUBLIC survives a freeze by the role's privileges: the
     // proof catches it, says so, and the unfreeze puts the rest back.
     src("GRANT INSERT ON public.orders TO PUBLIC");
-    let err = freeze(3, &config, &roles(), &tables(), &tx)
+    let err = freeze(3, &config, Side::Source, &roles(), &tables(), &tx)
         .await
         .unwrap_err();
     let msg = format!("{err:#}");
@@ -170,14 +170,23 @@ async fn a_freeze_holds_against_the_client_and_the_unfreeze_gives_back_what_it_t
         "{msg}"
     );
     src("REVOKE INSERT ON public.orders FROM PUBLIC");
-    unfreeze(4, &config, &roles(), &grants, &tx).await.unwrap();
+    unfreeze(4, &config, Side::Source, &roles(), &grants, &tx)
+        .await
+        .unwrap();
     assert_eq!(privileges(), granted);
 
     // A superuser cannot be frozen by privileges: refused, nothing changed.
     let su = freeze_config("postgres");
-    let err = freeze(5, &su, &["postgres".to_string()], &tables(), &tx)
-        .await
-        .unwrap_err();
+    let err = freeze(
+        5,
+        &su,
+        Side::Source,
+        &["postgres".to_string()],
+        &tables(),
+        &tx,
+    )
+    .await
+    .unwrap_err();
     let msg = format!("{err:#}");
     assert_eq!(
         msg,

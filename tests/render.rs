@@ -111,6 +111,7 @@ fn info() -> SessionInfo {
         sequence_stride: 0,
         app_roles: vec![],
         freeze_budget_secs: 60,
+        on_budget_exceeded: Default::default(),
     }
 }
 
@@ -375,7 +376,7 @@ fn full_80x24() {
     assert!(s.contains("d copying 1"));
     assert!(s.contains("12:00:42 UTC"));
     assert!(s.contains(
-        "c count  v V verify  x cancel  F D P U W prepare  Z A T B  n  o  ? help  q quit"
+        "c count  v V verify  x cancel  F D P U W  Z C A E T B  X  n  o  ? help  q quit"
     ));
     // Every table fits at 80×24 together with the other panes.
     for (name, _, _) in TABLES {
@@ -1338,7 +1339,7 @@ fn the_keymap_is_the_footer_and_the_help() {
     // Too many groups for 80 columns: the keys stay, the words go from the
     // right (help and quit keep theirs; the help says the rest).
     assert!(
-        footer.contains("F D P U W  Z A S R T B  n  o  ? help  q quit"),
+        footer.contains("F D P U W  Z C A E S R T B  X  n  o  ? help  q quit"),
         "{footer}"
     );
 
@@ -1558,6 +1559,7 @@ fn writes_per_second_on_each_side_in_the_header() {
 fn the_freeze_window_is_timed_in_the_header() {
     let mut f = full();
     f.at(43.0).push(EventKind::FreezeGrants {
+        side: Side::Source,
         id: 7,
         roles: vec!["app".into()],
         grants: vec![],
@@ -1589,6 +1591,7 @@ fn the_freeze_window_is_timed_in_the_header() {
         plan: cutover::runbook::plan(&f.model, cutover::runbook::CheckpointId::AppOnTarget)
             .unwrap(),
         overridden: None,
+        auto: None,
         started_at: t0 - Duration::seconds(58),
         steps: vec![],
         checks: vec![],
@@ -1598,6 +1601,9 @@ fn the_freeze_window_is_timed_in_the_header() {
     });
     let screen = f.screen(200, 50);
     assert!(screen.starts_with(" ✔ window ≤ 0:17  LIVE"), "{screen}");
-    f.at(119.0).push(EventKind::WritesUnfrozen { id: 9 });
+    f.at(119.0).push(EventKind::WritesUnfrozen {
+        id: 9,
+        side: Side::Source,
+    });
     assert!(f.screen(200, 50).starts_with(" cutover  LIVE"));
 }

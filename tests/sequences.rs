@@ -6,6 +6,7 @@
 mod common;
 
 use cutover::runtime::sequences::advance;
+use cutover::session::Side;
 
 const DB: &str = "seqs";
 
@@ -53,7 +54,9 @@ async fn sequences_are_set_past_the_source_never_lowered_and_a_missing_one_refus
     let config = config();
     let schemas = vec!["public".to_string()];
 
-    let values = advance(&config, &schemas, 0).await.expect("advance");
+    let values = advance(&config, &schemas, 0, Side::Target)
+        .await
+        .expect("advance");
     type Row = (String, Option<i64>, Option<i64>, Option<i64>);
     let shown: Vec<Row> = values
         .iter()
@@ -78,16 +81,18 @@ async fn sequences_are_set_past_the_source_never_lowered_and_a_missing_one_refus
     );
 
     // Again: nothing behind, nothing changed (orders is past the source now).
-    let again = advance(&config, &schemas, 0).await.unwrap();
+    let again = advance(&config, &schemas, 0, Side::Target).await.unwrap();
     assert!(again.iter().all(|v| v.set_to.is_none()), "{again:?}");
     assert_eq!(
-        cutover::runtime::sequences::said(&again),
+        cutover::runtime::sequences::said(&again, Side::Target),
         "all 3 sequences already at or past the source's: nothing changed"
     );
 
     // A stride leaves a margin; a sequence ahead on the target is not lowered.
     source_sql("INSERT INTO public.events (v) VALUES (1)");
-    let strided = advance(&config, &schemas, 1000).await.unwrap();
+    let strided = advance(&config, &schemas, 1000, Side::Target)
+        .await
+        .unwrap();
     let events = strided
         .iter()
         .find(|v| v.name == "public.events_id_seq")
@@ -102,7 +107,9 @@ async fn sequences_are_set_past_the_source_never_lowered_and_a_missing_one_refus
     // A sequence only the source has: refused, and nothing was set.
     source_sql("CREATE SEQUENCE public.only_here; SELECT nextval('public.only_here'); INSERT INTO public.events (v) VALUES (2)");
     let before = target_values();
-    let err = advance(&config, &schemas, 0).await.unwrap_err();
+    let err = advance(&config, &schemas, 0, Side::Target)
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("missing on the target (public.only_here)")

@@ -49,6 +49,28 @@ pub struct FreezeCfg {
     /// How long writes may stay frozen before the console says it is over
     /// budget and offers the rollback first.
     pub budget_secs: u64,
+    /// What happens when the budget runs out.
+    pub on_budget_exceeded: BudgetAction,
+}
+
+/// `[freeze] on_budget_exceeded`: past the budget the console always turns to
+/// the error style and offers the rollback first; `rollback` also starts it
+/// by itself (like RDS Blue/Green's switchover timeout), and the log says why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetAction {
+    #[default]
+    Warn,
+    Rollback,
+}
+
+impl BudgetAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetAction::Warn => "warn",
+            BudgetAction::Rollback => "rollback",
+        }
+    }
 }
 
 impl FreezeCfg {
@@ -60,6 +82,7 @@ impl Default for FreezeCfg {
         FreezeCfg {
             app_roles: vec![],
             budget_secs: 60,
+            on_budget_exceeded: BudgetAction::Warn,
         }
     }
 }

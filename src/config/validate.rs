@@ -41,6 +41,7 @@ struct RawConfig {
 struct RawFreeze {
     app_roles: Option<Vec<Spanned<String>>>,
     budget_secs: Option<Spanned<u64>>,
+    on_budget_exceeded: Option<super::BudgetAction>,
 }
 
 #[derive(Deserialize)]
@@ -632,6 +633,7 @@ impl Validator<'_> {
                 FreezeCfg::BUDGET_SECS,
                 d.budget_secs,
             )?,
+            on_budget_exceeded: raw.on_budget_exceeded.unwrap_or(d.on_budget_exceeded),
         })
     }
 

@@ -63,6 +63,8 @@ track_io_timing = on
 
 /// Extra settings for the target (subscriber) cluster.
 pub const TARGET_CONF: &str = "\
+wal_level = logical
+max_wal_senders = 10
 max_logical_replication_workers = 8
 max_worker_processes = 16
 max_replication_slots = 10

@@ -26,6 +26,12 @@ pub struct Actions {
     /// The target's rows-written counter when the switch landed: what the
     /// app has written there since is what a rollback would strand.
     pub target_rows_at_switch: Option<i64>,
+    /// Writes on the target frozen, by a rollback after the switch.
+    pub target_frozen: Option<Frozen>,
+    /// The freeze budget ran out (once per freeze), and what was done.
+    pub budget: Option<super::budget::Exceeded>,
+    /// The freeze (by its start) whose budget overrun was announced.
+    pub budget_announced: Option<DateTime<Utc>>,
 }
 
 /// The write freeze as the log recorded it.
@@ -78,6 +84,8 @@ pub struct CheckpointRun {
     pub sequences: Vec<crate::session::SequenceValue>,
     /// Free-form lines from logs written before steps were recorded.
     pub legacy_steps: Vec<(DateTime<Utc>, String)>,
+    /// Started by the console itself, and why (the freeze budget ran out).
+    pub auto: Option<String>,
     /// When it ended, whether it succeeded, and how it ended.
     pub finished: Option<(DateTime<Utc>, bool, String)>,
 }
@@ -97,6 +105,14 @@ impl CheckpointRun {
 impl Actions {
     pub fn running(&self) -> Option<&CheckpointRun> {
         self.history.last().filter(|r| r.finished.is_none())
+    }
+
+    /// The freeze of one side.
+    pub fn frozen_mut(&mut self, side: crate::session::Side) -> &mut Option<Frozen> {
+        match side {
+            crate::session::Side::Source => &mut self.frozen,
+            crate::session::Side::Target => &mut self.target_frozen,
+        }
     }
 }
 
@@ -124,10 +140,20 @@ pub fn recheck(model: &Model, checkpoint: CheckpointId, overridden: &[String]) -
         .collect()
 }
 
+/// Whether `checkpoint` acts on Kubernetes now: always for the switch and
+/// the restart, and for the rollback when a switch is to be undone — then
+/// its access review is asked for and kept fresh like theirs.
+pub fn acts_on_kubernetes(model: &Model, checkpoint: CheckpointId) -> bool {
+    checkpoint.is_kubernetes()
+        || (checkpoint == CheckpointId::Rollback
+            && runbook::plan(model, checkpoint)
+                .is_some_and(|p| p.steps.iter().any(Step::is_kubernetes)))
+}
+
 /// Whether this session may run `checkpoint`: never read-only, and a
 /// Kubernetes checkpoint only with a Kubernetes side.
 pub fn bound(model: &Model, checkpoint: CheckpointId) -> bool {
-    if checkpoint.is_kubernetes() {
+    if acts_on_kubernetes(model, checkpoint) {
         kube_actions_bound(model)
     } else {
         model.info.as_ref().is_some_and(|i| !i.read_only)
@@ -141,7 +167,7 @@ pub fn open(model: &mut Model, checkpoint: CheckpointId) -> Vec<Effect> {
         return vec![];
     }
     model.dialog = Some(checkpoint);
-    if checkpoint.is_kubernetes() {
+    if acts_on_kubernetes(model, checkpoint) {
         preflight(model)
     } else {
         vec![]
@@ -159,7 +185,7 @@ pub fn preflight(model: &mut Model) -> Vec<Effect> {
 /// While a confirmation is open its access review is kept fresh: asked again
 /// once half the stale limit has passed, so the guard never shows an old ✔.
 pub fn on_tick(model: &mut Model) -> Vec<Effect> {
-    if !model.dialog.is_some_and(CheckpointId::is_kubernetes) {
+    if !model.dialog.is_some_and(|c| acts_on_kubernetes(model, c)) {
         return vec![];
     }
     let (Some(info), Some(now)) = (&model.info, model.now) else {
@@ -217,6 +243,17 @@ pub fn on_confirm(
 }
 
 fn start(model: &mut Model, plan: Plan, overridden: Option<(Vec<String>, String)>) -> Vec<Effect> {
+    start_run(model, plan, overridden, None)
+}
+
+/// Starts `plan` as a run: recorded in the history, handed to the executor
+/// (or, for verify-live, started as the verification).
+pub(super) fn start_run(
+    model: &mut Model,
+    plan: Plan,
+    overridden: Option<(Vec<String>, String)>,
+    auto: Option<String>,
+) -> Vec<Effect> {
     let Some(now) = model.now else {
         return vec![];
     };
@@ -237,17 +274,31 @@ fn start(model: &mut Model, plan: Plan, overridden: Option<(Vec<String>, String)
         checks: Vec::new(),
         sequences: Vec::new(),
         legacy_steps: Vec::new(),
+        auto,
         finished: None,
     });
     // Verifying while live is the verification itself, not the executor's.
     if let [step @ Step::VerifyLive { .. }] = plan.steps.as_slice() {
         return super::verify_live::start(model, id, now, step);
     }
-    vec![Effect::RunPlan {
+    let mut effects = Vec::new();
+    // The final checksums build on the live verification's report: it
+    // stops, and hands it over, as the final check starts.
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::VerifyFinal { .. }))
+    {
+        if let Some(run) = model.verify_run.as_ref().filter(|r| r.running()) {
+            effects.push(Effect::CancelVerify { run: run.id });
+        }
+    }
+    effects.push(Effect::RunPlan {
         id,
         plan,
         overridden: labels,
-    }]
+    });
+    effects
 }
 
 fn run_mut(model: &mut Model, id: u64) -> Option<&mut CheckpointRun> {
@@ -375,4 +426,4 @@ fn unfinished(run: &CheckpointRun) -> String {
 
 #[cfg(test)]
 #[path = "actions_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -4,14 +4,15 @@ use super::super::update::tests::{at, info, source, target, Feed};
 use super::*;
 use crate::kube::WorkloadSnapshot;
 use crate::runbook::{Confirm, Verdict};
-use crate::session::{EventKind, KubeInfo, SessionInfo};
+use crate::session::{EventKind, KubeInfo, SessionInfo, Side};
 
 const FREEZE: &str = "Writes frozen on the source";
 const AFTER: &str = "Target caught up after the freeze";
+const FINAL: &str = "Final check in the window";
 const VERIFIED: &str = "Verified while live";
 const SEQUENCES: &str = "Sequences advanced";
 
-fn kube_info(read_only: bool) -> SessionInfo {
+pub(in crate::model) fn kube_info(read_only: bool) -> SessionInfo {
     SessionInfo {
         kubernetes: Some(KubeInfo {
             context: "lab".into(),
@@ -101,7 +102,7 @@ fn failing(f: &Feed, id: CheckpointId) -> Vec<(String, String)> {
         .collect()
 }
 
-fn switched(f: &mut Feed, t: i64) {
+pub(in crate::model) fn switched(f: &mut Feed, t: i64) {
     f.m.actions.switched = Some((
         at(t),
         SwitchRecord {
@@ -157,7 +158,8 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
             VERIFIED.to_string(),
             SEQUENCES.to_string(),
             FREEZE.to_string(),
-            AFTER.to_string()
+            AFTER.to_string(),
+            FINAL.to_string()
         ]
     );
     type_text(&mut f, 2, "app-db");
@@ -177,7 +179,8 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
                 VERIFIED.to_string(),
                 SEQUENCES.to_string(),
                 FREEZE.to_string(),
-                AFTER.to_string()
+                AFTER.to_string(),
+                FINAL.to_string()
             ],
         }],
         "the plan run is the plan shown"
@@ -191,7 +194,8 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
             VERIFIED.to_string(),
             SEQUENCES.to_string(),
             FREEZE.to_string(),
-            AFTER.to_string()
+            AFTER.to_string(),
+            FINAL.to_string()
         ]
     );
     assert_eq!(reason, "too short -- rehearsal on the lab");
@@ -473,6 +477,7 @@ fn a_no_op_rerun_keeps_what_to_go_back_to() {
         checkpoint: CheckpointId::SwitchConfig,
         plan,
         overridden: None,
+        auto: None,
         started_at: f.m.now.unwrap(),
         steps: vec![],
         checks: vec![],
@@ -563,6 +568,9 @@ fn prepare_checkpoints_read_the_samples_and_say_when_already_done() {
             name: "s".into(),
             publication: "p".into(),
             source: "old@h:5432/db".into(),
+            on: Side::Target,
+            copy_data: true,
+            enabled: true,
         }]
     );
     assert!(sub.steps[0].lines()[1].contains("password not shown"));
@@ -884,7 +892,8 @@ fn sequences_plan_is_run_as_shown_and_its_values_are_kept() {
         plan.steps,
         vec![Step::AdvanceSequences {
             schemas: vec!["public".into()],
-            stride: 0
+            stride: 0,
+            to: Side::Target,
         }]
     );
     assert!(plan.steps[0].lines()[1].contains("<source last_value> + 0"));
@@ -938,6 +947,7 @@ fn app_on_target_waits_for_the_switch_then_a_restart_after_it() {
         checkpoint: CheckpointId::RolloutRestart,
         plan,
         overridden: None,
+        auto: None,
         started_at: at(1),
         steps: vec![],
         checks: vec![],
@@ -956,7 +966,13 @@ fn app_on_target_waits_for_the_switch_then_a_restart_after_it() {
     f.m.actions.history.push(again);
     assert!(labels(&f).is_empty(), "{:?}", labels(&f));
     let plan = runbook::plan(&f.m, CheckpointId::AppOnTarget).unwrap();
-    assert_eq!(plan.steps, vec![Step::ObserveApp { seconds: 10 }]);
+    assert_eq!(
+        plan.steps,
+        vec![Step::ObserveApp {
+            seconds: 10,
+            reverse: false
+        }]
+    );
     // Without a Kubernetes side the switch happened elsewhere: only the
     // sides must answer.
     let mut plain = Feed::new();
@@ -983,7 +999,8 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
         plan.steps,
         vec![Step::FreezeWrites {
             roles: vec!["app".into()],
-            tables: vec!["\"public\".\"t\"".into()]
+            tables: vec!["\"public\".\"t\"".into()],
+            side: Side::Source,
         }]
     );
     let lines = plan.steps[0].lines();
@@ -1007,6 +1024,7 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
         2,
         EventKind::FreezeGrants {
             id: 9,
+            side: Side::Source,
             roles: vec!["app".into()],
             grants: grants.clone(),
         },
@@ -1016,6 +1034,7 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
         3,
         EventKind::WritesFrozen {
             id: 9,
+            side: Side::Source,
             lsn: "0/20".into(),
         },
     );
@@ -1043,7 +1062,8 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
         back.steps,
         vec![Step::UnfreezeWrites {
             roles: vec!["app".into()],
-            grants
+            grants,
+            side: Side::Source,
         }]
     );
     assert_eq!(
@@ -1053,7 +1073,13 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
             "  GRANT INSERT ON TABLE public.t TO \"app\";".to_string()
         ]
     );
-    f.send(31, EventKind::WritesUnfrozen { id: 10 });
+    f.send(
+        31,
+        EventKind::WritesUnfrozen {
+            id: 10,
+            side: Side::Source,
+        },
+    );
     assert_eq!(f.m.actions.frozen, None);
 }
 
@@ -1114,6 +1140,7 @@ fn a_rollback_after_the_switch_counts_the_writes_it_would_strand() {
         checkpoint: CheckpointId::SwitchConfig,
         plan,
         overridden: None,
+        auto: None,
         started_at: at(2),
         steps: vec![],
         checks: vec![],

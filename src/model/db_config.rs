@@ -141,44 +141,7 @@ mod tests {
         step: Step,
         switched: Option<SwitchRecord>,
     ) {
-        f.m.next_run += 1;
-        let id = f.m.next_run;
-        f.m.actions.history.push(crate::model::CheckpointRun {
-            id,
-            checkpoint,
-            plan: crate::runbook::Plan {
-                checkpoint,
-                confirm: crate::runbook::Confirm::Yes,
-                steps: vec![step.clone()],
-                notes: vec![],
-            },
-            overridden: None,
-            started_at: at(t),
-            steps: vec![],
-            checks: vec![],
-            sequences: vec![],
-            legacy_steps: vec![],
-            finished: None,
-        });
-        let message = "done".to_string();
-        let reported = [
-            EventKind::StepStarted { id, index: 0, step },
-            EventKind::StepDone {
-                id,
-                index: 0,
-                message: message.clone(),
-                elapsed_ms: 1.0,
-            },
-            EventKind::RunFinished {
-                id,
-                ok: true,
-                message,
-                switched,
-            },
-        ];
-        for kind in reported {
-            f.send(t, kind);
-        }
+        crate::model::update::tests::ran(f, t, checkpoint, vec![step], true, "done", switched);
     }
 
     fn patch(new: &str, current: &str) -> Step {

@@ -1,6 +1,7 @@
 //! The model and its pure fold. No IO and no clock here: time arrives with events.
 
 mod actions;
+pub mod budget;
 mod db_config;
 mod derive;
 pub mod field;

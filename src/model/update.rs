@@ -39,6 +39,9 @@ pub enum Effect {
     CancelRun {
         id: u64,
     },
+    /// Record this event (the runtime logs it and folds it back in): what
+    /// the console decided by itself, so the log says why.
+    Record(EventKind),
     Quit,
 }
 
@@ -293,8 +296,13 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             }
             vec![]
         }
-        EventKind::FreezeGrants { roles, grants, .. } => {
-            model.actions.frozen = Some(super::Frozen {
+        EventKind::FreezeGrants {
+            side,
+            roles,
+            grants,
+            ..
+        } => {
+            *model.actions.frozen_mut(*side) = Some(super::Frozen {
                 at,
                 roles: roles.clone(),
                 grants: grants.clone(),
@@ -302,16 +310,20 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             });
             vec![]
         }
-        EventKind::WritesFrozen { lsn, .. } => {
-            if let Some(f) = model.actions.frozen.as_mut() {
+        EventKind::WritesFrozen { side, lsn, .. } => {
+            if let Some(f) = model.actions.frozen_mut(*side).as_mut() {
                 f.proven = Some((at, lsn.clone()));
             }
             vec![]
         }
-        EventKind::WritesUnfrozen { .. } => {
-            model.actions.frozen = None;
+        EventKind::WritesUnfrozen { side, .. } => {
+            *model.actions.frozen_mut(*side) = None;
             vec![]
         }
+        EventKind::BudgetExceeded {
+            budget_secs,
+            action,
+        } => super::budget::on_exceeded(model, at, *budget_secs, *action),
         EventKind::SequencesAdvanced { id, sequences } => {
             if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
                 r.sequences = sequences.clone();
@@ -334,13 +346,14 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             switched,
         } => {
             super::actions::on_finished(model, *id, at, *ok, message, switched.as_ref());
+            // A rollback the budget asked for while this ran starts now.
+            let mut effects = super::budget::try_rollback(model);
             // A failed or cancelled action may have changed part of what it
             // meant to: read the config and the access again at once.
-            if *ok {
-                vec![]
-            } else {
-                super::actions::preflight(model)
+            if !*ok {
+                effects.extend(super::actions::preflight(model));
             }
+            effects
         }
         EventKind::SessionResumed { read_only, .. } => {
             if let Some(info) = model.info.as_mut() {
@@ -374,7 +387,11 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
                 vec![]
             }
         }
-        EventKind::Tick => super::actions::on_tick(model),
+        EventKind::Tick => {
+            let mut effects = super::actions::on_tick(model);
+            effects.extend(super::budget::on_tick(model));
+            effects
+        }
         EventKind::SessionEnded { reason } => {
             model.ended = Some(reason.clone());
             vec![]

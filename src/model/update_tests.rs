@@ -33,6 +33,7 @@ pub(in crate::model) fn info() -> SessionInfo {
         sequence_stride: 0,
         app_roles: vec![],
         freeze_budget_secs: 60,
+        on_budget_exceeded: Default::default(),
     }
 }
 
@@ -514,5 +515,60 @@ fn continuous_verification_shows_fraction_pending_and_confirmed_rows() {
         table_rows(&f.m)[0].state,
         RowState::ChecksumVerified,
         "the last state stays on screen"
+    );
+}
+
+/// A run of `checkpoint` with `steps` as the log would say it: recorded as
+/// started at `t`, each step started and done, then finished (`ok`, saying
+/// `message`, and the switch it made, if any).
+pub(in crate::model) fn ran(
+    f: &mut Feed,
+    t: i64,
+    checkpoint: crate::runbook::CheckpointId,
+    steps: Vec<crate::runbook::Step>,
+    ok: bool,
+    message: &str,
+    switched: Option<crate::session::SwitchRecord>,
+) {
+    f.m.next_run += 1;
+    let id = f.m.next_run;
+    f.m.actions.history.push(crate::model::CheckpointRun {
+        id,
+        checkpoint,
+        plan: crate::runbook::Plan {
+            checkpoint,
+            confirm: crate::runbook::Confirm::Yes,
+            steps: steps.clone(),
+            notes: vec![],
+        },
+        overridden: None,
+        auto: None,
+        started_at: at(t),
+        steps: vec![],
+        checks: vec![],
+        sequences: vec![],
+        legacy_steps: vec![],
+        finished: None,
+    });
+    for (index, step) in steps.into_iter().enumerate() {
+        f.send(t, EventKind::StepStarted { id, index, step });
+        f.send(
+            t,
+            EventKind::StepDone {
+                id,
+                index,
+                message: "done".into(),
+                elapsed_ms: 1.0,
+            },
+        );
+    }
+    f.send(
+        t + 1,
+        EventKind::RunFinished {
+            id,
+            ok,
+            message: message.into(),
+            switched,
+        },
     );
 }

@@ -253,17 +253,26 @@ pub fn workloads_found(model: &Model) -> Guard {
     }
 }
 
+/// The latest run of `checkpoint` started at or after `since`.
+pub fn latest_run(
+    model: &Model,
+    checkpoint: super::CheckpointId,
+    since: Option<DateTime<Utc>>,
+) -> Option<&crate::model::CheckpointRun> {
+    model
+        .actions
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.checkpoint == checkpoint && since.is_none_or(|s| r.started_at >= s))
+}
+
 /// The live verification's latest word: the verify-live checkpoint done
 /// (every table verified once) and no confirmed difference since, in any
 /// table, by whichever verification ran last.
 pub fn verified_live(model: &Model) -> Guard {
     const L: &str = "Verified while live";
-    let run = model
-        .actions
-        .history
-        .iter()
-        .rev()
-        .find(|r| r.checkpoint == super::CheckpointId::VerifyLive);
+    let run = latest_run(model, super::CheckpointId::VerifyLive, None);
     let differing = crate::model::verify_differences(model);
     if !differing.is_empty() {
         return Guard::fail(L, format!("rows differ: {}", differing.join("; ")));
@@ -304,12 +313,7 @@ pub fn verified_live(model: &Model) -> Guard {
 /// checkpoint, and nothing it found was left behind.
 pub fn sequences_advanced(model: &Model) -> Guard {
     const L: &str = "Sequences advanced";
-    let run = model
-        .actions
-        .history
-        .iter()
-        .rev()
-        .find(|r| r.checkpoint == super::CheckpointId::AdvanceSequences);
+    let run = latest_run(model, super::CheckpointId::AdvanceSequences, None);
     match run.map(|r| (&r.finished, r.sequences.len())) {
         None => Guard::fail(
             L,
@@ -493,6 +497,15 @@ pub fn nothing_stranded(model: &Model) -> Guard {
     let Some((at, _)) = model.actions.switched.as_ref() else {
         return Guard::pass(L, "not switched: the app never wrote to the target");
     };
+    if let Some(since) = super::checkpoints::reverse_replication::running_since(model) {
+        return Guard::pass(
+            L,
+            format!(
+                "reverse replication since {} carries them: the rollback freezes the target and                  waits until it has delivered everything",
+                since.format("%H:%M:%S")
+            ),
+        );
+    }
     if let Some((since, reason)) = side_stale(model, Side::Target, &model.target) {
         return Guard::stale(L, since, reason);
     }
@@ -510,5 +523,30 @@ pub fn nothing_stranded(model: &Model) -> Guard {
         ),
         (Some(_), Some(_)) => Guard::pass(L, "nothing written on the target since the switch"),
         _ => Guard::fail(L, "the target's writes since the switch are unknown"),
+    }
+}
+
+/// The final check (C) in the window: lag 0 after the freeze, exact counts
+/// and final checksums equal — run after the freeze was proven, and the
+/// latest word. A failed one names the tables and rows that differ.
+pub fn final_checked(model: &Model) -> Guard {
+    const L: &str = "Final check in the window";
+    let proven = model
+        .actions
+        .frozen
+        .as_ref()
+        .and_then(|f| f.proven.as_ref().map(|(at, _)| *at));
+    let Some(proven) = proven else {
+        return Guard::fail(L, "no proven freeze yet");
+    };
+    let run = latest_run(model, super::CheckpointId::FinalCheck, Some(proven));
+    match run.map(|r| &r.finished) {
+        None => Guard::fail(
+            L,
+            "not run since the freeze: C waits for lag 0, counts and checksums every table",
+        ),
+        Some(None) => Guard::fail(L, "running"),
+        Some(Some((_, false, m))) => Guard::fail(L, format!("failed: {m}")),
+        Some(Some((at, true, m))) => Guard::pass(L, format!("{} ({m})", at.format("%H:%M:%S"))),
     }
 }

@@ -50,6 +50,15 @@ pub enum CheckpointId {
     Rollback,
     /// The application writes to the target and nothing to the source.
     AppOnTarget,
+    /// In the window: the target has everything the frozen source had
+    /// (its slot confirmed the source's position), exact counts and the
+    /// final checksums equal.
+    FinalCheck,
+    /// Target → source replication, its slot made before the app's first
+    /// write on the target, the forward subscription stopped first.
+    ReverseReplication,
+    /// FINISH: drop the forward subscription (and its slot on the source).
+    DropSubscription,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -117,9 +126,19 @@ pub const CATALOG: &[Checkpoint] = &[
         title: "Freeze writes on source",
     },
     Checkpoint {
+        id: CheckpointId::FinalCheck,
+        phase: Phase::Cutover,
+        title: "Lag 0, exact counts, final checksums",
+    },
+    Checkpoint {
         id: CheckpointId::AdvanceSequences,
         phase: Phase::Cutover,
         title: "Advance sequences on target",
+    },
+    Checkpoint {
+        id: CheckpointId::ReverseReplication,
+        phase: Phase::Cutover,
+        title: "Reverse replication target → source",
     },
     Checkpoint {
         id: CheckpointId::SwitchConfig,
@@ -135,6 +154,11 @@ pub const CATALOG: &[Checkpoint] = &[
         id: CheckpointId::AppOnTarget,
         phase: Phase::Cutover,
         title: "App writes to the target",
+    },
+    Checkpoint {
+        id: CheckpointId::DropSubscription,
+        phase: Phase::Finish,
+        title: "Drop the subscription",
     },
     Checkpoint {
         id: CheckpointId::Rollback,
@@ -167,8 +191,7 @@ impl CheckpointId {
 }
 
 /// The default runbook for one database pair over logical replication, in
-/// order. (The CUTOVER steps before the switch and the FINISH phase come
-/// with the next checkpoints; the dump-and-restore variant is another list.)
+/// order. (The dump-and-restore variant is another list.)
 pub fn logical() -> Vec<CheckpointId> {
     vec![
         CheckpointId::Preflight,
@@ -178,10 +201,13 @@ pub fn logical() -> Vec<CheckpointId> {
         CheckpointId::WaitInitialSync,
         CheckpointId::VerifyLive,
         CheckpointId::FreezeWrites,
+        CheckpointId::FinalCheck,
         CheckpointId::AdvanceSequences,
+        CheckpointId::ReverseReplication,
         CheckpointId::SwitchConfig,
         CheckpointId::RolloutRestart,
         CheckpointId::AppOnTarget,
+        CheckpointId::DropSubscription,
         CheckpointId::Rollback,
     ]
 }
@@ -201,6 +227,9 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::guards(model),
         CheckpointId::Rollback => checkpoints::rollback::guards(model),
         CheckpointId::AppOnTarget => checkpoints::app_on_target::guards(model),
+        CheckpointId::FinalCheck => checkpoints::final_check::guards(model),
+        CheckpointId::ReverseReplication => checkpoints::reverse_replication::guards(model),
+        CheckpointId::DropSubscription => checkpoints::drop_subscription::guards(model),
     }
 }
 
@@ -220,6 +249,9 @@ pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
         CheckpointId::RolloutRestart => checkpoints::rollout_restart::plan(model),
         CheckpointId::Rollback => checkpoints::rollback::plan(model),
         CheckpointId::AppOnTarget => checkpoints::app_on_target::plan(model),
+        CheckpointId::FinalCheck => checkpoints::final_check::plan(model),
+        CheckpointId::ReverseReplication => checkpoints::reverse_replication::plan(model),
+        CheckpointId::DropSubscription => checkpoints::drop_subscription::plan(model),
     }
 }
 
@@ -243,10 +275,13 @@ mod tests {
                 "\"wait_initial_sync\"",
                 "\"verify_live\"",
                 "\"freeze_writes\"",
+                "\"final_check\"",
                 "\"advance_sequences\"",
+                "\"reverse_replication\"",
                 "\"switch_config\"",
                 "\"rollout_restart\"",
                 "\"app_on_target\"",
+                "\"drop_subscription\"",
                 "\"rollback\""
             ]
         );

@@ -95,13 +95,41 @@ pub enum Step {
     /// (psql, stop on the first error). Privileges come along, so the app's
     /// roles may use the target after the switch.
     CopySchema { tables_missing: usize },
-    /// CREATE SUBSCRIPTION on the target with the source's DSN as its
-    /// connection; `source` is that DSN as it may be shown (no password).
+    /// CREATE SUBSCRIPTION on `on` (the target; the source for reverse
+    /// replication) with the other side's DSN as its connection; `source` is
+    /// that DSN as it may be shown (no password). Without `copy_data` it
+    /// only streams what is written from its creation on.
     CreateSubscription {
         name: String,
         publication: String,
         source: String,
+        #[serde(default = "target_side")]
+        on: Side,
+        #[serde(default = "yes")]
+        copy_data: bool,
+        /// Without it the slot is made now and nothing is applied until
+        /// `ALTER SUBSCRIPTION … ENABLE`.
+        #[serde(default = "yes")]
+        enabled: bool,
     },
+    /// `ALTER SUBSCRIPTION … DISABLE` on the target, then wait until its
+    /// apply worker has exited: from then on it applies nothing.
+    StopSubscription { name: String },
+    /// Until `slot` on `on` has confirmed the WAL position `on` stood at
+    /// when the step started (its writes frozen: everything written then has
+    /// arrived on the other side), or `timeout_s`.
+    WaitReplicated {
+        on: Side,
+        slot: String,
+        timeout_s: u64,
+    },
+    /// Exact `count(*)` of every table on both sides at once, in the window;
+    /// any table that differs fails it, named with both counts.
+    ExactCounts { tables: Vec<TableRef> },
+    /// The final checksum pass in the window (`verify_final`): ranges the
+    /// live verification proved are only re-checked where rows changed
+    /// since; any difference fails it, the rows named.
+    VerifyFinal { tables: Vec<TableRef> },
     /// Until every table of the subscription is `r`eady, or `timeout_s`.
     WaitSync {
         subscription: String,
@@ -115,24 +143,71 @@ pub enum Step {
     /// On the target, `setval` every sequence of these schemas to the
     /// source's `last_value` + `stride` where it is behind; values read
     /// when it runs, one transaction.
-    AdvanceSequences { schemas: Vec<String>, stride: u64 },
+    AdvanceSequences {
+        schemas: Vec<String>,
+        stride: u64,
+        /// The side set (the other is read): the source when a rollback
+        /// after the switch sends the app back.
+        #[serde(default = "target_side")]
+        to: Side,
+    },
     /// Rows written and client sessions on both sides, now and `seconds`
     /// later, read-only.
-    ObserveApp { seconds: u64 },
+    ObserveApp {
+        seconds: u64,
+        /// Reverse replication runs: the source's rows written are its
+        /// apply worker's, so "none on the source" is read from its client
+        /// sessions (the freeze keeps the app's roles from writing there).
+        #[serde(default)]
+        reverse: bool,
+    },
     /// On the source: take the write privileges of `roles` on `tables` and
     /// make their new sessions read-only (one transaction; what was taken is
     /// logged first), end their sessions, then prove nothing can write.
     FreezeWrites {
         roles: Vec<String>,
         tables: Vec<String>,
+        /// The source in the cutover; the target in a rollback after the switch.
+        #[serde(default)]
+        side: Side,
     },
     /// On the source, one transaction: give back exactly what the freeze
     /// took, and the roles' sessions their default again.
     UnfreezeWrites {
         roles: Vec<String>,
         grants: Vec<crate::session::Grant>,
+        #[serde(default)]
+        side: Side,
     },
 }
+
+/// ` WITH (…)` for the options that are not the defaults.
+pub fn subscription_options(copy_data: bool, enabled: bool) -> String {
+    let mut with = Vec::new();
+    if !copy_data {
+        with.push("copy_data = false");
+    }
+    if !enabled {
+        with.push("enabled = false");
+    }
+    if with.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", with.join(", "))
+    }
+}
+
+fn target_side() -> Side {
+    Side::Target
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How long the wait for replication to deliver everything may take in the
+/// window (the budget's timer shows it against the budget meanwhile).
+pub const WAIT_REPLICATED_S: u64 = 300;
 
 /// The freeze's statements, as shown and as run.
 pub fn freeze_sql(roles: &[String], tables: &[String]) -> Vec<String> {
@@ -267,47 +342,99 @@ impl Step {
                 name,
                 publication,
                 source,
+                on,
+                copy_data,
+                enabled,
             } => vec![
-                "on the target:".to_string(),
+                format!("on the {}:", on.as_str()),
                 format!(
                     "  CREATE SUBSCRIPTION {name} CONNECTION '<{source}, password not shown>' \
-                     PUBLICATION {publication};"
+                     PUBLICATION {publication}{};",
+                    subscription_options(*copy_data, *enabled)
                 ),
             ],
+            Step::StopSubscription { name } => vec![
+                "on the target:".to_string(),
+                format!("  ALTER SUBSCRIPTION {name} DISABLE;"),
+                format!(
+                    "then watch pg_stat_subscription until {name}'s apply worker has exited"
+                ),
+            ],
+            Step::WaitReplicated {
+                on,
+                slot,
+                timeout_s,
+            } => vec![format!(
+                "read the {}'s WAL position (pg_current_wal_lsn), then watch slot {slot} \
+                 until it has confirmed it (at most {timeout_s} s)",
+                on.as_str()
+            )],
+            Step::ExactCounts { tables } => vec![format!(
+                "read-only on both sides at once: SELECT count(*) of {} tables ({}{})",
+                tables.len(),
+                first_few(tables),
+                if tables.len() > 3 { ", …" } else { "" }
+            )],
+            Step::VerifyFinal { tables } => vec![format!(
+                "read-only on both sides: the final checksums of {} tables, by key range; \
+                 ranges verified while live are re-checked only where rows changed since \
+                 (updated_at), the rest in full; a difference is named down to rows",
+                tables.len()
+            )],
             Step::Preflight => vec![
                 "read-only on both sides: versions, wal_level, free slots and senders, replica \
                  identities, the target's schema, stray slots or subscriptions, long \
                  transactions, sequences"
                     .to_string(),
             ],
-            Step::AdvanceSequences { schemas, stride } => vec![
+            Step::AdvanceSequences {
+                schemas,
+                stride,
+                to,
+            } => vec![
                 format!(
                     "read every sequence of schema {} on both sides (pg_sequences), then on \
-                     the target, in one transaction:",
-                    schemas.join(", ")
+                     the {}, in one transaction:",
+                    schemas.join(", "),
+                    to.as_str()
                 ),
                 format!(
-                    "  SELECT setval(<sequence>, <source last_value> + {stride}) for each one \
-                     the target has behind that value;"
+                    "  SELECT setval(<sequence>, <{} last_value> + {stride}) for each one \
+                     the {} has behind that value;",
+                    to.other().as_str(),
+                    to.as_str()
                 ),
             ],
-            Step::FreezeWrites { roles, tables } => {
-                let mut out = vec!["on the source, one transaction (lock_timeout 5000 ms), after logging the privileges it takes:".to_string()];
+            Step::FreezeWrites {
+                roles,
+                tables,
+                side,
+            } => {
+                let mut out = vec![format!(
+                    "on the {}, one transaction (lock_timeout 5000 ms), after logging the \
+                     privileges it takes:",
+                    side.as_str()
+                )];
                 out.extend(freeze_sql(roles, tables).into_iter().map(|s| format!("  {s};")));
                 out.push(format!(
                     "then end every session of {} (pg_terminate_backend), and prove: none can \
                      write a table (has_table_privilege), none holds a write, nothing written \
-                     for 2 s; the source's WAL position is taken",
-                    roles.join(", ")
+                     for 2 s; the {}'s WAL position is taken",
+                    roles.join(", "),
+                    side.as_str()
                 ));
                 out
             }
-            Step::UnfreezeWrites { roles, grants } => {
-                let mut out = vec!["on the source, one transaction:".to_string()];
+            Step::UnfreezeWrites {
+                roles,
+                grants,
+                side,
+            } => {
+                let mut out = vec![format!("on the {}, one transaction:", side.as_str())];
                 out.extend(unfreeze_sql(roles, grants).into_iter().map(|s| format!("  {s};")));
                 out
             }
-            Step::ObserveApp { seconds } => vec![format!(
+            Step::ObserveApp { seconds, .. } => vec![format!(
                 "read-only on both sides: rows written (pg_stat_user_tables) and client \
                  sessions (pg_stat_activity), now and {seconds} s later"
             )],
@@ -353,16 +480,32 @@ impl Step {
                 side.as_str()
             ),
             Step::CopySchema { .. } => "copy the schema".into(),
-            Step::CreateSubscription { name, .. } => format!("CREATE SUBSCRIPTION {name}"),
+            Step::CreateSubscription { name, on, .. } => {
+                format!("CREATE SUBSCRIPTION {name} on the {}", on.as_str())
+            }
+            Step::StopSubscription { name } => format!("stop subscription {name}"),
+            Step::WaitReplicated { on, slot, .. } => {
+                format!("{slot} delivers all the {} had", on.as_str())
+            }
+            Step::ExactCounts { tables } => format!("exact counts of {} tables", tables.len()),
+            Step::VerifyFinal { tables } => format!("final checksums of {} tables", tables.len()),
             Step::WaitSync { subscription, .. } => format!("initial sync of {subscription}"),
             Step::Preflight => "preflight checks".into(),
             Step::VerifyLive { tables } => format!("verify {} tables while live", tables.len()),
-            Step::AdvanceSequences { .. } => "advance the target's sequences".into(),
-            Step::ObserveApp { seconds } => format!("watch writes on both sides for {seconds} s"),
-            Step::FreezeWrites { roles, .. } => format!("freeze writes of {}", roles.join(", ")),
-            Step::UnfreezeWrites { roles, .. } => {
-                format!("give {} their writes back", roles.join(", "))
+            Step::AdvanceSequences { to, .. } => format!("advance the {}'s sequences", to.as_str()),
+            Step::ObserveApp { seconds, .. } => {
+                format!("watch writes on both sides for {seconds} s")
             }
+            Step::FreezeWrites { roles, side, .. } => format!(
+                "freeze writes of {} on the {}",
+                roles.join(", "),
+                side.as_str()
+            ),
+            Step::UnfreezeWrites { roles, side, .. } => format!(
+                "give {} their writes back on the {}",
+                roles.join(", "),
+                side.as_str()
+            ),
         }
     }
 }

@@ -44,11 +44,13 @@ async fn read(config: &Config, side: Side, client: &Client) -> Result<Activity> 
 }
 
 /// The verdict on what was seen over `seconds`: Ok when the target gained
-/// writes and the source none.
+/// writes and the source none — or, with reverse replication applying the
+/// target's writes to the source, no client session on the source.
 pub fn judge(
     source: (Activity, Activity),
     target: (Activity, Activity),
     seconds: u64,
+    reverse: bool,
 ) -> Result<String> {
     let per_s = |(a, b): (Activity, Activity)| {
         (b.rows_written - a.rows_written).max(0) as f64 / seconds.max(1) as f64
@@ -58,16 +60,26 @@ pub fn judge(
         "over {seconds} s: target {t:.0} rows/s written, {} client sessions; source {s:.0} rows/s, {} client sessions",
         target.1.sessions, source.1.sessions
     );
-    if s > 0.0 {
+    if reverse && source.1.sessions > 0 {
+        Err(anyhow!(
+            "the source still has client sessions (its writes may be reverse replication's, \
+             or theirs): {said}"
+        ))
+    } else if s > 0.0 && !reverse {
         Err(anyhow!("the source still takes writes: {said}"))
     } else if t <= 0.0 {
         Err(anyhow!("no writes reach the target: {said}"))
+    } else if reverse {
+        Ok(format!(
+            "the app writes to the target only: {said} (the source's are reverse replication \
+             applying the target's)"
+        ))
     } else {
         Ok(format!("the app writes to the target only: {said}"))
     }
 }
 
-pub async fn observe(config: &Config, seconds: u64) -> Result<String> {
+pub async fn observe(config: &Config, seconds: u64, reverse: bool) -> Result<String> {
     let open = |side| super::pg_steps::open(config, side, 1_000, STATEMENT_TIMEOUT_MS);
     let (src, tgt) = (open(Side::Source).await?, open(Side::Target).await?);
     let first = (
@@ -79,7 +91,7 @@ pub async fn observe(config: &Config, seconds: u64) -> Result<String> {
         read(config, Side::Source, &src).await?,
         read(config, Side::Target, &tgt).await?,
     );
-    judge((first.0, last.0), (first.1, last.1), seconds)
+    judge((first.0, last.0), (first.1, last.1), seconds, reverse)
 }
 
 #[cfg(test)]
@@ -95,21 +107,29 @@ mod tests {
 
     #[test]
     fn passes_only_when_the_target_gains_and_the_source_does_not() {
-        let ok = judge((a(100, 0), a(100, 0)), (a(0, 3), a(5000, 3)), 10).unwrap();
+        let ok = judge((a(100, 0), a(100, 0)), (a(0, 3), a(5000, 3)), 10, false).unwrap();
         assert_eq!(
             ok,
             "the app writes to the target only: over 10 s: target 500 rows/s written, 3 client \
              sessions; source 0 rows/s, 0 client sessions"
         );
-        let both = judge((a(100, 2), a(150, 2)), (a(0, 3), a(5000, 3)), 10).unwrap_err();
+        let both = judge((a(100, 2), a(150, 2)), (a(0, 3), a(5000, 3)), 10, false).unwrap_err();
         assert!(
             format!("{both}").starts_with("the source still takes writes: over 10 s: target 500"),
             "{both}"
         );
-        let none = judge((a(100, 0), a(100, 0)), (a(7, 0), a(7, 0)), 10).unwrap_err();
+        let none = judge((a(100, 0), a(100, 0)), (a(7, 0), a(7, 0)), 10, false).unwrap_err();
         assert!(
             format!("{none}").starts_with("no writes reach the target"),
             "{none}"
+        );
+        // Reverse replication writes to the source: client sessions decide.
+        let reverse = judge((a(100, 0), a(600, 0)), (a(0, 3), a(5000, 3)), 10, true).unwrap();
+        assert!(reverse.ends_with("applying the target's)"), "{reverse}");
+        let still = judge((a(100, 1), a(600, 1)), (a(0, 3), a(5000, 3)), 10, true).unwrap_err();
+        assert!(
+            format!("{still}").starts_with("the source still has client sessions"),
+            "{still}"
         );
     }
 }

@@ -36,6 +36,8 @@ const RECHECK_WAIT: Duration = Duration::from_secs(5);
 pub struct Control {
     pub cancel: watch::Receiver<bool>,
     pub guards: watch::Receiver<GuardCheck>,
+    /// The live verification, whose report the final check builds on.
+    pub live: watch::Receiver<super::verify_task::LiveVerify>,
 }
 
 /// The request in flight, for the record when a cancel or deadline cuts it.
@@ -69,7 +71,7 @@ pub async fn run(
     let inflight = InFlight::default();
     let mut cancel = control.cancel.clone();
     let result = tokio::select! {
-        r = act(id, &plan, &config, &state, &tx, &mut switched, &mut control.guards, &inflight) => r,
+        r = act(id, &plan, &config, &state, &tx, &mut switched, &mut control, &inflight) => r,
         _ = cancel.wait_for(|c| *c) => Err(match inflight.get() {
             Some(what) => anyhow!(
                 "cancelled by the operator while {what} was in flight: whether it reached \
@@ -134,7 +136,7 @@ async fn act(
     state: &ActionState,
     tx: &Sender<EventKind>,
     switched: &mut Option<SwitchRecord>,
-    guards: &mut watch::Receiver<GuardCheck>,
+    control: &mut Control,
     inflight: &InFlight,
 ) -> Result<String> {
     let acts_on_kubernetes = plan.steps.iter().any(Step::is_kubernetes);
@@ -166,7 +168,7 @@ async fn act(
         } else {
             None
         };
-        recheck_guards(guards).await?;
+        recheck_guards(&mut control.guards).await?;
         anyhow::Ok(kube)
     };
     let kube = before
@@ -187,7 +189,7 @@ async fn act(
         let outcome = match (&kube, step.is_kubernetes()) {
             (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
             (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
-            (_, false) => pg_step(id, step, config, tx, inflight).await,
+            (_, false) => pg_step(id, step, config, tx, &control.live, inflight).await,
         };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
@@ -246,10 +248,11 @@ async fn pg_step(
     step: &Step,
     config: &Config,
     tx: &Sender<EventKind>,
+    live: &watch::Receiver<super::verify_task::LiveVerify>,
     inflight: &InFlight,
 ) -> Result<String> {
     inflight.set(step.title());
-    let outcome = super::pg_steps::run(id, step, config, tx).await;
+    let outcome = super::pg_steps::run(id, step, config, tx, live).await;
     inflight.clear();
     outcome
 }

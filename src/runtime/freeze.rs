@@ -62,23 +62,30 @@ const WRITTEN_SQL: &str = "\
 SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8
   FROM pg_stat_user_tables WHERE relid = ANY($1::text[]::regclass[])";
 
-/// One round trip on the source under the freeze's statement timeout.
+/// The side frozen, for one step: its connection settings and its name.
+#[derive(Clone, Copy)]
+struct On<'a> {
+    config: &'a Config,
+    side: Side,
+}
+
+/// One round trip on the frozen side under the freeze's statement timeout.
 async fn q<T>(
-    config: &Config,
+    on: On<'_>,
     what: &str,
     fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T> {
-    super::pg_steps::bounded(config, Side::Source, what, STATEMENT_TIMEOUT_MS, fut).await
+    super::pg_steps::bounded(on.config, on.side, what, STATEMENT_TIMEOUT_MS, fut).await
 }
 
 /// `statements` in one transaction: all of them, or none.
 async fn in_one_transaction(
-    config: &Config,
+    on: On<'_>,
     c: &mut Client,
     what: &str,
     statements: &[String],
 ) -> Result<()> {
-    q(config, what, async {
+    q(on, what, async {
         let t = c.transaction().await?;
         for s in statements {
             t.batch_execute(s).await?;
@@ -89,14 +96,9 @@ async fn in_one_transaction(
 }
 
 /// Refuses, changing nothing, a role the freeze cannot hold against.
-async fn check_roles(
-    config: &Config,
-    c: &Client,
-    roles: &[String],
-    tables: &[String],
-) -> Result<()> {
+async fn check_roles(on: On<'_>, c: &Client, roles: &[String], tables: &[String]) -> Result<()> {
     let rows = q(
-        config,
+        on,
         "reading the roles",
         c.query(CHECK_ROLES_SQL, &[&roles, &tables]),
     )
@@ -105,7 +107,10 @@ async fn check_roles(
     for (row, want) in rows.iter().zip(roles) {
         let name: Option<String> = row.get(0);
         if name.is_none() {
-            why.push(format!("role {want} does not exist on the source"));
+            why.push(format!(
+                "role {want} does not exist on the {}",
+                on.side.as_str()
+            ));
             continue;
         }
         if row.get::<_, Option<bool>>(1) == Some(true) {
@@ -133,6 +138,7 @@ async fn check_roles(
 pub async fn freeze(
     id: u64,
     config: &Config,
+    side: Side,
     roles: &[String],
     tables: &[String],
     tx: &Sender<EventKind>,
@@ -142,13 +148,13 @@ pub async fn freeze(
             "no application roles: set [freeze] app_roles; nothing was changed"
         ));
     }
-    let mut c =
-        super::pg_steps::open(config, Side::Source, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
-    check_roles(config, &c, roles, tables)
+    let on = On { config, side };
+    let mut c = super::pg_steps::open(config, side, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    check_roles(on, &c, roles, tables)
         .await
         .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
     let grants: Vec<Grant> = q(
-        config,
+        on,
         "reading the privileges",
         c.query(GRANTS_SQL, &[&roles, &tables]),
     )
@@ -165,18 +171,19 @@ pub async fn freeze(
     // leaves the rollback what to give back.
     tx.send(EventKind::FreezeGrants {
         id,
+        side,
         roles: roles.to_vec(),
         grants: grants.clone(),
     })
     .await
     .map_err(|_| anyhow!("console stopped; nothing was changed"))?;
     let statements = freeze_sql(roles, tables);
-    in_one_transaction(config, &mut c, "freezing writes", &statements)
+    in_one_transaction(on, &mut c, "freezing writes", &statements)
         .await
         .map_err(|e| anyhow!("{e:#}; nothing was changed (one transaction)"))?;
     let partly = "privileges were taken: B gives them back";
     let ended: i64 = q(
-        config,
+        on,
         "ending the roles' sessions",
         c.query_one(
             "SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity \
@@ -189,7 +196,7 @@ pub async fn freeze(
     .get(0);
     // The proof.
     let writable = q(
-        config,
+        on,
         "checking privileges",
         c.query(STILL_WRITABLE_SQL, &[&roles, &tables]),
     )
@@ -210,7 +217,7 @@ pub async fn freeze(
     }
     tokio::time::sleep(STATS_DELAY).await;
     let before: i64 = q(
-        config,
+        on,
         "reading rows written",
         c.query_one(WRITTEN_SQL, &[&tables]),
     )
@@ -218,14 +225,14 @@ pub async fn freeze(
     .get(0);
     tokio::time::sleep(STILL_FOR).await;
     let after: i64 = q(
-        config,
+        on,
         "reading rows written",
         c.query_one(WRITTEN_SQL, &[&tables]),
     )
     .await?
     .get(0);
     let writing: i64 = q(
-        config,
+        on,
         "reading sessions",
         c.query_one(WRITING_SESSIONS_SQL, &[&roles]),
     )
@@ -241,7 +248,7 @@ pub async fn freeze(
         ));
     }
     let lsn: String = q(
-        config,
+        on,
         "reading the WAL position",
         c.query_one("SELECT pg_current_wal_lsn()::text", &[]),
     )
@@ -249,40 +256,47 @@ pub async fn freeze(
     .get(0);
     tx.send(EventKind::WritesFrozen {
         id,
+        side,
         lsn: lsn.clone(),
     })
     .await
     .map_err(|_| anyhow!("console stopped"))?;
     Ok(format!(
         "writes frozen for {}: {} privileges taken on {} tables, {ended} sessions ended, nothing \
-         written for {} s; source WAL at {lsn}",
+         written for {} s; {} WAL at {lsn}",
         roles.join(", "),
         grants.len(),
         tables.len(),
-        STILL_FOR.as_secs()
+        STILL_FOR.as_secs(),
+        side.as_str()
     ))
 }
 
 pub async fn unfreeze(
     id: u64,
     config: &Config,
+    side: Side,
     roles: &[String],
     grants: &[Grant],
     tx: &Sender<EventKind>,
 ) -> Result<String> {
-    let mut c =
-        super::pg_steps::open(config, Side::Source, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    let on = On { config, side };
+    let mut c = super::pg_steps::open(config, side, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
     let statements = unfreeze_sql(roles, grants);
-    in_one_transaction(config, &mut c, "giving the writes back", &statements)
+    in_one_transaction(on, &mut c, "giving the writes back", &statements)
         .await
         .map_err(|e| {
-            anyhow!("{e:#}; nothing was changed (one transaction): the source is still frozen")
+            anyhow!(
+                "{e:#}; nothing was changed (one transaction): the {} is still frozen",
+                side.as_str()
+            )
         })?;
-    tx.send(EventKind::WritesUnfrozen { id })
+    tx.send(EventKind::WritesUnfrozen { id, side })
         .await
         .map_err(|_| anyhow!("console stopped"))?;
     Ok(format!(
-        "the source takes writes again: {} privileges given back to {}",
+        "the {} takes writes again: {} privileges given back to {}",
+        side.as_str(),
         grants.len(),
         roles.join(", ")
     ))

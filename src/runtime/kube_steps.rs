@@ -342,7 +342,11 @@ pub(super) async fn run_step(
         | Step::AdvanceSequences { .. }
         | Step::ObserveApp { .. }
         | Step::FreezeWrites { .. }
-        | Step::UnfreezeWrites { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
+        | Step::UnfreezeWrites { .. }
+        | Step::StopSubscription { .. }
+        | Step::WaitReplicated { .. }
+        | Step::ExactCounts { .. }
+        | Step::VerifyFinal { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
         Step::WaitRollout {
             namespace,
             deployment,

@@ -107,7 +107,13 @@ async fn execute(
 /// preflight, the sequences and the freeze also report what they found
 /// (each check, each sequence's values, the privileges taken) on `tx`
 /// before the step ends.
-pub async fn run(id: u64, step: &Step, config: &Config, tx: &Sender<EventKind>) -> Result<String> {
+pub async fn run(
+    id: u64,
+    step: &Step,
+    config: &Config,
+    tx: &Sender<EventKind>,
+    live: &tokio::sync::watch::Receiver<super::verify_task::LiveVerify>,
+) -> Result<String> {
     let started = Instant::now();
     let ms = || started.elapsed().as_millis();
     match step {
@@ -126,22 +132,23 @@ pub async fn run(id: u64, step: &Step, config: &Config, tx: &Sender<EventKind>) 
                 &|e| e,
             )
             .await?;
-            Ok(format!(
-                "{} on the {} ({}{} ms)",
-                step.title().split(" on the ").next().unwrap_or_default(),
-                side.as_str(),
-                rows.filter(|n| *n > 0)
-                    .map(|n| format!("{n} rows, "))
-                    .unwrap_or_default(),
-                ms()
-            ))
+            // The step's title says what ran; the pane adds the time.
+            Ok(match rows.filter(|n| *n > 0) {
+                Some(n) => format!("done on the {}: {n} rows", side.as_str()),
+                None => format!("done on the {}", side.as_str()),
+            })
         }
         Step::CreateSubscription {
-            name, publication, ..
+            name,
+            publication,
+            on,
+            copy_data,
+            enabled,
+            ..
         } => {
-            // The target connects to the source with this string: it must
+            // `on` connects to the other side with this string: it must
             // carry the password, so it is built here and never shown.
-            let src = &config.source;
+            let src = side_conn(config, on.other());
             let mut conninfo = src.params.libpq_conninfo();
             let password = src.password_for(0).map(|p| p.expose().to_string());
             if let Some(pw) = &password {
@@ -151,10 +158,11 @@ pub async fn run(id: u64, step: &Step, config: &Config, tx: &Sender<EventKind>) 
                 ));
             }
             let sql = format!(
-                "CREATE SUBSCRIPTION {} CONNECTION '{}' PUBLICATION {}",
+                "CREATE SUBSCRIPTION {} CONNECTION '{}' PUBLICATION {}{}",
                 pg::monitor::quote_ident(name),
                 conninfo.replace('\'', "''"),
-                pg::monitor::quote_ident(publication)
+                pg::monitor::quote_ident(publication),
+                crate::runbook::plan::subscription_options(*copy_data, *enabled)
             );
             let scrub = |e: String| match &password {
                 Some(pw) if !pw.is_empty() => e.replace(pw.as_str(), "<password>"),
@@ -162,7 +170,7 @@ pub async fn run(id: u64, step: &Step, config: &Config, tx: &Sender<EventKind>) 
             };
             execute(
                 config,
-                Side::Target,
+                *on,
                 &sql,
                 5_000,
                 CREATE_SUBSCRIPTION_TIMEOUT_MS,
@@ -170,10 +178,27 @@ pub async fn run(id: u64, step: &Step, config: &Config, tx: &Sender<EventKind>) 
             )
             .await?;
             Ok(format!(
-                "created subscription {name} on the target ({} ms); the initial copy runs",
-                ms()
+                "created subscription {name} on the {} ({} ms); {}",
+                on.as_str(),
+                ms(),
+                match (*enabled, *copy_data) {
+                    (false, _) =>
+                        "its slot keeps what is written from now on; it applies once enabled",
+                    (true, true) => "the initial copy runs",
+                    (true, false) => "it streams what is written from now on",
+                }
             ))
         }
+        Step::StopSubscription { name } => super::window::stop_subscription(config, name).await,
+        Step::WaitReplicated {
+            on,
+            slot,
+            timeout_s,
+        } => {
+            super::window::wait_replicated(config, *on, slot, Duration::from_secs(*timeout_s)).await
+        }
+        Step::ExactCounts { tables } => super::window::exact_counts(id, config, tables, tx).await,
+        Step::VerifyFinal { tables } => super::window::verify_final(config, tables, live).await,
         Step::WaitSync {
             subscription,
             timeout_s,
@@ -189,19 +214,29 @@ pub async fn run(id: u64, step: &Step, config: &Config, tx: &Sender<EventKind>) 
         | Step::RestoreConfig { .. }
         | Step::Restart { .. }
         | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
-        Step::AdvanceSequences { schemas, stride } => {
-            let sequences = super::sequences::advance(config, schemas, *stride).await?;
-            let said = super::sequences::said(&sequences);
+        Step::AdvanceSequences {
+            schemas,
+            stride,
+            to,
+        } => {
+            let sequences = super::sequences::advance(config, schemas, *stride, *to).await?;
+            let said = super::sequences::said(&sequences, *to);
             send(tx, EventKind::SequencesAdvanced { id, sequences }).await?;
             Ok(said)
         }
-        Step::ObserveApp { seconds } => super::app_check::observe(config, *seconds).await,
-        Step::FreezeWrites { roles, tables } => {
-            super::freeze::freeze(id, config, roles, tables, tx).await
+        Step::ObserveApp { seconds, reverse } => {
+            super::app_check::observe(config, *seconds, *reverse).await
         }
-        Step::UnfreezeWrites { roles, grants } => {
-            super::freeze::unfreeze(id, config, roles, grants, tx).await
-        }
+        Step::FreezeWrites {
+            roles,
+            tables,
+            side,
+        } => super::freeze::freeze(id, config, *side, roles, tables, tx).await,
+        Step::UnfreezeWrites {
+            roles,
+            grants,
+            side,
+        } => super::freeze::unfreeze(id, config, *side, roles, grants, tx).await,
         // The model starts it as a verification: never handed to the executor.
         Step::VerifyLive { .. } => Err(anyhow!("{} runs as a verification", step.title())),
     }

@@ -71,17 +71,20 @@ pub fn wanted(
     Ok(behind.then_some(goal))
 }
 
+/// Sets `to`'s sequences past the other side's. In the cutover `to` is the
+/// target; a rollback after the switch sets the source's past the target's
+/// (the values' `source` then holds the side read, `target_before` the side set).
 pub async fn advance(
     config: &Config,
     schemas: &[String],
     stride: u64,
+    to: Side,
 ) -> Result<Vec<SequenceValue>> {
-    let src =
-        super::pg_steps::open(config, Side::Source, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
-    let mut tgt =
-        super::pg_steps::open(config, Side::Target, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
-    let on_source = read(config, Side::Source, &src, schemas).await?;
-    let on_target = read(config, Side::Target, &tgt, schemas).await?;
+    let from = to.other();
+    let src = super::pg_steps::open(config, from, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    let mut tgt = super::pg_steps::open(config, to, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    let on_source = read(config, from, &src, schemas).await?;
+    let on_target = read(config, to, &tgt, schemas).await?;
     let missing: Vec<&str> = on_source
         .keys()
         .filter(|n| !on_target.contains_key(*n))
@@ -89,8 +92,10 @@ pub async fn advance(
         .collect();
     if !missing.is_empty() {
         return Err(anyhow!(
-            "{} sequence(s) of the source missing on the target ({}): copy the schema first; nothing was changed",
+            "{} sequence(s) of the {} missing on the {} ({}): copy the schema first; nothing was changed",
             missing.len(),
+            from.as_str(),
+            to.as_str(),
             missing.join(", ")
         ));
     }
@@ -119,7 +124,7 @@ pub async fn advance(
     };
     bounded(
         config,
-        Side::Target,
+        to,
         "setting the sequences",
         STATEMENT_TIMEOUT_MS,
         work,
@@ -130,12 +135,16 @@ pub async fn advance(
 }
 
 /// The step's outcome in words.
-pub fn said(values: &[SequenceValue]) -> String {
+pub fn said(values: &[SequenceValue], to: Side) -> String {
     let set = values.iter().filter(|v| v.set_to.is_some()).count();
+    let from = to.other().as_str();
     match (values.len(), set) {
         (0, _) => "no sequences in the selected schemas".into(),
-        (n, 0) => format!("all {n} sequences already at or past the source's: nothing changed"),
-        (n, k) => format!("{k} of {n} sequences advanced past the source's values"),
+        (n, 0) => format!("all {n} sequences already at or past the {from}'s: nothing changed"),
+        (n, k) => format!(
+            "{k} of {n} sequences on the {} advanced past the {from}'s values",
+            to.as_str()
+        ),
     }
 }
 

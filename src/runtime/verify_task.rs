@@ -90,6 +90,15 @@ pub async fn run(
         .await;
 }
 
+/// The console's live verification as the final check needs it: whether
+/// one runs, and the report of the latest one that ended (its ranges'
+/// verification times let the final pass skip what did not change).
+#[derive(Debug, Clone, Default)]
+pub struct LiveVerify {
+    pub running: bool,
+    pub last: Option<Arc<ContinuousReport>>,
+}
+
 /// Continuous verification for the console: pass after pass over `tables`
 /// until cancelled, each table's state reported as it changes. Mismatches are
 /// only confirmed once a range differs the same way across re-checks spaced
@@ -101,15 +110,27 @@ pub async fn run_continuous(
     tx: Sender<EventKind>,
     cancel: watch::Receiver<bool>,
     pause: watch::Receiver<bool>,
+    live: watch::Sender<LiveVerify>,
 ) {
     let opts = continuous_options(&config, cancel, pause);
     let progress_tx = tx.clone();
     let progress = move |p| {
         let _ = progress_tx.try_send(EventKind::VerifyLive { run, progress: p });
     };
+    live.send_modify(|l| l.running = true);
     let (cancelled, error) = match verify_continuous(&config, &tables, &opts, progress).await {
-        Ok(report) => (report.cancelled, table_errors(&report)),
-        Err(e) => (false, Some(format!("{e:#}"))),
+        Ok(report) => {
+            let said = (report.cancelled, table_errors(&report));
+            live.send_replace(LiveVerify {
+                running: false,
+                last: Some(Arc::new(report)),
+            });
+            said
+        }
+        Err(e) => {
+            live.send_modify(|l| l.running = false);
+            (false, Some(format!("{e:#}")))
+        }
     };
     let _ = tx
         .send(EventKind::VerifyFinished {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::sample::{Side, SourceSample, TableRef, TargetSample};
+pub use crate::config::BudgetAction;
 use crate::kube::WorkloadSnapshot;
 use crate::verify::{ContinuousProgress, TableVerify, VerifyProgress};
 
@@ -48,6 +49,9 @@ pub struct SessionInfo {
     /// `[freeze] budget_secs`: the write-freeze window's budget.
     #[serde(default = "default_budget")]
     pub freeze_budget_secs: u64,
+    /// `[freeze] on_budget_exceeded`: warn, or roll back by itself.
+    #[serde(default)]
+    pub on_budget_exceeded: BudgetAction,
 }
 
 fn default_budget() -> u64 {
@@ -248,6 +252,10 @@ pub enum EventKind {
     /// REVOKE, so a crash right after it still knows what to give back).
     FreezeGrants {
         id: u64,
+        /// The side frozen: the source in the cutover, the target when a
+        /// rollback after the switch freezes it to send the app back.
+        #[serde(default)]
+        side: Side,
         roles: Vec<String>,
         grants: Vec<Grant>,
     },
@@ -255,11 +263,21 @@ pub enum EventKind {
     /// written for a while, and the source's WAL stood at `lsn`.
     WritesFrozen {
         id: u64,
+        #[serde(default)]
+        side: Side,
         lsn: String,
     },
-    /// The rollback gave the privileges back: the source takes writes again.
+    /// The rollback gave the privileges back: the side takes writes again.
     WritesUnfrozen {
         id: u64,
+        #[serde(default)]
+        side: Side,
+    },
+    /// The write freeze outlasted its budget (`[freeze] budget_secs`); with
+    /// `on_budget_exceeded = "rollback"` the rollback starts by itself.
+    BudgetExceeded {
+        budget_secs: u64,
+        action: BudgetAction,
     },
     /// A line from logs written before steps were recorded one by one.
     KubeActionStep {

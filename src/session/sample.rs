@@ -25,14 +25,26 @@ impl std::fmt::Display for TableRef {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
+    /// What logs written before a step or event named its side meant.
+    #[default]
     Source,
     Target,
 }
 
 impl Side {
+    /// The other side: where a subscription on this side connects.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Source => Side::Target,
+            Side::Target => Side::Source,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Source => "source",

@@ -196,11 +196,18 @@ fn wide(
         width: body.width - left_w,
         ..body
     };
-    let lag_h = (body.height / 3).clamp(8, 16).min(body.height);
+    // While a run is shown the lag's chart gives up some height to it.
+    let run_want = run::wanted_height(model, theme, left_w);
+    let lag_h = if run_want > 2 {
+        (body.height / 4).clamp(8, 12)
+    } else {
+        (body.height / 3).clamp(8, 16)
+    }
+    .min(body.height);
     // The runbook under the lag, as tall as its checkpoints; slots take the rest.
     let runbook_h = runbook::wanted_height(model).min(body.height.saturating_sub(lag_h + 6));
     // The latest run under the runbook; the slots keep their headings.
-    let run_h = run::wanted_height(model, theme, left_w)
+    let run_h = run_want
         .min(body.height.saturating_sub(lag_h + runbook_h + 6))
         .min(RUN_MAX);
     let l = split_rows(

@@ -28,7 +28,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
 }
 
 /// The schemas of the selected tables, in order, once each.
-fn schemas(model: &Model) -> Vec<String> {
+pub(crate) fn schemas(model: &Model) -> Vec<String> {
     let mut out: Vec<String> = source_tables(model).into_iter().map(|t| t.schema).collect();
     out.sort();
     out.dedup();
@@ -45,6 +45,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
             vec![Step::AdvanceSequences {
                 schemas,
                 stride: info.sequence_stride,
+                to: Side::Target,
             }],
             vec![
                 "values are read when it runs; run it after the freeze, when the source \

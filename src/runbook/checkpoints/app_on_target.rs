@@ -59,7 +59,10 @@ pub fn plan(model: &Model) -> Option<Plan> {
     model.info.as_ref()?;
     Some(Plan {
         checkpoint: CheckpointId::AppOnTarget,
-        steps: vec![Step::ObserveApp { seconds: OBSERVE_S }],
+        steps: vec![Step::ObserveApp {
+            seconds: OBSERVE_S,
+            reverse: super::reverse_replication::running_since(model).is_some(),
+        }],
         confirm: Confirm::Yes,
         notes: vec![
             "read-only; passes when the target gains writes and the source has none".into(),

@@ -116,6 +116,7 @@ mod tests {
                 notes: vec![],
             },
             overridden: None,
+            auto: None,
             started_at: at,
             steps: vec![],
             checks,

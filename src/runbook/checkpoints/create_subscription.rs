@@ -59,6 +59,9 @@ pub fn plan(model: &Model) -> Option<Plan> {
             name: info.subscription.clone(),
             publication: info.publication.clone(),
             source: info.source.describe.clone(),
+            on: crate::session::Side::Target,
+            copy_data: true,
+            enabled: true,
         }]
     };
     Some(Plan {

@@ -53,6 +53,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
             vec![Step::FreezeWrites {
                 roles: info.app_roles.clone(),
                 tables,
+                side: Side::Source,
             }],
             vec![
                 "reads keep working; writes by these roles fail with \"permission denied\" until \

@@ -2,12 +2,23 @@
 //! the privileges the freeze took), put back the config value the switch
 //! replaced (known by its fingerprint; the value itself is kept apart from
 //! the log), then restart the workloads onto the source.
+//!
+//! After the switch with reverse replication on, it first freezes the
+//! target, waits until reverse replication has delivered everything the
+//! target had, and sets the source's sequences past the target's — the
+//! cutover in mirror. Before the switch it takes reverse replication down
+//! and lets the forward subscription apply again.
 
 use crate::model::Model;
+use crate::pg::monitor::{qualified, quote_ident};
 use crate::runbook::guard::{self, Guard};
-use crate::runbook::plan::{object_name, restart_steps, Confirm, Plan, Step};
+use crate::runbook::plan::{object_name, restart_steps, Confirm, Plan, Step, WAIT_REPLICATED_S};
 use crate::runbook::CheckpointId;
 use crate::session::Side;
+
+use super::advance_sequences::schemas;
+use super::prepare::source_tables;
+use super::reverse_replication;
 
 /// The switch a rollback undoes, if one changed the config.
 fn switch(model: &Model) -> Option<&crate::session::SwitchRecord> {
@@ -65,15 +76,71 @@ pub fn guards(model: &Model) -> Vec<Guard> {
 
 pub fn plan(model: &Model) -> Option<Plan> {
     let info = model.info.as_ref()?;
+    let reverse = reverse_replication::running_since(model).and(reverse_replication::name(model));
+    let tables: Vec<String> = source_tables(model).iter().map(qualified).collect();
     let mut steps = Vec::new();
+    let mut notes = Vec::new();
+    let switch = switch(model);
+    match (&reverse, switch.is_some()) {
+        // The app wrote to the target: stop that, let reverse replication
+        // deliver it all, and give the source sequences past the target's.
+        (Some(name), true) => {
+            steps.push(Step::FreezeWrites {
+                roles: info.app_roles.clone(),
+                tables,
+                side: Side::Target,
+            });
+            steps.push(Step::WaitReplicated {
+                on: Side::Target,
+                slot: name.clone(),
+                timeout_s: WAIT_REPLICATED_S,
+            });
+            steps.push(Step::AdvanceSequences {
+                schemas: schemas(model),
+                stride: info.sequence_stride,
+                to: Side::Source,
+            });
+            notes.push(format!(
+                "the target stays frozen afterwards, and {name} in place: nothing is lost on \
+                 either side"
+            ));
+        }
+        // Not switched: the app never wrote to the target. Take reverse
+        // replication down and let the forward subscription apply again.
+        (Some(name), false) => {
+            steps.push(Step::Sql {
+                side: Side::Source,
+                sql: format!("DROP SUBSCRIPTION {}", quote_ident(name)),
+                lock_timeout_ms: 5_000,
+                statement_timeout_ms: 60_000,
+            });
+            steps.push(Step::Sql {
+                side: Side::Target,
+                sql: format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name)),
+                lock_timeout_ms: 5_000,
+                statement_timeout_ms: 30_000,
+            });
+            steps.push(enable_forward(&info.subscription));
+            notes.push(format!(
+                "{} applies again: the source's writes flow to the target as before",
+                info.subscription
+            ));
+        }
+        (None, _) => {
+            if forward_stopped(model) {
+                steps.push(enable_forward(&info.subscription));
+            }
+        }
+    }
     if let Some(f) = model.actions.frozen.as_ref() {
         steps.push(Step::UnfreezeWrites {
             roles: f.roles.clone(),
             grants: f.grants.clone(),
+            side: Side::Source,
         });
     }
     let mut confirm = Confirm::Yes;
-    if let (Some(r), Some(k)) = (switch(model), info.kubernetes.as_ref()) {
+    if let (Some(r), Some(k)) = (switch, info.kubernetes.as_ref()) {
         steps.push(Step::RestoreConfig {
             namespace: k.namespace.clone(),
             object: r.object.clone(),
@@ -84,15 +151,35 @@ pub fn plan(model: &Model) -> Option<Plan> {
         steps.extend(restart_steps(&k.namespace, &k.deployments));
         confirm = Confirm::TypeName(object_name(&r.object).to_string());
     }
-    let notes = if steps.is_empty() {
-        vec!["nothing to undo: not frozen, and no switch that changed the config".into()]
-    } else {
-        vec![]
-    };
+    if steps.is_empty() {
+        notes.push("nothing to undo: not frozen, and no switch that changed the config".into());
+    }
     Some(Plan {
         checkpoint: CheckpointId::Rollback,
         confirm,
         steps,
         notes,
+    })
+}
+
+fn enable_forward(subscription: &str) -> Step {
+    Step::Sql {
+        side: Side::Target,
+        sql: format!("ALTER SUBSCRIPTION {} ENABLE", quote_ident(subscription)),
+        lock_timeout_ms: 5_000,
+        statement_timeout_ms: 30_000,
+    }
+}
+
+/// The forward subscription exists and is disabled (reverse replication
+/// stopped it, or a run did and failed after).
+fn forward_stopped(model: &Model) -> bool {
+    let Some(info) = model.info.as_ref() else {
+        return false;
+    };
+    model.target.last.as_ref().is_some_and(|t| {
+        t.subscriptions
+            .iter()
+            .any(|s| s.name == info.subscription && !s.enabled)
     })
 }

@@ -19,6 +19,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         guard::sequences_advanced(model),
         guard::writes_frozen(model),
         guard::caught_up_after_freeze(model),
+        guard::final_checked(model),
     ]
 }
 

@@ -90,28 +90,7 @@ fn version(v: Option<&str>) -> String {
     }
 }
 
-/// Seconds writes have been frozen (since the privileges were taken), the
-/// budget, and whether the window has closed: the app was seen writing to
-/// the target (T passed, counted to when it started watching). None while
-/// the source takes writes.
-pub fn freeze_window(model: &Model) -> Option<(u64, u64, bool)> {
-    let f = model.actions.frozen.as_ref()?;
-    let budget = model.info.as_ref()?.freeze_budget_secs;
-    let closed = model.actions.history.iter().find(|r| {
-        r.checkpoint == crate::runbook::CheckpointId::AppOnTarget
-            && r.started_at >= f.at
-            && matches!(r.finished, Some((_, true, _)))
-    });
-    let end = match closed {
-        Some(r) => r.started_at,
-        None => model.now?,
-    };
-    Some((
-        (end - f.at).num_seconds().max(0) as u64,
-        budget,
-        closed.is_some(),
-    ))
-}
+pub use crate::model::budget::freeze_window;
 
 fn mmss(secs: u64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)

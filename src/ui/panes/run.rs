@@ -172,7 +172,22 @@ fn notes(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
 
 /// Every line the pane has to show, unwrapped: the run, then the notes.
 pub fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
-    let mut out = run_lines(model, theme);
+    let mut out = Vec::new();
+    // The budget overrun of the freeze still on, and what was done about it.
+    let frozen_at = model.actions.frozen.as_ref().map(|f| f.at);
+    let open = crate::model::budget::freeze_window(model).is_some_and(|(_, _, closed)| !closed);
+    if let Some(b) = model
+        .actions
+        .budget
+        .as_ref()
+        .filter(|b| open && Some(b.freeze) == frozen_at)
+    {
+        out.push(Line::from(vec![
+            Span::styled(format!("⚠ {} ", fmt::clock(b.at)), theme.style(Role::Error)),
+            Span::styled(b.outcome.clone(), theme.style(Role::Text)),
+        ]));
+    }
+    out.extend(run_lines(model, theme));
     out.extend(notes(model, theme));
     out
 }
@@ -183,6 +198,12 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
         return vec![];
     };
     let mut out = Vec::new();
+    if let Some(why) = &run.auto {
+        out.push(Line::from(vec![
+            s("⚠ ".into(), Role::Error),
+            s(why.clone(), Role::Text),
+        ]));
+    }
     if let Some((labels, reason)) = &run.overridden {
         out.push(Line::from(vec![
             s("⚠ overrode: ".into(), Role::Warn),
@@ -222,8 +243,9 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
                     }
                 }
             }
-            Step::AdvanceSequences { .. } => {
+            Step::AdvanceSequences { to, .. } => {
                 let n = |v: Option<i64>| v.map_or("never used".to_string(), fmt::int);
+                let (read, set) = (to.other().as_str(), to.as_str());
                 for q in &run.sequences {
                     let (after, role) = match q.set_to {
                         Some(v) => (format!(" → {}", fmt::int(v)), Role::Ok),
@@ -232,7 +254,7 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
                     out.push(Line::from(vec![
                         s(format!("    {}  ", q.name), Role::Text),
                         s(
-                            format!("source {} · target {}", n(q.source), n(q.target_before)),
+                            format!("{read} {} · {set} {}", n(q.source), n(q.target_before)),
                             Role::Muted,
                         ),
                         s(after, role),

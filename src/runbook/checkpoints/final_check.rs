@@ -1,0 +1,59 @@
+//! In the window (writes frozen): wait until the subscription's slot has
+//! confirmed the source's WAL position — lag 0 against a position taken
+//! after the freeze, not "lag under a bound" — then count every table
+//! exactly on both sides and run the final checksums (`verify_final`, which
+//! builds on the live verification's report). Any difference fails it with
+//! the tables and rows named, and the switch's guard with it; going on
+//! anyway is an override with a typed reason.
+
+use crate::model::Model;
+use crate::runbook::guard::{self, Guard};
+use crate::runbook::plan::{Confirm, Plan, Step, WAIT_REPLICATED_S};
+use crate::runbook::CheckpointId;
+use crate::session::Side;
+
+pub fn guards(model: &Model) -> Vec<Guard> {
+    vec![
+        guard::side_live(model, Side::Source),
+        guard::side_live(model, Side::Target),
+        guard::no_other_run(model),
+        guard::writes_frozen(model),
+    ]
+}
+
+pub fn plan(model: &Model) -> Option<Plan> {
+    let info = model.info.as_ref()?;
+    let tables = crate::model::verify_tables(model);
+    let (steps, notes) = if tables.is_empty() {
+        (
+            vec![],
+            vec!["no table exists on both sides yet".to_string()],
+        )
+    } else {
+        (
+            vec![
+                Step::WaitReplicated {
+                    on: Side::Source,
+                    slot: info.slot.clone(),
+                    timeout_s: WAIT_REPLICATED_S,
+                },
+                Step::ExactCounts {
+                    tables: tables.clone(),
+                },
+                Step::VerifyFinal { tables },
+            ],
+            vec![
+                "read-only; the live verification stops and hands its report to the final pass"
+                    .to_string(),
+                "a difference blocks the switch, rows named; an override needs a typed reason"
+                    .to_string(),
+            ],
+        )
+    };
+    Some(Plan {
+        checkpoint: CheckpointId::FinalCheck,
+        steps,
+        confirm: Confirm::Yes,
+        notes,
+    })
+}
