@@ -12,7 +12,24 @@ use std::time::Duration;
 
 mod common;
 
-use common::tmux::{dsn, lab, psql, LabRun};
+use common::tmux::{dsn, lab, psql, LabRun, Tmux};
+
+/// Enter in an open dialog, until it closes: a guard that flickers at the
+/// moment of the key (a sample a moment late) leaves it open, and Enter
+/// runs a plan only from an open dialog, so pressing it again is safe.
+fn submit(t: &Tmux) {
+    for _ in 0..5 {
+        t.keys("Enter");
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if !t.capture().contains("Will run:") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("the dialog stayed open:\n{}", t.capture());
+}
 
 #[test]
 fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
@@ -38,7 +55,7 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
         if let Some(name) = typed {
             t.keys(name);
         }
-        t.keys("Enter");
+        submit(&t);
         t.wait_for(&format!("{title} done"), Duration::from_secs(secs), |s| {
             s.contains(&format!("{title} · ✔ done")) && s.contains(done)
         })
@@ -49,7 +66,7 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
     t.wait_for("the preflight dialog", Duration::from_secs(30), |s| {
         s.contains("Preflight checks") && s.contains("Enter: run it now")
     });
-    t.keys("Enter");
+    submit(&t);
     t.wait_for("the preflight's findings", Duration::from_secs(60), |s| {
         s.contains("Preflight checks · ✖ failed") || s.contains("Preflight checks · ✔ done")
     });
@@ -204,4 +221,175 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
     t.keys("q");
     let screen = t.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
     assert!(screen.contains("EXITED:0"), "{screen}");
+}
+
+/// The bad cases of the window, on the lab: the Kubernetes patch denied
+/// after the freeze (the switch changes nothing, says so, and the freeze
+/// stays on screen), then the freeze budget running out with
+/// `on_budget_exceeded = "rollback"`: the rollback starts by itself, its run
+/// and the log say why, and the source takes the app's writes again.
+#[test]
+fn a_denied_switch_keeps_the_freeze_and_the_budget_rolls_back_by_itself() {
+    let lab_run = LabRun::up("cutover-budget", "2000");
+    let labdir = lab_run.config.parent().unwrap().to_path_buf();
+    let source = dsn(&lab_run.config, "source");
+    psql(&source, "ALTER TABLE public.events REPLICA IDENTITY FULL");
+    let text = std::fs::read_to_string(&lab_run.config).unwrap();
+    let budgeted = text.replacen(
+        "[freeze]\n",
+        "[freeze]\nbudget_secs = 25\non_budget_exceeded = \"rollback\"\n",
+        1,
+    );
+    assert_ne!(text, budgeted, "the lab's config has a [freeze] section");
+    std::fs::write(&lab_run.config, budgeted).unwrap();
+    // Relative to the config's directory.
+    let kubeconfig = {
+        let value: toml::Value = text.parse().unwrap();
+        labdir.join(value["kubernetes"]["kubeconfig"].as_str().unwrap())
+    };
+
+    let t = lab_run.console("budget", 200, 50);
+    t.wait_for("both sides and the pods", Duration::from_secs(60), |s| {
+        s.matches("● up").count() >= 2 && s.contains("✔ rollout complete")
+    });
+    let open = |key: &str, title: &str, guards_pass: bool| {
+        t.keys(key);
+        t.wait_for(
+            &format!("the {title} dialog"),
+            Duration::from_secs(30),
+            |s| {
+                s.contains(title)
+                    && s.contains("Will run:")
+                    && (!guards_pass || !s.contains("✖ a guard fails"))
+            },
+        )
+    };
+    let run = |key: &str, title: &str, typed: Option<&str>, done: &str, secs: u64| {
+        open(key, title, true);
+        if let Some(name) = typed {
+            t.keys(name);
+        }
+        submit(&t);
+        t.wait_for(&format!("{title} done"), Duration::from_secs(secs), |s| {
+            s.contains(done)
+        })
+    };
+    t.keys("F");
+    t.wait_for("the preflight dialog", Duration::from_secs(30), |s| {
+        s.contains("Enter: run it now")
+    });
+    submit(&t);
+    t.wait_for("the preflight's findings", Duration::from_secs(60), |s| {
+        s.contains("Preflight checks · ✖ failed") || s.contains("Preflight checks · ✔ done")
+    });
+    run("D", "Copy schema to target", None, "✔ D Copy schema", 120);
+    run(
+        "P",
+        "Create publication",
+        None,
+        "✔ P Create publication",
+        60,
+    );
+    run(
+        "U",
+        "Create subscription",
+        None,
+        "✔ U Create subscription",
+        60,
+    );
+    run(
+        "W",
+        "Wait for initial sync",
+        None,
+        "✔ W Wait for initial sync",
+        300,
+    );
+    run("V", "Verify while live", None, "✔ V Verify while live", 300);
+    run(
+        "Z",
+        "Freeze writes on source",
+        Some("freeze"),
+        "✔ Z Freeze writes",
+        60,
+    );
+    run(
+        "C",
+        "Lag 0, exact counts, final checksums",
+        None,
+        "✔ C Lag 0",
+        120,
+    );
+    run(
+        "A",
+        "Advance sequences on target",
+        None,
+        "✔ A Advance sequences",
+        60,
+    );
+
+    // The API server now refuses the patch: the dialog says so; going on
+    // anyway (an override with a reason) changes nothing, and says that.
+    let deny = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["replace", "--raw"])
+        .args(["/lab/v1/deny/patch/configmaps", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"{}")?;
+            c.wait_with_output()
+        })
+        .expect("kubectl");
+    assert!(deny.status.success(), "{deny:?}");
+    open("S", "Switch database config", false);
+    t.wait_for(
+        "the denied patch in the dialog",
+        Duration::from_secs(20),
+        |s| s.contains("not allowed: patch configmaps"),
+    );
+    t.keys("app-db");
+    t.keys("Tab");
+    t.keys("rehearsal: the API refuses the patch");
+    submit(&t);
+    let failed = t.wait_for("the switch refused", Duration::from_secs(30), |s| {
+        s.contains("Switch database config · ✖ failed")
+    });
+    assert!(failed.contains("nothing was changed"), "{failed}");
+    assert!(failed.contains("❄ FROZEN"), "{failed}");
+
+    // Past the budget the rollback runs by itself and says why.
+    let back = t.wait_for("the budget's rollback", Duration::from_secs(60), |s| {
+        s.contains("Switch back and restart · ✔ done")
+    });
+    assert!(back.contains("started by the console"), "{back}");
+    assert!(!back.contains("❄ FROZEN"), "{back}");
+    let rows = || -> i64 {
+        psql(&source, "SELECT count(*) FROM public.app_writes")
+            .parse()
+            .unwrap()
+    };
+    let before = rows();
+    t.wait_for(
+        "the app writing to the source again",
+        Duration::from_secs(30),
+        |_| rows() > before,
+    );
+    t.keys("q");
+    let screen = t.wait_for("exit", Duration::from_secs(20), |s| s.contains("EXITED:"));
+    assert!(screen.contains("EXITED:0"), "{screen}");
+    // The log says why the rollback ran.
+    let log = std::fs::read_dir(&lab_run.sessions)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains(r#""type":"budget_exceeded","budget_secs":25,"action":"rollback""#),
+        "no budget_exceeded in the log"
+    );
 }

@@ -379,3 +379,49 @@ async fn a_query_sent_after_the_first_cancel_is_still_cancelled() {
     );
     assert!(elapsed < HANG_BOUND, "{elapsed:?}");
 }
+
+/// The source stops answering while the final check waits for lag 0 (a slot
+/// that never confirms the position, so the wait polls): the step ends at
+/// its deadline naming the source, its host and what it was reading. It is
+/// read-only, so nothing was changed, and the run's record says which step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_stopping_during_the_wait_for_lag_0_ends_it_naming_the_source() {
+    let _x = exclusive();
+    let pair = common::pair();
+    let config = cfg();
+    pair.psql(
+        &pair.source_conninfo,
+        "SELECT pg_create_logical_replication_slot('fp_never_confirms', 'pgoutput') \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'fp_never_confirms')",
+    );
+    // WAL past the slot's position, written out (the lab commits
+    // asynchronously): the wait has something to wait for.
+    pair.psql(
+        &pair.source_conninfo,
+        "SET synchronous_commit = on; CREATE TABLE IF NOT EXISTS fp_wal (v int); \
+         INSERT INTO fp_wal VALUES (1)",
+    );
+    let wait = cutover::runtime::window::wait_replicated(
+        &config,
+        Side::Source,
+        "fp_never_confirms",
+        Duration::from_secs(600),
+    );
+    let stop = async {
+        // Let it read the position and poll the slot a few times first.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Frozen::cluster(&pair.dir.join("source"))
+    };
+    let started = Instant::now();
+    let (out, frozen) = tokio::join!(bounded(wait), stop);
+    let elapsed = started.elapsed();
+    drop(frozen);
+    pair.psql(
+        &pair.source_conninfo,
+        "SELECT pg_drop_replication_slot('fp_never_confirms')",
+    );
+    let err = format!("{:#}", out.expect_err("a stopped source ends the wait"));
+    assert!(err.starts_with("source (127.0.0.1:"), "{err}");
+    assert!(err.contains("reading the slot"), "{err}");
+    assert!(elapsed < HANG_BOUND, "{elapsed:?}");
+}

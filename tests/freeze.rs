@@ -117,7 +117,8 @@ async fn a_freeze_holds_against_the_client_and_the_unfreeze_gives_back_what_it_t
     // The session open before the freeze was ended.
     assert!(before_freeze.simple_query("SELECT 1").await.is_err());
     // A new one reads, and cannot write however it asks.
-    let c = connect_as(ROLE).await;
+    let during = connect_as(ROLE).await;
+    let c = &during;
     let n: i64 = c
         .query_one("SELECT count(*) FROM public.users", &[])
         .await
@@ -144,8 +145,11 @@ async fn a_freeze_holds_against_the_client_and_the_unfreeze_gives_back_what_it_t
         .expect("unfrozen");
     assert_eq!(
         said,
-        "the source takes writes again: 6 privileges given back to app_rw"
+        "the source takes writes again: 6 privileges given back to app_rw, 1 read-only \
+         session(s) ended to reconnect"
     );
+    // The session opened during the freeze kept its read-only default: ended.
+    assert!(during.simple_query("SELECT 1").await.is_err());
     assert_eq!(privileges(), granted);
     let c = connect_as(ROLE).await;
     c.batch_execute("UPDATE public.users SET name = name WHERE id = 1")

@@ -1070,7 +1070,10 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
         back.steps[0].lines()[1..],
         [
             "  ALTER ROLE \"app\" RESET default_transaction_read_only;".to_string(),
-            "  GRANT INSERT ON TABLE public.t TO \"app\";".to_string()
+            "  GRANT INSERT ON TABLE public.t TO \"app\";".to_string(),
+            "then end the sessions of app opened during the freeze (they keep its read-only \
+             default; the app reconnects)"
+                .to_string()
         ]
     );
     f.send(

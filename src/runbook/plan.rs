@@ -432,6 +432,11 @@ impl Step {
             } => {
                 let mut out = vec![format!("on the {}, one transaction:", side.as_str())];
                 out.extend(unfreeze_sql(roles, grants).into_iter().map(|s| format!("  {s};")));
+                out.push(format!(
+                    "then end the sessions of {} opened during the freeze (they keep its \
+                     read-only default; the app reconnects)",
+                    roles.join(", ")
+                ));
                 out
             }
             Step::ObserveApp { seconds, .. } => vec![format!(

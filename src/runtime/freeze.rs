@@ -58,6 +58,12 @@ const WRITING_SESSIONS_SQL: &str = "\
 SELECT count(*)::int8 FROM pg_stat_activity
  WHERE usename = ANY($1) AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()";
 
+/// Ends every session of the roles: at the freeze, the write-capable ones;
+/// at the unfreeze, those opened during it, which keep its read-only default.
+const END_SESSIONS_SQL: &str = "\
+SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity
+ WHERE usename = ANY($1) AND pid <> pg_backend_pid()";
+
 const WRITTEN_SQL: &str = "\
 SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8
   FROM pg_stat_user_tables WHERE relid = ANY($1::text[]::regclass[])";
@@ -185,11 +191,7 @@ pub async fn freeze(
     let ended: i64 = q(
         on,
         "ending the roles' sessions",
-        c.query_one(
-            "SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity \
-             WHERE usename = ANY($1) AND pid <> pg_backend_pid()",
-            &[&roles],
-        ),
+        c.query_one(END_SESSIONS_SQL, &[&roles]),
     )
     .await
     .map_err(|e| anyhow!("{e:#}; {partly}"))?
@@ -294,8 +296,15 @@ pub async fn unfreeze(
     tx.send(EventKind::WritesUnfrozen { id, side })
         .await
         .map_err(|_| anyhow!("console stopped"))?;
+    // Sessions opened during the freeze keep its read-only default: the
+    // app reconnects with the default back.
+    let ended: i64 = q(on, "ending the roles' read-only sessions", c.query_one(END_SESSIONS_SQL, &[&roles]))
+        .await
+        .map_err(|e| anyhow!("{e:#}; the privileges are back, but sessions opened during the freeze stay read-only until they reconnect"))?
+        .get(0);
     Ok(format!(
-        "the {} takes writes again: {} privileges given back to {}",
+        "the {} takes writes again: {} privileges given back to {}, {ended} read-only \
+         session(s) ended to reconnect",
         side.as_str(),
         grants.len(),
         roles.join(", ")

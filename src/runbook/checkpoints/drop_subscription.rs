@@ -37,7 +37,10 @@ pub fn guards(model: &Model) -> Vec<Guard> {
 pub fn plan(model: &Model) -> Option<Plan> {
     let info = model.info.as_ref()?;
     let name = info.subscription.clone();
-    let (steps, notes) = if subscription_exists(model) {
+    // Gone after the switch: dropped (here or by hand). Before the switch
+    // there is nothing to finish yet, whatever the target has.
+    let gone = !subscription_exists(model) && model.actions.switched.is_some();
+    let (steps, notes) = if !gone {
         (
             vec![Step::Sql {
                 side: Side::Target,
