@@ -85,6 +85,12 @@ struct ConsoleArgs {
     /// its events are folded back in and new ones appended to it.
     #[arg(long, value_name = "SESSION_LOG")]
     resume: Option<PathBuf>,
+    /// For rehearsals and benchmarks, without a terminal: run these
+    /// checkpoints by their keys in order ("F? D P U W V Z C A E S R T X";
+    /// `?` lets one fail), each once its guards pass (never overridden) and
+    /// confirmed with what its dialog asks for; stop at the first failure.
+    #[arg(long, value_name = "KEYS", conflicts_with = "read_only")]
+    script: Option<String>,
 }
 
 #[derive(Args)]
@@ -286,6 +292,11 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         }
     };
     let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let script = args
+        .script
+        .as_deref()
+        .map(runtime::script::Script::parse)
+        .transpose()?;
     // A resumed session's trace goes beside its log.
     let resume_dir = args.resume.as_deref().map(|log| match log.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -307,6 +318,7 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
             session_dir: Some(session_dir),
             read_only: args.read_only,
             resume: args.resume,
+            script,
         },
     )
     .await?;
@@ -601,6 +613,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             session_dir: Some(args.session_dir.clone()),
             read_only: false,
             resume: None,
+            script: None,
         },
     )
     .await;

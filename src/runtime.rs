@@ -9,6 +9,7 @@ pub mod keys;
 pub mod kube_steps;
 pub mod kube_task;
 pub mod pg_steps;
+pub mod script;
 pub mod sequences;
 pub mod terminal;
 pub mod verify_task;
@@ -47,6 +48,8 @@ pub struct ConsoleOptions {
     pub read_only: bool,
     /// Go on with this session log (`--resume`) instead of starting one.
     pub resume: Option<PathBuf>,
+    /// Run these checkpoints without a terminal (`--script`), then quit.
+    pub script: Option<script::Script>,
 }
 
 /// Stamps, logs and folds events. Separate from the terminal so it can be
@@ -288,8 +291,16 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         });
     }
 
-    let mut term = terminal::enter()?;
-    let mut input = crossterm::event::EventStream::new();
+    // A script drives the console without a terminal: nothing is drawn,
+    // no key is read; its commands are logged like keyed ones.
+    let mut script = opts.script;
+    let mut term = match script {
+        Some(_) => None,
+        None => Some(terminal::enter()?),
+    };
+    let mut input = term.as_ref().map(|_| crossterm::event::EventStream::new());
+    let mut next_command: Option<model::keymap::SessionCommand> = None;
+    let mut script_failed: Option<String> = None;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -309,7 +320,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     // Why the loop stopped, when it was a failure rather than a way to end.
     let mut failure: Option<anyhow::Error> = None;
     let reason: String = loop {
-        if dirty {
+        if let (true, Some(term)) = (dirty, term.as_mut()) {
             let wait = MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed());
             if wait.is_zero() {
                 if let Err(e) = term.draw(|f| ui::view(f, &core.model, &view, &theme)) {
@@ -320,16 +331,26 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                 dirty = false;
             }
         }
-        let frame_due = async {
-            if dirty {
+        let drawn = dirty && term.is_some();
+        let frame_due = async move {
+            if drawn {
                 tokio::time::sleep(MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed())).await
             } else {
                 std::future::pending::<()>().await
             }
         };
-        let kind = tokio::select! {
+        let key = async {
+            match input.as_mut() {
+                Some(input) => input.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let kind = if let Some(command) = next_command.take() {
+            EventKind::Command(command)
+        } else {
+            tokio::select! {
             Some(kind) = rx.recv() => kind,
-            maybe = input.next() => match maybe {
+            maybe = key => match maybe {
                 Some(Ok(crossterm::event::Event::Key(key))) => {
                     let Some(name) = keys::name(&key) else { continue };
                     // The keymap decides; only the operator's decisions are logged.
@@ -342,7 +363,8 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
                     }
                 }
                 Some(Ok(crossterm::event::Event::Resize(..))) => {
-                    if let Err(e) = term.autoresize() {
+                    let resized = term.as_mut().map_or(Ok(()), |t| t.autoresize());
+                    if let Err(e) = resized {
                         let e = anyhow::Error::new(e).context("resizing the screen");
                         break fail(&mut failure, e);
                     }
@@ -357,6 +379,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
             _ = sighup.recv() => break "SIGHUP (terminal hung up)".to_string(),
             _ = sigint.recv() => break SIGINT_REASON.to_string(),
             _ = frame_due => continue,
+            }
         };
         let effects = match core.apply(kind) {
             Ok(effects) => effects,
@@ -453,6 +476,17 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         if quit {
             break "operator quit".to_string();
         }
+        if let Some(s) = script.as_mut() {
+            match s.next(&core.model, std::time::Instant::now()) {
+                script::Next::Command(c) => next_command = Some(c),
+                script::Next::Wait => {}
+                script::Next::Done => break "script done".to_string(),
+                script::Next::Failed(why) => {
+                    script_failed = Some(why.clone());
+                    break format!("script stopped: {why}");
+                }
+            }
+        }
     };
 
     // Cancel running counts and verifications on the servers before we go: they would scan on otherwise.
@@ -488,6 +522,12 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         )));
     }
     ended?;
+    if let Some(why) = script_failed {
+        return Err(anyhow::anyhow!(
+            "script stopped: {why}; session log {}",
+            core.log_path().display()
+        ));
+    }
     Ok(ConsoleEnd {
         log: core.log_path().to_owned(),
         interrupted: reason == SIGINT_REASON,

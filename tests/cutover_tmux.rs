@@ -393,3 +393,62 @@ fn a_denied_switch_keeps_the_freeze_and_the_budget_rolls_back_by_itself() {
         "no budget_exceeded in the log"
     );
 }
+
+/// `--script`, for rehearsals and benchmarks: the whole runbook without a
+/// terminal, each checkpoint once its guards pass, logged like keyed
+/// commands; nothing the app acknowledged is lost. A key that is not a
+/// checkpoint's is refused before anything runs.
+#[test]
+fn the_script_runs_the_runbook_without_a_terminal() {
+    let lab_run = LabRun::up("cutover-script", "2000");
+    let labdir = lab_run.config.parent().unwrap().to_path_buf();
+    psql(
+        &dsn(&lab_run.config, "source"),
+        "ALTER TABLE public.events REPLICA IDENTITY FULL",
+    );
+    let script = |keys: &str| {
+        Command::new(common::tmux::BIN)
+            .arg("-c")
+            .arg(&lab_run.config)
+            .arg("--session-dir")
+            .arg(&lab_run.sessions)
+            .args(["--script", keys])
+            .output()
+            .unwrap()
+    };
+    let bad = script("F q");
+    assert_eq!(bad.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("--script: \"q\" is not a checkpoint's key"),
+        "{said}"
+    );
+
+    let out = script("F? D P U W V Z C A E S R T X");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = dsn(&lab_run.config, "target");
+    assert_eq!(psql(&target, "SELECT count(*) FROM pg_subscription"), "0");
+    let audit = Command::new(common::tmux::BIN)
+        .args(["lab", "audit", "--dir"])
+        .arg(&labdir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+    // The log holds the commands, as keyed ones would be.
+    let log = std::fs::read_dir(&lab_run.sessions)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains(r#""command":"confirm","checkpoint":"drop_subscription""#));
+}

@@ -121,6 +121,14 @@ fn reverse_replication_stops_forward_first_and_shapes_the_rollback() {
         .steps
         .is_empty());
 
+    // Forward replication stopped on purpose: the source's WAL since is no lag.
+    let g = guard::caught_up(&f.m);
+    assert!(
+        g.passes() && g.detail().contains("reverse replication runs"),
+        "{}",
+        g.detail()
+    );
+
     // Before the switch, the rollback takes it down and lets forward apply again.
     let back = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
     let sql: Vec<(Side, &str)> = back

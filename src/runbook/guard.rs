@@ -215,6 +215,17 @@ pub fn caught_up(model: &Model) -> Guard {
     if let Some((since, reason)) = stale {
         return Guard::stale(L, since, reason);
     }
+    // Forward replication was stopped on purpose once the target had it
+    // all (E's guards): the source's WAL since is not the target's lag.
+    if let Some(at) = super::checkpoints::reverse_replication::running_since(model) {
+        return Guard::pass(
+            L,
+            format!(
+                "stopped at {} after it caught up after the freeze; reverse replication runs",
+                at.format("%H:%M:%S")
+            ),
+        );
+    }
     match lag_summary(model) {
         Some(s) if s.slot.is_none() => {
             Guard::fail(L, format!("no slot \"{}\" on the source", info.slot))

@@ -419,7 +419,7 @@ impl Step {
                 out.push(format!(
                     "then end every session of {} (pg_terminate_backend), and prove: none can \
                      write a table (has_table_privilege), none holds a write, nothing written \
-                     for 2 s; the {}'s WAL position is taken",
+                     for 1 s; the {}'s WAL position is taken",
                     roles.join(", "),
                     side.as_str()
                 ));

@@ -96,8 +96,15 @@ pub async fn run(
 
 /// Right before the first change: the guards, judged by the model on data
 /// newer than this moment, must all still hold.
-async fn recheck_guards(guards: &mut watch::Receiver<GuardCheck>) -> Result<()> {
+async fn recheck_guards(
+    guards: &mut watch::Receiver<GuardCheck>,
+    tx: &Sender<EventKind>,
+) -> Result<()> {
     let since = chrono::Utc::now();
+    // A tick now has the model judge at once, on the data it has (each
+    // guard refuses data past the stale limit), instead of at the next
+    // second's: the window does not wait a second per checkpoint.
+    send(tx, EventKind::Tick).await?;
     let fresh = tokio::time::timeout(
         RECHECK_WAIT,
         guards.wait_for(|g| g.at.is_some_and(|at| at >= since)),
@@ -168,7 +175,7 @@ async fn act(
         } else {
             None
         };
-        recheck_guards(&mut control.guards).await?;
+        recheck_guards(&mut control.guards, tx).await?;
         anyhow::Ok(kube)
     };
     let kube = before

@@ -25,7 +25,7 @@ use crate::session::{EventKind, Grant, Side};
 const LOCK_TIMEOUT_MS: u64 = 5_000;
 const STATEMENT_TIMEOUT_MS: u64 = 30_000;
 /// Writes must stand still this long (after the statistics' own delay).
-const STILL_FOR: Duration = Duration::from_secs(2);
+const STILL_FOR: Duration = Duration::from_secs(1);
 /// Statistics reach the counters up to a second late.
 const STATS_DELAY: Duration = Duration::from_millis(1100);
 

@@ -88,6 +88,19 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
         return;
     };
 
+    // Stopped on purpose once the target had it all: what the slot is
+    // behind since is not lag.
+    if let Some(at) = crate::runbook::checkpoints::reverse_replication::running_since(model) {
+        let text = format!(
+            "Forward replication stopped as planned at {} (target caught up); reverse \
+             replication runs. X drops slot {} ({}).",
+            fmt::clock(at),
+            info.slot,
+            summary.lag_bytes.map_or("?".into(), fmt::bytes)
+        );
+        frame.render_widget(sentence(text, Role::Text), inner);
+        return;
+    }
     let stale = stale_since(&model.source, model.now, info.stale_after_seconds);
     let mut l1 = vec![Span::styled("lag   ", theme.style(Role::Muted))];
     match (summary.lag_bytes, state(&summary, info)) {

@@ -172,9 +172,12 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<(Prio, Line<'stati
             ));
         }
         Some(tgt) => {
+            // Stopped as planned: reverse replication (E) runs instead.
+            let reversed = crate::runbook::checkpoints::reverse_replication::running_since(model);
             for sub in &tgt.subscriptions {
                 let stale_after = info.map_or(f64::INFINITY, |i| i.stale_after_seconds);
-                out.push((0, subscription_line(sub, theme, stale_after)));
+                let planned = reversed.filter(|_| !sub.enabled);
+                out.push((0, subscription_line(sub, theme, stale_after, planned)));
                 out.push((1, sync_line(sub, tgt, theme)));
                 for c in &tgt.copies {
                     let subscribed = tgt
@@ -283,13 +286,28 @@ fn slot_cells(s: &SlotRow, ours: Option<&str>, max_retained: i64) -> Vec<(String
     ]
 }
 
-fn subscription_line(sub: &SubscriptionRow, theme: &Theme, stale_after: f64) -> Line<'static> {
+fn subscription_line(
+    sub: &SubscriptionRow,
+    theme: &Theme,
+    stale_after: f64,
+    stopped_for_reverse: Option<chrono::DateTime<chrono::Utc>>,
+) -> Line<'static> {
     let muted = theme.style(Role::Muted);
     let mut spans = vec![
         Span::styled("sub  ", muted),
         Span::styled(sub.name.clone(), theme.style(Role::Text)),
         Span::raw("  "),
     ];
+    if let Some(at) = stopped_for_reverse {
+        spans.push(Span::styled(
+            format!(
+                "■ stopped as planned: reverse replication since {}",
+                at.format("%H:%M:%S")
+            ),
+            theme.style(Role::Ok),
+        ));
+        return Line::from(spans);
+    }
     spans.push(if sub.enabled {
         Span::styled("✔ enabled", theme.style(Role::Ok))
     } else {
