@@ -14,6 +14,7 @@ pub mod sequences;
 pub mod terminal;
 pub mod verify_task;
 pub mod window;
+pub mod witness_task;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -277,6 +278,9 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         tasks.spawn(pg::collector::run(side, config.clone(), tx.clone()));
     }
     tasks.spawn(kube_task::run(config.clone(), tx.clone()));
+    if let Some(lab) = &config.lab {
+        tasks.spawn(witness_task::run(lab.dir.clone(), tx.clone()));
+    }
     {
         let tx = tx.clone();
         tasks.spawn(async move {

@@ -201,4 +201,49 @@ async fn a_freeze_holds_against_the_client_and_the_unfreeze_gives_back_what_it_t
         )
     );
     assert_eq!(privileges(), granted);
+
+    // A long write transaction at freeze time. The app role's is ended with
+    // its session (never acknowledged, so nothing the app was told is lost).
+    let app_txn = connect_as(ROLE).await;
+    app_txn
+        .batch_execute("BEGIN; UPDATE public.users SET name = name || '' WHERE id = 3")
+        .await
+        .unwrap();
+    // Another role's (a batch job as postgres) may commit after the freeze:
+    // the proof names it, and what was taken is logged for the way back.
+    let batch = connect_as("postgres").await;
+    batch
+        .batch_execute(
+            "SET application_name = 'nightly-batch'; \
+             CREATE TABLE IF NOT EXISTS batch_scratch (v int); \
+             BEGIN; INSERT INTO batch_scratch VALUES (1)",
+        )
+        .await
+        .unwrap();
+    let err = freeze(6, &config, Side::Source, &roles(), &tables(), &tx)
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with("NOT proven frozen: 1 session(s) hold a write transaction open")
+            && msg.contains("(postgres, nightly-batch) since")
+            && msg.ends_with("privileges were taken: B gives them back"),
+        "{msg}"
+    );
+    assert!(
+        app_txn.batch_execute("COMMIT").await.is_err(),
+        "the app role's open write was ended with its session"
+    );
+    let mut taken = vec![];
+    while let Ok(ev) = rx.try_recv() {
+        if let EventKind::FreezeGrants { grants: g, .. } = ev {
+            taken = g;
+        }
+    }
+    assert_eq!(taken.len(), 6, "logged before the REVOKE");
+    batch.batch_execute("COMMIT").await.unwrap();
+    unfreeze(7, &config, Side::Source, &roles(), &taken, &tx)
+        .await
+        .unwrap();
+    assert_eq!(privileges(), granted);
 }

@@ -164,6 +164,8 @@ pub struct Model {
     /// When each workload was last seen: pod ages in a snapshot are as of then.
     pub workload_at: BTreeMap<String, DateTime<Utc>>,
     pub kube: SideState<()>,
+    /// On a lab: what the app pods measured, and when it was read.
+    pub witness: Option<(DateTime<Utc>, crate::session::AppWitness)>,
     /// The last target sample that had the session's subscription: once it
     /// is gone, replication ended (the runbook dropped it), not "not yet".
     pub subscription_seen: Option<DateTime<Utc>>,

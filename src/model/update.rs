@@ -142,6 +142,10 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.kube.failing = None;
             vec![]
         }
+        EventKind::AppWitness(w) => {
+            model.witness = Some((at, w.clone()));
+            vec![]
+        }
         EventKind::KubeAlive => {
             model.kube.last_ok = Some(at);
             model.kube.failing = None;
@@ -302,12 +306,32 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             grants,
             ..
         } => {
-            *model.actions.frozen_mut(*side) = Some(super::Frozen {
-                at,
-                roles: roles.clone(),
-                grants: grants.clone(),
-                proven: None,
-            });
+            let frozen = model.actions.frozen_mut(*side);
+            match frozen.as_mut() {
+                // Frozen again before the way back (a proof that failed, run
+                // again): what the first one took is still to give back.
+                Some(f) => {
+                    for g in grants {
+                        if !f.grants.contains(g) {
+                            f.grants.push(g.clone());
+                        }
+                    }
+                    for r in roles {
+                        if !f.roles.contains(r) {
+                            f.roles.push(r.clone());
+                        }
+                    }
+                    f.proven = None;
+                }
+                None => {
+                    *frozen = Some(super::Frozen {
+                        at,
+                        roles: roles.clone(),
+                        grants: grants.clone(),
+                        proven: None,
+                    })
+                }
+            }
             vec![]
         }
         EventKind::WritesFrozen { side, lsn, .. } => {

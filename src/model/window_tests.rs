@@ -289,3 +289,35 @@ fn a_budget_rollback_waits_for_the_running_checkpoint() {
     assert!(matches!(effects.as_slice(), [Effect::RunPlan { plan, .. }]
         if plan.checkpoint == CheckpointId::Rollback));
 }
+
+#[test]
+fn a_freeze_run_again_keeps_what_the_first_took() {
+    use crate::session::Grant;
+    let g = |privilege: &str| Grant {
+        role: "app".into(),
+        table: "public.t".into(),
+        privilege: privilege.into(),
+    };
+    let mut f = Feed::with(kube());
+    let taken = |f: &mut Feed, t: i64, grants: Vec<Grant>| {
+        f.send(
+            t,
+            EventKind::FreezeGrants {
+                id: 1,
+                side: Side::Source,
+                roles: vec!["app".into()],
+                grants,
+            },
+        );
+    };
+    taken(&mut f, 1, vec![g("INSERT"), g("UPDATE")]);
+    // The proof failed; Z again finds nothing left to take.
+    taken(&mut f, 5, vec![]);
+    let frozen = f.m.actions.frozen.clone().unwrap();
+    assert_eq!(frozen.grants, vec![g("INSERT"), g("UPDATE")]);
+    assert_eq!(
+        frozen.at,
+        crate::model::update::tests::at(1),
+        "the window started then"
+    );
+}

@@ -54,9 +54,16 @@ SELECT r, t FROM unnest($1::text[]) r, unnest($2::text[]) t
  WHERE has_table_privilege(r, t, 'INSERT, UPDATE, DELETE, TRUNCATE')
  ORDER BY 1, 2";
 
-const WRITING_SESSIONS_SQL: &str = "\
-SELECT count(*)::int8 FROM pg_stat_activity
- WHERE usename = ANY($1) AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()";
+/// Client sessions of any role holding a write (an xid): one that commits
+/// after the freeze writes past the position the target is checked against.
+const WRITING_SESSIONS_SQL: &str = concat!(
+    "SELECT format('pid %s (%s%s) since %s', pid, usename,
+            CASE WHEN application_name <> '' THEN ', ' || application_name ELSE '' END,
+            to_char(xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS'))
+       FROM pg_stat_activity WHERE ",
+    crate::pg::client_sessions_where!(),
+    " AND backend_xid IS NOT NULL ORDER BY xact_start"
+);
 
 /// Ends every session of the roles: at the freeze, the write-capable ones;
 /// at the unfreeze, those opened during it, which keep its read-only default.
@@ -233,20 +240,27 @@ pub async fn freeze(
     )
     .await?
     .get(0);
-    let writing: i64 = q(
-        on,
-        "reading sessions",
-        c.query_one(WRITING_SESSIONS_SQL, &[&roles]),
-    )
-    .await?
-    .get(0);
-    if after != before || writing > 0 {
+    let writing: Vec<String> = q(on, "reading sessions", c.query(WRITING_SESSIONS_SQL, &[]))
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !writing.is_empty() {
         return Err(anyhow!(
-            "NOT proven frozen: {} rows written in {} s and {writing} session(s) of {} holding a \
-             write; {partly}",
+            "NOT proven frozen: {} session(s) hold a write transaction open and may still \
+             commit on the {}: {} — let them finish or end them (pg_terminate_backend), then \
+             Z again; {partly}",
+            writing.len(),
+            side.as_str(),
+            writing.join(", ")
+        ));
+    }
+    if after != before {
+        return Err(anyhow!(
+            "NOT proven frozen: {} rows written in {} s by a role that is not in [freeze] \
+             app_roles; {partly}",
             after - before,
-            STILL_FOR.as_secs(),
-            roles.join(", ")
+            STILL_FOR.as_secs()
         ));
     }
     let lsn: String = q(

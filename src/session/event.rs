@@ -128,6 +128,22 @@ pub struct SwitchRecord {
     pub changed: bool,
 }
 
+/// What the lab's app pods measured, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppWitness {
+    /// Acknowledged and failed writes per second, lately.
+    pub ok_per_sec: f64,
+    pub failed_per_sec: f64,
+    /// Failed writes in all.
+    pub failed: u64,
+    /// The write-failure window: its length once writes succeed again, and
+    /// since when writes fail while they still do.
+    pub failure_window_ms: Option<i64>,
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The last write acknowledged on the source → the first on the target.
+    pub source_to_target_ms: Option<i64>,
+}
+
 /// A connection as it may be shown: never a password.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -273,6 +289,9 @@ pub enum EventKind {
         #[serde(default)]
         side: Side,
     },
+    /// The lab's app pods, as they measured themselves (`<lab>/witness.json`,
+    /// read every second on a lab): the rehearsal's witness.
+    AppWitness(AppWitness),
     /// The write freeze outlasted its budget (`[freeze] budget_secs`); with
     /// `on_budget_exceeded = "rollback"` the rollback starts by itself.
     BudgetExceeded {
@@ -340,6 +359,7 @@ impl EventKind {
                 | EventKind::FreezeGrants { .. }
                 | EventKind::WritesFrozen { .. }
                 | EventKind::WritesUnfrozen { .. }
+                | EventKind::BudgetExceeded { .. }
                 | EventKind::RunFinished { .. }
                 | EventKind::SessionEnded { .. }
         )

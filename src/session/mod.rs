@@ -6,7 +6,7 @@ pub mod rollback;
 pub mod sample;
 
 pub use event::{
-    AccessResult, Endpoint, Event, EventKind, Grant, KubeInfo, SequenceValue, SessionInfo,
-    SwitchRecord, SwitchValue,
+    AccessResult, AppWitness, Endpoint, Event, EventKind, Grant, KubeInfo, SequenceValue,
+    SessionInfo, SwitchRecord, SwitchValue,
 };
 pub use sample::{Side, TableRef};

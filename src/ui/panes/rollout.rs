@@ -395,7 +395,59 @@ pub fn wanted_height(model: &Model, pf: PaneFrame) -> u16 {
                 + usize::from(!w.warnings.is_empty())
         })
         .sum();
-    chrome + body.max(1) as u16
+    let witness = usize::from(model.witness.is_some());
+    chrome + (body.max(1) + witness) as u16
+}
+
+/// On a lab, the app pods' own figures: the rehearsal's witness of what the
+/// cutover cost them. Old figures say so (the app stopped writing them).
+pub fn witness_line(model: &Model, theme: &Theme) -> Option<Line<'static>> {
+    let (at, w) = model.witness.as_ref()?;
+    let muted = theme.style(Role::Muted);
+    let mut spans = vec![
+        Span::styled("lab app  ", muted),
+        Span::styled(format!("{:.0} ok/s", w.ok_per_sec), theme.style(Role::Text)),
+        Span::styled(" · ", muted),
+        Span::styled(
+            format!("{:.0} failed/s", w.failed_per_sec),
+            theme.style(if w.failed_per_sec > 0.0 {
+                Role::Error
+            } else {
+                Role::Text
+            }),
+        ),
+    ];
+    match (w.failing_since, w.failure_window_ms) {
+        (Some(since), _) => spans.push(Span::styled(
+            format!(" · writes failing since {}", crate::ui::fmt::clock(since)),
+            theme.style(Role::Error),
+        )),
+        (None, Some(ms)) => spans.push(Span::styled(
+            format!(
+                " · failure window {:.1} s, {} failed",
+                ms as f64 / 1000.0,
+                crate::ui::fmt::int(w.failed as i64)
+            ),
+            theme.style(Role::Warn),
+        )),
+        (None, None) => {}
+    }
+    if let Some(ms) = w.source_to_target_ms {
+        spans.push(Span::styled(
+            format!(
+                " · last ack source → first ack target {:.1} s",
+                ms as f64 / 1000.0
+            ),
+            muted,
+        ));
+    }
+    if model.now.is_some_and(|now| (now - *at).num_seconds() > 5) {
+        spans.push(Span::styled(
+            format!("  as of {}", crate::ui::fmt::clock(*at)),
+            theme.style(Role::Warn),
+        ));
+    }
+    Some(Line::from(spans))
 }
 
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: PaneFrame) {
@@ -436,6 +488,10 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
             .map(|wl| summary_fitted(wl, &db, theme, w))
             .collect()
     };
+    // Under the workloads: where the pane is one line high, they come first.
+    if let Some(line) = witness_line(model, theme) {
+        lines.push(truncate_line(line, w));
+    }
     // What is shown below is as of the last answer: say why first.
     if let (Some((_, why)), false) = (&stale, model.workloads.is_empty()) {
         let line = Line::from(Span::styled(
@@ -589,6 +645,44 @@ mod tests {
         assert!(
             short.lines().nth(1).unwrap().contains("⚠ FailedCreate"),
             "{short}"
+        );
+    }
+
+    #[test]
+    fn the_lab_witness_says_the_failure_window_and_when_it_is_old() {
+        use crate::session::AppWitness;
+        let t = |s: i64| chrono::DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
+        let mut model = Model {
+            now: Some(t(1)),
+            ..Model::default()
+        };
+        assert!(witness_line(&model, &Theme::mono()).is_none(), "not a lab");
+        let mut w = AppWitness {
+            ok_per_sec: 0.0,
+            failed_per_sec: 498.6,
+            failed: 1200,
+            failure_window_ms: None,
+            failing_since: Some(t(-2)),
+            source_to_target_ms: None,
+        };
+        model.witness = Some((t(1), w.clone()));
+        let line = text(&witness_line(&model, &Theme::mono()).unwrap());
+        assert_eq!(
+            line,
+            "lab app  0 ok/s · 499 failed/s · writes failing since 22:13:18"
+        );
+        w.ok_per_sec = 501.0;
+        w.failed_per_sec = 0.0;
+        w.failing_since = None;
+        w.failure_window_ms = Some(2_664);
+        w.source_to_target_ms = Some(2_600);
+        model.witness = Some((t(1), w));
+        model.now = Some(t(20));
+        let line = text(&witness_line(&model, &Theme::mono()).unwrap());
+        assert_eq!(
+            line,
+            "lab app  501 ok/s · 0 failed/s · failure window 2.7 s, 1,200 failed · last ack \
+             source → first ack target 2.6 s  as of 22:13:21"
         );
     }
 }
