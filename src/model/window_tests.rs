@@ -71,7 +71,6 @@ fn the_final_check_must_follow_the_proven_freeze_and_be_clean() {
         plan.steps.as_slice(),
         [
             Step::WaitReplicated { on: Side::Source, slot, .. },
-            Step::ExactCounts { .. },
             Step::VerifyFinal { .. }
         ] if slot == "s"
     ));

@@ -123,8 +123,9 @@ pub enum Step {
         slot: String,
         timeout_s: u64,
     },
-    /// Exact `count(*)` of every table on both sides at once, in the window;
-    /// any table that differs fails it, named with both counts.
+    /// Exact `count(*)` of every table on both sides at once; any table that
+    /// differs fails it, named with both counts. (The final check now takes
+    /// its counts in its checksum pass; kept for logs that hold it.)
     ExactCounts { tables: Vec<TableRef> },
     /// The final checksum pass in the window (`verify_final`): ranges the
     /// live verification proved are only re-checked where rows changed
@@ -376,9 +377,11 @@ impl Step {
                 if tables.len() > 3 { ", …" } else { "" }
             )],
             Step::VerifyFinal { tables } => vec![format!(
-                "read-only on both sides: the final checksums of {} tables, by key range; \
-                 ranges verified while live are re-checked only where rows changed since \
-                 (updated_at), the rest in full; a difference is named down to rows",
+                "read-only on both sides: exact counts and final checksums of {} tables in \
+                 one pass, by key range (each range's count(*) and hash; the counts add up \
+                 to each table's); ranges verified while live are re-checked only where rows \
+                 changed since (updated_at), the rest in full; a difference is named down to \
+                 rows",
                 tables.len()
             )],
             Step::Preflight => vec![
@@ -493,7 +496,12 @@ impl Step {
                 format!("{slot} delivers all the {} had", on.as_str())
             }
             Step::ExactCounts { tables } => format!("exact counts of {} tables", tables.len()),
-            Step::VerifyFinal { tables } => format!("final checksums of {} tables", tables.len()),
+            Step::VerifyFinal { tables } => {
+                format!(
+                    "exact counts and final checksums of {} tables",
+                    tables.len()
+                )
+            }
             Step::WaitSync { subscription, .. } => format!("initial sync of {subscription}"),
             Step::Preflight => "preflight checks".into(),
             Step::VerifyLive { tables } => format!("verify {} tables while live", tables.len()),

@@ -200,13 +200,20 @@ pub async fn exact_counts(
     }
 }
 
-/// The final checksum pass. The live verification (cancelled when this
-/// checkpoint started) hands over its report, so ranges it verified are
-/// re-checked only where rows changed since.
+/// The final pass, exact counts included: every key range's `count(*)` and
+/// hash on both sides (the ranges cover the whole key space, so their counts
+/// add up to each table's exact count, taken in one scan with the
+/// checksums). The live verification (cancelled when this checkpoint
+/// started) hands over its report, so ranges it verified are re-checked only
+/// where rows changed since. Each table's counts are reported (the count
+/// pane shows them); any count or range that differs fails the step, the
+/// tables and rows named.
 pub async fn verify_final(
+    id: u64,
     config: &Config,
     tables: &[TableRef],
     live: &watch::Receiver<LiveVerify>,
+    tx: &Sender<EventKind>,
 ) -> Result<String> {
     let mut live = live.clone();
     let previous = match tokio::time::timeout(LIVE_REPORT_WAIT, live.wait_for(|l| !l.running)).await
@@ -220,35 +227,61 @@ pub async fn verify_final(
     let report = final_pass(config, tables, &opts, previous.as_deref(), |_| {}).await?;
     let rechecked: u64 = report.tables.iter().map(|t| t.ranges_rechecked).sum();
     let skipped: u64 = report.tables.iter().map(|t| t.ranges_skipped).sum();
-    let bad: Vec<String> = report
-        .tables
-        .iter()
-        .filter(|t| t.status != ContinuousStatus::Verified)
-        .map(|t| {
-            let rows: Vec<String> = t
-                .progress
-                .differences
-                .iter()
-                .take(5)
-                .map(|d| format!("{:?} {}", d.kind, d.key))
-                .collect();
-            match (&t.error, rows.is_empty()) {
-                (Some(e), _) => format!("{}: {e}", t.table),
-                (None, true) => format!("{}: {:?}", t.table, t.status),
-                (None, false) => format!(
-                    "{}: {} rows differ ({}{})",
-                    t.table,
-                    t.differences_total,
-                    rows.join(", "),
-                    if t.differences_total > 5 { ", …" } else { "" }
-                ),
+    let mut bad = Vec::new();
+    let mut rows_total = 0u64;
+    for t in &report.tables {
+        let counted = |side: fn(&crate::verify::RangeRecord) -> Option<u64>| {
+            t.ranges.iter().map(side).sum::<Option<u64>>()
+        };
+        let (source, target) = (counted(|r| r.rows_source), counted(|r| r.rows_target));
+        let per_table_ms = report.elapsed_ms / report.tables.len().max(1) as f64;
+        for (side, rows) in [(Side::Source, source), (Side::Target, target)] {
+            if let Some(rows) = rows {
+                super::exec::send(
+                    tx,
+                    EventKind::CountProgress {
+                        run: id,
+                        side,
+                        table: t.table.clone(),
+                        rows: rows as i64,
+                        elapsed_ms: per_table_ms,
+                    },
+                )
+                .await?;
             }
-        })
-        .collect();
+        }
+        rows_total += source.unwrap_or(0);
+        if let (Some(s), Some(d)) = (source, target) {
+            if s != d {
+                bad.push(format!("{}: count source {s}, target {d}", t.table));
+            }
+        }
+        if t.status == ContinuousStatus::Verified {
+            continue;
+        }
+        let rows: Vec<String> = t
+            .progress
+            .differences
+            .iter()
+            .take(5)
+            .map(|d| format!("{:?} {}", d.kind, d.key))
+            .collect();
+        bad.push(match (&t.error, rows.is_empty()) {
+            (Some(e), _) => format!("{}: {e}", t.table),
+            (None, true) => format!("{}: {:?}", t.table, t.status),
+            (None, false) => format!(
+                "{}: {} rows differ ({}{})",
+                t.table,
+                t.differences_total,
+                rows.join(", "),
+                if t.differences_total > 5 { ", …" } else { "" }
+            ),
+        });
+    }
     if bad.is_empty() {
         Ok(format!(
-            "{} tables equal: {rechecked} ranges re-checked, {skipped} proved unchanged since \
-             verified live{} ({:.1} s)",
+            "{} tables equal: {rows_total} rows counted on both sides, {rechecked} ranges \
+             re-checked, {skipped} proved unchanged since verified live{} ({:.1} s)",
             report.tables.len(),
             if previous.is_none() {
                 " (no live report: all re-checked)"

@@ -1,8 +1,9 @@
 //! In the window (writes frozen): wait until the subscription's slot has
 //! confirmed the source's WAL position — lag 0 against a position taken
-//! after the freeze, not "lag under a bound" — then count every table
-//! exactly on both sides and run the final checksums (`verify_final`, which
-//! builds on the live verification's report). Any difference fails it with
+//! after the freeze, not "lag under a bound" — then the final pass
+//! (`verify_final`, which builds on the live verification's report): every
+//! key range's count and checksum on both sides, whose counts add up to each
+//! table's exact count, in one scan. Any difference fails it with
 //! the tables and rows named, and the switch's guard with it; going on
 //! anyway is an override with a typed reason.
 
@@ -36,9 +37,6 @@ pub fn plan(model: &Model) -> Option<Plan> {
                     on: Side::Source,
                     slot: info.slot.clone(),
                     timeout_s: WAIT_REPLICATED_S,
-                },
-                Step::ExactCounts {
-                    tables: tables.clone(),
                 },
                 Step::VerifyFinal { tables },
             ],
