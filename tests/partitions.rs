@@ -216,6 +216,57 @@ async fn a_partitioned_table_is_estimated_checked_and_published_through_its_root
         vec![(&TableRef::new("public", "measurements"), "r")]
     );
 
+    // The freeze takes the write privileges on the partitions too: a client
+    // may write one directly, where its own privileges apply.
+    source_sql(
+        "CREATE ROLE parts_app LOGIN; GRANT USAGE ON SCHEMA public TO parts_app; \
+         GRANT SELECT, INSERT ON public.measurements, public.measurements_q1 TO parts_app",
+    );
+    let can_write_q1 =
+        "SELECT has_table_privilege('parts_app', 'public.measurements_q1', 'INSERT')";
+    assert_eq!(source_sql(can_write_q1).trim(), "t");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let roles = vec!["parts_app".to_string()];
+    let said = cutover::runtime::freeze::freeze(
+        1,
+        &config,
+        cutover::session::Side::Source,
+        &roles,
+        &["\"public\".\"measurements\"".to_string()],
+        &tx,
+    )
+    .await
+    .expect("frozen");
+    assert!(
+        said.contains("2 privileges taken on 4 tables (3 of them partitions)"),
+        "{said}"
+    );
+    assert_eq!(source_sql(can_write_q1).trim(), "f");
+    let mut grants = vec![];
+    while let Ok(ev) = rx.try_recv() {
+        if let cutover::session::EventKind::FreezeGrants { grants: g, .. } = ev {
+            grants = g;
+        }
+    }
+    let tables: Vec<&str> = grants.iter().map(|g| g.table.as_str()).collect();
+    assert_eq!(tables, ["public.measurements", "public.measurements_q1"]);
+    cutover::runtime::freeze::unfreeze(
+        2,
+        &config,
+        cutover::session::Side::Source,
+        &roles,
+        &grants,
+        &tx,
+    )
+    .await
+    .expect("unfrozen");
+    assert_eq!(source_sql(can_write_q1).trim(), "t");
+    source_sql(
+        "ALTER ROLE parts_app RESET ALL; REVOKE ALL ON public.measurements, \
+         public.measurements_q1 FROM parts_app; REVOKE USAGE ON SCHEMA public FROM parts_app; \
+         DROP ROLE parts_app",
+    );
+
     // Clean up: the subscription drops its slot on the source; the databases
     // take the publication and the tables with them.
     target_sql(&format!("DROP SUBSCRIPTION {subscription}"));

@@ -415,7 +415,8 @@ impl Step {
             } => {
                 let mut out = vec![format!(
                     "on the {}, one transaction (lock_timeout 5000 ms), after logging the \
-                     privileges it takes:",
+                     privileges it takes (the REVOKE also names every partition of a \
+                     partitioned table, listed when it runs):",
                     side.as_str()
                 )];
                 out.extend(freeze_sql(roles, tables).into_iter().map(|s| format!("  {s};")));

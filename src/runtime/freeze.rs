@@ -38,6 +38,17 @@ SELECT r.rolname::text, r.rolsuper, r.rolbypassrls,
   FROM unnest($1::text[]) AS want(name)
   LEFT JOIN pg_roles r ON r.rolname = want.name";
 
+/// The tables with every partition of a partitioned one (a client may
+/// write a partition directly, whose own privileges then apply).
+const WITH_PARTITIONS_SQL: &str = "\
+SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+  FROM unnest($1::text[]) AS t(name)
+ CROSS JOIN LATERAL (SELECT t.name::regclass AS relid
+                     UNION SELECT p.relid FROM pg_partition_tree(t.name::regclass) p) r
+  JOIN pg_class c ON c.oid = r.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ ORDER BY 1";
+
 const GRANTS_SQL: &str = "\
 SELECT r.rolname::text, format('%I.%I', n.nspname, c.relname), a.privilege_type
   FROM pg_class c
@@ -163,6 +174,18 @@ pub async fn freeze(
     }
     let on = On { config, side };
     let mut c = super::pg_steps::open(config, side, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    let selected = tables.len();
+    let all: Vec<String> = q(
+        on,
+        "listing the partitions",
+        c.query(WITH_PARTITIONS_SQL, &[&tables]),
+    )
+    .await
+    .map_err(|e| anyhow!("{e:#}; nothing was changed"))?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let tables = all.as_slice();
     check_roles(on, &c, roles, tables)
         .await
         .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
@@ -278,11 +301,14 @@ pub async fn freeze(
     .await
     .map_err(|_| anyhow!("console stopped"))?;
     Ok(format!(
-        "writes frozen for {}: {} privileges taken on {} tables, {ended} sessions ended, nothing \
+        "writes frozen for {}: {} privileges taken on {}, {ended} sessions ended, nothing \
          written for {} s; {} WAL at {lsn}",
         roles.join(", "),
         grants.len(),
-        tables.len(),
+        match tables.len() - selected.min(tables.len()) {
+            0 => format!("{} tables", tables.len()),
+            p => format!("{} tables ({p} of them partitions)", tables.len()),
+        },
         STILL_FOR.as_secs(),
         side.as_str()
     ))
