@@ -627,12 +627,16 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
 /// The terminal belongs to the UI: diagnostics go to a file beside the sessions.
 /// `named_by` says where the directory came from, for the error.
 fn init_tracing(dir: &Path, named_by: &str) -> Result<tracing_appender::non_blocking::WorkerGuard> {
-    std::fs::create_dir_all(dir).map_err(|e| {
+    cutover::session::log::create_private_dir(dir).map_err(|e| {
         anyhow::anyhow!(
             "{named_by}: cannot create the session directory {}: {e}",
             dir.display()
         )
     })?;
+    // Owner-only before the appender opens it: it names hosts and tables.
+    let trace = dir.join("cutover-trace.log");
+    cutover::session::log::create_private_file(&trace)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", trace.display()))?;
     let appender = tracing_appender::rolling::never(dir, "cutover-trace.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")

@@ -443,12 +443,18 @@ fn the_script_runs_the_runbook_without_a_terminal() {
         "{}",
         String::from_utf8_lossy(&audit.stdout)
     );
+    // Owner-only: the log, the trace beside it, and the folder made for them.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&lab_run.sessions), 0o700);
+    assert_eq!(mode(&lab_run.sessions.join("cutover-trace.log")), 0o600);
     // The log holds the commands, as keyed ones would be.
     let log = std::fs::read_dir(&lab_run.sessions)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .unwrap();
+    assert_eq!(mode(&log), 0o600);
     let log = std::fs::read_to_string(log).unwrap();
     assert!(log.contains(r#""command":"confirm","checkpoint":"drop_subscription""#));
 }

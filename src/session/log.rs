@@ -19,16 +19,46 @@ pub struct LogWriter {
     whole: u64,
 }
 
+/// A session log describes production (hosts, roles, tables, the keys of
+/// rows that differ): only its owner may read it.
+pub const LOG_MODE: u32 = 0o600;
+/// The directory of session logs, when cutover creates it.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and its missing parents) owner-only; one that exists
+/// keeps the mode it has.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+/// Creates (or opens) a file beside the sessions owner-only, for writers
+/// that open it themselves afterwards (the tracing file).
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(LOG_MODE)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(LOG_MODE))
+}
+
 impl LogWriter {
-    /// Creates the log, refusing to overwrite an existing session.
+    /// Creates the log (owner-only), refusing to overwrite an existing session.
     pub fn create(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            create_private_dir(dir)
                 .with_context(|| format!("creating session directory {}", dir.display()))?;
         }
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(LOG_MODE)
             .open(path)
             .with_context(|| format!("creating session log {}", path.display()))?;
         lock(&file, path)?;
@@ -258,6 +288,26 @@ mod tests {
             at: chrono::DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap(),
             kind,
         }
+    }
+
+    #[test]
+    fn logs_and_the_folders_cutover_makes_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = dir.path().join("a/sessions");
+        let path = sessions.join("s.jsonl");
+        LogWriter::create(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&sessions), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700, "parents it made too");
+        // A trace file left readable by an older version is narrowed.
+        let trace = sessions.join("cutover-trace.log");
+        std::fs::write(&trace, "old\n").unwrap();
+        std::fs::set_permissions(&trace, std::fs::Permissions::from_mode(0o644)).unwrap();
+        create_private_file(&trace).unwrap();
+        assert_eq!(mode(&trace), 0o600);
+        assert_eq!(std::fs::read_to_string(&trace).unwrap(), "old\n", "kept");
     }
 
     #[test]
