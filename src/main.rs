@@ -259,7 +259,14 @@ async fn lab_command(command: LabCommand) -> Result<ExitCode> {
             }
         }
         LabCommand::Down { dir } => {
-            lab::down(&default_lab_dir(dir))?;
+            let dir = default_lab_dir(dir);
+            lab::down(&dir)?;
+            if let Some(kept) = lab::kept_sessions(&dir) {
+                exit::note(&format!(
+                    "cutover: kept the session logs in {} (the rest of the lab is gone)",
+                    kept.display()
+                ));
+            }
         }
         LabCommand::Status { dir, json } => {
             let status = lab::status(&default_lab_dir(dir))?;

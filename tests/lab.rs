@@ -460,6 +460,24 @@ async fn lab_up_status_down() {
 }
 
 #[test]
+fn down_keeps_the_session_logs_of_consoles_run_on_the_lab() {
+    let tmp = open_tempdir();
+    let dir = tmp.path().join("lab");
+    fs::create_dir_all(dir.join("sessions")).unwrap();
+    fs::write(dir.join("README.txt"), "lab").unwrap();
+    let log = dir.join("sessions/session-1.jsonl");
+    fs::write(&log, "{}\n").unwrap();
+    lab::down(&dir).unwrap();
+    assert!(!dir.join("README.txt").exists(), "the lab's own files go");
+    assert!(log.exists(), "the session log stays");
+    assert_eq!(lab::kept_sessions(&dir), Some(dir.join("sessions")));
+    // Without a log, the folder goes with the rest.
+    fs::remove_file(&log).unwrap();
+    lab::down(&dir).unwrap();
+    assert!(!dir.exists());
+}
+
+#[test]
 fn down_leaves_foreign_directories_alone() {
     let tmp = open_tempdir();
     let file = tmp.path().join("precious.txt");

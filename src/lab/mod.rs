@@ -568,6 +568,11 @@ pub fn down(dir: &Path) -> Result<()> {
     }
 
     for e in LAB_ENTRIES {
+        // A console's session logs are the record of a rehearsal: never
+        // thrown away with the clusters.
+        if e == SESSIONS_DIR && kept_sessions(&dir).is_some() {
+            continue;
+        }
         remove_path(&dir.join(e)).with_context(|| format!("removing {}", dir.join(e).display()))?;
     }
     // Data dirs recorded elsewhere (lab.json from an older layout) go too.
@@ -650,6 +655,16 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     } else {
         Ok(std::env::current_dir()?.join(p))
     }
+}
+
+/// The lab's session folder, when it holds a session log (`lab down` keeps it).
+pub fn kept_sessions(dir: &Path) -> Option<PathBuf> {
+    let sessions = dir.join(SESSIONS_DIR);
+    let has_log = fs::read_dir(&sessions).ok()?.any(|e| {
+        e.ok()
+            .is_some_and(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+    });
+    has_log.then_some(sessions)
 }
 
 fn is_empty_dir(p: &Path) -> bool {
