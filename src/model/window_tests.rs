@@ -320,3 +320,43 @@ fn a_freeze_run_again_keeps_what_the_first_took() {
         "the window started then"
     );
 }
+
+#[test]
+fn reverse_replication_that_stopped_short_goes_on_or_is_taken_down() {
+    let mut f = Feed::with(kube());
+    f.live(1, 0);
+    freeze(&mut f, 2);
+    let full = runbook::plan(&f.m, CheckpointId::ReverseReplication).unwrap();
+    // Created the subscription, then failed (say, stopping the forward one).
+    ran(
+        &mut f,
+        CheckpointId::ReverseReplication,
+        full.steps[..2].to_vec(),
+        3,
+        false,
+    );
+    use crate::runbook::checkpoints::reverse_replication::{created_since, running_since};
+    assert!(created_since(&f.m).is_some());
+    assert!(running_since(&f.m).is_none());
+    // Again: not created twice, on from where it stopped.
+    let again = runbook::plan(&f.m, CheckpointId::ReverseReplication).unwrap();
+    assert!(matches!(
+        again.steps.as_slice(),
+        [
+            Step::StopSubscription { .. },
+            Step::Sql {
+                side: Side::Source,
+                ..
+            }
+        ]
+    ));
+    assert!(
+        again.notes[0].contains("not created again"),
+        "{:?}",
+        again.notes
+    );
+    // The way back takes down what it created.
+    let back = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
+    assert!(back.steps.iter().any(|s| matches!(s,
+        Step::Sql { side: Side::Source, sql, .. } if sql == "DROP SUBSCRIPTION \"s_reverse\"")));
+}

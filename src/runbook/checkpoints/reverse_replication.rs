@@ -27,14 +27,45 @@ pub fn name(model: &Model) -> Option<String> {
 /// Since when reverse replication runs: its checkpoint succeeded and no
 /// rollback since took it down.
 pub fn running_since(model: &Model) -> Option<DateTime<Utc>> {
+    since(model, |r| match &r.finished {
+        Some((at, true, _)) if !r.plan.steps.is_empty() => Some(*at),
+        _ => None,
+    })
+}
+
+/// Since when the reverse subscription exists on the source: an E run got
+/// as far as creating it (a later step may have failed), and no rollback
+/// since dropped it.
+pub fn created_since(model: &Model) -> Option<DateTime<Utc>> {
+    since(model, |r| {
+        r.steps.iter().find_map(|s| match (&s.step, &s.finished) {
+            (
+                Step::CreateSubscription {
+                    on: Side::Source, ..
+                },
+                Some((at, Ok(_))),
+            ) => Some(*at),
+            _ => None,
+        })
+    })
+}
+
+/// The latest time `set` finds in an E run, unless a rollback dropped the
+/// reverse subscription after it.
+fn since(
+    model: &Model,
+    set: impl Fn(&crate::model::CheckpointRun) -> Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
     let mut since = None;
     for r in &model.actions.history {
-        match (&r.finished, r.checkpoint) {
-            (Some((at, true, _)), CheckpointId::ReverseReplication) if !r.plan.steps.is_empty() => {
-                since = Some(*at)
+        match r.checkpoint {
+            CheckpointId::ReverseReplication => {
+                if let Some(at) = set(r) {
+                    since = Some(at);
+                }
             }
             // A rollback that got as far as dropping it.
-            (Some(_), CheckpointId::Rollback)
+            CheckpointId::Rollback
                 if r.steps
                     .iter()
                     .any(|s| drops_reverse(&s.step) && matches!(s.finished, Some((_, Ok(_))))) =>
@@ -98,9 +129,16 @@ pub fn plan(model: &Model) -> Option<Plan> {
         });
     }
     let tables: Vec<String> = source_tables(model).iter().map(qualified).collect();
-    Some(Plan {
-        checkpoint: CheckpointId::ReverseReplication,
-        steps: vec![
+    let mut steps = Vec::new();
+    let mut notes = Vec::new();
+    match created_since(model) {
+        // An earlier run created it and stopped short: go on from there.
+        Some(at) => notes.push(format!(
+            "{name} was created on the source at {} by an earlier run that did not finish: \
+             not created again",
+            at.format("%H:%M:%S")
+        )),
+        None => steps.extend([
             Step::Sql {
                 side: Side::Target,
                 sql: publication_sql(&name, &tables),
@@ -117,27 +155,34 @@ pub fn plan(model: &Model) -> Option<Plan> {
                 copy_data: false,
                 enabled: false,
             },
-            Step::StopSubscription {
-                name: info.subscription.clone(),
-            },
-            Step::Sql {
-                side: Side::Source,
-                sql: format!("ALTER SUBSCRIPTION {} ENABLE", quote_ident(&name)),
-                lock_timeout_ms: 5_000,
-                statement_timeout_ms: 30_000,
-            },
-        ],
-        confirm: Confirm::Yes,
-        notes: vec![
-            format!(
-                "{} stops applying first: nothing the source receives back loops forward",
-                info.subscription
-            ),
-            format!(
-                "slot {name} on the target exists from now on: every write the app makes there \
+        ]),
+    }
+    steps.extend([
+        Step::StopSubscription {
+            name: info.subscription.clone(),
+        },
+        Step::Sql {
+            side: Side::Source,
+            sql: format!("ALTER SUBSCRIPTION {} ENABLE", quote_ident(&name)),
+            lock_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+        },
+    ]);
+    notes.extend([
+        format!(
+            "{} stops applying first: nothing the source receives back loops forward",
+            info.subscription
+        ),
+        format!(
+            "slot {name} on the target exists from now on: every write the app makes there \
                  after the switch reaches the source"
-            ),
-            "the rollback (B) after the switch waits for it before sending the app back".into(),
-        ],
+        ),
+        "the rollback (B) after the switch waits for it before sending the app back".into(),
+    ]);
+    Some(Plan {
+        checkpoint: CheckpointId::ReverseReplication,
+        steps,
+        confirm: Confirm::Yes,
+        notes,
     })
 }

@@ -76,11 +76,17 @@ pub fn guards(model: &Model) -> Vec<Guard> {
 
 pub fn plan(model: &Model) -> Option<Plan> {
     let info = model.info.as_ref()?;
-    let reverse = reverse_replication::running_since(model).and(reverse_replication::name(model));
+    let switch = switch(model);
+    // After the switch only a running reverse replication can be waited
+    // for; before it, one an unfinished E run created is taken down too.
+    let reverse = match switch {
+        Some(_) => reverse_replication::running_since(model),
+        None => reverse_replication::created_since(model),
+    }
+    .and(reverse_replication::name(model));
     let tables: Vec<String> = source_tables(model).iter().map(qualified).collect();
     let mut steps = Vec::new();
     let mut notes = Vec::new();
-    let switch = switch(model);
     match (&reverse, switch.is_some()) {
         // The app wrote to the target: stop that, let reverse replication
         // deliver it all, and give the source sequences past the target's.
