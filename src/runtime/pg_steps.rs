@@ -197,7 +197,6 @@ pub async fn run(
         } => {
             super::window::wait_replicated(config, *on, slot, Duration::from_secs(*timeout_s)).await
         }
-        Step::ExactCounts { tables } => super::window::exact_counts(id, config, tables, tx).await,
         Step::VerifyFinal { tables } => {
             super::window::verify_final(id, config, tables, live, tx).await
         }

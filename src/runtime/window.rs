@@ -1,6 +1,7 @@
 //! The steps of the write-freeze window that read more than they write: the
-//! wait until a slot has confirmed everything its side had, the exact counts
-//! and the final checksums, and stopping a subscription's apply worker.
+//! wait until a slot has confirmed everything its side had, the final pass
+//! (exact counts and checksums in one scan), and stopping a subscription's
+//! apply worker.
 //! Every round trip is under a deadline; a difference fails the step with
 //! the tables (and rows) named.
 
@@ -12,7 +13,7 @@ use tokio::sync::{mpsc::Sender, watch};
 use super::pg_steps::{bounded, open};
 use super::verify_task::{continuous_options, LiveVerify};
 use crate::config::Config;
-use crate::pg::monitor::{qualified, quote_ident};
+use crate::pg::monitor::quote_ident;
 use crate::runbook::guard::lsn;
 use crate::session::{EventKind, Side, TableRef};
 use crate::verify::{verify_final as final_pass, ContinuousStatus};
@@ -140,66 +141,6 @@ pub async fn wait_replicated(
     }
 }
 
-/// `count(*)` of every table on both sides at once; each count is reported
-/// (the count pane shows them), and any table that differs fails the step.
-pub async fn exact_counts(
-    id: u64,
-    config: &Config,
-    tables: &[TableRef],
-    tx: &Sender<EventKind>,
-) -> Result<String> {
-    let started = Instant::now();
-    let ms = crate::pg::count::COUNT_STATEMENT_TIMEOUT_MS;
-    let side = |side: Side| async move {
-        let c = open(config, side, config.monitor.statement_timeout_ms, ms).await?;
-        let mut out = Vec::with_capacity(tables.len());
-        for t in tables {
-            let at = Instant::now();
-            let sql = format!("SELECT count(*)::int8 FROM {}", qualified(t));
-            let what = format!("counting {t}");
-            let rows: i64 = bounded(config, side, &what, ms, c.query_one(&sql, &[]))
-                .await?
-                .get(0);
-            super::exec::send(
-                tx,
-                EventKind::CountProgress {
-                    run: id,
-                    side,
-                    table: t.clone(),
-                    rows,
-                    elapsed_ms: at.elapsed().as_secs_f64() * 1000.0,
-                },
-            )
-            .await?;
-            out.push(rows);
-        }
-        anyhow::Ok(out)
-    };
-    let (src, tgt) = tokio::join!(side(Side::Source), side(Side::Target));
-    let (src, tgt) = (src?, tgt?);
-    let differ: Vec<String> = tables
-        .iter()
-        .zip(src.iter().zip(&tgt))
-        .filter(|(_, (s, t))| s != t)
-        .map(|(table, (s, t))| format!("{table}: source {s}, target {t}"))
-        .collect();
-    let rows: i64 = src.iter().sum();
-    if differ.is_empty() {
-        Ok(format!(
-            "{} tables, {rows} rows: every count equal on both sides ({:.1} s)",
-            tables.len(),
-            started.elapsed().as_secs_f64()
-        ))
-    } else {
-        Err(anyhow!(
-            "{} of {} tables differ: {}",
-            differ.len(),
-            tables.len(),
-            differ.join("; ")
-        ))
-    }
-}
-
 /// The final pass, exact counts included: every key range's `count(*)` and
 /// hash on both sides (the ranges cover the whole key space, so their counts
 /// add up to each table's exact count, taken in one scan with the
@@ -229,12 +170,12 @@ pub async fn verify_final(
     let skipped: u64 = report.tables.iter().map(|t| t.ranges_skipped).sum();
     let mut bad = Vec::new();
     let mut rows_total = 0u64;
+    let per_table_ms = report.elapsed_ms / report.tables.len().max(1) as f64;
     for t in &report.tables {
         let counted = |side: fn(&crate::verify::RangeRecord) -> Option<u64>| {
             t.ranges.iter().map(side).sum::<Option<u64>>()
         };
         let (source, target) = (counted(|r| r.rows_source), counted(|r| r.rows_target));
-        let per_table_ms = report.elapsed_ms / report.tables.len().max(1) as f64;
         for (side, rows) in [(Side::Source, source), (Side::Target, target)] {
             if let Some(rows) = rows {
                 super::exec::send(
