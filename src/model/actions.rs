@@ -129,13 +129,10 @@ pub fn kube_actions_bound(model: &Model) -> bool {
 /// action"), the access review (the executor asks again itself), and the
 /// guards the operator overrode.
 pub fn recheck(model: &Model, checkpoint: CheckpointId, overridden: &[String]) -> Vec<Guard> {
-    runbook::guards(model, checkpoint)
+    runbook::failing(model, checkpoint)
         .into_iter()
         .filter(|g| {
-            !g.passes()
-                && g.label != guard::BUSY
-                && g.label != guard::ACCESS
-                && !overridden.contains(&g.label)
+            g.label != guard::BUSY && g.label != guard::ACCESS && !overridden.contains(&g.label)
         })
         .collect()
 }
@@ -224,9 +221,8 @@ pub fn on_confirm(
     if !plan.confirm.accepts(typed) {
         return vec![];
     }
-    let failing: Vec<String> = runbook::guards(model, checkpoint)
+    let failing: Vec<String> = runbook::failing(model, checkpoint)
         .into_iter()
-        .filter(|g| !g.passes())
         .map(|g| g.label)
         .collect();
     let overridden = if failing.is_empty() {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Effect, Model};
 use crate::config::BudgetAction;
-use crate::runbook::{self, CheckpointId};
+use crate::runbook::{self, CheckpointId, Guard};
 use crate::session::EventKind;
 
 /// The budget ran out: when, what the config said to do, and what was done.
@@ -108,10 +108,9 @@ pub fn try_rollback(model: &mut Model) -> Vec<Effect> {
          ([freeze] on_budget_exceeded = \"rollback\")",
         b.at.format("%H:%M:%S")
     );
-    let failing: Vec<String> = runbook::guards(model, CheckpointId::Rollback)
-        .into_iter()
-        .filter(|g| !g.passes())
-        .map(|g| format!("{}: {}", g.label, g.detail()))
+    let failing: Vec<String> = runbook::failing(model, CheckpointId::Rollback)
+        .iter()
+        .map(Guard::said)
         .collect();
     let plan = runbook::plan(model, CheckpointId::Rollback).filter(|p| !p.steps.is_empty());
     let (outcome, effects) = match plan {

@@ -64,6 +64,11 @@ impl Guard {
         matches!(self.verdict, Verdict::Pass(_))
     }
 
+    /// "Label: detail", as a refusal names it.
+    pub fn said(&self) -> String {
+        format!("{}: {}", self.label, self.detail())
+    }
+
     /// What the screen and the log say after the label.
     pub fn detail(&self) -> String {
         match &self.verdict {

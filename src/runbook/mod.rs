@@ -233,6 +233,14 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
     }
 }
 
+/// The guards of `id` that do not hold now.
+pub fn failing(model: &Model, id: CheckpointId) -> Vec<Guard> {
+    guards(model, id)
+        .into_iter()
+        .filter(|g| !g.passes())
+        .collect()
+}
+
 /// What `id` would run now: the steps, how it is confirmed, notes. None when
 /// the session has nothing to run it against (no Kubernetes side).
 pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {

@@ -123,11 +123,7 @@ async fn recheck_guards(
     if verdict.failing.is_empty() {
         return Ok(());
     }
-    let why: Vec<String> = verdict
-        .failing
-        .iter()
-        .map(|g| format!("{}: {}", g.label, g.detail()))
-        .collect();
+    let why: Vec<String> = verdict.failing.iter().map(Guard::said).collect();
     Err(anyhow!(
         "guards no longer hold at the moment of running: {}",
         why.join("; ")

@@ -247,22 +247,19 @@ pub async fn freeze(
             list.join(", ")
         ));
     }
+    let written = || async {
+        let row = q(
+            on,
+            "reading rows written",
+            c.query_one(WRITTEN_SQL, &[&tables]),
+        )
+        .await?;
+        anyhow::Ok(row.get::<_, i64>(0))
+    };
     tokio::time::sleep(STATS_DELAY).await;
-    let before: i64 = q(
-        on,
-        "reading rows written",
-        c.query_one(WRITTEN_SQL, &[&tables]),
-    )
-    .await?
-    .get(0);
+    let before = written().await?;
     tokio::time::sleep(STILL_FOR).await;
-    let after: i64 = q(
-        on,
-        "reading rows written",
-        c.query_one(WRITTEN_SQL, &[&tables]),
-    )
-    .await?
-    .get(0);
+    let after = written().await?;
     let writing: Vec<String> = q(on, "reading sessions", c.query(WRITING_SESSIONS_SQL, &[]))
         .await?
         .iter()

@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 
 use crate::model::keymap::{Command, Layer, SessionCommand, BINDINGS};
 use crate::model::Model;
-use crate::runbook::{self, CheckpointId, Confirm};
+use crate::runbook::{self, CheckpointId, Confirm, Guard};
 
 /// How long a checkpoint's guards may take to pass before the script gives up.
 const GUARD_WAIT: Duration = Duration::from_secs(300);
@@ -108,10 +108,9 @@ impl Script {
                 may_fail,
                 since,
             } => {
-                let failing: Vec<String> = runbook::guards(model, id)
-                    .into_iter()
-                    .filter(|g| !g.passes())
-                    .map(|g| format!("{}: {}", g.label, g.detail()))
+                let failing: Vec<String> = runbook::failing(model, id)
+                    .iter()
+                    .map(Guard::said)
                     .collect();
                 if !failing.is_empty() {
                     return if now.duration_since(since) > GUARD_WAIT {
