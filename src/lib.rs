@@ -10,6 +10,7 @@ pub mod kube;
 pub mod lab;
 pub mod model;
 pub mod pg;
+pub mod report;
 pub mod runbook;
 pub mod runtime;
 pub mod session;

@@ -1,0 +1,450 @@
+//! The report as aligned plain text, 80 columns: for a terminal or an email.
+
+use super::fmt::{self, clock, clock_ms, duration_ms, int, pad, wrap, WIDTH};
+use super::model::*;
+use super::words::*;
+
+pub fn render(r: &Report) -> String {
+    let mut o = Out::default();
+    o.line("CUTOVER MIGRATION REPORT");
+    o.line(&"=".repeat(24));
+    o.blank();
+    header(&mut o, r);
+    freeze(&mut o, r);
+    runs(&mut o, r);
+    tables(&mut o, r);
+    sequences(&mut o, r);
+    rollouts(&mut o, r);
+    over_time(&mut o, r);
+    notes(&mut o, r);
+    anomalies(&mut o, r);
+    o.text
+}
+
+#[derive(Default)]
+struct Out {
+    text: String,
+}
+
+impl Out {
+    fn line(&mut self, s: &str) {
+        self.text.push_str(s.trim_end());
+        self.text.push('\n');
+    }
+
+    fn blank(&mut self) {
+        self.text.push('\n');
+    }
+
+    /// `text` wrapped after `first`, continued under `rest`.
+    fn wrapped(&mut self, first: &str, rest: &str, text: &str) {
+        for l in wrap(text, WIDTH, first, rest) {
+            self.line(&l);
+        }
+    }
+
+    /// `label` in a 12-column margin, `text` wrapped beside it.
+    fn field(&mut self, label: &str, text: &str) {
+        self.wrapped(&pad(label, 12, false), &" ".repeat(12), text);
+    }
+
+    fn section(&mut self, title: &str) {
+        self.blank();
+        self.line(title);
+        self.line(&"-".repeat(fmt::width(title)));
+    }
+
+    /// Rows of cells, each column as wide as its widest cell; the last
+    /// column is wrapped to what is left of the width.
+    fn table(&mut self, head: &[&str], right: &[bool], rows: &[Vec<String>]) {
+        let n = head.len();
+        let mut w: Vec<usize> = head.iter().map(|h| fmt::width(h)).collect();
+        for row in rows {
+            for (i, c) in row.iter().enumerate().take(n - 1) {
+                w[i] = w[i].max(fmt::width(c));
+            }
+        }
+        let indent = "  ";
+        let lead: usize = indent.len() + w[..n - 1].iter().map(|x| x + 2).sum::<usize>();
+        let cells = |row: &[String]| -> String {
+            let mut s = indent.to_string();
+            for (i, c) in row.iter().enumerate().take(n - 1) {
+                s.push_str(&pad(c, w[i], right[i]));
+                s.push_str("  ");
+            }
+            s
+        };
+        let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+        self.line(&format!("{}{}", cells(&head), head[n - 1]));
+        for row in rows {
+            let first = cells(row);
+            let last = row.get(n - 1).map(String::as_str).unwrap_or("");
+            if lead + 12 > WIDTH {
+                // No room beside: the last cell goes under the row.
+                self.line(&first);
+                self.wrapped("      ", "      ", last);
+            } else {
+                self.wrapped(&first, &" ".repeat(lead), last);
+            }
+        }
+    }
+}
+
+fn header(o: &mut Out, r: &Report) {
+    o.field(
+        "Outcome",
+        &format!("{} — {}", r.outcome.word(), r.outcome.sentence()),
+    );
+    if let (Some(a), Some(b)) = (r.first, r.last) {
+        o.field(
+            "When",
+            &format!(
+                "{} → {} ({})",
+                fmt::datetime(a),
+                fmt::datetime(b),
+                duration_ms((b - a).num_milliseconds())
+            ),
+        );
+    }
+    if let Some(op) = &r.operator {
+        o.field("Operator", &operator(op));
+    }
+    let mut tool = Vec::new();
+    if let Some(v) = &r.tool_version {
+        tool.push(format!("cutover {v}"));
+    }
+    if let Some(m) = &r.mode {
+        tool.push(format!("{m} session"));
+    }
+    if let Some(c) = &r.config_path {
+        tool.push(format!("config {c}"));
+    }
+    if let Some(v) = &r.format_version {
+        tool.push(format!("log format {v}"));
+    }
+    if !tool.is_empty() {
+        o.field("Recorded by", &tool.join(", "));
+    }
+    for (label, e) in [("Source", &r.source), ("Target", &r.target)] {
+        if let Some(e) = e {
+            o.field(label, &endpoint(e));
+        }
+    }
+    if let (Some(p), Some(s), Some(slot)) = (&r.publication, &r.subscription, &r.slot) {
+        o.field(
+            "Replication",
+            &format!("publication {p}, subscription {s}, slot {slot}"),
+        );
+    }
+    if let Some(k) = &r.kubernetes {
+        o.field("Kubernetes", &kube(k));
+    }
+    o.field(
+        "Log",
+        &format!(
+            "{} events, {} console run{}",
+            int(r.events as i64),
+            r.segments.len(),
+            if r.segments.len() == 1 { "" } else { "s" }
+        ),
+    );
+    for s in &r.segments {
+        o.wrapped("            · ", "              ", &segment(s));
+    }
+}
+
+fn freeze(o: &mut Out, r: &Report) {
+    o.section("WRITE FREEZE");
+    if r.freezes.is_empty() {
+        o.line("  Writes were never frozen in this session.");
+        return;
+    }
+    for (i, f) in r.freezes.iter().enumerate() {
+        if i > 0 {
+            o.blank();
+        }
+        for (at, what) in milestones(f) {
+            let since = (at - f.from).num_milliseconds();
+            let first = format!(
+                "  {}  {:>8}  ",
+                clock_ms(at),
+                format!("+{}", duration_ms(since))
+            );
+            o.wrapped(&first, &" ".repeat(first.len()), &what);
+        }
+        o.wrapped("  Window    ", &" ".repeat(12), &verdict(f));
+    }
+    if let Some((_, w)) = &r.witness {
+        o.blank();
+        o.wrapped("  ", "  ", &witness(w));
+    }
+}
+
+fn runs(o: &mut Out, r: &Report) {
+    o.section("CHECKPOINTS");
+    if r.runs.is_empty() {
+        o.line("  No checkpoint ran in this session.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = r
+        .runs
+        .iter()
+        .map(|run| {
+            vec![
+                run.key.unwrap_or("").to_string(),
+                run.title().to_string(),
+                clock(run.started),
+                run.duration_ms().map_or("—".into(), duration_ms),
+                run.result.word().to_string(),
+            ]
+        })
+        .collect();
+    // The end of each run is in its details below: 80 columns hold no more.
+    o.table(
+        &["key", "checkpoint", "start", "duration", "result"],
+        &[false, false, false, true, false],
+        &rows,
+    );
+    for run in &r.runs {
+        o.blank();
+        o.wrapped("", "    ", &run_head(run));
+        if let Some(why) = &run.auto {
+            o.wrapped("  started by the console: ", "    ", why);
+        }
+        if let Some((labels, reason)) = &run.overridden {
+            o.wrapped(
+                "  OVERRIDE: ",
+                "    ",
+                &format!(
+                    "guards failing ({}), reason: \"{reason}\"",
+                    labels.join(", ")
+                ),
+            );
+        }
+        for s in &run.steps {
+            let result = match &s.outcome {
+                Some(Ok(m)) => format!("✔ {m}"),
+                Some(Err(e)) => format!("✖ {e}"),
+                None => "… no end in the log".into(),
+            };
+            let took = s.elapsed_ms.map(fmt::duration_f).unwrap_or_default();
+            o.wrapped(
+                &format!("  step {}: ", s.index + 1),
+                "    ",
+                &format!("{} — {took}", s.title),
+            );
+            for l in &s.lines {
+                let indent = l.len() - l.trim_start().len();
+                let pre = " ".repeat(6 + indent);
+                o.wrapped(&pre, &format!("{pre}  "), l.trim_start());
+            }
+            o.wrapped("    → ", "      ", &result);
+        }
+        for (at, m) in &run.legacy {
+            o.wrapped(&format!("  {} ", clock(*at)), "    ", m);
+        }
+        if !run.steps_not_run.is_empty() {
+            o.wrapped("  not run: ", "    ", &run.steps_not_run.join(", "));
+        }
+        if run.checks_total > 0 {
+            o.line(&format!(
+                "  checks: {} of {} pass",
+                run.checks_total - run.checks_failed.len(),
+                run.checks_total
+            ));
+            for (name, seen, fix) in &run.checks_failed {
+                let mut t = format!("{name}: {seen}");
+                if let Some(f) = fix {
+                    t.push_str(&format!(" — fix: {f}"));
+                }
+                o.wrapped("    ✖ ", "      ", &t);
+            }
+        }
+        if let Some(m) = &run.message {
+            o.wrapped("  result: ", "    ", m);
+        }
+    }
+}
+
+fn tables(o: &mut Out, r: &Report) {
+    o.section("ROW COUNTS AND CHECKSUMS");
+    if r.tables.is_empty() {
+        o.line("  No table was counted or verified.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = r
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.table.to_string(),
+                fmt::count(&t.source),
+                fmt::count(&t.target),
+                fmt::count_diff(t),
+                fmt::checksum(&t.checksum),
+            ]
+        })
+        .collect();
+    o.table(
+        &["table", "source", "target", "diff", "checksums"],
+        &[false, true, true, true, false],
+        &rows,
+    );
+    for t in r.tables.iter().filter(|t| !t.differences.is_empty()) {
+        o.line(&format!("  {} — rows that differ:", t.table));
+        for d in &t.differences {
+            o.wrapped("    ", "      ", d);
+        }
+        if t.differences_more > 0 {
+            o.line(&format!(
+                "    … and {} more",
+                int(t.differences_more as i64)
+            ));
+        }
+    }
+    if let Some((at, verdict)) = &r.final_checksums {
+        let v = match verdict {
+            Ok(m) => format!("✔ {m}"),
+            Err(e) => format!("✖ {e}"),
+        };
+        o.wrapped(&format!("  Final checksums ({}): ", clock(*at)), "    ", &v);
+    }
+}
+
+fn sequences(o: &mut Out, r: &Report) {
+    o.section("SEQUENCES");
+    if r.sequences.is_empty() {
+        o.line("  No sequence was advanced.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = r
+        .sequences
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                fmt::seq(s.source),
+                fmt::seq(s.before),
+                fmt::seq(s.after()),
+                match s.set_to {
+                    Some(_) => format!("set on the {} {}", s.side.as_str(), clock(s.at)),
+                    None => "left: already there".into(),
+                },
+            ]
+        })
+        .collect();
+    o.table(
+        &["sequence", "source", "before", "after", ""],
+        &[false, true, true, true, false],
+        &rows,
+    );
+}
+
+fn rollouts(o: &mut Out, r: &Report) {
+    o.section("ROLLOUT");
+    if r.rollouts.is_empty() {
+        o.line("  No workload was watched.");
+        return;
+    }
+    for w in &r.rollouts {
+        o.line(&format!(
+            "  deployment/{} in {} (desired/updated/ready; pods by db config)",
+            w.deployment, w.namespace
+        ));
+        for p in &w.points {
+            let first = format!(
+                "    {}  {:>2}/{:>2}/{:>2}  ",
+                clock_ms(p.at),
+                p.desired,
+                p.updated,
+                p.ready
+            );
+            // The word only: the counts say the rest, in 80 columns.
+            let mut what = if p.found {
+                p.state.split(':').next().unwrap_or("").to_string()
+            } else {
+                "not found".to_string()
+            };
+            if !p.by_config.is_empty() {
+                what.push_str(&format!("; {}", fmt::by_config(&p.by_config)));
+            }
+            o.wrapped(&first, &" ".repeat(first.len()), &what);
+        }
+    }
+}
+
+fn over_time(o: &mut Out, r: &Report) {
+    o.section("LAG AND WRITES OVER TIME");
+    let peak = r
+        .lag
+        .iter()
+        .filter(|p| p.active)
+        .filter_map(|p| p.bytes.map(|b| (b, p.at)))
+        .max_by_key(|(b, _)| *b);
+    match peak {
+        Some((b, at)) => o.wrapped(
+            "  ",
+            "    ",
+            &format!(
+                "Peak replication lag while the subscription applied: {} at {} ({} samples).",
+                fmt::bytes(b),
+                clock(at),
+                r.lag.iter().filter(|p| p.bytes.is_some()).count()
+            ),
+        ),
+        None => o.line("  No replication lag was sampled."),
+    }
+    if r.runs.is_empty() {
+        return;
+    }
+    o.line("  At each checkpoint's start (writes per second from each server's statistics):");
+    let rows: Vec<Vec<String>> = r
+        .runs
+        .iter()
+        .map(|run| {
+            let (lag, src, tgt) = at_time(r, run.started);
+            vec![
+                clock(run.started),
+                run.key.unwrap_or("").to_string(),
+                lag,
+                src,
+                tgt,
+                run.title().to_string(),
+            ]
+        })
+        .collect();
+    o.table(
+        &[
+            "time",
+            "key",
+            "lag",
+            "source w/s",
+            "target w/s",
+            "checkpoint",
+        ],
+        &[false, false, true, true, true, false],
+        &rows,
+    );
+}
+
+fn notes(o: &mut Out, r: &Report) {
+    o.section("OPERATOR NOTES");
+    if r.notes.is_empty() {
+        o.line("  None.");
+    }
+    for (at, text) in &r.notes {
+        let first = format!("  {}  ", clock(*at));
+        o.wrapped(&first, &" ".repeat(first.len()), text);
+    }
+}
+
+fn anomalies(o: &mut Out, r: &Report) {
+    o.section("ANOMALIES");
+    if r.anomalies.is_empty() {
+        o.line("  None.");
+    }
+    for a in &r.anomalies {
+        let first = format!("  {:<17} {:<11} ", anomaly_when(a), a.kind.word());
+        o.wrapped(&first, &" ".repeat(fmt::width(&first)), &a.text);
+    }
+}
