@@ -42,6 +42,34 @@ enum Command {
     Verify(VerifyArgs),
     /// The preflight alone, non-interactively: one line per check with its fix; exit 1 when one fails.
     Check(CheckArgs),
+    /// Replay a recorded session in the console: space pauses, +/- speed,
+    /// ←/→ ±10 s, </> ±1 min, n/p next/previous checkpoint, q quits. No key changes anything.
+    Replay(ViewArgs),
+    /// Watch a session another console is writing, read-only, as it happens.
+    Follow(ViewArgs),
+    /// Export the migration report of a recorded session.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ViewArgs {
+    /// The session log (a .jsonl file under the sessions directory).
+    session: PathBuf,
+    /// The theme (a built-in name or a theme file).
+    #[arg(long, default_value = "default")]
+    theme: String,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The session log.
+    session: PathBuf,
+    /// text, md or html.
+    #[arg(short, long, default_value = "text")]
+    format: cutover::report::Format,
+    /// Write the report here (owner-only) instead of printing it.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -208,8 +236,35 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Console(args)) => console(args).await,
         Some(Command::Verify(args)) => verify(args).await,
         Some(Command::Check(args)) => check(args).await,
+        Some(Command::Replay(args)) => {
+            let theme = cutover::ui::theme::Theme::from_env(&args.theme)?;
+            runtime::run_replay(&args.session, &theme).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Follow(args)) => {
+            let theme = cutover::ui::theme::Theme::from_env(&args.theme)?;
+            runtime::run_follow(&args.session, &theme).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Report(args)) => report(args),
         None => console(cli.console).await,
     }
+}
+
+fn report(args: ReportArgs) -> Result<ExitCode> {
+    match &args.output {
+        Some(out) => {
+            cutover::report::write(&args.session, args.format, out)?;
+            exit::note(&format!(
+                "{} report of {} written to {}",
+                args.format,
+                args.session.display(),
+                out.display()
+            ));
+        }
+        None => exit::print_stdout(&cutover::report::export(&args.session, args.format)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn default_lab_dir(dir: Option<PathBuf>) -> PathBuf {
@@ -318,13 +373,17 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
         ),
     };
     let _trace = init_tracing(&session_dir, &named_by)?;
+    let mut resume = args.resume;
+    if resume.is_none() && script.is_none() {
+        resume = offer_resume(&config, &session_dir, args.read_only)?;
+    }
     let end = runtime::run_console(
         Arc::new(config),
         ConsoleOptions {
             mode: "live".into(),
             session_dir: Some(session_dir),
             read_only: args.read_only,
-            resume: args.resume,
+            resume,
             script,
         },
     )
@@ -334,6 +393,36 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
     }
     exit::note(&format!("session recorded in {}", end.log.display()));
     Ok(console_exit(&end))
+}
+
+/// When the newest session of this config ended without the operator
+/// (a dropped SSH connection, a kill), offers to go on with it; on a
+/// terminal, the answer is asked (Enter resumes), otherwise it is said.
+fn offer_resume(config: &config::Config, dir: &Path, read_only: bool) -> Result<Option<PathBuf>> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let info = runtime::session_info(config, "live", read_only);
+    let Some((path, how)) = runtime::unfinished_session(dir, &info) else {
+        return Ok(None);
+    };
+    if !std::io::stdin().is_terminal() {
+        exit::note(&format!(
+            "cutover: session {} {how}; resume it with --resume {}",
+            path.display(),
+            path.display()
+        ));
+        return Ok(None);
+    }
+    let mut err = std::io::stderr();
+    write!(
+        err,
+        "cutover: session {} {how}.\nResume it (its runbook, its log)? [Y/n] ",
+        path.display()
+    )?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let answer = answer.trim().to_ascii_lowercase();
+    Ok((answer.is_empty() || answer == "y" || answer == "yes").then_some(path))
 }
 
 async fn verify(args: VerifyArgs) -> Result<ExitCode> {

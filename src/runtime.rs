@@ -3,8 +3,10 @@
 //! effects the fold asks for and redraws when something changed.
 
 pub mod app_check;
+mod effects;
 pub mod exec;
 pub mod freeze;
+pub mod inflight;
 pub mod keys;
 pub mod kube_steps;
 pub mod kube_task;
@@ -13,10 +15,10 @@ pub mod script;
 pub mod sequences;
 pub mod terminal;
 pub mod verify_task;
+pub mod watch;
 pub mod window;
 pub mod witness_task;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +26,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use futures::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::model::{self, Effect, Model};
-use crate::pg;
 use crate::session::log::{new_session_path, LogWriter};
 use crate::session::rollback;
-use crate::session::sample::Side;
 use crate::session::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
 use crate::ui;
 
@@ -108,7 +108,12 @@ impl Core {
 
 pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo {
     SessionInfo {
+        format_version: crate::session::event::FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        operator: Some(operator()),
+        config_fingerprint: std::fs::read(&config.path)
+            .ok()
+            .map(|bytes| config_fingerprint(&bytes)),
         mode: mode.to_string(),
         config_path: config.path.display().to_string(),
         source: Endpoint {
@@ -125,6 +130,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         app_roles: config.freeze.app_roles.clone(),
         freeze_budget_secs: config.freeze.budget_secs,
         on_budget_exceeded: config.freeze.on_budget_exceeded,
+        report_path: config.report.path.as_ref().map(|p| p.display().to_string()),
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,
@@ -143,10 +149,50 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
     }
 }
 
+/// `sha256:` and the file's full SHA-256: which config ran, never what it holds.
+fn config_fingerprint(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let hex: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// Who runs this console, from where: the OS user, the host, and the SSH
+/// client's address when there is one (`SSH_CONNECTION`, else `SSH_CLIENT`).
+pub fn operator() -> crate::session::Operator {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "(unknown host)".into());
+    let ssh_client = ["SSH_CONNECTION", "SSH_CLIENT"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .and_then(|v| v.split_whitespace().next().map(str::to_string));
+    crate::session::Operator {
+        user,
+        host,
+        ssh_client,
+    }
+}
+
 /// Opens `path` to go on with its session on the config `now` describes:
 /// refused for another config's session; a torn last line is cut off and
 /// the resumption recorded with what it found.
-fn resume(path: &std::path::Path, now: &SessionInfo) -> Result<(Core, Vec<Effect>, String)> {
+async fn resume(
+    path: &std::path::Path,
+    now: &SessionInfo,
+    config: &Config,
+) -> Result<(Core, Vec<Effect>, String)> {
     let mut reopened = LogWriter::open_append(path)?;
     let logged = match reopened.events.first().map(|e| &e.kind) {
         Some(EventKind::SessionStarted(info)) => &**info,
@@ -166,7 +212,12 @@ fn resume(path: &std::path::Path, now: &SessionInfo) -> Result<(Core, Vec<Effect
     let cut = reopened.cut;
     let events = std::mem::take(&mut reopened.events);
     let mut core = Core::resume(reopened.into_writer()?, &events);
-    let effects = core.apply(EventKind::SessionResumed {
+    // What was in flight when it ended, found out below once it is closed.
+    let in_flight = core.model.actions.running().and_then(|run| {
+        let s = run.steps.iter().rev().find(|s| s.finished.is_none())?;
+        Some((run.id, s.index, s.step.clone()))
+    });
+    let mut effects = core.apply(EventKind::SessionResumed {
         previous_last_seq,
         previous_last_at,
         cut_bytes: cut,
@@ -177,12 +228,74 @@ fn resume(path: &std::path::Path, now: &SessionInfo) -> Result<(Core, Vec<Effect
         "resumed session {} after its event {previous_last_seq}",
         path.display()
     );
+    if let Some((run, index, step)) = in_flight {
+        let (outcome, evidence) = inflight::probe(config, &step).await;
+        note.push_str(&format!(
+            "; {} was in flight: the servers say {}: {evidence}",
+            step.title(),
+            outcome.word()
+        ));
+        effects.extend(core.apply(EventKind::InFlightOutcome {
+            run,
+            index,
+            outcome,
+            evidence,
+        })?);
+    }
     if cut > 0 {
         note.push_str(&format!(
             "; its torn last line ({cut} bytes, written as the console died) was cut off"
         ));
     }
     Ok((core, effects, note))
+}
+
+/// The newest session in `dir` recorded for this config that did not end
+/// by the operator's choice (a hang-up, a kill, a signal, an error): its
+/// path and how it ended, to offer resuming it.
+pub fn unfinished_session(dir: &std::path::Path, now: &SessionInfo) -> Option<(PathBuf, String)> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "jsonl")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("session-"))
+        })
+        .collect();
+    logs.sort();
+    // The newest few: an older unfinished one was left on purpose.
+    for path in logs.iter().rev().take(3) {
+        let Ok(read) = crate::session::log::read_log(path) else {
+            continue;
+        };
+        let Some(EventKind::SessionStarted(info)) = read.events.first().map(|e| &e.kind) else {
+            continue;
+        };
+        if !config_differences(info, now).is_empty() {
+            continue;
+        }
+        let mut m = Model::default();
+        for e in &read.events {
+            model::update(&mut m, e);
+        }
+        let last = read.events.last().map(|e| e.at);
+        let how = match m.ended.as_deref() {
+            Some("operator quit") | Some("script done") => return None,
+            Some(reason) => format!("ended by {reason}"),
+            None => "ended without a word (killed, or the host went down)".into(),
+        };
+        let running = m
+            .actions
+            .running()
+            .map(|r| format!(", {} in flight", r.checkpoint.title()))
+            .unwrap_or_default();
+        let when = last.map_or_else(String::new, |t| {
+            format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC"))
+        });
+        return Some((path.clone(), format!("{how}{when}{running}")));
+    }
+    None
 }
 
 /// What makes a session log another config's: the file, the databases, the
@@ -243,6 +356,56 @@ pub struct ConsoleEnd {
     pub resumed: Option<String>,
 }
 
+/// Where the loop's events come from, and whether their effects run.
+enum Feed {
+    /// Collectors, watchers and the executor: each event is stamped,
+    /// logged, folded, and its effects run.
+    Live(Box<Live>),
+    /// A recorded log, on its own clock: folded, effects dropped.
+    Replay(Box<watch::Replay>),
+    /// A log another console writes, read as it grows: folded, effects dropped.
+    Follow(Box<watch::Follow>),
+}
+
+struct Live {
+    core: Core,
+    rx: mpsc::Receiver<EventKind>,
+    effects: effects::Effects,
+    /// Runs checkpoints without a terminal (`--script`).
+    script: Option<script::Script>,
+    next_command: Option<model::keymap::SessionCommand>,
+    script_failed: Option<String>,
+    /// The screen size the digests are taken at.
+    digest_size: (u16, u16),
+    ticks: u64,
+}
+
+/// A screen digest every this many ticks, and after every run's end.
+const DIGEST_EVERY_TICKS: u64 = 30;
+
+impl Feed {
+    fn model(&self) -> &Model {
+        match self {
+            Feed::Live(l) => &l.core.model,
+            Feed::Replay(r) => &r.model,
+            Feed::Follow(f) => &f.model,
+        }
+    }
+}
+
+/// What woke the loop.
+enum Input {
+    /// An event for the live console to log and fold.
+    Event(Box<EventKind>),
+    /// A replay's clock or a follower's poll: fold what is due.
+    Due,
+    Key(crossterm::event::KeyEvent),
+    Resize,
+    /// A frame held back by the frame rate is due.
+    Frame,
+    Stop(String),
+}
+
 /// Runs the live console until the operator quits or a signal arrives.
 pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<ConsoleEnd> {
     let theme = ui::theme::Theme::from_env(&config.ui.theme)
@@ -253,272 +416,74 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         .unwrap_or_else(|| config.session.dir.clone());
     let info = session_info(&config, &opts.mode, opts.read_only);
     let mut resumed = None;
-    let (mut core, first) = match &opts.resume {
+    let (core, first) = match &opts.resume {
         None => {
-            let mut core = Core::new(LogWriter::create(&new_session_path(&dir, Utc::now()))?);
+            let path = new_session_path(&dir, Utc::now());
+            let group = config.session.group.as_ref().map(|(_, gid)| *gid);
+            let mut core = Core::new(LogWriter::create_for(&path, group)?);
             let first = core.apply(EventKind::SessionStarted(Box::new(info)))?;
             (core, first)
         }
         Some(path) => {
-            let (core, effects, note) = resume(path, &info)?;
+            let (core, effects, note) = resume(path, &info, &config).await?;
             resumed = Some(note);
             (core, effects)
         }
     };
-    let (tx, mut rx) = mpsc::channel::<EventKind>(1024);
+    let (tx, rx) = mpsc::channel::<EventKind>(1024);
     let kube_state =
         kube_steps::ActionState::with_rollback_file(rollback::path_for(core.log_path()));
-    let mut tasks = tokio::task::JoinSet::new();
-    for effect in first {
-        if effect == Effect::KubePreflight {
-            tasks.spawn(kube_steps::preflight(config.clone(), tx.clone()));
-        }
-    }
-    for side in [Side::Source, Side::Target] {
-        tasks.spawn(pg::collector::run(side, config.clone(), tx.clone()));
-    }
-    tasks.spawn(kube_task::run(config.clone(), tx.clone()));
-    if let Some(lab) = &config.lab {
-        tasks.spawn(witness_task::run(lab.dir.clone(), tx.clone()));
-    }
-    {
-        let tx = tx.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if tx.send(EventKind::Tick).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-
-    // A script drives the console without a terminal: nothing is drawn,
-    // no key is read; its commands are logged like keyed ones.
-    let mut script = opts.script;
-    let mut term = match script {
+    let mut effects =
+        effects::Effects::new(config.clone(), tx, kube_state, core.log_path().to_owned());
+    effects.run(first);
+    effects.start_sources();
+    let term = match opts.script {
         Some(_) => None,
         None => Some(terminal::enter()?),
     };
-    let mut input = term.as_ref().map(|_| crossterm::event::EventStream::new());
-    let mut next_command: Option<model::keymap::SessionCommand> = None;
-    let mut script_failed: Option<String> = None;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    // Cancel switches of the background runs (counts and verifications share run ids).
-    let mut cancels: HashMap<u64, watch::Sender<bool>> = HashMap::new();
-    // Verification yields to replication: the model decides, the engine obeys.
-    let (pause_tx, pause_rx) = watch::channel(false);
-    // The running action's guards as the model judges them after each event:
-    // the executor re-checks them on fresh data right before its first change.
-    let (guard_tx, guard_rx) = watch::channel(exec::GuardCheck::default());
-    // The live verification's latest report, for the final check in the window.
-    let (live_tx, _) = watch::channel(verify_task::LiveVerify::default());
-    let mut view = model::View::default();
-    let mut dirty = true;
-    let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
-
-    // Why the loop stopped, when it was a failure rather than a way to end.
-    let mut failure: Option<anyhow::Error> = None;
-    let reason: String = loop {
-        if let (true, Some(term)) = (dirty, term.as_mut()) {
-            let wait = MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed());
-            if wait.is_zero() {
-                if let Err(e) = term.draw(|f| ui::view(f, &core.model, &view, &theme)) {
-                    let e = anyhow::Error::new(e).context("drawing the screen");
-                    break fail(&mut failure, e);
-                }
-                last_frame = tokio::time::Instant::now();
-                dirty = false;
-            }
-        }
-        let drawn = dirty && term.is_some();
-        let frame_due = async move {
-            if drawn {
-                tokio::time::sleep(MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed())).await
-            } else {
-                std::future::pending::<()>().await
-            }
-        };
-        let key = async {
-            match input.as_mut() {
-                Some(input) => input.next().await,
-                None => std::future::pending().await,
-            }
-        };
-        let kind = if let Some(command) = next_command.take() {
-            EventKind::Command(command)
-        } else {
-            tokio::select! {
-            Some(kind) = rx.recv() => kind,
-            maybe = key => match maybe {
-                Some(Ok(crossterm::event::Event::Key(key))) => {
-                    let Some(name) = keys::name(&key) else { continue };
-                    // The keymap decides; only the operator's decisions are logged.
-                    match model::keymap::dispatch(&core.model, &mut view, &name) {
-                        Some(command) => EventKind::Command(command),
-                        None => {
-                            dirty = true;
-                            continue;
-                        }
-                    }
-                }
-                Some(Ok(crossterm::event::Event::Resize(..))) => {
-                    let resized = term.as_mut().map_or(Ok(()), |t| t.autoresize());
-                    if let Err(e) = resized {
-                        let e = anyhow::Error::new(e).context("resizing the screen");
-                        break fail(&mut failure, e);
-                    }
-                    dirty = true;
-                    continue;
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => break format!("terminal input failed: {e}"),
-                None => break "terminal input closed".to_string(),
-            },
-            _ = sigterm.recv() => break "SIGTERM".to_string(),
-            _ = sighup.recv() => break "SIGHUP (terminal hung up)".to_string(),
-            _ = sigint.recv() => break SIGINT_REASON.to_string(),
-            _ = frame_due => continue,
-            }
-        };
-        let effects = match core.apply(kind) {
-            Ok(effects) => effects,
-            // Nothing may run unrecorded: stop here.
-            Err(e) => break fail(&mut failure, e),
-        };
-        dirty = true;
-        if let Some(run) = core.model.actions.running() {
-            let overridden = run
-                .overridden
-                .as_ref()
-                .map(|(labels, _)| labels.as_slice())
-                .unwrap_or_default();
-            let check = exec::GuardCheck {
-                at: core.model.now,
-                failing: model::recheck(&core.model, run.checkpoint, overridden),
-            };
-            guard_tx.send_replace(check);
-        }
-        let throttled = model::verify_throttle(&core.model).is_some();
-        pause_tx.send_if_modified(|p| std::mem::replace(p, throttled) != throttled);
-        let mut quit = false;
-        for effect in effects {
-            match effect {
-                Effect::StartExactCount { run, tables } => {
-                    let (cancel_tx, cancel_rx) = watch::channel(false);
-                    cancels.insert(run, cancel_tx);
-                    tasks.spawn(pg::count::run(
-                        run,
-                        tables,
-                        config.clone(),
-                        tx.clone(),
-                        cancel_rx,
-                    ));
-                }
-                Effect::StartVerify { run, tables } => {
-                    let (cancel_tx, cancel_rx) = watch::channel(false);
-                    cancels.insert(run, cancel_tx);
-                    let (config, tx, pause) = (config.clone(), tx.clone(), pause_rx.clone());
-                    tasks.spawn(verify_task::run(run, tables, config, tx, cancel_rx, pause));
-                }
-                Effect::StartContinuousVerify { run, tables } => {
-                    let (cancel_tx, cancel_rx) = watch::channel(false);
-                    cancels.insert(run, cancel_tx);
-                    let (config, tx, pause) = (config.clone(), tx.clone(), pause_rx.clone());
-                    tasks.spawn(verify_task::run_continuous(
-                        run,
-                        tables,
-                        config,
-                        tx,
-                        cancel_rx,
-                        pause,
-                        live_tx.clone(),
-                    ));
-                }
-                Effect::CancelExactCount { run }
-                | Effect::CancelVerify { run }
-                | Effect::CancelRun { id: run } => {
-                    if let Some(c) = cancels.remove(&run) {
-                        let _ = c.send(true);
-                    }
-                }
-                Effect::KubePreflight => {
-                    tasks.spawn(kube_steps::preflight(config.clone(), tx.clone()));
-                }
-                Effect::RunPlan { id, plan, .. } => {
-                    let (cancel_tx, cancel_rx) = watch::channel(false);
-                    cancels.insert(id, cancel_tx);
-                    // The verdict the executor waits for must be newer than its start.
-                    guard_tx.send_replace(exec::GuardCheck::default());
-                    tasks.spawn(exec::run(
-                        id,
-                        plan,
-                        config.clone(),
-                        kube_state.clone(),
-                        tx.clone(),
-                        exec::Control {
-                            cancel: cancel_rx,
-                            guards: guard_rx.clone(),
-                            live: live_tx.subscribe(),
-                        },
-                    ));
-                }
-                Effect::Quit => quit = true,
-                Effect::Record(kind) => {
-                    // Through the channel like any event: logged, then folded.
-                    let tx = tx.clone();
-                    tasks.spawn(async move {
-                        let _ = tx.send(kind).await;
-                    });
-                }
-            }
-        }
-        if quit {
-            break "operator quit".to_string();
-        }
-        if let Some(s) = script.as_mut() {
-            match s.next(&core.model, std::time::Instant::now()) {
-                script::Next::Command(c) => next_command = Some(c),
-                script::Next::Wait => {}
-                script::Next::Done => break "script done".to_string(),
-                script::Next::Failed(why) => {
-                    script_failed = Some(why.clone());
-                    break format!("script stopped: {why}");
-                }
-            }
-        }
+    let digest_size = match &term {
+        Some(t) => t.size().map(|s| (s.width, s.height)).unwrap_or((120, 40)),
+        None => (120, 40),
     };
-
-    // Cancel running counts and verifications on the servers before we go: they would scan on otherwise.
-    for (_, c) in cancels.drain() {
-        let _ = c.send(true);
-    }
-    // Where the log itself failed (a full disk), the end is still recorded
-    // if it fits: the failed write was cut back, freeing its bytes.
-    let ended = core
-        .apply(EventKind::SessionEnded {
-            reason: reason.clone(),
+    let live = Live {
+        core,
+        rx,
+        effects,
+        script: opts.script,
+        next_command: None,
+        script_failed: None,
+        digest_size,
+        ticks: 0,
+    };
+    let (feed, reason, failure) = drive(
+        Feed::Live(Box::new(live)),
+        term,
+        model::View::default(),
+        &theme,
+    )
+    .await;
+    let Feed::Live(live) = feed else {
+        unreachable!("the live console drives a live feed")
+    };
+    let Live {
+        mut core,
+        rx,
+        effects,
+        script_failed,
+        ..
+    } = *live;
+    // What was in flight is recorded before the end, so the resumed
+    // console knows what to find out from the servers.
+    let in_flight = in_flight(&core.model);
+    let ended = in_flight
+        .map_or(Ok(vec![]), |kind| core.apply(kind))
+        .and_then(|_| {
+            core.apply(EventKind::SessionEnded {
+                reason: reason.clone(),
+            })
         })
         .and_then(|_| core.sync());
-    drop(term);
-    let grace = tokio::time::timeout(Duration::from_secs(3), async {
-        // Give count tasks the moment they need to send their server-side cancel.
-        drop(tx);
-        while let Some(kind) = rx.recv().await {
-            if matches!(
-                kind,
-                EventKind::CountFinished { .. } | EventKind::VerifyFinished { .. }
-            ) {
-                break;
-            }
-        }
-    });
-    let _ = grace.await;
-    tasks.abort_all();
+    effects.shutdown(rx).await;
     if let Some(e) = failure {
         return Err(e.context(format!(
             "the console stopped so that nothing runs unrecorded; session log {}",
@@ -537,6 +502,290 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         interrupted: reason == SIGINT_REASON,
         resumed,
     })
+}
+
+/// The run and step in flight, if a checkpoint runs.
+fn in_flight(model: &Model) -> Option<EventKind> {
+    let run = model.actions.running()?;
+    let step = run
+        .steps
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, s)| s.finished.is_none())
+        .map(|(i, s)| (i, s.step.clone()));
+    Some(EventKind::InFlightAtEnd {
+        run: run.id,
+        checkpoint: run.checkpoint,
+        step,
+    })
+}
+
+/// `cutover replay`: the recorded session in the console, on its own clock.
+pub async fn run_replay(path: &std::path::Path, theme: &ui::theme::Theme) -> Result<()> {
+    let read = crate::session::log::read_log(path)?;
+    let note = read.torn_note(path);
+    let replay = watch::Replay::open(read.events)
+        .with_context(|| format!("replaying {}", path.display()))?;
+    let watched = watch_in_terminal(
+        Feed::Replay(Box::new(replay)),
+        model::WatchKind::Replay,
+        theme,
+    )
+    .await;
+    if let Some(n) = note {
+        crate::exit::note(&n);
+    }
+    watched
+}
+
+/// A replay or a follower in the terminal until it quits.
+async fn watch_in_terminal(
+    feed: Feed,
+    kind: model::WatchKind,
+    theme: &ui::theme::Theme,
+) -> Result<()> {
+    let term = terminal::enter()?;
+    let (_, _, failure) = drive(feed, Some(term), watch::watch_view(kind), theme).await;
+    failure.map_or(Ok(()), Err)
+}
+
+/// `cutover follow`: a session another console writes, read-only, as it grows.
+pub async fn run_follow(path: &std::path::Path, theme: &ui::theme::Theme) -> Result<()> {
+    let follow = watch::Follow::open(path)?;
+    watch_in_terminal(
+        Feed::Follow(Box::new(follow)),
+        model::WatchKind::Follow,
+        theme,
+    )
+    .await
+}
+
+/// The one loop: draws when something changed (at most every
+/// [`MIN_FRAME_INTERVAL`]), takes the next input, folds it. Live, replay
+/// and follow differ only in where events come from and whether effects
+/// run. Returns the feed, why it stopped, and a failure that stopped it.
+async fn drive(
+    mut feed: Feed,
+    mut term: Option<terminal::TerminalGuard>,
+    mut view: model::View,
+    theme: &ui::theme::Theme,
+) -> (Feed, String, Option<anyhow::Error>) {
+    let mut input = term.as_ref().map(|_| crossterm::event::EventStream::new());
+    let signals = |kind| tokio::signal::unix::signal(kind);
+    use tokio::signal::unix::SignalKind;
+    let (mut sigterm, mut sighup, mut sigint) = match (
+        signals(SignalKind::terminate()),
+        signals(SignalKind::hangup()),
+        signals(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(h), Ok(i)) => (t, h, i),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            let e = anyhow::Error::new(e).context("installing signal handlers");
+            return (feed, "signal handlers".into(), Some(e));
+        }
+    };
+    let mut dirty = true;
+    let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
+    let mut failure: Option<anyhow::Error> = None;
+    let reason: String = loop {
+        refresh_timeline(&feed, &mut view);
+        if let (true, Some(t)) = (dirty, term.as_mut()) {
+            if MIN_FRAME_INTERVAL
+                .saturating_sub(last_frame.elapsed())
+                .is_zero()
+            {
+                let model = feed.model();
+                if let Err(e) = t.draw(|f| ui::view(f, model, &view, theme)) {
+                    let e = anyhow::Error::new(e).context("drawing the screen");
+                    break fail(&mut failure, e);
+                }
+                last_frame = tokio::time::Instant::now();
+                dirty = false;
+            }
+        }
+        let drawn = dirty && term.is_some();
+        let next = match &mut feed {
+            // A script's command goes before anything else arrives.
+            Feed::Live(l) => l
+                .next_command
+                .take()
+                .map(|c| Input::Event(Box::new(EventKind::Command(c)))),
+            _ => None,
+        };
+        let next = match next {
+            Some(n) => n,
+            None => {
+                tokio::select! {
+                    i = next_input(&mut feed, &view) => i,
+                    maybe = next_key(&mut input) => match maybe {
+                        Some(Ok(crossterm::event::Event::Key(key))) => Input::Key(key),
+                        Some(Ok(crossterm::event::Event::Resize(..))) => Input::Resize,
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => break format!("terminal input failed: {e}"),
+                        None => break "terminal input closed".to_string(),
+                    },
+                    _ = sigterm.recv() => Input::Stop("SIGTERM".into()),
+                    _ = sighup.recv() => Input::Stop("SIGHUP (terminal hung up)".into()),
+                    _ = sigint.recv() => Input::Stop(SIGINT_REASON.into()),
+                    _ = frame_due(drawn, last_frame) => Input::Frame,
+                }
+            }
+        };
+        let kind = match next {
+            Input::Stop(why) => break why,
+            Input::Frame => continue,
+            Input::Resize => {
+                let resized = term.as_mut().map_or(Ok(()), |t| t.autoresize());
+                if let Err(e) = resized {
+                    let e = anyhow::Error::new(e).context("resizing the screen");
+                    break fail(&mut failure, e);
+                }
+                dirty = true;
+                continue;
+            }
+            Input::Due => {
+                let changed = match &mut feed {
+                    Feed::Replay(r) => {
+                        let w = view.watch.as_ref().expect("a replay has its watch");
+                        r.advance(w)
+                    }
+                    Feed::Follow(f) => match f.poll() {
+                        Ok(changed) => changed,
+                        Err(e) => break fail(&mut failure, e),
+                    },
+                    Feed::Live(_) => false,
+                };
+                // A follower's "last event N s ago" moves on regardless.
+                dirty |= changed || matches!(feed, Feed::Follow(_));
+                continue;
+            }
+            Input::Key(key) => {
+                let Some(name) = keys::name(&key) else {
+                    continue;
+                };
+                // The keymap decides; only the operator's decisions are logged.
+                let command = model::keymap::dispatch(feed.model(), &mut view, &name);
+                dirty = true;
+                if let (Feed::Replay(r), Some(w)) = (&mut feed, view.watch.as_mut()) {
+                    if let Some(seek) = w.seek.take() {
+                        r.seek(seek);
+                    }
+                }
+                match (command, &feed) {
+                    (None, _) => continue,
+                    (Some(c), Feed::Live(_)) => EventKind::Command(c),
+                    // A viewer binds nothing else that makes a command.
+                    (Some(_), _) => break "quit".to_string(),
+                }
+            }
+            Input::Event(kind) => *kind,
+        };
+        let Feed::Live(live) = &mut feed else {
+            continue;
+        };
+        match live.fold(kind) {
+            Ok(None) => dirty = true,
+            Ok(Some(why)) => break why,
+            // Nothing may run unrecorded: stop here.
+            Err(e) => break fail(&mut failure, e),
+        }
+    };
+    drop(term);
+    (feed, reason, failure)
+}
+
+/// What the timeline row shows, from where the feed is.
+fn refresh_timeline(feed: &Feed, view: &mut model::View) {
+    if let Some(w) = view.watch.as_mut() {
+        w.bar = match feed {
+            Feed::Replay(r) => r.timeline(),
+            Feed::Follow(f) => f.timeline(Utc::now()),
+            Feed::Live(_) => return,
+        };
+    }
+}
+
+async fn next_key(
+    input: &mut Option<crossterm::event::EventStream>,
+) -> Option<std::io::Result<crossterm::event::Event>> {
+    match input.as_mut() {
+        Some(input) => input.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn frame_due(drawn: bool, last_frame: tokio::time::Instant) {
+    if drawn {
+        tokio::time::sleep(MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed())).await
+    } else {
+        std::future::pending::<()>().await
+    }
+}
+
+async fn next_input(feed: &mut Feed, view: &model::View) -> Input {
+    match feed {
+        Feed::Live(l) => match l.rx.recv().await {
+            Some(kind) => Input::Event(Box::new(kind)),
+            None => Input::Stop("every event source ended".into()),
+        },
+        Feed::Replay(r) => {
+            let w = view.watch.as_ref().expect("a replay has its watch");
+            match r.due_in(w) {
+                // Wake at least every 200 ms while playing: the clock moves.
+                Some(d) => tokio::time::sleep(d.min(Duration::from_millis(200))).await,
+                None => std::future::pending::<()>().await,
+            }
+            Input::Due
+        }
+        Feed::Follow(_) => {
+            tokio::time::sleep(watch::FOLLOW_POLL).await;
+            Input::Due
+        }
+    }
+}
+
+impl Live {
+    /// Logs and folds one event, runs its effects, steps the script; why
+    /// to stop, if it is time to.
+    fn fold(&mut self, kind: EventKind) -> Result<Option<String>> {
+        let finished_run = matches!(kind, EventKind::RunFinished { .. });
+        if matches!(kind, EventKind::Tick) {
+            self.ticks += 1;
+        }
+        let effects = self.core.apply(kind)?;
+        self.effects.observe(&self.core.model);
+        if self.effects.run(effects) {
+            return Ok(Some("operator quit".into()));
+        }
+        if finished_run || (self.ticks > 0 && self.ticks.is_multiple_of(DIGEST_EVERY_TICKS)) {
+            self.digest()?;
+        }
+        if let Some(s) = self.script.as_mut() {
+            match s.next(&self.core.model, std::time::Instant::now()) {
+                script::Next::Command(c) => self.next_command = Some(c),
+                script::Next::Wait => {}
+                script::Next::Done => return Ok(Some("script done".into())),
+                script::Next::Failed(why) => {
+                    self.script_failed = Some(why.clone());
+                    return Ok(Some(format!("script stopped: {why}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Logs what the panes show now, for the replay to prove it draws the same.
+    fn digest(&mut self) -> Result<()> {
+        let (width, height) = self.digest_size;
+        let digest = ui::digest(&self.core.model, width, height);
+        self.core.apply(EventKind::ScreenDigest {
+            width,
+            height,
+            digest,
+        })?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -560,17 +809,20 @@ dsn = "postgres://app:hunter2-tgt@db2:5432/app"
         assert!(json.contains("app@db1:5432/app"), "{json}");
     }
 
-    fn info(target: &str) -> SessionInfo {
+    fn config(target: &str) -> Config {
         let text = format!(
             "[source]\ndsn = \"host=db1 dbname=app user=app\"\n\
              [target]\ndsn = \"host={target} dbname=app user=app\"\n"
         );
-        let config = crate::config::parse(&text, std::path::Path::new("cutover.toml")).unwrap();
-        session_info(&config, "live", false)
+        crate::config::parse(&text, std::path::Path::new("cutover.toml")).unwrap()
     }
 
-    #[test]
-    fn resume_goes_on_numbering_and_refuses_another_configs_session() {
+    fn info(target: &str) -> SessionInfo {
+        session_info(&config(target), "live", false)
+    }
+
+    #[tokio::test]
+    async fn resume_goes_on_numbering_and_refuses_another_configs_session() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.jsonl");
         let mut core = Core::new(LogWriter::create(&path).unwrap());
@@ -588,7 +840,11 @@ dsn = "postgres://app:hunter2-tgt@db2:5432/app"
             f.write_all(b"{\"seq\":3,\"at").unwrap();
         }
 
-        let err = resume(&path, &info("db3")).err().unwrap().to_string();
+        let err = resume(&path, &info("db3"), &config("db3"))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert_eq!(
             err,
             format!(
@@ -600,7 +856,7 @@ dsn = "postgres://app:hunter2-tgt@db2:5432/app"
             )
         );
 
-        let (mut core, effects, note) = resume(&path, &info("db2")).unwrap();
+        let (mut core, effects, note) = resume(&path, &info("db2"), &config("db2")).await.unwrap();
         assert_eq!(effects, vec![]);
         assert_eq!(
             note,

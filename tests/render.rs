@@ -87,6 +87,9 @@ impl Fixture {
 
 fn info() -> SessionInfo {
     SessionInfo {
+        format_version: cutover::session::event::FORMAT_VERSION,
+        operator: None,
+        config_fingerprint: None,
         tool_version: "0.1.0".into(),
         mode: "live".into(),
         config_path: "cutover.toml".into(),
@@ -112,6 +115,7 @@ fn info() -> SessionInfo {
         app_roles: vec![],
         freeze_budget_secs: 60,
         on_budget_exceeded: Default::default(),
+        report_path: None,
     }
 }
 

@@ -33,6 +33,7 @@ pub struct Config {
     pub thresholds: Thresholds,
     pub monitor: Monitor,
     pub session: SessionCfg,
+    pub report: ReportCfg,
     pub ui: UiCfg,
     pub lab: Option<LabCfg>,
     pub kubernetes: Option<KubeCfg>,
@@ -334,6 +335,16 @@ impl Monitor {
 pub struct SessionCfg {
     /// Absolute, or relative to the current directory if the config path was.
     pub dir: PathBuf,
+    /// `[session] group`: a group whose members may read the session logs
+    /// (followers in another account), with its gid. None: owner only.
+    pub group: Option<(String, u32)>,
+}
+
+/// `[report]`: where the runbook's last checkpoint writes the migration report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReportCfg {
+    /// None: the report is written beside the session log.
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,6 +29,7 @@ struct RawConfig {
     thresholds: Option<RawThresholds>,
     monitor: Option<RawMonitor>,
     session: Option<RawSession>,
+    report: Option<RawReport>,
     ui: Option<RawUi>,
     lab: Option<RawLab>,
     kubernetes: Option<RawKube>,
@@ -114,6 +115,13 @@ struct RawMonitor {
 #[serde(deny_unknown_fields)]
 struct RawSession {
     dir: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    path: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -169,10 +177,11 @@ impl Validator<'_> {
             tables: self.tables(raw.tables)?,
             thresholds,
             monitor,
-            session: SessionCfg {
-                dir: match raw.session.and_then(|s| s.dir) {
-                    Some(d) => base.join(self.non_empty(&d, "session.dir")?),
-                    None => base.join("sessions"),
+            session: self.session(raw.session, &base)?,
+            report: ReportCfg {
+                path: match raw.report.and_then(|r| r.path) {
+                    Some(p) => Some(base.join(self.non_empty(&p, "report.path")?)),
+                    None => None,
                 },
             },
             ui: self.ui(raw.ui, &base)?,
@@ -189,6 +198,41 @@ impl Validator<'_> {
                 None => None,
             },
         })
+    }
+
+    fn session(&self, raw: Option<RawSession>, base: &Path) -> Result<SessionCfg> {
+        let raw = raw.unwrap_or(RawSession {
+            dir: None,
+            group: None,
+        });
+        let dir = match raw.dir {
+            Some(d) => base.join(self.non_empty(&d, "session.dir")?),
+            None => base.join("sessions"),
+        };
+        let group = match raw.group {
+            None => None,
+            Some(g) => {
+                let name = self.non_empty(&g, "session.group")?;
+                match nix::unistd::Group::from_name(name) {
+                    Ok(Some(found)) => Some((name.to_string(), found.gid.as_raw())),
+                    Ok(None) => {
+                        return Err(self.err(
+                            g.span(),
+                            "session.group",
+                            format!("no group named {name} on this host"),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(self.err(
+                            g.span(),
+                            "session.group",
+                            format!("looking up group {name}: {e}"),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(SessionCfg { dir, group })
     }
 
     fn kubernetes(&self, k: RawKube, base: &Path) -> Result<KubeCfg> {

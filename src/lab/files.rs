@@ -75,6 +75,10 @@ pub fn config_toml(info: &LabInfo) -> String {
          # Relative to this file.\n\
          dir = {sessions}\n\
          \n\
+         [report]\n\
+         # Where the runbook's last checkpoint (X) writes the migration report.\n\
+         path = {report}\n\
+         \n\
          [verify]\n\
          # The app pods stamp every insert and update: live verification\n\
          # compares only rows older than the lag window.\n\
@@ -115,8 +119,20 @@ pub fn config_toml(info: &LabInfo) -> String {
         publication = toml_str(PUBLICATION),
         subscription = toml_str(SUBSCRIPTION),
         sessions = toml_str(SESSIONS_DIR),
+        report = toml_str(&report_path(&info.dir).to_string_lossy()),
         dir = toml_str(&info.dir.to_string_lossy()),
     )
+}
+
+/// Where the lab's migration report goes: as in the hands-on lab for the
+/// default lab, beside the lab's own files for any other (parallel labs
+/// must not write one file).
+fn report_path(dir: &std::path::Path) -> std::path::PathBuf {
+    if dir == super::LabOptions::default_dir() {
+        std::path::PathBuf::from("/tmp/lab-migration/migration-report.txt")
+    } else {
+        dir.join("migration-report.txt")
+    }
 }
 
 /// Quotes for a POSIX shell only when needed, so the common case stays readable.

@@ -387,6 +387,35 @@ pub fn on_resumed(model: &mut Model, at: DateTime<Utc>) {
     }
 }
 
+/// The servers told what became of the step a session left in flight:
+/// the step and its run say so instead of "outcome unknown".
+pub fn on_in_flight_found(
+    model: &mut Model,
+    run: u64,
+    index: usize,
+    outcome: crate::session::InFlight,
+    evidence: &str,
+) {
+    let Some(r) = model.actions.history.iter_mut().find(|r| r.id == run) else {
+        return;
+    };
+    let said = format!(
+        "in flight when the session ended; the servers say {}: {evidence}",
+        outcome.word()
+    );
+    if let Some(s) = r.steps.iter_mut().find(|s| s.index == index) {
+        if let Some((_, result)) = s.finished.as_mut() {
+            *result = Err(said.clone());
+        }
+    }
+    if let Some((_, _, message)) = r.finished.as_mut() {
+        *message = format!(
+            "{}: {said}",
+            r.plan.steps.get(index).map_or("?".into(), |s| s.title())
+        );
+    }
+}
+
 /// Why an unfinished run is closed, naming where it stood.
 fn unfinished(run: &CheckpointRun) -> String {
     const CHECK: &str = "check before going on";

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::view::View;
+use super::view::{Seek, View, WatchKind, SPEEDS};
 use super::Model;
 use crate::runbook::CheckpointId;
 
@@ -25,6 +25,8 @@ pub enum Layer {
     Confirm,
     /// An operator note being written: unbound keys are typed into it.
     Note,
+    /// Replaying: the recording's own keys, before the main layer's.
+    Playback,
 }
 
 /// The layer that receives keys now: the innermost thing open.
@@ -33,7 +35,8 @@ pub fn layer(model: &Model, view: &View) -> Layer {
         Layer::ConfirmQuit
     } else if view.note.is_some() {
         Layer::Note
-    } else if model.dialog.is_some() {
+    } else if model.dialog.is_some() && view.watch.is_none() {
+        // A replay shows the recorded dialog, but its keys stay the viewer's.
         Layer::Confirm
     } else if view.help {
         Layer::Help
@@ -68,6 +71,32 @@ pub enum Command {
     OpenNote,
     SaveNote,
     CloseNote,
+    Pause,
+    Faster,
+    Slower,
+    Seek(super::view::Seek),
+}
+
+impl Command {
+    /// Changes only what this viewer sees (or ends it): all a replay or a
+    /// follower binds.
+    pub fn view_only(self) -> bool {
+        matches!(
+            self,
+            C::ToggleHelp
+                | C::ToggleOutput
+                | C::ScrollDown
+                | C::ScrollUp
+                | C::ScrollTop
+                | C::Quit
+                | C::QuitConfirmed
+                | C::QuitCancelled
+                | C::Pause
+                | C::Faster
+                | C::Slower
+                | C::Seek(_)
+        )
+    }
 }
 
 /// A command the session log records: the operator's decisions, not keys.
@@ -203,6 +232,17 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Confirm, &["Tab"], C::ToggleReason, Some("override"), "type a reason to override failing guards", true),
     bind(L::Note, &["Enter"], C::SaveNote, Some("save to the log"), "save the note to the session log", false),
     bind(L::Note, &["Esc"], C::CloseNote, Some("discard"), "close without saving", false),
+    bind(L::Playback, &[" "], C::Pause, Some("pause"), "pause / play", false),
+    bind(L::Playback, &["+", "="], C::Faster, Some("speed"), "faster (up to 64×)", false),
+    bind(L::Playback, &["-"], C::Slower, None, "slower (down to 0.5×)", false),
+    bind(L::Playback, &["Left", "h"], C::Seek(Seek::By(-10)), Some("±10s"), "back 10 seconds", false),
+    bind(L::Playback, &["Right", "l"], C::Seek(Seek::By(10)), None, "forward 10 seconds", false),
+    bind(L::Playback, &["<", ","], C::Seek(Seek::By(-60)), Some("±1m"), "back a minute", false),
+    bind(L::Playback, &[">", "."], C::Seek(Seek::By(60)), None, "forward a minute", false),
+    bind(L::Playback, &["p", "PageUp"], C::Seek(Seek::PreviousMark), Some("checkpoint"), "previous checkpoint", false),
+    bind(L::Playback, &["n", "PageDown"], C::Seek(Seek::NextMark), None, "next checkpoint", false),
+    bind(L::Playback, &["Home"], C::Seek(Seek::Start), None, "the start", false),
+    bind(L::Playback, &["End", "G"], C::Seek(Seek::End), None, "the end", false),
 ];
 
 /// The bindings live in `layer`, without the dangerous ones when read-only.
@@ -218,12 +258,37 @@ pub fn resolve(layer: Layer, key: &str, read_only: bool) -> Option<Command> {
         .map(|b| b.command)
 }
 
+/// The bindings this viewer has in `layer`: a replay's playback keys
+/// first, and for a replay or a follower only what changes its own view.
+pub fn bindings_for(model: &Model, view: &View, layer: Layer) -> Vec<&'static Binding> {
+    match &view.watch {
+        None => bindings(layer, model.read_only()).collect(),
+        Some(w) => {
+            let playback = (layer == Layer::Main && w.kind == WatchKind::Replay)
+                .then(|| bindings(Layer::Playback, true))
+                .into_iter()
+                .flatten();
+            playback
+                .chain(bindings(layer, true).filter(|b| b.command.view_only()))
+                .collect()
+        }
+    }
+}
+
+/// What a key does in `layer` for this viewer: a replay or a follower binds
+/// only what changes its own view, and a replay its playback keys first.
+pub fn resolve_for(model: &Model, view: &View, layer: Layer, key: &str) -> Option<Command> {
+    bindings_for(model, view, layer)
+        .into_iter()
+        .find(|b| b.keys.contains(&key))
+        .map(|b| b.command)
+}
+
 /// A key, in full: changes the view and returns the command to log and
 /// apply to the session, if any. Pure, like the model.
 pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionCommand> {
-    let read_only = model.read_only();
     let layer = layer(model, view);
-    let Some(command) = resolve(layer, key, read_only) else {
+    let Some(command) = resolve_for(model, view, layer, key) else {
         // In a confirmation or a note, other keys edit what is typed.
         match layer {
             Layer::Confirm => {
@@ -256,7 +321,19 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
         }
         C::ScrollUp => view.scroll = view.scroll.saturating_sub(1),
         C::ScrollTop => view.scroll = 0,
-        C::Quit if model.action_running() => view.confirm_quit = true,
+        C::Pause | C::Faster | C::Slower | C::Seek(_) => {
+            if let Some(w) = view.watch.as_mut() {
+                match command {
+                    C::Pause => w.paused = !w.paused,
+                    C::Faster => w.speed = (w.speed + 1).min(SPEEDS.len() - 1),
+                    C::Slower => w.speed = w.speed.saturating_sub(1),
+                    C::Seek(s) => w.seek = Some(s),
+                    _ => {}
+                }
+            }
+        }
+        // A viewer's quit ends only the viewer.
+        C::Quit if model.action_running() && view.watch.is_none() => view.confirm_quit = true,
         C::Quit | C::QuitConfirmed => {
             view.confirm_quit = false;
             return Some(SessionCommand::Quit);
@@ -322,6 +399,7 @@ mod tests {
             Layer::ConfirmQuit,
             Layer::Confirm,
             Layer::Note,
+            Layer::Playback,
         ] {
             for b in bindings(layer, true) {
                 assert!(!b.dangerous, "{:?} bound read-only", b.command);
@@ -339,6 +417,56 @@ mod tests {
             assert!(resolve(Layer::Main, k, false).is_some(), "{k} live");
         }
         assert_eq!(resolve(Layer::Confirm, "Enter", true), None);
+    }
+
+    #[test]
+    fn a_replay_or_a_follower_binds_nothing_that_acts_or_records() {
+        let live = Model {
+            info: Some(crate::model::update::tests::info()),
+            ..Model::default()
+        };
+        for kind in [WatchKind::Replay, WatchKind::Follow] {
+            let mut view = View {
+                watch: Some(super::super::view::Watch::new(kind)),
+                ..View::default()
+            };
+            for b in BINDINGS.iter().filter(|b| b.layer == Layer::Main) {
+                for k in b.keys {
+                    let got = resolve_for(&live, &view, Layer::Main, k);
+                    assert!(
+                        got.is_none_or(Command::view_only),
+                        "{k} → {got:?} in {kind:?}"
+                    );
+                }
+            }
+            assert_eq!(dispatch(&live, &mut view, "S"), None);
+            assert_eq!(dispatch(&live, &mut view, "c"), None);
+            assert_eq!(dispatch(&live, &mut view, "q"), Some(SessionCommand::Quit));
+        }
+        let mut view = View {
+            watch: Some(super::super::view::Watch::new(WatchKind::Replay)),
+            ..View::default()
+        };
+        for k in [" ", "+", "+", "Right", "n"] {
+            dispatch(&live, &mut view, k);
+        }
+        let w = view.watch.as_ref().unwrap();
+        assert!(w.paused);
+        assert_eq!(w.speed(), 4.0);
+        assert_eq!(w.seek, Some(Seek::NextMark), "the latest asked for");
+        for _ in 0..20 {
+            dispatch(&live, &mut view, "+");
+        }
+        assert_eq!(view.watch.as_ref().unwrap().speed(), 64.0);
+        let mut follow = View {
+            watch: Some(super::super::view::Watch::new(WatchKind::Follow)),
+            ..View::default()
+        };
+        dispatch(&live, &mut follow, " ");
+        assert!(
+            !follow.watch.as_ref().unwrap().paused,
+            "a follower is always live"
+        );
     }
 
     #[test]

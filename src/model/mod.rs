@@ -6,6 +6,7 @@ mod db_config;
 mod derive;
 pub mod field;
 pub mod keymap;
+pub mod playback;
 pub mod sync;
 mod update;
 mod verify_live;
@@ -14,7 +15,7 @@ pub mod writes;
 
 pub use db_config::{db_configs, DbConfigs, DbSide};
 pub use verify_live::{verified_once, verify_differences, verify_tables};
-pub use view::View;
+pub use view::{Seek, Timeline, View, Watch, WatchKind};
 
 pub use actions::{
     kube_actions_bound, recheck, Actions, CheckpointRun, Frozen, Preflight, StepRecord, MIN_REASON,
@@ -185,6 +186,8 @@ pub struct Model {
     pub notes: Vec<(DateTime<Utc>, String)>,
     pub quit: bool,
     pub ended: Option<String>,
+    /// The migration report the last checkpoint wrote: where, or why not.
+    pub report: Option<(String, Option<String>)>,
 }
 
 impl Model {

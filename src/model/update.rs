@@ -42,6 +42,11 @@ pub enum Effect {
     /// Record this event (the runtime logs it and folds it back in): what
     /// the console decided by itself, so the log says why.
     Record(EventKind),
+    /// The runbook's last checkpoint passed: write the migration report
+    /// (to this path; None: beside the session log).
+    WriteReport {
+        path: Option<String>,
+    },
     Quit,
 }
 
@@ -372,6 +377,16 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             super::actions::on_finished(model, *id, at, *ok, message, switched.as_ref());
             // A rollback the budget asked for while this ran starts now.
             let mut effects = super::budget::try_rollback(model);
+            // The runbook's last checkpoint ends by writing the report.
+            let finished = model.actions.history.iter().find(|r| r.id == *id);
+            if *ok
+                && finished
+                    .is_some_and(|r| r.checkpoint == crate::runbook::CheckpointId::DropSubscription)
+            {
+                effects.push(Effect::WriteReport {
+                    path: model.info.as_ref().and_then(|i| i.report_path.clone()),
+                });
+            }
             // A failed or cancelled action may have changed part of what it
             // meant to: read the config and the access again at once.
             if !*ok {
@@ -418,6 +433,22 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
         }
         EventKind::SessionEnded { reason } => {
             model.ended = Some(reason.clone());
+            vec![]
+        }
+        // What the screen showed, and what was in flight at the end: for
+        // the replay's check and the resumed console, nothing to fold.
+        EventKind::ScreenDigest { .. } | EventKind::InFlightAtEnd { .. } => vec![],
+        EventKind::ReportWritten { path, error } => {
+            model.report = Some((path.clone(), error.clone()));
+            vec![]
+        }
+        EventKind::InFlightOutcome {
+            run,
+            index,
+            outcome,
+            evidence,
+        } => {
+            super::actions::on_in_flight_found(model, *run, *index, *outcome, evidence);
             vec![]
         }
     }

@@ -15,7 +15,10 @@ pub(in crate::model) fn info() -> SessionInfo {
         describe: format!("{l}@h:5432/db"),
     };
     SessionInfo {
+        format_version: crate::session::event::FORMAT_VERSION,
         tool_version: "t".into(),
+        operator: None,
+        config_fingerprint: None,
         mode: "test".into(),
         config_path: "c.toml".into(),
         source: ep("old"),
@@ -34,6 +37,7 @@ pub(in crate::model) fn info() -> SessionInfo {
         app_roles: vec![],
         freeze_budget_secs: 60,
         on_budget_exceeded: Default::default(),
+        report_path: None,
     }
 }
 

@@ -25,6 +25,75 @@ pub struct View {
     pub editing_reason: bool,
     /// An operator note being written.
     pub note: Option<Field>,
+    /// Replaying a recorded session or following a running one: nothing
+    /// bound changes anything, and the timeline shows where this viewer is.
+    pub watch: Option<Watch>,
+}
+
+/// Speeds a replay steps through.
+pub const SPEEDS: [f64; 8] = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// `cutover replay`: a recorded session with its own clock.
+    Replay,
+    /// `cutover follow`: a session another console is writing.
+    Follow,
+}
+
+/// A move through the recording a key asked for; the runtime makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// Seconds of recorded time, forward or back.
+    By(i64),
+    NextMark,
+    PreviousMark,
+    Start,
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    pub kind: WatchKind,
+    pub paused: bool,
+    /// Index into [`SPEEDS`].
+    pub speed: usize,
+    pub seek: Option<Seek>,
+    /// What the timeline shows, kept current by the runtime.
+    pub bar: Timeline,
+}
+
+impl Watch {
+    pub fn new(kind: WatchKind) -> Self {
+        Self {
+            kind,
+            paused: false,
+            speed: 1,
+            seek: None,
+            bar: Timeline::default(),
+        }
+    }
+
+    pub fn speed(&self) -> f64 {
+        SPEEDS[self.speed.min(SPEEDS.len() - 1)]
+    }
+}
+
+/// The recording's span, this viewer's position and the checkpoints on it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Timeline {
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Each checkpoint run: when it started, which, how it ended (None: not yet).
+    pub marks: Vec<(
+        chrono::DateTime<chrono::Utc>,
+        crate::runbook::CheckpointId,
+        Option<bool>,
+    )>,
+    /// Following: the driver's last event (`seq`) and how long ago it was
+    /// written (ms, by this viewer's clock).
+    pub driver: Option<(u64, u64)>,
 }
 
 impl View {

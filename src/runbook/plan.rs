@@ -123,6 +123,10 @@ pub enum Step {
         slot: String,
         timeout_s: u64,
     },
+    /// Exact `count(*)` of every table on both sides at once. Only read from
+    /// logs written before the final check took its counts in its checksum
+    /// pass (format 1): shown and reported, never planned or run.
+    ExactCounts { tables: Vec<TableRef> },
     /// The final checksum pass in the window (`verify_final`): ranges the
     /// live verification proved are only re-checked where rows changed
     /// since; any difference fails it, the rows named.
@@ -366,6 +370,12 @@ impl Step {
                  until it has confirmed it (at most {timeout_s} s)",
                 on.as_str()
             )],
+            Step::ExactCounts { tables } => vec![format!(
+                "read-only on both sides at once: SELECT count(*) of {} tables ({}{})",
+                tables.len(),
+                first_few(tables),
+                if tables.len() > 3 { ", …" } else { "" }
+            )],
             Step::VerifyFinal { tables } => vec![format!(
                 "read-only on both sides: exact counts and final checksums of {} tables in \
                  one pass, by key range (each range's count(*) and hash; the counts add up \
@@ -486,6 +496,7 @@ impl Step {
             Step::WaitReplicated { on, slot, .. } => {
                 format!("{slot} delivers all the {} had", on.as_str())
             }
+            Step::ExactCounts { tables } => format!("exact counts of {} tables", tables.len()),
             Step::VerifyFinal { tables } => {
                 format!(
                     "exact counts and final checksums of {} tables",

@@ -345,6 +345,7 @@ pub(super) async fn run_step(
         | Step::UnfreezeWrites { .. }
         | Step::StopSubscription { .. }
         | Step::WaitReplicated { .. }
+        | Step::ExactCounts { .. }
         | Step::VerifyFinal { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
         Step::WaitRollout {
             namespace,

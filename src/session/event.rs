@@ -17,10 +17,39 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// The log format this version writes (see FORMAT.md beside this file).
+/// Logs without the field are format 1; a reader refuses a newer format
+/// rather than misread it.
+pub const FORMAT_VERSION: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
+/// Who drove the session, from where.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Operator {
+    /// The OS user the console ran as.
+    pub user: String,
+    pub host: String,
+    /// The SSH client's address when the console ran over SSH.
+    #[serde(default)]
+    pub ssh_client: Option<String>,
+}
+
 /// What the session is about; recorded first so replay and report need no config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
+    /// The log format ([`FORMAT_VERSION`] when written by this version).
+    #[serde(default = "format_1")]
+    pub format_version: u32,
     pub tool_version: String,
+    /// Who ran the console, where (absent in format 1).
+    #[serde(default)]
+    pub operator: Option<Operator>,
+    /// sha256 of the config file as read (never its contents).
+    #[serde(default)]
+    pub config_fingerprint: Option<String>,
     pub mode: String,
     pub config_path: String,
     pub source: Endpoint,
@@ -52,6 +81,10 @@ pub struct SessionInfo {
     /// `[freeze] on_budget_exceeded`: warn, or roll back by itself.
     #[serde(default)]
     pub on_budget_exceeded: BudgetAction,
+    /// `[report] path`: where the last checkpoint writes the migration
+    /// report (None: beside the session log).
+    #[serde(default)]
+    pub report_path: Option<String>,
 }
 
 fn default_budget() -> u64 {
@@ -142,6 +175,34 @@ pub struct AppWitness {
     pub failing_since: Option<DateTime<Utc>>,
     /// The last write acknowledged on the source → the first on the target.
     pub source_to_target_ms: Option<i64>,
+}
+
+/// What the servers said about a step left in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InFlight {
+    /// Its change is there.
+    Done,
+    /// Its change is not there: it did not run (or was rolled back).
+    NotDone,
+    /// Part of it, or something else: look before going on.
+    Partly,
+    /// The servers cannot tell (or could not be asked).
+    Unknown,
+    /// It only reads and waits: nothing to find out.
+    ReadOnly,
+}
+
+impl InFlight {
+    pub fn word(self) -> &'static str {
+        match self {
+            InFlight::Done => "done",
+            InFlight::NotDone => "not done",
+            InFlight::Partly => "partly done",
+            InFlight::Unknown => "unknown",
+            InFlight::ReadOnly => "read-only",
+        }
+    }
 }
 
 /// A connection as it may be shown: never a password.
@@ -330,8 +391,41 @@ pub enum EventKind {
         #[serde(default)]
         read_only: bool,
     },
+    /// The resumed console asked the servers what became of the step the
+    /// session left in flight (step `index` of run `run`).
+    InFlightOutcome {
+        run: u64,
+        index: usize,
+        outcome: InFlight,
+        /// What was read, in words.
+        evidence: String,
+    },
+    /// The migration report was written (the runbook's last checkpoint
+    /// passed), or could not be.
+    ReportWritten {
+        path: String,
+        #[serde(default)]
+        error: Option<String>,
+    },
     /// Emitted when nothing else happens, so staleness is judged on an advancing clock.
     Tick,
+    /// What the live console's panes showed (default view, no overlay) at
+    /// `width`×`height` after the event before this one: a SHA-256 of the
+    /// screen's text, so a replay can prove it draws the same screen.
+    ScreenDigest {
+        width: u16,
+        height: u16,
+        digest: String,
+    },
+    /// The console is ending (a hang-up, a signal, an error) while a
+    /// checkpoint runs: which run and step were in flight, so the resumed
+    /// console knows what to find out from the servers.
+    InFlightAtEnd {
+        run: u64,
+        checkpoint: crate::runbook::CheckpointId,
+        /// The step that had started and not ended (None: between steps).
+        step: Option<(usize, crate::runbook::Step)>,
+    },
     SessionEnded {
         reason: String,
     },
@@ -361,6 +455,8 @@ impl EventKind {
                 | EventKind::WritesUnfrozen { .. }
                 | EventKind::BudgetExceeded { .. }
                 | EventKind::RunFinished { .. }
+                | EventKind::InFlightAtEnd { .. }
+                | EventKind::InFlightOutcome { .. }
                 | EventKind::SessionEnded { .. }
         )
     }

@@ -3,17 +3,22 @@
 //! SSH drop or a crash loses nothing the operator did.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::compact::Compactor;
 use super::event::{Event, EventKind};
+use super::read::Tail;
+pub use super::read::{read_log, LogRead};
 
 pub struct LogWriter {
     path: PathBuf,
     file: File,
     line: Vec<u8>,
+    /// Samples are written as what changed since the previous one.
+    compactor: Compactor,
     /// Bytes of whole lines written: where the file is cut back to when a
     /// write fails halfway (a full disk), so it never ends in a torn line.
     whole: u64,
@@ -24,6 +29,24 @@ pub struct LogWriter {
 pub const LOG_MODE: u32 = 0o600;
 /// The directory of session logs, when cutover creates it.
 pub const DIR_MODE: u32 = 0o700;
+
+/// With `[session] group`: the log, and its directory, for that group to read.
+pub const GROUP_LOG_MODE: u32 = 0o640;
+pub const GROUP_DIR_MODE: u32 = 0o750;
+
+/// Gives `path` to group `gid` with `mode`; what cannot be changed (a
+/// directory someone else owns) is an error saying so.
+pub fn share_with_group(path: &Path, gid: u32, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, None, Some(gid))
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+        .with_context(|| {
+            format!(
+                "giving {} to group {gid} ([session] group) with mode {mode:04o}",
+                path.display()
+            )
+        })
+}
 
 /// Creates `dir` (and its missing parents) owner-only; one that exists
 /// keeps the mode it has.
@@ -50,10 +73,21 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
 impl LogWriter {
     /// Creates the log (owner-only), refusing to overwrite an existing session.
     pub fn create(path: &Path) -> Result<Self> {
+        Self::create_for(path, None)
+    }
+
+    /// Creates the log readable by its owner and, when `group` (a gid) is
+    /// given, by that group's members too (`[session] group`: followers in
+    /// another account): the file 0640 and its directory 0750, both in
+    /// that group. Refuses to overwrite an existing session.
+    pub fn create_for(path: &Path, group: Option<u32>) -> Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent() {
             create_private_dir(dir)
                 .with_context(|| format!("creating session directory {}", dir.display()))?;
+            if let Some(gid) = group {
+                share_with_group(dir, gid, GROUP_DIR_MODE)?;
+            }
         }
         let file = OpenOptions::new()
             .write(true)
@@ -62,10 +96,14 @@ impl LogWriter {
             .open(path)
             .with_context(|| format!("creating session log {}", path.display()))?;
         lock(&file, path)?;
+        if let Some(gid) = group {
+            share_with_group(path, gid, GROUP_LOG_MODE)?;
+        }
         Ok(Self {
             path: path.to_owned(),
             file,
             line: Vec::with_capacity(4096),
+            compactor: Compactor::default(),
             whole: 0,
         })
     }
@@ -75,13 +113,20 @@ impl LogWriter {
     /// A bad line before the last, or a log that does not begin with its
     /// session, is refused.
     pub fn open_append(path: &Path) -> Result<Reopened> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .with_context(|| format!("opening session log {} to resume it", path.display()))?;
         lock(&file, path)?;
-        let (events, whole, len) = read_events(path, &mut file)?;
+        let read = Tail::from_file(
+            path,
+            file.try_clone()
+                .with_context(|| format!("reading session log {}", path.display()))?,
+        )
+        .finish()?;
+        let (events, whole) = (read.events, read.whole);
+        let len = whole + read.torn_bytes;
         match events.first().map(|e| &e.kind) {
             Some(EventKind::SessionStarted(_)) => {}
             _ => anyhow::bail!(
@@ -104,7 +149,12 @@ impl LogWriter {
 
     pub fn append(&mut self, event: &Event) -> Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, event).context("encoding event")?;
+        let encoded = self.compactor.encode(event)?;
+        match &encoded.diff {
+            Some(diff) => serde_json::to_writer(&mut self.line, diff),
+            None => serde_json::to_writer(&mut self.line, event),
+        }
+        .context("encoding event")?;
         self.line.push(b'\n');
         // One write per line: a reader tailing the file never sees half an event
         // unless the process dies mid-write, and the reader tolerates that.
@@ -122,6 +172,7 @@ impl LogWriter {
             )));
         }
         self.whole += self.line.len() as u64;
+        self.compactor.written(encoded);
         if event.kind.is_durable_point() {
             self.file
                 .sync_data()
@@ -215,6 +266,8 @@ impl Reopened {
             path,
             file,
             line: Vec::with_capacity(4096),
+            // The first sample of each stream after a resume is whole.
+            compactor: Compactor::default(),
             whole,
         })
     }
@@ -223,50 +276,7 @@ impl Reopened {
 /// Reads every complete event. A torn last line (crash mid-write) is ignored;
 /// a bad line elsewhere is an error naming the file and line.
 pub fn read_all(path: &Path) -> Result<Vec<Event>> {
-    let mut file =
-        File::open(path).with_context(|| format!("opening session {}", path.display()))?;
-    Ok(read_events(path, &mut file)?.0)
-}
-
-/// The events of `file`, the length of its whole lines (where a torn last
-/// line starts) and its length.
-fn read_events(path: &Path, file: &mut File) -> Result<(Vec<Event>, u64, u64)> {
-    let mut reader = BufReader::new(file);
-    let mut events = Vec::new();
-    let (mut whole, mut len) = (0u64, 0u64);
-    let mut line = Vec::new();
-    let mut bad: Option<(usize, serde_json::Error)> = None;
-    for number in 1.. {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("{}:{number}: reading", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        len += n as u64;
-        // A line that did not parse is torn only if it was the last one.
-        if let Some((at, e)) = bad.take() {
-            anyhow::bail!("{}:{at}: not a session event: {e}", path.display());
-        }
-        let text = String::from_utf8_lossy(&line);
-        if text.trim().is_empty() {
-            if line.ends_with(b"\n") {
-                whole = len;
-            }
-            continue;
-        }
-        match serde_json::from_str::<Event>(&text) {
-            // The last event may lack only its newline: it is whole, and
-            // the newline is written before anything is appended.
-            Ok(ev) => {
-                events.push(ev);
-                whole = len;
-            }
-            Err(e) => bad = Some((number, e)),
-        }
-    }
-    Ok((events, whole, len))
+    Ok(read_log(path)?.events)
 }
 
 /// A fresh session file name that sorts by start time.
@@ -278,8 +288,17 @@ pub fn new_session_path(dir: &Path, started: chrono::DateTime<chrono::Utc>) -> P
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A log written by an earlier version (format 1): a full lab cutover.
+    pub(crate) fn fixture() -> Vec<Event> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sessions/v0-full-runbook.jsonl"
+        );
+        read_all(Path::new(path)).unwrap()
+    }
     use crate::session::event::EventKind;
 
     fn ev(seq: u64, kind: EventKind) -> Event {

@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::model::{self, lag_summary, Model, RowState, View};
-use panes::{actions, counts, footer, header, lag, rollout, run, runbook, slots};
+use panes::{actions, counts, footer, header, lag, rollout, run, runbook, slots, timeline};
 use widgets::{truncate_spans, PaneFrame};
 
 /// From this width the panes sit side by side.
@@ -33,11 +33,21 @@ const RUN_MAX: u16 = 18;
 const COUNTS_MIN: u16 = 7;
 
 pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
-    let area = frame.area();
+    let mut area = frame.area();
     if area.is_empty() {
         return;
     }
     frame.render_widget(Block::new().style(theme.style(Role::Text)), area);
+    // A replay or a follower keeps the bottom row for where it is.
+    if let (Some(w), true) = (&v.watch, area.height > MIN_ROWS) {
+        let bar = Rect {
+            y: area.bottom() - 1,
+            height: 1,
+            ..area
+        };
+        timeline::render(frame, bar, w, theme);
+        area.height -= 1;
+    }
     let rows = model::table_rows(model);
     if area.width < MIN_COLS || area.height < MIN_ROWS {
         tiny(frame, area, model, &rows, theme);
@@ -51,7 +61,7 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
         overlays::output::render(frame, area, model, v.output_scroll, theme);
     }
     if v.help {
-        overlays::help::render(frame, area, model, theme);
+        overlays::help::render(frame, area, model, v, theme);
     }
     if let Some(id) = model.dialog {
         if let Some(plan) = crate::runbook::plan(model, id) {
@@ -147,7 +157,7 @@ fn stacked(
             1,
         ],
     );
-    header::render(frame, r[0], model, theme);
+    header::render(frame, r[0], model, v, theme);
     lag::render(frame, r[1], model, theme, PaneFrame::Rule);
     if slots_h > 0 {
         slots::render(frame, r[2], model, slot_lines, theme, PaneFrame::Rule);
@@ -183,7 +193,7 @@ fn wide(
     theme: &Theme,
 ) {
     let r = split_rows(area, &[header::HEIGHT, area.height - header::HEIGHT - 1, 1]);
-    header::render(frame, r[0], model, theme);
+    header::render(frame, r[0], model, v, theme);
     footer::render(frame, r[2], model, v, theme);
     let body = r[1];
     let left_w = (area.width * 9 / 20).clamp(72, 100);
@@ -337,4 +347,37 @@ fn tiny(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], 
         .map(|l| Line::from(truncate_spans(l, w)))
         .collect();
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// The screen's text at `width`×`height`, row by row: what a test compares
+/// and what [`digest`] hashes.
+pub fn screen_text(model: &Model, v: &View, width: u16, height: u16, theme: &Theme) -> String {
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let Ok(mut term) = ratatui::Terminal::new(backend) else {
+        return String::new();
+    };
+    if term.draw(|f| view(f, model, v, theme)).is_err() {
+        return String::new();
+    }
+    let buf = term.backend().buffer();
+    let mut text = String::with_capacity((width as usize + 1) * height as usize);
+    for y in 0..height {
+        for x in 0..width {
+            text.push_str(buf[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// SHA-256 of the panes' text (default view, no overlay) at `width`×`height`:
+/// what the live console logs now and then, and a replay must reproduce.
+pub fn digest(model: &Model, width: u16, height: u16) -> String {
+    use sha2::Digest;
+    let text = screen_text(model, &View::default(), width, height, &Theme::mono());
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -64,6 +64,13 @@ pub fn plan(model: &Model) -> Option<Plan> {
             )],
         )
     };
+    let mut notes = notes;
+    notes.push(format!(
+        "then the migration report is written to {}",
+        info.report_path
+            .as_deref()
+            .unwrap_or("the session log's name with .report.txt")
+    ));
     Some(Plan {
         checkpoint: CheckpointId::DropSubscription,
         steps,

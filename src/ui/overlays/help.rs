@@ -6,6 +6,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::model::keymap::{self, Command, Layer};
+use crate::model::View;
 use crate::model::{Model, RowState};
 use crate::ui::fmt::{self, Align};
 use crate::ui::panes::counts::{state_role, state_text};
@@ -18,9 +19,10 @@ const KEY_W: usize = 6;
 const WHAT_W: usize = 17;
 
 /// The main layer's bindings from the keymap, three to a line.
-fn key_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
+fn key_lines(model: &Model, v: &View, theme: &Theme) -> Vec<Line<'static>> {
     let kube = crate::model::kube_actions_bound(model);
-    let cells: Vec<Vec<Span<'static>>> = keymap::bindings(Layer::Main, model.read_only())
+    let cells: Vec<Vec<Span<'static>>> = keymap::bindings_for(model, v, Layer::Main)
+        .into_iter()
         .filter(|b| kube || !matches!(b.command, Command::Open(c) if c.is_kubernetes()))
         .map(|b| {
             let keys: Vec<&str> = b.keys.iter().map(|k| key_label(k)).collect();
@@ -42,7 +44,7 @@ fn key_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
         .collect()
 }
 
-fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
+fn lines(model: &Model, v: &View, theme: &Theme) -> Vec<Line<'static>> {
     let head = |t: &str| Line::from(Span::styled(t.to_string(), theme.style(Role::Title)));
     let sym = |s: String, role: Role, what: &str| {
         Line::from(vec![
@@ -81,7 +83,7 @@ fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
         ),
     ];
     let mut out = vec![head("Keys")];
-    out.extend(key_lines(model, theme));
+    out.extend(key_lines(model, v, theme));
     out.push(head("Row counts"));
     out.extend(
         states
@@ -120,8 +122,8 @@ fn lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
     out
 }
 
-pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
-    let lines = lines(model, theme);
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Theme) {
+    let lines = lines(model, v, theme);
     let w = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
     let inner = dialog(
         frame,

@@ -18,6 +18,7 @@ pub fn key_label(key: &str) -> &str {
         "Down" => "↓",
         "Up" => "↑",
         "Ctrl-c" => "^C",
+        " " => "space",
         other => other,
     }
 }
@@ -31,7 +32,7 @@ pub fn entries(model: &Model, v: &View) -> Vec<(Vec<&'static Binding>, &'static 
         .dialog
         .is_none_or(|id| crate::runbook::guards(model, id).iter().all(|g| g.passes()));
     let mut out: Vec<(Vec<&'static Binding>, &'static str)> = Vec::new();
-    for b in keymap::bindings(layer, model.read_only()) {
+    for b in keymap::bindings_for(model, v, layer) {
         let Some(word) = b.footer else { continue };
         // Without a Kubernetes side these keys do nothing: not offered.
         if matches!(b.command, Command::Open(c) if c.is_kubernetes()) && !kube {

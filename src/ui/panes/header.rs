@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use crate::model::{stale_since, Model, SideState};
+use crate::model::{stale_since, Model, SideState, View, WatchKind};
 use crate::session::Endpoint;
 use crate::session::Side;
 use crate::ui::fmt::{self, Align};
@@ -96,7 +96,7 @@ fn mmss(secs: u64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
-pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Theme) {
     let band = theme.style(Role::HeaderBg);
     frame.render_widget(Block::new().style(band), area);
     let width = area.width as usize;
@@ -124,14 +124,22 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
         return;
     };
 
-    // A read-only console says so where the mode is: no key in it changes anything.
-    let mode = if info.read_only {
+    // A replay or a follower says so first: it must never be mistaken for
+    // the console that drives; a read-only console says so where the mode
+    // is: no key in it changes anything.
+    let watching = v.watch.as_ref().map(|w| match w.kind {
+        WatchKind::Replay => "REPLAY",
+        WatchKind::Follow => "FOLLOW",
+    });
+    let mode = if let Some(word) = watching {
+        word.to_string()
+    } else if info.read_only {
         "READ-ONLY".to_string()
     } else {
         fmt::truncate(&info.mode.to_uppercase(), 8).into_owned()
     };
     // Replay must never be mistaken for the live database.
-    let mode_role = if info.mode.eq_ignore_ascii_case("replay") || info.read_only {
+    let mode_role = if watching.is_some() || info.read_only {
         Role::Warn
     } else {
         Role::Accent

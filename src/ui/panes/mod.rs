@@ -9,3 +9,4 @@ pub mod rollout;
 pub mod run;
 pub mod runbook;
 pub mod slots;
+pub mod timeline;

@@ -23,7 +23,7 @@ pub enum State {
     Failed(String),
 }
 
-fn key_of(id: CheckpointId) -> &'static str {
+pub fn key_of(id: CheckpointId) -> &'static str {
     BINDINGS
         .iter()
         .find(|b| b.command == Command::Open(id))

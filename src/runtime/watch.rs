@@ -1,0 +1,193 @@
+//! Where a replay's and a follower's events come from: a recorded log with
+//! its own clock, or a log another console is writing. Both only fold what
+//! they read; neither runs an effect, connects anywhere, or writes a byte.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use crate::model::playback::Recording;
+use crate::model::{self, Model, Seek, Timeline, Watch, WatchKind};
+use crate::session::read::Tail;
+use crate::session::Event;
+
+/// Recorded time with no event for longer than this is skipped while
+/// playing (the console was down, or nothing happened): the replay moves on.
+const IDLE_SKIP: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
+/// How often a follower looks for new lines.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+pub struct Replay {
+    rec: Recording,
+    /// Events folded into `model`.
+    pos: usize,
+    /// The recorded time shown, as of `wall`.
+    at: DateTime<Utc>,
+    wall: Instant,
+    pub model: Model,
+}
+
+impl Replay {
+    pub fn open(events: Vec<Event>) -> Result<Self> {
+        let rec = Recording::new(events);
+        let Some((start, _)) = rec.span() else {
+            anyhow::bail!("the session log holds no event");
+        };
+        let mut r = Self {
+            rec,
+            pos: 0,
+            at: start,
+            wall: Instant::now(),
+            model: Model::default(),
+        };
+        r.jump(1, start);
+        Ok(r)
+    }
+
+    pub fn recording(&self) -> &Recording {
+        &self.rec
+    }
+
+    fn jump(&mut self, pos: usize, at: DateTime<Utc>) {
+        self.pos = pos.min(self.rec.len());
+        self.model = self.rec.model_after(self.pos);
+        self.at = at;
+        self.wall = Instant::now();
+    }
+
+    /// Makes the move a key asked for.
+    pub fn seek(&mut self, seek: Seek) {
+        let (start, end) = self.rec.span().expect("opened with events");
+        match seek {
+            Seek::By(secs) => {
+                let at = (self.at + chrono::TimeDelta::seconds(secs)).clamp(start, end);
+                self.jump(self.rec.position_at(at), at);
+            }
+            Seek::Start => self.jump(1, start),
+            Seek::End => self.jump(self.rec.len(), end),
+            Seek::NextMark | Seek::PreviousMark => {
+                let mark = match seek {
+                    Seek::NextMark => self.rec.next_mark(self.pos),
+                    _ => self.rec.previous_mark(self.pos),
+                };
+                if let Some(m) = mark.cloned() {
+                    self.jump(m.index + 1, m.at);
+                }
+            }
+        }
+    }
+
+    /// Moves the clock on by the wall time since the last call (× speed)
+    /// and folds what happened by then; whether anything changed.
+    pub fn advance(&mut self, watch: &Watch) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.wall);
+        self.wall = now;
+        if watch.paused || self.pos >= self.rec.len() {
+            return false;
+        }
+        let step = chrono::TimeDelta::from_std(elapsed.mul_f64(watch.speed()))
+            .unwrap_or(chrono::TimeDelta::zero());
+        self.at += step;
+        let events = self.rec.events();
+        if let Some(next) = events.get(self.pos) {
+            if next.at - self.at > IDLE_SKIP {
+                self.at = next.at;
+            }
+        }
+        let before = self.pos;
+        while let Some(e) = events.get(self.pos).filter(|e| e.at <= self.at) {
+            model::update(&mut self.model, e);
+            self.pos += 1;
+        }
+        if self.pos >= self.rec.len() {
+            self.at = events.last().map_or(self.at, |e| e.at);
+        }
+        self.pos != before
+    }
+
+    /// Wall time until the next event is due at this speed (None: paused or done).
+    pub fn due_in(&self, watch: &Watch) -> Option<Duration> {
+        if watch.paused {
+            return None;
+        }
+        let next = self.rec.events().get(self.pos)?;
+        let gap = (next.at - self.at)
+            .min(IDLE_SKIP)
+            .to_std()
+            .unwrap_or_default();
+        Some(gap.div_f64(watch.speed()))
+    }
+
+    pub fn timeline(&self) -> Timeline {
+        let span = self.rec.span();
+        Timeline {
+            start: span.map(|s| s.0),
+            end: span.map(|s| s.1),
+            at: Some(self.at),
+            marks: self
+                .rec
+                .marks()
+                .iter()
+                .map(|m| (m.at, m.checkpoint, m.ok))
+                .collect(),
+            driver: None,
+        }
+    }
+}
+
+pub struct Follow {
+    tail: Tail,
+    pub model: Model,
+    last: Option<(u64, DateTime<Utc>)>,
+}
+
+impl Follow {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut f = Self {
+            tail: Tail::open(path)?,
+            model: Model::default(),
+            last: None,
+        };
+        f.poll()?;
+        Ok(f)
+    }
+
+    /// Folds what the driver wrote since; whether anything was new.
+    pub fn poll(&mut self) -> Result<bool> {
+        let fresh = self.tail.poll()?;
+        for e in &fresh {
+            model::update(&mut self.model, e);
+        }
+        if let Some(e) = fresh.last() {
+            self.last = Some((e.seq, e.at));
+        }
+        Ok(!fresh.is_empty())
+    }
+
+    pub fn timeline(&self, now: DateTime<Utc>) -> Timeline {
+        Timeline {
+            driver: self
+                .last
+                .map(|(seq, at)| (seq, (now - at).num_milliseconds().max(0) as u64)),
+            marks: self
+                .model
+                .actions
+                .history
+                .iter()
+                .map(|r| (r.started_at, r.checkpoint, r.finished.as_ref().map(|f| f.1)))
+                .collect(),
+            ..Timeline::default()
+        }
+    }
+}
+
+pub fn watch_view(kind: WatchKind) -> model::View {
+    model::View {
+        watch: Some(Watch::new(kind)),
+        ..model::View::default()
+    }
+}
