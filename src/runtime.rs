@@ -523,18 +523,17 @@ fn in_flight(model: &Model) -> Option<EventKind> {
 
 /// `cutover replay`: the recorded session in the console, on its own clock.
 pub async fn run_replay(path: &std::path::Path, theme: &ui::theme::Theme) -> Result<()> {
-    let read = crate::session::log::read_log(path)?;
-    let note = read.torn_note(path);
-    let replay = watch::Replay::open(read.events)
-        .with_context(|| format!("replaying {}", path.display()))?;
-    let watched = watch_in_terminal(
+    let replay = watch::Replay::open(path)?;
+    let (feed, watched) = watch_in_terminal(
         Feed::Replay(Box::new(replay)),
         model::WatchKind::Replay,
         theme,
     )
     .await;
-    if let Some(n) = note {
-        crate::exit::note(&n);
+    if let Feed::Replay(r) = feed {
+        if let Some(n) = &r.note {
+            crate::exit::note(n);
+        }
     }
     watched
 }
@@ -544,10 +543,13 @@ async fn watch_in_terminal(
     feed: Feed,
     kind: model::WatchKind,
     theme: &ui::theme::Theme,
-) -> Result<()> {
-    let term = terminal::enter()?;
-    let (_, _, failure) = drive(feed, Some(term), watch::watch_view(kind), theme).await;
-    failure.map_or(Ok(()), Err)
+) -> (Feed, Result<()>) {
+    let term = match terminal::enter() {
+        Ok(t) => t,
+        Err(e) => return (feed, Err(e)),
+    };
+    let (feed, _, failure) = drive(feed, Some(term), watch::watch_view(kind), theme).await;
+    (feed, failure.map_or(Ok(()), Err))
 }
 
 /// `cutover follow`: a session another console writes, read-only, as it grows.
@@ -559,6 +561,7 @@ pub async fn run_follow(path: &std::path::Path, theme: &ui::theme::Theme) -> Res
         theme,
     )
     .await
+    .1
 }
 
 /// The one loop: draws when something changed (at most every
@@ -731,11 +734,7 @@ async fn next_input(feed: &mut Feed, view: &model::View) -> Input {
         },
         Feed::Replay(r) => {
             let w = view.watch.as_ref().expect("a replay has its watch");
-            match r.due_in(w) {
-                // Wake at least every 200 ms while playing: the clock moves.
-                Some(d) => tokio::time::sleep(d.min(Duration::from_millis(200))).await,
-                None => std::future::pending::<()>().await,
-            }
+            r.wait(w).await;
             Input::Due
         }
         Feed::Follow(_) => {

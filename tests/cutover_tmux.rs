@@ -406,6 +406,39 @@ fn the_script_runs_the_runbook_without_a_terminal() {
         &dsn(&lab_run.config, "source"),
         "ALTER TABLE public.events REPLICA IDENTITY FULL",
     );
+    // Distinctive secrets where a real config keeps them: a password in
+    // the source's DSN, a password file for the target, and a password in
+    // the value the switch writes into the app's config object. (The lab
+    // trusts loopback: the servers ignore them; cutover must too.)
+    let pgpass = labdir.join("pgpass");
+    std::fs::write(&pgpass, "*:*:*:*:planted-pgpass-8b2d\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = std::fs::read_to_string(&lab_run.config).unwrap();
+    let mut dsns = 0;
+    let config: String = config
+        .lines()
+        .map(|l| {
+            if !l.starts_with("dsn = ") {
+                return format!("{l}\n");
+            }
+            dsns += 1;
+            let extra = if dsns == 1 {
+                " password=planted-dsn-5e1c".to_string()
+            } else {
+                format!(" passfile={}", pgpass.display())
+            };
+            format!("{}{extra}\"\n", l.trim_end_matches('"'))
+        })
+        .collect();
+    std::fs::write(&lab_run.config, config).unwrap();
+    let switch_to = labdir.join("target-database-url");
+    let value = std::fs::read_to_string(&switch_to).unwrap();
+    std::fs::write(
+        &switch_to,
+        format!("{} password=planted-switch-3f7a", value.trim()),
+    )
+    .unwrap();
     let script = |keys: &str| {
         Command::new(common::tmux::BIN)
             .arg("-c")
@@ -444,7 +477,6 @@ fn the_script_runs_the_runbook_without_a_terminal() {
         String::from_utf8_lossy(&audit.stdout)
     );
     // Owner-only: the log, the trace beside it, and the folder made for them.
-    use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&lab_run.sessions), 0o700);
     assert_eq!(mode(&lab_run.sessions.join("cutover-trace.log")), 0o600);
@@ -455,6 +487,46 @@ fn the_script_runs_the_runbook_without_a_terminal() {
         .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .unwrap();
     assert_eq!(mode(&log), 0o600);
-    let log = std::fs::read_to_string(log).unwrap();
-    assert!(log.contains(r#""command":"confirm","checkpoint":"drop_subscription""#));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(r#""command":"confirm","checkpoint":"drop_subscription""#));
+    // The last checkpoint wrote the migration report where the lab's config says.
+    let report = std::fs::read_to_string(labdir.join("migration-report.txt")).unwrap();
+    assert!(report.contains("COMPLETED"), "{report}");
+    assert!(report.contains("Freeze writes on source"), "{report}");
+    // No planted secret anywhere cutover writes: the log, the trace, the
+    // report in every format, what it printed.
+    let mut written = vec![
+        ("the session log".to_string(), text),
+        ("the report".to_string(), report),
+        (
+            "the trace".to_string(),
+            std::fs::read_to_string(lab_run.sessions.join("cutover-trace.log")).unwrap(),
+        ),
+        (
+            "the script's output".to_string(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ),
+    ];
+    for format in ["text", "md", "html"] {
+        let r = Command::new(common::tmux::BIN)
+            .args(["report", "-f", format])
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        written.push((
+            format!("the {format} report"),
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+        ));
+    }
+    for (what, text) in &written {
+        assert!(!text.contains("planted-"), "a planted secret in {what}");
+    }
+    // The value the rollback restores is kept beside the log, owner-only.
+    let kept = log.with_extension("jsonl.rollback");
+    assert_eq!(mode(&kept), 0o600);
 }

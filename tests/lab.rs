@@ -308,7 +308,13 @@ async fn lab_up_status_down() {
     let cfg: toml::Value = toml::from_str(&toml_text).unwrap();
     assert_eq!(cfg["lab"]["dir"].as_str(), Some(dir.to_str().unwrap()));
     assert!(dir.join("lab.json").exists());
-    assert!(dir.join("sessions").is_dir());
+    // The sessions live beside the lab, not in it.
+    let sessions = cutover::lab::sessions_dir_for(&dir);
+    assert!(sessions.is_dir() && !dir.join("sessions").exists());
+    assert_eq!(
+        cfg["session"]["dir"].as_str(),
+        Some(sessions.to_str().unwrap())
+    );
     let readme = fs::read_to_string(&info.readme_path).unwrap();
     assert_eq!(readme, info.replication_help());
     assert!(readme.contains(&format!("port={}", info.target_port)));

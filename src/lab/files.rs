@@ -7,9 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use super::pgbin::PgBin;
-use super::{
-    kube_sim, LabInfo, KUBECONFIG_FILE, PUBLICATION, SESSIONS_DIR, SUBSCRIPTION, SWITCH_TO_FILE,
-};
+use super::{kube_sim, LabInfo, KUBECONFIG_FILE, PUBLICATION, SUBSCRIPTION, SWITCH_TO_FILE};
 
 pub(super) fn write_config_and_readme(info: &LabInfo) -> Result<()> {
     let toml = config_toml(info);
@@ -72,7 +70,7 @@ pub fn config_toml(info: &LabInfo) -> String {
          statement_timeout_ms = 2000\n\
          \n\
          [session]\n\
-         # Relative to this file.\n\
+         # Beside the lab, not in it: `cutover lab down` leaves it.\n\
          dir = {sessions}\n\
          \n\
          [report]\n\
@@ -118,7 +116,7 @@ pub fn config_toml(info: &LabInfo) -> String {
         tgt_label = toml_str(&label("target")),
         publication = toml_str(PUBLICATION),
         subscription = toml_str(SUBSCRIPTION),
-        sessions = toml_str(SESSIONS_DIR),
+        sessions = toml_str(&info.sessions_dir.to_string_lossy()),
         report = toml_str(&report_path(&info.dir).to_string_lossy()),
         dir = toml_str(&info.dir.to_string_lossy()),
     )
@@ -274,7 +272,7 @@ mod tests {
             config_path: dir.join(CONFIG_FILE),
             readme_path: dir.join(README_FILE),
             state_path: dir.join(STATE_FILE),
-            sessions_dir: dir.join(SESSIONS_DIR),
+            sessions_dir: crate::lab::sessions_dir_for(&dir),
             dir,
             source_conninfo: "host=127.0.0.1 port=5001 dbname=app user=postgres".into(),
             target_conninfo: "host=127.0.0.1 port=5002 dbname=app user=postgres".into(),
@@ -322,7 +320,10 @@ mod tests {
             v["monitor"]["statement_timeout_ms"].as_integer(),
             Some(2000)
         );
-        assert_eq!(v["session"]["dir"].as_str(), Some("sessions"));
+        assert_eq!(
+            v["session"]["dir"].as_str(),
+            Some(crate::lab::sessions_dir_for(&info().dir).to_str().unwrap())
+        );
         assert_eq!(v["lab"]["dir"].as_str(), Some("/tmp/lab dir"));
         // cutover connects as postgres; the app, whose writes it freezes, as app.
         let roles = v["freeze"]["app_roles"].as_array().unwrap();

@@ -8,7 +8,9 @@
 //! <dir>/lab.json      state: ports, data dirs, versions, pids
 //! <dir>/cutover.toml  config for `cutover` pointing at both clusters
 //! <dir>/README.txt    how to set up replication by hand
-//! <dir>/sessions/     session logs written while practising
+//! <dir>-sessions/     session logs written while practising: beside the
+//!                     lab, not in it, so `lab down` leaves them (an older
+//!                     lab's <dir>/sessions/ is kept when it holds a log)
 //! <dir>/witness.json  what the app pods measured (see [`witness`])
 //! <dir>/witness/      the ids of the app's acknowledged writes, per pod
 //! <dir>/source/       source cluster (data dir, socket, postgres.log)
@@ -353,9 +355,8 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
     state.seed_ms = Some(report.elapsed.as_millis() as u64);
     write_state(dir, &state)?;
 
-    let sessions = dir.join(SESSIONS_DIR);
-    fs::create_dir_all(&sessions)?;
-    undo.files.push(sessions);
+    // Beside the lab, not in it: the record of a rehearsal outlives `lab down`.
+    crate::session::log::create_private_dir(&sessions_dir_for(dir))?;
     undo.files.push(dir.join(CONFIG_FILE));
     undo.files.push(dir.join(README_FILE));
     write_config_and_readme(&info)?;
@@ -449,7 +450,7 @@ fn reuse(dir: &Path, rows: u64, target_choice: Option<&Path>) -> Result<LabInfo>
     if missing || ports_changed {
         write_config_and_readme(&info)?;
     }
-    fs::create_dir_all(&info.sessions_dir)?;
+    crate::session::log::create_private_dir(&info.sessions_dir)?;
     tracing::info!(dir = %dir.display(), ?started, "reusing existing lab");
     Ok(info)
 }
@@ -589,6 +590,11 @@ pub fn down(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
+    // The sessions beside it go only when no console logged there.
+    let beside = sessions_dir_for(&dir);
+    if is_empty_dir(&beside) {
+        let _ = fs::remove_dir(&beside);
+    }
     Ok(())
 }
 
@@ -634,7 +640,7 @@ fn info_from_state(state: &LabState) -> Result<LabInfo> {
         config_path: dir.join(CONFIG_FILE),
         readme_path: dir.join(README_FILE),
         state_path: dir.join(STATE_FILE),
-        sessions_dir: dir.join(SESSIONS_DIR),
+        sessions_dir: sessions_dir_for(dir),
         source_conninfo: conninfo(state.source.port),
         target_conninfo: conninfo(state.target.port),
         source_port: state.source.port,
@@ -658,13 +664,30 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// The lab's session folder, when it holds a session log (`lab down` keeps it).
+/// Where a lab's consoles log their sessions: a folder beside the lab's
+/// (`/tmp/cutover-lab-sessions` for `/tmp/cutover-lab`), never inside the
+/// throwaway one.
+pub fn sessions_dir_for(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map_or_else(
+        || "cutover-lab".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    dir.with_file_name(format!("{name}-sessions"))
+}
+
+/// Where session logs of the lab in `dir` are kept after `down`: beside
+/// it, or (an older lab's layout) inside it; None when no console logged.
 pub fn kept_sessions(dir: &Path) -> Option<PathBuf> {
-    let sessions = dir.join(SESSIONS_DIR);
-    let has_log = fs::read_dir(&sessions).ok()?.any(|e| {
-        e.ok()
-            .is_some_and(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-    });
-    has_log.then_some(sessions)
+    [dir.join(SESSIONS_DIR), sessions_dir_for(dir)]
+        .into_iter()
+        .find(|sessions| {
+            fs::read_dir(sessions).is_ok_and(|mut d| {
+                d.any(|e| {
+                    e.ok()
+                        .is_some_and(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+                })
+            })
+        })
 }
 
 fn is_empty_dir(p: &Path) -> bool {

@@ -29,40 +29,46 @@ pub struct Recording {
     /// `(n, model)`: the model after folding the first `n` events.
     snapshots: Vec<(usize, Model)>,
     marks: Vec<Mark>,
+    /// The model after every event so far: where [`Recording::extend`] goes on.
+    folded: Model,
 }
 
 impl Recording {
     /// Folds the whole log once, keeping snapshots along it and the marks.
     pub fn new(events: Vec<Event>) -> Self {
-        let mut model = Model::default();
-        let mut snapshots = vec![(0, model.clone())];
-        let mut marks: Vec<Mark> = Vec::new();
-        let mut runs = 0;
-        for (i, event) in events.iter().enumerate() {
-            update(&mut model, event);
-            let history = &model.actions.history;
-            while runs < history.len() {
-                let run = &history[runs];
-                marks.push(Mark {
+        let mut rec = Self {
+            events: Vec::new(),
+            snapshots: vec![(0, Model::default())],
+            marks: Vec::new(),
+            folded: Model::default(),
+        };
+        rec.extend(events);
+        rec
+    }
+
+    /// More of the log, read after the rest (a replay opens before the
+    /// whole log is read): folded on from where the recording stood.
+    pub fn extend(&mut self, events: Vec<Event>) {
+        for event in events {
+            update(&mut self.folded, &event);
+            let i = self.events.len();
+            let history = &self.folded.actions.history;
+            while self.marks.len() < history.len() {
+                self.marks.push(Mark {
                     index: i,
                     at: event.at,
-                    checkpoint: run.checkpoint,
+                    checkpoint: history[self.marks.len()].checkpoint,
                     ok: None,
                 });
-                runs += 1;
             }
-            if (i + 1) % SNAPSHOT_EVERY == 0 {
-                snapshots.push((i + 1, model.clone()));
+            self.events.push(event);
+            if (i + 1).is_multiple_of(SNAPSHOT_EVERY) {
+                self.snapshots.push((i + 1, self.folded.clone()));
             }
         }
-        // How each ended, as the whole recording tells.
-        for (m, run) in marks.iter_mut().zip(&model.actions.history) {
+        // How each ended, as the recording so far tells.
+        for (m, run) in self.marks.iter_mut().zip(&self.folded.actions.history) {
             m.ok = run.finished.as_ref().map(|f| f.1);
-        }
-        Self {
-            events,
-            snapshots,
-            marks,
         }
     }
 

@@ -94,6 +94,8 @@ pub struct Timeline {
     /// Following: the driver's last event (`seq`) and how long ago it was
     /// written (ms, by this viewer's clock).
     pub driver: Option<(u64, u64)>,
+    /// A replay still reading its log: how much of it (percent).
+    pub loading: Option<u8>,
 }
 
 impl View {

@@ -2,7 +2,7 @@
 //! its own clock, or a log another console is writing. Both only fold what
 //! they read; neither runs an effect, connects anywhere, or writes a byte.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -28,23 +28,109 @@ pub struct Replay {
     at: DateTime<Utc>,
     wall: Instant,
     pub model: Model,
+    /// The rest of the log, read in the background after the first screen.
+    loading: Option<tokio::sync::mpsc::Receiver<Loaded>>,
+    /// Bytes read of the log, of its length.
+    progress: (u64, u64),
+    /// Something was read since the screen was last brought up to date.
+    fresh: bool,
+    /// What to say once the replay ends: a torn last line, a read that failed.
+    pub note: Option<String>,
 }
 
+/// What the background reader sends.
+enum Loaded {
+    Events(Vec<Event>, (u64, u64)),
+    Done(Option<String>),
+    Failed(String),
+}
+
+/// Lines parsed before the first screen, and per batch after it.
+const FIRST_LINES: usize = 4000;
+const BATCH_LINES: usize = 20_000;
+
 impl Replay {
-    pub fn open(events: Vec<Event>) -> Result<Self> {
-        let rec = Recording::new(events);
+    /// Opens `path` for replay: its first events at once, the rest read
+    /// on a thread of its own while the replay already shows the start.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut tail = Tail::open(path)?;
+        let first = tail.poll_at_most(FIRST_LINES)?;
+        let rec = Recording::new(first);
         let Some((start, _)) = rec.span() else {
-            anyhow::bail!("the session log holds no event");
+            anyhow::bail!("{}: the session log holds no event", path.display());
         };
+        let progress = tail.progress();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let shown: PathBuf = path.to_owned();
+        std::thread::spawn(move || loop {
+            let sent = match tail.poll_at_most(BATCH_LINES) {
+                Ok(batch) if batch.is_empty() => {
+                    let note = tail.finish().ok().and_then(|r| r.torn_note(&shown));
+                    let _ = tx.blocking_send(Loaded::Done(note));
+                    return;
+                }
+                Ok(batch) => tx.blocking_send(Loaded::Events(batch, tail.progress())),
+                Err(e) => {
+                    let _ = tx.blocking_send(Loaded::Failed(format!("{e:#}")));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        });
         let mut r = Self {
             rec,
             pos: 0,
             at: start,
             wall: Instant::now(),
             model: Model::default(),
+            loading: Some(rx),
+            progress,
+            fresh: false,
+            note: None,
         };
         r.jump(1, start);
         Ok(r)
+    }
+
+    /// Waits for the next batch of the log or the clock's next event, whichever first.
+    pub async fn wait(&mut self, watch: &Watch) {
+        let due = self.due_in(watch);
+        let clock = async {
+            match due {
+                // Wake at least every 200 ms while playing: the clock moves.
+                Some(d) => tokio::time::sleep(d.min(Duration::from_millis(200))).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let loaded = async {
+            match self.loading.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            got = loaded => match got {
+                Some(Loaded::Events(batch, progress)) => {
+                    self.rec.extend(batch);
+                    self.progress = progress;
+                    self.fresh = true;
+                }
+                Some(Loaded::Done(note)) => {
+                    self.note = note;
+                    self.loading = None;
+                    self.fresh = true;
+                }
+                Some(Loaded::Failed(e)) => {
+                    self.note = Some(format!("the rest of the log could not be read: {e}"));
+                    self.loading = None;
+                    self.fresh = true;
+                }
+                None => self.loading = None,
+            },
+            () = clock => {}
+        }
     }
 
     pub fn recording(&self) -> &Recording {
@@ -86,8 +172,9 @@ impl Replay {
         let now = Instant::now();
         let elapsed = now.duration_since(self.wall);
         self.wall = now;
+        let fresh = std::mem::take(&mut self.fresh);
         if watch.paused || self.pos >= self.rec.len() {
-            return false;
+            return fresh;
         }
         let step = chrono::TimeDelta::from_std(elapsed.mul_f64(watch.speed()))
             .unwrap_or(chrono::TimeDelta::zero());
@@ -103,10 +190,10 @@ impl Replay {
             model::update(&mut self.model, e);
             self.pos += 1;
         }
-        if self.pos >= self.rec.len() {
+        if self.pos >= self.rec.len() && self.loading.is_none() {
             self.at = events.last().map_or(self.at, |e| e.at);
         }
-        self.pos != before
+        fresh || self.pos != before
     }
 
     /// Wall time until the next event is due at this speed (None: paused or done).
@@ -135,6 +222,10 @@ impl Replay {
                 .map(|m| (m.at, m.checkpoint, m.ok))
                 .collect(),
             driver: None,
+            loading: self.loading.as_ref().map(|_| {
+                let (done, of) = self.progress;
+                (done * 100 / of.max(1)) as u8
+            }),
         }
     }
 }

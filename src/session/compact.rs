@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use anyhow::{anyhow, Context, Result};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::event::{Event, EventKind};
@@ -114,50 +115,85 @@ pub struct Expander {
     last: HashMap<String, Value>,
 }
 
+/// A diff line as read.
+#[derive(serde::Deserialize)]
+struct DiffIn {
+    seq: u64,
+    at: chrono::DateTime<chrono::Utc>,
+    stream: String,
+    patch: json_patch::Patch,
+}
+
+/// The `type` of a line, read off its text without parsing it: every line
+/// the writer writes begins `{"seq":…,"at":"…","type":"…"`.
+fn type_of(line: &str) -> Option<&str> {
+    let at = line.find("\"type\":\"")? + 8;
+    let len = line[at..].find('"')?;
+    Some(&line[at..at + len])
+}
+
+/// The types whose events form a stream (see [`stream`]).
+const STREAMED: [&str; 4] = [
+    "source_sampled",
+    "target_sampled",
+    "workload_sampled",
+    "app_witness",
+];
+
 impl Expander {
-    /// The event a line stands for, whole or a diff.
+    /// The event a line stands for, whole or a diff. Only samples go
+    /// through a JSON tree (they are the next diff's base); every other
+    /// event is parsed straight into its type.
+    pub fn expand_line(&mut self, line: &str) -> Result<Event> {
+        match type_of(line) {
+            Some(CHANGED) => {
+                let d: DiffIn = serde_json::from_str(line)?;
+                let base = self.last.get_mut(&d.stream).ok_or_else(|| {
+                    anyhow!("a diff of {} before any whole sample of it", d.stream)
+                })?;
+                json_patch::patch(base, &d.patch)
+                    .map_err(|e| anyhow!("the diff of {} does not apply: {e}", d.stream))?;
+                let kind = EventKind::deserialize(&*base)?;
+                Ok(Event {
+                    seq: d.seq,
+                    at: d.at,
+                    kind,
+                })
+            }
+            Some(t) if STREAMED.contains(&t) => {
+                let line: Value = serde_json::from_str(line)?;
+                self.expand(line)
+            }
+            _ => Ok(serde_json::from_str(line)?),
+        }
+    }
+
+    /// The event a parsed line stands for, whole or a diff.
     pub fn expand(&mut self, mut line: Value) -> Result<Event> {
         let is_diff = line.get("type").and_then(Value::as_str) == Some(CHANGED);
-        if !is_diff {
-            let event: Event = serde_json::from_value(line.clone())?;
-            if let Some(stream) = stream(&event.kind) {
-                if let Value::Object(map) = &mut line {
-                    map.remove("seq");
-                    map.remove("at");
-                }
-                self.last.insert(stream, line);
-            }
-            return Ok(event);
+        if is_diff {
+            let d: DiffIn = serde_json::from_value(line)?;
+            let base = self
+                .last
+                .get_mut(&d.stream)
+                .ok_or_else(|| anyhow!("a diff of {} before any whole sample of it", d.stream))?;
+            json_patch::patch(base, &d.patch)
+                .map_err(|e| anyhow!("the diff of {} does not apply: {e}", d.stream))?;
+            let kind = EventKind::deserialize(&*base)?;
+            return Ok(Event {
+                seq: d.seq,
+                at: d.at,
+                kind,
+            });
         }
-        let Value::Object(mut map) = line else {
-            unreachable!("a line with a type is an object")
-        };
-        let stream = match map.remove("stream") {
-            Some(Value::String(s)) => s,
-            _ => return Err(anyhow!("a diff without its stream")),
-        };
-        let patch: json_patch::Patch = serde_json::from_value(
-            map.remove("patch")
-                .ok_or_else(|| anyhow!("a diff of {stream} without its patch"))?,
-        )
-        .with_context(|| format!("the diff of {stream}"))?;
-        let mut now = self
-            .last
-            .get(&stream)
-            .cloned()
-            .ok_or_else(|| anyhow!("a diff of {stream} before any whole sample of it"))?;
-        json_patch::patch(&mut now, &patch)
-            .map_err(|e| anyhow!("the diff of {stream} does not apply: {e}"))?;
-        let mut whole = now.clone();
-        if let Value::Object(w) = &mut whole {
-            for key in ["seq", "at"] {
-                if let Some(v) = map.remove(key) {
-                    w.insert(key.into(), v);
-                }
+        let event = Event::deserialize(&line)?;
+        if let Some(stream) = stream(&event.kind) {
+            if let Value::Object(map) = &mut line {
+                map.remove("seq");
+                map.remove("at");
             }
+            self.last.insert(stream, line);
         }
-        let event: Event = serde_json::from_value(whole)?;
-        self.last.insert(stream, now);
         Ok(event)
     }
 }

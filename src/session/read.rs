@@ -82,6 +82,17 @@ impl Tail {
 
     /// The events of the whole lines written since the last call.
     pub fn poll(&mut self) -> Result<Vec<Event>> {
+        self.poll_at_most(usize::MAX)
+    }
+
+    /// Bytes read from the file so far, and its length then.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.whole, self.read)
+    }
+
+    /// As [`Tail::poll`], parsing at most `limit` lines this call: a long
+    /// log is read in batches, the first shown before the rest is read.
+    pub fn poll_at_most(&mut self, limit: usize) -> Result<Vec<Event>> {
         let mut fresh = Vec::new();
         let len = self
             .file
@@ -106,23 +117,44 @@ impl Tail {
             .with_context(|| format!("reading {}", self.path.display()))?;
         self.read += chunk.len() as u64;
         self.pending.extend_from_slice(&chunk);
+        // Lines are parsed from the buffer in place; it is put back after.
+        let pending = std::mem::take(&mut self.pending);
         let mut start = 0;
-        while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
+        let mut failed = None;
+        let mut parsed = 0;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            if parsed == limit {
+                break;
+            }
+            parsed += 1;
             let end = start + nl + 1;
             if let Some((at, e)) = self.bad.take() {
-                anyhow::bail!("{}:{at}: not a session event: {e}", self.path.display());
+                failed = Some(anyhow::anyhow!(
+                    "{}:{at}: not a session event: {e}",
+                    self.path.display()
+                ));
+                break;
             }
             self.lines += 1;
-            let text = String::from_utf8_lossy(&self.pending[start..end]).into_owned();
+            let bytes = &pending[start..end];
+            let lossy;
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(_) => {
+                    lossy = String::from_utf8_lossy(bytes);
+                    &lossy
+                }
+            };
             if !text.trim().is_empty() {
-                match self.parse(&text) {
+                match self.parse(text) {
                     Ok(ev) => fresh.push(ev),
                     Err(e) if e.is::<NewerFormat>() => {
-                        anyhow::bail!(
+                        failed = Some(anyhow::anyhow!(
                             "{}:{}: not a session event: {e}",
                             self.path.display(),
                             self.lines
-                        )
+                        ));
+                        break;
                     }
                     Err(e) => {
                         self.bad = Some((self.lines, format!("{e:#}")));
@@ -134,6 +166,10 @@ impl Tail {
             self.whole += (end - start) as u64;
             start = end;
         }
+        self.pending = pending;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         // A bad line's bytes stay counted between `whole` and `read`: if
         // nothing follows it, they are the torn end.
         self.pending.drain(..start);
@@ -141,8 +177,7 @@ impl Tail {
     }
 
     fn parse(&mut self, text: &str) -> Result<Event> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        let event = self.expander.expand(value)?;
+        let event = self.expander.expand_line(text)?;
         if !self.version_checked {
             self.version_checked = true;
             if let EventKind::SessionStarted(info) = &event.kind {

@@ -261,7 +261,7 @@ for d in "$2/source" "$2/target"; do
     i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done
   fi
 done
-rm -rf "$2"
+rm -rf "$2" "$2-sessions"
 "#;
     use std::os::unix::process::CommandExt;
     let res = Command::new("/bin/sh")

@@ -97,7 +97,14 @@ fn replay<'a>(w: &Watch, width: usize, theme: &Theme) -> Vec<Span<'a>> {
     };
     let at = t.at.unwrap_or(start).clamp(start, end);
     let total = (end - start).num_seconds();
-    let tail = format!(" {} / {} ", hms((at - start).num_seconds()), hms(total));
+    let tail = match t.loading {
+        Some(pct) => format!(
+            " {} / {}… reading {pct}% ",
+            hms((at - start).num_seconds()),
+            hms(total)
+        ),
+        None => format!(" {} / {} ", hms((at - start).num_seconds()), hms(total)),
+    };
     let room = width.saturating_sub(fmt::width(&lead) + fmt::width(&tail) + 2);
     let mut spans = vec![Span::styled(lead, theme.style(Role::Warn))];
     if room >= 10 {
