@@ -40,6 +40,16 @@ impl Walk {
                 f.until = end;
             }
         }
+        // Writes stay frozen while the console is down: the window says
+        // why it is as long as it is.
+        for f in &mut self.freezes {
+            for (i, s) in self.segments.iter().enumerate() {
+                let next = self.segments.get(i + 1).map(|n| n.started);
+                if s.last >= f.from && s.last < f.until {
+                    f.console_down.push((s.last, next));
+                }
+            }
+        }
         for ((object, reason, message), (count, seen)) in &self.warnings {
             let at = DateTime::parse_from_rfc3339(seen)
                 .ok()
@@ -51,7 +61,17 @@ impl Walk {
                 text: format!("warning {reason} on {object} (×{count}): {message}"),
             });
         }
-        let runs: Vec<RunReport> = model.actions.history.iter().map(run_report).collect();
+        let mut runs: Vec<RunReport> = model.actions.history.iter().map(run_report).collect();
+        for (_, id, f) in std::mem::take(&mut self.left_in_flight) {
+            if let Some(r) = runs.iter_mut().find(|r| r.id == id) {
+                // It ran as long as the console did: the fold closes it when
+                // the console is resumed, which may be hours later.
+                if r.finished.is_some_and(|end| end > f.ended_at) {
+                    r.finished = Some(f.ended_at.max(r.started));
+                }
+                r.in_flight = Some(f);
+            }
+        }
         for r in &runs {
             if let Some((labels, reason)) = &r.overridden {
                 self.anomalies.push(Anomaly {
@@ -64,6 +84,16 @@ impl Walk {
                         labels.join(", ")
                     ),
                 });
+            }
+            if let Some(f) = &r.in_flight {
+                // What the run's failure would say, said whole.
+                self.anomalies.push(Anomaly {
+                    at: Some(f.ended_at),
+                    until: None,
+                    kind: AnomalyKind::InFlight,
+                    text: super::words::in_flight_anomaly(r, f),
+                });
+                continue;
             }
             match r.result {
                 RunResult::Failed => self.anomalies.push(Anomaly {
@@ -107,7 +137,7 @@ impl Walk {
         self.anomalies.sort_by_key(|a| a.at);
 
         let info = model.info.clone();
-        let (operator, format_version) = header_extras(&model);
+        let operator = info.as_ref().and_then(|i| operator(i.operator.as_ref()?));
         let endpoint = |e: Option<&crate::session::Endpoint>, v: Option<String>, hosts| {
             e.map(|e| EndpointReport {
                 label: e.label.clone(),
@@ -131,8 +161,13 @@ impl Walk {
             tool_version: info.as_ref().map(|i| i.tool_version.clone()),
             mode: info.as_ref().map(|i| i.mode.clone()),
             config_path: info.as_ref().map(|i| i.config_path.clone()),
-            format_version,
+            config_fingerprint: info
+                .as_ref()
+                .and_then(|i| i.config_fingerprint.as_deref())
+                .map(short_fingerprint),
+            format_version: info.as_ref().map(|i| i.format_version),
             operator,
+            report_written: self.report_written,
             first: events.iter().map(|e| e.at).min(),
             last,
             events: events.len(),
@@ -168,29 +203,24 @@ impl Walk {
     }
 }
 
-/// The operator and the log's format version, when the header has them
-/// (fields newer than some logs: read by name, absent is fine).
-fn header_extras(model: &Model) -> (Option<Operator>, Option<String>) {
-    let Some(v) = model
-        .info
-        .as_ref()
-        .and_then(|i| serde_json::to_value(i).ok())
-    else {
-        return (None, None);
+/// Who ran the console, as the header has it (format 2 on); None when it
+/// names no one.
+fn operator(op: &crate::session::Operator) -> Option<Operator> {
+    let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let op = Operator {
+        user: text(&op.user),
+        host: text(&op.host),
+        ssh_client: op.ssh_client.as_deref().and_then(text),
     };
-    let text = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
-    let operator = v.get("operator").map(|o| Operator {
-        user: text(o.get("user")),
-        host: text(o.get("host")),
-        ssh_client: text(o.get("ssh_client")),
-    });
-    let operator =
-        operator.filter(|o| o.user.is_some() || o.host.is_some() || o.ssh_client.is_some());
-    (operator, text(v.get("format_version")))
+    (op.user.is_some() || op.host.is_some() || op.ssh_client.is_some()).then_some(op)
+}
+
+/// `sha256:0341c1579321`: the first 12 hex digits say which file it was.
+pub(super) fn short_fingerprint(f: &str) -> String {
+    match f.strip_prefix("sha256:") {
+        Some(hex) => format!("sha256:{}", hex.chars().take(12).collect::<String>()),
+        None => f.chars().take(19).collect(),
+    }
 }
 
 fn key_of(checkpoint: CheckpointId) -> Option<&'static str> {
@@ -255,6 +285,7 @@ fn run_report(r: &CheckpointRun) -> RunReport {
             .map(|c| (c.name.clone(), c.observed.clone(), c.fix.clone()))
             .collect(),
         checks_total: r.checks.len(),
+        in_flight: None,
     }
 }
 

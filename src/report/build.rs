@@ -54,6 +54,12 @@ pub(super) struct Walk {
     pub(super) anomalies: Vec<Anomaly>,
     /// Runs the fold had before this event: a confirmation that starts none was refused.
     pub(super) runs_seen: usize,
+    /// The run in flight before this event, and its step in flight (index, title).
+    pub(super) running: Option<(u64, Option<(usize, String)>)>,
+    /// Runs a session end left in flight: the segment that ended, the run, and what is known.
+    pub(super) left_in_flight: Vec<(usize, u64, InFlightReport)>,
+    /// The report the console wrote: when, where, why not.
+    pub(super) report_written: Option<(DateTime<Utc>, String, Option<String>)>,
 }
 
 pub(super) fn side_index(side: Side) -> usize {
@@ -99,6 +105,18 @@ impl Walk {
                 ..
             } => {
                 let crashed = self.segments.last().is_some_and(|s| s.ended.is_none());
+                // The run the console left in flight (the fold has closed it by now).
+                if let Some((run, step)) = self.running.clone() {
+                    let (last, ended) = self
+                        .segments
+                        .last()
+                        .map_or((*previous_last_at, None), |s| (s.last, s.ended.clone()));
+                    let f = self.left(run, step, last);
+                    f.resumed = Some(at);
+                    if f.ended.is_none() {
+                        f.ended = ended;
+                    }
+                }
                 let mut text = format!(
                     "the console was resumed on the log (cutover {tool_version}{}), {} after its \
                      previous event at {}",
@@ -120,6 +138,71 @@ impl Walk {
             EventKind::SessionEnded { reason } => {
                 if let Some(s) = self.segments.last_mut() {
                     s.ended = Some(reason.clone());
+                }
+                if let Some((run, step)) = self.running.clone() {
+                    let f = self.left(run, step, at);
+                    f.ended = Some(reason.clone());
+                    f.ended_at = at;
+                }
+            }
+            EventKind::InFlightAtEnd { run, step, .. } => {
+                // The fold's record of the step names it by its place in
+                // the plan; the event's is the fallback.
+                let step = match &self.running {
+                    Some((id, s)) if id == run => s.clone(),
+                    _ => step.as_ref().map(|(i, s)| (*i, s.title())),
+                };
+                self.left(*run, step, at);
+            }
+            EventKind::InFlightOutcome {
+                run: id,
+                index,
+                outcome,
+                evidence,
+            } => {
+                let step = run(model, *id)
+                    .and_then(|r| r.steps.iter().find(|s| s.index == *index))
+                    .map(|s| (s.index, s.step.title()));
+                let known = self.left_in_flight.iter().rposition(|(_, r, _)| r == id);
+                let i = match known {
+                    Some(i) => i,
+                    None => {
+                        // No end was seen with it in flight: the segment
+                        // before the resume left it.
+                        let segment = self.segments.len().saturating_sub(2);
+                        let last = self.segments.get(segment).map_or(at, |s| s.last);
+                        self.left_in_flight.push((
+                            segment,
+                            *id,
+                            InFlightReport {
+                                step: step.clone(),
+                                ended_at: last,
+                                ended: self.segments.get(segment).and_then(|s| s.ended.clone()),
+                                resumed: self
+                                    .segments
+                                    .last()
+                                    .filter(|s| s.resumed)
+                                    .map(|s| s.started),
+                                found: None,
+                            },
+                        ));
+                        self.left_in_flight.len() - 1
+                    }
+                };
+                let f = &mut self.left_in_flight[i].2;
+                f.found = Some((at, *outcome, evidence.clone()));
+                if f.step.is_none() {
+                    f.step = step;
+                }
+            }
+            EventKind::ReportWritten { path, error } => {
+                self.report_written = Some((at, path.clone(), error.clone()));
+                if let Some(e) = error {
+                    self.anomaly(
+                        at,
+                        AnomalyKind::Failed,
+                        format!("the migration report could not be written to {path}: {e}"),
+                    );
                 }
             }
             EventKind::SourceSampled(sample) => {
@@ -275,6 +358,40 @@ impl Walk {
             s.last = s.last.max(at);
         }
         self.runs_seen = model.actions.history.len();
+        self.running = model.actions.running().map(|r| {
+            let step = r.steps.iter().rev().find(|s| s.finished.is_none());
+            (r.id, step.map(|s| (s.index, s.step.title())))
+        });
+    }
+
+    /// The record of `run` left in flight by the current segment's end,
+    /// made when the first sign of that end is seen.
+    fn left(
+        &mut self,
+        run: u64,
+        step: Option<(usize, String)>,
+        at: DateTime<Utc>,
+    ) -> &mut InFlightReport {
+        let segment = self.segments.len().saturating_sub(1);
+        let known = self
+            .left_in_flight
+            .iter()
+            .position(|(s, r, _)| *s == segment && *r == run);
+        let i = known.unwrap_or_else(|| {
+            self.left_in_flight.push((
+                segment,
+                run,
+                InFlightReport {
+                    step,
+                    ended_at: at,
+                    ended: None,
+                    resumed: None,
+                    found: None,
+                },
+            ));
+            self.left_in_flight.len() - 1
+        });
+        &mut self.left_in_flight[i].2
     }
 
     /// The operator confirmed a checkpoint and it did not start: its guards
@@ -476,6 +593,7 @@ impl Walk {
             open: true,
             budget_secs: model.info.as_ref().map_or(60, |i| i.freeze_budget_secs),
             budget_exceeded: None,
+            console_down: vec![],
         });
     }
 

@@ -197,7 +197,7 @@ fn header(o: &mut String, r: &Report) {
     if let Some(m) = &r.mode {
         tool.push(format!("{m} session"));
     }
-    if let Some(c) = &r.config_path {
+    if let Some(c) = words::config(r) {
         tool.push(format!("config {c}"));
     }
     if let Some(v) = &r.format_version {
@@ -219,6 +219,9 @@ fn header(o: &mut String, r: &Report) {
     }
     if let Some(k) = &r.kubernetes {
         fact("Kubernetes", words::kube(k));
+    }
+    if let Some(w) = &r.report_written {
+        fact("Report", words::report_written(w));
     }
     for (i, s) in r.segments.iter().enumerate() {
         fact(&format!("Console run {}", i + 1), words::segment(s));
@@ -348,6 +351,13 @@ fn runs(o: &mut String, r: &Report) {
                 "<p class=\"bad\"><strong>Override:</strong> guards failing ({}), reason: “{}”</p>",
                 esc(&labels.join(", ")),
                 esc(reason)
+            );
+        }
+        if let Some(f) = &run.in_flight {
+            let _ = writeln!(
+                o,
+                "<p class=\"warn\"><strong>In flight:</strong> {}</p>",
+                esc(&words::in_flight(f))
             );
         }
         if !run.steps.is_empty() {

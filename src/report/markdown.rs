@@ -83,11 +83,11 @@ fn header(o: &mut String, r: &Report) {
     if let Some(m) = &r.mode {
         rows.push(vec!["Mode".into(), m.clone()]);
     }
-    if let Some(c) = &r.config_path {
-        rows.push(vec!["Config".into(), c.clone()]);
+    if let Some(c) = words::config(r) {
+        rows.push(vec!["Config".into(), c]);
     }
     if let Some(v) = &r.format_version {
-        rows.push(vec!["Log format".into(), v.clone()]);
+        rows.push(vec!["Log format".into(), v.to_string()]);
     }
     for (label, e) in [("Source", &r.source), ("Target", &r.target)] {
         if let Some(e) = e {
@@ -102,6 +102,9 @@ fn header(o: &mut String, r: &Report) {
     }
     if let Some(k) = &r.kubernetes {
         rows.push(vec!["Kubernetes".into(), words::kube(k)]);
+    }
+    if let Some(w) = &r.report_written {
+        rows.push(vec!["Report".into(), words::report_written(w)]);
     }
     rows.push(vec![
         "Log".into(),
@@ -177,16 +180,23 @@ fn runs(o: &mut String, r: &Report) {
                 esc(reason)
             );
         }
+        if let Some(f) = &run.in_flight {
+            let _ = writeln!(o, "**In flight:** {}\n", esc(&words::in_flight(f)));
+        }
         for s in &run.steps {
             let result = match &s.outcome {
                 Some(Ok(m)) => format!("✔ {m}"),
                 Some(Err(e)) => format!("✖ {e}"),
                 None => "… no end in the log".into(),
             };
-            let took = s.elapsed_ms.map(fmt::duration_f).unwrap_or_default();
+            // A step the session end cut off has no time of its own.
+            let took = s
+                .elapsed_ms
+                .map(|ms| format!(" ({})", fmt::duration_f(ms)))
+                .unwrap_or_default();
             let _ = writeln!(
                 o,
-                "{}. **{}** ({took}) — {}\n",
+                "{}. **{}**{took} — {}\n",
                 s.index + 1,
                 esc(&s.title),
                 esc(&result)

@@ -3,10 +3,11 @@
 //! self-contained HTML file with inline SVG charts.
 //!
 //! It says how the migration ended, who ran it where and when, the
-//! endpoints, every checkpoint run with what it ran, the write-freeze
-//! window against its budget, exact counts and checksums per table, the
-//! sequences, each workload's rollout, lag and writes over time, the
-//! operator's notes and every anomaly. It is built from the log alone
+//! endpoints, every checkpoint run with what it ran (and, for a run a
+//! session end left in flight, what the resumed console found out), the
+//! write-freeze window against its budget, exact counts and checksums per
+//! table, the sequences, each workload's rollout, lag and writes over time,
+//! the operator's notes and every anomaly. It is built from the log alone
 //! ([`build`] is pure), so it holds nothing the log does not: no password,
 //! and switch values only as fingerprints.
 //!
@@ -27,6 +28,8 @@ mod words;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_in_flight;
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
@@ -133,7 +136,8 @@ pub fn write(log: &Path, format: Format, out: &Path) -> Result<()> {
 
 /// The log's events. A log this version cannot read whole (a line from
 /// another version of cutover) still gives a report: the lines left out are
-/// returned, `path:line: why`, and the report names them.
+/// returned, `path:line: why`, and the report names them. A log of a newer
+/// format than this version reads is refused, as the reader refuses it.
 fn read_log(log: &Path) -> Result<(Vec<Event>, Vec<String>)> {
     let err = match crate::session::log::read_all(log) {
         Ok(events) => return Ok((events, vec![])),
@@ -144,22 +148,37 @@ fn read_log(log: &Path) -> Result<(Vec<Event>, Vec<String>)> {
     };
     let mut events = Vec::new();
     let mut bad = Vec::new();
-    let lines: Vec<Vec<u8>> = BufReader::new(file)
+    let Ok(lines) = BufReader::new(file)
         .split(b'\n')
-        .collect::<std::io::Result<_>>()
-        .map_err(|_| err)?;
+        .collect::<std::io::Result<Vec<Vec<u8>>>>()
+    else {
+        return Err(err);
+    };
     let last = lines.iter().rposition(|l| !l.trim_ascii().is_empty());
+    // Samples are stored as what changed since the previous one (format 2):
+    // each line is read back through the same expander as the log reader's.
+    let mut expander = crate::session::compact::Expander::default();
     for (i, line) in lines.iter().enumerate() {
         let text = String::from_utf8_lossy(line);
         if text.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Event>(&text) {
+        let event = serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(anyhow::Error::from)
+            .and_then(|v| expander.expand(v));
+        match event {
             Ok(e) => events.push(e),
             // A torn last line is what a crash leaves: read_all skips it too.
             Err(_) if Some(i) == last => {}
-            Err(e) => bad.push(format!("{}:{}: {e}", log.display(), i + 1)),
+            Err(e) => bad.push(format!("{}:{}: {e:#}", log.display(), i + 1)),
         }
+    }
+    let newer = events.first().is_some_and(|e| {
+        matches!(&e.kind, crate::session::EventKind::SessionStarted(info)
+            if info.format_version > crate::session::event::FORMAT_VERSION)
+    });
+    if newer {
+        return Err(err);
     }
     Ok((events, bad))
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::runbook::{CheckpointId, Phase};
-use crate::session::{AppWitness, KubeInfo, Side, TableRef};
+use crate::session::{AppWitness, InFlight, KubeInfo, Side, TableRef};
 
 /// How the migration ended, as far as the log tells.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +130,25 @@ pub struct StepReport {
     pub elapsed_ms: Option<f64>,
 }
 
+/// A run a session end left in flight, and what the resumed console
+/// found out about it from the servers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InFlightReport {
+    /// The step that had started and not ended: its index and title
+    /// (None: between steps).
+    pub step: Option<(usize, String)>,
+    /// When the console ended: its `session_ended`, or its last event.
+    pub ended_at: DateTime<Utc>,
+    /// `session_ended`'s reason; None: the log just stops (killed, a
+    /// crash, a lost connection).
+    pub ended: Option<String>,
+    /// When the console was resumed on the log (None: it was not).
+    pub resumed: Option<DateTime<Utc>>,
+    /// What the servers said when the resumed console asked, and the
+    /// evidence, in words.
+    pub found: Option<(DateTime<Utc>, InFlight, String)>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunResult {
     Ok,
@@ -171,6 +190,8 @@ pub struct RunReport {
     /// Preflight checks that failed: name, what was seen, the fix.
     pub checks_failed: Vec<(String, String, Option<String>)>,
     pub checks_total: usize,
+    /// A session end left it in flight.
+    pub in_flight: Option<InFlightReport>,
 }
 
 impl RunReport {
@@ -208,6 +229,9 @@ pub struct FreezeWindow {
     pub open: bool,
     pub budget_secs: u64,
     pub budget_exceeded: Option<DateTime<Utc>>,
+    /// The console stopped while writes were frozen (its last event), and
+    /// when it was resumed (None: it was not).
+    pub console_down: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
 }
 
 impl FreezeWindow {
@@ -314,6 +338,7 @@ pub enum AnomalyKind {
     Override,
     Budget,
     Resume,
+    InFlight,
     Witness,
 }
 
@@ -328,6 +353,7 @@ impl AnomalyKind {
             AnomalyKind::Override => "override",
             AnomalyKind::Budget => "budget",
             AnomalyKind::Resume => "resume",
+            AnomalyKind::InFlight => "in flight",
             AnomalyKind::Witness => "app writes",
         }
     }
@@ -352,8 +378,14 @@ pub struct Report {
     pub tool_version: Option<String>,
     pub mode: Option<String>,
     pub config_path: Option<String>,
-    pub format_version: Option<String>,
+    /// The config file's sha256, short (`sha256:0341c1579321`).
+    pub config_fingerprint: Option<String>,
+    /// The log format the header declares (1 when it declares none).
+    pub format_version: Option<u32>,
     pub operator: Option<Operator>,
+    /// The report the console's last checkpoint wrote: when, where, and
+    /// why it could not (None: written).
+    pub report_written: Option<(DateTime<Utc>, String, Option<String>)>,
     pub first: Option<DateTime<Utc>>,
     pub last: Option<DateTime<Utc>>,
     pub events: usize,

@@ -246,16 +246,22 @@ fn marks(o: &mut String, r: &Report, f: &Frame, labels: bool) {
             f.bottom()
         );
         if labels {
-            // The first row whose last label is far enough left.
-            let row = (0..4).find(|i| x - last_x[*i] >= 12.0).unwrap_or_else(|| {
-                (0..4)
-                    .min_by(|a, b| last_x[*a].total_cmp(&last_x[*b]))
-                    .unwrap_or(0)
-            });
-            last_x[row] = x;
+            // The first row whose last label is far enough left; when
+            // none is (five runs within a few pixels), the label goes just
+            // right of the row's last one rather than on top of it.
+            let (row, lx) = match (0..4).find(|i| x - last_x[*i] >= 12.0) {
+                Some(row) => (row, x),
+                None => {
+                    let row = (0..4)
+                        .min_by(|a, b| last_x[*a].total_cmp(&last_x[*b]))
+                        .unwrap_or(0);
+                    (row, last_x[row] + 12.0)
+                }
+            };
+            last_x[row] = lx;
             let _ = write!(
                 o,
-                "<text class=\"mark-label\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                "<text class=\"mark-label\" x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                 f.top - 8.0 - 13.0 * (3 - row) as f64,
                 esc(key)
             );

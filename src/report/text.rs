@@ -116,7 +116,7 @@ fn header(o: &mut Out, r: &Report) {
     if let Some(m) = &r.mode {
         tool.push(format!("{m} session"));
     }
-    if let Some(c) = &r.config_path {
+    if let Some(c) = config(r) {
         tool.push(format!("config {c}"));
     }
     if let Some(v) = &r.format_version {
@@ -139,6 +139,9 @@ fn header(o: &mut Out, r: &Report) {
     if let Some(k) = &r.kubernetes {
         o.field("Kubernetes", &kube(k));
     }
+    if let Some(w) = &r.report_written {
+        o.field("Report", &report_written(w));
+    }
     o.field(
         "Log",
         &format!(
@@ -153,6 +156,19 @@ fn header(o: &mut Out, r: &Report) {
     }
 }
 
+/// [`wrap`] that keeps `whole` on one line: `✔ ok`, never `✔` at a
+/// line's end and `ok` on the next.
+fn wrap_keeping(text: &str, whole: &str, first: &str, rest: &str) -> Vec<String> {
+    // `wrap` splits at whitespace: the spaces of `whole` are held as a
+    // character that is none, of the same width, and given back after.
+    const HOLD: char = '\u{1}';
+    let held = text.replace(whole, &whole.replace(' ', &HOLD.to_string()));
+    wrap(&held, WIDTH, first, rest)
+        .into_iter()
+        .map(|l| l.replace(HOLD, " "))
+        .collect()
+}
+
 fn freeze(o: &mut Out, r: &Report) {
     o.section("WRITE FREEZE");
     if r.freezes.is_empty() {
@@ -163,13 +179,22 @@ fn freeze(o: &mut Out, r: &Report) {
         if i > 0 {
             o.blank();
         }
-        for (at, what) in milestones(f) {
-            let since = (at - f.from).num_milliseconds();
-            let first = format!(
-                "  {}  {:>8}  ",
-                clock_ms(at),
-                format!("+{}", duration_ms(since))
-            );
+        let marks: Vec<_> = milestones(f)
+            .into_iter()
+            .map(|(at, what)| {
+                let since = format!("+{}", duration_ms((at - f.from).num_milliseconds()));
+                (at, since, what)
+            })
+            .collect();
+        // A window that outlived the console (`+1 min 52 s`) widens the column.
+        let w = marks
+            .iter()
+            .map(|(_, s, _)| s.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        for (at, since, what) in marks {
+            let first = format!("  {}  {since:>w$}  ", clock_ms(at));
             o.wrapped(&first, &" ".repeat(first.len()), &what);
         }
         o.wrapped("  Window    ", &" ".repeat(12), &verdict(f));
@@ -207,7 +232,9 @@ fn runs(o: &mut Out, r: &Report) {
     );
     for run in &r.runs {
         o.blank();
-        o.wrapped("", "    ", &run_head(run));
+        for l in wrap_keeping(&run_head(run), run.result.word(), "", "    ") {
+            o.line(&l);
+        }
         if let Some(why) = &run.auto {
             o.wrapped("  started by the console: ", "    ", why);
         }
@@ -221,17 +248,24 @@ fn runs(o: &mut Out, r: &Report) {
                 ),
             );
         }
+        if let Some(f) = &run.in_flight {
+            o.wrapped("  in flight: ", "    ", &in_flight(f));
+        }
         for s in &run.steps {
             let result = match &s.outcome {
                 Some(Ok(m)) => format!("✔ {m}"),
                 Some(Err(e)) => format!("✖ {e}"),
                 None => "… no end in the log".into(),
             };
-            let took = s.elapsed_ms.map(fmt::duration_f).unwrap_or_default();
+            // A step the session end cut off has no time of its own.
+            let took = s
+                .elapsed_ms
+                .map(|ms| format!(" — {}", fmt::duration_f(ms)))
+                .unwrap_or_default();
             o.wrapped(
                 &format!("  step {}: ", s.index + 1),
                 "    ",
-                &format!("{} — {took}", s.title),
+                &format!("{}{took}", s.title),
             );
             for l in &s.lines {
                 let indent = l.len() - l.trim_start().len();

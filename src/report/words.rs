@@ -94,6 +94,18 @@ pub fn milestones(f: &FreezeWindow) -> Vec<(DateTime<Utc>, String)> {
     if let Some(at) = f.unfrozen {
         m.push((at, "writes given back (unfrozen)".into()));
     }
+    for (stopped, resumed) in &f.console_down {
+        m.push((*stopped, "the console stopped, writes still frozen".into()));
+        if let Some(at) = resumed {
+            m.push((
+                *at,
+                format!(
+                    "the console resumed, {} later",
+                    duration_ms((*at - *stopped).num_milliseconds())
+                ),
+            ));
+        }
+    }
     if f.open {
         m.push((f.until, "the log ends with writes still frozen".into()));
     }
@@ -176,5 +188,73 @@ pub fn anomaly_when(a: &Anomaly) -> String {
         (Some(a), Some(b)) => format!("{}–{}", clock(a), clock(b)),
         (Some(a), None) => clock(a),
         _ => "—".into(),
+    }
+}
+
+/// A run left in flight, in the checkpoint's entry: the step, how the
+/// console ended, and what the servers said after.
+pub fn in_flight(f: &InFlightReport) -> String {
+    let step = match &f.step {
+        Some((i, title)) => format!("step {} ({title})", i + 1),
+        None => "between steps".to_string(),
+    };
+    format!("{step}, {}", in_flight_end(f))
+}
+
+/// A run left in flight, in the anomalies: the run named first.
+pub fn in_flight_anomaly(run: &RunReport, f: &InFlightReport) -> String {
+    let step = match &f.step {
+        Some((i, title)) => format!("step {}, {title}", i + 1),
+        None => "between steps".to_string(),
+    };
+    format!(
+        "{}{} was in flight ({step}) {}",
+        run.key.map(|k| format!("{k} ")).unwrap_or_default(),
+        run.title(),
+        in_flight_end(f)
+    )
+}
+
+/// `when the console ended (…) at …; the resumed console asked the servers: …`.
+fn in_flight_end(f: &InFlightReport) -> String {
+    let ended = match &f.ended {
+        Some(reason) => format!("when the console ended ({reason}) at {}", clock(f.ended_at)),
+        None => format!(
+            "when the console ended without a word (no end recorded: killed, a crash or a \
+             lost connection) at {}",
+            clock(f.ended_at)
+        ),
+    };
+    let after = match (&f.found, f.resumed, &f.step) {
+        (Some((_, outcome, evidence)), _, _) => format!(
+            "the resumed console asked the servers: {} — {evidence}",
+            outcome.word()
+        ),
+        (None, None, _) => "the log was not resumed: what became of it is unknown".into(),
+        (None, Some(_), None) => "no step was under way: the resumed console asked nothing".into(),
+        (None, Some(_), Some(_)) => {
+            "the resumed console recorded no answer from the servers: what became of it is \
+             unknown"
+                .into()
+        }
+    };
+    format!("{ended}; {after}")
+}
+
+/// The config as the header names it: its path and fingerprint.
+pub fn config(r: &Report) -> Option<String> {
+    match (&r.config_path, &r.config_fingerprint) {
+        (Some(p), Some(f)) => Some(format!("{p} ({f})")),
+        (Some(p), None) => Some(p.clone()),
+        (None, Some(f)) => Some(f.clone()),
+        (None, None) => None,
+    }
+}
+
+/// The report the console's last checkpoint wrote, or could not.
+pub fn report_written((at, path, error): &(DateTime<Utc>, String, Option<String>)) -> String {
+    match error {
+        None => format!("written by the console to {path} at {}", clock(*at)),
+        Some(e) => format!("could not be written to {path} at {}: {e}", clock(*at)),
     }
 }
