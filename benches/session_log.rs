@@ -103,7 +103,33 @@ fn shell(cmd: &str, file: &Path) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// A real log's bytes per hour, every event whole (format 1) against as written.
+fn real_log(path: &Path) {
+    let events = cutover::session::log::read_all(path).expect("reading CUTOVER_BENCH_LOG");
+    let whole: usize = events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap().len() + 1)
+        .sum();
+    let written = std::fs::metadata(path).unwrap().len() as f64;
+    let secs = match (events.first(), events.last()) {
+        (Some(a), Some(b)) => (b.at - a.at).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let per_hour = |b: f64| b / secs.max(1.0) * 3600.0 / 1e6;
+    println!(
+        "{}: {} events over {secs:.0} s: every event whole {:.2} MB/h; as written {:.2} MB/h ({:.1}× smaller)",
+        path.display(),
+        events.len(),
+        per_hour(whole as f64),
+        per_hour(written),
+        whole as f64 / written
+    );
+}
+
 fn main() {
+    if let Ok(log) = std::env::var("CUTOVER_BENCH_LOG") {
+        real_log(Path::new(&log));
+    }
     let hours: u64 = std::env::var("CUTOVER_BENCH_HOURS")
         .ok()
         .and_then(|h| h.parse().ok())

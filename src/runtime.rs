@@ -764,6 +764,8 @@ impl Live {
             match s.next(&self.core.model, std::time::Instant::now()) {
                 script::Next::Command(c) => self.next_command = Some(c),
                 script::Next::Wait => {}
+                // The last checkpoint's report is written before the end.
+                script::Next::Done if self.core.model.report_pending => {}
                 script::Next::Done => return Ok(Some("script done".into())),
                 script::Next::Failed(why) => {
                     self.script_failed = Some(why.clone());

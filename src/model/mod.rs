@@ -188,6 +188,8 @@ pub struct Model {
     pub ended: Option<String>,
     /// The migration report the last checkpoint wrote: where, or why not.
     pub report: Option<(String, Option<String>)>,
+    /// The last checkpoint passed and its report is being written.
+    pub report_pending: bool,
 }
 
 impl Model {
@@ -206,6 +208,9 @@ impl Model {
 
     /// Work on the servers that quitting would cut short.
     pub fn action_running(&self) -> bool {
-        self.count_running() || self.verify_running() || self.actions.running().is_some()
+        self.count_running()
+            || self.verify_running()
+            || self.actions.running().is_some()
+            || self.report_pending
     }
 }

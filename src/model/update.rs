@@ -383,6 +383,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
                 && finished
                     .is_some_and(|r| r.checkpoint == crate::runbook::CheckpointId::DropSubscription)
             {
+                model.report_pending = true;
                 effects.push(Effect::WriteReport {
                     path: model.info.as_ref().and_then(|i| i.report_path.clone()),
                 });
@@ -439,6 +440,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
         // the replay's check and the resumed console, nothing to fold.
         EventKind::ScreenDigest { .. } | EventKind::InFlightAtEnd { .. } => vec![],
         EventKind::ReportWritten { path, error } => {
+            model.report_pending = false;
             model.report = Some((path.clone(), error.clone()));
             vec![]
         }
