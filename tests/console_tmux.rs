@@ -302,7 +302,12 @@ fn demo_at_80x24_shows_every_pane_and_tears_the_lab_down() {
             .filter(|n| n.starts_with("cutover-demo-"))
             .collect()
     };
-    assert_eq!(lab_dirs().len(), 1, "the demo's lab lives under TMPDIR");
+    // The lab, and beside it the folder a lab's own consoles would log to
+    // (empty: the demo logs to --session-dir; `lab down` removes it).
+    let mut dirs = lab_dirs();
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "the demo's lab lives under TMPDIR: {dirs:?}");
+    assert_eq!(dirs[1], format!("{}-sessions", dirs[0]));
     tmux.keys("?");
     tmux.wait_for("help overlay", Duration::from_secs(5), |s| {
         s.contains("Help")
