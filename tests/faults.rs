@@ -181,11 +181,23 @@ fn bad_config_is_exit_2_with_the_file_named_for_every_subcommand() {
     std::fs::write(&blocker, "").unwrap();
     let pair = common::pair();
     let cfg = config_variant("faults-bad-session-dir", |t| {
-        t.replace(
-            "dir = \"sessions\"",
-            &format!("dir = \"{}/sub\"", blocker.display()),
-        )
+        // The [session] dir line (the lab's sessions folder, beside it).
+        t.lines()
+            .map(|l| {
+                if l.starts_with("dir = ") && l.ends_with("-sessions\"") {
+                    format!("dir = \"{}/sub\"\n", blocker.display())
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect::<String>()
     });
+    assert!(
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .contains("file-not-dir/sub"),
+        "the variant names the blocked session dir"
+    );
     let out = cutover(&["-c", path_str(&cfg)]);
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
     assert!(

@@ -64,3 +64,54 @@ fn the_example_replays_to_the_screens_the_live_console_drew() {
         "{passed:?}"
     );
 }
+
+/// The replay's own screen: REPLAY in the header, the timeline with every
+/// checkpoint's key, nothing that says to press a key it does not bind.
+#[test]
+fn the_replay_screen_says_replay_and_offers_no_action() {
+    let events = cutover::session::log::read_all(Path::new(EXAMPLE)).unwrap();
+    let rec = Recording::new(events);
+    // Just before the last checkpoint: its guards pass, live it says "press X".
+    let x = rec.marks().last().unwrap().clone();
+    assert_eq!(
+        x.checkpoint,
+        cutover::runbook::CheckpointId::DropSubscription
+    );
+    let model = rec.model_after(x.index.saturating_sub(1));
+    let (start, end) = rec.span().unwrap();
+    let mut watch = cutover::model::Watch::new(cutover::model::WatchKind::Replay);
+    watch.paused = true;
+    watch.bar = cutover::model::Timeline {
+        start: Some(start),
+        end: Some(end),
+        at: model.now,
+        marks: rec
+            .marks()
+            .iter()
+            .map(|m| (m.at, m.checkpoint, m.ok))
+            .collect(),
+        ..Default::default()
+    };
+    let view = cutover::model::View {
+        watch: Some(watch),
+        ..Default::default()
+    };
+    let theme = cutover::ui::theme::Theme::mono();
+    let live = cutover::ui::screen_text(&model, &Default::default(), 80, 24, &theme);
+    let replay = cutover::ui::screen_text(&model, &view, 80, 24, &theme);
+    assert!(live.contains("press X"), "{live}");
+    assert!(!replay.contains("press"), "{replay}");
+    let rows: Vec<&str> = replay.lines().collect();
+    assert!(rows[0].contains("REPLAY"), "{replay}");
+    let bar = rows[23];
+    assert!(bar.contains("⏸") && bar.contains("┃"), "{bar}");
+    for key in ["P", "U", "V", "Z", "C", "T"] {
+        assert!(bar.contains(key), "{key} missing from the timeline: {bar}");
+    }
+    assert!(rows[22].contains("space pause"), "{}", rows[22]);
+    assert!(
+        !rows[22].contains(" S "),
+        "no checkpoint key offered: {}",
+        rows[22]
+    );
+}

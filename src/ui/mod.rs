@@ -77,6 +77,12 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
     }
 }
 
+/// This console binds the runbook's keys: not read-only, not a replay or
+/// a follower (whose screens must not say "press").
+fn acts(model: &Model, v: &View) -> bool {
+    v.watch.is_none() && !model.read_only()
+}
+
 fn split_rows(area: Rect, heights: &[u16]) -> Vec<Rect> {
     let mut y = area.y;
     heights
@@ -107,7 +113,7 @@ fn stacked(
     // The application side gets a rule and one summary line per workload.
     let action_line = actions::line(model, theme, area.width);
     // The runbook's next checkpoint and why it cannot run yet: one line.
-    let runbook_line = runbook::line(model, theme, area.width);
+    let runbook_line = runbook::line(model, theme, area.width, acts(model, v));
     let runbook_h = u16::from(runbook_line.is_some());
     let kube_h = if rollout::configured(model) {
         1 + model.workloads.len().max(1) as u16 + u16::from(action_line.is_some())
@@ -231,7 +237,7 @@ fn wide(
     );
     lag::render(frame, l[0], model, theme, PaneFrame::Boxed);
     if runbook_h > 2 {
-        runbook::render(frame, l[1], model, theme);
+        runbook::render(frame, l[1], model, theme, acts(model, v));
     }
     if run_h > 2 {
         run::render(frame, l[2], model, theme, PaneFrame::Boxed);

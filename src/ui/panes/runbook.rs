@@ -76,7 +76,9 @@ pub fn current(model: &Model) -> Option<CheckpointId> {
 /// "✖ label: detail" of the first guard that does not hold, or that all do.
 /// An access review that has only aged is left out: opening the dialog asks
 /// again, and it is judged there.
-fn verdict(model: &Model, id: CheckpointId) -> (String, Role) {
+/// `acts`: this console binds the checkpoint's key (not read-only, not a
+/// replay or a follower), so the verdict may say to press it.
+fn verdict(model: &Model, id: CheckpointId, acts: bool) -> (String, Role) {
     // A run that failed says why, before any guard does.
     if let Some(r) = model
         .actions
@@ -100,7 +102,8 @@ fn verdict(model: &Model, id: CheckpointId) -> (String, Role) {
             format!("✖ {}: {}", g.label, one_line(&g.detail())),
             Role::Error,
         ),
-        None => (format!("✔ guards pass: press {}", key_of(id)), Role::Ok),
+        None if acts => (format!("✔ guards pass: press {}", key_of(id)), Role::Ok),
+        None => ("✔ guards pass".to_string(), Role::Ok),
     }
 }
 
@@ -113,7 +116,7 @@ fn title_width() -> usize {
         .unwrap_or(0)
 }
 
-fn row(model: &Model, id: CheckpointId, theme: &Theme, current: bool) -> Line<'static> {
+fn row(model: &Model, id: CheckpointId, theme: &Theme, current: bool, acts: bool) -> Line<'static> {
     let s = |t: String, role: Role| Span::styled(t, theme.style(role));
     let (mark, word, role) = match state(model, id) {
         State::NotRun => ("·", String::new(), Role::Muted),
@@ -136,13 +139,13 @@ fn row(model: &Model, id: CheckpointId, theme: &Theme, current: bool) -> Line<'s
         s(word, role),
     ];
     if current {
-        let (v, vrole) = verdict(model, id);
+        let (v, vrole) = verdict(model, id, acts);
         spans.push(s(format!(" {v}"), vrole));
     }
     Line::from(spans)
 }
 
-pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+pub fn lines(model: &Model, theme: &Theme, width: u16, acts: bool) -> Vec<Line<'static>> {
     let cur = current(model);
     let mut out = Vec::new();
     let mut phase: Option<Phase> = None;
@@ -155,7 +158,7 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<Line<'static>> {
             )));
             phase = Some(p);
         }
-        out.push(row(model, id, theme, cur == Some(id)));
+        out.push(row(model, id, theme, cur == Some(id), acts));
     }
     out.into_iter()
         .map(|l| truncate_line(l, width as usize))
@@ -171,7 +174,7 @@ pub fn wanted_height(model: &Model) -> u16 {
     (ids.len() + phases.len()) as u16 + 2
 }
 
-pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
+pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, acts: bool) {
     let title = vec![Span::styled(" Runbook ", theme.style(Role::Title))];
     let block = pane_block(theme, PaneFrame::Boxed, area.width, title, vec![]);
     let inner = block.inner(area);
@@ -179,14 +182,17 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
     if inner.is_empty() {
         return;
     }
-    frame.render_widget(Paragraph::new(lines(model, theme, inner.width)), inner);
+    frame.render_widget(
+        Paragraph::new(lines(model, theme, inner.width, acts)),
+        inner,
+    );
 }
 
 /// One line for narrow screens: the current checkpoint and its first
 /// failing guard (or the key that runs it). None when all is done.
-pub fn line(model: &Model, theme: &Theme, width: u16) -> Option<Line<'static>> {
+pub fn line(model: &Model, theme: &Theme, width: u16, acts: bool) -> Option<Line<'static>> {
     let id = current(model)?;
-    let (v, role) = verdict(model, id);
+    let (v, role) = verdict(model, id, acts);
     let line = Line::from(vec![
         Span::styled(" ▸ ", theme.style(Role::Accent)),
         Span::styled(format!("{} ", key_of(id)), theme.style(Role::Accent)),
