@@ -226,3 +226,65 @@ fn samples_are_stored_as_what_changed_and_read_back_whole() {
     );
     let _ = Side::Source;
 }
+
+/// The shape of every logged kind, as this version writes it: each key path
+/// with its JSON type, from the first event of each kind in the two
+/// recordings (format 1 and the example in format 2). A field renamed,
+/// removed, added or retyped anywhere in a logged type — a step, a
+/// verification result, a workload, a sample — changes this snapshot, so a
+/// format change is always a reviewed one (and FORMAT.md's table with it).
+#[test]
+fn the_shape_of_every_logged_kind_is_reviewed() {
+    use std::collections::BTreeMap;
+    fn shape(v: &serde_json::Value, at: String, out: &mut std::collections::BTreeSet<String>) {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    shape(x, format!("{at}.{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                out.insert(format!("{at}[]"));
+                for x in a {
+                    shape(x, format!("{at}[]"), out);
+                }
+            }
+            Value::Null => {
+                out.insert(format!("{at}: null"));
+            }
+            Value::Bool(_) => {
+                out.insert(format!("{at}: bool"));
+            }
+            Value::Number(_) => {
+                out.insert(format!("{at}: number"));
+            }
+            Value::String(_) => {
+                out.insert(format!("{at}: string"));
+            }
+        }
+    }
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sessions/example-lab-15-to-18.jsonl"
+    );
+    let mut kinds: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for path in [Path::new(V1), Path::new(example)] {
+        for e in read_log(path).unwrap().events {
+            let v = serde_json::to_value(&e).unwrap();
+            let kind = v["type"].as_str().unwrap().to_string();
+            let set = kinds.entry(kind).or_default();
+            shape(&v, String::new(), set);
+        }
+    }
+    let mut text = String::new();
+    for (kind, paths) in &kinds {
+        text.push_str(&format!("{kind}\n"));
+        for p in paths {
+            if p != ".seq: number" && p != ".at: string" && p != ".type: string" {
+                text.push_str(&format!("  {p}\n"));
+            }
+        }
+    }
+    insta::assert_snapshot!("logged_kinds", text);
+}
