@@ -36,6 +36,9 @@ pub struct Replay {
     fresh: bool,
     /// What to say once the replay ends: a torn last line, a read that failed.
     pub note: Option<String>,
+    /// End was asked for while the log was still being read: go there
+    /// once it is all read.
+    to_end: bool,
 }
 
 /// What the background reader sends.
@@ -89,6 +92,7 @@ impl Replay {
             progress,
             fresh: false,
             note: None,
+            to_end: false,
         };
         r.jump(1, start);
         Ok(r)
@@ -121,6 +125,9 @@ impl Replay {
                     self.note = note;
                     self.loading = None;
                     self.fresh = true;
+                    if std::mem::take(&mut self.to_end) {
+                        self.seek(Seek::End);
+                    }
                 }
                 Some(Loaded::Failed(e)) => {
                     self.note = Some(format!("the rest of the log could not be read: {e}"));
@@ -147,13 +154,18 @@ impl Replay {
     /// Makes the move a key asked for.
     pub fn seek(&mut self, seek: Seek) {
         let (start, end) = self.rec.span().expect("opened with events");
+        self.to_end = false;
         match seek {
             Seek::By(secs) => {
                 let at = (self.at + chrono::TimeDelta::seconds(secs)).clamp(start, end);
                 self.jump(self.rec.position_at(at), at);
             }
             Seek::Start => self.jump(1, start),
-            Seek::End => self.jump(self.rec.len(), end),
+            Seek::End => {
+                // Still reading: the end is where the reader will get to.
+                self.to_end = self.loading.is_some();
+                self.jump(self.rec.len(), end)
+            }
             Seek::NextMark | Seek::PreviousMark => {
                 let mark = match seek {
                     Seek::NextMark => self.rec.next_mark(self.pos),
@@ -280,5 +292,54 @@ pub fn watch_view(kind: WatchKind) -> model::View {
     model::View {
         watch: Some(Watch::new(kind)),
         ..model::View::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::log::LogWriter;
+    use crate::session::EventKind;
+
+    /// A log longer than the first screen's lines: End pressed while the
+    /// rest is still being read lands on the true end once it is read.
+    #[tokio::test]
+    async fn end_asked_while_reading_goes_to_the_true_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let mut w = LogWriter::create(&path).unwrap();
+        let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let n = FIRST_LINES as u64 * 3;
+        for seq in 1..=n {
+            let kind = if seq == 1 {
+                EventKind::SessionEnded { reason: "x".into() }
+            } else {
+                EventKind::Tick
+            };
+            let at = start + chrono::TimeDelta::seconds(seq as i64);
+            w.append(&Event { seq, at, kind }).unwrap();
+        }
+        drop(w);
+        let mut r = Replay::open(&path).unwrap();
+        assert_eq!(r.recording().len(), FIRST_LINES, "the first screen's lines");
+        r.seek(Seek::End);
+        let mut watch = Watch::new(WatchKind::Replay);
+        watch.paused = true;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while r.loading.is_some() {
+            assert!(Instant::now() < deadline, "the reader never finished");
+            r.wait(&watch).await;
+        }
+        assert_eq!(r.recording().len(), n as usize);
+        assert_eq!(r.pos, n as usize, "at the true end");
+        assert_eq!(r.timeline().at, r.recording().span().map(|s| s.1));
+        // A seek elsewhere while reading cancels the wish for the end.
+        let mut r = Replay::open(&path).unwrap();
+        r.seek(Seek::End);
+        r.seek(Seek::Start);
+        while r.loading.is_some() {
+            r.wait(&watch).await;
+        }
+        assert_eq!(r.pos, 1);
     }
 }
