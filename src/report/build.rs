@@ -34,6 +34,24 @@ pub(super) struct Open {
     pub(super) failures: usize,
 }
 
+impl Open {
+    /// `<what> for 2.1 s (until the console stopped): 3 <failure>s, first: …`
+    fn said(&self, what: &str, failure: &str, until: DateTime<Utc>, session_end: bool) -> String {
+        format!(
+            "{what} for {}{}: {} {failure}{}, first: {}",
+            super::fmt::duration_ms((until - self.since).num_milliseconds()),
+            if session_end {
+                " (until the console stopped)"
+            } else {
+                ""
+            },
+            self.failures,
+            if self.failures == 1 { "" } else { "s" },
+            self.error
+        )
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Walk {
     pub(super) segments: Vec<Segment>,
@@ -461,18 +479,11 @@ impl Walk {
             at: Some(o.since),
             until: Some(until),
             kind: AnomalyKind::Stale,
-            text: format!(
-                "{} stale for {}{}: {} failed poll{}, first: {}",
-                side.as_str(),
-                super::fmt::duration_ms((until - o.since).num_milliseconds()),
-                if session_end {
-                    " (until the console stopped)"
-                } else {
-                    ""
-                },
-                o.failures,
-                if o.failures == 1 { "" } else { "s" },
-                o.error
+            text: o.said(
+                &format!("{} stale", side.as_str()),
+                "failed poll",
+                until,
+                session_end,
             ),
         });
     }
@@ -489,18 +500,7 @@ impl Walk {
             at: Some(o.since),
             until: Some(until),
             kind: AnomalyKind::Kubernetes,
-            text: format!(
-                "Kubernetes unreachable for {}{}: {} failure{}, first: {}",
-                super::fmt::duration_ms((until - o.since).num_milliseconds()),
-                if session_end {
-                    " (until the console stopped)"
-                } else {
-                    ""
-                },
-                o.failures,
-                if o.failures == 1 { "" } else { "s" },
-                o.error
-            ),
+            text: o.said("Kubernetes unreachable", "failure", until, session_end),
         });
     }
 

@@ -6,10 +6,8 @@ use chrono::{DateTime, Utc};
 /// The plain-text report's width: an 80-column terminal or an email.
 pub const WIDTH: usize = 80;
 
-/// `20:18:02` (UTC).
-pub fn clock(t: DateTime<Utc>) -> String {
-    t.format("%H:%M:%S").to_string()
-}
+/// `20:18:02` (UTC), as the console shows it.
+pub use crate::ui::fmt::clock;
 
 /// `20:18:02.634` (UTC): where runs a few milliseconds apart must be told apart.
 pub fn clock_ms(t: DateTime<Utc>) -> String {
@@ -41,63 +39,14 @@ pub fn duration_f(ms: f64) -> String {
     duration_ms(ms.round() as i64)
 }
 
-/// `1,002,196`.
-pub fn int(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `1,002,196`: as the console writes it.
+pub use crate::ui::fmt::int;
 
-/// `16.0 MiB`.
-pub fn bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+/// `16.0 MiB`, as the console writes it.
+pub use crate::ui::fmt::bytes;
 
-/// Display width in columns (East Asian wide characters count two).
-pub fn width(s: &str) -> usize {
-    s.chars().map(char_width).sum()
-}
-
-fn char_width(c: char) -> usize {
-    let c = c as u32;
-    // Combining marks take no column.
-    if (0x300..0x370).contains(&c) || (0x200b..=0x200f).contains(&c) {
-        0
-    } else if (0x1100..=0x115f).contains(&c)
-        || (0x2e80..=0xa4cf).contains(&c)
-        || (0xac00..=0xd7a3).contains(&c)
-        || (0xf900..=0xfaff).contains(&c)
-        || (0xfe30..=0xfe4f).contains(&c)
-        || (0xff00..=0xff60).contains(&c)
-        || (0xffe0..=0xffe6).contains(&c)
-        || (0x1f300..=0x1faff).contains(&c)
-        || (0x20000..=0x3fffd).contains(&c)
-    {
-        2
-    } else {
-        1
-    }
-}
+/// Display width in columns, as the console measures it.
+pub use crate::ui::fmt::width;
 
 /// `s` padded with spaces to `w` columns (left-aligned), or right-aligned.
 pub fn pad(s: &str, w: usize, right: bool) -> String {
@@ -136,7 +85,7 @@ pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
             }
             // Alone on its line and still too long: cut it.
             let limit = room(&line);
-            let cut: String = take_cols(&word, limit);
+            let cut: String = crate::ui::fmt::take_width(&word, limit).to_string();
             let tail = word[cut.len()..].to_string();
             line.push_str(&cut);
             out.push(std::mem::replace(&mut line, rest.to_string()));
@@ -148,20 +97,6 @@ pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> Vec<String> {
     }
     if !empty || out.is_empty() {
         out.push(line);
-    }
-    out
-}
-
-fn take_cols(s: &str, cols: usize) -> String {
-    let mut used = 0;
-    let mut out = String::new();
-    for c in s.chars() {
-        let w = char_width(c);
-        if used + w > cols && !out.is_empty() {
-            break;
-        }
-        used += w;
-        out.push(c);
     }
     out
 }

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::fmt::{self, clock, clock_ms, duration_ms, int};
+use super::fmt::{self, clock, duration_ms, int};
+use super::grid::{self, Grid};
 use super::model::*;
 use super::{svg, words};
 
@@ -111,6 +112,10 @@ pub fn render(r: &Report) -> String {
 }
 
 /// A table: `right` marks numeric columns; cells are escaped here.
+fn grid(o: &mut String, g: &Grid) {
+    table(o, &g.head, &g.right, &g.rows);
+}
+
 fn table(o: &mut String, head: &[&str], right: &[bool], rows: &[Vec<String>]) {
     o.push_str("<table><thead><tr>");
     for (h, r) in head.iter().zip(right) {
@@ -235,17 +240,7 @@ fn freeze(o: &mut String, r: &Report) {
         o.push_str("<p>Writes were never frozen in this session.</p>\n");
     }
     for f in &r.freezes {
-        let rows: Vec<Vec<String>> = words::milestones(f)
-            .into_iter()
-            .map(|(at, what)| {
-                vec![
-                    clock_ms(at),
-                    format!("+{}", duration_ms((at - f.from).num_milliseconds())),
-                    what,
-                ]
-            })
-            .collect();
-        table(o, &["time", "since", "what"], &[false, true, false], &rows);
+        grid(o, &grid::milestones(f));
         let v = words::verdict(f);
         let _ = writeln!(
             o,
@@ -314,26 +309,7 @@ fn runs(o: &mut String, r: &Report) {
         o.push_str("<p>No checkpoint ran in this session.</p>\n</section>\n");
         return;
     }
-    let rows: Vec<Vec<String>> = r
-        .runs
-        .iter()
-        .map(|run| {
-            vec![
-                run.key.unwrap_or("").to_string(),
-                run.title().to_string(),
-                clock(run.started),
-                run.finished.map_or("—".into(), clock),
-                run.duration_ms().map_or("—".into(), duration_ms),
-                run.result.word().to_string(),
-            ]
-        })
-        .collect();
-    table(
-        o,
-        &["key", "checkpoint", "start", "end", "duration", "result"],
-        &[false, false, false, false, true, false],
-        &rows,
-    );
+    grid(o, &grid::runs(r));
     for run in &r.runs {
         let _ = writeln!(
             o,
@@ -429,25 +405,7 @@ fn tables(o: &mut String, r: &Report) {
     if r.tables.is_empty() {
         o.push_str("<p>No table was counted or verified.</p>\n");
     } else {
-        let rows: Vec<Vec<String>> = r
-            .tables
-            .iter()
-            .map(|t| {
-                vec![
-                    t.table.to_string(),
-                    fmt::count(&t.source),
-                    fmt::count(&t.target),
-                    fmt::count_diff(t),
-                    fmt::checksum(&t.checksum),
-                ]
-            })
-            .collect();
-        table(
-            o,
-            &["table", "source rows", "target rows", "diff", "checksums"],
-            &[false, true, true, true, false],
-            &rows,
-        );
+        grid(o, &grid::tables(r));
     }
     for t in r.tables.iter().filter(|t| !t.differences.is_empty()) {
         let _ = write!(
@@ -464,10 +422,7 @@ fn tables(o: &mut String, r: &Report) {
         o.push_str("</ul>\n");
     }
     if let Some((at, verdict)) = &r.final_checksums {
-        let v = match verdict {
-            Ok(m) => format!("✔ {m}"),
-            Err(e) => format!("✖ {e}"),
-        };
+        let v = grid::final_verdict(verdict);
         let _ = writeln!(
             o,
             "<p class=\"{}\"><strong>Final checksums ({}):</strong> {}</p>",
@@ -484,28 +439,7 @@ fn sequences(o: &mut String, r: &Report) {
     if r.sequences.is_empty() {
         o.push_str("<p>No sequence was advanced.</p>\n");
     } else {
-        let rows: Vec<Vec<String>> = r
-            .sequences
-            .iter()
-            .map(|s| {
-                vec![
-                    s.name.clone(),
-                    fmt::seq(s.source),
-                    fmt::seq(s.before),
-                    fmt::seq(s.after()),
-                    match s.set_to {
-                        Some(_) => format!("set on the {} at {}", s.side.as_str(), clock(s.at)),
-                        None => "left: already there".into(),
-                    },
-                ]
-            })
-            .collect();
-        table(
-            o,
-            &["sequence", "source", "before", "after", ""],
-            &[false, true, true, true, false],
-            &rows,
-        );
+        grid(o, &grid::sequences(r, "at "));
     }
     o.push_str("</section>\n");
 }
@@ -522,37 +456,7 @@ fn rollouts(o: &mut String, r: &Report) {
             esc(&w.deployment),
             esc(&w.namespace)
         );
-        let rows: Vec<Vec<String>> = w
-            .points
-            .iter()
-            .map(|p| {
-                vec![
-                    clock_ms(p.at),
-                    p.desired.to_string(),
-                    p.updated.to_string(),
-                    p.ready.to_string(),
-                    if p.found {
-                        p.state.clone()
-                    } else {
-                        "not found".into()
-                    },
-                    fmt::by_config(&p.by_config),
-                ]
-            })
-            .collect();
-        table(
-            o,
-            &[
-                "time",
-                "desired",
-                "updated",
-                "ready",
-                "state",
-                "pods by db config",
-            ],
-            &[false, true, true, true, false, false],
-            &rows,
-        );
+        grid(o, &grid::rollout(w));
     }
     o.push_str("</section>\n");
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::fmt::{self, clock, clock_ms, duration_ms, int};
+use super::fmt::{self, clock, duration_ms, int};
+use super::grid::{self, Grid};
 use super::model::*;
 use super::words;
 
@@ -39,6 +40,10 @@ fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+fn grid(o: &mut String, g: &Grid) {
+    table(o, &g.head, &g.right, &g.rows);
 }
 
 fn table(o: &mut String, head: &[&str], right: &[bool], rows: &[Vec<String>]) {
@@ -123,17 +128,7 @@ fn freeze(o: &mut String, r: &Report) {
         return;
     }
     for f in &r.freezes {
-        let rows: Vec<Vec<String>> = words::milestones(f)
-            .into_iter()
-            .map(|(at, what)| {
-                vec![
-                    clock_ms(at),
-                    format!("+{}", duration_ms((at - f.from).num_milliseconds())),
-                    what,
-                ]
-            })
-            .collect();
-        table(o, &["time", "since", "what"], &[false, true, false], &rows);
+        grid(o, &grid::milestones(f));
         let _ = writeln!(o, "**Window:** {}\n", esc(&words::verdict(f)));
     }
     if let Some((_, w)) = &r.witness {
@@ -147,26 +142,7 @@ fn runs(o: &mut String, r: &Report) {
         o.push_str("No checkpoint ran in this session.\n\n");
         return;
     }
-    let rows: Vec<Vec<String>> = r
-        .runs
-        .iter()
-        .map(|run| {
-            vec![
-                run.key.unwrap_or("").to_string(),
-                run.title().to_string(),
-                clock(run.started),
-                run.finished.map_or("—".into(), clock),
-                run.duration_ms().map_or("—".into(), duration_ms),
-                run.result.word().to_string(),
-            ]
-        })
-        .collect();
-    table(
-        o,
-        &["key", "checkpoint", "start", "end", "duration", "result"],
-        &[false, false, false, false, true, false],
-        &rows,
-    );
+    grid(o, &grid::runs(r));
     for run in &r.runs {
         let _ = writeln!(o, "### {}\n", esc(&words::run_head(run)));
         if let Some(why) = &run.auto {
@@ -248,25 +224,7 @@ fn tables(o: &mut String, r: &Report) {
         o.push_str("No table was counted or verified.\n\n");
         return;
     }
-    let rows: Vec<Vec<String>> = r
-        .tables
-        .iter()
-        .map(|t| {
-            vec![
-                t.table.to_string(),
-                fmt::count(&t.source),
-                fmt::count(&t.target),
-                fmt::count_diff(t),
-                fmt::checksum(&t.checksum),
-            ]
-        })
-        .collect();
-    table(
-        o,
-        &["table", "source rows", "target rows", "diff", "checksums"],
-        &[false, true, true, true, false],
-        &rows,
-    );
+    grid(o, &grid::tables(r));
     for t in r.tables.iter().filter(|t| !t.differences.is_empty()) {
         let _ = writeln!(o, "Rows that differ in {}:\n", esc(&t.table.to_string()));
         for d in &t.differences {
@@ -278,10 +236,7 @@ fn tables(o: &mut String, r: &Report) {
         o.push('\n');
     }
     if let Some((at, verdict)) = &r.final_checksums {
-        let v = match verdict {
-            Ok(m) => format!("✔ {m}"),
-            Err(e) => format!("✖ {e}"),
-        };
+        let v = grid::final_verdict(verdict);
         let _ = writeln!(o, "**Final checksums ({}):** {}\n", clock(*at), esc(&v));
     }
 }
@@ -292,28 +247,7 @@ fn sequences(o: &mut String, r: &Report) {
         o.push_str("No sequence was advanced.\n\n");
         return;
     }
-    let rows: Vec<Vec<String>> = r
-        .sequences
-        .iter()
-        .map(|s| {
-            vec![
-                s.name.clone(),
-                fmt::seq(s.source),
-                fmt::seq(s.before),
-                fmt::seq(s.after()),
-                match s.set_to {
-                    Some(_) => format!("set on the {} at {}", s.side.as_str(), clock(s.at)),
-                    None => "left: already there".into(),
-                },
-            ]
-        })
-        .collect();
-    table(
-        o,
-        &["sequence", "source", "before", "after", ""],
-        &[false, true, true, true, false],
-        &rows,
-    );
+    grid(o, &grid::sequences(r, "at "));
 }
 
 fn rollouts(o: &mut String, r: &Report) {
@@ -329,37 +263,7 @@ fn rollouts(o: &mut String, r: &Report) {
             esc(&w.deployment),
             esc(&w.namespace)
         );
-        let rows: Vec<Vec<String>> = w
-            .points
-            .iter()
-            .map(|p| {
-                vec![
-                    clock_ms(p.at),
-                    p.desired.to_string(),
-                    p.updated.to_string(),
-                    p.ready.to_string(),
-                    if p.found {
-                        p.state.clone()
-                    } else {
-                        "not found".into()
-                    },
-                    fmt::by_config(&p.by_config),
-                ]
-            })
-            .collect();
-        table(
-            o,
-            &[
-                "time",
-                "desired",
-                "updated",
-                "ready",
-                "state",
-                "pods by db config",
-            ],
-            &[false, true, true, true, false, false],
-            &rows,
-        );
+        grid(o, &grid::rollout(w));
     }
 }
 

@@ -17,6 +17,7 @@
 mod assemble;
 mod build;
 mod fmt;
+mod grid;
 mod html;
 mod markdown;
 mod model;

@@ -1,6 +1,7 @@
 //! The report as aligned plain text, 80 columns: for a terminal or an email.
 
 use super::fmt::{self, clock, clock_ms, duration_ms, int, pad, wrap, WIDTH};
+use super::grid::{self, Grid};
 use super::model::*;
 use super::words::*;
 
@@ -56,6 +57,10 @@ impl Out {
 
     /// Rows of cells, each column as wide as its widest cell; the last
     /// column is wrapped to what is left of the width.
+    fn grid(&mut self, g: &Grid) {
+        self.table(&g.head, &g.right, &g.rows);
+    }
+
     fn table(&mut self, head: &[&str], right: &[bool], rows: &[Vec<String>]) {
         let n = head.len();
         let mut w: Vec<usize> = head.iter().map(|h| fmt::width(h)).collect();
@@ -211,25 +216,8 @@ fn runs(o: &mut Out, r: &Report) {
         o.line("  No checkpoint ran in this session.");
         return;
     }
-    let rows: Vec<Vec<String>> = r
-        .runs
-        .iter()
-        .map(|run| {
-            vec![
-                run.key.unwrap_or("").to_string(),
-                run.title().to_string(),
-                clock(run.started),
-                run.duration_ms().map_or("—".into(), duration_ms),
-                run.result.word().to_string(),
-            ]
-        })
-        .collect();
     // The end of each run is in its details below: 80 columns hold no more.
-    o.table(
-        &["key", "checkpoint", "start", "duration", "result"],
-        &[false, false, false, true, false],
-        &rows,
-    );
+    o.grid(&grid::runs(r).without(3));
     for run in &r.runs {
         o.blank();
         for l in wrap_keeping(&run_head(run), run.result.word(), "", "    ") {
@@ -306,24 +294,9 @@ fn tables(o: &mut Out, r: &Report) {
         o.line("  No table was counted or verified.");
         return;
     }
-    let rows: Vec<Vec<String>> = r
-        .tables
-        .iter()
-        .map(|t| {
-            vec![
-                t.table.to_string(),
-                fmt::count(&t.source),
-                fmt::count(&t.target),
-                fmt::count_diff(t),
-                fmt::checksum(&t.checksum),
-            ]
-        })
-        .collect();
-    o.table(
-        &["table", "source", "target", "diff", "checksums"],
-        &[false, true, true, true, false],
-        &rows,
-    );
+    let mut counts = grid::tables(r);
+    counts.head = vec!["table", "source", "target", "diff", "checksums"];
+    o.grid(&counts);
     for t in r.tables.iter().filter(|t| !t.differences.is_empty()) {
         o.line(&format!("  {} — rows that differ:", t.table));
         for d in &t.differences {
@@ -337,10 +310,7 @@ fn tables(o: &mut Out, r: &Report) {
         }
     }
     if let Some((at, verdict)) = &r.final_checksums {
-        let v = match verdict {
-            Ok(m) => format!("✔ {m}"),
-            Err(e) => format!("✖ {e}"),
-        };
+        let v = grid::final_verdict(verdict);
         o.wrapped(&format!("  Final checksums ({}): ", clock(*at)), "    ", &v);
     }
 }
@@ -351,27 +321,7 @@ fn sequences(o: &mut Out, r: &Report) {
         o.line("  No sequence was advanced.");
         return;
     }
-    let rows: Vec<Vec<String>> = r
-        .sequences
-        .iter()
-        .map(|s| {
-            vec![
-                s.name.clone(),
-                fmt::seq(s.source),
-                fmt::seq(s.before),
-                fmt::seq(s.after()),
-                match s.set_to {
-                    Some(_) => format!("set on the {} {}", s.side.as_str(), clock(s.at)),
-                    None => "left: already there".into(),
-                },
-            ]
-        })
-        .collect();
-    o.table(
-        &["sequence", "source", "before", "after", ""],
-        &[false, true, true, true, false],
-        &rows,
-    );
+    o.grid(&grid::sequences(r, ""));
 }
 
 fn rollouts(o: &mut Out, r: &Report) {
