@@ -213,10 +213,14 @@ async fn resume(
     let events = std::mem::take(&mut reopened.events);
     let mut core = Core::resume(reopened.into_writer()?, &events);
     // What was in flight when it ended, found out below once it is closed.
-    let in_flight = core.model.actions.running().and_then(|run| {
-        let s = run.steps.iter().rev().find(|s| s.finished.is_none())?;
-        Some((run.id, s.index, s.step.clone()))
-    });
+    let in_flight = match in_flight(&core.model) {
+        Some(EventKind::InFlightAtEnd {
+            run,
+            step: Some((index, step)),
+            ..
+        }) => Some((run, index, step)),
+        _ => None,
+    };
     let mut effects = core.apply(EventKind::SessionResumed {
         previous_last_seq,
         previous_last_at,
@@ -266,22 +270,27 @@ pub fn unfinished_session(dir: &std::path::Path, now: &SessionInfo) -> Option<(P
     logs.sort();
     // The newest few: an older unfinished one was left on purpose.
     for path in logs.iter().rev().take(3) {
+        // Its first and last lines say whose it is and whether the operator
+        // ended it; only a log to offer is read whole.
+        let Some((info, reason)) = crate::session::read::head_and_end(path) else {
+            continue;
+        };
+        if !config_differences(&info, now).is_empty() {
+            continue;
+        }
+        if reason.as_deref().is_some_and(ended_by_choice) {
+            return None;
+        }
         let Ok(read) = crate::session::log::read_log(path) else {
             continue;
         };
-        let Some(EventKind::SessionStarted(info)) = read.events.first().map(|e| &e.kind) else {
-            continue;
-        };
-        if !config_differences(info, now).is_empty() {
-            continue;
-        }
         let mut m = Model::default();
         for e in &read.events {
             model::update(&mut m, e);
         }
         let last = read.events.last().map(|e| e.at);
         let how = match m.ended.as_deref() {
-            Some("operator quit") | Some("script done") => return None,
+            Some(reason) if ended_by_choice(reason) => return None,
             Some(reason) => format!("ended by {reason}"),
             None => "ended without a word (killed, or the host went down)".into(),
         };
@@ -296,6 +305,11 @@ pub fn unfinished_session(dir: &std::path::Path, now: &SessionInfo) -> Option<(P
         return Some((path.clone(), format!("{how}{when}{running}")));
     }
     None
+}
+
+/// A session the operator (or the script) ended: nothing to offer to resume.
+fn ended_by_choice(reason: &str) -> bool {
+    matches!(reason, "operator quit" | "script done")
 }
 
 /// What makes a session log another config's: the file, the databases, the
@@ -504,16 +518,16 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
     })
 }
 
-/// The run and step in flight, if a checkpoint runs.
+/// The run and step in flight, if a checkpoint runs: the step by its index
+/// in the plan, as the executor numbered it.
 fn in_flight(model: &Model) -> Option<EventKind> {
     let run = model.actions.running()?;
     let step = run
         .steps
         .iter()
-        .enumerate()
         .rev()
-        .find(|(_, s)| s.finished.is_none())
-        .map(|(i, s)| (i, s.step.clone()));
+        .find(|s| s.finished.is_none())
+        .map(|s| (s.index, s.step.clone()));
     Some(EventKind::InFlightAtEnd {
         run: run.id,
         checkpoint: run.checkpoint,

@@ -146,20 +146,7 @@ impl Expander {
     /// event is parsed straight into its type.
     pub fn expand_line(&mut self, line: &str) -> Result<Event> {
         match type_of(line) {
-            Some(CHANGED) => {
-                let d: DiffIn = serde_json::from_str(line)?;
-                let base = self.last.get_mut(&d.stream).ok_or_else(|| {
-                    anyhow!("a diff of {} before any whole sample of it", d.stream)
-                })?;
-                json_patch::patch(base, &d.patch)
-                    .map_err(|e| anyhow!("the diff of {} does not apply: {e}", d.stream))?;
-                let kind = EventKind::deserialize(&*base)?;
-                Ok(Event {
-                    seq: d.seq,
-                    at: d.at,
-                    kind,
-                })
-            }
+            Some(CHANGED) => self.apply(serde_json::from_str(line)?),
             Some(t) if STREAMED.contains(&t) => {
                 let line: Value = serde_json::from_str(line)?;
                 self.expand(line)
@@ -168,23 +155,26 @@ impl Expander {
         }
     }
 
+    /// A diff applied to its stream's last sample, in place: the event it stands for.
+    fn apply(&mut self, d: DiffIn) -> Result<Event> {
+        let base = self
+            .last
+            .get_mut(&d.stream)
+            .ok_or_else(|| anyhow!("a diff of {} before any whole sample of it", d.stream))?;
+        json_patch::patch(base, &d.patch)
+            .map_err(|e| anyhow!("the diff of {} does not apply: {e}", d.stream))?;
+        Ok(Event {
+            seq: d.seq,
+            at: d.at,
+            kind: EventKind::deserialize(&*base)?,
+        })
+    }
+
     /// The event a parsed line stands for, whole or a diff.
     pub fn expand(&mut self, mut line: Value) -> Result<Event> {
         let is_diff = line.get("type").and_then(Value::as_str) == Some(CHANGED);
         if is_diff {
-            let d: DiffIn = serde_json::from_value(line)?;
-            let base = self
-                .last
-                .get_mut(&d.stream)
-                .ok_or_else(|| anyhow!("a diff of {} before any whole sample of it", d.stream))?;
-            json_patch::patch(base, &d.patch)
-                .map_err(|e| anyhow!("the diff of {} does not apply: {e}", d.stream))?;
-            let kind = EventKind::deserialize(&*base)?;
-            return Ok(Event {
-                seq: d.seq,
-                at: d.at,
-                kind,
-            });
+            return self.apply(serde_json::from_value(line)?);
         }
         let event = Event::deserialize(&line)?;
         if let Some(stream) = stream(&event.kind) {

@@ -477,6 +477,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn head_and_end_read_only_the_first_and_last_lines() {
+        use crate::session::read::head_and_end;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let mut w = LogWriter::create(&path).unwrap();
+        w.append(&started(1)).unwrap();
+        w.append(&ev(2, EventKind::Tick)).unwrap();
+        assert_eq!(
+            head_and_end(&path).map(|h| h.1),
+            Some(None),
+            "still running"
+        );
+        w.append(&ev(
+            3,
+            EventKind::SessionEnded {
+                reason: "operator quit".into(),
+            },
+        ))
+        .unwrap();
+        drop(w);
+        let (info, reason) = head_and_end(&path).unwrap();
+        assert_eq!(info.subscription, "cutover_sub");
+        assert_eq!(reason.as_deref(), Some("operator quit"));
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":4,\"at").unwrap();
+        assert_eq!(
+            head_and_end(&path).map(|h| h.1),
+            Some(None),
+            "a torn end is no end"
+        );
+        std::fs::write(&path, "{}\n").unwrap();
+        assert!(head_and_end(&path).is_none(), "not a session log");
+    }
+
+    #[test]
     fn refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.jsonl");

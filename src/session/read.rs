@@ -259,3 +259,37 @@ fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
 pub fn read_log(path: &Path) -> Result<LogRead> {
     Tail::open(path)?.finish()
 }
+
+/// How a log begins and ends, without reading the rest: its session's
+/// header (None: not a session log) and, when its last whole line is the
+/// session's end, the reason given (None: it ends otherwise — a kill, a
+/// torn line, or it still runs).
+pub fn head_and_end(path: &Path) -> Option<(super::SessionInfo, Option<String>)> {
+    use std::io::BufRead;
+    let mut file = File::open(path).ok()?;
+    let mut first = String::new();
+    std::io::BufReader::new(&mut file)
+        .read_line(&mut first)
+        .ok()?;
+    let info = match serde_json::from_str::<Event>(&first).ok()?.kind {
+        EventKind::SessionStarted(info) => *info,
+        _ => return None,
+    };
+    // The end is a whole line (never a diff) and short: the last 64 KiB hold it.
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+        .ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let tail = String::from_utf8_lossy(&tail);
+    let reason = tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str::<Event>(l).ok())
+        .and_then(|e| match e.kind {
+            EventKind::SessionEnded { reason } => Some(reason),
+            _ => None,
+        });
+    Some((info, reason))
+}
