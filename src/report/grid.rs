@@ -105,9 +105,16 @@ pub fn tables(r: &Report) -> Grid {
 
 /// The final checksum pass's verdict in words: `✔ …` or `✖ …`.
 pub fn final_verdict(verdict: &Result<String, String>) -> String {
-    match verdict {
-        Ok(m) => format!("✔ {m}"),
-        Err(e) => format!("✖ {e}"),
+    step_result(Some(verdict))
+}
+
+/// How a step (or a pass) ended, in words: `✔ …`, `✖ …`, or that the log
+/// holds no end for it.
+pub fn step_result(outcome: Option<&Result<String, String>>) -> String {
+    match outcome {
+        Some(Ok(m)) => format!("✔ {m}"),
+        Some(Err(e)) => format!("✖ {e}"),
+        None => "… no end in the log".into(),
     }
 }
 

@@ -339,11 +339,7 @@ fn runs(o: &mut String, r: &Report) {
         if !run.steps.is_empty() {
             o.push_str("<ol>");
             for s in &run.steps {
-                let result = match &s.outcome {
-                    Some(Ok(m)) => format!("✔ {m}"),
-                    Some(Err(e)) => format!("✖ {e}"),
-                    None => "… no end in the log".into(),
-                };
+                let result = grid::step_result(s.outcome.as_ref());
                 let took = s.elapsed_ms.map(fmt::duration_f).unwrap_or_default();
                 let _ = write!(
                     o,

@@ -160,11 +160,7 @@ fn runs(o: &mut String, r: &Report) {
             let _ = writeln!(o, "**In flight:** {}\n", esc(&words::in_flight(f)));
         }
         for s in &run.steps {
-            let result = match &s.outcome {
-                Some(Ok(m)) => format!("✔ {m}"),
-                Some(Err(e)) => format!("✖ {e}"),
-                None => "… no end in the log".into(),
-            };
+            let result = grid::step_result(s.outcome.as_ref());
             // A step the session end cut off has no time of its own.
             let took = s
                 .elapsed_ms
