@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::Sender;
 use tokio::time::{sleep, Instant, MissedTickBehavior};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
 use super::conn::{connect_reporting, Connected};
-use super::monitor::{poll_source, poll_target, session_setup_sql};
+use super::monitor::{
+    poll_source_with, poll_target_with, session_setup_sql, Queries, SOURCE_QUERIES, TARGET_QUERIES,
+};
 use super::{deadline_for, within, Backend, Ended};
 use crate::config::{Config, ConnConfig};
 use crate::session::sample::Side;
@@ -77,6 +79,21 @@ async fn open_session(
     }
 }
 
+/// The side's monitoring queries prepared on its new connection, once:
+/// a poll then parses nothing, here or on the server.
+async fn prepare(
+    who: &str,
+    conn: &ConnConfig,
+    client: &Client,
+    queries: &Queries<&'static str>,
+    bound: Duration,
+) -> anyhow::Result<Queries<Statement>> {
+    let what = "preparing the monitoring queries";
+    within(who, conn, bound, what, queries.prepare(client))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{}: {what}: {}", conn.describe(), super::error_text(&e)))
+}
+
 /// A poll's result, or the failure to show ("stale since T" on screen).
 fn failure<T>(
     conn: &ConnConfig,
@@ -104,18 +121,30 @@ pub async fn run(side: Side, config: Arc<Config>, tx: Sender<EventKind>) {
     let tables = config.tables.clone();
     let filter = move |s: &str, t: &str| tables.matches(s, t);
 
-    let mut session: Option<(Client, Backend)> = None;
+    let mut session: Option<(Client, Backend, Queries<Statement>)> = None;
     let mut failures: u32 = 0;
     let mut ticker = tokio::time::interval(refresh);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if session.as_ref().is_some_and(|(c, _)| c.is_closed()) {
+        if session.as_ref().is_some_and(|(c, ..)| c.is_closed()) {
             session = None;
         }
         if session.is_none() {
-            match open_session(side.as_str(), &conn, connect_timeout, stmt_ms).await {
+            let queries = match side {
+                Side::Source => SOURCE_QUERIES,
+                Side::Target => TARGET_QUERIES,
+            };
+            let who = side.as_str();
+            let opened = match open_session(who, &conn, connect_timeout, stmt_ms).await {
                 Ok((client, pid, connected)) => {
+                    let prepared = prepare(who, &conn, &client, &queries, poll_deadline).await;
+                    prepared.map(|q| (client, pid, connected, q))
+                }
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok((client, pid, connected, prepared)) => {
                     // Which host answered: with several (an HA pair), the
                     // header says which one is being watched.
                     if tx.send(connected_event(side, connected)).await.is_err() {
@@ -128,7 +157,7 @@ pub async fn run(side: Side, config: Arc<Config>, tx: Sender<EventKind>) {
                         pid,
                         connect_timeout,
                     };
-                    session = Some((client, backend));
+                    session = Some((client, backend, prepared));
                 }
                 Err(e) => {
                     failures += 1;
@@ -149,22 +178,30 @@ pub async fn run(side: Side, config: Arc<Config>, tx: Sender<EventKind>) {
                 }
             }
         }
-        let Some((c, backend)) = session.as_ref() else {
+        let Some((c, backend, q)) = session.as_ref() else {
             continue;
         };
         let what = "polling the monitoring views";
         let never = std::future::pending::<Infallible>();
         let result = match side {
             Side::Source => {
-                let poll = backend.run(poll_deadline, what, poll_source(c, &filter), never, |_| {
-                    false
-                });
+                let poll = backend.run(
+                    poll_deadline,
+                    what,
+                    poll_source_with(c, q, &filter),
+                    never,
+                    |_| false,
+                );
                 failure(&conn, poll.await).map(EventKind::SourceSampled)
             }
             Side::Target => {
-                let poll = backend.run(poll_deadline, what, poll_target(c, &filter), never, |_| {
-                    false
-                });
+                let poll = backend.run(
+                    poll_deadline,
+                    what,
+                    poll_target_with(c, q, &filter),
+                    never,
+                    |_| false,
+                );
                 failure(&conn, poll.await).map(EventKind::TargetSampled)
             }
         };

@@ -1,11 +1,13 @@
 //! Monitoring queries. Catalog and statistics views only: no `count(*)` of a
 //! user table, no lock a DDL could make us wait on (sizes come from `relpages`,
 //! not `pg_total_relation_size`, which takes a lock). Each poll's queries are
-//! pipelined on one connection, so a poll costs one round trip.
+//! pipelined on one connection, so a poll costs one round trip; the
+//! collector prepares them once per connection ([`Queries::prepare`]), so a
+//! poll parses nothing, on the server or here.
 
 use std::time::Instant;
 
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, Row, Statement, ToStatement};
 
 use crate::session::sample::{
     CopyProgress, PublicationRow, SenderRow, SlotRow, SourceSample, SubTableRow, SubscriptionRow,
@@ -144,18 +146,115 @@ fn estimates(rows: Vec<Row>, filter: TableFilter<'_>) -> Vec<TableEstimate> {
         .collect()
 }
 
+/// One side's five monitoring queries: their text, or statements prepared
+/// on one connection (and only good on it).
+pub struct Queries<T> {
+    server: T,
+    a: T,
+    b: T,
+    c: T,
+    tables: T,
+}
+
+/// The source's: server facts, slots, senders, publications, tables.
+pub const SOURCE_QUERIES: Queries<&str> = Queries {
+    server: SERVER_SQL,
+    a: SLOTS_SQL,
+    b: SENDERS_SQL,
+    c: PUBLICATIONS_SQL,
+    tables: TABLES_SQL,
+};
+
+/// The target's: server facts, subscriptions, their tables, copies, tables.
+pub const TARGET_QUERIES: Queries<&str> = Queries {
+    server: TARGET_SERVER_SQL,
+    a: SUBSCRIPTIONS_SQL,
+    b: SUB_TABLES_SQL,
+    c: COPIES_SQL,
+    tables: TABLES_SQL,
+};
+
+impl Queries<&'static str> {
+    /// Prepared on `client`, pipelined: one round trip.
+    pub async fn prepare(
+        &self,
+        client: &Client,
+    ) -> Result<Queries<Statement>, tokio_postgres::Error> {
+        let (server, a, b, c, tables) = futures::try_join!(
+            client.prepare(self.server),
+            client.prepare(self.a),
+            client.prepare(self.b),
+            client.prepare(self.c),
+            client.prepare(self.tables),
+        )?;
+        Ok(Queries {
+            server,
+            a,
+            b,
+            c,
+            tables,
+        })
+    }
+}
+
+/// A query as its text or as a statement prepared on the connection.
+pub trait Query: Sync {
+    type S: ToStatement + Sync + ?Sized;
+    fn statement(&self) -> &Self::S;
+}
+
+impl Query for &str {
+    type S = str;
+    fn statement(&self) -> &str {
+        self
+    }
+}
+
+impl Query for Statement {
+    type S = Statement;
+    fn statement(&self) -> &Statement {
+        self
+    }
+}
+
+/// The source's sample, its queries parsed for this poll.
 pub async fn poll_source(
     client: &Client,
     filter: TableFilter<'_>,
 ) -> Result<SourceSample, tokio_postgres::Error> {
-    let start = Instant::now();
-    let (server, slots, senders, pubs, tables) = futures::try_join!(
-        client.query_one(SERVER_SQL, &[]),
-        client.query(SLOTS_SQL, &[]),
-        client.query(SENDERS_SQL, &[]),
-        client.query(PUBLICATIONS_SQL, &[]),
-        client.query(TABLES_SQL, &[]),
+    poll_source_with(client, &SOURCE_QUERIES, filter).await
+}
+
+/// The target's sample, its queries parsed for this poll.
+pub async fn poll_target(
+    client: &Client,
+    filter: TableFilter<'_>,
+) -> Result<TargetSample, tokio_postgres::Error> {
+    poll_target_with(client, &TARGET_QUERIES, filter).await
+}
+
+/// The five queries pipelined on `client`.
+async fn run<Q: Query>(
+    client: &Client,
+    q: &Queries<Q>,
+) -> Result<(Row, [Vec<Row>; 4]), tokio_postgres::Error> {
+    let (server, a, b, c, tables) = futures::try_join!(
+        client.query_one(q.server.statement(), &[]),
+        client.query(q.a.statement(), &[]),
+        client.query(q.b.statement(), &[]),
+        client.query(q.c.statement(), &[]),
+        client.query(q.tables.statement(), &[]),
     )?;
+    Ok((server, [a, b, c, tables]))
+}
+
+pub async fn poll_source_with<Q: Query>(
+    client: &Client,
+    q: &Queries<Q>,
+    filter: TableFilter<'_>,
+) -> Result<SourceSample, tokio_postgres::Error> {
+    let start = Instant::now();
+    let (server, [slots, senders, pubs, tables]) = run(client, q).await?;
     Ok(SourceSample {
         server_version: server.get(0),
         wal_level: server.get(1),
@@ -202,18 +301,13 @@ pub async fn poll_source(
     })
 }
 
-pub async fn poll_target(
+pub async fn poll_target_with<Q: Query>(
     client: &Client,
+    q: &Queries<Q>,
     filter: TableFilter<'_>,
 ) -> Result<TargetSample, tokio_postgres::Error> {
     let start = Instant::now();
-    let (server, subs, sub_tables, copies, tables) = futures::try_join!(
-        client.query_one(TARGET_SERVER_SQL, &[]),
-        client.query(SUBSCRIPTIONS_SQL, &[]),
-        client.query(SUB_TABLES_SQL, &[]),
-        client.query(COPIES_SQL, &[]),
-        client.query(TABLES_SQL, &[]),
-    )?;
+    let (server, [subs, sub_tables, copies, tables]) = run(client, q).await?;
     Ok(TargetSample {
         server_version: server.get(0),
         rows_written: server.get(1),
