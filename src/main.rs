@@ -58,6 +58,39 @@ struct ViewArgs {
     /// The theme (a built-in name or a theme file).
     #[arg(long, default_value = "default")]
     theme: String,
+    #[command(flatten)]
+    screen: ScreenArgs,
+}
+
+/// How the screen is drawn: for slow links and plain terminals.
+#[derive(Args, Clone, Copy)]
+struct ScreenArgs {
+    /// Seconds a changed sample waits before it is drawn (0.05–60; 2–5 on a
+    /// slow link). Keys and checkpoint steps are drawn at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = refresh_secs)]
+    refresh: f64,
+    /// Only ASCII on the screen, no box-drawing or symbol glyphs (also `[ui] ascii = true`).
+    #[arg(long)]
+    ascii: bool,
+}
+
+fn refresh_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.05..=60.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside 0.05–60 seconds"))
+    }
+}
+
+impl ScreenArgs {
+    fn display(self, theme: cutover::ui::Theme) -> runtime::Display {
+        runtime::Display {
+            theme,
+            refresh: std::time::Duration::from_secs_f64(self.refresh),
+            ascii: self.ascii,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -119,6 +152,8 @@ struct ConsoleArgs {
     /// confirmed with what its dialog asks for; stop at the first failure.
     #[arg(long, value_name = "KEYS", conflicts_with = "read_only")]
     script: Option<String>,
+    #[command(flatten)]
+    screen: ScreenArgs,
 }
 
 #[derive(Args)]
@@ -136,6 +171,8 @@ struct DemoArgs {
     /// PostgreSQL 18 in target/pg18 or $CUTOVER_PG18_DIR, else the source's).
     #[arg(long, value_name = "DIR")]
     target_pg_bin: Option<PathBuf>,
+    #[command(flatten)]
+    screen: ScreenArgs,
 }
 
 #[derive(Subcommand)]
@@ -238,12 +275,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Check(args)) => check(args).await,
         Some(Command::Replay(args)) => {
             let theme = cutover::ui::theme::Theme::from_env(&args.theme)?;
-            runtime::run_replay(&args.session, &theme).await?;
+            runtime::run_replay(&args.session, &args.screen.display(theme)).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Follow(args)) => {
             let theme = cutover::ui::theme::Theme::from_env(&args.theme)?;
-            runtime::run_follow(&args.session, &theme).await?;
+            runtime::run_follow(&args.session, &args.screen.display(theme)).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Report(args)) => report(args),
@@ -385,6 +422,8 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
             read_only: args.read_only,
             resume,
             script,
+            refresh: std::time::Duration::from_secs_f64(args.screen.refresh),
+            ascii: args.screen.ascii,
         },
     )
     .await?;
@@ -710,6 +749,8 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             read_only: false,
             resume: None,
             script: None,
+            refresh: std::time::Duration::from_secs_f64(args.screen.refresh),
+            ascii: args.screen.ascii,
         },
     )
     .await;

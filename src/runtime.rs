@@ -3,6 +3,7 @@
 //! effects the fold asks for and redraws when something changed.
 
 pub mod app_check;
+mod drive;
 mod effects;
 pub mod exec;
 pub mod freeze;
@@ -10,6 +11,7 @@ pub mod inflight;
 pub mod keys;
 pub mod kube_steps;
 pub mod kube_task;
+pub mod pace;
 pub mod pg_steps;
 pub mod script;
 pub mod sequences;
@@ -25,7 +27,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -34,11 +35,10 @@ use crate::session::log::{new_session_path, LogWriter};
 use crate::session::rollback;
 use crate::session::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
 use crate::ui;
+use drive::drive;
+pub use drive::Display;
 
 const SIGINT_REASON: &str = "SIGINT";
-
-/// Redraws are coalesced: a burst of events costs one frame.
-const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(50);
 
 pub struct ConsoleOptions {
     /// `live` or `demo`: shown in the header and recorded in the session.
@@ -51,6 +51,10 @@ pub struct ConsoleOptions {
     pub resume: Option<PathBuf>,
     /// Run these checkpoints without a terminal (`--script`), then quit.
     pub script: Option<script::Script>,
+    /// How long a changed sample waits to be drawn (`--refresh`).
+    pub refresh: Duration,
+    /// Only ASCII on the screen (`--ascii`).
+    pub ascii: bool,
 }
 
 /// Stamps, logs and folds events. Separate from the terminal so it can be
@@ -407,23 +411,15 @@ impl Feed {
     }
 }
 
-/// What woke the loop.
-enum Input {
-    /// An event for the live console to log and fold.
-    Event(Box<EventKind>),
-    /// A replay's clock or a follower's poll: fold what is due.
-    Due,
-    Key(crossterm::event::KeyEvent),
-    Resize,
-    /// A frame held back by the frame rate is due.
-    Frame,
-    Stop(String),
-}
-
 /// Runs the live console until the operator quits or a signal arrives.
 pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<ConsoleEnd> {
     let theme = ui::theme::Theme::from_env(&config.ui.theme)
         .with_context(|| format!("{}: ui.theme", config.path.display()))?;
+    let display = Display {
+        theme,
+        refresh: opts.refresh,
+        ascii: opts.ascii || config.ui.ascii,
+    };
     let dir = opts
         .session_dir
         .clone()
@@ -473,7 +469,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         Feed::Live(Box::new(live)),
         term,
         model::View::default(),
-        &theme,
+        &display,
     )
     .await;
     let Feed::Live(live) = feed else {
@@ -536,12 +532,12 @@ fn in_flight(model: &Model) -> Option<EventKind> {
 }
 
 /// `cutover replay`: the recorded session in the console, on its own clock.
-pub async fn run_replay(path: &std::path::Path, theme: &ui::theme::Theme) -> Result<()> {
+pub async fn run_replay(path: &std::path::Path, display: &Display) -> Result<()> {
     let replay = watch::Replay::open(path)?;
     let (feed, watched) = watch_in_terminal(
         Feed::Replay(Box::new(replay)),
         model::WatchKind::Replay,
-        theme,
+        display,
     )
     .await;
     if let Feed::Replay(r) = feed {
@@ -556,206 +552,26 @@ pub async fn run_replay(path: &std::path::Path, theme: &ui::theme::Theme) -> Res
 async fn watch_in_terminal(
     feed: Feed,
     kind: model::WatchKind,
-    theme: &ui::theme::Theme,
+    display: &Display,
 ) -> (Feed, Result<()>) {
     let term = match terminal::enter() {
         Ok(t) => t,
         Err(e) => return (feed, Err(e)),
     };
-    let (feed, _, failure) = drive(feed, Some(term), watch::watch_view(kind), theme).await;
+    let (feed, _, failure) = drive(feed, Some(term), watch::watch_view(kind), display).await;
     (feed, failure.map_or(Ok(()), Err))
 }
 
 /// `cutover follow`: a session another console writes, read-only, as it grows.
-pub async fn run_follow(path: &std::path::Path, theme: &ui::theme::Theme) -> Result<()> {
+pub async fn run_follow(path: &std::path::Path, display: &Display) -> Result<()> {
     let follow = watch::Follow::open(path)?;
     watch_in_terminal(
         Feed::Follow(Box::new(follow)),
         model::WatchKind::Follow,
-        theme,
+        display,
     )
     .await
     .1
-}
-
-/// The one loop: draws when something changed (at most every
-/// [`MIN_FRAME_INTERVAL`]), takes the next input, folds it. Live, replay
-/// and follow differ only in where events come from and whether effects
-/// run. Returns the feed, why it stopped, and a failure that stopped it.
-async fn drive(
-    mut feed: Feed,
-    mut term: Option<terminal::TerminalGuard>,
-    mut view: model::View,
-    theme: &ui::theme::Theme,
-) -> (Feed, String, Option<anyhow::Error>) {
-    let mut input = term.as_ref().map(|_| crossterm::event::EventStream::new());
-    let signals = |kind| tokio::signal::unix::signal(kind);
-    use tokio::signal::unix::SignalKind;
-    let (mut sigterm, mut sighup, mut sigint) = match (
-        signals(SignalKind::terminate()),
-        signals(SignalKind::hangup()),
-        signals(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(h), Ok(i)) => (t, h, i),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
-            let e = anyhow::Error::new(e).context("installing signal handlers");
-            return (feed, "signal handlers".into(), Some(e));
-        }
-    };
-    let mut dirty = true;
-    let mut last_frame = tokio::time::Instant::now() - MIN_FRAME_INTERVAL;
-    let mut failure: Option<anyhow::Error> = None;
-    let reason: String = loop {
-        refresh_timeline(&feed, &mut view);
-        if let (true, Some(t)) = (dirty, term.as_mut()) {
-            if MIN_FRAME_INTERVAL
-                .saturating_sub(last_frame.elapsed())
-                .is_zero()
-            {
-                let model = feed.model();
-                if let Err(e) = t.draw(|f| ui::view(f, model, &view, theme)) {
-                    let e = anyhow::Error::new(e).context("drawing the screen");
-                    break fail(&mut failure, e);
-                }
-                last_frame = tokio::time::Instant::now();
-                dirty = false;
-            }
-        }
-        let drawn = dirty && term.is_some();
-        let next = match &mut feed {
-            // A script's command goes before anything else arrives.
-            Feed::Live(l) => l
-                .next_command
-                .take()
-                .map(|c| Input::Event(Box::new(EventKind::Command(c)))),
-            _ => None,
-        };
-        let next = match next {
-            Some(n) => n,
-            None => {
-                tokio::select! {
-                    i = next_input(&mut feed, &view) => i,
-                    maybe = next_key(&mut input) => match maybe {
-                        Some(Ok(crossterm::event::Event::Key(key))) => Input::Key(key),
-                        Some(Ok(crossterm::event::Event::Resize(..))) => Input::Resize,
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => break format!("terminal input failed: {e}"),
-                        None => break "terminal input closed".to_string(),
-                    },
-                    _ = sigterm.recv() => Input::Stop("SIGTERM".into()),
-                    _ = sighup.recv() => Input::Stop("SIGHUP (terminal hung up)".into()),
-                    _ = sigint.recv() => Input::Stop(SIGINT_REASON.into()),
-                    _ = frame_due(drawn, last_frame) => Input::Frame,
-                }
-            }
-        };
-        let kind = match next {
-            Input::Stop(why) => break why,
-            Input::Frame => continue,
-            Input::Resize => {
-                let resized = term.as_mut().map_or(Ok(()), |t| t.autoresize());
-                if let Err(e) = resized {
-                    let e = anyhow::Error::new(e).context("resizing the screen");
-                    break fail(&mut failure, e);
-                }
-                dirty = true;
-                continue;
-            }
-            Input::Due => {
-                let changed = match &mut feed {
-                    Feed::Replay(r) => {
-                        let w = view.watch.as_ref().expect("a replay has its watch");
-                        r.advance(w)
-                    }
-                    Feed::Follow(f) => match f.poll() {
-                        Ok(changed) => changed,
-                        Err(e) => break fail(&mut failure, e),
-                    },
-                    Feed::Live(_) => false,
-                };
-                // A follower's "last event N s ago" moves on regardless.
-                dirty |= changed || matches!(feed, Feed::Follow(_));
-                continue;
-            }
-            Input::Key(key) => {
-                let Some(name) = keys::name(&key) else {
-                    continue;
-                };
-                // The keymap decides; only the operator's decisions are logged.
-                let command = model::keymap::dispatch(feed.model(), &mut view, &name);
-                dirty = true;
-                if let (Feed::Replay(r), Some(w)) = (&mut feed, view.watch.as_mut()) {
-                    if let Some(seek) = w.seek.take() {
-                        r.seek(seek);
-                    }
-                }
-                match (command, &feed) {
-                    (None, _) => continue,
-                    (Some(c), Feed::Live(_)) => EventKind::Command(c),
-                    // A viewer binds nothing else that makes a command.
-                    (Some(_), _) => break "quit".to_string(),
-                }
-            }
-            Input::Event(kind) => *kind,
-        };
-        let Feed::Live(live) = &mut feed else {
-            continue;
-        };
-        match live.fold(kind) {
-            Ok(None) => dirty = true,
-            Ok(Some(why)) => break why,
-            // Nothing may run unrecorded: stop here.
-            Err(e) => break fail(&mut failure, e),
-        }
-    };
-    drop(term);
-    (feed, reason, failure)
-}
-
-/// What the timeline row shows, from where the feed is.
-fn refresh_timeline(feed: &Feed, view: &mut model::View) {
-    if let Some(w) = view.watch.as_mut() {
-        w.bar = match feed {
-            Feed::Replay(r) => r.timeline(),
-            Feed::Follow(f) => f.timeline(Utc::now()),
-            Feed::Live(_) => return,
-        };
-    }
-}
-
-async fn next_key(
-    input: &mut Option<crossterm::event::EventStream>,
-) -> Option<std::io::Result<crossterm::event::Event>> {
-    match input.as_mut() {
-        Some(input) => input.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn frame_due(drawn: bool, last_frame: tokio::time::Instant) {
-    if drawn {
-        tokio::time::sleep(MIN_FRAME_INTERVAL.saturating_sub(last_frame.elapsed())).await
-    } else {
-        std::future::pending::<()>().await
-    }
-}
-
-async fn next_input(feed: &mut Feed, view: &model::View) -> Input {
-    match feed {
-        Feed::Live(l) => match l.rx.recv().await {
-            Some(kind) => Input::Event(Box::new(kind)),
-            None => Input::Stop("every event source ended".into()),
-        },
-        Feed::Replay(r) => {
-            let w = view.watch.as_ref().expect("a replay has its watch");
-            r.wait(w).await;
-            Input::Due
-        }
-        Feed::Follow(_) => {
-            tokio::time::sleep(watch::FOLLOW_POLL).await;
-            Input::Due
-        }
-    }
 }
 
 impl Live {
@@ -763,7 +579,8 @@ impl Live {
     /// to stop, if it is time to.
     fn fold(&mut self, kind: EventKind) -> Result<Option<String>> {
         let finished_run = matches!(kind, EventKind::RunFinished { .. });
-        if matches!(kind, EventKind::Tick) {
+        let tick = matches!(kind, EventKind::Tick);
+        if tick {
             self.ticks += 1;
         }
         let effects = self.core.apply(kind)?;
@@ -771,7 +588,9 @@ impl Live {
         if self.effects.run(effects) {
             return Ok(Some("operator quit".into()));
         }
-        if finished_run || (self.ticks > 0 && self.ticks.is_multiple_of(DIGEST_EVERY_TICKS)) {
+        // On the tick itself: every event folded while the count stays at
+        // a multiple would take (and log) another one.
+        if finished_run || (tick && self.ticks.is_multiple_of(DIGEST_EVERY_TICKS)) {
             self.digest()?;
         }
         if let Some(s) = self.script.as_mut() {

@@ -353,6 +353,8 @@ pub struct UiCfg {
     /// A value ending in `.toml` or containing `/` is a path, and has already
     /// been resolved against the config file's directory.
     pub theme: String,
+    /// Only ASCII on the screen, for terminals without box-drawing glyphs.
+    pub ascii: bool,
 }
 
 impl UiCfg {
@@ -365,6 +367,7 @@ impl Default for UiCfg {
     fn default() -> Self {
         UiCfg {
             theme: "default".into(),
+            ascii: false,
         }
     }
 }

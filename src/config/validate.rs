@@ -128,6 +128,7 @@ struct RawReport {
 #[serde(deny_unknown_fields)]
 struct RawUi {
     theme: Option<Spanned<String>>,
+    ascii: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -707,12 +708,20 @@ impl Validator<'_> {
     }
 
     fn ui(&self, raw: Option<RawUi>, base: &Path) -> Result<UiCfg> {
-        let Some(theme) = raw.and_then(|u| u.theme) else {
+        let Some(raw) = raw else {
             return Ok(UiCfg::default());
+        };
+        let ascii = raw.ascii.is_some_and(Spanned::into_inner);
+        let Some(theme) = raw.theme else {
+            return Ok(UiCfg {
+                ascii,
+                ..UiCfg::default()
+            });
         };
         let name = self.non_empty(&theme, "ui.theme")?;
         let mut ui = UiCfg {
             theme: name.to_owned(),
+            ascii,
         };
         if ui.theme_is_file() {
             ui.theme = base.join(name).to_string_lossy().into_owned();
