@@ -1,0 +1,261 @@
+//! Themes: semantic roles mapped to terminal styles, loaded from TOML.
+//!
+//! Panes ask for a role (`ok`, `warn`, …), never a colour, so a theme file is the
+//! only place colours live. The two built-in themes are compiled in so the binary
+//! works from any directory; a themes directory or an explicit path can override.
+
+mod parse;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ratatui::style::Style;
+
+const DEFAULT_TOML: &str = include_str!("../../../themes/default.toml");
+const MONO_TOML: &str = include_str!("../../../themes/mono.toml");
+
+/// The names that resolve without any file on disk.
+pub const BUILTIN_THEMES: [&str; 2] = ["default", "mono"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Ok,
+    Warn,
+    Error,
+    Muted,
+    Title,
+    Accent,
+    Text,
+    Selected,
+    Border,
+    HeaderBg,
+}
+
+impl Role {
+    pub const ALL: [Role; 10] = [
+        Role::Ok,
+        Role::Warn,
+        Role::Error,
+        Role::Muted,
+        Role::Title,
+        Role::Accent,
+        Role::Text,
+        Role::Selected,
+        Role::Border,
+        Role::HeaderBg,
+    ];
+
+    /// The key under `[roles]` in a theme file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Ok => "ok",
+            Role::Warn => "warn",
+            Role::Error => "error",
+            Role::Muted => "muted",
+            Role::Title => "title",
+            Role::Accent => "accent",
+            Role::Text => "text",
+            Role::Selected => "selected",
+            Role::Border => "border",
+            Role::HeaderBg => "header_bg",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Theme {
+    pub name: String,
+    styles: [Style; 10],
+}
+
+impl Theme {
+    /// Only what the theme sets: an unset fg/bg stays `None` so a span patched
+    /// onto a header band keeps the band's background.
+    pub fn style(&self, role: Role) -> Style {
+        self.styles[role.index()]
+    }
+
+    /// A built-in theme by name (`default`, `mono`).
+    pub fn builtin(name: &str) -> Option<Theme> {
+        let text = match name {
+            "default" => DEFAULT_TOML,
+            "mono" => MONO_TOML,
+            _ => return None,
+        };
+        // Embedded files are checked by the test suite; failing here is a build bug.
+        Some(
+            Theme::parse(text, &format!("themes/{name}.toml (built-in)"))
+                .expect("built-in theme parses"),
+        )
+    }
+
+    pub fn mono() -> Theme {
+        Theme::builtin("mono").expect("mono is built in")
+    }
+
+    /// The theme the operator asked for, unless `NO_COLOR` is set (non-empty),
+    /// which always wins: <https://no-color.org>.
+    pub fn from_env(requested: &str) -> Result<Theme, ThemeError> {
+        Theme::from_env_in(requested, None)
+    }
+
+    /// [`Theme::from_env`] with a directory searched for named themes first.
+    pub fn from_env_in(requested: &str, themes_dir: Option<&Path>) -> Result<Theme, ThemeError> {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Theme::resolve(requested, themes_dir, no_color)
+    }
+
+    /// The pure core of [`Theme::from_env`], so the rule can be tested without
+    /// touching the process environment.
+    pub fn resolve(
+        requested: &str,
+        themes_dir: Option<&Path>,
+        no_color: bool,
+    ) -> Result<Theme, ThemeError> {
+        if no_color {
+            return Ok(Theme::mono());
+        }
+        load_theme(requested, themes_dir)
+    }
+
+    /// Parses theme TOML; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Theme, ThemeError> {
+        let file = parse::file(text, origin)?;
+        let name = file.name.unwrap_or_else(|| {
+            Path::new(origin)
+                .file_stem()
+                .map_or_else(|| origin.to_string(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(Theme {
+            name,
+            styles: file.styles,
+        })
+    }
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        Theme::builtin("default").expect("default is built in")
+    }
+}
+
+/// A name (`default`, `mono`, or `<themes_dir>/<name>.toml`) or a path to a
+/// `.toml` file. A file in `themes_dir` shadows the built-in of the same name.
+pub fn load_theme(name_or_path: &str, themes_dir: Option<&Path>) -> Result<Theme, ThemeError> {
+    if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+        return load_file(Path::new(name_or_path));
+    }
+    if let Some(dir) = themes_dir {
+        let candidate = dir.join(format!("{name_or_path}.toml"));
+        if candidate.is_file() {
+            return load_file(&candidate);
+        }
+    }
+    Theme::builtin(name_or_path).ok_or_else(|| ThemeError::NotFound {
+        name: name_or_path.to_string(),
+        looked_in: themes_dir.map(Path::to_path_buf),
+    })
+}
+
+fn load_file(path: &Path) -> Result<Theme, ThemeError> {
+    use crate::config::file;
+    let io = |source| ThemeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = file::read_limited(path, file::MAX_FILE_BYTES).map_err(io)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        let at = e.utf8_error().valid_up_to();
+        parse::invalid(
+            &text,
+            &path.display().to_string(),
+            at..at,
+            "(document)".into(),
+            "file is not valid UTF-8".into(),
+        )
+    })?;
+    Theme::parse(&text, &path.display().to_string())
+}
+
+fn read_problem(e: &crate::config::file::ReadError) -> String {
+    match e {
+        crate::config::file::ReadError::Io(io) => format!("cannot read theme file: {io}"),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThemeError {
+    #[error("{}: {}", path.display(), read_problem(source))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: crate::config::file::ReadError,
+    },
+    #[error("{origin}:{line}:{column}: {field}: {message}")]
+    Invalid {
+        origin: String,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+    #[error("unknown theme {name:?}: {}", NotFoundHint(looked_in.as_deref()))]
+    NotFound {
+        name: String,
+        looked_in: Option<PathBuf>,
+    },
+}
+
+struct NotFoundHint<'a>(Option<&'a Path>);
+
+impl fmt::Display for NotFoundHint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "built-in themes are {}", BUILTIN_THEMES.join(", "))?;
+        if let Some(dir) = self.0 {
+            write!(f, "; no such file in {}", dir.display())?;
+        }
+        write!(f, "; or give a path to a .toml file")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_mono_has_no_colour() {
+        for name in BUILTIN_THEMES {
+            Theme::builtin(name).unwrap();
+        }
+        let mono = Theme::mono();
+        for role in Role::ALL {
+            let s = mono.style(role);
+            assert!(
+                s.fg.is_none() && s.bg.is_none(),
+                "{role:?} has a colour in mono"
+            );
+        }
+        assert!(Theme::default().style(Role::Ok).fg.is_some());
+    }
+
+    #[test]
+    fn theme_files_are_read_with_a_limit() {
+        let e = load_theme("/dev/zero", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: is a character device, not a regular file; is this the right file?"
+        );
+        let e = load_theme("./missing-theme.toml", None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("./missing-theme.toml: cannot read theme file: "),
+            "{e}"
+        );
+    }
+}
