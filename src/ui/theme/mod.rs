@@ -69,6 +69,8 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Theme {
     pub name: String,
+    /// One line on what the theme is for (the file's `description`).
+    pub description: String,
     styles: [Style; 10],
 }
 
@@ -79,18 +81,14 @@ impl Theme {
         self.styles[role.index()]
     }
 
-    /// A built-in theme by name (`default`, `mono`).
+    /// A built-in theme by name (see [`BUILTIN_THEMES`]).
     pub fn builtin(name: &str) -> Option<Theme> {
-        let text = match name {
-            "default" => DEFAULT_TOML,
-            "mono" => MONO_TOML,
-            _ => return None,
-        };
+        let text = builtin_text(name)?;
+        let origin = format!("themes/{name}.toml (built-in)");
+        // The root of every `extends` chain: what it leaves out is the terminal's own.
+        let base = (name != "default").then(Theme::default);
         // Embedded files are checked by the test suite; failing here is a build bug.
-        Some(
-            Theme::parse(text, &format!("themes/{name}.toml (built-in)"))
-                .expect("built-in theme parses"),
-        )
+        Some(Theme::parse_over(text, &origin, base).expect("built-in theme parses"))
     }
 
     pub fn mono() -> Theme {
@@ -122,9 +120,27 @@ impl Theme {
         load_theme(requested, themes_dir)
     }
 
-    /// Parses theme TOML; `origin` names the file in error messages.
+    /// Parses theme TOML; `origin` names the file in error messages. The
+    /// roles the file leaves out come from the built-in it `extends`, else
+    /// from `default`.
     pub fn parse(text: &str, origin: &str) -> Result<Theme, ThemeError> {
+        Theme::parse_over(text, origin, Some(Theme::default()))
+    }
+
+    /// [`Theme::parse`] with the base used when the file has no `extends`
+    /// (`None`: the terminal's own style, for the built-in default itself).
+    fn parse_over(text: &str, origin: &str, base: Option<Theme>) -> Result<Theme, ThemeError> {
         let file = parse::file(text, origin)?;
+        let base = match &file.extends {
+            Some(name) => Theme::builtin(name),
+            None => base,
+        };
+        let mut styles = base.map_or([Style::default(); 10], |b| b.styles);
+        for (style, own) in styles.iter_mut().zip(file.roles) {
+            if let Some(own) = own {
+                *style = own;
+            }
+        }
         let name = file.name.unwrap_or_else(|| {
             Path::new(origin)
                 .file_stem()
@@ -132,8 +148,18 @@ impl Theme {
         });
         Ok(Theme {
             name,
-            styles: file.styles,
+            description: file.description.unwrap_or_default(),
+            styles,
         })
+    }
+}
+
+/// The TOML of a built-in theme, compiled in.
+pub fn builtin_text(name: &str) -> Option<&'static str> {
+    match name {
+        "default" => Some(DEFAULT_TOML),
+        "mono" => Some(MONO_TOML),
+        _ => None,
     }
 }
 
@@ -227,6 +253,7 @@ impl fmt::Display for NotFoundHint<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratatui::style::{Color, Modifier};
 
     #[test]
     fn builtins_parse_and_mono_has_no_colour() {
@@ -242,6 +269,91 @@ mod tests {
             );
         }
         assert!(Theme::default().style(Role::Ok).fg.is_some());
+    }
+
+    #[test]
+    fn a_theme_sets_only_the_roles_it_changes() {
+        let default = Theme::default();
+        // No `extends`: what the file leaves out is the default theme's.
+        let t = Theme::parse("[roles.ok]\nfg = \"#00ff7f\"\n", "t.toml").unwrap();
+        assert_eq!(
+            t.style(Role::Ok),
+            Style::new().fg(Color::Rgb(0, 0xff, 0x7f))
+        );
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::Ok) {
+            assert_eq!(t.style(role), default.style(role), "{role:?}");
+        }
+        // A role the file sets replaces that role whole: an empty table is
+        // the terminal's own style, not "default's, unchanged".
+        let t = Theme::parse("[roles.warn]\n", "t.toml").unwrap();
+        assert_eq!(t.style(Role::Warn), Style::default());
+        assert_eq!(t.name, "t");
+    }
+
+    #[test]
+    fn extends_takes_the_rest_from_that_builtin() {
+        let mono = Theme::mono();
+        let t = Theme::parse(
+            "name = \"mono-green\"\nextends = \"mono\"\ndescription = \"mono, ok in green\"\n\
+             [roles.ok]\nfg = \"green\"\nmodifiers = [\"bold\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.description.as_str()),
+            ("mono-green", "mono, ok in green")
+        );
+        assert_eq!(
+            t.style(Role::Ok),
+            Style::new().fg(Color::Green).add_modifier(Modifier::BOLD)
+        );
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::Ok) {
+            assert_eq!(t.style(role), mono.style(role), "{role:?}");
+        }
+        assert_ne!(mono.style(Role::Error), Theme::default().style(Role::Error));
+    }
+
+    #[test]
+    fn extends_an_unknown_theme_names_file_line_and_key() {
+        let err = Theme::parse("name = \"x\"\nextends = \"dfault\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "x.toml:2:11: extends: unknown theme \"dfault\" (a theme extends one of the \
+                 built-in themes: {})",
+                BUILTIN_THEMES.join(", ")
+            )
+        );
+        let err = Theme::parse("extends = 3\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml:1:11: extends: invalid type: integer 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_builtin_sets_every_role_itself() {
+        // A built-in that left a role to `default` would change whenever
+        // default does; each says all ten, so each reads on its own.
+        for name in BUILTIN_THEMES {
+            let text = builtin_text(name).unwrap();
+            let file = parse::file(text, name).unwrap();
+            assert_eq!(file.extends, None, "{name}");
+            for role in Role::ALL {
+                assert!(
+                    file.roles[role.index()].is_some(),
+                    "{name} leaves out {role:?}"
+                );
+            }
+            assert!(
+                !Theme::builtin(name).unwrap().description.is_empty(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -8,12 +8,16 @@ use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Role, ThemeError};
+use super::{Role, ThemeError, BUILTIN_THEMES};
 
-/// What one theme file says.
+/// What one theme file says; a role it leaves out is `None`, to be taken
+/// from the theme it extends.
 pub(super) struct ParsedFile {
     pub name: Option<String>,
-    pub styles: [Style; 10],
+    pub description: Option<String>,
+    /// The built-in named by `extends`, checked to exist.
+    pub extends: Option<String>,
+    pub roles: [Option<Style>; 10],
 }
 
 pub(super) fn file(text: &str, origin: &str) -> Result<ParsedFile, ThemeError> {
@@ -25,16 +29,35 @@ pub(super) fn file(text: &str, origin: &str) -> Result<ParsedFile, ThemeError> {
             .unwrap_or_else(|| "(document)".to_string());
         invalid(text, origin, p.span.unwrap_or(0..0), field, p.message)
     })?;
-    let mut styles = [Style::default(); 10];
+    let extends = match file.extends {
+        None => None,
+        Some(base) if BUILTIN_THEMES.contains(&base.get_ref().as_str()) => Some(base.into_inner()),
+        Some(base) => {
+            return Err(invalid(
+                text,
+                origin,
+                base.span(),
+                "extends".into(),
+                format!(
+                    "unknown theme {:?} (a theme extends one of the built-in themes: {})",
+                    base.get_ref(),
+                    BUILTIN_THEMES.join(", ")
+                ),
+            ))
+        }
+    };
+    let mut styles = [None; 10];
     let roles = file.roles.unwrap_or_default();
     for role in Role::ALL {
         if let Some(spec) = roles.get(role) {
-            styles[role.index()] = spec.to_style(text, origin, role)?;
+            styles[role.index()] = Some(spec.to_style(text, origin, role)?);
         }
     }
     Ok(ParsedFile {
         name: file.name,
-        styles,
+        description: file.description,
+        extends,
+        roles: styles,
     })
 }
 
@@ -53,8 +76,8 @@ fn theme_table_hint(field: &str) -> Option<String> {
 #[serde(deny_unknown_fields)]
 struct ThemeFile {
     name: Option<String>,
-    #[allow(dead_code)]
     description: Option<String>,
+    extends: Option<Spanned<String>>,
     roles: Option<RolesFile>,
 }
 
@@ -238,7 +261,7 @@ mod tests {
             ),
             (
                 "colour = 1\n",
-                "t.toml:1:1: colour: unknown field \"colour\" in [root] (expected one of name, description, roles)",
+                "t.toml:1:1: colour: unknown field \"colour\" in [root] (expected one of name, description, extends, roles)",
             ),
             (
                 "[roles.ok]\nfg = \"red\n",
