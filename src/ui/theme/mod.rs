@@ -1,10 +1,15 @@
 //! Themes: semantic roles mapped to terminal styles, loaded from TOML.
 //!
 //! Panes ask for a role (`ok`, `warn`, …), never a colour, so a theme file is the
-//! only place colours live. The two built-in themes are compiled in so the binary
+//! only place colours live. The built-in themes are compiled in so the binary
 //! works from any directory; a themes directory or an explicit path can override.
+//! A theme is brought down to the terminal's colour depth ([`depth`]) once, at
+//! startup.
 
+pub mod depth;
 mod parse;
+
+pub use depth::{ColorDepth, TermEnv};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,10 +17,14 @@ use std::path::{Path, PathBuf};
 use ratatui::style::Style;
 
 const DEFAULT_TOML: &str = include_str!("../../../themes/default.toml");
+const LIGHT_TOML: &str = include_str!("../../../themes/light.toml");
+const HIGH_CONTRAST_TOML: &str = include_str!("../../../themes/high-contrast.toml");
+const ANSI16_TOML: &str = include_str!("../../../themes/ansi16.toml");
 const MONO_TOML: &str = include_str!("../../../themes/mono.toml");
 
-/// The names that resolve without any file on disk.
-pub const BUILTIN_THEMES: [&str; 2] = ["default", "mono"];
+/// The names that resolve without any file on disk, in the order `cutover
+/// themes` lists them.
+pub const BUILTIN_THEMES: [&str; 5] = ["default", "light", "high-contrast", "ansi16", "mono"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -158,6 +167,9 @@ impl Theme {
 pub fn builtin_text(name: &str) -> Option<&'static str> {
     match name {
         "default" => Some(DEFAULT_TOML),
+        "light" => Some(LIGHT_TOML),
+        "high-contrast" => Some(HIGH_CONTRAST_TOML),
+        "ansi16" => Some(ANSI16_TOML),
         "mono" => Some(MONO_TOML),
         _ => None,
     }
@@ -353,6 +365,109 @@ mod tests {
                 !Theme::builtin(name).unwrap().description.is_empty(),
                 "{name}"
             );
+        }
+    }
+
+    /// WCAG relative luminance of a `#rrggbb`.
+    fn luminance(c: Color) -> f64 {
+        let Color::Rgb(r, g, b) = c else {
+            panic!("{c:?} is not #rrggbb")
+        };
+        let lin = |v: u8| {
+            let v = f64::from(v) / 255.0;
+            if v <= 0.03928 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    }
+
+    fn contrast(a: Color, b: Color) -> f64 {
+        let (a, b) = (luminance(a), luminance(b));
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
+
+    #[test]
+    fn high_contrast_reads_at_7_to_1_with_nothing_dim() {
+        let t = Theme::builtin("high-contrast").unwrap();
+        let screen = t
+            .style(Role::Text)
+            .bg
+            .expect("high-contrast paints the screen");
+        for role in Role::ALL {
+            let s = t.style(role);
+            assert!(!s.add_modifier.contains(Modifier::DIM), "{role:?}");
+            let (fg, bg) = (s.fg.unwrap(), s.bg.unwrap_or(screen));
+            assert!(contrast(fg, bg) >= 7.0, "{role:?}: {:.1}", contrast(fg, bg));
+        }
+        // The statuses differ in lightness and attributes, not only in hue:
+        // ok is light text on the black screen, warn a light badge, error a
+        // dark badge with an underline besides.
+        let (ok, warn, error) = (t.style(Role::Ok), t.style(Role::Warn), t.style(Role::Error));
+        for s in [ok, warn, error] {
+            assert!(s.add_modifier.contains(Modifier::BOLD));
+        }
+        assert_eq!(ok.bg, None);
+        assert!(luminance(warn.bg.unwrap()) - luminance(error.bg.unwrap()) > 0.5);
+        assert!(luminance(ok.fg.unwrap()) - luminance(screen) > 0.5);
+        assert!(error.add_modifier.contains(Modifier::UNDERLINED));
+        assert!(!ok.add_modifier.contains(Modifier::UNDERLINED));
+        // The band is the screen's black, so text spans drawn on it match it.
+        assert_eq!(t.style(Role::HeaderBg).bg, Some(screen));
+    }
+
+    #[test]
+    fn default_and_light_read_on_their_backgrounds() {
+        // The terminal's own background is not known: a typical one each.
+        for (name, screens) in [
+            (
+                "default",
+                [Color::Rgb(0, 0, 0), Color::Rgb(0x1e, 0x1e, 0x1e)],
+            ),
+            (
+                "light",
+                [Color::Rgb(0xff, 0xff, 0xff), Color::Rgb(0xfd, 0xf6, 0xe3)],
+            ),
+        ] {
+            let t = Theme::builtin(name).unwrap();
+            for role in [
+                Role::Ok,
+                Role::Warn,
+                Role::Error,
+                Role::Title,
+                Role::Accent,
+                Role::Muted,
+            ] {
+                let fg = t.style(role).fg.unwrap();
+                for screen in screens {
+                    let c = contrast(fg, screen);
+                    assert!(c >= 4.5, "{name} {role:?} on {screen:?}: {c:.1}");
+                }
+            }
+            for role in [Role::Selected, Role::HeaderBg] {
+                let s = t.style(role);
+                let c = contrast(s.fg.unwrap(), s.bg.unwrap());
+                assert!(c >= 7.0, "{name} {role:?}: {c:.1}");
+            }
+            // Statuses on the header band read too.
+            let band = t.style(Role::HeaderBg).bg.unwrap();
+            for role in [Role::Ok, Role::Warn, Role::Error] {
+                let c = contrast(t.style(role).fg.unwrap(), band);
+                assert!(c >= 4.5, "{name} {role:?} on the band: {c:.1}");
+            }
+        }
+    }
+
+    #[test]
+    fn ansi16_uses_only_the_named_colours() {
+        let t = Theme::builtin("ansi16").unwrap();
+        for role in Role::ALL {
+            let s = t.style(role);
+            for c in [s.fg, s.bg].into_iter().flatten() {
+                assert!(depth::is_named(c) && c != Color::Reset, "{role:?}: {c:?}");
+            }
         }
     }
 
