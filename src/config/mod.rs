@@ -353,6 +353,13 @@ pub struct UiCfg {
     /// A value ending in `.toml` or containing `/` is a path, and has already
     /// been resolved against the config file's directory.
     pub theme: String,
+    /// Whether `[ui] theme` named it (false: the implicit `default`). A named
+    /// theme that fails to load stops the console; the implicit one falls
+    /// back to the built-in default with a warning.
+    pub theme_named: bool,
+    /// `[ui] themes_dir`: `<name>.toml` theme files looked up by name before
+    /// the built-ins, resolved against the config file's directory.
+    pub themes_dir: Option<PathBuf>,
 }
 
 impl UiCfg {
@@ -365,6 +372,8 @@ impl Default for UiCfg {
     fn default() -> Self {
         UiCfg {
             theme: "default".into(),
+            theme_named: false,
+            themes_dir: None,
         }
     }
 }

@@ -128,6 +128,7 @@ struct RawReport {
 #[serde(deny_unknown_fields)]
 struct RawUi {
     theme: Option<Spanned<String>>,
+    themes_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -707,13 +708,20 @@ impl Validator<'_> {
     }
 
     fn ui(&self, raw: Option<RawUi>, base: &Path) -> Result<UiCfg> {
-        let Some(theme) = raw.and_then(|u| u.theme) else {
+        let Some(raw) = raw else {
             return Ok(UiCfg::default());
         };
-        let name = self.non_empty(&theme, "ui.theme")?;
-        let mut ui = UiCfg {
-            theme: name.to_owned(),
+        let mut ui = UiCfg::default();
+        if let Some(dir) = &raw.themes_dir {
+            let dir = self.non_empty(dir, "ui.themes_dir")?;
+            ui.themes_dir = Some(base.join(dir));
+        }
+        let Some(theme) = raw.theme else {
+            return Ok(ui);
         };
+        let name = self.non_empty(&theme, "ui.theme")?;
+        ui.theme = name.to_owned();
+        ui.theme_named = true;
         if ui.theme_is_file() {
             ui.theme = base.join(name).to_string_lossy().into_owned();
         }

@@ -104,29 +104,45 @@ impl Theme {
         Theme::builtin("mono").expect("mono is built in")
     }
 
-    /// The theme the operator asked for, unless `NO_COLOR` is set (non-empty),
-    /// which always wins: <https://no-color.org>.
+    /// The theme for a terminal, as [`Theme::for_terminal`] gives it, of
+    /// the name or path `requested` (named by the operator: a failure is an
+    /// error).
     pub fn from_env(requested: &str) -> Result<Theme, ThemeError> {
         Theme::from_env_in(requested, None)
     }
 
     /// [`Theme::from_env`] with a directory searched for named themes first.
     pub fn from_env_in(requested: &str, themes_dir: Option<&Path>) -> Result<Theme, ThemeError> {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Theme::resolve(requested, themes_dir, no_color)
+        Theme::for_terminal(&ThemeRequest::named(requested), themes_dir)
     }
 
-    /// The pure core of [`Theme::from_env`], so the rule can be tested without
-    /// touching the process environment.
+    /// The IO edge, once at startup and before the terminal is taken: detects
+    /// the terminal's colour depth from the environment ([`ColorDepth::detect`]),
+    /// [`choose`]s, and prints the fallback warning, if any, on stderr.
+    pub fn for_terminal(
+        request: &ThemeRequest,
+        themes_dir: Option<&Path>,
+    ) -> Result<Theme, ThemeError> {
+        let chosen = choose(request, themes_dir, ColorDepth::detect())?;
+        if let Some(warning) = &chosen.warning {
+            crate::exit::note(warning);
+        }
+        Ok(chosen.theme)
+    }
+
+    /// [`choose`] for a named theme with `NO_COLOR` (no colour) or a
+    /// 24-bit terminal, without the environment.
     pub fn resolve(
         requested: &str,
         themes_dir: Option<&Path>,
         no_color: bool,
     ) -> Result<Theme, ThemeError> {
-        if no_color {
-            return Ok(Theme::mono());
-        }
-        load_theme(requested, themes_dir)
+        let depth = if no_color {
+            ColorDepth::None
+        } else {
+            ColorDepth::TrueColor
+        };
+        choose(&ThemeRequest::named(requested), themes_dir, depth).map(|c| c.theme)
     }
 
     /// Parses theme TOML; `origin` names the file in error messages. The
@@ -179,6 +195,97 @@ impl Default for Theme {
     fn default() -> Self {
         Theme::builtin("default").expect("default is built in")
     }
+}
+
+/// Which theme to load, and whether the operator asked for it by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThemeRequest {
+    /// A theme name, or the path of a theme file.
+    pub name: String,
+    /// Named by `--theme` or `[ui] theme`. When false this is the implicit
+    /// `default`, which may still be a broken `default.toml` in a themes
+    /// directory.
+    pub named: bool,
+}
+
+impl ThemeRequest {
+    pub fn named(name: impl Into<String>) -> ThemeRequest {
+        ThemeRequest {
+            name: name.into(),
+            named: true,
+        }
+    }
+
+    /// Nobody asked: `default`.
+    pub fn implicit() -> ThemeRequest {
+        ThemeRequest {
+            name: "default".into(),
+            named: false,
+        }
+    }
+}
+
+impl From<&crate::config::UiCfg> for ThemeRequest {
+    fn from(ui: &crate::config::UiCfg) -> ThemeRequest {
+        ThemeRequest {
+            name: ui.theme.clone(),
+            named: ui.theme_named,
+        }
+    }
+}
+
+/// A theme ready to draw with, and a line for stderr when it is not the one
+/// that was looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    pub theme: Theme,
+    pub warning: Option<String>,
+}
+
+/// The fallback rule. A theme the operator named that fails to load is an
+/// error that stops the program: drawing the war room's screen in another
+/// theme than the one asked for would hide the mistake. The implicit
+/// default that fails (a broken `default.toml` in the themes directory) is
+/// nobody's choice, so the built-in default is used, with a warning.
+pub fn fall_back(
+    request: &ThemeRequest,
+    loaded: Result<Theme, ThemeError>,
+) -> Result<Chosen, ThemeError> {
+    match loaded {
+        Ok(theme) => Ok(Chosen {
+            theme,
+            warning: None,
+        }),
+        Err(e) if !request.named => Ok(Chosen {
+            theme: Theme::default(),
+            warning: Some(format!(
+                "cutover: warning: {e}; using the built-in default theme"
+            )),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Everything [`Theme::for_terminal`] does but reading the environment: on
+/// a terminal without colour the mono theme (nothing is loaded, so not even
+/// a broken theme file stops it); else the requested theme, by
+/// [`fall_back`]'s rule, brought down to `depth`.
+pub fn choose(
+    request: &ThemeRequest,
+    themes_dir: Option<&Path>,
+    depth: ColorDepth,
+) -> Result<Chosen, ThemeError> {
+    if depth == ColorDepth::None {
+        return Ok(Chosen {
+            theme: Theme::mono(),
+            warning: None,
+        });
+    }
+    let chosen = fall_back(request, load_theme(&request.name, themes_dir))?;
+    Ok(Chosen {
+        theme: chosen.theme.at_depth(depth),
+        ..chosen
+    })
 }
 
 /// A name (`default`, `mono`, or `<themes_dir>/<name>.toml`) or a path to a
@@ -468,6 +575,80 @@ mod tests {
             for c in [s.fg, s.bg].into_iter().flatten() {
                 assert!(depth::is_named(c) && c != Color::Reset, "{role:?}: {c:?}");
             }
+        }
+    }
+
+    #[test]
+    fn only_a_theme_nobody_named_falls_back() {
+        let broken = || Theme::parse("[roles.ok]\nfg = \"grren\"\n", "themes/default.toml");
+        let err = broken().unwrap_err().to_string();
+        // Implicit: the built-in default, and one line saying why.
+        let chosen = fall_back(&ThemeRequest::implicit(), broken()).unwrap();
+        assert_eq!(chosen.theme, Theme::default());
+        let warning = chosen.warning.unwrap();
+        assert_eq!(
+            warning,
+            format!("cutover: warning: {err}; using the built-in default theme")
+        );
+        assert!(warning.starts_with("cutover: warning: themes/default.toml:2:6: roles.ok.fg:"));
+        assert!(!warning.contains('\n'));
+        // Named, even as "default": the error itself.
+        for request in [ThemeRequest::named("default"), ThemeRequest::named("dusk")] {
+            let e = fall_back(&request, broken()).unwrap_err();
+            assert_eq!(e.to_string(), err);
+        }
+        let e = fall_back(&ThemeRequest::named("dusk"), load_theme("dusk", None)).unwrap_err();
+        assert!(matches!(e, ThemeError::NotFound { .. }));
+        // What loads is used as it is, named or not.
+        let light = Theme::builtin("light").unwrap();
+        for request in [ThemeRequest::implicit(), ThemeRequest::named("light")] {
+            let chosen = fall_back(&request, Ok(light.clone())).unwrap();
+            assert_eq!((chosen.theme, chosen.warning), (light.clone(), None));
+        }
+    }
+
+    #[test]
+    fn choose_loads_falls_back_and_brings_down_to_the_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("default.toml"), "[roles.ok]\nbg = 5\n").unwrap();
+        std::fs::write(
+            dir.path().join("dusk.toml"),
+            "extends = \"light\"\n[roles.ok]\nfg = \"#5fd787\"\n",
+        )
+        .unwrap();
+        let dir = Some(dir.path());
+        let implicit = choose(&ThemeRequest::implicit(), dir, ColorDepth::Ansi256).unwrap();
+        assert_eq!(
+            implicit.theme,
+            Theme::default().at_depth(ColorDepth::Ansi256)
+        );
+        assert!(implicit
+            .warning
+            .unwrap()
+            .contains("default.toml:2:6: roles.ok.bg:"));
+        let named = choose(&ThemeRequest::named("default"), dir, ColorDepth::Ansi256);
+        assert!(named
+            .unwrap_err()
+            .to_string()
+            .contains("default.toml:2:6: roles.ok.bg:"));
+
+        let dusk = choose(&ThemeRequest::named("dusk"), dir, ColorDepth::Ansi16).unwrap();
+        assert_eq!(dusk.warning, None);
+        assert_eq!(dusk.theme.style(Role::Ok).fg, Some(Color::LightGreen));
+        assert_eq!(
+            dusk.theme.style(Role::Error),
+            Theme::builtin("light")
+                .unwrap()
+                .at_depth(ColorDepth::Ansi16)
+                .style(Role::Error)
+        );
+        let dusk = choose(&ThemeRequest::named("dusk"), dir, ColorDepth::Ansi256).unwrap();
+        assert_eq!(dusk.theme.style(Role::Ok).fg, Some(Color::Indexed(78)));
+
+        // No colour: mono, without loading anything, so without failing.
+        for request in [ThemeRequest::implicit(), ThemeRequest::named("nope")] {
+            let c = choose(&request, dir, ColorDepth::None).unwrap();
+            assert_eq!((c.theme, c.warning), (Theme::mono(), None));
         }
     }
 
