@@ -8,6 +8,7 @@
 
 pub mod depth;
 mod parse;
+pub mod preview;
 
 pub use depth::{ColorDepth, TermEnv};
 
