@@ -195,8 +195,8 @@ pub fn render(entries: &[Entry], output: Output, in_use: Option<&str>) -> String
         }
         Output::Styled(ColorDepth::None) => {
             out.push_str(
-                "Themes (this terminal shows no colour, or NO_COLOR is set: the console \
-                 draws every theme as mono; each theme's colours in words)\n",
+                "Themes (no colour here, by NO_COLOR or TERM: the console draws each as \
+                 mono; their colours in words)\n",
             );
             true
         }
