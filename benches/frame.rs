@@ -28,7 +28,8 @@ fn example_model() -> Model {
 
 fn bench(c: &mut Criterion) {
     let model = example_model();
-    let theme = Theme::from_env("default").expect("default theme");
+    // The same theme wherever it runs: Theme::from_env reads NO_COLOR and TERM.
+    let theme = Theme::default();
     for (w, h) in [(200u16, 50u16), (80, 24)] {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
         c.bench_function(&format!("view {w}x{h}"), |b| {

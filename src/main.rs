@@ -49,6 +49,8 @@ enum Command {
     Follow(ViewArgs),
     /// Export the migration report of a recorded session.
     Report(ReportArgs),
+    /// List the themes and preview each as this terminal draws it (NAME: just that one).
+    Themes(cutover::ui::theme::preview::ThemesArgs),
 }
 
 #[derive(Args)]
@@ -284,6 +286,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Report(args)) => report(args),
+        Some(Command::Themes(args)) => cutover::ui::theme::preview::run(args),
         None => console(cli.console).await,
     }
 }

@@ -413,8 +413,9 @@ impl Feed {
 
 /// Runs the live console until the operator quits or a signal arrives.
 pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<ConsoleEnd> {
-    let theme = ui::theme::Theme::from_env(&config.ui.theme)
-        .with_context(|| format!("{}: ui.theme", config.path.display()))?;
+    let theme =
+        ui::theme::Theme::for_terminal(&(&config.ui).into(), config.ui.themes_dir.as_deref())
+            .with_context(|| format!("{}: ui.theme", config.path.display()))?;
     let display = Display {
         theme,
         refresh: opts.refresh,

@@ -296,3 +296,44 @@ fn ha_fixture_lists_every_host() {
         }
     );
 }
+
+/// `[ui] theme` says whether the operator named the theme (a failure to
+/// load it then stops the console) and `[ui] themes_dir` where `<name>.toml`
+/// themes are looked up, beside the config file.
+#[test]
+fn ui_theme_named_and_themes_dir() {
+    let minimal = std::fs::read_to_string(fixture("valid", "minimal.toml")).unwrap();
+    let c = load(&fixture("valid", "minimal.toml")).unwrap();
+    assert_eq!(
+        (c.ui.theme.as_str(), c.ui.theme_named, c.ui.themes_dir),
+        ("default", false, None)
+    );
+    let c = load(&fixture("valid", "full.toml")).unwrap();
+    assert!(c.ui.theme_named);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cutover.toml");
+    let with_ui = |ui: &str| {
+        std::fs::write(&path, format!("{minimal}\n[ui]\n{ui}")).unwrap();
+        load(&path)
+    };
+    let c = with_ui("themes_dir = \"themes\"\n").unwrap();
+    assert_eq!(c.ui.themes_dir, Some(dir.path().join("themes")));
+    assert_eq!((c.ui.theme.as_str(), c.ui.theme_named), ("default", false));
+    // Naming the default is naming it: a broken themes/default.toml is then an error.
+    let c = with_ui("theme = \"default\"\nthemes_dir = \"/etc/cutover/themes\"\n").unwrap();
+    assert_eq!((c.ui.theme.as_str(), c.ui.theme_named), ("default", true));
+    assert_eq!(c.ui.themes_dir, Some(PathBuf::from("/etc/cutover/themes")));
+    let e = with_ui("themes_dir = \" \"\n").unwrap_err().to_string();
+    assert!(
+        e.ends_with(":8:14: ui.themes_dir: must not be empty"),
+        "{e}"
+    );
+    let e = with_ui("theme_dir = \"x\"\n").unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            ":8:1: unknown field \"theme_dir\" in [ui] (expected one of theme, ascii, themes_dir)"
+        ),
+        "{e}"
+    );
+}

@@ -355,6 +355,13 @@ pub struct UiCfg {
     pub theme: String,
     /// Only ASCII on the screen, for terminals without box-drawing glyphs.
     pub ascii: bool,
+    /// Whether `[ui] theme` named it (false: the implicit `default`). A named
+    /// theme that fails to load stops the console; the implicit one falls
+    /// back to the built-in default with a warning.
+    pub theme_named: bool,
+    /// `[ui] themes_dir`: `<name>.toml` theme files looked up by name before
+    /// the built-ins, resolved against the config file's directory.
+    pub themes_dir: Option<PathBuf>,
 }
 
 impl UiCfg {
@@ -368,6 +375,8 @@ impl Default for UiCfg {
         UiCfg {
             theme: "default".into(),
             ascii: false,
+            theme_named: false,
+            themes_dir: None,
         }
     }
 }

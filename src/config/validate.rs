@@ -129,6 +129,7 @@ struct RawReport {
 struct RawUi {
     theme: Option<Spanned<String>>,
     ascii: Option<Spanned<bool>>,
+    themes_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -711,18 +712,20 @@ impl Validator<'_> {
         let Some(raw) = raw else {
             return Ok(UiCfg::default());
         };
-        let ascii = raw.ascii.is_some_and(Spanned::into_inner);
+        let mut ui = UiCfg {
+            ascii: raw.ascii.is_some_and(Spanned::into_inner),
+            ..UiCfg::default()
+        };
+        if let Some(dir) = &raw.themes_dir {
+            let dir = self.non_empty(dir, "ui.themes_dir")?;
+            ui.themes_dir = Some(base.join(dir));
+        }
         let Some(theme) = raw.theme else {
-            return Ok(UiCfg {
-                ascii,
-                ..UiCfg::default()
-            });
+            return Ok(ui);
         };
         let name = self.non_empty(&theme, "ui.theme")?;
-        let mut ui = UiCfg {
-            theme: name.to_owned(),
-            ascii,
-        };
+        ui.theme = name.to_owned();
+        ui.theme_named = true;
         if ui.theme_is_file() {
             ui.theme = base.join(name).to_string_lossy().into_owned();
         }

@@ -219,7 +219,10 @@ pub fn dialog(
         return rect;
     }
     frame.render_widget(ratatui::widgets::Clear, rect);
+    // Cleared to the theme's text style, not the terminal's: a theme that
+    // paints the screen (high-contrast) paints its dialogs too.
     let mut block = Block::bordered()
+        .style(theme.style(Role::Text))
         .border_set(border::ROUNDED)
         .border_style(theme.style(role))
         .title(title);
