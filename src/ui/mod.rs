@@ -3,6 +3,7 @@
 //! Nothing here reads a clock, a socket or the environment: the same model
 //! draws the same screen live, in a replay, and in a snapshot test.
 
+pub mod bigtext;
 pub mod fmt;
 mod overlays;
 mod panes;
