@@ -8,7 +8,9 @@ pub mod fmt;
 mod overlays;
 mod panes;
 pub mod theme;
+mod warroom;
 mod widgets;
+mod zoom;
 
 pub use theme::{load_theme, Role, Theme, ThemeError};
 
@@ -52,6 +54,10 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
     let rows = model::table_rows(model);
     if area.width < MIN_COLS || area.height < MIN_ROWS {
         tiny(frame, area, model, &rows, theme);
+    } else if let Some(pane) = v.zoom {
+        zoom::render(frame, area, model, v, pane, &rows, theme);
+    } else if v.war_room {
+        warroom::render(frame, area, model, v, &rows, theme);
     } else if area.width >= WIDE_COLS {
         wide(frame, area, model, v, &rows, theme);
     } else {
