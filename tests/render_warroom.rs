@@ -441,6 +441,27 @@ fn during_the_write_freeze() {
     assert_eq!(freeze_window(&f.model).unwrap().0, 65);
     assert_eq!(read_big(&s, "WRITE FREEZE").as_deref(), Some("1:05"));
     assert!(s.contains("✖ OVER the 1:00 budget by 0:05"), "{s}");
+    // The app seen writing to the target (T passed) closes the window: the
+    // timer stops where T started watching.
+    let now = f.model.now.unwrap();
+    f.model.actions.history.push(cutover::model::CheckpointRun {
+        id: 99,
+        checkpoint: CheckpointId::AppOnTarget,
+        plan: cutover::runbook::plan(&f.model, CheckpointId::AppOnTarget).unwrap(),
+        overridden: None,
+        auto: None,
+        started_at: now - Duration::seconds(30),
+        steps: vec![],
+        checks: vec![],
+        sequences: vec![],
+        legacy_steps: vec![],
+        finished: Some((now, true, "the app writes to the target only".into())),
+    });
+    let (secs, _, closed) = freeze_window(&f.model).unwrap();
+    assert_eq!((secs, closed), (35, true));
+    let s = mono(&f, 120, 40);
+    assert_eq!(read_big(&s, "WRITE FREEZE").as_deref(), Some("0:35"));
+    assert!(s.contains("✔ window closed ≤ 0:35"), "{s}");
 }
 
 #[test]
@@ -718,10 +739,16 @@ fn any_size_keeps_the_figures() {
             }
         }
     }
-    // Too short for big digits: the figures in plain bold text.
+    // Short: the digits stay, the guards that pass are counted, not listed.
     let s = mono(&f, 80, 14);
+    assert_eq!(read_big(&s, "WRITE FREEZE").as_deref(), Some("0:12"), "{s}");
+    assert!(s.contains("   ✔ 4 more pass"), "{s}");
+    assert!(!s.contains("✔ PASS   "), "no guard listed:\n{s}");
+    // Too short for big digits: the figures in plain bold text.
+    let s = mono(&f, 80, 12);
     assert!(read_big(&s, "WRITE FREEZE").is_none(), "{s}");
-    assert!(line_with(&s, "0:12").contains("0:12"), "{s}");
+    assert!(line_with(&s, "0:12").starts_with(" 0:12"), "{s}");
+    assert!(line_with(&s, "0 B").contains("0 B"), "{s}");
 }
 
 #[test]
@@ -746,4 +773,60 @@ fn checkpoint_after_a_running_one_is_next() {
         line_with(&s, "No other action running").contains("✖ FAIL"),
         "{s}"
     );
+}
+
+/// No figure to show yet: the lag panel says why in full, wrapped in the
+/// rows the digits would take, and the rest of the screen is there.
+#[test]
+fn without_a_figure_the_lag_panel_says_why_in_full() {
+    let mut f = fresh();
+    f.key("w");
+    for (w, h) in SIZES {
+        let s = mono(&f, w, h);
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(
+                "No replication slot \"cutover_sub\" on the source yet — create the \
+                 subscription (see lab README.txt)"
+            ),
+            "{w}×{h}:\n{s}"
+        );
+        assert_eq!(read_big(&s, "REPLICATION LAG"), None, "{s}");
+        assert!(s.contains(" NEXT  ▸ F Preflight checks"), "{s}");
+        assert!(line_with(&s, "SLOTS").contains("no replication slot on the source"));
+    }
+}
+
+/// Beside big digits a sentence keeps its share of the width: the freeze
+/// timer does not grow over it.
+#[test]
+fn a_sentence_beside_the_freeze_timer_keeps_its_share() {
+    let mut f = freezing();
+    let mut src = source(0);
+    src.slots.retain(|s| s.name != "cutover_sub");
+    src.senders.clear();
+    f.at(57.8).push(EventKind::SourceSampled(src));
+    for (w, h) in SIZES {
+        let s = mono(&f, w, h);
+        assert_eq!(read_big(&s, "WRITE FREEZE").as_deref(), Some("0:12"), "{s}");
+        // The lag panel's columns, read on their own.
+        let rule = line_with(&s, "─ WRITE FREEZE ");
+        let at = rule[..rule.find("─ REPLICATION LAG").expect(rule)]
+            .chars()
+            .count();
+        assert!(usize::from(w) - at >= usize::from(w) / 3, "{w}×{h}:\n{s}");
+        let panel: Vec<String> = s.lines().map(|l| l.chars().skip(at).collect()).collect();
+        let flat = panel
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            flat.contains(
+                "No replication slot \"cutover_sub\" on the source yet — create the \
+                 subscription (see lab README.txt)"
+            ),
+            "{w}×{h}:\n{s}"
+        );
+    }
 }

@@ -24,7 +24,7 @@ use super::bigtext::{self, Scale};
 use super::fmt;
 use super::panes::{counts, footer, header, lag, rollout, runbook as book, slots};
 use super::theme::{Role, Theme};
-use super::widgets::{one_line, pane_block, truncate_line, PaneFrame};
+use super::widgets::{one_line, pane_block, truncate_line, wrapped_height, PaneFrame};
 
 /// The widest values the big numbers are sized for: the digits keep their
 /// size while the value changes.
@@ -60,14 +60,14 @@ fn freeze(model: &Model, theme: &Theme) -> Option<Big> {
     let (role, captions) = if closed {
         (
             Role::Ok,
-            vec![Line::from(span(
-                format!(
-                    "✔ window closed ≤ {}: the app writes to the target",
-                    mmss(secs)
-                ),
-                Role::Ok,
-                theme,
-            ))],
+            vec![
+                Line::from(bold(
+                    format!("✔ window closed ≤ {}", mmss(secs)),
+                    Role::Ok,
+                    theme,
+                )),
+                Line::from(span("the app writes to the target", Role::Text, theme)),
+            ],
         )
     } else if secs > budget {
         let outcome = model
@@ -622,18 +622,20 @@ fn slots_line(model: &Model, width: u16, theme: &Theme) -> Option<Line<'static>>
     Some(truncate_line(Line::from(spans), width as usize))
 }
 
-/// Rows of the digits: the tallest panel's (a line of bold text without).
-fn digits_height(scales: &[Option<Scale>]) -> u16 {
-    scales
-        .iter()
-        .map(|s| s.map_or(1, Scale::height))
+/// Rows of the digits: the tallest figure's (a line of bold text without);
+/// none when no panel has a figure.
+fn digits_height(bigs: &[Big], scales: &[Option<Scale>]) -> u16 {
+    bigs.iter()
+        .zip(scales)
+        .filter(|(b, _)| b.value.is_some())
+        .map(|(_, s)| s.map_or(1, Scale::height))
         .max()
-        .unwrap_or(1)
+        .unwrap_or(0)
 }
 
 /// Rows the big row takes: the rule, the digits, the captions.
-fn big_height(scales: &[Option<Scale>], captions: u16) -> u16 {
-    1 + digits_height(scales) + captions
+fn big_height(bigs: &[Big], scales: &[Option<Scale>], captions: u16) -> u16 {
+    1 + digits_height(bigs, scales) + captions
 }
 
 /// Columns each big panel takes at its scale out of `width`: what its
@@ -646,7 +648,15 @@ fn big_widths(bigs: &[Big], scales: &[Option<Scale>], width: u16) -> Option<Vec<
     let need: Vec<u16> = bigs
         .iter()
         .zip(scales)
-        .map(|(b, s)| s.map_or(0, |s| bigtext::width(b.widest, s) + 2))
+        .map(|(b, s)| match (s, &b.value) {
+            (Some(s), Some(_)) => bigtext::width(b.widest, *s) + 2,
+            (None, Some(_)) => 0,
+            // A sentence instead of a figure: its share, or what it needs.
+            (_, None) => {
+                let words = b.captions.iter().map(Line::width).max().unwrap_or(0);
+                (words as u16 + 2).min(width / n)
+            }
+        })
         .collect();
     let total: u16 = need.iter().sum::<u16>() + n - 1;
     if total > width {
@@ -707,20 +717,20 @@ fn render_big(
         lines.extend(rows);
     }
     lines.extend(big.captions.iter().cloned());
-    let lines: Vec<Line> = lines
-        .into_iter()
-        .map(|l| truncate_line(l, usize::from(room)))
-        .collect();
     let pad = Rect {
         x: inner.x + 1,
         width: room,
         ..inner
     };
-    let para = Paragraph::new(lines);
     if big.value.is_none() {
-        frame.render_widget(para.wrap(Wrap { trim: true }), pad);
+        // No figure: the sentence that says why has the digits' rows to wrap in.
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), pad);
     } else {
-        frame.render_widget(para, pad);
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .map(|l| truncate_line(l, usize::from(room)))
+            .collect();
+        frame.render_widget(Paragraph::new(lines), pad);
     }
 }
 
@@ -746,34 +756,47 @@ fn larger(s: Option<Scale>) -> Option<Scale> {
 
 /// The largest digits, one size for all, that leave every other row its
 /// place; then the first panel (the freeze timer while writes are frozen)
-/// and the next a size larger each while the width allows. If nothing
-/// fits: fewer caption rows, then only the guards that do not hold.
+/// and the next a size larger each while the width allows. Where that
+/// cannot be: a caption row less, then of the next checkpoint's guards only
+/// those that do not hold (with how many more pass), and only then the
+/// figures in plain text.
 fn fit(bigs: &[Big], fixed: u16, guards: usize, must_guards: usize, area: Rect) -> Option<Fit> {
     let n = bigs.len();
-    let want_captions = bigs.iter().map(|b| b.captions.len()).max().unwrap_or(0) as u16;
-    let sizes: Vec<Option<Scale>> = bigtext::SCALES
+    // A panel without a figure has its sentence wrapped to its share.
+    let share = (area.width / (n.max(1) as u16)).saturating_sub(2);
+    let want_captions = bigs
         .iter()
-        .rev()
-        .map(|s| Some(*s))
-        .chain([None])
-        .collect();
+        .map(|b| match b.value {
+            Some(_) => b.captions.len() as u16,
+            None => wrapped_height(&b.captions, share),
+        })
+        .max()
+        .unwrap_or(0);
     let fits = |scales: &[Option<Scale>], captions: u16, guards: usize| {
         let big_h = if n == 0 {
             0
         } else {
-            big_height(scales, captions)
+            big_height(bigs, scales, captions)
         };
         big_widths(bigs, scales, area.width).is_some()
             && fixed + big_h + guards as u16 <= area.height
     };
-    for guards in [guards, must_guards] {
-        for captions in [want_captions, want_captions.min(1)] {
-            for size in &sizes {
-                let mut scales = vec![*size; n];
+    let big: Vec<Option<Scale>> = bigtext::SCALES.iter().rev().map(|s| Some(*s)).collect();
+    let text = [None];
+    for (sizes, guards) in [
+        (&big[..], guards),
+        (&big[..], must_guards),
+        (&text[..], guards),
+        (&text[..], must_guards),
+    ] {
+        for size in sizes {
+            for captions in [want_captions, want_captions.min(1)] {
+                let mut scales: Vec<Option<Scale>> =
+                    bigs.iter().map(|b| b.value.as_ref().and(*size)).collect();
                 if !fits(&scales, captions, guards) {
                     continue;
                 }
-                for i in 0..n {
+                for i in (0..n).filter(|i| bigs[*i].value.is_some()) {
                     while let Some(up) = larger(scales[i]) {
                         let mut t = scales.clone();
                         t[i] = Some(up);
@@ -861,7 +884,7 @@ pub fn render(
     let fit = fit(&bigs, fixed, guards.len(), must, body).unwrap_or_else(|| {
         // Too short for all of that: the figures first, the guards as fit.
         let scales = vec![None; bigs.len()];
-        let h = big_height(&scales, 1);
+        let h = big_height(&bigs, &scales, 1);
         Fit {
             scales,
             captions: 1,
@@ -890,7 +913,7 @@ pub fn render(
     let big_h = if bigs.is_empty() {
         0
     } else {
-        big_height(&fit.scales, fit.captions)
+        big_height(&bigs, &fit.scales, fit.captions)
     };
     let used = fixed + big_h + guard_lines.len() as u16;
     let mut spare = body.height.saturating_sub(used);
@@ -933,7 +956,7 @@ pub fn render(
             let n = bigs.len() as u16;
             vec![body.width / n; bigs.len()]
         });
-        let digits = digits_height(&fit.scales);
+        let digits = digits_height(&bigs, &fit.scales);
         let mut x = body.x;
         let h = big_h.min(body.bottom().saturating_sub(y));
         for ((big, w), scale) in bigs.iter().zip(widths).zip(&fit.scales) {
