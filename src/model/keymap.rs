@@ -27,6 +27,9 @@ pub enum Layer {
     Note,
     /// Replaying: the recording's own keys, before the main layer's.
     Playback,
+    /// A zoom or the war room is shown: the way back, before the main
+    /// layer's keys (which all still work there).
+    View,
 }
 
 /// The layer that receives keys now: the innermost thing open.
@@ -75,6 +78,13 @@ pub enum Command {
     Faster,
     Slower,
     Seek(super::view::Seek),
+    /// The war-room screen on or off (from a zoom: to the war room).
+    ToggleWarRoom,
+    /// The next pane alone on the screen, back to the screen it came from
+    /// after the last.
+    CycleZoom,
+    /// Out of the zoom, else out of the war room.
+    ViewBack,
 }
 
 impl Command {
@@ -95,6 +105,9 @@ impl Command {
                 | C::Faster
                 | C::Slower
                 | C::Seek(_)
+                | C::ToggleWarRoom
+                | C::CycleZoom
+                | C::ViewBack
         )
     }
 }
@@ -217,6 +230,8 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["Home", "g"], C::ScrollTop, None, "first table", false),
     bind(L::Main, &["n"], C::OpenNote, Some("note"), "add a note", false),
     bind(L::Main, &["o"], C::ToggleOutput, Some("output"), "the run's output", false),
+    bind(L::Main, &["w"], C::ToggleWarRoom, Some("view"), "war-room screen", false),
+    bind(L::Main, &["z"], C::CycleZoom, Some("view"), "zoom: next pane", false),
     bind(L::Main, &["?"], C::ToggleHelp, Some("help"), "this help", false),
     bind(L::Main, &["q", "Ctrl-c"], C::Quit, Some("quit"), "quit", false),
     bind(L::Help, &["?", "Esc", "q", "Enter"], C::ToggleHelp, Some("close"), "close the help", false),
@@ -243,6 +258,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Playback, &["n", "PageDown"], C::Seek(Seek::NextMark), None, "next checkpoint", false),
     bind(L::Playback, &["Home"], C::Seek(Seek::Start), None, "the start", false),
     bind(L::Playback, &["End", "G"], C::Seek(Seek::End), None, "the end", false),
+    bind(L::View, &["Esc"], C::ViewBack, Some("back"), "back: the panes or the war room", false),
 ];
 
 /// The bindings live in `layer`, without the dangerous ones when read-only.
@@ -259,16 +275,23 @@ pub fn resolve(layer: Layer, key: &str, read_only: bool) -> Option<Command> {
 }
 
 /// The bindings this viewer has in `layer`: a replay's playback keys
-/// first, and for a replay or a follower only what changes its own view.
+/// first, then the way back from a zoom or the war room, and for a replay
+/// or a follower only what changes its own view.
 pub fn bindings_for(model: &Model, view: &View, layer: Layer) -> Vec<&'static Binding> {
+    // The way back out of a zoom or the war room, only while one is shown.
+    let back = (layer == Layer::Main && (view.war_room || view.zoom.is_some()))
+        .then(|| bindings(Layer::View, true))
+        .into_iter()
+        .flatten();
     match &view.watch {
-        None => bindings(layer, model.read_only()).collect(),
+        None => back.chain(bindings(layer, model.read_only())).collect(),
         Some(w) => {
             let playback = (layer == Layer::Main && w.kind == WatchKind::Replay)
                 .then(|| bindings(Layer::Playback, true))
                 .into_iter()
                 .flatten();
             playback
+                .chain(back)
                 .chain(bindings(layer, true).filter(|b| b.command.view_only()))
                 .collect()
         }
@@ -360,6 +383,16 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
             return (!text.is_empty()).then_some(SessionCommand::Note { text });
         }
         C::ToggleReason => view.editing_reason = !view.editing_reason,
+        C::ToggleWarRoom => {
+            view.war_room = view.zoom.is_some() || !view.war_room;
+            view.zoom = None;
+        }
+        C::CycleZoom => view.zoom = super::view::Pane::next(view.zoom, model),
+        C::ViewBack => {
+            if view.zoom.take().is_none() {
+                view.war_room = false;
+            }
+        }
         C::Submit => {
             let checkpoint = model.dialog?;
             let reason = view.reason.text().trim();
@@ -400,6 +433,7 @@ mod tests {
             Layer::Confirm,
             Layer::Note,
             Layer::Playback,
+            Layer::View,
         ] {
             for b in bindings(layer, true) {
                 assert!(!b.dangerous, "{:?} bound read-only", b.command);
@@ -467,6 +501,109 @@ mod tests {
             !follow.watch.as_ref().unwrap().paused,
             "a follower is always live"
         );
+    }
+
+    /// `w`, `z` and Esc change only this viewer's screen: bound for a live
+    /// console, a read-only one, a replay and a follower alike, never
+    /// dangerous, never logged.
+    #[test]
+    fn war_room_and_zoom_keys_are_every_viewers() {
+        use super::super::view::{Pane, Watch};
+        let live = Model {
+            info: Some(crate::model::update::tests::info()),
+            ..Model::default()
+        };
+        let mut ro = live.clone();
+        ro.info.as_mut().unwrap().read_only = true;
+        let viewers = [
+            View::default(),
+            View {
+                watch: Some(Watch::new(WatchKind::Replay)),
+                ..View::default()
+            },
+            View {
+                watch: Some(Watch::new(WatchKind::Follow)),
+                ..View::default()
+            },
+        ];
+        for (key, command) in [("w", C::ToggleWarRoom), ("z", C::CycleZoom)] {
+            let b = BINDINGS
+                .iter()
+                .find(|b| b.keys.contains(&key) && b.layer == Layer::Main)
+                .unwrap();
+            assert_eq!(b.command, command);
+            assert!(!b.dangerous && command.view_only(), "{key}");
+            // Free in the layers that come before the main one.
+            assert_eq!(resolve(Layer::Playback, key, true), None, "{key}");
+            assert_eq!(resolve(Layer::View, key, true), None, "{key}");
+            for model in [&live, &ro] {
+                for v in &viewers {
+                    assert_eq!(
+                        resolve_for(model, v, Layer::Main, key),
+                        Some(command),
+                        "{key} for {:?} read-only {}",
+                        v.watch.as_ref().map(|w| w.kind),
+                        model.read_only()
+                    );
+                }
+            }
+        }
+        let back = BINDINGS.iter().find(|b| b.command == C::ViewBack).unwrap();
+        assert_eq!((back.layer, back.keys), (Layer::View, &["Esc"][..]));
+        assert!(!back.dangerous && C::ViewBack.view_only());
+        assert_eq!(resolve(Layer::Playback, "Esc", true), None);
+        assert_eq!(resolve(Layer::Main, "Esc", true), None);
+        for model in [&live, &ro] {
+            for v in &viewers {
+                // In the panes Esc is nobody's; from a zoom or the war room it goes back.
+                assert_eq!(resolve_for(model, v, Layer::Main, "Esc"), None);
+                for (war_room, zoom) in [(true, None), (false, Some(Pane::Slots))] {
+                    let v = View {
+                        war_room,
+                        zoom,
+                        ..v.clone()
+                    };
+                    assert_eq!(
+                        resolve_for(model, &v, Layer::Main, "Esc"),
+                        Some(C::ViewBack)
+                    );
+                }
+            }
+        }
+
+        // What they do: nothing a session logs, only where this viewer looks.
+        for v in viewers {
+            let mut v = v;
+            let mut step = |k: &str| {
+                assert_eq!(dispatch(&live, &mut v, k), None, "{k} logs nothing");
+                (v.war_room, v.zoom)
+            };
+            assert_eq!(step("w"), (true, None));
+            assert_eq!(step("z"), (true, Some(Pane::Lag)));
+            assert_eq!(step("z"), (true, Some(Pane::Slots)));
+            assert_eq!(step("Esc"), (true, None), "back to the war room");
+            assert_eq!(step("Esc"), (false, None), "back to the panes");
+            assert_eq!(step("Esc"), (false, None), "Esc in the panes is nothing");
+            assert_eq!(step("z"), (false, Some(Pane::Lag)));
+            assert_eq!(step("w"), (true, None), "w from a zoom: the war room");
+            assert_eq!(step("w"), (false, None));
+            // No Kubernetes side: the rollout pane is skipped, and after
+            // the last pane the screen it came from.
+            let mut seen = vec![];
+            while let (_, Some(p)) = step("z") {
+                seen.push(p);
+            }
+            assert_eq!(
+                seen,
+                vec![
+                    Pane::Lag,
+                    Pane::Slots,
+                    Pane::Counts,
+                    Pane::Run,
+                    Pane::Runbook
+                ]
+            );
+        }
     }
 
     #[test]

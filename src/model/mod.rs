@@ -15,7 +15,7 @@ pub mod writes;
 
 pub use db_config::{db_configs, DbConfigs, DbSide};
 pub use verify_live::{verified_once, verify_differences, verify_tables};
-pub use view::{Seek, Timeline, View, Watch, WatchKind};
+pub use view::{Pane, Seek, Timeline, View, Watch, WatchKind};
 
 pub use actions::{
     kube_actions_bound, recheck, Actions, CheckpointRun, Frozen, Preflight, StepRecord, MIN_REASON,

@@ -28,6 +28,54 @@ pub struct View {
     /// Replaying a recorded session or following a running one: nothing
     /// bound changes anything, and the timeline shows where this viewer is.
     pub watch: Option<Watch>,
+    /// The war-room screen (`w`): the few numbers a room reads over a video
+    /// call, in big type, instead of the panes.
+    pub war_room: bool,
+    /// One pane alone on the screen (`z` moves on, Esc goes back to the
+    /// panes or the war room, whichever was shown).
+    pub zoom: Option<Pane>,
+}
+
+/// A pane `z` can show alone, in the order it steps through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Lag,
+    Slots,
+    Counts,
+    Rollout,
+    Run,
+    Runbook,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 6] = [
+        Pane::Lag,
+        Pane::Slots,
+        Pane::Counts,
+        Pane::Rollout,
+        Pane::Run,
+        Pane::Runbook,
+    ];
+
+    /// Whether the session has anything for it: the rollout only with a
+    /// Kubernetes side.
+    pub fn available(self, model: &super::Model) -> bool {
+        match self {
+            Pane::Rollout => model.info.as_ref().is_some_and(|i| i.kubernetes.is_some()),
+            _ => true,
+        }
+    }
+
+    /// The zoom after `from` (None: the first), or None after the last.
+    pub fn next(from: Option<Pane>, model: &super::Model) -> Option<Pane> {
+        let start = from.map_or(0, |p| {
+            Pane::ALL.iter().position(|q| *q == p).unwrap_or(0) + 1
+        });
+        Pane::ALL[start.min(Pane::ALL.len())..]
+            .iter()
+            .copied()
+            .find(|p| p.available(model))
+    }
 }
 
 /// Speeds a replay steps through.

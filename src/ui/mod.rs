@@ -4,11 +4,14 @@
 //! draws the same screen live, in a replay, and in a snapshot test.
 
 pub mod ascii;
+pub mod bigtext;
 pub mod fmt;
 mod overlays;
 mod panes;
 pub mod theme;
+mod warroom;
 mod widgets;
+mod zoom;
 
 pub use theme::{load_theme, Role, Theme, ThemeError};
 
@@ -52,6 +55,10 @@ pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
     let rows = model::table_rows(model);
     if area.width < MIN_COLS || area.height < MIN_ROWS {
         tiny(frame, area, model, &rows, theme);
+    } else if let Some(pane) = v.zoom {
+        zoom::render(frame, area, model, v, pane, &rows, theme);
+    } else if v.war_room {
+        warroom::render(frame, area, model, v, &rows, theme);
     } else if area.width >= WIDE_COLS {
         wide(frame, area, model, v, &rows, theme);
     } else {

@@ -18,11 +18,14 @@ use crate::ui::widgets::{centered, dialog, truncate_line};
 const KEY_W: usize = 6;
 const WHAT_W: usize = 17;
 
-/// The main layer's bindings from the keymap, three to a line.
+/// The main layer's bindings from the keymap, three to a line; not `?`,
+/// which the help's own title says (and the footer always shows), so the
+/// whole help still fits in 80×24.
 fn key_lines(model: &Model, v: &View, theme: &Theme) -> Vec<Line<'static>> {
     let kube = crate::model::kube_actions_bound(model);
     let cells: Vec<Vec<Span<'static>>> = keymap::bindings_for(model, v, Layer::Main)
         .into_iter()
+        .filter(|b| b.command != Command::ToggleHelp)
         .filter(|b| kube || !matches!(b.command, Command::Open(c) if c.is_kubernetes()))
         .map(|b| {
             let keys: Vec<&str> = b.keys.iter().map(|k| key_label(k)).collect();

@@ -38,6 +38,12 @@ pub fn entries(model: &Model, v: &View) -> Vec<(Vec<&'static Binding>, &'static 
         if matches!(b.command, Command::Open(c) if c.is_kubernetes()) && !kube {
             continue;
         }
+        // The war room and the zoom keys where they are the way around;
+        // the panes' line is full, and the help lists them.
+        let view_key = matches!(b.command, Command::ToggleWarRoom | Command::CycleZoom);
+        if view_key && v.zoom.is_none() && !v.war_room {
+            continue;
+        }
         // An override only where a guard fails.
         if b.command == Command::ToggleReason && all_pass {
             continue;
@@ -64,7 +70,7 @@ fn idle(model: &Model, command: Command) -> bool {
 }
 
 /// The key groups as spans, the words of the last `bare` groups left out
-/// (help and quit keep theirs): a line too narrow for every word loses them
+/// (help, quit and back keep theirs): a line too narrow for every word loses them
 /// from the right, and the help says the rest.
 fn key_spans(model: &Model, v: &View, theme: &Theme, bare: usize) -> Vec<Span<'static>> {
     let mut spans = vec![Span::raw(" ")];
@@ -86,9 +92,13 @@ fn key_spans(model: &Model, v: &View, theme: &Theme, bare: usize) -> Vec<Span<'s
                 .style(role)
                 .add_modifier(ratatui::style::Modifier::BOLD),
         ));
-        let kept = group
-            .iter()
-            .any(|b| matches!(b.command, Command::ToggleHelp | Command::Quit));
+        // The way out of a zoom or the war room keeps its word too.
+        let kept = group.iter().any(|b| {
+            matches!(
+                b.command,
+                Command::ToggleHelp | Command::Quit | Command::ViewBack
+            )
+        });
         if i + bare < n || kept {
             spans.push(Span::raw(" "));
             spans.push(Span::styled(word, theme.style(Role::Muted)));

@@ -92,7 +92,32 @@ fn version(v: Option<&str>) -> String {
 
 pub use crate::model::budget::freeze_window;
 
-fn mmss(secs: u64) -> String {
+/// The mode word: a replay or a follower says so first: it must never be
+/// mistaken for the console that drives; a read-only console says so where
+/// the mode is: no key in it changes anything.
+pub fn mode(info: &crate::session::SessionInfo, v: &View) -> (String, Role) {
+    let watching = v.watch.as_ref().map(|w| match w.kind {
+        WatchKind::Replay => "REPLAY",
+        WatchKind::Follow => "FOLLOW",
+    });
+    let mode = if let Some(word) = watching {
+        word.to_string()
+    } else if info.read_only {
+        "READ-ONLY".to_string()
+    } else {
+        fmt::truncate(&info.mode.to_uppercase(), 8).into_owned()
+    };
+    // Replay must never be mistaken for the live database.
+    let role = if watching.is_some() || info.read_only {
+        Role::Warn
+    } else {
+        Role::Accent
+    };
+    (mode, role)
+}
+
+/// Minutes and seconds, `1:05`: the freeze window's timer.
+pub fn mmss(secs: u64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
@@ -124,26 +149,7 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, v: &View, theme: &Th
         return;
     };
 
-    // A replay or a follower says so first: it must never be mistaken for
-    // the console that drives; a read-only console says so where the mode
-    // is: no key in it changes anything.
-    let watching = v.watch.as_ref().map(|w| match w.kind {
-        WatchKind::Replay => "REPLAY",
-        WatchKind::Follow => "FOLLOW",
-    });
-    let mode = if let Some(word) = watching {
-        word.to_string()
-    } else if info.read_only {
-        "READ-ONLY".to_string()
-    } else {
-        fmt::truncate(&info.mode.to_uppercase(), 8).into_owned()
-    };
-    // Replay must never be mistaken for the live database.
-    let mode_role = if watching.is_some() || info.read_only {
-        Role::Warn
-    } else {
-        Role::Accent
-    };
+    let (mode, mode_role) = mode(info, v);
     // From the freeze on, the window's timer takes the product's name: the
     // room reads how long writes have been refused, against the budget.
     let (name, name_role) = match freeze_window(model) {

@@ -73,6 +73,16 @@ pub fn current(model: &Model) -> Option<CheckpointId> {
     forward[from..].iter().copied().find(|id| !done(id))
 }
 
+/// The checkpoint after `id` on the way forward (the rollback is not on it).
+pub fn after(model: &Model, id: CheckpointId) -> Option<CheckpointId> {
+    let forward: Vec<CheckpointId> = shown(model)
+        .into_iter()
+        .filter(|c| *c != CheckpointId::Rollback)
+        .collect();
+    let i = forward.iter().position(|c| *c == id)?;
+    forward.get(i + 1).copied()
+}
+
 /// "✖ label: detail" of the first guard that does not hold, or that all do.
 /// An access review that has only aged is left out: opening the dialog asks
 /// again, and it is judged there.
