@@ -8,6 +8,7 @@ pub mod config;
 pub mod exit;
 pub mod kube;
 pub mod lab;
+pub mod metrics;
 pub mod model;
 pub mod pg;
 pub mod report;

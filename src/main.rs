@@ -156,6 +156,10 @@ struct ConsoleArgs {
     script: Option<String>,
     #[command(flatten)]
     screen: ScreenArgs,
+    /// Serve what the screen shows as Prometheus metrics at http://ADDR/metrics
+    /// (a port alone listens on loopback).
+    #[arg(long, value_name = "ADDR", value_parser = cutover::metrics::parse_addr)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]
@@ -175,6 +179,10 @@ struct DemoArgs {
     target_pg_bin: Option<PathBuf>,
     #[command(flatten)]
     screen: ScreenArgs,
+    /// Serve what the screen shows as Prometheus metrics at http://ADDR/metrics
+    /// (a port alone listens on loopback).
+    #[arg(long, value_name = "ADDR", value_parser = cutover::metrics::parse_addr)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -427,6 +435,7 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
             script,
             refresh: std::time::Duration::from_secs_f64(args.screen.refresh),
             ascii: args.screen.ascii,
+            metrics: args.metrics,
         },
     )
     .await?;
@@ -754,6 +763,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             script: None,
             refresh: std::time::Duration::from_secs_f64(args.screen.refresh),
             ascii: args.screen.ascii,
+            metrics: args.metrics,
         },
     )
     .await;

@@ -55,6 +55,8 @@ pub struct ConsoleOptions {
     pub refresh: Duration,
     /// Only ASCII on the screen (`--ascii`).
     pub ascii: bool,
+    /// Serve the screen's facts as Prometheus metrics here (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Stamps, logs and folds events. Separate from the terminal so it can be
@@ -396,6 +398,8 @@ struct Live {
     /// The screen size the digests are taken at.
     digest_size: (u16, u16),
     ticks: u64,
+    /// `--metrics`: the facts are brought up to date after every fold.
+    metrics: Option<crate::metrics::Exporter>,
 }
 
 /// A screen digest every this many ticks, and after every run's end.
@@ -420,6 +424,11 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         theme,
         refresh: opts.refresh,
         ascii: opts.ascii || config.ui.ascii,
+    };
+    // Bound before anything starts: a taken port stops here, named.
+    let metrics = match opts.metrics {
+        Some(addr) => Some(crate::metrics::Exporter::bind(addr).await?),
+        None => None,
     };
     let dir = opts
         .session_dir
@@ -465,6 +474,7 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         script_failed: None,
         digest_size,
         ticks: 0,
+        metrics,
     };
     let (feed, reason, failure) = drive(
         Feed::Live(Box::new(live)),
@@ -586,6 +596,9 @@ impl Live {
         }
         let effects = self.core.apply(kind)?;
         self.effects.observe(&self.core.model);
+        if let Some(m) = &self.metrics {
+            m.update(&self.core.model);
+        }
         if self.effects.run(effects) {
             return Ok(Some("operator quit".into()));
         }

@@ -78,13 +78,14 @@ impl Drop for TerminalGuard {
 impl TerminalGuard {
     /// Renders a frame, lets `finish` rework its cells (ASCII glyphs), and
     /// sends the cells that changed. The cursor stays hidden: nothing on
-    /// this screen is edited in place, so no frame moves or shows it.
+    /// this screen is edited in place, so no frame moves or shows it. The
+    /// size is asked of the terminal only when it says it changed
+    /// (`autoresize` on a resize event), not once a frame.
     pub fn frame(
         &mut self,
         render: impl FnOnce(&mut Frame),
         finish: impl FnOnce(&mut Buffer),
     ) -> std::io::Result<()> {
-        self.term.autoresize()?;
         let mut frame = self.term.get_frame();
         render(&mut frame);
         finish(frame.buffer_mut());

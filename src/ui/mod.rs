@@ -13,7 +13,9 @@ mod warroom;
 mod widgets;
 mod zoom;
 
+pub use panes::runbook::key_of;
 pub use theme::{load_theme, Role, Theme, ThemeError};
+pub use warroom::{next_checkpoint, phase_name};
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

@@ -228,9 +228,14 @@ fn phase(model: &Model, next: Option<CheckpointId>) -> (String, Role) {
     }
 }
 
+/// The phase's name as the war-room view shows it (and the metrics say it).
+pub fn phase_name(model: &Model) -> String {
+    phase(model, next_checkpoint(model)).0
+}
+
 /// The next checkpoint: the one the runbook line points at, or the one
 /// after it while it runs.
-fn next_checkpoint(model: &Model) -> Option<CheckpointId> {
+pub fn next_checkpoint(model: &Model) -> Option<CheckpointId> {
     let cur = book::current(model)?;
     match model.actions.running() {
         Some(r) if r.checkpoint == cur => book::after(model, cur),
