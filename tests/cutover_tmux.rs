@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::tmux::{dsn, lab, psql, LabRun, Tmux};
+use common::tmux::{dsn, free_port, lab, metric, psql, scrape, LabRun, Tmux};
 
 /// Enter in an open dialog, until it closes: a guard that flickers at the
 /// moment of the key (a sample a moment late) leaves it open, and Enter
@@ -31,6 +31,70 @@ fn submit(t: &Tmux) {
     panic!("the dialog stayed open:\n{}", t.capture());
 }
 
+/// In the write freeze at lag 0: the war-room view and a scrape of
+/// `--metrics` say the same phase, next checkpoint, lag and freeze timer.
+fn war_room_and_metrics_agree(t: &Tmux, port: u16) {
+    t.keys("w");
+    let screen = t.wait_for("the war room", Duration::from_secs(10), |s| {
+        s.contains("PHASE") && s.contains("WRITE FREEZE")
+    });
+    let text = scrape(port);
+    let value = |series: &str| -> f64 {
+        let line = metric(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // The phase in the top line, as the metric's label.
+    let phase = metric(&text, "cutover_phase{").unwrap();
+    let name = phase.split('"').nth(1).unwrap();
+    assert!(
+        screen.contains(&format!("PHASE {name}")),
+        "{phase}\n{screen}"
+    );
+    assert_eq!(name, "CUTOVER", "{screen}");
+    // The next checkpoint: its key and title on the NEXT line.
+    let next = metric(&text, "cutover_checkpoint{").unwrap();
+    let labels: Vec<&str> = next.split('"').collect();
+    let (key, title, state) = (labels[1], labels[3], labels[5]);
+    assert_eq!((key, state), ("A", "next"), "{next}");
+    let next_line = screen.lines().find(|l| l.contains("NEXT")).unwrap();
+    assert!(
+        next_line.contains(&format!("{key} {title}")),
+        "{next}\n{next_line}"
+    );
+    // Lag 0 on the screen and in the metric.
+    assert_eq!(value("cutover_replication_lag_bytes "), 0.0, "{text}");
+    // The freeze: open, and its timer within the second the screen waits
+    // to redraw a tick.
+    assert_eq!(value("cutover_writes_frozen "), 1.0);
+    let secs = value("cutover_freeze_window_seconds ");
+    let caption = screen
+        .lines()
+        .find(|l| l.contains("budget") && l.contains("left"))
+        .unwrap_or_else(|| panic!("no freeze caption in\n{screen}"));
+    let budget = value("cutover_freeze_budget_seconds ");
+    let mmss = |s: f64| format!("{}:{:02}", s as u64 / 60, s as u64 % 60);
+    assert!(
+        caption.contains(&format!("of {} budget", mmss(budget))),
+        "{caption}"
+    );
+    let left = caption.split("budget · ").nth(1).unwrap();
+    let left = left.split(" left").next().unwrap();
+    let (m, s) = left
+        .trim()
+        .split_once(':')
+        .unwrap_or_else(|| panic!("{caption}"));
+    let shown =
+        budget - (m.trim().parse::<f64>().unwrap() * 60.0 + s.trim().parse::<f64>().unwrap());
+    assert!(
+        (secs - shown).abs() <= 2.0,
+        "metric {secs} s, screen {shown} s: {caption}"
+    );
+    t.keys("w");
+    t.wait_for("the panes again", Duration::from_secs(10), |s| {
+        s.contains("Replication lag")
+    });
+}
+
 #[test]
 fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
     let lab_run = LabRun::up("cutover-e2e", "2000");
@@ -40,7 +104,8 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
     // The lab's one defect the preflight names: a table without a key.
     psql(&source, "ALTER TABLE public.events REPLICA IDENTITY FULL");
 
-    let t = lab_run.console("e2e", 200, 50);
+    let port = free_port();
+    let t = lab_run.console_with("e2e", 200, 50, &format!("--metrics 127.0.0.1:{port}"));
     t.wait_for("both sides and the pods", Duration::from_secs(60), |s| {
         s.matches("● up").count() >= 2 && s.contains("✔ rollout complete")
     });
@@ -96,6 +161,7 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
         "tables equal",
         120,
     );
+    war_room_and_metrics_agree(&t, port);
     // From outside, in the window: every table's count and an
     // order-independent checksum equal on both sides.
     let tables = psql(

@@ -145,12 +145,17 @@ impl LabRun {
 
     /// The console on this lab in a tmux session of the given size.
     pub fn console(&self, name: &str, cols: u16, rows: u16) -> Tmux {
+        self.console_with(name, cols, rows, "")
+    }
+
+    /// The console with more arguments (`--metrics 127.0.0.1:PORT`).
+    pub fn console_with(&self, name: &str, cols: u16, rows: u16, args: &str) -> Tmux {
         Tmux::start(
             name,
             cols,
             rows,
             &format!(
-                "{BIN} -c {} --session-dir {}",
+                "{BIN} -c {} --session-dir {} {args}",
                 self.config.display(),
                 self.sessions.display()
             ),
@@ -178,4 +183,33 @@ pub fn dsn(config: &std::path::Path, section: &str) -> String {
     let text = std::fs::read_to_string(config).unwrap();
     let value: toml::Value = text.parse().unwrap();
     value[section]["dsn"].as_str().unwrap().to_string()
+}
+
+/// A port free on loopback now (for a server the test starts next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` on loopback: the OpenMetrics text, by plain HTTP/1.1.
+pub fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the metrics endpoint");
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n")
+        .map_or(out.clone(), |(_, b)| b.to_string())
+}
+
+/// One sample's value from a scrape: the line whose name and labels start
+/// with `series` (`cutover_phase{`, `cutover_writes_frozen `).
+pub fn metric<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+    text.lines().find(|l| l.starts_with(series)).map(str::trim)
 }
