@@ -82,6 +82,20 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response<Bo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // Who writes, as the API server records it in managedFields: the
+    // request's fieldManager, else the User-Agent up to its first '/'.
+    let agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('/').next())
+        .filter(|v| !v.is_empty())
+        .unwrap_or("unknown")
+        .to_string();
+    let manager = query
+        .get("fieldManager")
+        .map(str::to_string)
+        .unwrap_or(agent);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(error(&ApiError::bad_request("unreadable body"))),
@@ -94,6 +108,7 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response<Bo
         table: accept.contains("as=Table"),
         content_type,
         body,
+        manager,
     };
     let resp = match segs.as_slice() {
         ["version"] => json_response(200, &version()),
@@ -139,6 +154,8 @@ struct Ctx {
     table: bool,
     content_type: String,
     body: Bytes,
+    /// The writer's name for managedFields.
+    manager: String,
 }
 
 /// The lab's knobs over HTTP (see the module docs of the simulator).
@@ -466,7 +483,7 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
                 Ok(v) => v,
                 Err(e) => return error(&e),
             };
-            match ctx.sim.lock().create(kind, ns, obj) {
+            match ctx.sim.lock().create_by(kind, ns, obj, Some(&ctx.manager)) {
                 Ok(o) => json_response(201, &o),
                 Err(e) => error(&e),
             }
@@ -533,10 +550,13 @@ fn update_object(
     } else {
         Scope::Main
     };
-    let r = ctx.sim.lock().update(kind, ns, name, scope, |v| {
-        change(v);
-        Ok(())
-    });
+    let r = ctx
+        .sim
+        .lock()
+        .update_by(kind, ns, name, scope, Some(&ctx.manager), |v| {
+            change(v);
+            Ok(())
+        });
     match r {
         Ok(o) => json_response(200, &o),
         Err(e) => error(&e),

@@ -302,7 +302,19 @@ impl Store {
         self.changed.notify_waiters();
     }
 
-    pub fn create(&mut self, kind: Kind, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(&mut self, kind: Kind, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        self.create_by(kind, ns, obj, None)
+    }
+
+    /// [`Store::create`], recording `manager` in managedFields (a client's
+    /// write; the simulator's own controllers pass None).
+    pub fn create_by(
+        &mut self,
+        kind: Kind,
+        ns: &str,
+        mut obj: Value,
+        manager: Option<&str>,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request("the body is not a JSON object"));
         }
@@ -344,6 +356,10 @@ impl Store {
         if kind.has_generation() {
             m.insert("generation".into(), json!(1));
         }
+        m.remove("managedFields");
+        if let Some(by) = manager {
+            stamp_manager(&mut obj, kind, by);
+        }
         if kind == Kind::Namespace && obj.get("status").is_none() {
             obj["status"] = json!({"phase": "Active"});
         }
@@ -379,6 +395,20 @@ impl Store {
         scope: Scope,
         f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
+        self.update_by(kind, ns, name, scope, None, f)
+    }
+
+    /// [`Store::update`], recording `manager` in managedFields when the
+    /// write changed something (a no-op write leaves them as they were).
+    pub fn update_by(
+        &mut self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        scope: Scope,
+        manager: Option<&str>,
+        f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
         let ns = ns_of(kind, ns);
         let key = (kind, ns.clone(), name.to_string());
         let old = self
@@ -408,6 +438,7 @@ impl Store {
             "creationTimestamp",
             "generation",
             "resourceVersion",
+            "managedFields",
         ] {
             match old["metadata"].get(f) {
                 Some(v) => new["metadata"][f] = v.clone(),
@@ -445,6 +476,9 @@ impl Store {
             new["metadata"]["generation"] = json!(g);
         }
         new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        if let Some(by) = manager {
+            stamp_manager(&mut new, kind, by);
+        }
         self.objs.insert(key, new.clone());
         self.emit(kind, &ns, "MODIFIED", new.clone());
         Ok(new)
@@ -492,6 +526,25 @@ pub enum Scope {
     Status,
     /// The simulator's own controllers: anything goes.
     Controller,
+}
+
+/// The writer's entry in metadata.managedFields, as the API server keeps
+/// it: one per manager and operation, with the time of its last change.
+/// (Which fields each owns is not tracked: nothing here reads it.)
+fn stamp_manager(obj: &mut Value, kind: Kind, manager: &str) {
+    let entry = json!({
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": kind.api_version(),
+        "time": now_rfc3339(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {},
+    });
+    let m = &mut obj["metadata"];
+    let mut list: Vec<Value> = m["managedFields"].as_array().cloned().unwrap_or_default();
+    list.retain(|e| e["manager"] != manager || e["operation"] != "Update");
+    list.push(entry);
+    m["managedFields"] = Value::Array(list);
 }
 
 fn set_or_remove(obj: &mut Value, field: &str, v: Option<&Value>) {
