@@ -647,7 +647,7 @@ async fn kube_access_checks(
         .and_then(kube::ConfigObject::parse);
     let checks = kube::preflight(
         &conn.client,
-        kube::required_access(&conn.namespace, &k.deployments, object.as_ref()),
+        kube::required_access(&conn.namespace, &k.deployments, object.as_ref(), k.changes),
     )
     .await?;
     Ok(checks

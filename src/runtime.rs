@@ -150,6 +150,8 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
             config_object: k.config_object.clone(),
             config_key: k.config_key.clone(),
             switch_to: k.switch_to.as_ref().map(|s| s.to_string()),
+            changes: k.changes,
+            gitops_wait_secs: k.gitops_wait_secs,
         }),
         read_only,
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::tmux::{dsn, psql, LabRun, Tmux, BIN};
+use common::tmux::{dsn, kubectl, psql, LabRun, Tmux, BIN};
 
 /// The lab app's URL for the database cutover's `dsn` names: the same
 /// server and database, as the app's role (cutover connects as postgres).
@@ -58,22 +58,6 @@ fn screen_of(model: &cutover::model::Model, w: u16, h: u16) -> String {
 fn unicode_width(s: &str) -> usize {
     use ratatui::text::Span;
     Span::raw(s).width()
-}
-
-/// kubectl against the lab's Kubernetes simulator; its stdout.
-fn kubectl(labdir: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(labdir.join("kubeconfig"))
-        .args(args)
-        .output()
-        .expect("kubectl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The database URL the lab's app config holds now.

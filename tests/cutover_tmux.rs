@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::tmux::{dsn, free_port, lab, metric, psql, scrape, LabRun, Tmux};
+use common::tmux::{audit, dsn, free_port, kubectl, lab, metric, psql, scrape, LabRun, Tmux};
 
 /// Enter in an open dialog, until it closes: a guard that flickers at the
 /// moment of the key (a sample a moment late) leaves it open, and Enter
@@ -209,22 +209,7 @@ fn the_default_runbook_from_its_keys_loses_no_acknowledged_write() {
     assert_eq!(psql(&target, "SELECT count(*) FROM pg_subscription"), "0");
 
     // From outside: nothing the app was told was written is missing.
-    let audit = || {
-        let audit = Command::new(common::tmux::BIN)
-            .args(["lab", "audit", "--dir"])
-            .arg(&labdir)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&audit.stdout).to_string();
-        assert_eq!(
-            audit.status.code(),
-            Some(0),
-            "{said}{}",
-            String::from_utf8_lossy(&audit.stderr)
-        );
-        assert!(said.contains("nothing missing"), "{said}");
-        said
-    };
+    let audit = || audit(&labdir);
     audit();
     // The target's sequences are at or past the source's.
     let seqs = |c: &str| {
@@ -531,17 +516,7 @@ fn the_script_runs_the_runbook_without_a_terminal() {
     );
     let target = dsn(&lab_run.config, "target");
     assert_eq!(psql(&target, "SELECT count(*) FROM pg_subscription"), "0");
-    let audit = Command::new(common::tmux::BIN)
-        .args(["lab", "audit", "--dir"])
-        .arg(&labdir)
-        .output()
-        .unwrap();
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&audit.stdout)
-    );
+    audit(&labdir);
     // Owner-only: the log, the trace beside it, and the folder made for them.
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&lab_run.sessions), 0o700);
@@ -595,4 +570,153 @@ fn the_script_runs_the_runbook_without_a_terminal() {
     // The value the rollback restores is kept beside the log, owner-only.
     let kept = log.with_extension("jsonl.rollback");
     assert_eq!(mode(&kept), 0o600);
+}
+
+/// GitOps (`changes = "gitops"`): the console writes nothing to the
+/// cluster. The script drives the whole runbook; a few seconds after the
+/// switch starts waiting, the test plays the GitOps controller with
+/// `kubectl apply` (the ConfigMap's new value and a checksum annotation on
+/// the pod template, as a Helm chart or a kustomize generator makes it).
+/// The console sees the change within 2 s, says who applied it, follows
+/// the rollout, and every write the app acknowledged is on the target.
+#[test]
+fn under_gitops_the_switch_waits_for_the_applied_change_and_its_rollout() {
+    let lab_run = LabRun::up("cutover-gitops", "2000");
+    let labdir = lab_run.config.parent().unwrap().to_path_buf();
+    psql(
+        &dsn(&lab_run.config, "source"),
+        "ALTER TABLE public.events REPLICA IDENTITY FULL",
+    );
+    let config = std::fs::read_to_string(&lab_run.config).unwrap();
+    assert!(config.contains("[kubernetes]\n"));
+    let config = config.replace("[kubernetes]\n", "[kubernetes]\nchanges = \"gitops\"\n");
+    std::fs::write(&lab_run.config, config).unwrap();
+    let url = |labdir: &std::path::Path| {
+        kubectl(
+            labdir,
+            &["get", "cm", "app-db", "-o", "jsonpath={.data.DATABASE_URL}"],
+        )
+    };
+    let before = url(&labdir);
+
+    let mut child = Command::new(common::tmux::BIN)
+        .arg("-c")
+        .arg(&lab_run.config)
+        .arg("--session-dir")
+        .arg(&lab_run.sessions)
+        .args(["--script", "F? D P U W V Z C A E S R T X"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let log = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the switch never started waiting"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the script ended early"
+        );
+        // (The folder is made when the session starts.)
+        let log = std::fs::read_dir(&lab_run.sessions)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "jsonl"));
+        if let Some(log) = log {
+            if std::fs::read_to_string(&log)
+                .unwrap()
+                .contains(r#""step":"await_config""#)
+            {
+                break log;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(url(&labdir), before, "the console patched nothing");
+
+    // The controller applies the merged change.
+    let value = std::fs::read_to_string(labdir.join("target-database-url")).unwrap();
+    let value = value.trim_end_matches(['\n', '\r']);
+    let mut deploy: serde_json::Value = serde_json::from_str(&kubectl(
+        &labdir,
+        &["get", "deployment", "app", "-o", "json"],
+    ))
+    .unwrap();
+    let ns = deploy["metadata"]["namespace"].clone();
+    deploy["metadata"] = serde_json::json!({"name": "app", "namespace": ns});
+    deploy.as_object_mut().unwrap().remove("status");
+    deploy["spec"]["template"]["metadata"]["annotations"]["checksum/config"] =
+        serde_json::json!(cutover::kube::fingerprint(value));
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "app-db", "namespace": ns},
+             "data": {"DATABASE_URL": value}},
+            deploy,
+        ],
+    });
+    let file = labdir.join("gitops-change.json");
+    std::fs::write(&file, manifest.to_string()).unwrap();
+    // (The simulator serves no OpenAPI schema to validate against.)
+    kubectl(
+        &labdir,
+        &["apply", "--validate=false", "-f", file.to_str().unwrap()],
+    );
+    let applied = chrono::Utc::now();
+
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > deadline + Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("the script did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Seen within 2 s of the apply, and said by whom.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "step_started" && e["step"]["step"] == "await_config")
+        .unwrap();
+    let done = events
+        .iter()
+        .find(|e| {
+            e["type"] == "step_done" && e["id"] == started["id"] && e["index"] == started["index"]
+        })
+        .unwrap_or_else(|| panic!("the wait did not end as done:\n{text}"));
+    let at: chrono::DateTime<chrono::Utc> = done["at"].as_str().unwrap().parse().unwrap();
+    let late = (at - applied).num_milliseconds();
+    assert!(late <= 2_000, "seen {late} ms after the apply");
+    let said = done["message"].as_str().unwrap();
+    assert!(said.contains("seen after"), "{said}");
+    assert!(said.contains("applied by kubectl"), "{said}");
+    // The rollout the change caused was followed to its end.
+    let rollout_done = events.iter().any(|e| {
+        e["type"] == "step_done"
+            && e["id"] == started["id"]
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("rollout of app complete"))
+    });
+    assert!(rollout_done, "{text}");
+    assert!(!text.contains(r#""step":"patch_config""#));
+    assert!(!text.contains(r#""step":"restart""#));
+    assert_eq!(url(&labdir), value);
+    audit(&labdir);
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cutover::config::Changes;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
@@ -1317,7 +1318,7 @@ mod warnings_and_switches {
         let lab = lab(fast()).await;
         let c = client(&lab.kubeconfig).await;
         let obj = ConfigObject::parse("configmap/app-db").unwrap();
-        let want = required_access(NS, &["app".into()], Some(&obj));
+        let want = required_access(NS, &["app".into()], Some(&obj), Changes::Patch);
         assert!(want.iter().all(|a| !a.allowed && a.reason.is_none()));
         let got = preflight(&c, want.clone()).await.unwrap();
         assert_eq!(got.len(), want.len());
@@ -1339,9 +1340,12 @@ mod warnings_and_switches {
         lab.sim.allow("patch", "configmaps");
         lab.sim.deny("watch", "events");
         let svc = ConfigObject::Service("app".into());
-        let got = preflight(&c, required_access(NS, &["app".into()], Some(&svc)))
-            .await
-            .unwrap();
+        let got = preflight(
+            &c,
+            required_access(NS, &["app".into()], Some(&svc), Changes::Patch),
+        )
+        .await
+        .unwrap();
         let denied: Vec<String> = got
             .iter()
             .filter(|a| !a.allowed)

@@ -396,6 +396,30 @@ pub struct KubeCfg {
     pub config_key: Option<String>,
     /// Where the value the switch writes comes from (a secret: never in the config itself).
     pub switch_to: Option<ValueSource>,
+    /// How changes reach the cluster: patched by the console, or through
+    /// merged pull requests a GitOps controller applies (the console then
+    /// shows the change to make and waits to see it).
+    pub changes: Changes,
+    /// How long a GitOps checkpoint waits for its change to appear.
+    pub gitops_wait_secs: u64,
+}
+
+impl KubeCfg {
+    pub const GITOPS_WAIT_SECS: std::ops::RangeInclusive<u64> = 10..=86_400;
+    pub const DEFAULT_GITOPS_WAIT_SECS: u64 = 1_800;
+}
+
+/// `[kubernetes] changes`: who changes the cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Changes {
+    /// The console patches the config object and restarts the workloads.
+    #[default]
+    Patch,
+    /// Argo CD, Flux: a merged pull request changes the cluster; the
+    /// console shows the change, waits until the cluster shows it, and
+    /// follows the rollout it causes. It never patches.
+    Gitops,
 }
 
 /// A secret value kept outside cutover.toml, read when an action needs it.

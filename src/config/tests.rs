@@ -592,3 +592,42 @@ fn freeze_app_roles_are_names_and_default_to_none() {
         "{e}"
     );
 }
+
+#[test]
+fn kubernetes_changes_are_patched_unless_gitops_is_named() {
+    let kube = "[kubernetes]\ndeployments = [\"app\"]\nconfig_object = \"configmap/app-db\"\nconfig_key = \"DATABASE_URL\"\n";
+    let k = parse_ok(&format!("{MINIMAL}{kube}")).kubernetes.unwrap();
+    assert_eq!(k.changes, crate::config::Changes::Patch);
+    assert_eq!(k.gitops_wait_secs, 1_800);
+    let k = parse_ok(&format!(
+        "{MINIMAL}{kube}changes = \"gitops\"\ngitops_wait_secs = 600\n"
+    ))
+    .kubernetes
+    .unwrap();
+    assert_eq!(k.changes, crate::config::Changes::Gitops);
+    assert_eq!(k.gitops_wait_secs, 600);
+    let e = parse_err(&format!("{MINIMAL}{kube}changes = \"argo\"\n"));
+    assert!(
+        e.starts_with("cutover.toml:10:11: ") && e.contains("argo") && e.contains("gitops"),
+        "{e}"
+    );
+    let e = parse_err(&format!("{MINIMAL}{kube}gitops_wait_secs = 1\n"));
+    assert!(
+        e.starts_with("cutover.toml:10:20: kubernetes.gitops_wait_secs: 1 is out of range"),
+        "{e}"
+    );
+    let e = parse_err(&format!(
+        "{MINIMAL}[kubernetes]\ndeployments = [\"app\"]\nchanges = \"gitops\"\n"
+    ));
+    assert!(
+        e.starts_with("cutover.toml:8:11: kubernetes.changes: changes = \"gitops\" waits for a change to config_object"),
+        "{e}"
+    );
+    // Patching needs no config object to be named (restarts only).
+    let k = parse_ok(&format!(
+        "{MINIMAL}[kubernetes]\ndeployments = [\"app\"]\nchanges = \"patch\"\n"
+    ))
+    .kubernetes
+    .unwrap();
+    assert_eq!(k.changes, crate::config::Changes::Patch);
+}

@@ -68,6 +68,8 @@ struct RawKube {
     config_key: Option<Spanned<String>>,
     switch_to_env: Option<Spanned<String>>,
     switch_to_file: Option<Spanned<String>>,
+    changes: Option<Spanned<super::Changes>>,
+    gitops_wait_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -316,7 +318,27 @@ impl Validator<'_> {
                     .into(),
             ));
         }
+        let changes = k.changes.as_ref().map(|c| *c.get_ref()).unwrap_or_default();
+        let gitops_without_object = k
+            .changes
+            .as_ref()
+            .filter(|_| changes == super::Changes::Gitops && k.config_object.is_none());
+        if let Some(c) = gitops_without_object {
+            return Err(self.err(
+                c.span(),
+                "kubernetes.changes",
+                "changes = \"gitops\" waits for a change to config_object: name it (and config_key)"
+                    .into(),
+            ));
+        }
         Ok(KubeCfg {
+            changes,
+            gitops_wait_secs: self.ranged(
+                &k.gitops_wait_secs,
+                "kubernetes.gitops_wait_secs",
+                KubeCfg::GITOPS_WAIT_SECS,
+                KubeCfg::DEFAULT_GITOPS_WAIT_SECS,
+            )?,
             switch_to,
             kubeconfig: opt(&k.kubeconfig, "kubernetes.kubeconfig")?.map(|p| base.join(p)),
             context: opt(&k.context, "kubernetes.context")?,

@@ -59,12 +59,15 @@ pub fn required_access(
     ns: &str,
     deployments: &[String],
     config_object: Option<&ConfigObject>,
+    changes: crate::config::Changes,
 ) -> Vec<AccessCheck> {
+    let gitops = changes == crate::config::Changes::Gitops;
     let mut out = Vec::new();
     for verb in ["get", "list", "watch"] {
         out.push(AccessCheck::want(verb, "apps", "deployments", ns, None));
     }
-    for d in deployments {
+    // Under GitOps the console only reads: the controller writes.
+    for d in deployments.iter().filter(|_| !gitops) {
         out.push(AccessCheck::want(
             "patch",
             "apps",
@@ -81,8 +84,16 @@ pub fn required_access(
     }
     if let Some(obj) = config_object {
         let (res, name) = object_resource(obj);
-        for verb in ["get", "patch"] {
-            out.push(AccessCheck::want(verb, "", res, ns, Some(name)));
+        if gitops {
+            // The wait watches it: a list and watch by field selector.
+            out.push(AccessCheck::want("get", "", res, ns, Some(name)));
+            for verb in ["list", "watch"] {
+                out.push(AccessCheck::want(verb, "", res, ns, None));
+            }
+        } else {
+            for verb in ["get", "patch"] {
+                out.push(AccessCheck::want(verb, "", res, ns, Some(name)));
+            }
         }
     }
     out
@@ -164,11 +175,12 @@ pub fn restart_patch_preview(restarted_at: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Changes;
 
     #[test]
     fn required_access_names_each_permission() {
         let obj = ConfigObject::parse("configmap/app-db").unwrap();
-        let checks = required_access("shop", &["app".into()], Some(&obj));
+        let checks = required_access("shop", &["app".into()], Some(&obj), Changes::Patch);
         let all: Vec<String> = checks.iter().map(AccessCheck::describe).collect();
         assert!(all.contains(&"patch deployments.apps/app in shop".to_string()));
         assert!(all.contains(&"patch configmaps/app-db in shop".to_string()));
@@ -176,11 +188,17 @@ mod tests {
         assert!(all.contains(&"list replicasets.apps in shop".to_string()));
         assert!(checks.iter().all(|c| !c.allowed && c.reason.is_none()));
         let svc = ConfigObject::parse("service/app").unwrap();
-        let checks = required_access("shop", &["app".into()], Some(&svc));
+        let checks = required_access("shop", &["app".into()], Some(&svc), Changes::Patch);
         let all: Vec<String> = checks.iter().map(AccessCheck::describe).collect();
         assert!(all.contains(&"get services/app in shop".to_string()));
         assert!(all.contains(&"patch services/app in shop".to_string()));
         assert!(all.contains(&"list events in shop".to_string()));
+        // GitOps: nothing to patch, the object watched.
+        let checks = required_access("shop", &["app".into()], Some(&obj), Changes::Gitops);
+        let all: Vec<String> = checks.iter().map(AccessCheck::describe).collect();
+        assert!(all.iter().all(|c| !c.starts_with("patch")), "{all:?}");
+        assert!(all.contains(&"get configmaps/app-db in shop".to_string()));
+        assert!(all.contains(&"watch configmaps in shop".to_string()));
     }
 
     #[test]

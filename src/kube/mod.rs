@@ -28,6 +28,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 mod access;
+pub mod gitops;
 pub use access::{
     preflight, required_access, restart_patch_preview, switch_patch_preview, AccessCheck,
 };
@@ -375,6 +376,15 @@ pub fn rollout_state(d: &Deployment) -> RolloutState {
         return RolloutState::Complete;
     };
     RolloutState::Progressing { message }
+}
+
+/// A Deployment's metadata.generation now.
+pub async fn generation(client: &Client, ns: &str, deployment: &str) -> Result<Option<i64>> {
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(deployment)
+        .await
+        .with_context(|| format!("reading deployment {ns}/{deployment}"))?;
+    Ok(d.metadata.generation)
 }
 
 /// How [`wait_rollout`] ended.

@@ -21,6 +21,8 @@ pub(in crate::model) fn kube_info(read_only: bool) -> SessionInfo {
             config_object: Some("configmap/app-db".into()),
             config_key: Some("DATABASE_URL".into()),
             switch_to: Some("/run/new-url".into()),
+            changes: crate::config::Changes::Patch,
+            gitops_wait_secs: 600,
         }),
         read_only,
         ..info()

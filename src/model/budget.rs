@@ -85,14 +85,35 @@ pub fn on_exceeded(
         outcome: format!("the write freeze passed its {budget_secs} s budget: B rolls back"),
         pending: action == BudgetAction::Rollback,
     };
+    let mut effects = Vec::new();
     if let Some(r) = model.actions.running().filter(|_| exceeded.pending) {
         exceeded.outcome = format!(
             "the write freeze passed its {budget_secs} s budget: the rollback starts when {} ends",
             r.checkpoint.title()
         );
+        // A wait for a change through Git has changed nothing: it is cut
+        // short, rather than holding the rollback until a merge or its
+        // timeout.
+        if awaiting_git(r) {
+            exceeded.outcome = format!(
+                "the write freeze passed its {budget_secs} s budget: the wait for the change \
+                 through Git is cancelled, and the rollback starts"
+            );
+            effects.push(Effect::CancelRun { id: r.id });
+        }
     }
     model.actions.budget = Some(exceeded);
-    try_rollback(model)
+    effects.extend(try_rollback(model));
+    effects
+}
+
+/// The run is waiting for its config change to come through Git (nothing
+/// written by it yet).
+fn awaiting_git(r: &super::actions::CheckpointRun) -> bool {
+    r.checkpoint == CheckpointId::SwitchConfig
+        && r.steps.last().is_some_and(|s| {
+            s.finished.is_none() && matches!(s.step, crate::runbook::Step::AwaitConfig { .. })
+        })
 }
 
 /// Starts the pending rollback when nothing else runs; called again as runs end.
@@ -141,3 +162,7 @@ pub fn try_rollback(model: &mut Model) -> Vec<Effect> {
 #[cfg(test)]
 #[path = "window_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "gitops_tests.rs"]
+mod gitops_tests;

@@ -92,6 +92,17 @@ pub fn db_configs(model: &Model) -> DbConfigs {
                 key.push((at, restore.clone()));
                 old_written = restore.clone().or(old_written);
             }
+            // Seen applied through Git: what the key held from then on.
+            Step::AwaitConfig {
+                want, was, undo, ..
+            } => {
+                key.push((at, want.clone()));
+                if *undo {
+                    old_written = want.clone().or(old_written);
+                } else if let Some(w) = was.as_ref().filter(|w| Some(*w) != want.as_ref()) {
+                    old_written = Some(w.clone());
+                }
+            }
             _ => {}
         }
     }

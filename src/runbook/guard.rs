@@ -104,6 +104,21 @@ pub fn kube_live(model: &Model) -> Guard {
 }
 
 /// The access review allows `verbs`, and is no older than the stale limit.
+/// The verbs a Kubernetes checkpoint needs: patching, or under GitOps only
+/// reading and watching (the controller writes).
+pub fn kube_verbs(model: &Model) -> &'static [&'static str] {
+    let gitops = model
+        .info
+        .as_ref()
+        .and_then(|i| i.kubernetes.as_ref())
+        .is_some_and(|k| k.changes == crate::config::Changes::Gitops);
+    if gitops {
+        &["get", "list", "watch"]
+    } else {
+        &["get", "patch"]
+    }
+}
+
 pub fn access_review(model: &Model, verbs: &[&str]) -> Guard {
     let Some(info) = &model.info else {
         return Guard::fail(ACCESS, "no session");

@@ -73,6 +73,25 @@ pub enum Step {
         restore: Option<String>,
         expect_current: String,
     },
+    /// GitOps: the console writes nothing. The change to make through Git
+    /// is shown (the manifest's diff, values as fingerprints); then wait
+    /// until `key` of `object` holds `want` (None: absent) — applied by the
+    /// GitOps controller —, or `timeout_s`.
+    AwaitConfig {
+        namespace: String,
+        object: String,
+        key: String,
+        want: Option<String>,
+        /// What the key held when the plan was made (None: absent).
+        was: Option<String>,
+        /// Where the new value comes from (`$VAR` or a path), never the value.
+        value_from: Option<String>,
+        timeout_s: u64,
+        /// The rollback's revert (the value before the switch back), not
+        /// the switch.
+        #[serde(default)]
+        undo: bool,
+    },
     /// kubectl's `rollout restart`: the restartedAt annotation on the template.
     Restart {
         namespace: String,
@@ -306,6 +325,45 @@ impl Step {
                 out.extend(patch(object, key, &shown).map(|p| format!("  {p}")));
                 out
             }
+            Step::AwaitConfig {
+                namespace,
+                object,
+                key,
+                want,
+                was,
+                value_from,
+                timeout_s,
+                undo,
+            } => {
+                let mut out = vec![if *undo {
+                    "revert the switch through Git (the console writes nothing to the cluster):"
+                        .to_string()
+                } else {
+                    "make this change through Git (the console writes nothing to the cluster):"
+                        .to_string()
+                }];
+                if let Some(obj) = kube::ConfigObject::parse(object) {
+                    out.extend(
+                        kube::gitops::manifest_change(
+                            &obj,
+                            namespace,
+                            key,
+                            was.as_deref(),
+                            want.as_deref(),
+                            value_from.as_deref().filter(|_| !*undo),
+                        )
+                        .into_iter()
+                        .map(|l| format!("  {l}")),
+                    );
+                }
+                out.push(format!(
+                    "then watch {object} in {namespace} until {key} holds {} (at most {} min)",
+                    want.as_deref()
+                        .map_or("nothing (absent)".to_string(), |w| format!("<sha256:{w}>")),
+                    timeout_s / 60
+                ));
+                out
+            }
             Step::Restart {
                 namespace,
                 deployment,
@@ -471,6 +529,7 @@ impl Step {
             self,
             Step::PatchConfig { .. }
                 | Step::RestoreConfig { .. }
+                | Step::AwaitConfig { .. }
                 | Step::Restart { .. }
                 | Step::WaitRollout { .. }
         )
@@ -481,6 +540,18 @@ impl Step {
         match self {
             Step::PatchConfig { object, key, .. } => format!("switch {object} {key}"),
             Step::RestoreConfig { object, key, .. } => format!("restore {object} {key}"),
+            Step::AwaitConfig {
+                object,
+                key,
+                undo: false,
+                ..
+            } => format!("wait for the switch of {object} {key} through Git"),
+            Step::AwaitConfig {
+                object,
+                key,
+                undo: true,
+                ..
+            } => format!("wait for the revert of {object} {key} through Git"),
             Step::Restart { deployment, .. } => format!("restart deployment/{deployment}"),
             Step::WaitRollout { deployment, .. } => format!("rollout of {deployment}"),
             Step::Sql { side, sql, .. } => format!(
@@ -540,6 +611,20 @@ pub fn restart_steps(namespace: &str, deployments: &[String]) -> Vec<Step> {
         timeout_s: ROLLOUT_TIMEOUT_S,
     }));
     steps
+}
+
+/// Under GitOps the console restarts nothing: the change that switches
+/// must also change the pod template (a checksum/config annotation, a new
+/// ConfigMap name), and each rollout it causes is watched.
+pub fn await_rollout_steps(namespace: &str, deployments: &[String]) -> Vec<Step> {
+    deployments
+        .iter()
+        .map(|d| Step::WaitRollout {
+            namespace: namespace.into(),
+            deployment: d.clone(),
+            timeout_s: ROLLOUT_TIMEOUT_S,
+        })
+        .collect()
 }
 
 /// The name a destructive confirmation asks for: the object's, without its kind.

@@ -148,6 +148,34 @@ async fn ask(config: &Config, step: &Step) -> Result<(InFlight, String)> {
                 )
             })
         }
+        Step::AwaitConfig {
+            namespace,
+            object,
+            key,
+            want,
+            ..
+        } => {
+            let now = config_value(config, namespace, object, key).await?;
+            let now_fp = now.as_deref().map(fingerprint);
+            let shown = now_fp.as_deref().unwrap_or("(absent)");
+            Ok(if now_fp == *want {
+                (
+                    InFlight::Done,
+                    format!(
+                        "the change through Git has landed: {object} {key} holds {shown}; run \
+                         the checkpoint again to record it and follow the rollout"
+                    ),
+                )
+            } else {
+                (
+                    InFlight::NotDone,
+                    format!(
+                        "the console writes nothing under GitOps, and the change has not \
+                         landed: {object} {key} holds {shown}"
+                    ),
+                )
+            })
+        }
         Step::CreateSubscription { name, on, .. } => {
             let found = subscription(config, *on, name).await?;
             Ok(match found {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc::Sender;
 use tokio::sync::Mutex;
 
 use crate::config::{Config, KubeCfg};
+use crate::kube::gitops::Awaited;
 use crate::kube::{
     self, bounded, connect, fingerprint, rollout_restart, switch_config_key, wait_rollout,
     AccessCheck, ConfigObject, ConfigSwitch, RolloutOutcome,
@@ -80,7 +81,8 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
     let result = kube::bounded_by(PREFLIGHT_DEADLINE, "access review", async {
         let conn = connect(&target(&k)).await?;
         let object = k.config_object.as_deref().and_then(ConfigObject::parse);
-        let checks = kube::required_access(&conn.namespace, &k.deployments, object.as_ref());
+        let checks =
+            kube::required_access(&conn.namespace, &k.deployments, object.as_ref(), k.changes);
         let checks = kube::preflight(&conn.client, checks).await?;
         let value = match (&k.switch_to, config_object(&k)) {
             (Some(src), Ok((obj, key))) => {
@@ -126,10 +128,15 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
 pub(super) fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
     let mut deployments = Vec::new();
     let mut object = None;
+    let mut changes = crate::config::Changes::Patch;
     for step in &plan.steps {
         match step {
             Step::PatchConfig { object: o, .. } | Step::RestoreConfig { object: o, .. } => {
                 object = ConfigObject::parse(o)
+            }
+            Step::AwaitConfig { object: o, .. } => {
+                object = ConfigObject::parse(o);
+                changes = crate::config::Changes::Gitops;
             }
             Step::Restart { deployment, .. } | Step::WaitRollout { deployment, .. }
                 if !deployments.contains(deployment) =>
@@ -139,9 +146,17 @@ pub(super) fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
             _ => {}
         }
     }
-    kube::required_access(ns, &deployments, object.as_ref())
+    kube::required_access(ns, &deployments, object.as_ref(), changes)
         .into_iter()
-        .filter(|c| matches!(c.verb.as_str(), "get" | "patch"))
+        .filter(|c| match c.verb.as_str() {
+            "get" | "patch" => true,
+            // What a GitOps wait needs on the object it watches.
+            "watch" => {
+                changes == crate::config::Changes::Gitops
+                    && matches!(c.resource.as_str(), "configmaps" | "secrets" | "services")
+            }
+            _ => false,
+        })
         .collect()
 }
 
@@ -313,6 +328,98 @@ pub(super) async fn run_step(
             }
             Ok(said)
         }
+        Step::AwaitConfig {
+            namespace,
+            object,
+            key,
+            want,
+            was,
+            value_from: _,
+            timeout_s,
+            undo,
+        } => {
+            let obj = ConfigObject::parse(object)
+                .ok_or_else(|| anyhow!("config object \"{object}\" is not understood"))?;
+            if !*undo {
+                // The value to be merged must still be the one the plan showed.
+                let src = k.switch_to.as_ref().ok_or_else(|| {
+                    anyhow!("no switch value: set kubernetes.switch_to_env or switch_to_file")
+                })?;
+                let now = fingerprint(&src.read().map_err(|e| anyhow!(e))?);
+                if want.as_deref() != Some(now.as_str()) {
+                    return Err(anyhow!(
+                        "{src} now holds sha256:{now}, not the {} the plan showed: nothing \
+                         waited for",
+                        fp(want.as_deref())
+                    ));
+                }
+            }
+            // The generation of each workload before the change: the
+            // rollouts it causes are the ones after.
+            let mut before = Vec::new();
+            if !matches!(obj, ConfigObject::Service(_)) {
+                for d in &k.deployments {
+                    let what = format!("reading deployment/{d} in {namespace}");
+                    let g = bounded(&what, kube::generation(&conn.client, namespace, d)).await?;
+                    before.push((d.clone(), g));
+                }
+            }
+            let out = kube::gitops::await_key(
+                &conn.client,
+                namespace,
+                &obj,
+                key,
+                want.as_deref(),
+                Duration::from_secs(*timeout_s),
+            )
+            .await?;
+            let (waited_ms, by, already) = match out {
+                Awaited::Seen {
+                    waited_ms,
+                    by,
+                    already,
+                } => (waited_ms, by, already),
+                Awaited::TimedOut { now, waited_ms } => {
+                    return Err(anyhow!(
+                        "{obj} {key} still holds {} after {:.0} s, not {}: the change has not \
+                         reached the cluster (the console wrote nothing)",
+                        fp(now.as_deref()),
+                        waited_ms as f64 / 1000.0,
+                        fp(want.as_deref())
+                    ))
+                }
+            };
+            {
+                // Applied before the wait: its rollout is the one under way
+                // or done. Applied during it: the rollouts from then on.
+                let mut restarts = state.restarts.lock().await;
+                for (d, g) in before {
+                    restarts.insert(d, if already { None } else { g.map(|g| g + 1) });
+                }
+            }
+            *switched = Some(SwitchRecord {
+                object: object.clone(),
+                key: key.clone(),
+                previous_fingerprint: was.clone(),
+                new_fingerprint: want.clone().unwrap_or_else(|| "absent".into()),
+                // A revert always undoes; a switch seen already in place
+                // before the plan changed nothing.
+                changed: *undo || was != want,
+            });
+            let by = by.map(|b| format!(", applied by {b}")).unwrap_or_default();
+            Ok(if already {
+                format!(
+                    "{obj} {key} already held {} when the wait began{by}",
+                    fp(want.as_deref())
+                )
+            } else {
+                format!(
+                    "{obj} {key} holds {}: seen after {:.1} s{by}",
+                    fp(want.as_deref()),
+                    waited_ms as f64 / 1000.0
+                )
+            })
+        }
         Step::Restart {
             namespace,
             deployment,
@@ -375,8 +482,14 @@ pub(super) async fn run_step(
                     secs(elapsed_ms)
                 )),
                 RolloutOutcome::TimedOut { last, elapsed_ms } => Err(anyhow!(
-                    "rollout of {deployment} still not complete after {:.0} s: {last}",
-                    secs(elapsed_ms)
+                    "rollout of {deployment} still not complete after {:.0} s: {last}{}",
+                    secs(elapsed_ms),
+                    if k.changes == crate::config::Changes::Gitops {
+                        " (under GitOps the change must also change the pod template, e.g. a \
+                         checksum/config annotation, for the pods to restart)"
+                    } else {
+                        ""
+                    }
                 )),
             }
         }

@@ -217,6 +217,7 @@ pub async fn run(
         }
         Step::PatchConfig { .. }
         | Step::RestoreConfig { .. }
+        | Step::AwaitConfig { .. }
         | Step::Restart { .. }
         | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
         Step::AdvanceSequences {

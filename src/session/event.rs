@@ -127,6 +127,17 @@ pub struct KubeInfo {
     /// Where the new value is read from (`$VAR` or a path), never the value.
     #[serde(default)]
     pub switch_to: Option<String>,
+    /// Patched by the console, or changed through GitOps (logs from before
+    /// it: patched).
+    #[serde(default)]
+    pub changes: crate::config::Changes,
+    /// How long a GitOps checkpoint waits for its change to appear.
+    #[serde(default = "gitops_wait_secs")]
+    pub gitops_wait_secs: u64,
+}
+
+fn gitops_wait_secs() -> u64 {
+    crate::config::KubeCfg::DEFAULT_GITOPS_WAIT_SECS
 }
 
 /// One SelfSubjectAccessReview answer, as it may be shown.

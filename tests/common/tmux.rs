@@ -213,3 +213,38 @@ pub fn scrape(port: u16) -> String {
 pub fn metric<'a>(text: &'a str, series: &str) -> Option<&'a str> {
     text.lines().find(|l| l.starts_with(series)).map(str::trim)
 }
+
+/// kubectl against the lab's Kubernetes simulator; its stdout.
+pub fn kubectl(labdir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(labdir.join("kubeconfig"))
+        .args(args)
+        .output()
+        .expect("kubectl must be installed");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `cutover lab audit`: every write the app acknowledged is in the
+/// database its config points at now; what it printed.
+pub fn audit(labdir: &std::path::Path) -> String {
+    let audit = Command::new(BIN)
+        .args(["lab", "audit", "--dir"])
+        .arg(labdir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&audit.stdout).to_string();
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(said.contains("nothing missing"), "{said}");
+    said
+}

@@ -403,6 +403,8 @@ pub fn with_rollout() -> Fixture {
         config_object: Some("configmap/app-db".into()),
         config_key: Some("DATABASE_URL".into()),
         switch_to: Some("/etc/cutover/new-database-url".into()),
+        changes: cutover::config::Changes::Patch,
+        gitops_wait_secs: 600,
     });
     f.at(40.5).push(EventKind::SessionStarted(Box::new(i)));
     let pods = vec![

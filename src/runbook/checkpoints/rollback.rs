@@ -8,11 +8,17 @@
 //! target had, and sets the source's sequences past the target's — the
 //! cutover in mirror. Before the switch it takes reverse replication down
 //! and lets the forward subscription apply again.
+//!
+//! Under GitOps the config is not put back by the console: the revert to
+//! merge is shown and waited for, then its rollouts are watched.
 
+use crate::config::Changes;
 use crate::model::Model;
 use crate::pg::monitor::{qualified, quote_ident};
 use crate::runbook::guard::{self, Guard};
-use crate::runbook::plan::{object_name, restart_steps, Confirm, Plan, Step, WAIT_REPLICATED_S};
+use crate::runbook::plan::{
+    await_rollout_steps, object_name, restart_steps, Confirm, Plan, Step, WAIT_REPLICATED_S,
+};
 use crate::runbook::CheckpointId;
 use crate::session::Side;
 
@@ -67,7 +73,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         g.extend([
             guard::nothing_stranded(model),
             guard::kube_live(model),
-            guard::access_review(model, &["get", "patch"]),
+            guard::access_review(model, guard::kube_verbs(model)),
             guard::workloads_found(model),
         ]);
     }
@@ -146,16 +152,36 @@ pub fn plan(model: &Model) -> Option<Plan> {
         });
     }
     let mut confirm = Confirm::Yes;
-    if let (Some(r), Some(k)) = (switch, info.kubernetes.as_ref()) {
-        steps.push(Step::RestoreConfig {
-            namespace: k.namespace.clone(),
-            object: r.object.clone(),
-            key: r.key.clone(),
-            restore: r.previous_fingerprint.clone(),
-            expect_current: r.new_fingerprint.clone(),
-        });
-        steps.extend(restart_steps(&k.namespace, &k.deployments));
-        confirm = Confirm::TypeName(object_name(&r.object).to_string());
+    match (switch, info.kubernetes.as_ref()) {
+        (Some(r), Some(k)) if k.changes == Changes::Gitops => {
+            // The revert goes through Git too: shown, then waited for.
+            steps.push(Step::AwaitConfig {
+                namespace: k.namespace.clone(),
+                object: r.object.clone(),
+                key: r.key.clone(),
+                want: r.previous_fingerprint.clone(),
+                was: Some(r.new_fingerprint.clone()),
+                value_from: None,
+                timeout_s: k.gitops_wait_secs,
+                undo: true,
+            });
+            if !r.object.starts_with("service/") {
+                steps.extend(await_rollout_steps(&k.namespace, &k.deployments));
+            }
+            confirm = Confirm::TypeName(object_name(&r.object).to_string());
+        }
+        (Some(r), Some(k)) => {
+            steps.push(Step::RestoreConfig {
+                namespace: k.namespace.clone(),
+                object: r.object.clone(),
+                key: r.key.clone(),
+                restore: r.previous_fingerprint.clone(),
+                expect_current: r.new_fingerprint.clone(),
+            });
+            steps.extend(restart_steps(&k.namespace, &k.deployments));
+            confirm = Confirm::TypeName(object_name(&r.object).to_string());
+        }
+        _ => {}
     }
     if steps.is_empty() {
         notes.push("nothing to undo: not frozen, and no switch that changed the config".into());

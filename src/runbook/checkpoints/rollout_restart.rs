@@ -1,16 +1,19 @@
 //! Rollout-restart the application's workloads and watch them become ready:
-//! the pods then read the config the switch wrote.
+//! the pods then read the config the switch wrote. Under GitOps it only
+//! watches the rollouts the merged change causes (the console restarts
+//! nothing there).
 
+use crate::config::Changes;
 use crate::model::Model;
 use crate::runbook::guard::{self, Guard};
-use crate::runbook::plan::{restart_steps, Confirm, Plan};
+use crate::runbook::plan::{await_rollout_steps, restart_steps, Confirm, Plan};
 use crate::runbook::CheckpointId;
 use crate::session::Side;
 
 pub fn guards(model: &Model) -> Vec<Guard> {
     vec![
         guard::kube_live(model),
-        guard::access_review(model, &["get", "patch"]),
+        guard::access_review(model, guard::kube_verbs(model)),
         guard::no_other_run(model),
         guard::workloads_found(model),
         // Restarted pods connect to what the config says now: the target
@@ -33,9 +36,13 @@ pub fn plan(model: &Model) -> Option<Plan> {
     } else {
         k.namespace.clone()
     };
+    let steps = match k.changes {
+        Changes::Patch => restart_steps(&k.namespace, &k.deployments),
+        Changes::Gitops => await_rollout_steps(&k.namespace, &k.deployments),
+    };
     Some(Plan {
         checkpoint: CheckpointId::RolloutRestart,
-        steps: restart_steps(&k.namespace, &k.deployments),
+        steps,
         confirm: Confirm::TypeName(name),
         notes: vec![],
     })

@@ -2,16 +2,21 @@
 //! from `switch_to_env`/`switch_to_file`, shown only as a fingerprint) into
 //! the config object's key. Pods read it when they start: the rollout
 //! restart checkpoint follows.
+//!
+//! Under GitOps (`[kubernetes] changes = "gitops"`) it writes nothing: its
+//! plan is the change to make through Git, the wait until the cluster shows
+//! it, and the rollouts that change causes.
 
+use crate::config::Changes;
 use crate::model::Model;
 use crate::runbook::guard::{self, Guard};
-use crate::runbook::plan::{object_name, Confirm, Plan, Step};
+use crate::runbook::plan::{await_rollout_steps, object_name, Confirm, Plan, Step};
 use crate::runbook::CheckpointId;
 
 pub fn guards(model: &Model) -> Vec<Guard> {
     vec![
         guard::kube_live(model),
-        guard::access_review(model, &["get", "patch"]),
+        guard::access_review(model, guard::kube_verbs(model)),
         guard::no_other_run(model),
         value_readable(model),
         guard::caught_up(model),
@@ -68,6 +73,34 @@ pub fn plan(model: &Model) -> Option<Plan> {
         }
         (Some(c), _) => notes.push(format!("{key} now holds sha256:{c}")),
         (None, _) => notes.push(format!("{key} is absent or unreadable now")),
+    }
+    if k.changes == Changes::Gitops {
+        notes.push(
+            "GitOps: the console writes nothing. Merge the change; the step ends when the \
+             cluster shows it, then each rollout it causes is watched (the change must also \
+             change the pod template, e.g. a checksum/config annotation)."
+                .into(),
+        );
+        let mut steps = vec![Step::AwaitConfig {
+            namespace: k.namespace.clone(),
+            object: object.clone(),
+            key,
+            want: new_fingerprint,
+            was: expect_current,
+            value_from: k.switch_to.clone(),
+            timeout_s: k.gitops_wait_secs,
+            undo: false,
+        }];
+        // A Service's selector moves the traffic by itself: no rollout.
+        if !object.starts_with("service/") {
+            steps.extend(await_rollout_steps(&k.namespace, &k.deployments));
+        }
+        return Some(Plan {
+            checkpoint: CheckpointId::SwitchConfig,
+            confirm: Confirm::TypeName(object_name(&object).to_string()),
+            steps,
+            notes,
+        });
     }
     notes.push("Pods read the config when they start: restart them (R) to use it.".into());
     Some(Plan {

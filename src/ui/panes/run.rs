@@ -261,6 +261,19 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
                     ]));
                 }
             }
+            // The change to merge stays in sight until it has been seen.
+            Step::AwaitConfig { .. }
+                if !matches!(record.and_then(|r| r.finished.as_ref()), Some((_, Ok(_)))) =>
+            {
+                for l in step.lines().into_iter().skip(1) {
+                    let role = if l.trim_start().starts_with(['+', '-']) {
+                        Role::Text
+                    } else {
+                        Role::Muted
+                    };
+                    out.push(Line::from(s(format!("  {l}"), role)));
+                }
+            }
             Step::WaitSync { .. } if record.is_some() => {
                 if let Some(p) = sync::progress(model) {
                     out.extend(sync_lines(&p, theme));
