@@ -4,6 +4,7 @@
 
 pub mod app_check;
 mod drive;
+pub mod dump;
 mod effects;
 pub mod exec;
 pub mod freeze;
@@ -137,6 +138,8 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         freeze_budget_secs: config.freeze.budget_secs,
         on_budget_exceeded: config.freeze.on_budget_exceeded,
         report_path: config.report.path.as_ref().map(|p| p.display().to_string()),
+        runbook: config.runbook.variant,
+        dump_jobs: config.runbook.dump_jobs,
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,

@@ -490,16 +490,7 @@ fn the_script_runs_the_runbook_without_a_terminal() {
         format!("{} password=planted-switch-3f7a", value.trim()),
     )
     .unwrap();
-    let script = |keys: &str| {
-        Command::new(common::tmux::BIN)
-            .arg("-c")
-            .arg(&lab_run.config)
-            .arg("--session-dir")
-            .arg(&lab_run.sessions)
-            .args(["--script", keys])
-            .output()
-            .unwrap()
-    };
+    let script = |keys: &str| lab_run.script(keys);
     let bad = script("F q");
     assert_eq!(bad.status.code(), Some(2));
     let said = String::from_utf8_lossy(&bad.stderr);
@@ -599,12 +590,8 @@ fn under_gitops_the_switch_waits_for_the_applied_change_and_its_rollout() {
     };
     let before = url(&labdir);
 
-    let mut child = Command::new(common::tmux::BIN)
-        .arg("-c")
-        .arg(&lab_run.config)
-        .arg("--session-dir")
-        .arg(&lab_run.sessions)
-        .args(["--script", "F? D P U W V Z C A E S R T X"])
+    let mut child = lab_run
+        .script_command("F? D P U W V Z C A E S R T X")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

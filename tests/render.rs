@@ -890,7 +890,19 @@ fn the_keymap_is_the_footer_and_the_help() {
     let footer = main.lines().last().unwrap().to_string();
     live.key("?");
     let help = live.screen(80, 24);
-    for b in BINDINGS.iter().filter(|b| b.layer == Layer::Main) {
+    // Every key of this (logical) runbook; the dump-and-restore one's
+    // copy key is not offered here.
+    let of_this_runbook = |b: &&cutover::model::keymap::Binding| {
+        !matches!(b.command, cutover::model::keymap::Command::Open(id)
+            if !cutover::runbook::logical().contains(&id))
+    };
+    let mut other = BINDINGS.iter().filter(|b| !of_this_runbook(b));
+    assert!(other.any(|b| b.keys[0] == "Y"));
+    for b in BINDINGS
+        .iter()
+        .filter(|b| b.layer == Layer::Main)
+        .filter(of_this_runbook)
+    {
         let key = label(b.keys[0]);
         let in_footer = b.footer.is_some() && footer.contains(&key);
         assert!(
@@ -899,6 +911,7 @@ fn the_keymap_is_the_footer_and_the_help() {
             b.help
         );
     }
+    assert!(!help.contains("dump and restore"), "{help}");
     // Too many groups for 80 columns: the keys stay, the words go from the
     // right (help and quit keep theirs; the help says the rest).
     assert!(
@@ -1160,6 +1173,7 @@ fn the_freeze_window_is_timed_in_the_header() {
         steps: vec![],
         checks: vec![],
         sequences: vec![],
+        copy: None,
         legacy_steps: vec![],
         finished: Some((t0, true, "the app writes to the target only".into())),
     });

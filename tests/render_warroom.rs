@@ -454,6 +454,7 @@ fn during_the_write_freeze() {
         steps: vec![],
         checks: vec![],
         sequences: vec![],
+        copy: None,
         legacy_steps: vec![],
         finished: Some((now, true, "the app writes to the target only".into())),
     });

@@ -39,6 +39,7 @@ pub struct Config {
     pub kubernetes: Option<KubeCfg>,
     pub verify: VerifyCfg,
     pub freeze: FreezeCfg,
+    pub runbook: RunbookCfg,
 }
 
 /// The write freeze: which roles are the application's. The freeze takes
@@ -70,6 +71,28 @@ impl BudgetAction {
         match self {
             BudgetAction::Warn => "warn",
             BudgetAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// `[runbook]`: which runbook drives the cutover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunbookCfg {
+    /// `logical` (replication, the default) or `dump-restore`.
+    pub variant: crate::runbook::Variant,
+    /// Parallel jobs of the dump and of the restore (directory format).
+    pub dump_jobs: u64,
+}
+
+impl RunbookCfg {
+    pub const DUMP_JOBS: std::ops::RangeInclusive<u64> = 1..=64;
+}
+
+impl Default for RunbookCfg {
+    fn default() -> Self {
+        RunbookCfg {
+            variant: crate::runbook::Variant::Logical,
+            dump_jobs: 4,
         }
     }
 }

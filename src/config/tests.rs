@@ -182,7 +182,7 @@ fn error_messages_are_one_precise_line() {
     let cases: &[(&str, &str)] = &[
         (
             "[sourc]\ndsn = \"x\"\n",
-            "cutover.toml:1:2: unknown field \"sourc\" in [root] (expected one of source, target, replication, tables, thresholds, monitor, session, report, ui, lab, kubernetes, verify, freeze)",
+            "cutover.toml:1:2: unknown field \"sourc\" in [root] (expected one of source, target, replication, tables, thresholds, monitor, session, report, ui, lab, kubernetes, verify, freeze, runbook)",
         ),
         ("[source]\ndsn = \"host=a\"\n", "cutover.toml: missing section [target]"),
         ("", "cutover.toml: missing section [source]"),

@@ -35,6 +35,14 @@ struct RawConfig {
     kubernetes: Option<RawKube>,
     verify: Option<RawVerify>,
     freeze: Option<RawFreeze>,
+    runbook: Option<RawRunbook>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunbook {
+    variant: Option<crate::runbook::Variant>,
+    dump_jobs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +205,7 @@ impl Validator<'_> {
             },
             verify: self.verify(raw.verify)?,
             freeze: self.freeze(raw.freeze)?,
+            runbook: self.runbook(raw.runbook)?,
             kubernetes: match raw.kubernetes {
                 Some(k) => Some(self.kubernetes(k, &base)?),
                 None => None,
@@ -681,6 +690,20 @@ impl Validator<'_> {
             Some(v) => Ok(*v.get_ref()),
             None => Ok(default),
         }
+    }
+
+    fn runbook(&self, raw: Option<RawRunbook>) -> Result<RunbookCfg> {
+        let d = RunbookCfg::default();
+        let Some(raw) = raw else { return Ok(d) };
+        Ok(RunbookCfg {
+            variant: raw.variant.unwrap_or(d.variant),
+            dump_jobs: self.ranged(
+                &raw.dump_jobs,
+                "runbook.dump_jobs",
+                RunbookCfg::DUMP_JOBS,
+                d.dump_jobs,
+            )?,
+        })
     }
 
     fn freeze(&self, raw: Option<RawFreeze>) -> Result<FreezeCfg> {

@@ -82,6 +82,8 @@ pub struct CheckpointRun {
     pub checks: Vec<crate::runbook::preflight::Check>,
     /// The sequence step's values, when the run advanced sequences.
     pub sequences: Vec<crate::session::SequenceValue>,
+    /// The copy's latest progress, when the run dumped and restored.
+    pub copy: Option<crate::session::event::CopyProgress>,
     /// Free-form lines from logs written before steps were recorded.
     pub legacy_steps: Vec<(DateTime<Utc>, String)>,
     /// Started by the console itself, and why (the freeze budget ran out).
@@ -150,6 +152,12 @@ pub fn acts_on_kubernetes(model: &Model, checkpoint: CheckpointId) -> bool {
 /// Whether this session may run `checkpoint`: never read-only, and a
 /// Kubernetes checkpoint only with a Kubernetes side.
 pub fn bound(model: &Model, checkpoint: CheckpointId) -> bool {
+    if !crate::runbook::variant(model)
+        .checkpoints()
+        .contains(&checkpoint)
+    {
+        return false;
+    }
     if acts_on_kubernetes(model, checkpoint) {
         kube_actions_bound(model)
     } else {
@@ -269,6 +277,7 @@ pub(super) fn start_run(
         steps: Vec::new(),
         checks: Vec::new(),
         sequences: Vec::new(),
+        copy: None,
         legacy_steps: Vec::new(),
         auto,
         finished: None,

@@ -484,6 +484,7 @@ fn a_no_op_rerun_keeps_what_to_go_back_to() {
         steps: vec![],
         checks: vec![],
         sequences: vec![],
+        copy: None,
         legacy_steps: vec![],
         finished: None,
     });
@@ -954,6 +955,7 @@ fn app_on_target_waits_for_the_switch_then_a_restart_after_it() {
         steps: vec![],
         checks: vec![],
         sequences: vec![],
+        copy: None,
         legacy_steps: vec![],
         finished: Some((at(2), true, "rollout of app complete".into())),
     });
@@ -1150,6 +1152,7 @@ fn a_rollback_after_the_switch_counts_the_writes_it_would_strand() {
         steps: vec![],
         checks: vec![],
         sequences: vec![],
+        copy: None,
         legacy_steps: vec![],
         finished: None,
     });

@@ -161,7 +161,7 @@ pub fn try_rollback(model: &mut Model) -> Vec<Effect> {
 
 #[cfg(test)]
 #[path = "window_tests.rs"]
-mod tests;
+pub(super) mod tests;
 
 #[cfg(test)]
 #[path = "gitops_tests.rs"]

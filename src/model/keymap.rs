@@ -217,6 +217,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["U"], C::Open(CheckpointId::CreateSubscription), Some("prepare"), "subscription", true),
     bind(L::Main, &["W"], C::Open(CheckpointId::WaitInitialSync), Some("prepare"), "wait for sync", true),
     bind(L::Main, &["Z"], C::Open(CheckpointId::FreezeWrites), Some("cutover"), "freeze writes", true),
+    bind(L::Main, &["Y"], C::Open(CheckpointId::DumpRestore), Some("cutover"), "dump and restore", true),
     bind(L::Main, &["C"], C::Open(CheckpointId::FinalCheck), Some("cutover"), "lag 0, counts, checksums", true),
     bind(L::Main, &["A"], C::Open(CheckpointId::AdvanceSequences), Some("cutover"), "advance sequences", true),
     bind(L::Main, &["E"], C::Open(CheckpointId::ReverseReplication), Some("cutover"), "reverse replication", true),
@@ -283,8 +284,15 @@ pub fn bindings_for(model: &Model, view: &View, layer: Layer) -> Vec<&'static Bi
         .then(|| bindings(Layer::View, true))
         .into_iter()
         .flatten();
+    // Only the keys of this session's runbook's checkpoints.
+    let runbook = crate::runbook::variant(model).checkpoints();
+    let in_runbook =
+        move |b: &&'static Binding| !matches!(b.command, C::Open(id) if !runbook.contains(&id));
     match &view.watch {
-        None => back.chain(bindings(layer, model.read_only())).collect(),
+        None => back
+            .chain(bindings(layer, model.read_only()))
+            .filter(in_runbook)
+            .collect(),
         Some(w) => {
             let playback = (layer == Layer::Main && w.kind == WatchKind::Replay)
                 .then(|| bindings(Layer::Playback, true))
@@ -293,6 +301,7 @@ pub fn bindings_for(model: &Model, view: &View, layer: Layer) -> Vec<&'static Bi
             playback
                 .chain(back)
                 .chain(bindings(layer, true).filter(|b| b.command.view_only()))
+                .filter(in_runbook)
                 .collect()
         }
     }

@@ -214,3 +214,7 @@ impl Model {
             || self.report_pending
     }
 }
+
+#[cfg(test)]
+#[path = "dump_restore_tests.rs"]
+mod dump_restore_tests;

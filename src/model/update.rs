@@ -353,6 +353,12 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             budget_secs,
             action,
         } => super::budget::on_exceeded(model, at, *budget_secs, *action),
+        EventKind::CopyProgress { id, progress } => {
+            if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
+                r.copy = Some(progress.clone());
+            }
+            vec![]
+        }
         EventKind::SequencesAdvanced { id, sequences } => {
             if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
                 r.sequences = sequences.clone();

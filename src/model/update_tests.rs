@@ -38,6 +38,8 @@ pub(in crate::model) fn info() -> SessionInfo {
         freeze_budget_secs: 60,
         on_budget_exceeded: Default::default(),
         report_path: None,
+        runbook: crate::runbook::Variant::Logical,
+        dump_jobs: 4,
     }
 }
 
@@ -551,6 +553,7 @@ pub(in crate::model) fn ran(
         steps: vec![],
         checks: vec![],
         sequences: vec![],
+        copy: None,
         legacy_steps: vec![],
         finished: None,
     });

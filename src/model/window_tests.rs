@@ -16,7 +16,7 @@ fn kube() -> SessionInfo {
 }
 
 /// Frozen at `t` (privileges taken and proven at once).
-fn freeze(f: &mut Feed, t: i64) {
+pub(in crate::model) fn freeze(f: &mut Feed, t: i64) {
     f.send(
         t,
         EventKind::FreezeGrants {

@@ -103,7 +103,6 @@ pub fn kube_live(model: &Model) -> Guard {
     }
 }
 
-/// The access review allows `verbs`, and is no older than the stale limit.
 /// The verbs a Kubernetes checkpoint needs: patching, or under GitOps only
 /// reading and watching (the controller writes).
 pub fn kube_verbs(model: &Model) -> &'static [&'static str] {
@@ -119,6 +118,7 @@ pub fn kube_verbs(model: &Model) -> &'static [&'static str] {
     }
 }
 
+/// The access review allows `verbs`, and is no older than the stale limit.
 pub fn access_review(model: &Model, verbs: &[&str]) -> Guard {
     let Some(info) = &model.info else {
         return Guard::fail(ACCESS, "no session");

@@ -59,6 +59,45 @@ pub enum CheckpointId {
     ReverseReplication,
     /// FINISH: drop the forward subscription (and its slot on the source).
     DropSubscription,
+    /// The dump-and-restore runbook's copy, writes frozen: `pg_dump` of
+    /// the source into `pg_restore` on the target (schema, data and
+    /// sequences), no owner, no privileges.
+    DumpRestore,
+}
+
+/// Which runbook drives the cutover (`[runbook] variant`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// Logical replication: the copy while the application writes, a short
+    /// freeze for the last changes.
+    #[default]
+    Logical,
+    /// For smaller databases: freeze, dump and restore, verify, switch —
+    /// the write freeze lasts the whole copy.
+    DumpRestore,
+}
+
+impl Variant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Logical => "logical",
+            Variant::DumpRestore => "dump-restore",
+        }
+    }
+
+    /// Its checkpoints, in order.
+    pub fn checkpoints(self) -> Vec<CheckpointId> {
+        match self {
+            Variant::Logical => logical(),
+            Variant::DumpRestore => dump_restore(),
+        }
+    }
+}
+
+/// The session's runbook.
+pub fn variant(model: &Model) -> Variant {
+    model.info.as_ref().map(|i| i.runbook).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -124,6 +163,11 @@ pub const CATALOG: &[Checkpoint] = &[
         id: CheckpointId::FreezeWrites,
         phase: Phase::Cutover,
         title: "Freeze writes on source",
+    },
+    Checkpoint {
+        id: CheckpointId::DumpRestore,
+        phase: Phase::Cutover,
+        title: "Dump and restore into the target",
     },
     Checkpoint {
         id: CheckpointId::FinalCheck,
@@ -212,6 +256,23 @@ pub fn logical() -> Vec<CheckpointId> {
     ]
 }
 
+/// The dump-and-restore runbook for one database pair: the copy runs with
+/// writes frozen, so verification compares two still databases; the
+/// sequences come with the dump; the way back is to unfreeze and switch
+/// back, as long as the source is kept.
+pub fn dump_restore() -> Vec<CheckpointId> {
+    vec![
+        CheckpointId::Preflight,
+        CheckpointId::FreezeWrites,
+        CheckpointId::DumpRestore,
+        CheckpointId::FinalCheck,
+        CheckpointId::SwitchConfig,
+        CheckpointId::RolloutRestart,
+        CheckpointId::AppOnTarget,
+        CheckpointId::Rollback,
+    ]
+}
+
 /// `id`'s guards on the session state of this moment.
 pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
     match id {
@@ -230,6 +291,7 @@ pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
         CheckpointId::FinalCheck => checkpoints::final_check::guards(model),
         CheckpointId::ReverseReplication => checkpoints::reverse_replication::guards(model),
         CheckpointId::DropSubscription => checkpoints::drop_subscription::guards(model),
+        CheckpointId::DumpRestore => checkpoints::dump_restore::guards(model),
     }
 }
 
@@ -260,6 +322,7 @@ pub fn plan(model: &Model, id: CheckpointId) -> Option<Plan> {
         CheckpointId::FinalCheck => checkpoints::final_check::plan(model),
         CheckpointId::ReverseReplication => checkpoints::reverse_replication::plan(model),
         CheckpointId::DropSubscription => checkpoints::drop_subscription::plan(model),
+        CheckpointId::DumpRestore => checkpoints::dump_restore::plan(model),
     }
 }
 
@@ -283,6 +346,7 @@ mod tests {
                 "\"wait_initial_sync\"",
                 "\"verify_live\"",
                 "\"freeze_writes\"",
+                "\"dump_restore\"",
                 "\"final_check\"",
                 "\"advance_sequences\"",
                 "\"reverse_replication\"",
@@ -296,7 +360,7 @@ mod tests {
         // The name logs written before the runbook used.
         let old: CheckpointId = serde_json::from_str("\"switch_back\"").unwrap();
         assert_eq!(old, CheckpointId::Rollback);
-        for id in logical() {
+        for id in logical().into_iter().chain(dump_restore()) {
             assert_eq!(id.info().id, id);
         }
     }

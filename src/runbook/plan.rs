@@ -110,6 +110,11 @@ pub enum Step {
         lock_timeout_ms: u64,
         statement_timeout_ms: u64,
     },
+    /// `pg_dump --format=directory` of the source (schema, data and
+    /// sequences, no owner, no privileges) into a directory beside the
+    /// session log, then `pg_restore` of it into the target, `jobs` at a
+    /// time each; the directory is removed afterwards.
+    DumpRestore { jobs: u64, tables: usize },
     /// `pg_dump --schema-only --no-owner` of the source into the target
     /// (psql, stop on the first error). Privileges come along, so the app's
     /// roles may use the target after the switch.
@@ -364,6 +369,17 @@ impl Step {
                 ));
                 out
             }
+            Step::DumpRestore { jobs, tables } => vec![
+                format!(
+                    "pg_dump --format=directory --jobs={jobs} --no-owner --no-privileges of the \
+                     source ({tables} tables, their sequences) into a directory beside the \
+                     session log (owner-only)"
+                ),
+                format!(
+                    "pg_restore --jobs={jobs} --no-owner --no-privileges --exit-on-error of it \
+                     into the target; the directory is removed once it succeeded"
+                ),
+            ],
             Step::Restart {
                 namespace,
                 deployment,
@@ -560,6 +576,7 @@ impl Step {
                 side.as_str()
             ),
             Step::CopySchema { .. } => "copy the schema".into(),
+            Step::DumpRestore { tables, .. } => format!("dump and restore {tables} tables"),
             Step::CreateSubscription { name, on, .. } => {
                 format!("CREATE SUBSCRIPTION {name} on the {}", on.as_str())
             }

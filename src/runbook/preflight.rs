@@ -49,13 +49,90 @@ pub struct Names<'a> {
 
 /// The checks with the names `config` gives the runbook.
 pub fn evaluate_for(f: &Facts, config: &crate::config::Config) -> Vec<Check> {
-    evaluate(
+    let checks = evaluate(
         f,
         &Names {
             subscription: &config.replication.subscription,
             slot: &config.replication.slot,
         },
-    )
+    );
+    match config.runbook.variant {
+        crate::runbook::Variant::Logical => checks,
+        crate::runbook::Variant::DumpRestore => for_dump_restore(checks, f),
+    }
+}
+
+/// Checks only logical replication needs.
+const LOGICAL_ONLY: &[&str] = &[
+    "wal_level = logical on the source",
+    "A free replication slot on the source",
+    "A free WAL sender on the source",
+    "Every table has a primary key or a replica identity",
+    "No stray slot or subscription with the runbook's names",
+    ROLES_CHECK,
+];
+
+/// The dump-and-restore runbook's preflight: no replication to prepare for;
+/// the target must have none of the tables (the restore makes them) and the
+/// application's roles (it brings no privileges: the target's default
+/// privileges give them theirs).
+pub fn for_dump_restore(checks: Vec<Check>, f: &Facts) -> Vec<Check> {
+    let present: Vec<&TableRef> = f
+        .source
+        .columns
+        .keys()
+        .filter(|t| f.target.columns.contains_key(*t))
+        .collect();
+    let missing_roles: Vec<&String> = f
+        .app_roles
+        .iter()
+        .filter(|r| !f.target.roles.contains(*r))
+        .collect();
+    checks
+        .into_iter()
+        .filter(|c| !LOGICAL_ONLY.contains(&c.name.as_str()))
+        .flat_map(|c| match c.name.as_str() {
+            "Target schema matches the source" => vec![
+                check(
+                    "Target has none of the tables",
+                    present.is_empty(),
+                    if present.is_empty() {
+                        format!("{} tables to restore", f.source.columns.len())
+                    } else {
+                        format!(
+                            "the target has {}: {}",
+                            present.len(),
+                            first_few(present.iter().copied())
+                        )
+                    },
+                    Some("drop them on the target, or restore into another database".into()),
+                ),
+                check(
+                    "Application roles exist on the target",
+                    missing_roles.is_empty(),
+                    if missing_roles.is_empty() {
+                        "all of [freeze] app_roles".to_string()
+                    } else {
+                        let names: Vec<&str> = missing_roles.iter().map(|r| r.as_str()).collect();
+                        format!("missing: {}", names.join(", "))
+                    },
+                    Some(
+                        "CREATE ROLE on the target, and ALTER DEFAULT PRIVILEGES there so the \
+                         restored tables are theirs to use (the dump carries no privileges)"
+                            .into(),
+                    ),
+                ),
+            ],
+            "Sequences on the source" => vec![check(
+                "Sequences on the source",
+                true,
+                c.observed
+                    .replace("advanced on the target at cutover", "carried by the dump"),
+                None,
+            )],
+            _ => vec![c],
+        })
+        .collect()
 }
 
 pub fn evaluate(f: &Facts, names: &Names) -> Vec<Check> {

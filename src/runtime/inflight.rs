@@ -176,6 +176,17 @@ async fn ask(config: &Config, step: &Step) -> Result<(InFlight, String)> {
                 )
             })
         }
+        Step::DumpRestore { .. } => {
+            // The data the cut-off copy left on disk goes first.
+            let removed = super::dump::remove_left_over(&config.session.dir);
+            Ok((
+                InFlight::Unknown,
+                format!(
+                    "the copy was cut off: the target may hold part of it — drop those tables \
+                     on the target before copying again (Y refuses over them){removed}"
+                ),
+            ))
+        }
         Step::CreateSubscription { name, on, .. } => {
             let found = subscription(config, *on, name).await?;
             Ok(match found {

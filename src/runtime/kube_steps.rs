@@ -443,6 +443,7 @@ pub(super) async fn run_step(
         Step::Sql { .. }
         | Step::Preflight
         | Step::CopySchema { .. }
+        | Step::DumpRestore { .. }
         | Step::CreateSubscription { .. }
         | Step::WaitSync { .. }
         | Step::VerifyLive { .. }

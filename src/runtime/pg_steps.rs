@@ -209,6 +209,7 @@ pub async fn run(
             timeout_s,
         } => wait_sync(config, subscription, Duration::from_secs(*timeout_s)).await,
         Step::CopySchema { .. } => copy_schema(config).await,
+        Step::DumpRestore { jobs, .. } => super::dump::dump_restore(id, config, *jobs, tx).await,
         Step::Preflight => {
             let checks = preflight_checks(config).await?;
             let said = judge(&checks);

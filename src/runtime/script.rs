@@ -96,6 +96,14 @@ impl Script {
                 let Some((id, may_fail)) = self.steps.pop_front() else {
                     return Next::Done;
                 };
+                let variant = runbook::variant(model);
+                if !variant.checkpoints().contains(&id) {
+                    return Next::Failed(format!(
+                        "{} is not a checkpoint of the {} runbook",
+                        id.title(),
+                        variant.as_str()
+                    ));
+                }
                 self.state = State::Opened {
                     id,
                     may_fail,

@@ -85,10 +85,39 @@ pub struct SessionInfo {
     /// report (None: beside the session log).
     #[serde(default)]
     pub report_path: Option<String>,
+    /// `[runbook] variant` (logs from before it: logical).
+    #[serde(default)]
+    pub runbook: crate::runbook::Variant,
+    /// `[runbook] dump_jobs`.
+    #[serde(default = "default_dump_jobs")]
+    pub dump_jobs: u64,
 }
 
 fn default_budget() -> u64 {
     60
+}
+
+fn default_dump_jobs() -> u64 {
+    4
+}
+
+/// The dump-and-restore copy's progress: which half, tables and bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyProgress {
+    /// `dump` (source → directory) or `restore` (directory → target).
+    pub phase: String,
+    pub tables_done: u64,
+    pub tables_total: u64,
+    pub bytes_done: u64,
+    /// The dump: the source's table sizes (an estimate); the restore: the
+    /// dump's data files.
+    pub bytes_total: u64,
+    /// Since the copy began.
+    pub elapsed_ms: u64,
+    /// The phase's time left at its rate so far (bytes; tables when the
+    /// bytes are not known).
+    #[serde(default)]
+    pub eta_ms: Option<u64>,
 }
 
 /// One privilege the write freeze took, to be given back by the rollback.
@@ -335,6 +364,12 @@ pub enum EventKind {
     SequencesAdvanced {
         id: u64,
         sequences: Vec<SequenceValue>,
+    },
+    /// How far the dump-and-restore copy is (sent as it moves, at most
+    /// once a second).
+    CopyProgress {
+        id: u64,
+        progress: CopyProgress,
     },
     /// The freeze is about to take these privileges (logged before the
     /// REVOKE, so a crash right after it still knows what to give back).

@@ -143,6 +143,9 @@ fn replication_lag(model: &Model, theme: &Theme) -> Option<Big> {
     if summary.slot.is_none() {
         return Some(match slots::subscription_dropped(model) {
             Some(dropped) => words(format!("{dropped}: replication has ended."), Role::Text),
+            None if info.runbook == crate::runbook::Variant::DumpRestore => {
+                words(lag::dump_restore_sentence(), Role::Text)
+            }
             None => words(lag::no_slot_sentence(&info.slot), Role::Warn),
         });
     }

@@ -148,6 +148,22 @@ impl LabRun {
         self.console_with(name, cols, rows, "")
     }
 
+    /// The console's `--script` with its session log here: what it said.
+    pub fn script(&self, keys: &str) -> std::process::Output {
+        self.script_command(keys).output().unwrap()
+    }
+
+    /// The `--script` command, to be started by the caller.
+    pub fn script_command(&self, keys: &str) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("-c")
+            .arg(&self.config)
+            .arg("--session-dir")
+            .arg(&self.sessions)
+            .args(["--script", keys]);
+        cmd
+    }
+
     /// The console with more arguments (`--metrics 127.0.0.1:PORT`).
     pub fn console_with(&self, name: &str, cols: u16, rows: u16, args: &str) -> Tmux {
         Tmux::start(

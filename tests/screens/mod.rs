@@ -118,6 +118,8 @@ pub fn info() -> SessionInfo {
         freeze_budget_secs: 60,
         on_budget_exceeded: Default::default(),
         report_path: None,
+        runbook: cutover::runbook::Variant::Logical,
+        dump_jobs: 4,
     }
 }
 

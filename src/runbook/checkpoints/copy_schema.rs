@@ -64,7 +64,7 @@ fn roles_on_target(model: &Model) -> Guard {
     }
 }
 
-fn present_on_target(model: &Model) -> Vec<String> {
+pub(super) fn present_on_target(model: &Model) -> Vec<String> {
     let missing = missing_on_target(model);
     source_tables(model)
         .into_iter()
@@ -121,6 +121,7 @@ mod tests {
             steps: vec![],
             checks,
             sequences: vec![],
+            copy: None,
             legacy_steps: vec![],
             finished: Some((at, false, "done".into())),
         }

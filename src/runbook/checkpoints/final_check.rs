@@ -10,7 +10,7 @@
 use crate::model::Model;
 use crate::runbook::guard::{self, Guard};
 use crate::runbook::plan::{Confirm, Plan, Step, WAIT_REPLICATED_S};
-use crate::runbook::CheckpointId;
+use crate::runbook::{CheckpointId, Variant};
 use crate::session::Side;
 
 pub fn guards(model: &Model) -> Vec<Guard> {
@@ -20,6 +20,12 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         guard::no_other_run(model),
         guard::writes_frozen(model),
     ]
+    .into_iter()
+    .chain(
+        (crate::runbook::variant(model) == Variant::DumpRestore)
+            .then(|| super::dump_restore::copied_in_freeze(model)),
+    )
+    .collect()
 }
 
 pub fn plan(model: &Model) -> Option<Plan> {
@@ -32,14 +38,18 @@ pub fn plan(model: &Model) -> Option<Plan> {
         )
     } else {
         (
-            vec![
-                Step::WaitReplicated {
-                    on: Side::Source,
-                    slot: info.slot.clone(),
-                    timeout_s: WAIT_REPLICATED_S,
-                },
-                Step::VerifyFinal { tables },
-            ],
+            match crate::runbook::variant(model) {
+                Variant::Logical => vec![
+                    Step::WaitReplicated {
+                        on: Side::Source,
+                        slot: info.slot.clone(),
+                        timeout_s: WAIT_REPLICATED_S,
+                    },
+                    Step::VerifyFinal { tables },
+                ],
+                // Both sides still: whatever differs is a real difference.
+                Variant::DumpRestore => vec![Step::VerifyFinal { tables }],
+            },
             vec![
                 "read-only; the live verification stops and hands its report to the final pass"
                     .to_string(),

@@ -6,7 +6,7 @@ use crate::model::Model;
 use crate::pg::monitor::qualified;
 use crate::runbook::guard::{self, Guard};
 use crate::runbook::plan::{Confirm, Plan, Step};
-use crate::runbook::CheckpointId;
+use crate::runbook::{CheckpointId, Variant};
 use crate::session::Side;
 
 use super::prepare::source_tables;
@@ -31,10 +31,18 @@ pub fn guards(model: &Model) -> Vec<Guard> {
                 roles.join(", ")
             },
         ),
-        guard::verified_live(model),
-        guard::caught_up(model),
-        guard::catch_up_within_budget(model),
     ]
+    .into_iter()
+    .chain(match crate::runbook::variant(model) {
+        Variant::Logical => vec![
+            guard::verified_live(model),
+            guard::caught_up(model),
+            guard::catch_up_within_budget(model),
+        ],
+        // The outage starts here: not for a copy that would be refused.
+        Variant::DumpRestore => vec![super::dump_restore::target_empty(model)],
+    })
+    .collect()
 }
 
 pub fn plan(model: &Model) -> Option<Plan> {

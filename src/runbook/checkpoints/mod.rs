@@ -6,6 +6,7 @@ pub mod copy_schema;
 pub mod create_publication;
 pub mod create_subscription;
 pub mod drop_subscription;
+pub mod dump_restore;
 pub mod final_check;
 pub mod freeze_writes;
 pub mod preflight;

@@ -11,7 +11,7 @@ use crate::config::Changes;
 use crate::model::Model;
 use crate::runbook::guard::{self, Guard};
 use crate::runbook::plan::{await_rollout_steps, object_name, Confirm, Plan, Step};
-use crate::runbook::CheckpointId;
+use crate::runbook::{CheckpointId, Variant};
 
 pub fn guards(model: &Model) -> Vec<Guard> {
     vec![
@@ -19,13 +19,25 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         guard::access_review(model, guard::kube_verbs(model)),
         guard::no_other_run(model),
         value_readable(model),
-        guard::caught_up(model),
-        guard::verified_live(model),
-        guard::sequences_advanced(model),
-        guard::writes_frozen(model),
-        guard::caught_up_after_freeze(model),
-        guard::final_checked(model),
     ]
+    .into_iter()
+    .chain(match crate::runbook::variant(model) {
+        Variant::Logical => vec![
+            guard::caught_up(model),
+            guard::verified_live(model),
+            guard::sequences_advanced(model),
+            guard::writes_frozen(model),
+            guard::caught_up_after_freeze(model),
+            guard::final_checked(model),
+        ],
+        // The sequences came with the dump, taken from the frozen source.
+        Variant::DumpRestore => vec![
+            guard::writes_frozen(model),
+            super::dump_restore::copied_in_freeze(model),
+            super::dump_restore::verified_after_copy(model),
+        ],
+    })
+    .collect()
 }
 
 fn value_readable(model: &Model) -> Guard {

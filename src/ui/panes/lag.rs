@@ -29,6 +29,13 @@ pub fn no_slot_sentence(slot: &str) -> String {
     format!("No replication slot \"{slot}\" on the source yet — create the subscription (see lab README.txt)")
 }
 
+/// The dump-and-restore runbook replicates nothing: what stands for lag.
+pub fn dump_restore_sentence() -> String {
+    "No replication: the dump-and-restore runbook copies with writes frozen (Y), and the \
+     run pane shows how far the copy is."
+        .into()
+}
+
 pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: PaneFrame) {
     let mut right = Vec::new();
     if let Some(info) = &model.info {
@@ -82,6 +89,9 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
         // Gone after the session saw replication run: it ended, not "not yet".
         let text = match crate::ui::panes::slots::subscription_dropped(model) {
             Some(dropped) => (format!("{dropped}: replication has ended."), Role::Text),
+            None if info.runbook == crate::runbook::Variant::DumpRestore => {
+                (dump_restore_sentence(), Role::Text)
+            }
             None => (no_slot_sentence(&info.slot), Role::Warn),
         };
         frame.render_widget(sentence(text.0, text.1), inner);

@@ -261,6 +261,11 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
                     ]));
                 }
             }
+            Step::DumpRestore { .. } => {
+                if let Some(p) = &run.copy {
+                    out.push(Line::from(s(format!("    {}", copy_line(p)), Role::Muted)));
+                }
+            }
             // The change to merge stays in sight until it has been seen.
             Step::AwaitConfig { .. }
                 if !matches!(record.and_then(|r| r.finished.as_ref()), Some((_, Ok(_)))) =>
@@ -302,6 +307,24 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
         }
     }
     out
+}
+
+/// The copy's progress in a line: its phase, tables, bytes, time left.
+pub fn copy_line(p: &crate::session::event::CopyProgress) -> String {
+    let bytes = |n: u64| fmt::bytes(n as i64);
+    let of = if p.phase == "dump" { "of ~" } else { "of " };
+    let mut line = format!(
+        "{} {}/{} tables · {} {of}{}",
+        p.phase,
+        p.tables_done,
+        p.tables_total,
+        bytes(p.bytes_done),
+        bytes(p.bytes_total)
+    );
+    if let Some(eta) = p.eta_ms {
+        line.push_str(&format!(" · ETA {:.0} s", eta as f64 / 1000.0));
+    }
+    line
 }
 
 /// Rows the pane wants at `width`, frame included; 0 with nothing to show.

@@ -33,7 +33,8 @@ pub fn key_of(id: CheckpointId) -> &'static str {
 /// The checkpoints this session can run, in runbook order.
 fn shown(model: &Model) -> Vec<CheckpointId> {
     let kube = model.info.as_ref().is_some_and(|i| i.kubernetes.is_some());
-    runbook::logical()
+    runbook::variant(model)
+        .checkpoints()
         .into_iter()
         .filter(|id| kube || !id.is_kubernetes())
         .collect()
