@@ -136,3 +136,67 @@ fn the_dump_restore_runbook_copies_everything_in_the_freeze_and_loses_no_write()
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A restore that fails (a sequence of the same name left on the target by
+/// an earlier attempt): the copy fails naming pg_restore's error, the
+/// freeze stays, the dump directory is gone, and the way back is offered.
+#[test]
+fn a_failed_restore_keeps_the_freeze_and_says_why() {
+    let lab_run = LabRun::up("cutover-dump-fail", "2000");
+    let source = dsn(&lab_run.config, "source");
+    let target = dsn(&lab_run.config, "target");
+    psql(&target, "CREATE SEQUENCE public.users_id_seq");
+    let config = std::fs::read_to_string(&lab_run.config).unwrap();
+    std::fs::write(
+        &lab_run.config,
+        format!("{config}\n[runbook]\nvariant = \"dump-restore\"\n"),
+    )
+    .unwrap();
+    let out = lab_run.script("F Z Y");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Dump and restore into the target failed")
+            && said.contains("pg_restore failed"),
+        "{said}"
+    );
+    assert!(said.contains("users_id_seq"), "{said}");
+    // Still frozen: the app's role cannot write on the source.
+    assert_eq!(
+        psql(
+            &source,
+            "SELECT has_table_privilege('app', 'public.app_writes', 'INSERT')"
+        ),
+        "f"
+    );
+    let dirs: Vec<_> = std::fs::read_dir(&lab_run.sessions)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(dirs.is_empty(), "{dirs:?}");
+    // The way back, on the same session, gives the source its writes back.
+    let log = std::fs::read_dir(&lab_run.sessions)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let out = lab_run
+        .script_command("B")
+        .arg("--resume")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        psql(
+            &source,
+            "SELECT has_table_privilege('app', 'public.app_writes', 'INSERT')"
+        ),
+        "t"
+    );
+}

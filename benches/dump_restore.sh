@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The dump-and-restore benchmark: how long writes are frozen when a database
+# is moved by dump and restore, against the logical runbook on the same data,
+# and what the parallel directory-format copy gains over a single stream.
+#
+# For each size (100000 and 1000000 rows of the lab's seed), on a fresh lab
+# each time (source 15 -> target 18 where the lab has 18), the app pods
+# writing 500 rows/s:
+#
+#   dump-restore   `--script "F Z Y C S R T"`, [runbook] dump_jobs = 4
+#   logical        `--script "F? D P U W V Z C A E S R T"`
+#
+# and, on the dump-restore lab's frozen source once the script is done, a
+# single-stream `pg_dump --format=custom | pg_restore` of the same database
+# into a scratch database on the target, run beside the same machine's
+# parallel copy.
+#
+#   window   the write freeze as the console measures it: from the freeze's
+#            privileges taken to the app seen on the target (the session
+#            log's `freeze_grants` to T's start)
+#   copy     the `Y` step's own time (dump and restore, 4 jobs each)
+#   single   pg_dump -Fc | pg_restore, one stream, same data, seconds
+#
+#   bash benches/dump_restore.sh            100000 and 1000000 rows
+#   bash benches/dump_restore.sh ROWS...    other sizes
+#
+# Environment: CUTOVER_BIN (a built cutover; default: cargo build --release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { # CODE MESSAGE
+  echo "dump_restore: $2" >&2
+  exit "$1"
+}
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(100000 1000000)
+for r in "${sizes[@]}"; do
+  [[ $r =~ ^[1-9][0-9]*$ ]] || die 2 "rows must be whole numbers, not '$r'"
+done
+for tool in psql python3 pg_dump pg_restore; do
+  command -v "$tool" >/dev/null 2>&1 || die 2 "needs $tool"
+done
+if [ -z "${CUTOVER_BIN:-}" ]; then
+  cargo build --release --quiet
+  CUTOVER_BIN=$PWD/target/release/cutover
+fi
+work=$(mktemp -d /tmp/cutover-dump-bench.XXXXXX)
+chmod 755 "$work"
+labs=()
+cleanup() {
+  for d in "${labs[@]}"; do "$CUTOVER_BIN" lab down --dir "$d" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+dsn() { # CONFIG SECTION -> the section's dsn
+  python3 - "$1" "$2" <<'EOF'
+import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb"))[sys.argv[2]]["dsn"])
+EOF
+}
+
+# The window and the copy's time from a session log: seconds.
+measure() { # LOG
+  python3 - "$1" <<'EOF'
+import json, sys
+from datetime import datetime
+ev = [json.loads(l) for l in open(sys.argv[1])]
+ts = lambda e: datetime.fromisoformat(e["at"].replace("Z", "+00:00")[:26] + "+00:00")
+frozen = next(ts(e) for e in ev if e["type"] == "freeze_grants")
+t_start = next(ts(e) for e in ev
+               if e["type"] == "step_started" and e["step"]["step"] == "observe_app")
+copy = [e for e in ev if e["type"] == "step_done" and "restored in" in e.get("message", "")]
+copy_s = copy[-1]["elapsed_ms"] / 1000 if copy else float("nan")
+print(f"{(t_start - frozen).total_seconds():.1f} {copy_s:.1f}")
+EOF
+}
+
+lab_up() { # NAME ROWS -> config path
+  local dir=$work/$1
+  labs+=("$dir")
+  "$CUTOVER_BIN" lab up --dir "$dir" --rows "$2" >"$work/$1.up" 2>&1 || {
+    cat "$work/$1.up" >&2
+    die 2 "lab up failed"
+  }
+  tail -n 1 "$work/$1.up"
+}
+
+newest_log() { ls -t "$1"/*.jsonl | head -n 1; }
+
+printf '%-9s %-13s %9s %9s %9s\n' rows runbook "window s" "copy s" "single s"
+for rows in "${sizes[@]}"; do
+  # Dump and restore.
+  cfg=$(lab_up "dump-$rows" "$rows")
+  src=$(dsn "$cfg" source)
+  tgt=$(dsn "$cfg" target)
+  psql "$tgt" -XAtqc "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public \
+      GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app; \
+    ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public \
+      GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO app" >/dev/null
+  printf '\n[runbook]\nvariant = "dump-restore"\ndump_jobs = 4\n' >>"$cfg"
+  sessions=$work/dump-$rows-sessions
+  "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F Z Y C S R T" >"$work/dump-$rows.out" 2>&1 || {
+    cat "$work/dump-$rows.out" >&2
+    die 1 "the dump-restore runbook failed at $rows rows"
+  }
+  read -r window copy < <(measure "$(newest_log "$sessions")")
+  # A single stream of the same (frozen) data, beside it.
+  scratch=${tgt/dbname=app/dbname=bench_single}
+  psql "$tgt" -XAtqc "CREATE DATABASE bench_single" >/dev/null
+  t0=$(date +%s.%N)
+  pg_dump --format=custom --compress=0 --no-owner --no-privileges --dbname "$src" |
+    pg_restore --no-owner --no-privileges --exit-on-error --dbname "$scratch"
+  t1=$(date +%s.%N)
+  single=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  printf '%-9s %-13s %9s %9s %9s\n' "$rows" dump-restore "$window" "$copy" "$single"
+  "$CUTOVER_BIN" lab down --dir "$work/dump-$rows" >/dev/null 2>&1 || true
+
+  # The logical runbook on the same data.
+  cfg=$(lab_up "logical-$rows" "$rows")
+  psql "$(dsn "$cfg" source)" -XAtqc "ALTER TABLE public.events REPLICA IDENTITY FULL" >/dev/null
+  sessions=$work/logical-$rows-sessions
+  "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F? D P U W V Z C A E S R T" \
+    >"$work/logical-$rows.out" 2>&1 || {
+    cat "$work/logical-$rows.out" >&2
+    die 1 "the logical runbook failed at $rows rows"
+  }
+  read -r window _ < <(measure "$(newest_log "$sessions")")
+  printf '%-9s %-13s %9s %9s %9s\n' "$rows" logical "$window" - -
+  "$CUTOVER_BIN" lab down --dir "$work/logical-$rows" >/dev/null 2>&1 || true
+done
