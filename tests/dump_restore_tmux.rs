@@ -137,15 +137,21 @@ fn the_dump_restore_runbook_copies_everything_in_the_freeze_and_loses_no_write()
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// A restore that fails (a sequence of the same name left on the target by
-/// an earlier attempt): the copy fails naming pg_restore's error, the
-/// freeze stays, the dump directory is gone, and the way back is offered.
+/// A copy that cannot succeed. A sequence of the same name left on the
+/// target by an earlier attempt: refused before the dump, naming it. An
+/// index of the same name (not a relation the check compares): the
+/// restore fails, naming pg_restore's error. Either way the freeze stays,
+/// no dump is left behind, and the way back gives the writes back.
 #[test]
 fn a_failed_restore_keeps_the_freeze_and_says_why() {
     let lab_run = LabRun::up("cutover-dump-fail", "2000");
     let source = dsn(&lab_run.config, "source");
     let target = dsn(&lab_run.config, "target");
     psql(&target, "CREATE SEQUENCE public.users_id_seq");
+    psql(
+        &target,
+        "CREATE TABLE public.leftover (x int); CREATE INDEX users_pkey ON public.leftover (x)",
+    );
     let config = std::fs::read_to_string(&lab_run.config).unwrap();
     std::fs::write(
         &lab_run.config,
@@ -156,11 +162,30 @@ fn a_failed_restore_keeps_the_freeze_and_says_why() {
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("Dump and restore into the target failed")
-            && said.contains("pg_restore failed"),
+        said.contains("nothing copied: the target already has 1 of the relations")
+            && said.contains("public.users_id_seq (sequence)"),
         "{said}"
     );
-    assert!(said.contains("users_id_seq"), "{said}");
+    psql(&target, "DROP SEQUENCE public.users_id_seq");
+    let log = std::fs::read_dir(&lab_run.sessions)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let out = lab_run
+        .script_command("Y")
+        .arg("--resume")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Dump and restore into the target failed")
+            && said.contains("pg_restore failed")
+            && said.contains("users_pkey"),
+        "{said}"
+    );
     // Still frozen: the app's role cannot write on the source.
     assert_eq!(
         psql(
@@ -176,11 +201,6 @@ fn a_failed_restore_keeps_the_freeze_and_says_why() {
         .collect();
     assert!(dirs.is_empty(), "{dirs:?}");
     // The way back, on the same session, gives the source its writes back.
-    let log = std::fs::read_dir(&lab_run.sessions)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
     let out = lab_run
         .script_command("B")
         .arg("--resume")

@@ -146,6 +146,43 @@ struct Phase<'a> {
     id: u64,
 }
 
+/// The relations a restore makes (tables, sequences, views, materialized
+/// and foreign tables) by `schema.name`, with their kind, on one side; an
+/// extension's own (pg_stat_statements' views) come with the extension,
+/// which the dump creates only if it does not exist.
+async fn relations(config: &Config, side: Side) -> Result<Vec<(String, String)>> {
+    let client = super::pg_steps::open(config, side, 5_000, 60_000).await?;
+    let rows = client
+        .query(
+            "SELECT n.nspname || '.' || c.relname, \
+               CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' \
+                 WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' \
+                 ELSE 'table' END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_%' \
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d \
+                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid \
+                   AND d.deptype = 'e') \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .with_context(|| format!("listing the {}'s relations", side.as_str()))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// What the target already has of what the restore would make: the restore
+/// would stop at the first of them, after a whole dump.
+fn conflicts(source: &[(String, String)], target: &[(String, String)]) -> Vec<String> {
+    target
+        .iter()
+        .filter(|(name, _)| source.iter().any(|(s, _)| s == name))
+        .map(|(name, kind)| format!("{name} ({kind})"))
+        .collect()
+}
+
 /// Runs one tool to its end, sending progress from its `--verbose` lines
 /// and the dump directory; its last error lines on failure.
 async fn run_tool(
@@ -260,6 +297,20 @@ pub async fn dump_restore(
 ) -> Result<String> {
     let started = Instant::now();
     let (tables, source_bytes) = source_size(config).await?;
+    let clash = conflicts(
+        &relations(config, Side::Source).await?,
+        &relations(config, Side::Target).await?,
+    );
+    if !clash.is_empty() {
+        let n = clash.len();
+        let first: Vec<&str> = clash.iter().take(5).map(String::as_str).collect();
+        return Err(anyhow!(
+            "nothing copied: the target already has {n} of the relations the restore makes \
+             ({}{}); drop them there (a part left by an earlier copy) and run it again",
+            first.join(", "),
+            if n > 5 { ", …" } else { "" }
+        ));
+    }
     let dir = config.session.dir.join(format!(
         "dump-{}-{id}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S")
@@ -345,6 +396,24 @@ pub async fn dump_restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflicts_are_what_both_sides_have_by_name() {
+        let rel = |n: &str, k: &str| (n.to_string(), k.to_string());
+        let source = [
+            rel("public.users", "table"),
+            rel("public.users_id_seq", "sequence"),
+        ];
+        let target = [
+            rel("public.other", "table"),
+            rel("public.users_id_seq", "sequence"),
+        ];
+        assert_eq!(
+            conflicts(&source, &target),
+            ["public.users_id_seq (sequence)"]
+        );
+        assert!(conflicts(&source, &[]).is_empty());
+    }
 
     #[test]
     fn verbose_lines_say_which_table_is_done() {
