@@ -292,7 +292,13 @@ pub fn full() -> Fixture {
 
 /// The source is reachable but nothing has been set up yet.
 pub fn fresh() -> Fixture {
+    fresh_with(info())
+}
+
+/// [`fresh`] in a session of this header (another runbook, say).
+pub fn fresh_with(header: SessionInfo) -> Fixture {
     let mut f = Fixture::new();
+    f.at(0.5).push(EventKind::SessionStarted(Box::new(header)));
     let mut src = source(0);
     src.slots.clear();
     src.senders.clear();

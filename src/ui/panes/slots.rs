@@ -77,11 +77,14 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<(Prio, Line<'stati
     let info = model.info.as_ref();
     let w = width as usize;
     let dropped = subscription_dropped(model);
+    // The dump-and-restore runbook makes no slot, subscription or
+    // publication: their absence is no warning there.
+    let replicates = crate::runbook::variant(model) == crate::runbook::Variant::Logical;
 
     out.push((3, heading("Source · replication slots")));
     match &model.source.last {
         None => out.push((0, say("No sample from the source yet.".into(), Role::Muted))),
-        Some(src) if src.slots.is_empty() && dropped.is_some() => out.push((
+        Some(src) if src.slots.is_empty() && (dropped.is_some() || !replicates) => out.push((
             0,
             say("No replication slots on the source.".into(), Role::Muted),
         )),
@@ -159,6 +162,13 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<(Prio, Line<'stati
     match &model.target.last {
         None => out.push((0, say("No sample from the target yet.".into(), Role::Muted))),
         Some(tgt) if tgt.subscriptions.is_empty() && dropped.is_some() => {}
+        Some(tgt) if tgt.subscriptions.is_empty() && !replicates => out.push((
+            0,
+            say(
+                "None: the dump-and-restore runbook replicates nothing.".into(),
+                Role::Muted,
+            ),
+        )),
         Some(tgt) if tgt.subscriptions.is_empty() => {
             let expected = info.map_or(String::new(), |i| {
                 format!(" — expected \"{}\"", i.subscription)
@@ -209,7 +219,9 @@ pub fn lines(model: &Model, theme: &Theme, width: u16) -> Vec<(Prio, Line<'stati
     if let Some(src) = &model.source.last {
         out.push((3, Line::default()));
         out.push((3, heading("Source · publications")));
-        if src.publications.is_empty() {
+        if src.publications.is_empty() && !replicates {
+            out.push((1, say("None.".into(), Role::Muted)));
+        } else if src.publications.is_empty() {
             let expected = info.map_or(String::new(), |i| {
                 format!(" — expected \"{}\"", i.publication)
             });
