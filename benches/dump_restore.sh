@@ -42,7 +42,7 @@ for tool in psql python3 pg_dump pg_restore; do
 done
 if [ -z "${CUTOVER_BIN:-}" ]; then
   cargo build --release --quiet
-  CUTOVER_BIN=$PWD/target/release/cutover
+  CUTOVER_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/cutover
 fi
 work=$(mktemp -d /tmp/cutover-dump-bench.XXXXXX)
 chmod 755 "$work"

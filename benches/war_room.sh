@@ -62,7 +62,7 @@ done
 bin=${CUTOVER_BIN:-}
 if [ -z "$bin" ]; then
   cargo build --release -q
-  bin=$PWD/target/release/cutover
+  bin=${CARGO_TARGET_DIR:-$PWD/target}/release/cutover
 fi
 [ -x "$bin" ] || die 2 "no cutover binary at $bin"
 
