@@ -98,6 +98,19 @@ pub enum RowState {
 }
 
 impl RowState {
+    /// The two sides differ: in count, by a missing table, or in rows.
+    pub fn differs(self) -> bool {
+        matches!(
+            self,
+            RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch
+        )
+    }
+
+    /// The two sides agree, by exact count or by checksum.
+    pub fn agrees(self) -> bool {
+        matches!(self, RowState::ExactMatch | RowState::ChecksumVerified)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             RowState::Estimated => "estimated",

@@ -87,10 +87,10 @@ impl Variant {
     }
 
     /// Its checkpoints, in order.
-    pub fn checkpoints(self) -> Vec<CheckpointId> {
+    pub fn checkpoints(self) -> &'static [CheckpointId] {
         match self {
-            Variant::Logical => logical(),
-            Variant::DumpRestore => dump_restore(),
+            Variant::Logical => LOGICAL,
+            Variant::DumpRestore => DUMP_RESTORE,
         }
     }
 }
@@ -236,42 +236,43 @@ impl CheckpointId {
 
 /// The default runbook for one database pair over logical replication, in
 /// order. (The dump-and-restore variant is another list.)
+pub const LOGICAL: &[CheckpointId] = &[
+    CheckpointId::Preflight,
+    CheckpointId::CopySchema,
+    CheckpointId::CreatePublication,
+    CheckpointId::CreateSubscription,
+    CheckpointId::WaitInitialSync,
+    CheckpointId::VerifyLive,
+    CheckpointId::FreezeWrites,
+    CheckpointId::FinalCheck,
+    CheckpointId::AdvanceSequences,
+    CheckpointId::ReverseReplication,
+    CheckpointId::SwitchConfig,
+    CheckpointId::RolloutRestart,
+    CheckpointId::AppOnTarget,
+    CheckpointId::DropSubscription,
+    CheckpointId::Rollback,
+];
+
+/// [`LOGICAL`], as a list of its own.
 pub fn logical() -> Vec<CheckpointId> {
-    vec![
-        CheckpointId::Preflight,
-        CheckpointId::CopySchema,
-        CheckpointId::CreatePublication,
-        CheckpointId::CreateSubscription,
-        CheckpointId::WaitInitialSync,
-        CheckpointId::VerifyLive,
-        CheckpointId::FreezeWrites,
-        CheckpointId::FinalCheck,
-        CheckpointId::AdvanceSequences,
-        CheckpointId::ReverseReplication,
-        CheckpointId::SwitchConfig,
-        CheckpointId::RolloutRestart,
-        CheckpointId::AppOnTarget,
-        CheckpointId::DropSubscription,
-        CheckpointId::Rollback,
-    ]
+    LOGICAL.to_vec()
 }
 
 /// The dump-and-restore runbook for one database pair: the copy runs with
 /// writes frozen, so verification compares two still databases; the
 /// sequences come with the dump; the way back is to unfreeze and switch
 /// back, as long as the source is kept.
-pub fn dump_restore() -> Vec<CheckpointId> {
-    vec![
-        CheckpointId::Preflight,
-        CheckpointId::FreezeWrites,
-        CheckpointId::DumpRestore,
-        CheckpointId::FinalCheck,
-        CheckpointId::SwitchConfig,
-        CheckpointId::RolloutRestart,
-        CheckpointId::AppOnTarget,
-        CheckpointId::Rollback,
-    ]
-}
+pub const DUMP_RESTORE: &[CheckpointId] = &[
+    CheckpointId::Preflight,
+    CheckpointId::FreezeWrites,
+    CheckpointId::DumpRestore,
+    CheckpointId::FinalCheck,
+    CheckpointId::SwitchConfig,
+    CheckpointId::RolloutRestart,
+    CheckpointId::AppOnTarget,
+    CheckpointId::Rollback,
+];
 
 /// `id`'s guards on the session state of this moment.
 pub fn guards(model: &Model, id: CheckpointId) -> Vec<Guard> {
@@ -360,7 +361,7 @@ mod tests {
         // The name logs written before the runbook used.
         let old: CheckpointId = serde_json::from_str("\"switch_back\"").unwrap();
         assert_eq!(old, CheckpointId::Rollback);
-        for id in logical().into_iter().chain(dump_restore()) {
+        for &id in LOGICAL.iter().chain(DUMP_RESTORE) {
             assert_eq!(id.info().id, id);
         }
     }

@@ -115,8 +115,7 @@ fn table_done(line: &str) -> Option<Option<String>> {
 
 /// The source's tables: how many and their size (heap and TOAST), for the
 /// dump's progress.
-async fn source_size(config: &Config) -> Result<(u64, u64)> {
-    let client = super::pg_steps::open(config, Side::Source, 5_000, 60_000).await?;
+async fn source_size(client: &tokio_postgres::Client) -> Result<(u64, u64)> {
     let row = client
         .query_one(
             "SELECT count(*)::bigint, coalesce(sum(pg_table_size(c.oid)), 0)::bigint \
@@ -150,8 +149,7 @@ struct Phase<'a> {
 /// and foreign tables) by `schema.name`, with their kind, on one side; an
 /// extension's own (pg_stat_statements' views) come with the extension,
 /// which the dump creates only if it does not exist.
-async fn relations(config: &Config, side: Side) -> Result<Vec<(String, String)>> {
-    let client = super::pg_steps::open(config, side, 5_000, 60_000).await?;
+async fn relations(client: &tokio_postgres::Client, side: Side) -> Result<Vec<(String, String)>> {
     let rows = client
         .query(
             "SELECT n.nspname || '.' || c.relname, \
@@ -296,11 +294,14 @@ pub async fn dump_restore(
     tx: &Sender<EventKind>,
 ) -> Result<String> {
     let started = Instant::now();
-    let (tables, source_bytes) = source_size(config).await?;
+    let open = |side| super::pg_steps::open(config, side, 5_000, 60_000);
+    let (source, target) = (open(Side::Source).await?, open(Side::Target).await?);
+    let (tables, source_bytes) = source_size(&source).await?;
     let clash = conflicts(
-        &relations(config, Side::Source).await?,
-        &relations(config, Side::Target).await?,
+        &relations(&source, Side::Source).await?,
+        &relations(&target, Side::Target).await?,
     );
+    drop((source, target));
     if !clash.is_empty() {
         let n = clash.len();
         let first: Vec<&str> = clash.iter().take(5).map(String::as_str).collect();

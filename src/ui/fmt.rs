@@ -27,6 +27,15 @@ pub fn bytes(n: i64) -> String {
 }
 
 /// An integer with thousands separators: `1,234,567`.
+/// "1 table", "7 tables".
+pub fn tables(n: usize) -> String {
+    if n == 1 {
+        "1 table".to_string()
+    } else {
+        format!("{n} tables")
+    }
+}
+
 pub fn int(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);

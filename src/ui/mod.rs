@@ -22,7 +22,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use crate::model::{self, lag_summary, Model, RowState, View};
+use crate::model::{self, lag_summary, Model, View};
 use panes::{actions, counts, footer, header, lag, rollout, run, runbook, slots, timeline};
 use widgets::{truncate_spans, PaneFrame};
 
@@ -335,22 +335,12 @@ fn tiny(frame: &mut Frame, area: Rect, model: &Model, rows: &[model::TableRow], 
         }
     }
 
-    let bad = rows
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.state,
-                RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch
-            )
-        })
-        .count();
+    let bad = rows.iter().filter(|r| r.state.differs()).count();
     if bad > 0 {
-        let n = if bad == 1 {
-            "1 table".to_string()
-        } else {
-            format!("{bad} tables")
-        };
-        lines.push(vec![s(format!("✖ MISMATCH: {n}"), Role::Error)]);
+        lines.push(vec![s(
+            format!("✖ MISMATCH: {}", fmt::tables(bad)),
+            Role::Error,
+        )]);
     } else if model.count_running() {
         lines.push(vec![s("… exact count running".into(), Role::Accent)]);
     } else if !rows.is_empty() {

@@ -497,27 +497,10 @@ fn counts_line(model: &Model, rows: &[TableRow], width: u16, theme: &Theme) -> L
         spans.push(span(" · ", Role::Muted, theme));
         spans.push(span(t, role, theme));
     }
-    let n = |k: usize| {
-        if k == 1 {
-            "1 table".to_string()
-        } else {
-            format!("{k} tables")
-        }
-    };
-    let bad = rows
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.state,
-                RowState::ExactMismatch | RowState::MissingOnTarget | RowState::ChecksumMismatch
-            )
-        })
-        .count();
+    let n = fmt::tables;
+    let bad = rows.iter().filter(|r| r.state.differs()).count();
     let failed = rows.iter().filter(|r| r.state == RowState::Failed).count();
-    let good = rows
-        .iter()
-        .filter(|r| matches!(r.state, RowState::ExactMatch | RowState::ChecksumVerified))
-        .count();
+    let good = rows.iter().filter(|r| r.state.agrees()).count();
     let verdict = if bad > 0 {
         Some(bold(format!("✖ MISMATCH {}", n(bad)), Role::Error, theme))
     } else if failed > 0 {

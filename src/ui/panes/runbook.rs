@@ -35,7 +35,8 @@ fn shown(model: &Model) -> Vec<CheckpointId> {
     let kube = model.info.as_ref().is_some_and(|i| i.kubernetes.is_some());
     runbook::variant(model)
         .checkpoints()
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|id| kube || !id.is_kubernetes())
         .collect()
 }
