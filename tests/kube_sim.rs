@@ -1466,3 +1466,750 @@ async fn lab_knobs_over_http() {
         "{err:?}"
     );
 }
+
+/// Jobs: the job controller, the process kubelet and pod logs, through the
+/// real `kube` client and `kubectl`. No PostgreSQL needed.
+mod jobs {
+    use super::*;
+    use futures::AsyncBufReadExt;
+    use k8s_openapi::api::batch::v1::{Job, JobCondition};
+    use k8s_openapi::api::core::v1::{Event, Secret};
+    use kube::api::{DeleteParams, LogParams};
+
+    fn no_app() -> SimOptions {
+        SimOptions {
+            create_app: false,
+            pod_start_delay: Duration::from_millis(100),
+            ..SimOptions::default()
+        }
+    }
+
+    /// A simulator and the APIs the Job tests use.
+    async fn job_lab(opts: SimOptions) -> (Lab, Client, Api<Job>, Api<Pod>) {
+        let lab = lab(opts).await;
+        let c = client(&lab.kubeconfig).await;
+        let (jobs, pods) = (
+            Api::namespaced(c.clone(), NS),
+            Api::namespaced(c.clone(), NS),
+        );
+        (lab, c, jobs, pods)
+    }
+
+    /// The code and message of an API error.
+    fn api_error(err: kube::Error) -> (u16, String) {
+        match err {
+            kube::Error::Api(s) => (s.code, s.message.clone()),
+            other => panic!("expected a Status error, got {other:?}"),
+        }
+    }
+
+    async fn pods_gone(pods: &Api<Pod>, job: &str) {
+        until(
+            Duration::from_secs(5),
+            &format!("job {job}'s pods to go"),
+            || async { job_pods(pods, job).await.is_empty().then_some(()) },
+        )
+        .await;
+    }
+
+    fn has_kubectl() -> bool {
+        Command::new("kubectl")
+            .args(["version", "--client"])
+            .output()
+            .is_ok()
+    }
+
+    /// A Job running `sh -c <script>` with `restartPolicy: Never`; `pod`
+    /// is merged into the pod spec, `spec` into the Job's spec.
+    fn sh_job(
+        name: &str,
+        backoff: i32,
+        script: &str,
+        pod: serde_json::Value,
+        spec: serde_json::Value,
+    ) -> Job {
+        let mut j = json!({
+            "metadata": {"name": name},
+            "spec": {
+                "backoffLimit": backoff,
+                "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "postgres:18", "command": ["sh", "-c", script]}],
+                }},
+            },
+        });
+        json_patch::merge(&mut j["spec"]["template"]["spec"], &pod);
+        json_patch::merge(&mut j["spec"], &spec);
+        serde_json::from_value(j).unwrap()
+    }
+
+    /// Polls `f` every 50 ms until it gives a value; panics after `within`
+    /// (also when one poll hangs).
+    async fn until<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let poll = async {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                if let Some(v) = f().await {
+                    break v;
+                }
+            }
+        };
+        tokio::time::timeout(within, poll)
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {within:?} waiting for {what}"))
+    }
+
+    fn condition(j: &Job, t: &str) -> Option<JobCondition> {
+        j.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+            .cloned()
+    }
+
+    async fn finished(jobs: &Api<Job>, name: &str, within: Duration) -> Job {
+        until(within, &format!("job {name} to finish"), || async {
+            let j = jobs.get(name).await.unwrap();
+            (condition(&j, "Complete").is_some() || condition(&j, "Failed").is_some()).then_some(j)
+        })
+        .await
+    }
+
+    async fn job_pods(pods: &Api<Pod>, job: &str) -> Vec<Pod> {
+        pods.list(&ListParams::default().labels(&format!("job-name={job}")))
+            .await
+            .unwrap()
+            .items
+    }
+
+    fn terminated(p: &Pod) -> k8s_openapi::api::core::v1::ContainerStateTerminated {
+        p.status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap_or_else(|| panic!("not terminated: {:?}", p.status))
+    }
+
+    fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "stringData": data.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        }))
+        .unwrap()
+    }
+
+    async fn run_kubectl(kc: &Path, args: &[&str]) -> (bool, String) {
+        let kc = kc.to_path_buf();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            kubectl(&kc, &a)
+        })
+        .await
+        .unwrap()
+    }
+
+    const SCRIPT: &str = r#"printf 'pgpass=%s\n' "$(cat "$CREDS")"
+echo "mode=$(stat -c %a "$CREDS")"
+echo done > "$WORK/out" && echo "work=$(cat "$WORK/out")"
+echo "user=$PGUSER"
+echo "home=$HOME"
+image-tool ok
+exit 0"#;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn job_runs_a_process_with_a_secret_volume_env_and_logs() {
+        let bin = tempfile::tempdir().unwrap();
+        let tool = bin.path().join("image-tool");
+        std::fs::write(&tool, "#!/bin/sh\necho \"tool $1\"\n").unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let (lab, c, jobs, pods) = job_lab(SimOptions {
+            pod_bin: Some(bin.path().to_path_buf()),
+            ..no_app()
+        })
+        .await;
+        let secrets: Api<Secret> = Api::namespaced(c.clone(), NS);
+        secrets
+            .create(
+                &PostParams::default(),
+                &secret("creds", &[("pgpass", "s3cret"), ("user", "cutover")]),
+            )
+            .await
+            .unwrap();
+        let job = sh_job(
+            "copy",
+            0,
+            SCRIPT,
+            json!({
+                "volumes": [
+                    {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 256}},
+                    {"name": "work", "emptyDir": {}},
+                ],
+                "containers": [{"name": "main", "image": "postgres:18", "command": ["sh", "-c", SCRIPT],
+                    "env": [
+                        {"name": "CREDS", "value": "/etc/cutover/secret/pgpass"},
+                        {"name": "WORK", "value": "/var/run/work"},
+                        {"name": "PGUSER", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}},
+                    ],
+                    "volumeMounts": [
+                        {"name": "creds", "mountPath": "/etc/cutover/secret", "readOnly": true},
+                        {"name": "work", "mountPath": "/var/run/work"},
+                    ],
+                }],
+            }),
+            json!({}),
+        );
+        let created = jobs.create(&PostParams::default(), &job).await.unwrap();
+        let spec = created.spec.as_ref().unwrap();
+        assert_eq!(spec.completions, Some(1));
+        assert_eq!(spec.parallelism, Some(1));
+        let done = finished(&jobs, "copy", Duration::from_secs(10)).await;
+        let st = done.status.clone().unwrap();
+        assert!(condition(&done, "Complete").is_some(), "{st:?}");
+        let types: Vec<&str> = st
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["SuccessCriteriaMet", "Complete"]);
+        assert_eq!(st.succeeded, Some(1));
+        assert_eq!(st.failed, None);
+        assert_eq!(st.active, None);
+        assert!(st.start_time.is_some());
+        assert!(st.completion_time.is_some());
+
+        let ps = job_pods(&pods, "copy").await;
+        assert_eq!(ps.len(), 1);
+        let pod = &ps[0];
+        let pod_name = pod.metadata.name.clone().unwrap();
+        assert!(
+            pod_name.starts_with("copy-") && pod_name.len() == "copy-".len() + 5,
+            "{pod_name}"
+        );
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["batch.kubernetes.io/job-name"], "copy");
+        assert_eq!(
+            Some(&labels["controller-uid"]),
+            created.metadata.uid.as_ref()
+        );
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Job", "copy"));
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(owner.block_owner_deletion, Some(true));
+        assert_eq!(
+            pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Succeeded")
+        );
+        let t = terminated(pod);
+        assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
+        assert!(t.started_at.is_some() && t.finished_at.is_some());
+
+        let pod_dir = lab.sim.pod_root().join(NS).join(&pod_name);
+        let log = pods.logs(&pod_name, &LogParams::default()).await.unwrap();
+        let want = [
+            "pgpass=s3cret".to_string(),
+            "mode=400".into(),
+            "work=done".into(),
+            "user=cutover".into(),
+            format!("home={}", pod_dir.display()),
+            "tool ok".into(),
+        ];
+        assert_eq!(log.lines().collect::<Vec<_>>(), want, "{log}");
+        // tailLines and timestamps, as kubectl asks for them.
+        let tail = pods
+            .logs(
+                &pod_name,
+                &LogParams {
+                    tail_lines: Some(2),
+                    timestamps: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let tail: Vec<&str> = tail.lines().collect();
+        assert_eq!(tail.len(), 2);
+        let (ts, text) = tail[1].split_once(' ').unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
+        assert_eq!(text, "tool ok");
+        // The volumes live in the pod's directory until the pod goes.
+        assert_eq!(
+            std::fs::read_to_string(pod_dir.join("volumes/work/out")).unwrap(),
+            "done\n"
+        );
+        let mode = std::fs::metadata(pod_dir.join("volumes/creds/pgpass")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o400
+        );
+        let dir_mode = std::fs::metadata(&pod_dir).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&dir_mode.permissions()) & 0o777,
+            0o700
+        );
+
+        if has_kubectl() {
+            let (ok, out) = run_kubectl(&lab.kubeconfig, &["get", "jobs"]).await;
+            eprintln!("$ kubectl get jobs\n{out}");
+            assert!(ok, "{out}");
+            let header = out.lines().next().unwrap();
+            for col in ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"] {
+                assert!(header.contains(col), "{out}");
+            }
+            let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+            assert_eq!(&row[..3], ["copy", "Complete", "1/1"], "{out}");
+            let (ok, out) = run_kubectl(&lab.kubeconfig, &["logs", "job/copy"]).await;
+            assert!(ok, "{out}");
+            assert_eq!(out.lines().next(), Some("pgpass=s3cret"), "{out}");
+            let (ok, out) = run_kubectl(&lab.kubeconfig, &["describe", "job", "copy"]).await;
+            eprintln!("$ kubectl describe job copy\n{out}");
+            assert!(ok, "{out}");
+            assert!(out.contains("1 Succeeded"), "{out}");
+            assert!(out.contains(&format!("Created pod: {pod_name}")), "{out}");
+            // kubectl deletes in the background: the pod and its directory go.
+            let (ok, out) = run_kubectl(&lab.kubeconfig, &["delete", "job", "copy"]).await;
+            assert!(ok, "{out}");
+            assert!(out.contains("job.batch \"copy\" deleted"), "{out}");
+            pods_gone(&pods, "copy").await;
+            assert!(!pod_dir.exists(), "{}", pod_dir.display());
+        }
+    }
+
+    #[tokio::test]
+    async fn failing_job_gives_up_at_the_backoff_limit_and_its_log_follows() {
+        let (lab, _, jobs, pods) = job_lab(no_app()).await;
+        let job = sh_job(
+            "fails",
+            0,
+            "sleep 1; echo one; sleep 0.2; echo two >&2; exit 3",
+            json!({}),
+            json!({}),
+        );
+        jobs.create(&PostParams::default(), &job).await.unwrap();
+        let pod_name = until(Duration::from_secs(5), "a running pod", || async {
+            job_pods(&pods, "fails")
+                .await
+                .into_iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .and_then(|p| p.metadata.name)
+        })
+        .await;
+        let kubectl_follow = has_kubectl().then(|| {
+            let (kc, p) = (lab.kubeconfig.clone(), pod_name.clone());
+            tokio::task::spawn_blocking(move || kubectl(&kc, &["logs", "-f", &p]))
+        });
+        let lp = LogParams {
+            follow: true,
+            ..Default::default()
+        };
+        let stream = pods.log_stream(&pod_name, &lp).await.unwrap();
+        let lines: Vec<String> =
+            tokio::time::timeout(Duration::from_secs(10), stream.lines().try_collect())
+                .await
+                .expect("the followed log ends when the container does")
+                .unwrap();
+        assert_eq!(lines, ["one", "two"]);
+        if let Some(f) = kubectl_follow {
+            let (ok, out) = tokio::time::timeout(Duration::from_secs(10), f)
+                .await
+                .expect("kubectl logs -f ends with the container")
+                .unwrap();
+            eprintln!("$ kubectl logs -f {pod_name}\n{out}");
+            assert!(ok, "{out}");
+            assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two"]);
+        }
+
+        let done = finished(&jobs, "fails", Duration::from_secs(5)).await;
+        let failed = condition(&done, "Failed").expect("Failed");
+        assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
+        assert_eq!(
+            failed.message.as_deref(),
+            Some("Job has reached the specified backoff limit")
+        );
+        let target = condition(&done, "FailureTarget").expect("FailureTarget");
+        assert_eq!(target.reason.as_deref(), Some("BackoffLimitExceeded"));
+        let st = done.status.unwrap();
+        assert_eq!(st.failed, Some(1));
+        assert_eq!(st.succeeded, None);
+        assert_eq!(st.completion_time, None);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let ps = job_pods(&pods, "fails").await;
+        assert_eq!(ps.len(), 1, "backoffLimit 0: one pod");
+        assert_eq!(
+            ps[0].status.as_ref().unwrap().phase.as_deref(),
+            Some("Failed")
+        );
+        let t = terminated(&ps[0]);
+        assert_eq!((t.exit_code, t.reason.as_deref()), (3, Some("Error")));
+
+        // The RBAC switch covers the log subresource.
+        lab.sim.deny("get", "pods/log");
+        let err = pods
+            .logs(&pod_name, &LogParams::default())
+            .await
+            .unwrap_err();
+        let (code, message) = api_error(err);
+        assert_eq!(code, 403);
+        assert!(
+            message.contains("cannot get resource \"pods/log\""),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn backoff_limit_one_makes_a_second_pod() {
+        let (_lab, _, jobs, pods) = job_lab(no_app()).await;
+        jobs.create(
+            &PostParams::default(),
+            &sh_job("twice", 1, "echo try; exit 1", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
+        let done = finished(&jobs, "twice", Duration::from_secs(10)).await;
+        let failed = condition(&done, "Failed").expect("Failed");
+        assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
+        assert_eq!(done.status.unwrap().failed, Some(2));
+        let ps = job_pods(&pods, "twice").await;
+        assert_eq!(ps.len(), 2);
+        for p in &ps {
+            assert_eq!(terminated(p).exit_code, 1);
+            let log = pods
+                .logs(p.metadata.name.as_ref().unwrap(), &LogParams::default())
+                .await
+                .unwrap();
+            assert_eq!(log, "try\n");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_secret_volume_keeps_the_pod_pending_until_it_exists() {
+        let (_lab, c, jobs, pods) = job_lab(no_app()).await;
+        let events: Api<Event> = Api::namespaced(c.clone(), NS);
+        let job = sh_job(
+            "waits",
+            0,
+            "cat /etc/creds/pgpass",
+            json!({
+                "volumes": [{"name": "creds", "secret": {"secretName": "later"}}],
+                "containers": [{"name": "main", "image": "postgres:18", "command": ["sh", "-c", "cat /etc/creds/pgpass"],
+                    "volumeMounts": [{"name": "creds", "mountPath": "/etc/creds"}]}],
+            }),
+            json!({}),
+        );
+        jobs.create(&PostParams::default(), &job).await.unwrap();
+        let ev = until(Duration::from_secs(5), "a FailedMount event", || async {
+            events
+                .list(&ListParams::default().fields("reason=FailedMount"))
+                .await
+                .unwrap()
+                .items
+                .pop()
+        })
+        .await;
+        let pod_name = ev.involved_object.name.clone().unwrap();
+        assert_eq!(ev.involved_object.kind.as_deref(), Some("Pod"));
+        assert_eq!(ev.type_.as_deref(), Some("Warning"));
+        assert_eq!(
+            ev.message.as_deref(),
+            Some("MountVolume.SetUp failed for volume \"creds\" : secret \"later\" not found")
+        );
+        let pod = pods.get(&pod_name).await.unwrap();
+        let st = pod.status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        let waiting = st.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .waiting
+            .unwrap();
+        assert_eq!(waiting.reason.as_deref(), Some("ContainerCreating"));
+        let j = jobs.get("waits").await.unwrap();
+        assert_eq!(j.status.as_ref().unwrap().active, Some(1));
+        assert!(
+            j.status.as_ref().unwrap().conditions.is_none(),
+            "{:?}",
+            j.status
+        );
+        let err = pods
+            .logs(&pod_name, &LogParams::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            api_error(err),
+            (
+                400,
+                format!("container \"main\" in pod \"{pod_name}\" is waiting to start: ContainerCreating")
+            )
+        );
+        // The kubelet retries: once the Secret exists the Job runs.
+        Api::<Secret>::namespaced(c.clone(), NS)
+            .create(
+                &PostParams::default(),
+                &secret("later", &[("pgpass", "now")]),
+            )
+            .await
+            .unwrap();
+        let done = finished(&jobs, "waits", Duration::from_secs(8)).await;
+        assert!(condition(&done, "Complete").is_some(), "{:?}", done.status);
+        assert_eq!(
+            pods.logs(&pod_name, &LogParams::default()).await.unwrap(),
+            "now\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_a_running_job_kills_its_process() {
+        let (lab, _, jobs, pods) = job_lab(no_app()).await;
+        let dir = tempfile::tempdir().unwrap();
+        // `$$$$`: Kubernetes reads `$$` in a command as an escaped `$`.
+        let script = |tag: &str| {
+            format!(
+                "echo $$$$ > {d}/{tag}.pid; sleep 30; touch {d}/{tag}.late",
+                d = dir.path().display()
+            )
+        };
+        for tag in ["bg", "orphan"] {
+            jobs.create(
+                &PostParams::default(),
+                &sh_job(tag, 0, &script(tag), json!({}), json!({})),
+            )
+            .await
+            .unwrap();
+        }
+        let pid = |tag: &'static str| {
+            let path = dir.path().join(format!("{tag}.pid"));
+            async move {
+                std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<u32>().ok())
+            }
+        };
+        let bg_pid = until(Duration::from_secs(5), "the bg process", || pid("bg")).await;
+        let orphan_pid = until(Duration::from_secs(5), "the orphan process", || {
+            pid("orphan")
+        })
+        .await;
+        let bg_pod = job_pods(&pods, "bg").await[0]
+            .metadata
+            .name
+            .clone()
+            .unwrap();
+        let pod_dir = lab.sim.pod_root().join(NS).join(&bg_pod);
+        assert!(pod_dir.is_dir());
+
+        jobs.delete("bg", &DeleteParams::background())
+            .await
+            .unwrap();
+        let t = Instant::now();
+        until(Duration::from_secs(5), "the pod to go", || async {
+            pods.get_opt(&bg_pod).await.unwrap().is_none().then_some(())
+        })
+        .await;
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(
+            !Path::new(&format!("/proc/{bg_pid}")).exists(),
+            "process {bg_pid} still there"
+        );
+        assert!(!pod_dir.exists());
+        assert!(jobs.get_opt("bg").await.unwrap().is_none());
+
+        // Without a policy a batch/v1 Job's pods are kept (and the owner
+        // reference removed), as the API server does.
+        jobs.delete("orphan", &DeleteParams::default())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let kept = job_pods(&pods, "orphan").await;
+        assert_eq!(kept.len(), 1);
+        assert!(
+            kept[0].metadata.owner_references.is_none(),
+            "{:?}",
+            kept[0].metadata
+        );
+        assert!(
+            Path::new(&format!("/proc/{orphan_pid}")).exists(),
+            "the orphan runs on"
+        );
+        pods.delete(
+            kept[0].metadata.name.as_ref().unwrap(),
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+        pods_gone(&pods, "orphan").await;
+        assert!(!Path::new(&format!("/proc/{orphan_pid}")).exists());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for tag in ["bg", "orphan"] {
+            assert!(
+                !dir.path().join(format!("{tag}.late")).exists(),
+                "{tag} ran past its deletion"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn active_deadline_fails_the_job_and_stops_the_pod() {
+        let (_lab, _, jobs, pods) = job_lab(no_app()).await;
+        let t = Instant::now();
+        jobs.create(
+            &PostParams::default(),
+            &sh_job(
+                "slow",
+                6,
+                "sleep 30",
+                json!({}),
+                json!({"activeDeadlineSeconds": 1}),
+            ),
+        )
+        .await
+        .unwrap();
+        let done = finished(&jobs, "slow", Duration::from_secs(6)).await;
+        assert!(t.elapsed() >= Duration::from_secs(1));
+        let failed = condition(&done, "Failed").expect("Failed");
+        assert_eq!(failed.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(
+            failed.message.as_deref(),
+            Some("Job was active longer than specified deadline")
+        );
+        assert_eq!(done.status.unwrap().failed, Some(1));
+        pods_gone(&pods, "slow").await;
+    }
+
+    #[tokio::test]
+    async fn bad_jobs_and_containers_that_cannot_start() {
+        let (_lab, c, jobs, pods) = job_lab(no_app()).await;
+        let mut always = sh_job(
+            "always",
+            0,
+            "true",
+            json!({"restartPolicy": "Always"}),
+            json!({}),
+        );
+        let err = jobs
+            .create(&PostParams::default(), &always)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, kube::Error::Api(ref s) if s.code == 422 && s.message.contains("restartPolicy")),
+            "{err:?}"
+        );
+        always.spec.as_mut().unwrap().template.spec = None;
+        let err = jobs
+            .create(&PostParams::default(), &always)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, kube::Error::Api(ref s) if s.code == 422),
+            "{err:?}"
+        );
+
+        let mut missing = sh_job("missing", 0, "", json!({}), json!({}));
+        missing
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .command = Some(vec!["no-such-binary-cutover".into(), "x".into()]);
+        jobs.create(&PostParams::default(), &missing).await.unwrap();
+        let done = finished(&jobs, "missing", Duration::from_secs(5)).await;
+        assert!(condition(&done, "Failed").is_some());
+        let p = &job_pods(&pods, "missing").await[0];
+        let t = terminated(p);
+        assert_eq!(
+            (t.exit_code, t.reason.as_deref()),
+            (128, Some("StartError"))
+        );
+        let msg = t.message.unwrap();
+        assert!(
+            msg.contains("exec: \"no-such-binary-cutover\": executable file not found in $PATH"),
+            "{msg}"
+        );
+
+        // A missing Secret key in env, and no command: Pending, waiting.
+        let env = json!({"containers": [{"name": "main", "image": "postgres:18", "command": ["true"],
+            "env": [{"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "pgpass"}}}]}]});
+        jobs.create(
+            &PostParams::default(),
+            &sh_job("noenv", 0, "", env, json!({})),
+        )
+        .await
+        .unwrap();
+        let bare = json!({"containers": [{"name": "main", "image": "postgres:18"}]});
+        jobs.create(
+            &PostParams::default(),
+            &sh_job("nocmd", 0, "", bare, json!({})),
+        )
+        .await
+        .unwrap();
+        let waiting = |job: &'static str| {
+            let pods = pods.clone();
+            async move {
+                let p = job_pods(&pods, job).await.pop()?;
+                let w = p.status?.container_statuses?.pop()?.state?.waiting?;
+                let reason = w.reason.filter(|r| r != "ContainerCreating")?;
+                Some((reason, w.message.unwrap_or_default()))
+            }
+        };
+        let (reason, message) =
+            until(Duration::from_secs(5), "noenv waiting", || waiting("noenv")).await;
+        assert_eq!(reason, "CreateContainerConfigError");
+        assert_eq!(message, "secret \"nope\" not found");
+        let events: Api<Event> = Api::namespaced(c.clone(), NS);
+        let failed = events
+            .list(&ListParams::default().fields("reason=Failed"))
+            .await
+            .unwrap()
+            .items;
+        assert!(
+            failed
+                .iter()
+                .any(|e| e.message.as_deref() == Some("Error: secret \"nope\" not found")),
+            "{failed:?}"
+        );
+        let (reason, message) =
+            until(Duration::from_secs(5), "nocmd waiting", || waiting("nocmd")).await;
+        assert_eq!(reason, "CreateContainerError");
+        assert!(message.contains("has no command"), "{message}");
+        let j = jobs.get("nocmd").await.unwrap();
+        assert_eq!(j.status.unwrap().active, Some(1));
+
+        // deletecollection, in the background: every Job and its pods go.
+        let gone = jobs
+            .delete_collection(&DeleteParams::background(), &ListParams::default())
+            .await
+            .unwrap()
+            .left()
+            .expect("the deleted Jobs");
+        let mut names: Vec<String> = gone
+            .items
+            .into_iter()
+            .filter_map(|j| j.metadata.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["missing", "nocmd", "noenv"]);
+        for job in ["missing", "nocmd", "noenv"] {
+            pods_gone(&pods, job).await;
+        }
+    }
+}

@@ -1,14 +1,15 @@
 //! The simulator's controllers in one loop: Deployment rolling updates (the
-//! upstream algorithm, simplified), ReplicaSet pod management, the kubelet's
-//! pod lifecycle (Pending → Running → Ready, graceful termination) and garbage
-//! collection of orphans.
+//! upstream algorithm, simplified), ReplicaSet pod management, the job
+//! controller ([`super::jobs`]), the kubelet's pod lifecycle (the app pods
+//! in process here: Pending → Running → Ready, graceful termination; Jobs'
+//! pods as real processes in [`super::kubelet`]) and garbage collection of
+//! orphans.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use rand::Rng;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -53,6 +54,8 @@ struct State {
     progress: HashMap<String, Progress>,
     /// (namespace, ReplicaSet) → its failing pod creation.
     failing: HashMap<(String, String), CreateBackoff>,
+    jobs: super::jobs::Jobs,
+    kubelet: super::kubelet::Kubelet,
 }
 
 pub async fn run(sim: Arc<Sim>) {
@@ -70,15 +73,18 @@ pub async fn run(sim: Arc<Sim>) {
         let mut s = sim.lock();
         deployments(&mut s, &mut st);
         replicasets(&mut s, &mut st, &failures);
-        pods(&sim, &mut s, &mut st);
+        super::jobs::sync(&mut s, &mut st.jobs);
+        let processes = super::kubelet::sync(&sim, &mut s, &mut st.kubelet);
+        pods(&sim, &mut s, &mut st, &processes);
         status(&mut s, &mut st);
         gc(&mut s);
     }
-    // Shutting down: stop every writer gracefully.
+    // Shutting down: stop every writer gracefully, kill every process.
     let writers: Vec<PodWriter> = st.pods.drain().filter_map(|(_, rt)| rt.writer).collect();
     for w in writers {
         w.stop().await;
     }
+    super::kubelet::shutdown(&mut st.kubelet).await;
 }
 
 /// The `pod-template-hash`: stable for equal templates (serde_json's maps are
@@ -99,7 +105,7 @@ fn template_hash(template: &Value) -> String {
         .replace('e', "f")
 }
 
-fn int(v: &Value) -> i64 {
+pub(super) fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
 
@@ -127,7 +133,7 @@ fn all_deployments(s: &Store) -> Vec<Value> {
         .collect()
 }
 
-fn owned_by<'a>(objs: Vec<&'a Value>, uid: &str) -> Vec<&'a Value> {
+pub(super) fn owned_by<'a>(objs: Vec<&'a Value>, uid: &str) -> Vec<&'a Value> {
     objs.into_iter()
         .filter(|o| {
             o["metadata"]["ownerReferences"]
@@ -137,11 +143,11 @@ fn owned_by<'a>(objs: Vec<&'a Value>, uid: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-fn active(pod: &Value) -> bool {
+pub(super) fn active(pod: &Value) -> bool {
     pod["metadata"]["deletionTimestamp"].is_null()
 }
 
-fn pod_ready(pod: &Value) -> bool {
+pub(super) fn pod_ready(pod: &Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|c| {
         c.iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
@@ -324,7 +330,7 @@ fn set_replicas(s: &mut Store, ns: &str, rs: &str, n: i64) {
     });
 }
 
-fn random_suffix() -> String {
+pub(super) fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut r = rand::thread_rng();
     (0..5)
@@ -392,21 +398,8 @@ fn replicasets(s: &mut Store, st: &mut State, failures: &HashMap<String, String>
             }
         }
         for _ in have..want {
-            let t = &rs["spec"]["template"];
-            let pod = json!({
-                "metadata": {
-                    "name": format!("{name}-{}", random_suffix()),
-                    "labels": t["metadata"]["labels"],
-                    "annotations": t["metadata"]["annotations"],
-                    "ownerReferences": [{
-                        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name,
-                        "uid": uid, "controller": true, "blockOwnerDeletion": true,
-                    }],
-                },
-                "spec": t["spec"],
-                "status": {"phase": "Pending"},
-            });
-            let _ = s.create(Kind::Pod, &ns, strip_nulls(pod));
+            let pod = pod_for(&rs, &rs["spec"]["template"]["metadata"]["labels"]);
+            let _ = s.create(Kind::Pod, &ns, pod);
         }
         if have > want {
             // Not-ready pods first, then the youngest, like the ReplicaSet controller.
@@ -421,6 +414,27 @@ fn replicasets(s: &mut Store, st: &mut State, failures: &HashMap<String, String>
             }
         }
     }
+}
+
+/// A Pending pod from `owner`'s `spec.template` with `labels`, named
+/// `<owner>-<5 random characters>` and controlled by `owner` (a
+/// ReplicaSet's or a Job's pod).
+pub(super) fn pod_for(owner: &Value, labels: &Value) -> Value {
+    let name = meta_str(owner, "name");
+    let t = &owner["spec"]["template"];
+    strip_nulls(json!({
+        "metadata": {
+            "name": format!("{name}-{}", random_suffix()),
+            "labels": labels,
+            "annotations": t["metadata"]["annotations"],
+            "ownerReferences": [{
+                "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": name,
+                "uid": meta_str(owner, "uid"), "controller": true, "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": t["spec"],
+        "status": {"phase": "Pending"},
+    }))
 }
 
 /// Records an event on `obj` the way client-go's recorder does: an identical
@@ -454,6 +468,7 @@ pub fn record_event(s: &mut Store, obj: &Value, etype: &str, reason: &str, messa
     let component = match obj["kind"].as_str() {
         Some("ReplicaSet") => "replicaset-controller",
         Some("Deployment") => "deployment-controller",
+        Some("Job") => "job-controller",
         _ => "kubelet",
     };
     let ev = json!({
@@ -503,43 +518,22 @@ fn resolve_env(s: &Store, ns: &str, pod: &Value, var: &str) -> Option<Result<Str
         .filter_map(|c| c["env"].as_array())
         .flatten()
         .find(|e| e["name"] == var)?;
-    if let Some(v) = env["value"].as_str() {
-        return Some(Ok(v.to_string()));
-    }
-    let from = &env["valueFrom"];
-    if let Some(r) = from.get("configMapKeyRef") {
-        let (n, k) = (r["name"].as_str()?, r["key"].as_str()?);
-        return Some(
-            s.get(Kind::ConfigMap, ns, n)
-                .and_then(|cm| cm["data"][k].as_str().map(str::to_string))
-                .ok_or_else(|| format!("couldn't find key {k} in ConfigMap {ns}/{n}")),
-        );
-    }
-    if let Some(r) = from.get("secretKeyRef") {
-        let (n, k) = (r["name"].as_str()?, r["key"].as_str()?);
-        let secret: Option<Secret> = s
-            .get(Kind::Secret, ns, n)
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let val = secret.and_then(|sec| {
-            if let Some(v) = sec.string_data.as_ref().and_then(|d| d.get(k)) {
-                return Some(v.clone());
-            }
-            sec.data
-                .and_then(|d| d.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned()))
-        });
-        return Some(val.ok_or_else(|| format!("couldn't find key {k} in Secret {ns}/{n}")));
-    }
-    None
+    super::volumes::env_value(s, ns, pod, env).transpose()
 }
 
-fn pods(sim: &Sim, s: &mut Store, st: &mut State) {
+/// The app pods' kubelet: every pod but the `processes` the process
+/// kubelet runs.
+fn pods(sim: &Sim, s: &mut Store, st: &mut State, processes: &HashSet<(String, String)>) {
     let now = Instant::now();
     let all: Vec<Value> = s.list(Kind::Pod, None).into_iter().cloned().collect();
-    let mut alive = std::collections::HashSet::new();
+    let mut alive = HashSet::new();
     for p in all {
         let ns = meta_str(&p, "namespace").to_string();
         let name = meta_str(&p, "name").to_string();
         let key = (ns.clone(), name.clone());
+        if processes.contains(&key) {
+            continue;
+        }
         alive.insert(key.clone());
         let rt = st.pods.entry(key.clone()).or_insert_with(|| PodRt {
             created: now,
@@ -622,22 +616,14 @@ fn pods(sim: &Sim, s: &mut Store, st: &mut State) {
         }
     }
     // Pods that vanished without graceful deletion (e.g. namespace removal).
-    let gone: Vec<_> = st
-        .pods
-        .keys()
-        .filter(|k| !alive.contains(*k))
-        .cloned()
-        .collect();
-    for k in gone {
-        if let Some(rt) = st.pods.remove(&k) {
-            if let Some(w) = rt.writer {
-                tokio::spawn(w.stop());
-            }
+    for (_, rt) in st.pods.extract_if(|k, _| !alive.contains(k)) {
+        if let Some(w) = rt.writer {
+            tokio::spawn(w.stop());
         }
     }
 }
 
-fn conditions(ready: bool) -> Value {
+pub(super) fn conditions(ready: bool) -> Value {
     let now = now_rfc3339();
     let r = if ready { "True" } else { "False" };
     json!([
@@ -896,13 +882,15 @@ fn status(s: &mut Store, st: &mut State) {
 }
 
 /// Cascading deletion: ReplicaSets whose Deployment is gone, pods whose
-/// ReplicaSet is gone.
+/// ReplicaSet or Job is gone (a Job's pod's process is killed by the
+/// process kubelet when the pod is deleted).
 fn gc(s: &mut Store) {
     for (kind, owner) in [
         (Kind::ReplicaSet, Kind::Deployment),
         (Kind::Pod, Kind::ReplicaSet),
+        (Kind::Pod, Kind::Job),
     ] {
-        let owners: std::collections::HashSet<String> = s
+        let owners: HashSet<String> = s
             .list(owner, None)
             .iter()
             .map(|o| meta_str(o, "uid").to_string())

@@ -1,5 +1,6 @@
 //! The HTTP face of the simulator: legacy (non-aggregated) discovery, CRUD,
 //! merge/strategic patch, watch streams, server-side Tables for `kubectl get`,
+//! pod logs, deletion with a propagationPolicy and deletecollection,
 //! SelfSubjectAccessReview, and `Status` errors.
 
 use std::convert::Infallible;
@@ -13,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::controller::mark_deleted;
+use super::delete;
 use super::store::{merge_patch, meta_str, ApiError, Kind, Scope, Selector, WatchEvent};
 use super::Sim;
 
@@ -29,11 +30,12 @@ fn json_response(code: u16, v: &Value) -> Response<Body> {
         .expect("static response parts")
 }
 
-fn error(e: &ApiError) -> Response<Body> {
+pub(super) fn error(e: &ApiError) -> Response<Body> {
     json_response(e.code, &e.status())
 }
 
-struct Query(Vec<(String, String)>);
+/// A request's query parameters, decoded.
+pub(super) struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(q: Option<&str>) -> Query {
@@ -54,14 +56,14 @@ impl Query {
         )
     }
 
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(super) fn get(&self, k: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     }
 
-    fn flag(&self, k: &str) -> bool {
+    pub(super) fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("1" | "true" | ""))
     }
 }
@@ -126,7 +128,11 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response<Bo
         ),
         ["apis"] => json_response(200, &groups()),
         ["api", "v1"] => json_response(200, &resources("v1")),
+        ["apis", group @ ("apps" | "batch" | "authorization.k8s.io")] => {
+            json_response(200, &api_group(group))
+        }
         ["apis", "apps", "v1"] => json_response(200, &resources("apps/v1")),
+        ["apis", "batch", "v1"] => json_response(200, &resources("batch/v1")),
         ["apis", "authorization.k8s.io", "v1"] => {
             json_response(200, &resources("authorization.k8s.io/v1"))
         }
@@ -138,6 +144,7 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response<Bo
         ["lab", "v1", rest @ ..] => lab_knob(&ctx, rest),
         ["api", "v1", rest @ ..] => resource(&ctx, "", rest).await,
         ["apis", "apps", "v1", rest @ ..] => resource(&ctx, "apps", rest).await,
+        ["apis", "batch", "v1", rest @ ..] => resource(&ctx, "batch", rest).await,
         _ => error(&ApiError::new(
             404,
             "NotFound",
@@ -207,20 +214,41 @@ fn version() -> Value {
     })
 }
 
+fn group(name: &str) -> Value {
+    let gv = format!("{name}/v1");
+    json!({
+        "name": name,
+        "versions": [{"groupVersion": gv, "version": "v1"}],
+        "preferredVersion": {"groupVersion": gv, "version": "v1"},
+    })
+}
+
 fn groups() -> Value {
-    let g = |name: &str| {
-        let gv = format!("{name}/v1");
-        json!({
-            "name": name,
-            "versions": [{"groupVersion": gv, "version": "v1"}],
-            "preferredVersion": {"groupVersion": gv, "version": "v1"},
-        })
-    };
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [g("apps"), g("authorization.k8s.io")]})
+    let groups: Vec<Value> = ["apps", "batch", "authorization.k8s.io"]
+        .into_iter()
+        .map(group)
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<group>`: one group's versions.
+fn api_group(name: &str) -> Value {
+    let mut g = group(name);
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    g
 }
 
 fn resources(group_version: &str) -> Value {
-    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    let verbs = |k: Kind| {
+        let mut v = vec![
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ];
+        if k != Kind::Namespace {
+            v.insert(2, "deletecollection");
+        }
+        v
+    };
     let mut list = Vec::new();
     if group_version == "authorization.k8s.io/v1" {
         list.push(json!({
@@ -234,7 +262,7 @@ fn resources(group_version: &str) -> Value {
     {
         list.push(json!({
             "name": k.plural(), "singularName": k.singular(), "namespaced": k.namespaced(),
-            "kind": k.kind(), "verbs": verbs, "shortNames": k.short_names(),
+            "kind": k.kind(), "verbs": verbs(k), "shortNames": k.short_names(),
         }));
         if matches!(k, Kind::Deployment | Kind::ReplicaSet) {
             list.push(json!({
@@ -243,10 +271,16 @@ fn resources(group_version: &str) -> Value {
                 "verbs": ["get", "patch", "update"],
             }));
         }
-        if matches!(k, Kind::Deployment | Kind::ReplicaSet | Kind::Pod) {
+        if k.has_status() {
             list.push(json!({
                 "name": format!("{}/status", k.plural()), "singularName": "",
                 "namespaced": true, "kind": k.kind(), "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if k == Kind::Pod {
+            list.push(json!({
+                "name": "pods/log", "singularName": "", "namespaced": true,
+                "kind": "Pod", "verbs": ["get"],
             }));
         }
     }
@@ -388,11 +422,11 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
             .map(|k| (k, *ns, *name, None)),
         ["namespaces", ns, plural, name, sub] => Kind::from_plural(group, plural)
             .filter(|k| {
-                matches!(
-                    (k, *sub),
-                    (Kind::Deployment | Kind::ReplicaSet | Kind::Pod, "status")
-                        | (Kind::Deployment | Kind::ReplicaSet, "scale")
-                )
+                (k.has_status() && *sub == "status")
+                    || matches!(
+                        (k, *sub),
+                        (Kind::Deployment | Kind::ReplicaSet, "scale") | (Kind::Pod, "log")
+                    )
             })
             .map(|k| (k, *ns, *name, Some(*sub))),
         _ => None,
@@ -413,6 +447,7 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
         (&Method::PATCH, false) => "patch",
         (&Method::PUT, false) => "update",
         (&Method::DELETE, false) => "delete",
+        (&Method::DELETE, true) if kind.namespaced() && !ns.is_empty() => "deletecollection",
         _ => {
             return error(&ApiError::new(
                 405,
@@ -438,6 +473,9 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
     };
     if sub == Some("scale") {
         return scale(ctx, kind, ns, name, verb);
+    }
+    if sub == Some("log") {
+        return super::logs::serve(&ctx.sim, ns, name, verb, &ctx.query);
     }
     let ns_filter = (!ns.is_empty()).then_some(ns);
     match verb {
@@ -509,19 +547,39 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
             Ok(new) => update_object(ctx, kind, ns, name, sub, |v| *v = new),
             Err(e) => error(&e),
         },
-        "delete" => {
+        "delete" | "deletecollection" => {
+            let asked = delete::requested(ctx.query.get("propagationPolicy"), &ctx.body);
+            let (policy, warn) = match asked.map(|p| delete::resolve(p, kind)) {
+                Ok(p) => p,
+                Err(e) => return error(&e),
+            };
             let mut s = ctx.sim.lock();
-            if kind == Kind::Pod {
-                // Graceful: the controller stops the app, then removes the pod.
-                if s.get(kind, ns, name).is_none() {
-                    return error(&ApiError::not_found(kind, name));
+            // A pod is deleted gracefully: its kubelet stops it, then removes it.
+            let r = if verb == "delete" {
+                delete::delete(&mut s, kind, ns, name, policy)
+            } else {
+                let names: Vec<String> = s
+                    .list(kind, ns_filter)
+                    .into_iter()
+                    .filter(|o| {
+                        labels.matches_labels(&o["metadata"]["labels"]) && fields.matches_fields(o)
+                    })
+                    .map(|o| meta_str(o, "name").to_string())
+                    .collect();
+                Ok(delete::delete_all(&mut s, kind, ns, &names, policy))
+            };
+            drop(s);
+            match r {
+                Ok(o) => {
+                    let mut resp = json_response(200, &o);
+                    if warn {
+                        let w = format!("299 - \"{}\"", delete::JOB_ORPHAN_WARNING);
+                        if let Ok(v) = hyper::header::HeaderValue::from_str(&w) {
+                            resp.headers_mut().insert("warning", v);
+                        }
+                    }
+                    resp
                 }
-                mark_deleted(&mut s, ns, name);
-                let o = s.get(kind, ns, name).cloned().unwrap_or(Value::Null);
-                return json_response(200, &o);
-            }
-            match s.delete(kind, ns, name) {
-                Ok(o) => json_response(200, &o),
                 Err(e) => error(&e),
             }
         }
@@ -771,15 +829,18 @@ fn watch_stream(
         .expect("static response parts")
 }
 
-/// kubectl's short human durations (`45s`, `3m20s`, `12m`, `5h3m`, `3d`).
+/// kubectl's short human durations (`45s`, `3m20s`, `12m`, `5h3m`, `3d`)
+/// of the time since `created`.
 pub fn human_age(created: &str) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
         return "<unknown>".into();
     };
-    let s = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-        .num_seconds()
-        .max(0);
-    match s {
+    human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+}
+
+/// kubectl's short human form of a duration in seconds.
+pub fn human_duration(seconds: i64) -> String {
+    match seconds.max(0) {
         s if s < 120 => format!("{s}s"),
         s if s < 600 => format!("{}m{}s", s / 60, s % 60),
         s if s < 3600 => format!("{}m", s / 60),
@@ -981,6 +1042,13 @@ fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
                     ]
                 })
                 .collect(),
+        ),
+        Kind::Job => (
+            super::jobs::TABLE_COLUMNS
+                .iter()
+                .map(|(n, t)| col(n, t))
+                .collect(),
+            items.iter().map(super::jobs::table_row).collect(),
         ),
         Kind::Namespace => (
             vec![

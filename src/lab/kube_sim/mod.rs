@@ -1,20 +1,54 @@
 //! A small Kubernetes API server for the lab: real HTTP and Kubernetes JSON,
 //! enough for `kubectl` and the `kube` client to drive a config switch and a
-//! rollout restart against the lab's PostgreSQL clusters.
+//! rollout restart against the lab's PostgreSQL clusters, and to run Jobs.
 //!
 //! What it models: namespaces, Deployments (rolling updates honouring
 //! maxSurge/maxUnavailable, status and conditions like the real controller),
 //! ReplicaSets, Pods (Pending → Running → Ready, graceful termination),
 //! ConfigMaps, Secrets, Services (no endpoints), Events (FailedCreate from
 //! the ReplicaSet controller, see [`SimHandle::fail_pod_creation`]);
-//! get/list/watch/create/update/delete, JSON merge patch and strategic merge
-//! patch (for maps and scalars), the deployment status subresource,
+//! get/list/watch/create/update/delete/deletecollection, JSON merge patch and
+//! strategic merge patch (for maps and scalars), the status subresources, a
+//! delete's `propagationPolicy` (Orphan strips the dependents' owner
+//! references; without one a batch/v1 Job's pods are orphaned, with the API
+//! server's warning, everything else's deleted in the background),
 //! SelfSubjectAccessReview, and an RBAC deny switch.
+//!
+//! Jobs (batch/v1, [`jobs`]): the API server's defaults and checks, and the
+//! job controller: pods `<job>-<5 characters>` from the template, labelled
+//! and owned like the real ones, `succeeded`/`failed`/`active`/`ready`
+//! counted into the status, `backoffLimit` (a shortened backoff between
+//! pods), `activeDeadlineSeconds`, `ttlSecondsAfterFinished`, the
+//! conditions SuccessCriteriaMet + Complete or FailureTarget + Failed, and
+//! kubectl's table (NAME, STATUS, COMPLETIONS, DURATION, AGE).
+//!
+//! A Job's pod is run by the process kubelet ([`kubelet`]) as a real process
+//! on the lab machine: container 0's `command` + `args` (with `$(VAR)`
+//! expansion) in a clean environment (PATH = [`SimOptions::pod_bin`] before
+//! the simulator's own PATH, HOME = the pod's directory, the container's
+//! `env` with `valueFrom` Secret/ConfigMap keys and pod fields), in the pod's
+//! directory `<pod_root>/<namespace>/<pod>` ([`SimOptions::pod_root`]) or
+//! its `workingDir`. `secret`, `configMap` and `emptyDir` volumes are
+//! directories under `<pod dir>/volumes/<volume>` (the files with their
+//! `defaultMode` / item `mode`). There is no mount namespace: instead, each
+//! `volumeMounts[].mountPath` found at a path boundary in an env value, a
+//! command or args element or the workingDir is replaced by its volume's
+//! directory (the longest mountPath first), so `/etc/app/secret/pgpass`
+//! names the file the secret volume holds. The pod's status follows the
+//! process like a kubelet's (Pending with ContainerCreating, or
+//! CreateContainerConfigError / FailedMount when a Secret or ConfigMap is
+//! missing → Running → Succeeded / Failed with the exit code; StartError
+//! with exit code 128 when it cannot start); deleting the pod SIGTERMs the
+//! process group (SIGKILL after the grace period) and removes the pod's
+//! directory. What it writes to stdout and stderr is the pod's log
+//! ([`logs`]): `GET .../pods/{name}/log` with `follow`, `tailLines`,
+//! `timestamps`, `sinceSeconds`, for `kubectl logs [-f]`.
 //!
 //! The lab workload is Deployment `app` whose container reads `DATABASE_URL`
 //! from ConfigMap `app-db` when it starts; each running pod writes to that
 //! database (see [`app`]) and records the config it started with in the
 //! `cutover.dev/db-config` annotation (a fingerprint, never the value).
+//! Its pods run in process, not as processes, and have empty logs.
 //! Service `app` selects its pods by `app: app`, a target for a blue/green
 //! selector switch.
 //!
@@ -27,17 +61,29 @@
 //! Not modelled: authentication (any token works), aggregated discovery
 //! (kubectl falls back to the legacy endpoints), JSON patch and server-side
 //! apply (415), strategic-merge list semantics, `limit`/`continue` paging (one
-//! page), pod restarts.
+//! page), pod restarts (also `restartPolicy: OnFailure` makes a new pod per
+//! failure, like Never), finalizers (Foreground deletion deletes the
+//! dependents first, then the owner at once), Indexed Jobs, suspended Jobs,
+//! podFailurePolicy and successPolicy, a Job pod's containers after the
+//! first, init containers, probes, `envFrom`, images (a Job pod needs a
+//! `command`; without one it stays Pending with CreateContainerError),
+//! users and resource limits (the process runs as the simulator's user),
+//! other volume types (FailedMount), and `previous` logs.
 
 pub mod app;
 pub mod controller;
+mod delete;
 pub mod http;
+pub mod jobs;
+pub mod kubelet;
 pub mod ledger;
+pub mod logs;
 pub mod store;
+mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -88,6 +134,13 @@ pub struct SimOptions {
     pub progress_deadline_seconds: i64,
     /// How often watches that allow bookmarks get one.
     pub bookmark_interval: Duration,
+    /// The directory standing in for a Job pod's image binaries (e.g. the
+    /// lab's PostgreSQL bin dir): put before the simulator's own PATH in the
+    /// process's PATH.
+    pub pod_bin: Option<PathBuf>,
+    /// Where Job pods' directories go (`<pod_root>/<namespace>/<pod>`).
+    /// None: a temp directory of the simulator's, removed when it stops.
+    pub pod_root: Option<PathBuf>,
 }
 
 impl Default for SimOptions {
@@ -102,6 +155,8 @@ impl Default for SimOptions {
             pod_ready_delay: Duration::from_millis(700),
             progress_deadline_seconds: 600,
             bookmark_interval: Duration::from_secs(5),
+            pod_bin: None,
+            pod_root: None,
         }
     }
 }
@@ -117,6 +172,9 @@ pub struct Sim {
     app: Arc<app::AppShared>,
     pods_never_ready: AtomicBool,
     stopping: AtomicBool,
+    /// What the Jobs' processes wrote.
+    logs: logs::Logs,
+    pod_root: kubelet::PodRoot,
     me: Weak<Sim>,
 }
 
@@ -291,6 +349,18 @@ impl SimHandle {
         self.sim.app.acknowledged_updates()
     }
 
+    /// The directory of the Job pods' directories
+    /// (`<pod_root>/<namespace>/<pod>`).
+    pub fn pod_root(&self) -> &Path {
+        self.sim.pod_root.path()
+    }
+
+    /// The lines a Job pod's container has written so far (None: no such
+    /// pod, or not one whose process has started).
+    pub fn pod_log(&self, namespace: &str, pod: &str) -> Option<Vec<String>> {
+        self.sim.logs.get(namespace, pod).map(|l| l.lines())
+    }
+
     /// A copy of a stored object, for tests and the lab's own checks.
     pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
         let plural = plural_of(kind);
@@ -299,7 +369,8 @@ impl SimHandle {
     }
 
     /// Stops serving and waits until every pod's writer has finished its
-    /// in-flight writes; stats and acknowledged writes stay readable.
+    /// in-flight writes and every Job pod's process is killed (a temp pod
+    /// root is removed); stats and acknowledged writes stay readable.
     pub async fn shutdown(&self) {
         self.sim.stopping.store(true, Ordering::Relaxed);
         self.server.abort();
@@ -311,6 +382,7 @@ impl SimHandle {
         if let Some(c) = c {
             let _ = c.await;
         }
+        self.sim.pod_root.remove();
     }
 }
 
@@ -331,6 +403,8 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle> {
             .await
             .context("creating app_writes on the app's database")?;
     }
+    let pod_root = kubelet::PodRoot::new(opts.pod_root.as_deref())
+        .context("creating the directory for the Job pods")?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let sim = Arc::new_cyclic(|me| Sim {
@@ -341,6 +415,8 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle> {
         app: Arc::new(app::AppShared::default()),
         pods_never_ready: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
+        logs: logs::Logs::default(),
+        pod_root,
         me: me.clone(),
         opts: opts.clone(),
     });

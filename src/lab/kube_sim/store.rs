@@ -22,10 +22,11 @@ pub enum Kind {
     Secret,
     Service,
     Event,
+    Job,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Namespace,
         Kind::Deployment,
         Kind::ReplicaSet,
@@ -34,6 +35,7 @@ impl Kind {
         Kind::Secret,
         Kind::Service,
         Kind::Event,
+        Kind::Job,
     ];
 
     pub fn plural(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::Service => "services",
             Kind::Event => "events",
+            Kind::Job => "jobs",
         }
     }
 
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::Service => "service",
             Kind::Event => "event",
+            Kind::Job => "job",
         }
     }
 
@@ -72,6 +76,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::Service => "Service",
             Kind::Event => "Event",
+            Kind::Job => "Job",
         }
     }
 
@@ -79,6 +84,7 @@ impl Kind {
     pub fn group(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps",
+            Kind::Job => "batch",
             _ => "",
         }
     }
@@ -86,6 +92,7 @@ impl Kind {
     pub fn api_version(self) -> &'static str {
         match self.group() {
             "apps" => "apps/v1",
+            "batch" => "batch/v1",
             _ => "v1",
         }
     }
@@ -104,12 +111,22 @@ impl Kind {
             Kind::Secret => &[],
             Kind::Service => &["svc"],
             Kind::Event => &["ev"],
+            Kind::Job => &[],
         }
     }
 
     /// Kinds whose spec changes bump metadata.generation.
     fn has_generation(self) -> bool {
-        matches!(self, Kind::Deployment | Kind::ReplicaSet)
+        matches!(self, Kind::Deployment | Kind::ReplicaSet | Kind::Job)
+    }
+
+    /// Kinds with a status subresource: a write to the main resource keeps
+    /// the stored status.
+    pub fn has_status(self) -> bool {
+        matches!(
+            self,
+            Kind::Deployment | Kind::ReplicaSet | Kind::Pod | Kind::Job
+        )
     }
 
     pub fn from_plural(group: &str, plural: &str) -> Option<Kind> {
@@ -363,6 +380,9 @@ impl Store {
         if kind == Kind::Namespace && obj.get("status").is_none() {
             obj["status"] = json!({"phase": "Active"});
         }
+        if kind == Kind::Job {
+            super::jobs::default_job(&mut obj);
+        }
         if kind == Kind::Service {
             // What the API server defaults; no IP allocator, just distinct addresses.
             if obj["spec"]["type"].is_null() {
@@ -452,7 +472,7 @@ impl Store {
         new["kind"] = old["kind"].clone();
         new["apiVersion"] = old["apiVersion"].clone();
         match scope {
-            Scope::Main if matches!(kind, Kind::Deployment | Kind::ReplicaSet | Kind::Pod) => {
+            Scope::Main if kind.has_status() => {
                 set_or_remove(&mut new, "status", old.get("status"));
             }
             Scope::Status => {
@@ -465,6 +485,9 @@ impl Store {
         }
         if kind == Kind::Secret {
             fold_string_data(&mut new);
+        }
+        if kind == Kind::Job && scope == Scope::Main {
+            super::jobs::check_immutable(name, &old, &new)?;
         }
         validate(kind, name, &new)?;
         if new == old {
@@ -637,6 +660,7 @@ fn validate(kind: Kind, name: &str, obj: &Value) -> Result<(), ApiError> {
                 }
             }
         }
+        Kind::Job => super::jobs::validate(name, obj)?,
         Kind::ConfigMap | Kind::Secret => {
             for f in ["data", "stringData"] {
                 if let Some(d) = obj.get(f).filter(|v| !v.is_null()) {
