@@ -3,6 +3,7 @@
 //! effects the fold asks for and redraws when something changed.
 
 pub mod app_check;
+pub mod copy_job;
 mod drive;
 pub mod dump;
 mod effects;
@@ -140,6 +141,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         report_path: config.report.path.as_ref().map(|p| p.display().to_string()),
         runbook: config.runbook.variant,
         dump_jobs: config.runbook.dump_jobs,
+        copy_job: crate::runbook::copy_job::CopyJob::from_config(config),
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,
@@ -158,6 +160,14 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         }),
         read_only,
     }
+}
+
+/// A session's name for what it makes elsewhere (its copy Jobs' label):
+/// its log's file name without the extension.
+pub fn session_name(log: &std::path::Path) -> String {
+    log.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `sha256:` and the file's full SHA-256: which config ran, never what it holds.
@@ -244,7 +254,7 @@ async fn resume(
         path.display()
     );
     if let Some((run, index, step)) = in_flight {
-        let (outcome, evidence) = inflight::probe(config, &step).await;
+        let (outcome, evidence) = inflight::probe(config, &step, &session_name(path)).await;
         note.push_str(&format!(
             "; {} was in flight: the servers say {}: {evidence}",
             step.title(),
@@ -456,8 +466,10 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         }
     };
     let (tx, rx) = mpsc::channel::<EventKind>(1024);
-    let kube_state =
-        kube_steps::ActionState::with_rollback_file(rollback::path_for(core.log_path()));
+    let kube_state = kube_steps::ActionState::with_rollback_file(
+        rollback::path_for(core.log_path()),
+        session_name(core.log_path()),
+    );
     let mut effects =
         effects::Effects::new(config.clone(), tx, kube_state, core.log_path().to_owned());
     effects.run(first);

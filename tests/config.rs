@@ -124,7 +124,10 @@ fn full_fixture() {
     assert_eq!(c.monitor.statement_timeout_ms, 1500);
     assert_eq!(c.session.dir, dir.join("../sessions"));
     assert_eq!(c.ui.theme, dir.join("themes/dark.toml").to_string_lossy());
-    assert_eq!(c.lab.unwrap().dir, PathBuf::from("/tmp/cutover-lab"));
+    assert_eq!(
+        c.lab.as_ref().unwrap().dir,
+        PathBuf::from("/tmp/cutover-lab")
+    );
     assert_eq!(c.verify.parallelism, Some(3));
     assert_eq!(
         c.verify.updated_at[&cutover::session::TableRef::new("billing", "invoice_2024")],
@@ -134,7 +137,7 @@ fn full_fixture() {
         c.verify.keys[&cutover::session::TableRef::new("public", "audit_log")],
         ["actor", "at"]
     );
-    let k = c.kubernetes.unwrap();
+    let k = c.kubernetes.clone().unwrap();
     assert_eq!(k.kubeconfig, Some(dir.join("kube/config")));
     assert_eq!(k.deployments, ["shop-api", "shop-worker"]);
     assert_eq!(k.config_object.as_deref(), Some("secret/shop-db"));
@@ -144,6 +147,23 @@ fn full_fixture() {
             dir.join("secrets/new-database-url")
         ))
     );
+    let job = c.runbook.copy_job.as_ref().expect("copy = job");
+    assert_eq!(job.namespace.as_deref(), Some("shop-jobs"));
+    assert_eq!(job.secret, "shop-copy-pgpass");
+    assert_eq!(job.secret_key, "pgpass");
+    assert_eq!(job.deadline_secs, 7200);
+    // What the Job connects with: the cluster's hosts, the Job's role, and
+    // never the password the console has.
+    let plan = cutover::runbook::copy_job::CopyJob::from_config(&c).unwrap();
+    assert_eq!(
+        plan.source,
+        "host='pg-old.shop.svc' port='5432' dbname='shop' user='migrator' sslmode=require \
+         application_name=cutover-copy"
+    );
+    assert!(plan
+        .target
+        .starts_with("host='pg-new.shop.svc' port='5432' dbname='shop'"));
+    assert!(!format!("{plan:?}").contains("fixture-secret-1"));
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::tmux::{audit, dsn, psql, LabRun};
+use common::tmux::{audit, dsn, kubectl, psql, LabRun};
 
 const TABLES: &[&str] = &[
     "users",
@@ -40,6 +40,74 @@ fn sequences(conninfo: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Whether the app's role may write on the source: "f" while frozen.
+fn app_may_insert(source: &str) -> String {
+    psql(
+        source,
+        "SELECT has_table_privilege('app', 'public.app_writes', 'INSERT')",
+    )
+}
+
+/// The target's default privileges give the app's role its privileges on
+/// what the restore, run as `restorer`, creates.
+fn grant_app_what_the_restore_makes(target: &str, restorer: &str) {
+    psql(
+        target,
+        &format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {restorer} IN SCHEMA public \
+               GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {restorer} IN SCHEMA public \
+               GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO app"
+        ),
+    );
+}
+
+/// After the whole runbook (`out`): the source stays frozen (it is the way
+/// back), and what it holds is what the target got, table by table; every
+/// row of the app's own writes on the source is on the target; the
+/// sequences came with the dump (the app's own moved on since).
+fn copied_and_nothing_lost(out: &std::process::Output, source: &str, target: &str) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for table in TABLES {
+        assert_eq!(
+            fingerprint(source, table),
+            fingerprint(target, table),
+            "{table}"
+        );
+    }
+    let ids = psql(
+        source,
+        "SELECT coalesce(string_agg(quote_literal(id::text), ','), '') FROM public.app_writes",
+    );
+    let on_source = psql(source, "SELECT count(*) FROM public.app_writes");
+    assert_ne!(on_source, "0");
+    assert_eq!(
+        psql(
+            target,
+            &format!("SELECT count(*) FROM public.app_writes WHERE id::text IN ({ids})")
+        ),
+        on_source
+    );
+    let (s, t) = (sequences(source), sequences(target));
+    assert_eq!(s.len(), t.len(), "{s:?} {t:?}");
+    for ((name, sv), (tname, tv)) in s.iter().zip(&t) {
+        assert_eq!(name, tname);
+        if name.contains("app_writes") {
+            assert!(
+                tv.parse::<i64>().unwrap() >= sv.parse::<i64>().unwrap(),
+                "{name}: {sv} {tv}"
+            );
+        } else {
+            assert_eq!(sv, tv, "{name}");
+        }
+    }
+}
+
 #[test]
 fn the_dump_restore_runbook_copies_everything_in_the_freeze_and_loses_no_write() {
     let lab_run = LabRun::up("cutover-dump", "5000");
@@ -49,13 +117,7 @@ fn the_dump_restore_runbook_copies_everything_in_the_freeze_and_loses_no_write()
     // The new instance is set up beforehand, as the story's Terraform did:
     // the app's role there gets its privileges on whatever the restore
     // (run as postgres) creates.
-    psql(
-        &target,
-        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public \
-           GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app; \
-         ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public \
-           GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO app",
-    );
+    grant_app_what_the_restore_makes(&target, "postgres");
     let config = std::fs::read_to_string(&lab_run.config).unwrap();
     std::fs::write(
         &lab_run.config,
@@ -73,49 +135,7 @@ fn the_dump_restore_runbook_copies_everything_in_the_freeze_and_loses_no_write()
     );
 
     let out = script("F Z Y C S R T");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The source stays frozen (it is the way back): what it holds is what
-    // the target got, table by table; the app writes to the target since.
-    for table in TABLES {
-        assert_eq!(
-            fingerprint(&source, table),
-            fingerprint(&target, table),
-            "{table}"
-        );
-    }
-    // Every row the source has of the app's own writes is on the target.
-    let ids = psql(
-        &source,
-        "SELECT coalesce(string_agg(quote_literal(id::text), ','), '') FROM public.app_writes",
-    );
-    let on_source = psql(&source, "SELECT count(*) FROM public.app_writes");
-    assert_ne!(on_source, "0");
-    assert_eq!(
-        psql(
-            &target,
-            &format!("SELECT count(*) FROM public.app_writes WHERE id::text IN ({ids})")
-        ),
-        on_source
-    );
-    // The sequences came with the dump: the app's own moved on since.
-    let (s, t) = (sequences(&source), sequences(&target));
-    assert_eq!(s.len(), t.len(), "{s:?} {t:?}");
-    for ((name, sv), (tname, tv)) in s.iter().zip(&t) {
-        assert_eq!(name, tname);
-        if name.contains("app_writes") {
-            assert!(
-                tv.parse::<i64>().unwrap() >= sv.parse::<i64>().unwrap(),
-                "{name}: {sv} {tv}"
-            );
-        } else {
-            assert_eq!(sv, tv, "{name}");
-        }
-    }
+    copied_and_nothing_lost(&out, &source, &target);
     audit(&labdir);
     // The log says what was copied, and its progress went to the log; the
     // dump directory is gone.
@@ -187,13 +207,7 @@ fn a_failed_restore_keeps_the_freeze_and_says_why() {
         "{said}"
     );
     // Still frozen: the app's role cannot write on the source.
-    assert_eq!(
-        psql(
-            &source,
-            "SELECT has_table_privilege('app', 'public.app_writes', 'INSERT')"
-        ),
-        "f"
-    );
+    assert_eq!(app_may_insert(&source), "f");
     let dirs: Vec<_> = std::fs::read_dir(&lab_run.sessions)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -201,10 +215,15 @@ fn a_failed_restore_keeps_the_freeze_and_says_why() {
         .collect();
     assert!(dirs.is_empty(), "{dirs:?}");
     // The way back, on the same session, gives the source its writes back.
+    rolls_back(&lab_run, &log, &source);
+}
+
+/// `B` on the resumed session `log` gives the source its writes back.
+fn rolls_back(lab_run: &LabRun, log: &std::path::Path, source: &str) {
     let out = lab_run
         .script_command("B")
         .arg("--resume")
-        .arg(&log)
+        .arg(log)
         .output()
         .unwrap();
     assert!(
@@ -212,11 +231,128 @@ fn a_failed_restore_keeps_the_freeze_and_says_why() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(app_may_insert(source), "t");
+}
+
+/// The newest session log in `dir`.
+fn newest_log(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .max()
+        .unwrap()
+}
+
+/// The lab's config for the copy as a Job in the simulator, with the
+/// password file in Secret `secret`.
+fn copy_in_job(lab_run: &LabRun, secret: &str) {
+    let config = std::fs::read_to_string(&lab_run.config).unwrap();
+    std::fs::write(
+        &lab_run.config,
+        format!(
+            "{config}\n[runbook]\nvariant = \"dump-restore\"\ncopy = \"job\"\n\n\
+             [runbook.job]\nsecret = \"{secret}\"\nuser = \"{}\"\nimage = \"postgres:18\"\n",
+            cutover::lab::COPY_ROLE
+        ),
+    )
+    .unwrap();
+}
+
+/// The copy run as a Kubernetes Job in the simulator: the pod runs
+/// `pg_dump | pg_restore` with the password file from the lab's Secret;
+/// the run follows the pod's log and records the Job's end; the Job is
+/// deleted once it succeeded. Then verification, switch and rollout as
+/// with the local copy, and nothing the app acknowledged is missing.
+#[test]
+fn in_a_job_the_copy_runs_in_the_cluster_and_copies_everything() {
+    let lab_run = LabRun::up("cutover-job", "3000");
+    let labdir = lab_run.config.parent().unwrap().to_path_buf();
+    let source = dsn(&lab_run.config, "source");
+    let target = dsn(&lab_run.config, "target");
+    grant_app_what_the_restore_makes(&target, cutover::lab::COPY_ROLE);
+    copy_in_job(&lab_run, cutover::lab::COPY_SECRET);
+    let out = lab_run.script("F Z Y C S R T");
+    copied_and_nothing_lost(&out, &source, &target);
+    audit(&labdir);
+    let text = std::fs::read_to_string(newest_log(&lab_run.sessions)).unwrap();
+    assert!(text.contains(r#""step":"copy_job""#), "{text}");
+    assert!(text.contains(r#""type":"job_log""#), "{text}");
+    // The pod's own lines, and the end as the Job told it.
+    assert!(text.contains("cutover-copy: done"), "{text}");
+    assert!(text.contains("processing data for table"), "{text}");
+    assert!(
+        text.contains("tables copied by job/cutover-copy-") && text.contains("(exit 0)"),
+        "{text}"
+    );
+    // Deleted once done; nothing of the password file in the log.
+    let jobs = kubectl(&labdir, &["get", "jobs", "-o", "name"]);
+    assert_eq!(jobs.trim(), "", "{jobs}");
+    let pgpass = std::fs::read_to_string(labdir.join(cutover::lab::COPY_PGPASS_FILE)).unwrap();
+    let password = pgpass.lines().next().unwrap().rsplit(':').next().unwrap();
+    assert!(!text.contains(password));
+}
+
+/// A Job whose Secret holds a wrong password: the checkpoint fails with
+/// the pod's last log lines (the server's refusal), the Job is left for
+/// `kubectl logs`, the writes stay frozen, and the way back is open.
+#[test]
+fn a_job_with_bad_credentials_fails_with_its_log_and_keeps_the_freeze() {
+    let lab_run = LabRun::up("cutover-job-fail", "2000");
+    let labdir = lab_run.config.parent().unwrap().to_path_buf();
+    let source = dsn(&lab_run.config, "source");
+    let target = dsn(&lab_run.config, "target");
+    // (kubectl apply: the simulator speaks JSON, which `create secret` does not send.)
+    let pgpass = format!(
+        "127.0.0.1:*:*:{}:not-the-password\n",
+        cutover::lab::COPY_ROLE
+    );
+    let manifest = labdir.join("bad-secret.json");
+    std::fs::write(
+        &manifest,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "bad-pgpass"},
+            "data": {"pgpass": k8s_openapi::ByteString(pgpass.into_bytes())},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    kubectl(
+        &labdir,
+        &[
+            "apply",
+            "--validate=false",
+            "-f",
+            manifest.to_str().unwrap(),
+        ],
+    );
+    copy_in_job(&lab_run, "bad-pgpass");
+    let out = lab_run.script("F Z Y");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Dump and restore into the target failed")
+            && said.contains("job/cutover-copy-")
+            && said.contains("BackoffLimitExceeded")
+            && said.contains("password authentication failed for user \"cutover_copy\""),
+        "{said}"
+    );
+    // Frozen still, and the target untouched by the failed copy.
+    assert_eq!(app_may_insert(&source), "f");
     assert_eq!(
         psql(
-            &source,
-            "SELECT has_table_privilege('app', 'public.app_writes', 'INSERT')"
+            &target,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
         ),
-        "t"
+        "0"
     );
+    // The failed Job stays for kubectl logs, failed.
+    let jobs = kubectl(
+        &labdir,
+        &["get", "jobs", "-o", "jsonpath={.items[*].status.failed}"],
+    );
+    assert_eq!(jobs.trim(), "1", "{jobs}");
+    let log = newest_log(&lab_run.sessions);
+    rolls_back(&lab_run, &log, &source);
 }

@@ -1174,6 +1174,7 @@ fn the_freeze_window_is_timed_in_the_header() {
         checks: vec![],
         sequences: vec![],
         copy: None,
+        job_log: Default::default(),
         legacy_steps: vec![],
         finished: Some((t0, true, "the app writes to the target only".into())),
     });

@@ -455,6 +455,7 @@ fn during_the_write_freeze() {
         checks: vec![],
         sequences: vec![],
         copy: None,
+        job_log: Default::default(),
         legacy_steps: vec![],
         finished: Some((now, true, "the app writes to the target only".into())),
     });

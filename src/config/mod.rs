@@ -82,6 +82,40 @@ pub struct RunbookCfg {
     pub variant: crate::runbook::Variant,
     /// Parallel jobs of the dump and of the restore (directory format).
     pub dump_jobs: u64,
+    /// `[runbook] copy = "job"`: the copy runs as a Kubernetes Job in the
+    /// cluster, not from the console's host.
+    pub copy_job: Option<CopyJobCfg>,
+}
+
+/// `[runbook.job]`: the dump-and-restore copy as a Kubernetes Job in the
+/// cluster, so the data and the credentials never leave it. The Job reads
+/// its passwords from a password file in a Secret; none is in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyJobCfg {
+    /// None: `[kubernetes] namespace` (or the context's).
+    pub namespace: Option<String>,
+    /// An image with `pg_dump`, `pg_restore` and `sh`, of at least the newer
+    /// server's major version.
+    pub image: String,
+    /// The Secret holding a password file (`.pgpass` format) for both servers.
+    pub secret: String,
+    /// Its key holding the file.
+    pub secret_key: String,
+    /// The role the Job connects as on both sides (None: each DSN's user).
+    pub user: Option<String>,
+    /// How the cluster reaches each server, `host` or `host:port` (None:
+    /// as the console does).
+    pub source_host: Option<String>,
+    pub target_host: Option<String>,
+    /// The Job's `activeDeadlineSeconds`: the cluster stops it after this.
+    pub deadline_secs: u64,
+}
+
+impl CopyJobCfg {
+    pub const DEADLINE_SECS: std::ops::RangeInclusive<u64> = 60..=7 * 86_400;
+    pub const DEFAULT_DEADLINE_SECS: u64 = 86_400;
+    pub const DEFAULT_IMAGE: &'static str = "postgres:18";
+    pub const DEFAULT_SECRET_KEY: &'static str = "pgpass";
 }
 
 impl RunbookCfg {
@@ -93,6 +127,7 @@ impl Default for RunbookCfg {
         RunbookCfg {
             variant: crate::runbook::Variant::Logical,
             dump_jobs: 4,
+            copy_job: None,
         }
     }
 }

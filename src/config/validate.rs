@@ -43,6 +43,21 @@ struct RawConfig {
 struct RawRunbook {
     variant: Option<crate::runbook::Variant>,
     dump_jobs: Option<Spanned<u64>>,
+    copy: Option<Spanned<String>>,
+    job: Option<RawCopyJob>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCopyJob {
+    namespace: Option<Spanned<String>>,
+    image: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    secret_key: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    source_host: Option<Spanned<String>>,
+    target_host: Option<Spanned<String>>,
+    deadline_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -205,7 +220,7 @@ impl Validator<'_> {
             },
             verify: self.verify(raw.verify)?,
             freeze: self.freeze(raw.freeze)?,
-            runbook: self.runbook(raw.runbook)?,
+            runbook: self.runbook(raw.runbook, raw.kubernetes.is_some())?,
             kubernetes: match raw.kubernetes {
                 Some(k) => Some(self.kubernetes(k, &base)?),
                 None => None,
@@ -692,18 +707,131 @@ impl Validator<'_> {
         }
     }
 
-    fn runbook(&self, raw: Option<RawRunbook>) -> Result<RunbookCfg> {
+    fn runbook(&self, raw: Option<RawRunbook>, kube: bool) -> Result<RunbookCfg> {
         let d = RunbookCfg::default();
         let Some(raw) = raw else { return Ok(d) };
+        let variant = raw.variant.unwrap_or(d.variant);
+        let in_job = match &raw.copy {
+            None => false,
+            Some(c) => match c.get_ref().as_str() {
+                "local" => false,
+                "job" if variant != crate::runbook::Variant::DumpRestore => return Err(self.err(
+                    c.span(),
+                    "runbook.copy",
+                    "only the dump-restore runbook copies: set runbook.variant = \"dump-restore\""
+                        .into(),
+                )),
+                "job" if !kube => {
+                    return Err(self.err(
+                        c.span(),
+                        "runbook.copy",
+                        "a Job runs in the cluster [kubernetes] names, and there is none".into(),
+                    ))
+                }
+                "job" => true,
+                other => {
+                    return Err(self.err(
+                        c.span(),
+                        "runbook.copy",
+                        format!("\"{other}\" is not a place to copy from (expected local or job)"),
+                    ))
+                }
+            },
+        };
+        let copy_job = match (in_job, raw.job) {
+            (true, Some(j)) => Some(self.copy_job(j)?),
+            (true, None) => {
+                let span = raw.copy.as_ref().map(Spanned::span);
+                return Err(self.ctx.error(
+                    span,
+                    Some("runbook.job.secret"),
+                    "the Job needs [runbook.job] secret: the Secret with the password file it \
+                     connects with"
+                        .into(),
+                ));
+            }
+            (false, _) => None,
+        };
         Ok(RunbookCfg {
-            variant: raw.variant.unwrap_or(d.variant),
+            variant,
             dump_jobs: self.ranged(
                 &raw.dump_jobs,
                 "runbook.dump_jobs",
                 RunbookCfg::DUMP_JOBS,
                 d.dump_jobs,
             )?,
+            copy_job,
         })
+    }
+
+    fn copy_job(&self, j: RawCopyJob) -> Result<CopyJobCfg> {
+        let opt = |v: &Option<Spanned<String>>, field: &str| -> Result<Option<String>> {
+            v.as_ref()
+                .map(|v| self.non_empty(v, field).map(str::to_string))
+                .transpose()
+        };
+        let secret = match &j.secret {
+            Some(s) => self.k8s_name(s, "runbook.job.secret")?,
+            None => {
+                return Err(self.ctx.error(
+                    None,
+                    Some("runbook.job.secret"),
+                    "missing: the Secret with the password file the Job connects with".into(),
+                ))
+            }
+        };
+        let host = |v: &Option<Spanned<String>>, field: &str| -> Result<Option<String>> {
+            let Some(h) = v else { return Ok(None) };
+            let s = self.non_empty(h, field)?;
+            let port_ok = s
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok || s.contains(char::is_whitespace) {
+                return Err(self.err(h.span(), field, format!("\"{s}\" is not host or host:port")));
+            }
+            Ok(Some(s.to_string()))
+        };
+        Ok(CopyJobCfg {
+            namespace: match &j.namespace {
+                Some(n) => Some(self.k8s_name(n, "runbook.job.namespace")?),
+                None => None,
+            },
+            image: opt(&j.image, "runbook.job.image")?
+                .unwrap_or_else(|| CopyJobCfg::DEFAULT_IMAGE.into()),
+            secret,
+            secret_key: opt(&j.secret_key, "runbook.job.secret_key")?
+                .unwrap_or_else(|| CopyJobCfg::DEFAULT_SECRET_KEY.into()),
+            user: opt(&j.user, "runbook.job.user")?,
+            source_host: host(&j.source_host, "runbook.job.source_host")?,
+            target_host: host(&j.target_host, "runbook.job.target_host")?,
+            deadline_secs: self.ranged(
+                &j.deadline_secs,
+                "runbook.job.deadline_secs",
+                CopyJobCfg::DEADLINE_SECS,
+                CopyJobCfg::DEFAULT_DEADLINE_SECS,
+            )?,
+        })
+    }
+
+    /// A Kubernetes object name (RFC 1123 label: lower-case letters,
+    /// digits and '-', at most 63).
+    fn k8s_name(&self, v: &Spanned<String>, field: &str) -> Result<String> {
+        let s = self.non_empty(v, field)?;
+        let ok = s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if !ok {
+            return Err(self.err(
+                v.span(),
+                field,
+                format!(
+                    "\"{s}\" is not a Kubernetes name (lower-case letters, digits and '-', at most 63)"
+                ),
+            ));
+        }
+        Ok(s.to_string())
     }
 
     fn freeze(&self, raw: Option<RawFreeze>) -> Result<FreezeCfg> {

@@ -23,7 +23,13 @@ pub struct AccessCheck {
 }
 
 impl AccessCheck {
-    fn want(verb: &str, group: &str, resource: &str, ns: &str, name: Option<&str>) -> Self {
+    pub(crate) fn want(
+        verb: &str,
+        group: &str,
+        resource: &str,
+        ns: &str,
+        name: Option<&str>,
+    ) -> Self {
         AccessCheck {
             verb: verb.into(),
             group: group.into(),
@@ -97,6 +103,23 @@ pub fn required_access(
         }
     }
     out
+}
+
+/// What the copy Job needs in `ns`: make, read and delete Jobs, read its
+/// pod, its log and the warnings about it.
+pub fn copy_job_access(ns: &str) -> Vec<AccessCheck> {
+    [
+        ("create", "batch", "jobs"),
+        ("get", "batch", "jobs"),
+        ("delete", "batch", "jobs"),
+        ("list", "", "pods"),
+        ("get", "", "pods"),
+        ("get", "", "pods/log"),
+        ("list", "", "events"),
+    ]
+    .into_iter()
+    .map(|(verb, group, res)| AccessCheck::want(verb, group, res, ns, None))
+    .collect()
 }
 
 fn object_resource(obj: &ConfigObject) -> (&'static str, &str) {

@@ -30,7 +30,8 @@ use sha2::{Digest, Sha256};
 mod access;
 pub mod gitops;
 pub use access::{
-    preflight, required_access, restart_patch_preview, switch_patch_preview, AccessCheck,
+    copy_job_access, preflight, required_access, restart_patch_preview, switch_patch_preview,
+    AccessCheck,
 };
 
 /// The annotation `kubectl rollout restart` sets on the pod template.

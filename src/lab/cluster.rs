@@ -404,6 +404,7 @@ impl Cluster {
                    # TYPE  DATABASE  USER  ADDRESS        METHOD\n\
                    local   all       all                  trust\n\
                    local   replication all                trust\n\
+                   host    all       cutover_copy 127.0.0.1/32 scram-sha-256\n\
                    host    all       all   127.0.0.1/32   trust\n\
                    host    replication all 127.0.0.1/32   trust\n";
         self.write_owned(&self.data_dir.join("pg_hba.conf"), hba)

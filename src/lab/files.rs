@@ -36,6 +36,23 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The copy role's password file: one line per cluster port, as libpq
+/// reads it (`host:port:db:user:password`).
+pub(super) fn write_copy_pgpass(path: &Path, ports: &[u16], password: &str) -> Result<()> {
+    let lines: Vec<String> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}:*:{}:{password}", super::COPY_ROLE))
+        .collect();
+    write_private(path, &lines.join("\n"))
+}
+
+/// The password in the copy role's password file, if there is one.
+pub(super) fn read_copy_password(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    let last = text.lines().next()?.rsplit(':').next()?;
+    (!last.is_empty()).then(|| last.to_string())
+}
+
 /// A TOML basic string (quoted and escaped).
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()

@@ -70,6 +70,16 @@ pub const DEFAULT_ROWS: u64 = 1_000_000;
 /// table, so a write freeze that revokes its privileges holds. cutover
 /// itself connects as `postgres`.
 pub const APP_ROLE: &str = "app";
+/// The role a copy Job connects as (`[runbook] copy = "job"`): a superuser
+/// the clusters ask for a password (SCRAM, the only role they do), so a
+/// Job with a wrong password file fails as it would in production.
+pub const COPY_ROLE: &str = "cutover_copy";
+/// The password file for [`COPY_ROLE`] on both clusters (owner-only), and
+/// the Secret the simulator makes of it, key `pgpass`.
+pub const COPY_PGPASS_FILE: &str = "copy.pgpass";
+pub const COPY_SECRET: &str = "cutover-copy-pgpass";
+/// Where the simulator's Job pods keep their volumes.
+const PODS_DIR: &str = "pods";
 
 /// How the lab's app reaches the seeded database on the cluster at `port`:
 /// as [`APP_ROLE`] (the ConfigMap's DATABASE_URL and the switch's value).
@@ -78,7 +88,7 @@ pub fn app_conninfo(port: u16) -> String {
 }
 
 /// Everything `down` may delete; anything else in the directory is left alone.
-const LAB_ENTRIES: [&str; 14] = [
+const LAB_ENTRIES: [&str; 16] = [
     SOURCE_NAME,
     TARGET_NAME,
     STATE_FILE,
@@ -90,6 +100,8 @@ const LAB_ENTRIES: [&str; 14] = [
     KUBECONFIG_TMP,
     SERVE_LOG,
     SWITCH_TO_FILE,
+    COPY_PGPASS_FILE,
+    PODS_DIR,
     witness::WITNESS_FILE,
     witness::WITNESS_TMP,
     witness::JOURNAL_DIR,
@@ -256,6 +268,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabInfo> {
                 "created the app's role {APP_ROLE} (this lab predates it)"
             ));
         }
+        ensure_copy_role(&info).await?;
         return Ok(info);
     }
     for name in [SOURCE_NAME, TARGET_NAME] {
@@ -350,6 +363,8 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
 
     let mut info = info_from_state(&state)?;
     ensure_app_role(&info).await?;
+    undo.files.push(dir.join(COPY_PGPASS_FILE));
+    ensure_copy_role(&info).await?;
 
     state.seeded = true;
     state.seed_ms = Some(report.elapsed.as_millis() as u64);
@@ -382,6 +397,31 @@ async fn ensure_app_role(info: &LabInfo) -> Result<bool> {
         .await
         .context("the target")?;
     Ok(on_source || on_target)
+}
+
+/// The copy Job's role on both clusters, with the password in the lab's
+/// password file (made once, random; the role's password set to it each
+/// time, so the two never disagree).
+async fn ensure_copy_role(info: &LabInfo) -> Result<()> {
+    let file = info.dir.join(COPY_PGPASS_FILE);
+    let password = match files::read_copy_password(&file) {
+        Some(p) => p,
+        None => {
+            use rand::distributions::{Alphanumeric, DistString};
+            let p = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+            files::write_copy_pgpass(&file, &[info.source_port, info.target_port], &p)?;
+            p
+        }
+    };
+    for (side, conninfo) in [
+        ("the source", &info.source_conninfo),
+        ("the target", &info.target_conninfo),
+    ] {
+        seed::ensure_copy_role(conninfo, &password)
+            .await
+            .context(side)?;
+    }
+    Ok(())
 }
 
 /// Brings an existing lab back: starts stopped clusters, rewrites config and
@@ -730,10 +770,16 @@ pub async fn start_kube(dir: &Path, database_url: &str, writes_per_sec: u32) -> 
     let sim = kube_sim::start(kube_sim::SimOptions {
         database_url: Some(database_url.to_string()),
         writes_per_sec,
+        // A copy Job's pod runs the newer server's tools, as its image would.
+        pod_bin: Some(state.target_bin().dir),
+        pod_root: Some(dir.join(PODS_DIR)),
         ..kube_sim::SimOptions::default()
     })
     .await
     .context("starting the Kubernetes API simulator")?;
+    if let Ok(pgpass) = fs::read(dir.join(COPY_PGPASS_FILE)) {
+        sim.put_secret(kube_sim::LAB_NAMESPACE, COPY_SECRET, "pgpass", &pgpass)?;
+    }
     let witness =
         witness::WitnessWriter::spawn(dir, sim.app(), witness::Labels::for_lab(dir, &state))?;
     // Written last and atomically: its presence means the API answers.

@@ -137,21 +137,23 @@ fn app_grants(role: &str) -> String {
     )
 }
 
+async fn role_exists(c: &tokio_postgres::Client, role: &str) -> Result<bool> {
+    Ok(c.query_opt(
+        "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+        &[&role],
+    )
+    .await
+    .with_context(|| format!("looking up role {role}"))?
+    .is_some())
+}
+
 /// Creates the app's role ([`super::APP_ROLE`]: LOGIN, no superuser, no
 /// CREATEDB/CREATEROLE/REPLICATION; loopback trusts it, so no password) on
 /// the cluster `admin_conninfo` reaches, unless it exists. Roles are per
 /// cluster, so each side needs its own. Returns whether it created it.
 pub async fn create_app_role(admin_conninfo: &str) -> Result<bool> {
     let c = connect(admin_conninfo).await?;
-    let exists = c
-        .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
-            &[&super::APP_ROLE],
-        )
-        .await
-        .with_context(|| format!("looking up role {} ({admin_conninfo})", super::APP_ROLE))?
-        .is_some();
-    if exists {
+    if role_exists(&c, super::APP_ROLE).await? {
         return Ok(false);
     }
     c.batch_execute(&format!(
@@ -161,6 +163,23 @@ pub async fn create_app_role(admin_conninfo: &str) -> Result<bool> {
     .await
     .with_context(|| format!("CREATE ROLE {} ({admin_conninfo})", super::APP_ROLE))?;
     Ok(true)
+}
+
+/// The copy Job's role ([`super::COPY_ROLE`]): a superuser (it reads every
+/// table of the source and makes them on the target) with `password`, the
+/// only role the lab's clusters ask a password of.
+pub async fn ensure_copy_role(admin_conninfo: &str, password: &str) -> Result<()> {
+    let c = connect(admin_conninfo).await?;
+    let exists = role_exists(&c, super::COPY_ROLE).await?;
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    // The password is random alphanumerics: no quoting to get wrong.
+    c.batch_execute(&format!(
+        "SET password_encryption = 'scram-sha-256'; \
+         {verb} ROLE {} LOGIN SUPERUSER PASSWORD '{password}'",
+        super::COPY_ROLE
+    ))
+    .await
+    .with_context(|| format!("{verb} ROLE {}", super::COPY_ROLE))
 }
 
 /// Grants the app's role what the app needs on every table and sequence of

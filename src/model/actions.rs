@@ -11,6 +11,8 @@ use crate::session::{AccessResult, SwitchRecord, SwitchValue};
 
 /// An override's reason shorter than this is not a reason.
 pub const MIN_REASON: usize = 10;
+/// How many of a copy Job's log lines a run keeps for its pane.
+pub const JOB_LOG_LINES: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Actions {
@@ -84,6 +86,8 @@ pub struct CheckpointRun {
     pub sequences: Vec<crate::session::SequenceValue>,
     /// The copy's latest progress, when the run dumped and restored.
     pub copy: Option<crate::session::event::CopyProgress>,
+    /// The copy Job's pod log, its newest lines (at most [`JOB_LOG_LINES`]).
+    pub job_log: std::collections::VecDeque<String>,
     /// Free-form lines from logs written before steps were recorded.
     pub legacy_steps: Vec<(DateTime<Utc>, String)>,
     /// Started by the console itself, and why (the freeze budget ran out).
@@ -278,6 +282,7 @@ pub(super) fn start_run(
         checks: Vec::new(),
         sequences: Vec::new(),
         copy: None,
+        job_log: Default::default(),
         legacy_steps: Vec::new(),
         auto,
         finished: None,

@@ -485,6 +485,7 @@ fn a_no_op_rerun_keeps_what_to_go_back_to() {
         checks: vec![],
         sequences: vec![],
         copy: None,
+        job_log: Default::default(),
         legacy_steps: vec![],
         finished: None,
     });
@@ -956,6 +957,7 @@ fn app_on_target_waits_for_the_switch_then_a_restart_after_it() {
         checks: vec![],
         sequences: vec![],
         copy: None,
+        job_log: Default::default(),
         legacy_steps: vec![],
         finished: Some((at(2), true, "rollout of app complete".into())),
     });
@@ -1153,6 +1155,7 @@ fn a_rollback_after_the_switch_counts_the_writes_it_would_strand() {
         checks: vec![],
         sequences: vec![],
         copy: None,
+        job_log: Default::default(),
         legacy_steps: vec![],
         finished: None,
     });

@@ -133,3 +133,59 @@ fn the_copy_follows_the_freeze_and_the_switch_a_check_of_the_copy() {
         !failing(&f, CheckpointId::SwitchConfig).contains(&"Verified after the copy".to_string())
     );
 }
+
+#[test]
+fn in_a_job_the_copy_shows_the_job_and_keeps_its_pods_log() {
+    use crate::runbook::copy_job::CopyJob;
+    let job = CopyJob {
+        namespace: "shop".into(),
+        image: "postgres:18".into(),
+        secret: "copy-pgpass".into(),
+        secret_key: "pgpass".into(),
+        source: "host='old' port='5432' dbname='app' user='copy' sslmode=prefer".into(),
+        target: "host='new' port='5432' dbname='app' user='copy' sslmode=prefer".into(),
+        deadline_s: 600,
+    };
+    let mut f = Feed::with(SessionInfo {
+        copy_job: Some(job.clone()),
+        ..dump()
+    });
+    f.live(1, 0);
+    freeze(&mut f, 2);
+    let plan = runbook::plan(&f.m, CheckpointId::DumpRestore).unwrap();
+    let [Step::CopyJob {
+        job: planned,
+        tables,
+    }] = plan.steps.as_slice()
+    else {
+        panic!("{:?}", plan.steps)
+    };
+    assert_eq!((planned, *tables > 0), (&job, true));
+    let shown = plan.steps[0].lines().join("\n");
+    assert!(shown.contains("Secret copy-pgpass (key pgpass)"), "{shown}");
+    assert!(shown.contains("backoffLimit 0"), "{shown}");
+    assert!(shown.contains("activeDeadlineSeconds 600"), "{shown}");
+    ran(
+        &mut f,
+        3,
+        CheckpointId::DumpRestore,
+        plan.steps.clone(),
+        false,
+        "job/cutover-copy-1 failed",
+        None,
+    );
+    let id = f.m.actions.history.last().unwrap().id;
+    let lines: Vec<String> = (0..250).map(|i| format!("line {i}")).collect();
+    f.send(4, EventKind::JobLog { id, lines });
+    let log = &f.m.actions.history.last().unwrap().job_log;
+    assert_eq!(log.len(), super::actions::JOB_LOG_LINES);
+    assert_eq!(log.back().map(String::as_str), Some("line 249"));
+    assert_eq!(log.front().map(String::as_str), Some("line 50"));
+    // A failed copy is no copy: the writes stay frozen, the switch waits,
+    // and the rollback is open.
+    assert!(f.m.actions.frozen.is_some());
+    assert!(failing(&f, CheckpointId::SwitchConfig).contains(&"Copied in the freeze".to_string()));
+    assert!(
+        !failing(&f, CheckpointId::Rollback).contains(&"Writes frozen on the source".to_string())
+    );
+}

@@ -359,6 +359,17 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             }
             vec![]
         }
+        EventKind::JobLog { id, lines } => {
+            if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
+                r.job_log.extend(lines.iter().cloned());
+                let over = r
+                    .job_log
+                    .len()
+                    .saturating_sub(super::actions::JOB_LOG_LINES);
+                r.job_log.drain(..over);
+            }
+            vec![]
+        }
         EventKind::SequencesAdvanced { id, sequences } => {
             if let Some(r) = model.actions.history.iter_mut().find(|r| r.id == *id) {
                 r.sequences = sequences.clone();

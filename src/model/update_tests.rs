@@ -40,6 +40,7 @@ pub(in crate::model) fn info() -> SessionInfo {
         report_path: None,
         runbook: crate::runbook::Variant::Logical,
         dump_jobs: 4,
+        copy_job: None,
     }
 }
 
@@ -554,6 +555,7 @@ pub(in crate::model) fn ran(
         checks: vec![],
         sequences: vec![],
         copy: None,
+        job_log: Default::default(),
         legacy_steps: vec![],
         finished: None,
     });

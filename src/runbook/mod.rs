@@ -9,6 +9,7 @@
 //! runs exactly its steps and reports each one back.
 
 pub mod checkpoints;
+pub mod copy_job;
 pub mod guard;
 pub mod plan;
 pub mod preflight;

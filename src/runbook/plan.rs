@@ -115,6 +115,12 @@ pub enum Step {
     /// session log, then `pg_restore` of it into the target, `jobs` at a
     /// time each; the directory is removed afterwards.
     DumpRestore { jobs: u64, tables: usize },
+    /// The same copy as a Kubernetes Job in the cluster (`pg_dump | pg_restore`
+    /// in one pod, credentials from a Secret), followed to its end.
+    CopyJob {
+        job: super::copy_job::CopyJob,
+        tables: usize,
+    },
     /// `pg_dump --schema-only --no-owner` of the source into the target
     /// (psql, stop on the first error). Privileges come along, so the app's
     /// roles may use the target after the switch.
@@ -380,6 +386,7 @@ impl Step {
                      into the target; the directory is removed once it succeeded"
                 ),
             ],
+            Step::CopyJob { job, tables } => job.lines(*tables),
             Step::Restart {
                 namespace,
                 deployment,
@@ -548,6 +555,7 @@ impl Step {
                 | Step::AwaitConfig { .. }
                 | Step::Restart { .. }
                 | Step::WaitRollout { .. }
+                | Step::CopyJob { .. }
         )
     }
 
@@ -577,6 +585,7 @@ impl Step {
             ),
             Step::CopySchema { .. } => "copy the schema".into(),
             Step::DumpRestore { tables, .. } => format!("dump and restore {tables} tables"),
+            Step::CopyJob { tables, .. } => format!("copy {tables} tables in a Job"),
             Step::CreateSubscription { name, on, .. } => {
                 format!("CREATE SUBSCRIPTION {name} on the {}", on.as_str())
             }

@@ -100,7 +100,7 @@ fn item_bytes(dir: &Path, item: &str) -> u64 {
 
 /// What a `--verbose` line of pg_dump or pg_restore says about table data:
 /// a table whose data is done (its dump id when the line names it).
-fn table_done(line: &str) -> Option<Option<String>> {
+pub(super) fn table_done(line: &str) -> Option<Option<String>> {
     // Parallel mode: "finished item 3410 TABLE DATA orders".
     if let Some(rest) = line.split("finished item ").nth(1) {
         let mut words = rest.split_whitespace();
@@ -286,14 +286,10 @@ async fn run_tool(
     Ok(())
 }
 
-/// The copy, start to end.
-pub async fn dump_restore(
-    id: u64,
-    config: &Config,
-    jobs: u64,
-    tx: &Sender<EventKind>,
-) -> Result<String> {
-    let started = Instant::now();
+/// Before any copy: the source's tables and their size, and a refusal,
+/// naming them, when the target already has some of what the restore
+/// makes (it would stop at the first, after a whole dump).
+pub(super) async fn precheck(config: &Config) -> Result<(u64, u64)> {
     let open = |side| super::pg_steps::open(config, side, 5_000, 60_000);
     let (source, target) = (open(Side::Source).await?, open(Side::Target).await?);
     let (tables, source_bytes) = source_size(&source).await?;
@@ -301,7 +297,6 @@ pub async fn dump_restore(
         &relations(&source, Side::Source).await?,
         &relations(&target, Side::Target).await?,
     );
-    drop((source, target));
     if !clash.is_empty() {
         let n = clash.len();
         let first: Vec<&str> = clash.iter().take(5).map(String::as_str).collect();
@@ -312,6 +307,18 @@ pub async fn dump_restore(
             if n > 5 { ", …" } else { "" }
         ));
     }
+    Ok((tables, source_bytes))
+}
+
+/// The copy, start to end.
+pub async fn dump_restore(
+    id: u64,
+    config: &Config,
+    jobs: u64,
+    tx: &Sender<EventKind>,
+) -> Result<String> {
+    let started = Instant::now();
+    let (tables, source_bytes) = precheck(config).await?;
     let dir = config.session.dir.join(format!(
         "dump-{}-{id}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S")

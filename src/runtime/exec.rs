@@ -190,6 +190,15 @@ async fn act(
         .await?;
         let started = std::time::Instant::now();
         let outcome = match (&kube, step.is_kubernetes()) {
+            (Some((_, conn)), true) if matches!(step, Step::CopyJob { .. }) => {
+                let Step::CopyJob { job, .. } = step else {
+                    unreachable!()
+                };
+                let out =
+                    super::copy_job::run(id, job, config, conn, &state.session, tx, inflight).await;
+                inflight.clear();
+                out
+            }
             (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
             (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
             (_, false) => pg_step(id, step, config, tx, &control.live, inflight).await,

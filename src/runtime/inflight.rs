@@ -18,8 +18,8 @@ use crate::session::Side;
 const PROBE_MS: u64 = 10_000;
 
 /// What the servers say about `step`.
-pub async fn probe(config: &Config, step: &Step) -> (InFlight, String) {
-    let asked = tokio::time::timeout(Duration::from_secs(30), ask(config, step)).await;
+pub async fn probe(config: &Config, step: &Step, session: &str) -> (InFlight, String) {
+    let asked = tokio::time::timeout(Duration::from_secs(30), ask(config, step, session)).await;
     match asked {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => (
@@ -33,7 +33,7 @@ pub async fn probe(config: &Config, step: &Step) -> (InFlight, String) {
     }
 }
 
-async fn ask(config: &Config, step: &Step) -> Result<(InFlight, String)> {
+async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, String)> {
     match step {
         Step::FreezeWrites {
             roles,
@@ -175,6 +175,32 @@ async fn ask(config: &Config, step: &Step) -> Result<(InFlight, String)> {
                     ),
                 )
             })
+        }
+        Step::CopyJob { job, .. } => {
+            // A Job still copying is stopped: nobody follows it any more.
+            let k = config
+                .kubernetes
+                .as_ref()
+                .ok_or_else(|| anyhow!("no [kubernetes] in the config to look for the Job"))?;
+            let conn = kube::connect(&super::kube_task::target(k)).await?;
+            let ns = if job.namespace == "(default)" {
+                conn.namespace.clone()
+            } else {
+                job.namespace.clone()
+            };
+            let found = super::copy_job::remove_left_over(&conn, &ns, session).await?;
+            Ok((
+                InFlight::Unknown,
+                format!(
+                    "the copy was cut off: the target may hold part of it — drop those tables \
+                     on the target before copying again (Y refuses over them); {}",
+                    if found.is_empty() {
+                        format!("no copy Job of this session in {ns}")
+                    } else {
+                        found
+                    }
+                ),
+            ))
         }
         Step::DumpRestore { .. } => {
             // The data the cut-off copy left on disk goes first.

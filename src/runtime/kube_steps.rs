@@ -36,14 +36,17 @@ pub struct ActionState {
     /// Where the value a switch replaces is kept (`<log>.rollback`); None
     /// keeps it in memory only.
     rollback_file: Option<PathBuf>,
+    /// The session's name, on what it makes in the cluster (copy Jobs).
+    pub(super) session: String,
 }
 
 impl ActionState {
     /// Keeps the value each switch replaces in `rollback_file` as well,
     /// written before the switch's PATCH.
-    pub fn with_rollback_file(rollback_file: PathBuf) -> Self {
+    pub fn with_rollback_file(rollback_file: PathBuf, session: String) -> Self {
         Self {
             rollback_file: Some(rollback_file),
+            session,
             ..Self::default()
         }
     }
@@ -81,8 +84,13 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
     let result = kube::bounded_by(PREFLIGHT_DEADLINE, "access review", async {
         let conn = connect(&target(&k)).await?;
         let object = k.config_object.as_deref().and_then(ConfigObject::parse);
-        let checks =
+        let mut checks =
             kube::required_access(&conn.namespace, &k.deployments, object.as_ref(), k.changes);
+        if let Some(job) = &config.runbook.copy_job {
+            checks.extend(kube::copy_job_access(
+                job.namespace.as_deref().unwrap_or(&conn.namespace),
+            ));
+        }
         let checks = kube::preflight(&conn.client, checks).await?;
         let value = match (&k.switch_to, config_object(&k)) {
             (Some(src), Ok((obj, key))) => {
@@ -146,18 +154,30 @@ pub(super) fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
             _ => {}
         }
     }
-    kube::required_access(ns, &deployments, object.as_ref(), changes)
-        .into_iter()
-        .filter(|c| match c.verb.as_str() {
-            "get" | "patch" => true,
-            // What a GitOps wait needs on the object it watches.
-            "watch" => {
-                changes == crate::config::Changes::Gitops
-                    && matches!(c.resource.as_str(), "configmaps" | "secrets" | "services")
-            }
-            _ => false,
-        })
-        .collect()
+    let mut checks: Vec<AccessCheck> =
+        kube::required_access(ns, &deployments, object.as_ref(), changes)
+            .into_iter()
+            .filter(|c| match c.verb.as_str() {
+                "get" | "patch" => true,
+                // What a GitOps wait needs on the object it watches.
+                "watch" => {
+                    changes == crate::config::Changes::Gitops
+                        && matches!(c.resource.as_str(), "configmaps" | "secrets" | "services")
+                }
+                _ => false,
+            })
+            .collect();
+    for step in &plan.steps {
+        if let Step::CopyJob { job, .. } = step {
+            let at = if job.namespace == "(default)" {
+                ns
+            } else {
+                &job.namespace
+            };
+            checks.extend(kube::copy_job_access(at));
+        }
+    }
+    checks
 }
 
 fn fp(f: Option<&str>) -> String {
@@ -444,6 +464,7 @@ pub(super) async fn run_step(
         | Step::Preflight
         | Step::CopySchema { .. }
         | Step::DumpRestore { .. }
+        | Step::CopyJob { .. }
         | Step::CreateSubscription { .. }
         | Step::WaitSync { .. }
         | Step::VerifyLive { .. }

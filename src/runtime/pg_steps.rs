@@ -219,6 +219,7 @@ pub async fn run(
         Step::PatchConfig { .. }
         | Step::RestoreConfig { .. }
         | Step::AwaitConfig { .. }
+        | Step::CopyJob { .. }
         | Step::Restart { .. }
         | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
         Step::AdvanceSequences {

@@ -91,6 +91,9 @@ pub struct SessionInfo {
     /// `[runbook] dump_jobs`.
     #[serde(default = "default_dump_jobs")]
     pub dump_jobs: u64,
+    /// `[runbook] copy = "job"`: the copy's Job (nothing secret in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_job: Option<crate::runbook::copy_job::CopyJob>,
 }
 
 fn default_budget() -> u64 {
@@ -370,6 +373,12 @@ pub enum EventKind {
     CopyProgress {
         id: u64,
         progress: CopyProgress,
+    },
+    /// Lines of the copy Job's pod log (and the console's notes on the
+    /// Job, prefixed `[cutover]`), as they come, at most once a second.
+    JobLog {
+        id: u64,
+        lines: Vec<String>,
     },
     /// The freeze is about to take these privileges (logged before the
     /// REVOKE, so a crash right after it still knows what to give back).

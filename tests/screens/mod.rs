@@ -120,6 +120,7 @@ pub fn info() -> SessionInfo {
         report_path: None,
         runbook: cutover::runbook::Variant::Logical,
         dump_jobs: 4,
+        copy_job: None,
     }
 }
 

@@ -362,6 +362,21 @@ impl SimHandle {
     }
 
     /// A copy of a stored object, for tests and the lab's own checks.
+    /// Creates or replaces Secret `name` in `namespace` holding `key` (the
+    /// lab's copy password file), as `kubectl apply` would.
+    pub fn put_secret(&self, namespace: &str, name: &str, key: &str, value: &[u8]) -> Result<()> {
+        let data = serde_json::to_value(k8s_openapi::ByteString(value.to_vec()))?;
+        let obj = json!({"metadata": {"name": name}, "type": "Opaque", "data": {key: data}});
+        let mut s = self.sim.lock();
+        if s.get(Kind::Secret, namespace, name).is_some() {
+            s.delete(Kind::Secret, namespace, name)
+                .map_err(|e| anyhow::anyhow!("replacing secret {name}: {}", e.message))?;
+        }
+        s.create(Kind::Secret, namespace, obj)
+            .map_err(|e| anyhow::anyhow!("creating secret {name}: {}", e.message))?;
+        Ok(())
+    }
+
     pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
         let plural = plural_of(kind);
         let k = Kind::ALL.into_iter().find(|k| k.plural() == plural)?;

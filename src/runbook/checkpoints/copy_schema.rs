@@ -122,6 +122,7 @@ mod tests {
             checks,
             sequences: vec![],
             copy: None,
+            job_log: Default::default(),
             legacy_steps: vec![],
             finished: Some((at, false, "done".into())),
         }

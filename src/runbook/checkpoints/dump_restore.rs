@@ -95,9 +95,15 @@ pub fn plan(model: &Model) -> Option<Plan> {
         )
     } else {
         (
-            vec![Step::DumpRestore {
-                jobs: info.dump_jobs.max(1),
-                tables: tables.len(),
+            vec![match &info.copy_job {
+                Some(job) => Step::CopyJob {
+                    job: job.clone(),
+                    tables: tables.len(),
+                },
+                None => Step::DumpRestore {
+                    jobs: info.dump_jobs.max(1),
+                    tables: tables.len(),
+                },
             }],
             vec![
                 "the write freeze lasts the whole copy; x cancels it (the target then holds \

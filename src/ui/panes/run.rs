@@ -16,6 +16,9 @@ use crate::ui::fmt;
 use crate::ui::theme::{Role, Theme};
 use crate::ui::widgets::{one_line, pane_block, wrapped_height, PaneFrame};
 
+/// A copy Job's log lines shown under its step (the log keeps more).
+const JOB_LOG_SHOWN: usize = 8;
+
 /// The run shown: the latest one.
 pub fn shown(model: &Model) -> Option<&CheckpointRun> {
     model.actions.history.last()
@@ -266,6 +269,16 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
                     out.push(Line::from(s(format!("    {}", copy_line(p)), Role::Muted)));
                 }
             }
+            // The pod's log, its newest lines, under the progress.
+            Step::CopyJob { .. } => {
+                if let Some(p) = &run.copy {
+                    out.push(Line::from(s(format!("    {}", copy_line(p)), Role::Muted)));
+                }
+                let skip = run.job_log.len().saturating_sub(JOB_LOG_SHOWN);
+                for l in run.job_log.iter().skip(skip) {
+                    out.push(Line::from(s(format!("    │ {}", one_line(l)), Role::Muted)));
+                }
+            }
             // The change to merge stays in sight until it has been seen.
             Step::AwaitConfig { .. }
                 if !matches!(record.and_then(|r| r.finished.as_ref()), Some((_, Ok(_)))) =>
@@ -313,14 +326,15 @@ fn run_lines(model: &Model, theme: &Theme) -> Vec<Line<'static>> {
 pub fn copy_line(p: &crate::session::event::CopyProgress) -> String {
     let bytes = |n: u64| fmt::bytes(n as i64);
     let of = if p.phase == "dump" { "of ~" } else { "of " };
-    let mut line = format!(
-        "{} {}/{} tables · {} {of}{}",
-        p.phase,
-        p.tables_done,
-        p.tables_total,
-        bytes(p.bytes_done),
-        bytes(p.bytes_total)
-    );
+    let mut line = format!("{} {}/{} tables", p.phase, p.tables_done, p.tables_total);
+    // A Job's pipe tells tables, not bytes.
+    if p.bytes_total > 0 {
+        line.push_str(&format!(
+            " · {} {of}{}",
+            bytes(p.bytes_done),
+            bytes(p.bytes_total)
+        ));
+    }
     if let Some(eta) = p.eta_ms {
         line.push_str(&format!(" · ETA {:.0} s", eta as f64 / 1000.0));
     }
