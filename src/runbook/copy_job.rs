@@ -120,7 +120,9 @@ impl CopyJob {
                 "  | pg_restore --no-owner --no-privileges --exit-on-error into {}",
                 self.target
             ),
-            "follow its pod's log to the end; the Job is deleted when the step ends".into(),
+            "follow its pod's log to the end; the Job is deleted once it succeeded (a failed \
+             one is left for kubectl logs; one whose pod cannot start, after 20 s)"
+                .into(),
         ]
     }
 }

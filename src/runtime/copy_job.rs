@@ -29,6 +29,11 @@ use super::exec::{send, InFlight};
 /// A pod that has not started by then will not (an image that cannot be
 /// pulled, a Secret that does not exist): the step fails with its reason.
 const POD_START_TIMEOUT: Duration = Duration::from_secs(300);
+/// A pod that says it cannot start (a missing Secret, an image that cannot
+/// be pulled) is given this long to recover: the writes are frozen.
+const STUCK_FOR: Duration = Duration::from_secs(20);
+/// How often the pod's warnings are read while it waits.
+const EVENTS_EVERY: Duration = Duration::from_secs(2);
 /// After the log ended, how long the Job may take to say how it ended.
 const END_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(500);
@@ -141,6 +146,22 @@ fn pod_state(pod: &Pod) -> PodState {
         .or_else(|| status.and_then(|s| s.phase.clone()))
         .unwrap_or_else(|| "Pending".into());
     PodState::Waiting(why)
+}
+
+/// Whether a waiting reason or warning says the pod cannot start without
+/// someone fixing something (kubelet's reasons).
+fn cannot_start(why: &str) -> bool {
+    [
+        "FailedMount",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "FailedCreatePodSandBox",
+    ]
+    .iter()
+    .any(|r| why.starts_with(r))
 }
 
 /// The Job's end, from its conditions: Ok(()) complete, Err(why) failed,
@@ -324,6 +345,8 @@ pub(super) async fn run(
     let by_job = ListParams::default().labels(&format!("job-name={name}"));
     let waiting_since = Instant::now();
     let mut said_waiting = String::new();
+    let mut asked_events: Option<Instant> = None;
+    let mut stuck: Option<(Instant, String)> = None;
     let pod = loop {
         let list = bounded(&format!("listing job/{name}'s pods"), async {
             pods.list(&by_job).await.map_err(anyhow::Error::from)
@@ -337,15 +360,35 @@ pub(super) async fn run(
                         f.note(format!("pod {pname}: {why}")).await?;
                         said_waiting = why.clone();
                     }
-                    if waiting_since.elapsed() >= POD_START_TIMEOUT {
-                        let warning = pod_warning(conn, ns, &pname).await;
+                    // What keeps it from starting, from its status or its
+                    // warnings (a Secret that does not exist).
+                    let mut cannot = cannot_start(&why).then(|| why.clone());
+                    if cannot.is_none() && asked_events.is_none_or(|t| t.elapsed() >= EVENTS_EVERY)
+                    {
+                        asked_events = Some(Instant::now());
+                        cannot = pod_warning(conn, ns, &pname)
+                            .await
+                            .filter(|w| cannot_start(w));
+                    } else if cannot.is_none() {
+                        cannot = stuck.as_ref().map(|(_, w)| w.clone());
+                    }
+                    stuck = match (stuck.take(), cannot) {
+                        (Some((since, _)), Some(w)) => Some((since, w)),
+                        (None, Some(w)) => Some((Instant::now(), w)),
+                        (_, None) => None,
+                    };
+                    let given_up = match &stuck {
+                        Some((since, w)) if since.elapsed() >= STUCK_FOR => Some(w.clone()),
+                        _ if waiting_since.elapsed() >= POD_START_TIMEOUT => Some(why),
+                        _ => None,
+                    };
+                    if let Some(w) = given_up {
+                        // Nothing ran: the Job goes (the guard deletes it).
                         return Err(anyhow!(
-                            "pod {pname} of job/{name} did not start within {} s ({}); the \
-                             Job is left for kubectl describe",
-                            POD_START_TIMEOUT.as_secs(),
-                            warning.unwrap_or(why)
-                        ))
-                        .inspect_err(|_| guard.armed = false);
+                            "nothing copied: pod {pname} of job/{name} could not start ({w}), \
+                             waited {:.0} s; the Job is deleted",
+                            waiting_since.elapsed().as_secs_f64()
+                        ));
                     }
                 }
                 _ => break pname,
@@ -492,6 +535,45 @@ pub async fn remove_left_over(conn: &Connection, ns: &str, session: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_that_cannot_start_is_told_from_one_still_starting() {
+        assert!(cannot_start(
+            "FailedMount: MountVolume.SetUp failed for volume \"pgpass\" : secret \"x\" not found"
+        ));
+        assert!(cannot_start("ImagePullBackOff: Back-off pulling image"));
+        assert!(!cannot_start("ContainerCreating"));
+        assert!(!cannot_start("Pending"));
+    }
+
+    #[test]
+    fn the_job_says_how_it_ended_by_its_conditions() {
+        let job = |conds: serde_json::Value| -> Job {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "j"},
+                "status": {"conditions": conds},
+            }))
+            .unwrap()
+        };
+        assert_eq!(job_end(&job(serde_json::json!([]))), None);
+        assert_eq!(
+            job_end(&job(serde_json::json!([
+                {"type": "SuccessCriteriaMet", "status": "True"},
+                {"type": "Complete", "status": "True"}
+            ]))),
+            Some(Ok(()))
+        );
+        assert_eq!(
+            job_end(&job(serde_json::json!([
+                {"type": "FailureTarget", "status": "True"},
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit"}
+            ]))),
+            Some(Err(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            ))
+        );
+    }
 
     #[test]
     fn a_session_name_becomes_a_label_value() {
