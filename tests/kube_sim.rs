@@ -1496,7 +1496,7 @@ mod jobs {
     }
 
     /// The code and message of an API error.
-    fn api_error(err: kube::Error) -> (u16, String) {
+    pub(super) fn api_error(err: kube::Error) -> (u16, String) {
         match err {
             kube::Error::Api(s) => (s.code, s.message.clone()),
             other => panic!("expected a Status error, got {other:?}"),
@@ -1512,7 +1512,7 @@ mod jobs {
         .await;
     }
 
-    fn has_kubectl() -> bool {
+    pub(super) fn has_kubectl() -> bool {
         Command::new("kubectl")
             .args(["version", "--client"])
             .output()
@@ -1545,7 +1545,7 @@ mod jobs {
 
     /// Polls `f` every 50 ms until it gives a value; panics after `within`
     /// (also when one poll hangs).
-    async fn until<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+    pub(super) async fn until<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
@@ -1564,7 +1564,7 @@ mod jobs {
             .unwrap_or_else(|_| panic!("timed out after {within:?} waiting for {what}"))
     }
 
-    fn condition(j: &Job, t: &str) -> Option<JobCondition> {
+    pub(super) fn condition(j: &Job, t: &str) -> Option<JobCondition> {
         j.status
             .as_ref()?
             .conditions
@@ -1574,7 +1574,7 @@ mod jobs {
             .cloned()
     }
 
-    async fn finished(jobs: &Api<Job>, name: &str, within: Duration) -> Job {
+    pub(super) async fn finished(jobs: &Api<Job>, name: &str, within: Duration) -> Job {
         until(within, &format!("job {name} to finish"), || async {
             let j = jobs.get(name).await.unwrap();
             (condition(&j, "Complete").is_some() || condition(&j, "Failed").is_some()).then_some(j)
@@ -1612,7 +1612,7 @@ mod jobs {
         .unwrap()
     }
 
-    async fn run_kubectl(kc: &Path, args: &[&str]) -> (bool, String) {
+    pub(super) async fn run_kubectl(kc: &Path, args: &[&str]) -> (bool, String) {
         let kc = kc.to_path_buf();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         tokio::task::spawn_blocking(move || {
@@ -2211,5 +2211,645 @@ exit 0"#;
         for job in ["missing", "nocmd", "noenv"] {
             pods_gone(&pods, job).await;
         }
+    }
+}
+
+/// StatefulSets and CronJobs: the StatefulSet controller (ordered pods,
+/// rolling updates, scaling, status), CronJobs stored and instantiated by
+/// hand, through the real `kube` client and `kubectl`. No PostgreSQL needed.
+mod statefulsets {
+    use super::jobs::{api_error, condition, finished, has_kubectl, run_kubectl, until};
+    use super::*;
+    use cutover::kube::fingerprint;
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use kube::api::DeleteParams;
+    use std::sync::{Arc, Mutex};
+
+    const URL: &str = "host=10.0.0.5 port=5432 dbname=ledger user=app";
+    const NEW_URL: &str = "host=10.0.0.6 port=5432 dbname=ledger user=app";
+
+    fn opts() -> SimOptions {
+        SimOptions {
+            create_app: false,
+            pod_start_delay: Duration::from_millis(100),
+            pod_ready_delay: Duration::from_millis(200),
+            ..SimOptions::default()
+        }
+    }
+
+    /// One observation of a pod by the watch.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        name: String,
+        uid: String,
+        ready: bool,
+        /// Being deleted, or gone.
+        deleting: bool,
+        gone: bool,
+    }
+
+    /// Every change to the set's pods, in the order the watch delivered
+    /// them (the store's order): an index says what happened first.
+    struct PodLog {
+        seen: Arc<Mutex<Vec<Seen>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl PodLog {
+        async fn start(pods: &Api<Pod>) -> PodLog {
+            let cfg = watcher::Config::default().labels("app=ledger");
+            let mut stream = watcher::watcher(pods.clone(), cfg).boxed();
+            // Past the initial list, nothing created later is missed.
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while !matches!(stream.try_next().await, Ok(Some(watcher::Event::InitDone))) {}
+            })
+            .await
+            .expect("the pod watch starts");
+            let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+            let log = seen.clone();
+            let task = tokio::spawn(async move {
+                while let Ok(Some(ev)) = stream.try_next().await {
+                    let (p, gone) = match ev {
+                        watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, false),
+                        watcher::Event::Delete(p) => (p, true),
+                        _ => continue,
+                    };
+                    log.lock().unwrap().push(Seen {
+                        name: p.metadata.name.clone().unwrap_or_default(),
+                        uid: p.metadata.uid.clone().unwrap_or_default(),
+                        ready: ready(&p),
+                        deleting: gone || p.metadata.deletion_timestamp.is_some(),
+                        gone,
+                    });
+                }
+            });
+            PodLog { seen, task }
+        }
+
+        /// The index of the first observation that `what` holds for.
+        fn first(&self, what: impl Fn(&Seen) -> bool) -> usize {
+            let seen = self.seen.lock().unwrap();
+            seen.iter()
+                .position(what)
+                .unwrap_or_else(|| panic!("not seen; the log: {seen:#?}"))
+        }
+
+        fn created(&self, name: &str) -> usize {
+            self.first(|s| s.name == name)
+        }
+
+        fn ready(&self, uid: &str) -> usize {
+            self.first(|s| s.uid == uid && s.ready && !s.deleting)
+        }
+
+        fn deleting(&self, uid: &str) -> usize {
+            self.first(|s| s.uid == uid && s.deleting)
+        }
+
+        fn created_uid(&self, uid: &str) -> usize {
+            self.first(|s| s.uid == uid)
+        }
+
+        fn gone(&self, uid: &str) -> usize {
+            self.first(|s| s.uid == uid && s.gone)
+        }
+
+        fn uid_of_new(&self, name: &str, old: &[String]) -> String {
+            let i = self.first(|s| s.name == name && !old.contains(&s.uid));
+            self.seen.lock().unwrap()[i].uid.clone()
+        }
+    }
+
+    impl Drop for PodLog {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    fn ready(p: &Pod) -> bool {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+
+    /// StatefulSet `ledger` whose container reads DATABASE_URL from
+    /// ConfigMap `ledger-db`, key `url`.
+    fn ledger_set(replicas: i32) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "ledger"},
+            "spec": {
+                "replicas": replicas,
+                "serviceName": "ledger",
+                "selector": {"matchLabels": {"app": "ledger"}},
+                "template": {
+                    "metadata": {"labels": {"app": "ledger"}},
+                    "spec": {"containers": [{
+                        "name": "ledger",
+                        "image": "cutover-lab/ledger:1",
+                        "env": [{"name": "DATABASE_URL", "valueFrom": {"configMapKeyRef": {"name": "ledger-db", "key": "url"}}}],
+                    }]},
+                },
+            },
+        }))
+        .unwrap()
+    }
+
+    struct Ledger {
+        lab: Lab,
+        client: Client,
+        sets: Api<StatefulSet>,
+        pods: Api<Pod>,
+        cms: Api<ConfigMap>,
+        log: PodLog,
+    }
+
+    /// A simulator with ConfigMap `ledger-db` (`url` = `url`), a watch on
+    /// the pods, and StatefulSet `ledger` of `replicas` created.
+    async fn ledger(opts: SimOptions, url: &str, replicas: i32) -> Ledger {
+        let lab = lab(opts).await;
+        let client = client(&lab.kubeconfig).await;
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+        let cm = serde_json::from_value(
+            json!({"metadata": {"name": "ledger-db"}, "data": {"url": url}}),
+        )
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let log = PodLog::start(&pods).await;
+        sets.create(&PostParams::default(), &ledger_set(replicas))
+            .await
+            .unwrap();
+        Ledger {
+            lab,
+            client,
+            sets,
+            pods,
+            cms,
+            log,
+        }
+    }
+
+    /// Waits until the set's status shows `replicas` pods ready and updated
+    /// at one revision, for its current generation.
+    async fn settled(sets: &Api<StatefulSet>, replicas: i32) -> StatefulSet {
+        until(
+            Duration::from_secs(10),
+            &format!("ledger to settle at {replicas} ready pods"),
+            || async {
+                let s = sets.get("ledger").await.unwrap();
+                let st = s.status.clone()?;
+                (st.observed_generation == s.metadata.generation
+                    && st.replicas == replicas
+                    && st.ready_replicas == Some(replicas)
+                    && st.updated_replicas == Some(replicas)
+                    && st.current_revision == st.update_revision)
+                    .then_some(s)
+            },
+        )
+        .await
+    }
+
+    /// The set's pods not being deleted, by name.
+    async fn live_pods(pods: &Api<Pod>) -> Vec<Pod> {
+        let mut ps: Vec<Pod> = pods
+            .list(&ListParams::default().labels("app=ledger"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        ps.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        ps
+    }
+
+    /// Waits until `n` of the set's pods are left (terminating ones count
+    /// until they are gone).
+    async fn pods_left(pods: &Api<Pod>, n: usize) {
+        until(
+            Duration::from_secs(5),
+            &format!("{n} pods left"),
+            || async {
+                let ps = pods
+                    .list(&ListParams::default().labels("app=ledger"))
+                    .await
+                    .unwrap();
+                (ps.items.len() == n).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Their uids, by name.
+    async fn live_uids(pods: &Api<Pod>) -> Vec<String> {
+        live_pods(pods)
+            .await
+            .iter()
+            .map(|p| p.metadata.uid.clone().unwrap())
+            .collect()
+    }
+
+    fn label<'a>(p: &'a Pod, k: &str) -> &'a str {
+        p.metadata.labels.as_ref().unwrap()[k].as_str()
+    }
+
+    fn db_config(p: &Pod) -> Option<&str> {
+        p.metadata
+            .annotations
+            .as_ref()?
+            .get(cutover::kube::DB_CONFIG_ANNOTATION)
+            .map(String::as_str)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pods_start_in_order_and_record_their_config() {
+        let t = ledger(opts(), URL, 3).await;
+        let set = settled(&t.sets, 3).await;
+        let st = set.status.clone().unwrap();
+        let rev = st.update_revision.clone().unwrap();
+        assert!(
+            rev.starts_with("ledger-") && rev.len() > "ledger-".len(),
+            "{rev}"
+        );
+        assert_eq!(st.current_revision.as_deref(), Some(rev.as_str()));
+        assert_eq!(st.current_replicas, Some(3));
+        assert_eq!(st.available_replicas, Some(3));
+        assert_eq!(st.collision_count, Some(0));
+        assert_eq!(st.observed_generation, Some(1));
+        let spec = &set.spec;
+        assert_eq!(spec.pod_management_policy.as_deref(), Some("OrderedReady"));
+        let strategy = spec.update_strategy.as_ref().unwrap();
+        assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+        assert_eq!(strategy.rolling_update.as_ref().unwrap().partition, Some(0));
+
+        let ps = live_pods(&t.pods).await;
+        let names: Vec<&str> = ps
+            .iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        assert_eq!(names, ["ledger-0", "ledger-1", "ledger-2"]);
+        let uid = set.metadata.uid.clone().unwrap();
+        for (i, p) in ps.iter().enumerate() {
+            let name = p.metadata.name.as_deref().unwrap();
+            assert_eq!(label(p, "app"), "ledger");
+            assert_eq!(label(p, "statefulset.kubernetes.io/pod-name"), name);
+            assert_eq!(label(p, "apps.kubernetes.io/pod-index"), i.to_string());
+            assert_eq!(label(p, "controller-revision-hash"), rev);
+            let owner = &p.metadata.owner_references.as_ref().unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+                ("StatefulSet", "ledger", uid.as_str())
+            );
+            assert_eq!(owner.controller, Some(true));
+            let spec = p.spec.as_ref().unwrap();
+            assert_eq!(spec.hostname.as_deref(), Some(name));
+            assert_eq!(spec.subdomain.as_deref(), Some("ledger"));
+            assert_eq!(db_config(p), Some(fingerprint(URL).as_str()), "{name}");
+        }
+        // OrderedReady: each pod is created once its predecessor is Ready.
+        let uid_of = |i: usize| ps[i].metadata.uid.clone().unwrap();
+        assert_eq!(t.log.created("ledger-0"), 0);
+        assert!(t.log.created("ledger-1") > t.log.ready(&uid_of(0)));
+        assert!(t.log.created("ledger-2") > t.log.ready(&uid_of(1)));
+
+        // A Deployment's pod reading the same value records the same fingerprint.
+        let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), NS);
+        let mut d = ledger_set(1).spec.template;
+        d.metadata.as_mut().unwrap().labels = Some([("app".into(), "ledger-app".into())].into());
+        let dep: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "ledger-app"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "ledger-app"}}, "template": d},
+        }))
+        .unwrap();
+        deploys.create(&PostParams::default(), &dep).await.unwrap();
+        let dep_fp = until(
+            Duration::from_secs(5),
+            "the Deployment's pod to start",
+            || async {
+                let ps = t
+                    .pods
+                    .list(&ListParams::default().labels("app=ledger-app"))
+                    .await
+                    .unwrap()
+                    .items;
+                ps.first().and_then(db_config).map(str::to_string)
+            },
+        )
+        .await;
+        assert_eq!(Some(dep_fp.as_str()), db_config(&ps[0]));
+
+        let (ok, out) = if has_kubectl() {
+            run_kubectl(&t.lab.kubeconfig, &["get", "sts"]).await
+        } else {
+            return;
+        };
+        eprintln!("$ kubectl get sts\n{out}");
+        assert!(ok, "{out}");
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0], ["NAME", "READY", "AGE"]);
+        assert_eq!(lines[1][..2], ["ledger", "3/3"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rollout_restart_replaces_pods_from_the_highest_ordinal() {
+        if !has_kubectl() {
+            eprintln!("kubectl not installed; skipping");
+            return;
+        }
+        let t = ledger(opts(), URL, 3).await;
+        let before = settled(&t.sets, 3).await;
+        let old_rev = before.status.unwrap().update_revision.unwrap();
+        let old = live_uids(&t.pods).await;
+
+        t.cms
+            .patch(
+                "ledger-db",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"data": {"url": NEW_URL}})),
+            )
+            .await
+            .unwrap();
+        let kc = &t.lab.kubeconfig;
+        let (ok, out) = run_kubectl(kc, &["api-resources", "--api-group=apps"]).await;
+        assert!(ok, "{out}");
+        let row = |name: &str| {
+            out.lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            row("statefulsets").as_deref(),
+            Some(&["statefulsets", "sts", "apps/v1", "true", "StatefulSet"][..]),
+            "{out}"
+        );
+        let (ok, out) = run_kubectl(kc, &["rollout", "restart", "statefulset/ledger"]).await;
+        eprintln!("$ kubectl rollout restart statefulset/ledger\n{out}");
+        assert!(ok, "{out}");
+        assert!(out.contains("statefulset.apps/ledger restarted"), "{out}");
+        let (ok, out) = run_kubectl(
+            kc,
+            &["rollout", "status", "statefulset/ledger", "--timeout=30s"],
+        )
+        .await;
+        eprintln!("$ kubectl rollout status statefulset/ledger\n{out}");
+        assert!(ok, "{out}");
+        assert!(
+            out.trim_end()
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("roll out complete: 3 new pods have been updated")),
+            "{out}"
+        );
+
+        let set = t.sets.get("ledger").await.unwrap();
+        let st = set.status.clone().unwrap();
+        assert_eq!(st.observed_generation, Some(2));
+        assert_eq!(st.updated_replicas, Some(3));
+        assert_eq!(st.ready_replicas, Some(3));
+        assert_eq!(st.current_replicas, Some(3));
+        let rev = st.update_revision.clone().unwrap();
+        assert_ne!(rev, old_rev);
+        assert_eq!(st.current_revision.as_deref(), Some(rev.as_str()));
+        let ps = live_pods(&t.pods).await;
+        assert_eq!(ps.len(), 3);
+        for p in &ps {
+            let name = p.metadata.name.as_deref().unwrap();
+            assert_eq!(label(p, "controller-revision-hash"), rev, "{name}");
+            assert_eq!(db_config(p), Some(fingerprint(NEW_URL).as_str()), "{name}");
+            assert!(!old.contains(p.metadata.uid.as_ref().unwrap()), "{name}");
+            let ann = p.metadata.annotations.as_ref().unwrap();
+            assert!(
+                ann.contains_key("kubectl.kubernetes.io/restartedAt"),
+                "{ann:?}"
+            );
+        }
+        // Replaced from ledger-2 down to ledger-0, each after the one above
+        // it came back Ready.
+        let new: Vec<String> = (0..3)
+            .map(|i| t.log.uid_of_new(&format!("ledger-{i}"), &old))
+            .collect();
+        let del: Vec<usize> = old.iter().map(|u| t.log.deleting(u)).collect();
+        assert!(del[2] < del[1] && del[1] < del[0], "deletions at {del:?}");
+        assert!(t.log.ready(&new[2]) < del[1]);
+        assert!(t.log.ready(&new[1]) < del[0]);
+        assert!(t.log.gone(&old[0]) < t.log.created_uid(&new[0]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scale_down_then_delete_and_never_write() {
+        // With a database URL and a write rate, a Deployment's pods would
+        // start writers (and fail to connect to port 1); these must not.
+        let url = "host=127.0.0.1 port=1 dbname=app user=postgres";
+        let t = ledger(
+            SimOptions {
+                database_url: Some(url.into()),
+                writes_per_sec: 300,
+                ..opts()
+            },
+            url,
+            3,
+        )
+        .await;
+        settled(&t.sets, 3).await;
+        let bad = serde_json::from_value::<StatefulSet>(json!({
+            "metadata": {"name": "bad"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "other"}},
+                "template": ledger_set(1).spec.template,
+            },
+        }))
+        .unwrap();
+        let (code, msg) = api_error(
+            t.sets
+                .create(&PostParams::default(), &bad)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, 422);
+        assert!(
+            msg.contains("spec.template.metadata.labels")
+                && msg.contains("`selector` does not match template `labels`"),
+            "{msg}"
+        );
+
+        let old = live_uids(&t.pods).await;
+        t.sets
+            .patch(
+                "ledger",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"replicas": 1}})),
+            )
+            .await
+            .unwrap();
+        let set = settled(&t.sets, 1).await;
+        assert_eq!(set.metadata.generation, Some(2));
+        pods_left(&t.pods, 1).await;
+        let ps = live_pods(&t.pods).await;
+        assert_eq!(ps[0].metadata.uid.as_ref(), Some(&old[0]), "ledger-0 kept");
+        // The highest ordinal first, the next once it is gone.
+        assert!(t.log.gone(&old[2]) < t.log.deleting(&old[1]));
+        assert!(db_config(&ps[0]).is_some());
+
+        // The RBAC switch covers StatefulSets by their short name too.
+        t.lab.sim.deny("delete", "sts");
+        let (code, msg) = api_error(
+            t.sets
+                .delete("ledger", &DeleteParams::default())
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, 403, "{msg}");
+        assert!(
+            msg.contains("cannot delete resource \"statefulsets\" in API group \"apps\""),
+            "{msg}"
+        );
+        t.lab.sim.allow("delete", "sts");
+        t.sets
+            .delete("ledger", &DeleteParams::default())
+            .await
+            .unwrap();
+        pods_left(&t.pods, 0).await;
+        assert!(t.sets.get_opt("ledger").await.unwrap().is_none());
+        let stats = t.lab.sim.app_stats();
+        assert_eq!((stats.ok, stats.failed), (0, 0), "{stats:?}");
+        assert_eq!(stats.last_error, None);
+    }
+
+    fn nightly(schedule: Option<&str>) -> CronJob {
+        let mut cj = json!({
+            "metadata": {"name": "nightly"},
+            "spec": {"jobTemplate": {
+                "metadata": {"labels": {"app": "nightly"}},
+                "spec": {"backoffLimit": 0, "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "echo hi"]}],
+                }}},
+            }},
+        });
+        if let Some(s) = schedule {
+            cj["spec"]["schedule"] = json!(s);
+        }
+        serde_json::from_value(cj).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cronjob_is_stored_and_instantiated_by_hand() {
+        let lab = lab(opts()).await;
+        let c = client(&lab.kubeconfig).await;
+        let cjs: Api<CronJob> = Api::namespaced(c.clone(), NS);
+        let jobs: Api<Job> = Api::namespaced(c.clone(), NS);
+        let (code, msg) = api_error(
+            cjs.create(&PostParams::default(), &nightly(None))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, 422);
+        assert!(msg.contains("spec.schedule: Required value"), "{msg}");
+        let created = cjs
+            .create(&PostParams::default(), &nightly(Some("0 3 * * *")))
+            .await
+            .unwrap();
+        let spec = &created.spec;
+        assert_eq!(spec.concurrency_policy.as_deref(), Some("Allow"));
+        assert_eq!(spec.suspend, Some(false));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            jobs.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty(),
+            "no schedule runs"
+        );
+        if !has_kubectl() {
+            eprintln!("kubectl not installed; skipping the rest");
+            return;
+        }
+        let kc = &lab.kubeconfig;
+        let (ok, out) = run_kubectl(kc, &["get", "cj"]).await;
+        eprintln!("$ kubectl get cj\n{out}");
+        assert!(ok, "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        // Columns are two or more spaces apart (LAST SCHEDULE has one inside).
+        let cells = |l: &str| -> Vec<String> {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let cols = cells(lines[0]);
+        assert_eq!(
+            cols,
+            [
+                "NAME",
+                "SCHEDULE",
+                "TIMEZONE",
+                "SUSPEND",
+                "ACTIVE",
+                "LAST SCHEDULE",
+                "AGE"
+            ]
+        );
+        let row = cells(lines[1]);
+        assert_eq!(
+            row[..6],
+            ["nightly", "0 3 * * *", "<none>", "False", "0", "<none>"]
+        );
+
+        let (ok, out) =
+            run_kubectl(kc, &["create", "job", "manual", "--from=cronjob/nightly"]).await;
+        eprintln!("$ kubectl create job manual --from=cronjob/nightly\n{out}");
+        assert!(ok, "{out}");
+        assert!(out.contains("job.batch/manual created"), "{out}");
+        let job = finished(&jobs, "manual", Duration::from_secs(10)).await;
+        assert!(condition(&job, "Complete").is_some(), "{:?}", job.status);
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("CronJob", "nightly")
+        );
+        assert_eq!(Some(&owner.uid), created.metadata.uid.as_ref());
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(
+            job.metadata.annotations.as_ref().unwrap()["cronjob.kubernetes.io/instantiate"],
+            "manual"
+        );
+        assert_eq!(job.metadata.labels.as_ref().unwrap()["app"], "nightly");
+        let (ok, out) = run_kubectl(kc, &["logs", "job/manual"]).await;
+        assert!(ok, "{out}");
+        assert_eq!(out.trim(), "hi");
+        // The CronJob saw it run and complete.
+        let cj = until(Duration::from_secs(5), "lastSuccessfulTime", || async {
+            let cj = cjs.get("nightly").await.unwrap();
+            cj.status
+                .as_ref()?
+                .last_successful_time
+                .is_some()
+                .then_some(cj)
+        })
+        .await;
+        let st = cj.status.unwrap();
+        assert_eq!(st.active, None);
+        assert_eq!(st.last_schedule_time, None);
+
+        // Deleting the CronJob takes its Job (and the Job's pod) along.
+        cjs.delete("nightly", &DeleteParams::default())
+            .await
+            .unwrap();
+        until(Duration::from_secs(5), "the Job to go", || async {
+            jobs.get_opt("manual")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
     }
 }

@@ -1,9 +1,10 @@
 //! The simulator's controllers in one loop: Deployment rolling updates (the
-//! upstream algorithm, simplified), ReplicaSet pod management, the job
-//! controller ([`super::jobs`]), the kubelet's pod lifecycle (the app pods
-//! in process here: Pending → Running → Ready, graceful termination; Jobs'
-//! pods as real processes in [`super::kubelet`]) and garbage collection of
-//! orphans.
+//! upstream algorithm, simplified), ReplicaSet pod management, the
+//! StatefulSet controller ([`super::statefulsets`]), the job controller
+//! ([`super::jobs`]), the CronJobs' bookkeeping ([`super::cronjobs`]), the
+//! kubelet's pod lifecycle (the app pods and StatefulSets' pods in process
+//! here: Pending → Running → Ready, graceful termination; Jobs' pods as
+//! real processes in [`super::kubelet`]) and garbage collection of orphans.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -23,6 +24,8 @@ const HASH_LABEL: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
 struct PodRt {
+    /// A StatefulSet's pod comes back under the same name: this one's uid.
+    uid: String,
     created: Instant,
     running_at: Option<Instant>,
     never_ready: bool,
@@ -55,6 +58,7 @@ struct State {
     /// (namespace, ReplicaSet) → its failing pod creation.
     failing: HashMap<(String, String), CreateBackoff>,
     jobs: super::jobs::Jobs,
+    sets: super::statefulsets::Sets,
     kubelet: super::kubelet::Kubelet,
 }
 
@@ -73,7 +77,9 @@ pub async fn run(sim: Arc<Sim>) {
         let mut s = sim.lock();
         deployments(&mut s, &mut st);
         replicasets(&mut s, &mut st, &failures);
+        super::statefulsets::sync(&mut s, &mut st.sets);
         super::jobs::sync(&mut s, &mut st.jobs);
+        super::cronjobs::sync(&mut s);
         let processes = super::kubelet::sync(&sim, &mut s, &mut st.kubelet);
         pods(&sim, &mut s, &mut st, &processes);
         status(&mut s, &mut st);
@@ -89,7 +95,7 @@ pub async fn run(sim: Arc<Sim>) {
 
 /// The `pod-template-hash`: stable for equal templates (serde_json's maps are
 /// sorted, so the serialisation is canonical).
-fn template_hash(template: &Value) -> String {
+pub(super) fn template_hash(template: &Value) -> String {
     let mut t = template.clone();
     if let Some(l) = t["metadata"]["labels"].as_object_mut() {
         l.remove(HASH_LABEL);
@@ -323,6 +329,15 @@ fn deployments(s: &mut Store, st: &mut State) {
     }
 }
 
+/// Replaces an object's status (a controller's write: stored only when it
+/// changed).
+pub(super) fn write_status(s: &mut Store, kind: Kind, ns: &str, name: &str, status: Value) {
+    let _ = s.update(kind, ns, name, Scope::Controller, |v| {
+        v["status"] = status;
+        Ok(())
+    });
+}
+
 fn set_replicas(s: &mut Store, ns: &str, rs: &str, n: i64) {
     let _ = s.update(Kind::ReplicaSet, ns, rs, Scope::Controller, |v| {
         v["spec"]["replicas"] = json!(n);
@@ -469,6 +484,7 @@ pub fn record_event(s: &mut Store, obj: &Value, etype: &str, reason: &str, messa
         Some("ReplicaSet") => "replicaset-controller",
         Some("Deployment") => "deployment-controller",
         Some("Job") => "job-controller",
+        Some("StatefulSet") => "statefulset-controller",
         _ => "kubelet",
     };
     let ev = json!({
@@ -521,6 +537,18 @@ fn resolve_env(s: &Store, ns: &str, pod: &Value, var: &str) -> Option<Result<Str
     super::volumes::env_value(s, ns, pod, env).transpose()
 }
 
+/// Whether a pod runs the app's writer: only a Deployment's pods (their
+/// controller is a ReplicaSet) do; a StatefulSet's pod only records the
+/// config it started with.
+fn runs_writer(pod: &Value) -> bool {
+    pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["controller"] == true && r["kind"] == "ReplicaSet")
+        })
+}
+
 /// The app pods' kubelet: every pod but the `processes` the process
 /// kubelet runs.
 fn pods(sim: &Sim, s: &mut Store, st: &mut State, processes: &HashSet<(String, String)>) {
@@ -535,7 +563,14 @@ fn pods(sim: &Sim, s: &mut Store, st: &mut State, processes: &HashSet<(String, S
             continue;
         }
         alive.insert(key.clone());
+        let uid = meta_str(&p, "uid").to_string();
+        if st.pods.get(&key).is_some_and(|rt| rt.uid != uid) {
+            if let Some(w) = st.pods.remove(&key).and_then(|rt| rt.writer) {
+                tokio::spawn(w.stop());
+            }
+        }
         let rt = st.pods.entry(key.clone()).or_insert_with(|| PodRt {
+            uid: uid.clone(),
             created: now,
             running_at: None,
             never_ready: sim.pods_never_ready.load(Ordering::Relaxed),
@@ -552,7 +587,13 @@ fn pods(sim: &Sim, s: &mut Store, st: &mut State, processes: &HashSet<(String, S
                         w.stop().await;
                     }
                     if let Some(sim) = sim2.upgrade() {
-                        let _ = sim.lock().delete(Kind::Pod, &ns, &name);
+                        // Only this pod, not a successor under its name.
+                        let mut s = sim.lock();
+                        if s.get(Kind::Pod, &ns, &name)
+                            .is_some_and(|p| meta_str(p, "uid") == uid)
+                        {
+                            let _ = s.delete(Kind::Pod, &ns, &name);
+                        }
                     }
                 });
             }
@@ -594,7 +635,7 @@ fn pods(sim: &Sim, s: &mut Store, st: &mut State, processes: &HashSet<(String, S
             });
             if let (Some(url), Some(fp)) = (url, fp) {
                 let rate = sim.opts.writes_per_sec as f64 / sim.opts.replicas.max(1) as f64;
-                if rate > 0.0 && sim.opts.database_url.is_some() {
+                if rate > 0.0 && sim.opts.database_url.is_some() && runs_writer(&p) {
                     rt.writer = Some(PodWriter::spawn(
                         sim.app.clone(),
                         name.clone(),
@@ -881,13 +922,16 @@ fn status(s: &mut Store, st: &mut State) {
     });
 }
 
-/// Cascading deletion: ReplicaSets whose Deployment is gone, pods whose
-/// ReplicaSet or Job is gone (a Job's pod's process is killed by the
-/// process kubelet when the pod is deleted).
+/// Cascading deletion: ReplicaSets whose Deployment is gone, Jobs whose
+/// CronJob is gone, pods whose ReplicaSet, StatefulSet or Job is gone (a
+/// Job's pod's process is killed by the process kubelet when the pod is
+/// deleted).
 fn gc(s: &mut Store) {
     for (kind, owner) in [
         (Kind::ReplicaSet, Kind::Deployment),
+        (Kind::Job, Kind::CronJob),
         (Kind::Pod, Kind::ReplicaSet),
+        (Kind::Pod, Kind::StatefulSet),
         (Kind::Pod, Kind::Job),
     ] {
         let owners: HashSet<String> = s

@@ -14,9 +14,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::delete;
 use super::store::{merge_patch, meta_str, ApiError, Kind, Scope, Selector, WatchEvent};
 use super::Sim;
+use super::{delete, protobuf};
 
 pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -264,7 +264,7 @@ fn resources(group_version: &str) -> Value {
             "name": k.plural(), "singularName": k.singular(), "namespaced": k.namespaced(),
             "kind": k.kind(), "verbs": verbs(k), "shortNames": k.short_names(),
         }));
-        if matches!(k, Kind::Deployment | Kind::ReplicaSet) {
+        if matches!(k, Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet) {
             list.push(json!({
                 "name": format!("{}/scale", k.plural()), "singularName": "", "namespaced": true,
                 "group": "autoscaling", "version": "v1", "kind": "Scale",
@@ -288,10 +288,7 @@ fn resources(group_version: &str) -> Value {
 }
 
 fn access_review(ctx: &Ctx) -> Response<Body> {
-    let parsed = if ctx
-        .content_type
-        .starts_with("application/vnd.kubernetes.protobuf")
-    {
+    let parsed = if ctx.content_type.starts_with(protobuf::CONTENT_TYPE) {
         protobuf_access_review(&ctx.body)
             .ok_or_else(|| "unreadable protobuf SelfSubjectAccessReview".to_string())
     } else {
@@ -321,48 +318,18 @@ fn access_review(ctx: &Ctx) -> Response<Body> {
     json_response(201, &review)
 }
 
-/// Protobuf fields of a message: (field number, wire type, payload or varint).
-fn proto_fields(mut b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-    fn varint(b: &mut &[u8]) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = b.split_first()?;
-            *b = rest;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let key = varint(&mut b)?;
-        match key & 7 {
-            0 => {
-                varint(&mut b)?;
-            }
-            2 => {
-                let n = usize::try_from(varint(&mut b)?).ok()?;
-                if n > b.len() {
-                    return None;
-                }
-                out.push((key >> 3, &b[..n]));
-                b = &b[n..];
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
 /// kubectl sends built-in types as protobuf (`k8s\0` + runtime.Unknown
 /// wrapping the object); `auth can-i` needs just the resource attributes.
 fn protobuf_access_review(body: &[u8]) -> Option<Value> {
-    let unknown = body.strip_prefix(b"k8s\0")?;
-    let raw = proto_fields(unknown)?.into_iter().find(|(f, _)| *f == 2)?.1;
-    let spec = proto_fields(raw)?.into_iter().find(|(f, _)| *f == 2)?.1;
-    let attrs = proto_fields(spec)?.into_iter().find(|(f, _)| *f == 1)?.1;
+    let (_, _, raw) = protobuf::unknown(body)?;
+    let spec = protobuf::bytes_fields(raw)?
+        .into_iter()
+        .find(|(f, _)| *f == 2)?
+        .1;
+    let attrs = protobuf::bytes_fields(spec)?
+        .into_iter()
+        .find(|(f, _)| *f == 1)?
+        .1;
     let mut ra = serde_json::Map::new();
     let names = [
         "namespace",
@@ -373,7 +340,7 @@ fn protobuf_access_review(body: &[u8]) -> Option<Value> {
         "subresource",
         "name",
     ];
-    for (f, v) in proto_fields(attrs)? {
+    for (f, v) in protobuf::bytes_fields(attrs)? {
         if let Some(n) = names.get((f as usize).wrapping_sub(1)) {
             ra.insert((*n).into(), json!(String::from_utf8_lossy(v)));
         }
@@ -425,7 +392,10 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
                 (k.has_status() && *sub == "status")
                     || matches!(
                         (k, *sub),
-                        (Kind::Deployment | Kind::ReplicaSet, "scale") | (Kind::Pod, "log")
+                        (
+                            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet,
+                            "scale"
+                        ) | (Kind::Pod, "log")
                     )
             })
             .map(|k| (k, *ns, *name, Some(*sub))),
@@ -517,11 +487,17 @@ async fn resource(ctx: &Ctx, group: &str, rest: &[&str]) -> Response<Body> {
             }
         }
         "create" => {
-            let obj = match json_body(ctx, "body") {
+            let mut s = ctx.sim.lock();
+            let obj = if ctx.content_type.starts_with(protobuf::CONTENT_TYPE) {
+                super::cronjobs::job_from_protobuf(&s, kind, ns, &ctx.body)
+            } else {
+                json_body(ctx, "body")
+            };
+            let obj = match obj {
                 Ok(v) => v,
                 Err(e) => return error(&e),
             };
-            match ctx.sim.lock().create_by(kind, ns, obj, Some(&ctx.manager)) {
+            match s.create_by(kind, ns, obj, Some(&ctx.manager)) {
                 Ok(o) => json_response(201, &o),
                 Err(e) => error(&e),
             }
@@ -850,9 +826,23 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// The READY column of a Deployment or StatefulSet: `ready/desired`.
+pub fn ready_column(o: &Value) -> Value {
+    json!(format!(
+        "{}/{}",
+        o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+        o["spec"]["replicas"].as_i64().unwrap_or(1)
+    ))
+}
+
 fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
     let col = |name: &str, ty: &str| json!({"name": name, "type": ty, "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": 0});
     let i = |v: &Value| v.as_i64().unwrap_or(0);
+    // A kind whose module knows its columns and rows.
+    let by_module = |cols: &[(&str, &str)], row: fn(&Value) -> Vec<Value>| {
+        let cols: Vec<Value> = cols.iter().map(|(n, t)| col(n, t)).collect();
+        (cols, items.iter().map(row).collect::<Vec<_>>())
+    };
     let (cols, rows): (Vec<Value>, Vec<Vec<Value>>) = match kind {
         Kind::Deployment => (
             vec![
@@ -867,11 +857,7 @@ fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
                 .map(|o| {
                     vec![
                         json!(meta_str(o, "name")),
-                        json!(format!(
-                            "{}/{}",
-                            i(&o["status"]["readyReplicas"]),
-                            o["spec"]["replicas"].as_i64().unwrap_or(1)
-                        )),
+                        ready_column(o),
                         json!(i(&o["status"]["updatedReplicas"])),
                         json!(i(&o["status"]["availableReplicas"])),
                         json!(human_age(meta_str(o, "creationTimestamp"))),
@@ -1043,13 +1029,12 @@ fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
                 })
                 .collect(),
         ),
-        Kind::Job => (
-            super::jobs::TABLE_COLUMNS
-                .iter()
-                .map(|(n, t)| col(n, t))
-                .collect(),
-            items.iter().map(super::jobs::table_row).collect(),
+        Kind::Job => by_module(&super::jobs::TABLE_COLUMNS, super::jobs::table_row),
+        Kind::StatefulSet => by_module(
+            &super::statefulsets::TABLE_COLUMNS,
+            super::statefulsets::table_row,
         ),
+        Kind::CronJob => by_module(&super::cronjobs::TABLE_COLUMNS, super::cronjobs::table_row),
         Kind::Namespace => (
             vec![
                 col("Name", "string"),
@@ -1087,13 +1072,8 @@ fn table(kind: Kind, items: &[Value], rv: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::super::protobuf::tests::ld;
     use super::*;
-
-    fn ld(field: u64, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![((field << 3) | 2) as u8, payload.len() as u8];
-        v.extend_from_slice(payload);
-        v
-    }
 
     #[test]
     fn reads_kubectls_protobuf_access_review() {

@@ -1,18 +1,44 @@
 //! A small Kubernetes API server for the lab: real HTTP and Kubernetes JSON,
 //! enough for `kubectl` and the `kube` client to drive a config switch and a
-//! rollout restart against the lab's PostgreSQL clusters, and to run Jobs.
+//! rollout restart against the lab's PostgreSQL clusters (of a Deployment or
+//! a StatefulSet), and to run Jobs.
 //!
 //! What it models: namespaces, Deployments (rolling updates honouring
 //! maxSurge/maxUnavailable, status and conditions like the real controller),
-//! ReplicaSets, Pods (Pending → Running → Ready, graceful termination),
-//! ConfigMaps, Secrets, Services (no endpoints), Events (FailedCreate from
-//! the ReplicaSet controller, see [`SimHandle::fail_pod_creation`]);
+//! ReplicaSets, StatefulSets, Pods (Pending → Running → Ready, graceful
+//! termination), ConfigMaps, Secrets, Services (no endpoints), Events
+//! (FailedCreate from the ReplicaSet controller, see
+//! [`SimHandle::fail_pod_creation`]), CronJobs (stored, not scheduled);
 //! get/list/watch/create/update/delete/deletecollection, JSON merge patch and
 //! strategic merge patch (for maps and scalars), the status subresources, a
 //! delete's `propagationPolicy` (Orphan strips the dependents' owner
 //! references; without one a batch/v1 Job's pods are orphaned, with the API
 //! server's warning, everything else's deleted in the background),
 //! SelfSubjectAccessReview, and an RBAC deny switch.
+//!
+//! StatefulSets (apps/v1, short name `sts`, [`statefulsets`]): the API
+//! server's defaults and checks (a selector that matches the template's
+//! labels, the fields an update may not change), and the controller: pods
+//! `<set>-0` … `<set>-(N-1)` labelled with their name, index and revision
+//! (`controller-revision-hash` = `<set>-<template hash>`), OrderedReady
+//! (pod i+1 only once pod i is Running and Ready) or Parallel pod
+//! management, scale-down from the highest ordinal, the RollingUpdate
+//! strategy (from the highest ordinal down to `partition`, one pod at a
+//! time, each after the one above is Ready again) and OnDelete, the real
+//! controller's status (`currentRevision`/`updateRevision`, so `kubectl
+//! rollout restart` and `rollout status` work), the `scale` and `status`
+//! subresources, and kubectl's table (NAME, READY, AGE). Their pods run the
+//! app pods' in-process lifecycle and record `cutover.dev/db-config` the
+//! same way, but never write: only a Deployment's pods run the app's
+//! writer.
+//!
+//! CronJobs (batch/v1, short name `cj`, [`cronjobs`]): stored, listed,
+//! watched, defaulted and validated (a schedule, a valid Job template), with
+//! kubectl's table (NAME, SCHEDULE, TIMEZONE, SUSPEND, ACTIVE, LAST
+//! SCHEDULE, AGE). Schedules are not run: Jobs come from a CronJob only by
+//! hand, `kubectl create job <name> --from=cronjob/<cj>`, and then run as
+//! any Job; the CronJob's status lists them as `active` while they run and
+//! records `lastSuccessfulTime`. Deleting a CronJob deletes its Jobs.
 //!
 //! Jobs (batch/v1, [`jobs`]): the API server's defaults and checks, and the
 //! job controller: pods `<job>-<5 characters>` from the template, labelled
@@ -61,7 +87,13 @@
 //! Not modelled: authentication (any token works), aggregated discovery
 //! (kubectl falls back to the legacy endpoints), JSON patch and server-side
 //! apply (415), strategic-merge list semantics, `limit`/`continue` paging (one
-//! page), pod restarts (also `restartPolicy: OnFailure` makes a new pod per
+//! page), protobuf request bodies beyond SelfSubjectAccessReview and a Job
+//! made from a CronJob (whose spec is taken from the CronJob: see
+//! [`cronjobs::job_from_protobuf`]; others get 415), ControllerRevision
+//! objects and `kubectl rollout undo`/`history` for StatefulSets,
+//! volumeClaimTemplates (no PVCs), `minReadySeconds`, `ordinals`,
+//! `maxUnavailable` for StatefulSets, CronJob schedules, `timeZone`,
+//! `concurrencyPolicy` and history limits, pod restarts (also `restartPolicy: OnFailure` makes a new pod per
 //! failure, like Never), finalizers (Foreground deletion deletes the
 //! dependents first, then the owner at once), Indexed Jobs, suspended Jobs,
 //! podFailurePolicy and successPolicy, a Job pod's containers after the
@@ -72,12 +104,15 @@
 
 pub mod app;
 pub mod controller;
+pub mod cronjobs;
 mod delete;
 pub mod http;
 pub mod jobs;
 pub mod kubelet;
 pub mod ledger;
 pub mod logs;
+mod protobuf;
+pub mod statefulsets;
 pub mod store;
 mod volumes;
 

@@ -23,10 +23,12 @@ pub enum Kind {
     Service,
     Event,
     Job,
+    StatefulSet,
+    CronJob,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Namespace,
         Kind::Deployment,
         Kind::ReplicaSet,
@@ -36,6 +38,8 @@ impl Kind {
         Kind::Service,
         Kind::Event,
         Kind::Job,
+        Kind::StatefulSet,
+        Kind::CronJob,
     ];
 
     pub fn plural(self) -> &'static str {
@@ -49,6 +53,8 @@ impl Kind {
             Kind::Service => "services",
             Kind::Event => "events",
             Kind::Job => "jobs",
+            Kind::StatefulSet => "statefulsets",
+            Kind::CronJob => "cronjobs",
         }
     }
 
@@ -63,6 +69,8 @@ impl Kind {
             Kind::Service => "service",
             Kind::Event => "event",
             Kind::Job => "job",
+            Kind::StatefulSet => "statefulset",
+            Kind::CronJob => "cronjob",
         }
     }
 
@@ -77,14 +85,16 @@ impl Kind {
             Kind::Service => "Service",
             Kind::Event => "Event",
             Kind::Job => "Job",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::CronJob => "CronJob",
         }
     }
 
     /// API group ("" for the core group).
     pub fn group(self) -> &'static str {
         match self {
-            Kind::Deployment | Kind::ReplicaSet => "apps",
-            Kind::Job => "batch",
+            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet => "apps",
+            Kind::Job | Kind::CronJob => "batch",
             _ => "",
         }
     }
@@ -112,12 +122,17 @@ impl Kind {
             Kind::Service => &["svc"],
             Kind::Event => &["ev"],
             Kind::Job => &[],
+            Kind::StatefulSet => &["sts"],
+            Kind::CronJob => &["cj"],
         }
     }
 
     /// Kinds whose spec changes bump metadata.generation.
     fn has_generation(self) -> bool {
-        matches!(self, Kind::Deployment | Kind::ReplicaSet | Kind::Job)
+        matches!(
+            self,
+            Kind::Deployment | Kind::ReplicaSet | Kind::Job | Kind::StatefulSet | Kind::CronJob
+        )
     }
 
     /// Kinds with a status subresource: a write to the main resource keeps
@@ -125,7 +140,12 @@ impl Kind {
     pub fn has_status(self) -> bool {
         matches!(
             self,
-            Kind::Deployment | Kind::ReplicaSet | Kind::Pod | Kind::Job
+            Kind::Deployment
+                | Kind::ReplicaSet
+                | Kind::Pod
+                | Kind::Job
+                | Kind::StatefulSet
+                | Kind::CronJob
         )
     }
 
@@ -355,6 +375,7 @@ impl Store {
         if kind == Kind::Secret {
             fold_string_data(&mut obj);
         }
+        default_spec(kind, &mut obj);
         validate(kind, &name, &obj)?;
         self.rv += 1;
         self.uid_seq += 1;
@@ -382,6 +403,12 @@ impl Store {
         }
         if kind == Kind::Job {
             super::jobs::default_job(&mut obj);
+        }
+        // A new object's status starts empty, whatever the client sent.
+        match kind {
+            Kind::StatefulSet => obj["status"] = json!({"replicas": 0}),
+            Kind::CronJob => obj["status"] = json!({}),
+            _ => {}
         }
         if kind == Kind::Service {
             // What the API server defaults; no IP allocator, just distinct addresses.
@@ -486,8 +513,13 @@ impl Store {
         if kind == Kind::Secret {
             fold_string_data(&mut new);
         }
-        if kind == Kind::Job && scope == Scope::Main {
-            super::jobs::check_immutable(name, &old, &new)?;
+        if scope == Scope::Main {
+            default_spec(kind, &mut new);
+            match kind {
+                Kind::Job => super::jobs::check_immutable(name, &old, &new)?,
+                Kind::StatefulSet => super::statefulsets::check_immutable(name, &old, &new)?,
+                _ => {}
+            }
         }
         validate(kind, name, &new)?;
         if new == old {
@@ -613,6 +645,29 @@ fn is_string_map(v: &Value) -> bool {
         .is_some_and(|m| m.values().all(Value::is_string))
 }
 
+/// Sets each of `defaults` in `spec` that is absent (when `spec` is an
+/// object; a missing spec is left for validation to reject).
+pub fn fill_defaults(spec: &mut Value, defaults: Vec<(&str, Value)>) {
+    if !spec.is_object() {
+        return;
+    }
+    for (field, v) in defaults {
+        if spec[field].is_null() {
+            spec[field] = v;
+        }
+    }
+}
+
+/// The defaults the API server applies to a spec on every write (a
+/// client's update that leaves one out gets it again).
+fn default_spec(kind: Kind, obj: &mut Value) {
+    match kind {
+        Kind::StatefulSet => super::statefulsets::default_set(obj),
+        Kind::CronJob => super::cronjobs::default_cronjob(obj),
+        _ => {}
+    }
+}
+
 /// The few checks that give callers a 422 instead of a broken simulation.
 fn validate(kind: Kind, name: &str, obj: &Value) -> Result<(), ApiError> {
     for f in ["labels", "annotations"] {
@@ -661,6 +716,8 @@ fn validate(kind: Kind, name: &str, obj: &Value) -> Result<(), ApiError> {
             }
         }
         Kind::Job => super::jobs::validate(name, obj)?,
+        Kind::StatefulSet => super::statefulsets::validate(name, obj)?,
+        Kind::CronJob => super::cronjobs::validate(name, obj)?,
         Kind::ConfigMap | Kind::Secret => {
             for f in ["data", "stringData"] {
                 if let Some(d) = obj.get(f).filter(|v| !v.is_null()) {
