@@ -8,6 +8,8 @@
 # writing 500 rows/s:
 #
 #   dump-restore   `--script "F Z Y C S R T"`, [runbook] dump_jobs = 4
+#   dump-job       the same with [runbook] copy = "job": pg_dump | pg_restore
+#                  in a Job's pod (the simulator runs it on this machine)
 #   logical        `--script "F? D P U W V Z C A E S R T"`
 #
 # and, on the dump-restore lab's frozen source once the script is done, a
@@ -70,7 +72,8 @@ ts = lambda e: datetime.fromisoformat(e["at"].replace("Z", "+00:00")[:26] + "+00
 frozen = next(ts(e) for e in ev if e["type"] == "freeze_grants")
 t_start = next(ts(e) for e in ev
                if e["type"] == "step_started" and e["step"]["step"] == "observe_app")
-copy = [e for e in ev if e["type"] == "step_done" and "restored in" in e.get("message", "")]
+copy = [e for e in ev if e["type"] == "step_done"
+        and ("restored in" in e.get("message", "") or "copied by job/" in e.get("message", ""))]
 copy_s = copy[-1]["elapsed_ms"] / 1000 if copy else float("nan")
 print(f"{(t_start - frozen).total_seconds():.1f} {copy_s:.1f}")
 EOF
@@ -115,6 +118,22 @@ for rows in "${sizes[@]}"; do
   single=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   printf '%-9s %-13s %9s %9s %9s\n' "$rows" dump-restore "$window" "$copy" "$single"
   "$CUTOVER_BIN" lab down --dir "$work/dump-$rows" >/dev/null 2>&1 || true
+
+  # The same copy in a Kubernetes Job.
+  cfg=$(lab_up "job-$rows" "$rows")
+  psql "$(dsn "$cfg" target)" -XAtqc "ALTER DEFAULT PRIVILEGES FOR ROLE cutover_copy IN SCHEMA public \
+      GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app; \
+    ALTER DEFAULT PRIVILEGES FOR ROLE cutover_copy IN SCHEMA public \
+      GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO app" >/dev/null
+  printf '\n[runbook]\nvariant = "dump-restore"\ncopy = "job"\n\n[runbook.job]\nsecret = "cutover-copy-pgpass"\nuser = "cutover_copy"\n' >>"$cfg"
+  sessions=$work/job-$rows-sessions
+  "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F Z Y C S R T" >"$work/job-$rows.out" 2>&1 || {
+    cat "$work/job-$rows.out" >&2
+    die 1 "the dump-restore runbook with a Job failed at $rows rows"
+  }
+  read -r window copy < <(measure "$(newest_log "$sessions")")
+  printf '%-9s %-13s %9s %9s %9s\n' "$rows" dump-job "$window" "$copy" -
+  "$CUTOVER_BIN" lab down --dir "$work/job-$rows" >/dev/null 2>&1 || true
 
   # The logical runbook on the same data.
   cfg=$(lab_up "logical-$rows" "$rows")

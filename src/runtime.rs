@@ -4,6 +4,7 @@
 
 pub mod app_check;
 pub mod copy_job;
+pub mod discover_task;
 mod drive;
 pub mod dump;
 mod effects;
@@ -142,6 +143,12 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         runbook: config.runbook.variant,
         dump_jobs: config.runbook.dump_jobs,
         copy_job: crate::runbook::copy_job::CopyJob::from_config(config),
+        config_users: config
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.config_object.as_deref())
+            .and_then(crate::kube::ConfigObject::parse)
+            .is_some_and(|o| !matches!(o, crate::kube::ConfigObject::Service(_))),
         slot: config.replication.slot.clone(),
         max_lag_bytes: config.thresholds.max_lag_bytes as i64,
         max_lag_seconds: config.thresholds.max_lag_seconds,

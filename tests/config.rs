@@ -140,6 +140,7 @@ fn full_fixture() {
     let k = c.kubernetes.clone().unwrap();
     assert_eq!(k.kubeconfig, Some(dir.join("kube/config")));
     assert_eq!(k.deployments, ["shop-api", "shop-worker"]);
+    assert_eq!(k.namespaces, ["shop-batch", "reports"]);
     assert_eq!(k.config_object.as_deref(), Some("secret/shop-db"));
     assert_eq!(
         k.switch_to,

@@ -460,6 +460,10 @@ pub struct KubeCfg {
     pub changes: Changes,
     /// How long a GitOps checkpoint waits for its change to appear.
     pub gitops_wait_secs: u64,
+    /// Other namespaces searched for workloads that use the config object
+    /// (a same-named object there is not switched: such a workload is on
+    /// the old config).
+    pub namespaces: Vec<String>,
 }
 
 impl KubeCfg {

@@ -93,6 +93,7 @@ struct RawKube {
     switch_to_file: Option<Spanned<String>>,
     changes: Option<Spanned<super::Changes>>,
     gitops_wait_secs: Option<Spanned<u64>>,
+    namespaces: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -355,7 +356,15 @@ impl Validator<'_> {
                     .into(),
             ));
         }
+        let namespaces = k
+            .namespaces
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, n)| self.k8s_name(n, &format!("kubernetes.namespaces[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
         Ok(KubeCfg {
+            namespaces,
             changes,
             gitops_wait_secs: self.ranged(
                 &k.gitops_wait_secs,

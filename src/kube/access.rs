@@ -122,6 +122,24 @@ pub fn copy_job_access(ns: &str) -> Vec<AccessCheck> {
     .collect()
 }
 
+/// What the search for the config object's users needs: list each kind of
+/// workload, and pods, in each namespace.
+pub fn discover_access(namespaces: &[String]) -> Vec<AccessCheck> {
+    let mut out = Vec::new();
+    for ns in namespaces {
+        for (group, res) in [
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            ("batch", "cronjobs"),
+            ("batch", "jobs"),
+            ("", "pods"),
+        ] {
+            out.push(AccessCheck::want("list", group, res, ns, None));
+        }
+    }
+    out
+}
+
 fn object_resource(obj: &ConfigObject) -> (&'static str, &str) {
     match obj {
         ConfigObject::ConfigMap(n) => ("configmaps", n),

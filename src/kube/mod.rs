@@ -28,10 +28,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 mod access;
+pub mod discover;
 pub mod gitops;
+pub mod statefulset;
 pub use access::{
-    copy_job_access, preflight, required_access, restart_patch_preview, switch_patch_preview,
-    AccessCheck,
+    copy_job_access, discover_access, preflight, required_access, restart_patch_preview,
+    switch_patch_preview, AccessCheck,
 };
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
@@ -416,7 +418,32 @@ pub async fn wait_rollout(
     timeout: Duration,
 ) -> Result<RolloutOutcome> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={deployment}"));
+    watch_rollout(
+        api,
+        &format!("deployment {ns}/{deployment}"),
+        deployment,
+        min_generation,
+        timeout,
+        rollout_state,
+    )
+    .await
+}
+
+/// Watches object `name` (`what` in messages) until `state` says its
+/// rollout is complete or past its deadline, or `timeout` passes; objects
+/// older than `min_generation` are from before the restart and ignored.
+pub(crate) async fn watch_rollout<K>(
+    api: Api<K>,
+    what: &str,
+    name: &str,
+    min_generation: Option<i64>,
+    timeout: Duration,
+    state: fn(&K) -> RolloutState,
+) -> Result<RolloutOutcome>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher::watcher(api, cfg)
         .default_backoff()
         .applied_objects()
@@ -433,15 +460,15 @@ pub async fn wait_rollout(
                     elapsed_ms: ms(start),
                 })
             }
-            Ok(r) => r.with_context(|| format!("watching deployment {ns}/{deployment}"))?,
+            Ok(r) => r.with_context(|| format!("watching {what}"))?,
         };
-        let Some(d) = next else {
-            bail!("the watch on deployment {ns}/{deployment} ended");
+        let Some(obj) = next else {
+            bail!("the watch on {what} ended");
         };
-        if min_generation.is_some_and(|g| d.metadata.generation < Some(g)) {
+        if min_generation.is_some_and(|g| obj.meta().generation < Some(g)) {
             continue;
         }
-        match rollout_state(&d) {
+        match state(&obj) {
             RolloutState::Complete => {
                 return Ok(RolloutOutcome::Complete {
                     elapsed_ms: ms(start),

@@ -165,6 +165,9 @@ pub struct Model {
     /// When each workload was last seen: pod ages in a snapshot are as of then.
     pub workload_at: BTreeMap<String, DateTime<Utc>>,
     pub kube: SideState<()>,
+    /// The workloads that use the config object, as last found: when, the
+    /// object's namespace, and them.
+    pub config_users: SideState<(String, Vec<crate::kube::discover::ConfigUser>)>,
     /// On a lab: what the app pods measured, and when it was read.
     pub witness: Option<(DateTime<Utc>, crate::session::AppWitness)>,
     /// The last target sample that had the session's subscription: once it
@@ -218,3 +221,7 @@ impl Model {
 #[cfg(test)]
 #[path = "dump_restore_tests.rs"]
 mod dump_restore_tests;
+
+#[cfg(test)]
+#[path = "config_users_tests.rs"]
+mod config_users_tests;

@@ -156,6 +156,17 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.kube.failing = None;
             vec![]
         }
+        EventKind::ConfigUsers { home, users } => {
+            model.config_users.last = Some((home.clone(), users.clone()));
+            model.config_users.last_ok = Some(at);
+            model.config_users.failing = None;
+            vec![]
+        }
+        EventKind::ConfigUsersFailed { error } => {
+            let since = model.config_users.failing.as_ref().map_or(at, |(s, _)| *s);
+            model.config_users.failing = Some((since, error.clone()));
+            vec![]
+        }
         EventKind::KubeFailed { error } => {
             let since = model.kube.failing.as_ref().map_or(at, |(s, _)| *s);
             model.kube.failing = Some((since, error.clone()));

@@ -103,6 +103,17 @@ pub enum Step {
         deployment: String,
         timeout_s: u64,
     },
+    /// A StatefulSet found using the config object: kubectl's `rollout
+    /// restart`, then its rolling update watched to the end or `timeout_s`.
+    RestartStatefulSet {
+        namespace: String,
+        statefulset: String,
+    },
+    WaitStatefulSet {
+        namespace: String,
+        statefulset: String,
+        timeout_s: u64,
+    },
     /// One statement on one side, exactly as shown, under these timeouts.
     Sql {
         side: Side,
@@ -394,6 +405,22 @@ impl Step {
                 format!("PATCH deployment/{deployment} in {namespace} (strategic merge):"),
                 format!("  {}", kube::restart_patch_preview("<time of the restart>")),
             ],
+            Step::RestartStatefulSet {
+                namespace,
+                statefulset,
+            } => vec![
+                format!("PATCH statefulset/{statefulset} in {namespace} (strategic merge):"),
+                format!("  {}", kube::restart_patch_preview("<time of the restart>")),
+            ],
+            Step::WaitStatefulSet {
+                namespace,
+                statefulset,
+                timeout_s,
+            } => vec![format!(
+                "watch statefulset/{statefulset} in {namespace} until every pod is at the new \
+                 revision and ready (at most {} min)",
+                timeout_s / 60
+            )],
             Step::WaitRollout {
                 namespace,
                 deployment,
@@ -555,6 +582,8 @@ impl Step {
                 | Step::AwaitConfig { .. }
                 | Step::Restart { .. }
                 | Step::WaitRollout { .. }
+                | Step::RestartStatefulSet { .. }
+                | Step::WaitStatefulSet { .. }
                 | Step::CopyJob { .. }
         )
     }
@@ -578,6 +607,12 @@ impl Step {
             } => format!("wait for the revert of {object} {key} through Git"),
             Step::Restart { deployment, .. } => format!("restart deployment/{deployment}"),
             Step::WaitRollout { deployment, .. } => format!("rollout of {deployment}"),
+            Step::RestartStatefulSet { statefulset, .. } => {
+                format!("restart statefulset/{statefulset}")
+            }
+            Step::WaitStatefulSet { statefulset, .. } => {
+                format!("rollout of statefulset/{statefulset}")
+            }
             Step::Sql { side, sql, .. } => format!(
                 "{} on the {}",
                 sql.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
@@ -621,36 +656,55 @@ impl Step {
     }
 }
 
+/// The workloads a restart moves to the new config: the Deployments the
+/// config lists and those found using the config object in its namespace,
+/// and the StatefulSets found so.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workloads {
+    pub deployments: Vec<String>,
+    pub statefulsets: Vec<String>,
+}
+
 /// Restart every workload, then watch each rollout: the tail of the switch
 /// checkpoints and of the rollback.
-pub fn restart_steps(namespace: &str, deployments: &[String]) -> Vec<Step> {
-    let mut steps: Vec<Step> = deployments
+pub fn restart_steps(namespace: &str, w: &Workloads) -> Vec<Step> {
+    let ns = || namespace.to_string();
+    let mut steps: Vec<Step> = w
+        .deployments
         .iter()
         .map(|d| Step::Restart {
-            namespace: namespace.into(),
+            namespace: ns(),
             deployment: d.clone(),
         })
         .collect();
-    steps.extend(deployments.iter().map(|d| Step::WaitRollout {
-        namespace: namespace.into(),
-        deployment: d.clone(),
-        timeout_s: ROLLOUT_TIMEOUT_S,
+    steps.extend(w.statefulsets.iter().map(|s| Step::RestartStatefulSet {
+        namespace: ns(),
+        statefulset: s.clone(),
     }));
+    steps.extend(await_rollout_steps(namespace, w));
     steps
 }
 
 /// Under GitOps the console restarts nothing: the change that switches
 /// must also change the pod template (a checksum/config annotation, a new
 /// ConfigMap name), and each rollout it causes is watched.
-pub fn await_rollout_steps(namespace: &str, deployments: &[String]) -> Vec<Step> {
-    deployments
+pub fn await_rollout_steps(namespace: &str, w: &Workloads) -> Vec<Step> {
+    let ns = || namespace.to_string();
+    let mut steps: Vec<Step> = w
+        .deployments
         .iter()
         .map(|d| Step::WaitRollout {
-            namespace: namespace.into(),
+            namespace: ns(),
             deployment: d.clone(),
             timeout_s: ROLLOUT_TIMEOUT_S,
         })
-        .collect()
+        .collect();
+    steps.extend(w.statefulsets.iter().map(|s| Step::WaitStatefulSet {
+        namespace: ns(),
+        statefulset: s.clone(),
+        timeout_s: ROLLOUT_TIMEOUT_S,
+    }));
+    steps
 }
 
 /// The name a destructive confirmation asks for: the object's, without its kind.

@@ -72,6 +72,8 @@ impl Effects {
                 .spawn(pg::collector::run(side, config.clone(), tx.clone()));
         }
         self.tasks.spawn(kube_task::run(config.clone(), tx.clone()));
+        self.tasks
+            .spawn(super::discover_task::run(config.clone(), tx.clone()));
         if let Some(lab) = &config.lab {
             self.tasks
                 .spawn(witness_task::run(lab.dir.clone(), tx.clone()));

@@ -244,13 +244,15 @@ async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, S
         Step::Sql { .. }
         | Step::CopySchema { .. }
         | Step::AdvanceSequences { .. }
-        | Step::Restart { .. } => Ok((
+        | Step::Restart { .. }
+        | Step::RestartStatefulSet { .. } => Ok((
             InFlight::Unknown,
             "cutover cannot tell from the servers whether this step's change landed; it is \
              safe to run again (each statement checks what exists): run the checkpoint again"
                 .into(),
         )),
         Step::WaitRollout { .. }
+        | Step::WaitStatefulSet { .. }
         | Step::WaitReplicated { .. }
         | Step::ExactCounts { .. }
         | Step::VerifyFinal { .. }

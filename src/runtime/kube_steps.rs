@@ -86,6 +86,24 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
         let object = k.config_object.as_deref().and_then(ConfigObject::parse);
         let mut checks =
             kube::required_access(&conn.namespace, &k.deployments, object.as_ref(), k.changes);
+        if matches!(
+            object,
+            Some(ConfigObject::ConfigMap(_) | ConfigObject::Secret(_))
+        ) {
+            let mut namespaces = vec![conn.namespace.clone()];
+            namespaces.extend(
+                k.namespaces
+                    .iter()
+                    .filter(|n| **n != conn.namespace)
+                    .cloned(),
+            );
+            let known: Vec<String> = checks.iter().map(AccessCheck::describe).collect();
+            checks.extend(
+                kube::discover_access(&namespaces)
+                    .into_iter()
+                    .filter(|c| !known.contains(&c.describe())),
+            );
+        }
         if let Some(job) = &config.runbook.copy_job {
             checks.extend(kube::copy_job_access(
                 job.namespace.as_deref().unwrap_or(&conn.namespace),
@@ -168,6 +186,19 @@ pub(super) fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
             })
             .collect();
     for step in &plan.steps {
+        if let Step::RestartStatefulSet {
+            namespace,
+            statefulset,
+        } = step
+        {
+            checks.push(AccessCheck::want(
+                "patch",
+                "apps",
+                "statefulsets",
+                namespace,
+                Some(statefulset),
+            ));
+        }
         if let Step::CopyJob { job, .. } = step {
             let at = if job.namespace == "(default)" {
                 ns
@@ -460,6 +491,45 @@ pub(super) async fn run_step(
                 r.restarted_at
             ))
         }
+        Step::RestartStatefulSet {
+            namespace,
+            statefulset,
+        } => {
+            let what = format!("PATCH statefulset/{statefulset} in {namespace} (restart)");
+            inflight.set(what.clone());
+            let r = bounded(
+                &what,
+                kube::statefulset::restart(&conn.client, namespace, statefulset),
+            )
+            .await?;
+            inflight.clear();
+            state
+                .restarts
+                .lock()
+                .await
+                .insert(format!("statefulset/{statefulset}"), r.generation);
+            Ok(format!(
+                "restarted statefulset/{statefulset} (restartedAt {})",
+                r.restarted_at
+            ))
+        }
+        Step::WaitStatefulSet {
+            namespace,
+            statefulset,
+            timeout_s,
+        } => {
+            let key = format!("statefulset/{statefulset}");
+            let generation = state.restarts.lock().await.get(&key).copied();
+            let out = kube::statefulset::wait_rollout(
+                &conn.client,
+                namespace,
+                statefulset,
+                generation.flatten(),
+                Duration::from_secs(*timeout_s),
+            )
+            .await?;
+            rollout_said(&key, out, k.changes)
+        }
         Step::Sql { .. }
         | Step::Preflight
         | Step::CopySchema { .. }
@@ -490,31 +560,40 @@ pub(super) async fn run_step(
                 Duration::from_secs(*timeout_s),
             )
             .await?;
-            let secs = |ms: u64| ms as f64 / 1000.0;
-            match out {
-                RolloutOutcome::Complete { elapsed_ms } => Ok(format!(
-                    "rollout of {deployment} complete in {:.1} s",
-                    secs(elapsed_ms)
-                )),
-                RolloutOutcome::DeadlineExceeded {
-                    message,
-                    elapsed_ms,
-                } => Err(anyhow!(
-                    "rollout of {deployment} exceeded its progress deadline after {:.1} s: {message}",
-                    secs(elapsed_ms)
-                )),
-                RolloutOutcome::TimedOut { last, elapsed_ms } => Err(anyhow!(
-                    "rollout of {deployment} still not complete after {:.0} s: {last}{}",
-                    secs(elapsed_ms),
-                    if k.changes == crate::config::Changes::Gitops {
-                        " (under GitOps the change must also change the pod template, e.g. a \
-                         checksum/config annotation, for the pods to restart)"
-                    } else {
-                        ""
-                    }
-                )),
-            }
+            rollout_said(deployment, out, k.changes)
         }
+    }
+}
+
+/// A rollout's end in words: complete, or why not (an error).
+fn rollout_said(
+    what: &str,
+    out: RolloutOutcome,
+    changes: crate::config::Changes,
+) -> Result<String> {
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    match out {
+        RolloutOutcome::Complete { elapsed_ms } => Ok(format!(
+            "rollout of {what} complete in {:.1} s",
+            secs(elapsed_ms)
+        )),
+        RolloutOutcome::DeadlineExceeded {
+            message,
+            elapsed_ms,
+        } => Err(anyhow!(
+            "rollout of {what} exceeded its progress deadline after {:.1} s: {message}",
+            secs(elapsed_ms)
+        )),
+        RolloutOutcome::TimedOut { last, elapsed_ms } => Err(anyhow!(
+            "rollout of {what} still not complete after {:.0} s: {last}{}",
+            secs(elapsed_ms),
+            if changes == crate::config::Changes::Gitops {
+                " (under GitOps the change must also change the pod template, e.g. a \
+                 checksum/config annotation, for the pods to restart)"
+            } else {
+                ""
+            }
+        )),
     }
 }
 

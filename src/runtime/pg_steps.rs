@@ -221,7 +221,9 @@ pub async fn run(
         | Step::AwaitConfig { .. }
         | Step::CopyJob { .. }
         | Step::Restart { .. }
-        | Step::WaitRollout { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
+        | Step::WaitRollout { .. }
+        | Step::RestartStatefulSet { .. }
+        | Step::WaitStatefulSet { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
         Step::AdvanceSequences {
             schemas,
             stride,

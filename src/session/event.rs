@@ -91,6 +91,10 @@ pub struct SessionInfo {
     /// `[runbook] dump_jobs`.
     #[serde(default = "default_dump_jobs")]
     pub dump_jobs: u64,
+    /// The console searches for every workload using the config object,
+    /// and guards the app's move on it (logs from before it: it did not).
+    #[serde(default)]
+    pub config_users: bool,
     /// `[runbook] copy = "job"`: the copy's Job (nothing secret in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_job: Option<crate::runbook::copy_job::CopyJob>,
@@ -373,6 +377,18 @@ pub enum EventKind {
     CopyProgress {
         id: u64,
         progress: CopyProgress,
+    },
+    /// The workloads whose pods reference the config object, across the
+    /// namespaces the config names (sent when it changes, and at least
+    /// every [`crate::kube::discover::RESEND_S`] s while the search works).
+    /// `home` is the config object's namespace.
+    ConfigUsers {
+        home: String,
+        users: Vec<crate::kube::discover::ConfigUser>,
+    },
+    /// The search for them failed.
+    ConfigUsersFailed {
+        error: String,
     },
     /// Lines of the copy Job's pod log (and the console's notes on the
     /// Job, prefixed `[cutover]`), as they come, at most once a second.

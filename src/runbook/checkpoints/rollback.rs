@@ -166,7 +166,10 @@ pub fn plan(model: &Model) -> Option<Plan> {
                 undo: true,
             });
             if !r.object.starts_with("service/") {
-                steps.extend(await_rollout_steps(&k.namespace, &k.deployments));
+                steps.extend(await_rollout_steps(
+                    &k.namespace,
+                    &super::rollout_restart::workloads(model, k),
+                ));
             }
             confirm = Confirm::TypeName(object_name(&r.object).to_string());
         }
@@ -178,7 +181,10 @@ pub fn plan(model: &Model) -> Option<Plan> {
                 restore: r.previous_fingerprint.clone(),
                 expect_current: r.new_fingerprint.clone(),
             });
-            steps.extend(restart_steps(&k.namespace, &k.deployments));
+            steps.extend(restart_steps(
+                &k.namespace,
+                &super::rollout_restart::workloads(model, k),
+            ));
             confirm = Confirm::TypeName(object_name(&r.object).to_string());
         }
         _ => {}

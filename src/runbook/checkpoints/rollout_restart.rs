@@ -6,7 +6,7 @@
 use crate::config::Changes;
 use crate::model::Model;
 use crate::runbook::guard::{self, Guard};
-use crate::runbook::plan::{await_rollout_steps, restart_steps, Confirm, Plan};
+use crate::runbook::plan::{await_rollout_steps, restart_steps, Confirm, Plan, Workloads};
 use crate::runbook::CheckpointId;
 use crate::session::Side;
 
@@ -29,16 +29,43 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     ]
 }
 
+/// What a restart moves: the Deployments the config lists, and those and
+/// the StatefulSets found using the config object in its namespace (in
+/// another namespace they use a same-named object the switch does not
+/// change: restarting them would not help, and the guard on the app's
+/// move names them).
+pub fn workloads(model: &Model, k: &crate::session::KubeInfo) -> Workloads {
+    let mut w = Workloads {
+        deployments: k.deployments.clone(),
+        statefulsets: vec![],
+    };
+    let searched = model.info.as_ref().is_some_and(|i| i.config_users);
+    if let (true, Some((home, users))) = (searched, &model.config_users.last) {
+        for u in users.iter().filter(|u| u.namespace == *home) {
+            let list = match u.kind.as_str() {
+                "deployment" => &mut w.deployments,
+                "statefulset" => &mut w.statefulsets,
+                _ => continue,
+            };
+            if !list.contains(&u.name) {
+                list.push(u.name.clone());
+            }
+        }
+    }
+    w
+}
+
 pub fn plan(model: &Model) -> Option<Plan> {
     let k = model.info.as_ref()?.kubernetes.as_ref()?;
+    let w = workloads(model, k);
     let name = if k.deployments.len() == 1 {
         k.deployments[0].clone()
     } else {
         k.namespace.clone()
     };
     let steps = match k.changes {
-        Changes::Patch => restart_steps(&k.namespace, &k.deployments),
-        Changes::Gitops => await_rollout_steps(&k.namespace, &k.deployments),
+        Changes::Patch => restart_steps(&k.namespace, &w),
+        Changes::Gitops => await_rollout_steps(&k.namespace, &w),
     };
     Some(Plan {
         checkpoint: CheckpointId::RolloutRestart,

@@ -105,7 +105,10 @@ pub fn plan(model: &Model) -> Option<Plan> {
         }];
         // A Service's selector moves the traffic by itself: no rollout.
         if !object.starts_with("service/") {
-            steps.extend(await_rollout_steps(&k.namespace, &k.deployments));
+            steps.extend(await_rollout_steps(
+                &k.namespace,
+                &super::rollout_restart::workloads(model, k),
+            ));
         }
         return Some(Plan {
             checkpoint: CheckpointId::SwitchConfig,

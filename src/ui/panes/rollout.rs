@@ -396,7 +396,63 @@ pub fn wanted_height(model: &Model, pf: PaneFrame) -> u16 {
         })
         .sum();
     let witness = usize::from(model.witness.is_some());
-    chrome + (body.max(1) + witness) as u16
+    let users = usize::from(
+        model
+            .config_users
+            .last
+            .as_ref()
+            .is_some_and(|(_, u)| !u.is_empty()),
+    );
+    chrome + (body.max(1) + witness + users) as u16
+}
+
+/// Every workload found using the config object, in one line: those the
+/// config does not list are watched only through this search, and each
+/// says how many of its pods are from before the switch.
+pub fn users_line(model: &Model, theme: &Theme) -> Option<Line<'static>> {
+    let (home, users) = model.config_users.last.as_ref()?;
+    if users.is_empty() {
+        return None;
+    }
+    let obj = model
+        .info
+        .as_ref()?
+        .kubernetes
+        .as_ref()?
+        .config_object
+        .clone()?;
+    let muted = theme.style(Role::Muted);
+    let mut spans = vec![Span::styled(format!("uses {obj}  "), muted)];
+    for (i, u) in users.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" · ", muted));
+        }
+        spans.push(Span::styled(u.describe(home), theme.style(Role::Text)));
+        let n = u.pods.len();
+        let detail = if u.kind == "cronjob" {
+            " (next run)".to_string()
+        } else {
+            format!(" {}", pods(n))
+        };
+        spans.push(Span::styled(detail, muted));
+        let old = crate::runbook::checkpoints::app_on_target::switch_time(model)
+            .map_or(0, |at| u.pods_before(at).len());
+        if u.namespace != *home {
+            spans.push(Span::styled(" ✖ not switched", theme.style(Role::Error)));
+        } else if old > 0 {
+            spans.push(Span::styled(
+                format!(" ✖ {old} before the switch"),
+                theme.style(Role::Error),
+            ));
+        }
+    }
+    if let Some((since, _)) = &model.config_users.failing {
+        spans.push(Span::styled(
+            format!("  search failing since {}", crate::ui::fmt::clock(*since)),
+            theme.style(Role::Warn),
+        ));
+    }
+    Some(Line::from(spans))
 }
 
 /// On a lab, the app pods' own figures: the rehearsal's witness of what the
@@ -489,6 +545,9 @@ pub fn render(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme, pf: P
             .collect()
     };
     // Under the workloads: where the pane is one line high, they come first.
+    if let Some(line) = users_line(model, theme) {
+        lines.push(truncate_line(line, w));
+    }
     if let Some(line) = witness_line(model, theme) {
         lines.push(truncate_line(line, w));
     }
