@@ -89,6 +89,14 @@ lab_up() { # NAME ROWS -> config path
   tail -n 1 "$work/$1.up"
 }
 
+# The target's default privileges give the app's role what ROLE's restore makes.
+grant_app() { # TARGET_DSN ROLE
+  psql "$1" -XAtqc "ALTER DEFAULT PRIVILEGES FOR ROLE $2 IN SCHEMA public \
+      GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app; \
+    ALTER DEFAULT PRIVILEGES FOR ROLE $2 IN SCHEMA public \
+      GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO app" >/dev/null
+}
+
 newest_log() { ls -t "$1"/*.jsonl | head -n 1; }
 
 printf '%-9s %-13s %9s %9s %9s\n' rows runbook "window s" "copy s" "single s"
@@ -97,10 +105,7 @@ for rows in "${sizes[@]}"; do
   cfg=$(lab_up "dump-$rows" "$rows")
   src=$(dsn "$cfg" source)
   tgt=$(dsn "$cfg" target)
-  psql "$tgt" -XAtqc "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public \
-      GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app; \
-    ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public \
-      GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO app" >/dev/null
+  grant_app "$tgt" postgres
   printf '\n[runbook]\nvariant = "dump-restore"\ndump_jobs = 4\n' >>"$cfg"
   sessions=$work/dump-$rows-sessions
   "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F Z Y C S R T" >"$work/dump-$rows.out" 2>&1 || {
@@ -121,10 +126,7 @@ for rows in "${sizes[@]}"; do
 
   # The same copy in a Kubernetes Job.
   cfg=$(lab_up "job-$rows" "$rows")
-  psql "$(dsn "$cfg" target)" -XAtqc "ALTER DEFAULT PRIVILEGES FOR ROLE cutover_copy IN SCHEMA public \
-      GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app; \
-    ALTER DEFAULT PRIVILEGES FOR ROLE cutover_copy IN SCHEMA public \
-      GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO app" >/dev/null
+  grant_app "$(dsn "$cfg" target)" cutover_copy
   printf '\n[runbook]\nvariant = "dump-restore"\ncopy = "job"\n\n[runbook.job]\nsecret = "cutover-copy-pgpass"\nuser = "cutover_copy"\n' >>"$cfg"
   sessions=$work/job-$rows-sessions
   "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F Z Y C S R T" >"$work/job-$rows.out" 2>&1 || {
