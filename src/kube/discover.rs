@@ -23,8 +23,8 @@ use super::{bounded, ConfigObject};
 
 /// How often the search runs, and how often an unchanged result is sent
 /// again (so a guard knows it is current).
-pub const EVERY_S: u64 = 5;
-pub const RESEND_S: u64 = 15;
+pub const EVERY_S: u64 = 2;
+pub const RESEND_S: u64 = 10;
 
 /// A workload that references the config object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
