@@ -62,6 +62,19 @@ fn grant_app_what_the_restore_makes(target: &str, restorer: &str) {
     );
 }
 
+/// Waits (at most 60 s) until the lab's app pods have written to the
+/// source: a freeze before their first write would prove nothing.
+fn app_has_written(source: &str) {
+    let start = std::time::Instant::now();
+    while psql(source, "SELECT count(*) FROM public.app_writes") == "0" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the lab's app wrote nothing to the source in 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 /// After the whole runbook (`out`): the source stays frozen (it is the way
 /// back), and what it holds is what the target got, table by table; every
 /// row of the app's own writes on the source is on the target; the
@@ -134,6 +147,7 @@ fn the_dump_restore_runbook_copies_everything_in_the_freeze_and_loses_no_write()
         "{said}"
     );
 
+    app_has_written(&source);
     let out = script("F Z Y C S R T");
     copied_and_nothing_lost(&out, &source, &target);
     audit(&labdir);
@@ -272,6 +286,7 @@ fn in_a_job_the_copy_runs_in_the_cluster_and_copies_everything() {
     let target = dsn(&lab_run.config, "target");
     grant_app_what_the_restore_makes(&target, cutover::lab::COPY_ROLE);
     copy_in_job(&lab_run, cutover::lab::COPY_SECRET);
+    app_has_written(&source);
     let out = lab_run.script("F Z Y C S R T");
     copied_and_nothing_lost(&out, &source, &target);
     audit(&labdir);
