@@ -19,6 +19,10 @@ use crate::config::{Config, ConnParams};
 /// Where the secret volume is mounted and the working directory.
 pub const SECRET_DIR: &str = "/etc/cutover/pgpass";
 pub const WORK_DIR: &str = "/var/run/cutover";
+/// The plan's namespace when neither `[runbook.job]` nor `[kubernetes]`
+/// names one: the kube context's, known only once connected (as the
+/// session header's Kubernetes namespace says it).
+pub const CONTEXT_NAMESPACE: &str = "(default)";
 /// The label every copy Job and its pod carry: which session made it.
 pub const SESSION_LABEL: &str = "cutover.dev/session";
 
@@ -79,7 +83,7 @@ impl CopyJob {
             .namespace
             .clone()
             .or_else(|| config.kubernetes.as_ref()?.namespace.clone())
-            .unwrap_or_else(|| "default".into());
+            .unwrap_or_else(|| CONTEXT_NAMESPACE.into());
         Some(CopyJob {
             namespace,
             image: j.image.clone(),
@@ -97,6 +101,15 @@ impl CopyJob {
             ),
             deadline_s: j.deadline_secs,
         })
+    }
+
+    /// The namespace the Job goes to, `current` being the connection's.
+    pub fn namespace_in<'a>(&'a self, current: &'a str) -> &'a str {
+        if self.namespace == CONTEXT_NAMESPACE {
+            current
+        } else {
+            &self.namespace
+        }
     }
 
     /// What the dialog says the step does.
@@ -235,6 +248,14 @@ mod tests {
         assert_eq!(m["metadata"]["labels"][SESSION_LABEL], "s1");
         // No password anywhere in what the cluster is given.
         assert!(!m.to_string().contains("password="));
+    }
+
+    #[test]
+    fn without_a_namespace_the_job_goes_to_the_contexts() {
+        let mut j = job();
+        assert_eq!(j.namespace_in("lab"), "shop");
+        j.namespace = CONTEXT_NAMESPACE.into();
+        assert_eq!(j.namespace_in("lab"), "lab");
     }
 
     #[test]

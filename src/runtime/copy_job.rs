@@ -298,11 +298,7 @@ pub(super) async fn run(
     let started = Instant::now();
     inflight.set("the copy's pre-check".to_string());
     let (tables, _) = super::dump::precheck(config).await?;
-    let ns = if job.namespace == "(default)" {
-        conn.namespace.as_str()
-    } else {
-        job.namespace.as_str()
-    };
+    let ns = job.namespace_in(&conn.namespace);
     let mut job = job.clone();
     job.namespace = ns.to_string();
     let name = format!(

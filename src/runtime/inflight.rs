@@ -183,12 +183,8 @@ async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, S
                 .as_ref()
                 .ok_or_else(|| anyhow!("no [kubernetes] in the config to look for the Job"))?;
             let conn = kube::connect(&super::kube_task::target(k)).await?;
-            let ns = if job.namespace == "(default)" {
-                conn.namespace.clone()
-            } else {
-                job.namespace.clone()
-            };
-            let found = super::copy_job::remove_left_over(&conn, &ns, session).await?;
+            let ns = job.namespace_in(&conn.namespace);
+            let found = super::copy_job::remove_left_over(&conn, ns, session).await?;
             Ok((
                 InFlight::Unknown,
                 format!(

@@ -200,12 +200,7 @@ pub(super) fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
             ));
         }
         if let Step::CopyJob { job, .. } = step {
-            let at = if job.namespace == "(default)" {
-                ns
-            } else {
-                &job.namespace
-            };
-            checks.extend(kube::copy_job_access(at));
+            checks.extend(kube::copy_job_access(job.namespace_in(ns)));
         }
     }
     checks
