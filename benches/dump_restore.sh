@@ -99,6 +99,16 @@ grant_app() { # TARGET_DSN ROLE
 
 newest_log() { ls -t "$1"/*.jsonl | head -n 1; }
 
+# Runs KEYS by --script on CONFIG; prints the session log, or stops the
+# benchmark with the console's output.
+run_script() { # NAME CONFIG KEYS WHAT
+  "$CUTOVER_BIN" -c "$2" --session-dir "$work/$1-sessions" --script "$3" >"$work/$1.out" 2>&1 || {
+    cat "$work/$1.out" >&2
+    die 1 "$4 failed ($1)"
+  }
+  newest_log "$work/$1-sessions"
+}
+
 printf '%-9s %-13s %9s %9s %9s\n' rows runbook "window s" "copy s" "single s"
 for rows in "${sizes[@]}"; do
   # Dump and restore.
@@ -107,12 +117,8 @@ for rows in "${sizes[@]}"; do
   tgt=$(dsn "$cfg" target)
   grant_app "$tgt" postgres
   printf '\n[runbook]\nvariant = "dump-restore"\ndump_jobs = 4\n' >>"$cfg"
-  sessions=$work/dump-$rows-sessions
-  "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F Z Y C S R T" >"$work/dump-$rows.out" 2>&1 || {
-    cat "$work/dump-$rows.out" >&2
-    die 1 "the dump-restore runbook failed at $rows rows"
-  }
-  read -r window copy < <(measure "$(newest_log "$sessions")")
+  log=$(run_script "dump-$rows" "$cfg" "F Z Y C S R T" "the dump-restore runbook")
+  read -r window copy < <(measure "$log")
   # A single stream of the same (frozen) data, beside it.
   scratch=${tgt/dbname=app/dbname=bench_single}
   psql "$tgt" -XAtqc "CREATE DATABASE bench_single" >/dev/null
@@ -128,25 +134,16 @@ for rows in "${sizes[@]}"; do
   cfg=$(lab_up "job-$rows" "$rows")
   grant_app "$(dsn "$cfg" target)" cutover_copy
   printf '\n[runbook]\nvariant = "dump-restore"\ncopy = "job"\n\n[runbook.job]\nsecret = "cutover-copy-pgpass"\nuser = "cutover_copy"\n' >>"$cfg"
-  sessions=$work/job-$rows-sessions
-  "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F Z Y C S R T" >"$work/job-$rows.out" 2>&1 || {
-    cat "$work/job-$rows.out" >&2
-    die 1 "the dump-restore runbook with a Job failed at $rows rows"
-  }
-  read -r window copy < <(measure "$(newest_log "$sessions")")
+  log=$(run_script "job-$rows" "$cfg" "F Z Y C S R T" "the dump-restore runbook with a Job")
+  read -r window copy < <(measure "$log")
   printf '%-9s %-13s %9s %9s %9s\n' "$rows" dump-job "$window" "$copy" -
   "$CUTOVER_BIN" lab down --dir "$work/job-$rows" >/dev/null 2>&1 || true
 
   # The logical runbook on the same data.
   cfg=$(lab_up "logical-$rows" "$rows")
   psql "$(dsn "$cfg" source)" -XAtqc "ALTER TABLE public.events REPLICA IDENTITY FULL" >/dev/null
-  sessions=$work/logical-$rows-sessions
-  "$CUTOVER_BIN" -c "$cfg" --session-dir "$sessions" --script "F? D P U W V Z C A E S R T" \
-    >"$work/logical-$rows.out" 2>&1 || {
-    cat "$work/logical-$rows.out" >&2
-    die 1 "the logical runbook failed at $rows rows"
-  }
-  read -r window _ < <(measure "$(newest_log "$sessions")")
+  log=$(run_script "logical-$rows" "$cfg" "F? D P U W V Z C A E S R T" "the logical runbook")
+  read -r window _ < <(measure "$log")
   printf '%-9s %-13s %9s %9s %9s\n' "$rows" logical "$window" - -
   "$CUTOVER_BIN" lab down --dir "$work/logical-$rows" >/dev/null 2>&1 || true
 done

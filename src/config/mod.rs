@@ -467,6 +467,14 @@ pub struct KubeCfg {
 }
 
 impl KubeCfg {
+    /// Where the config object's users are searched: `home` (the config
+    /// object's namespace, as connected) first, then the others named.
+    pub fn search_namespaces(&self, home: &str) -> Vec<String> {
+        let mut out = vec![home.to_string()];
+        out.extend(self.namespaces.iter().filter(|n| *n != home).cloned());
+        out
+    }
+
     pub const GITOPS_WAIT_SECS: std::ops::RangeInclusive<u64> = 10..=86_400;
     pub const DEFAULT_GITOPS_WAIT_SECS: u64 = 1_800;
 }

@@ -313,19 +313,27 @@ pub async fn rollout_restart(client: &Client, ns: &str, deployment: &str) -> Res
     if d.spec.paused == Some(true) {
         bail!("deployment {ns}/{deployment} is paused; resume it before restarting");
     }
+    patch_restart(api, &format!("deployment {ns}/{deployment}"), deployment).await
+}
+
+/// Sends [`restart_patch`] to `name` (`what` in messages), now.
+pub(crate) async fn patch_restart<K>(api: Api<K>, what: &str, name: &str) -> Result<Restart>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let pp = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
     let out = api
-        .patch(deployment, &pp, &Patch::Strategic(&restart_patch(&at)))
+        .patch(name, &pp, &Patch::Strategic(&restart_patch(&at)))
         .await
-        .with_context(|| format!("restarting deployment {ns}/{deployment}"))?;
+        .with_context(|| format!("restarting {what}"))?;
     Ok(Restart {
-        deployment: deployment.into(),
+        deployment: name.into(),
         restarted_at: at,
-        generation: out.metadata.generation,
+        generation: out.meta().generation,
     })
 }
 

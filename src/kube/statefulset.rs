@@ -4,30 +4,17 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::Client;
 
-use super::{restart_patch, Restart, RolloutOutcome, RolloutState, FIELD_MANAGER};
+use super::{Restart, RolloutOutcome, RolloutState};
 
 /// `kubectl rollout restart statefulset/<name>`.
 pub async fn restart(client: &Client, ns: &str, name: &str) -> Result<Restart> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let pp = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    let out = api
-        .patch(name, &pp, &Patch::Strategic(&restart_patch(&at)))
-        .await
-        .with_context(|| format!("restarting statefulset {ns}/{name}"))?;
-    Ok(Restart {
-        deployment: name.into(),
-        restarted_at: at,
-        generation: out.metadata.generation,
-    })
+    super::patch_restart(api, &format!("statefulset {ns}/{name}"), name).await
 }
 
 /// kubectl's `rollout status` logic for StatefulSets (RollingUpdate; an

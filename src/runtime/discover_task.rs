@@ -45,8 +45,7 @@ pub async fn run(config: Arc<Config>, tx: Sender<EventKind>) {
             continue;
         };
         let home = c.namespace.clone();
-        let mut namespaces = vec![home.clone()];
-        namespaces.extend(k.namespaces.iter().filter(|n| **n != home).cloned());
+        let namespaces = k.search_namespaces(&home);
         let ev = match discover(&c.client, &namespaces, &obj).await {
             Ok(users) => {
                 let same = last.as_ref().is_some_and(|(at, h, u)| {

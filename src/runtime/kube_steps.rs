@@ -90,16 +90,9 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
             object,
             Some(ConfigObject::ConfigMap(_) | ConfigObject::Secret(_))
         ) {
-            let mut namespaces = vec![conn.namespace.clone()];
-            namespaces.extend(
-                k.namespaces
-                    .iter()
-                    .filter(|n| **n != conn.namespace)
-                    .cloned(),
-            );
             let known: Vec<String> = checks.iter().map(AccessCheck::describe).collect();
             checks.extend(
-                kube::discover_access(&namespaces)
+                kube::discover_access(&k.search_namespaces(&conn.namespace))
                     .into_iter()
                     .filter(|c| !known.contains(&c.describe())),
             );
