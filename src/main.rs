@@ -97,8 +97,10 @@ impl ScreenArgs {
 
 #[derive(Args)]
 struct ReportArgs {
-    /// The session log.
-    session: PathBuf,
+    /// The session log; with several (one per database of a session of
+    /// several), one report over all of them.
+    #[arg(required = true, num_args = 1..)]
+    session: Vec<PathBuf>,
     /// text, md or html.
     #[arg(short, long, default_value = "text")]
     format: cutover::report::Format,
@@ -302,15 +304,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 fn report(args: ReportArgs) -> Result<ExitCode> {
     match &args.output {
         Some(out) => {
-            cutover::report::write(&args.session, args.format, out)?;
+            cutover::report::write_many(&args.session, args.format, out)?;
+            let logs: Vec<String> = args
+                .session
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             exit::note(&format!(
                 "{} report of {} written to {}",
                 args.format,
-                args.session.display(),
+                logs.join(", "),
                 out.display()
             ));
         }
-        None => exit::print_stdout(&cutover::report::export(&args.session, args.format)?)?,
+        None => exit::print_stdout(&cutover::report::export_many(&args.session, args.format)?)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -442,7 +449,7 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
     if let Some(note) = &end.resumed {
         exit::note(note);
     }
-    exit::note(&format!("session recorded in {}", end.log.display()));
+    end.say();
     Ok(console_exit(&end))
 }
 
@@ -451,7 +458,9 @@ async fn console(args: ConsoleArgs) -> Result<ExitCode> {
 /// terminal, the answer is asked (Enter resumes), otherwise it is said.
 fn offer_resume(config: &config::Config, dir: &Path, read_only: bool) -> Result<Option<PathBuf>> {
     use std::io::{BufRead, IsTerminal, Write};
-    let info = runtime::session_info(config, "live", read_only);
+    // A session of several databases is found by its first database's log.
+    let first = config.fleet().swap_remove(0);
+    let info = runtime::session_info(&first, "live", read_only);
     let Some((path, how)) = runtime::unfinished_session(dir, &info) else {
         return Ok(None);
     };
@@ -770,7 +779,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     sim.shutdown().await;
     drop(teardown);
     let end = result?;
-    exit::note(&format!("session recorded in {}", end.log.display()));
+    end.say();
     Ok(console_exit(&end))
 }
 

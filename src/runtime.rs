@@ -9,11 +9,13 @@ mod drive;
 pub mod dump;
 mod effects;
 pub mod exec;
+mod fleet;
 pub mod freeze;
 pub mod inflight;
 pub mod keys;
 pub mod kube_steps;
 pub mod kube_task;
+mod live;
 pub mod pace;
 pub mod pg_steps;
 pub mod script;
@@ -34,12 +36,13 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::model::{self, Effect, Model};
-use crate::session::log::{new_session_path, LogWriter};
+use crate::session::log::LogWriter;
 use crate::session::rollback;
 use crate::session::{Endpoint, Event, EventKind, KubeInfo, SessionInfo};
 use crate::ui;
 use drive::drive;
 pub use drive::Display;
+use live::{Db, Live};
 
 const SIGINT_REASON: &str = "SIGINT";
 
@@ -143,6 +146,7 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         runbook: config.runbook.variant,
         dump_jobs: config.runbook.dump_jobs,
         copy_job: crate::runbook::copy_job::CopyJob::from_config(config),
+        database: config.database.clone(),
         config_users: config
             .kubernetes
             .as_ref()
@@ -390,8 +394,11 @@ fn fail(slot: &mut Option<anyhow::Error>, e: anyhow::Error) -> String {
 /// How a console session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleEnd {
-    /// The session log.
-    pub log: PathBuf,
+    /// The session logs: one per database.
+    pub logs: Vec<PathBuf>,
+    /// With several databases: the report over all of them, where it was
+    /// written or why it was not.
+    pub fleet_report: Option<Result<PathBuf, String>>,
     /// Ended by SIGINT (exit code 130), not by the operator or SIGTERM/SIGHUP.
     pub interrupted: bool,
     /// What resuming the log found, to say once the terminal is back.
@@ -409,35 +416,40 @@ enum Feed {
     Follow(Box<watch::Follow>),
 }
 
-struct Live {
-    core: Core,
-    rx: mpsc::Receiver<EventKind>,
-    effects: effects::Effects,
-    /// Runs checkpoints without a terminal (`--script`).
-    script: Option<script::Script>,
-    next_command: Option<model::keymap::SessionCommand>,
-    script_failed: Option<String>,
-    /// The screen size the digests are taken at.
-    digest_size: (u16, u16),
-    ticks: u64,
-    /// `--metrics`: the facts are brought up to date after every fold.
-    metrics: Option<crate::metrics::Exporter>,
-}
-
-/// A screen digest every this many ticks, and after every run's end.
-const DIGEST_EVERY_TICKS: u64 = 30;
-
 impl Feed {
-    fn model(&self) -> &Model {
+    /// The model the screen shows: the selected database's when live.
+    fn model(&self, view: &model::View) -> &Model {
         match self {
-            Feed::Live(l) => &l.core.model,
+            Feed::Live(l) => {
+                // For every database at once, keys go to a confirmation
+                // still open: the shown one may have started already.
+                let open = view
+                    .fleet
+                    .as_ref()
+                    .filter(|f| f.all)
+                    .and_then(|_| l.dbs.iter().find(|d| d.core.model.dialog.is_some()));
+                match open {
+                    Some(d) => &d.core.model,
+                    None => &l.dbs[view.selected_db().min(l.dbs.len() - 1)].core.model,
+                }
+            }
             Feed::Replay(r) => &r.model,
             Feed::Follow(f) => &f.model,
         }
     }
+
+    /// Every database's model, in the config's order (one but live).
+    fn models(&self) -> Vec<&Model> {
+        match self {
+            Feed::Live(l) => l.models(),
+            Feed::Replay(r) => vec![&r.model],
+            Feed::Follow(f) => vec![&f.model],
+        }
+    }
 }
 
-/// Runs the live console until the operator quits or a signal arrives.
+/// Runs the live console until the operator quits or a signal arrives:
+/// one runbook, log and set of collectors per database the config names.
 pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<ConsoleEnd> {
     let theme =
         ui::theme::Theme::for_terminal(&(&config.ui).into(), config.ui.themes_dir.as_deref())
@@ -447,6 +459,12 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         refresh: opts.refresh,
         ascii: opts.ascii || config.ui.ascii,
     };
+    if config.is_fleet() && opts.metrics.is_some() {
+        anyhow::bail!(
+            "--metrics serves one database's facts: not with [[databases]] ({})",
+            config.path.display()
+        );
+    }
     // Bound before anything starts: a taken port stops here, named.
     let metrics = match opts.metrics {
         Some(addr) => Some(crate::metrics::Exporter::bind(addr).await?),
@@ -456,31 +474,54 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         .session_dir
         .clone()
         .unwrap_or_else(|| config.session.dir.clone());
-    let info = session_info(&config, &opts.mode, opts.read_only);
-    let mut resumed = None;
-    let (core, first) = match &opts.resume {
-        None => {
-            let path = new_session_path(&dir, Utc::now());
-            let group = config.session.group.as_ref().map(|(_, gid)| *gid);
-            let mut core = Core::new(LogWriter::create_for(&path, group)?);
-            let first = core.apply(EventKind::SessionStarted(Box::new(info)))?;
-            (core, first)
-        }
-        Some(path) => {
-            let (core, effects, note) = resume(path, &info, &config).await?;
-            resumed = Some(note);
-            (core, effects)
-        }
+    let configs: Vec<Arc<Config>> = config.fleet().into_iter().map(Arc::new).collect();
+    let resumed_logs = match &opts.resume {
+        Some(path) => Some(fleet::sibling_logs(path, &configs)?),
+        None => None,
     };
-    let (tx, rx) = mpsc::channel::<EventKind>(1024);
-    let kube_state = kube_steps::ActionState::with_rollback_file(
-        rollback::path_for(core.log_path()),
-        session_name(core.log_path()),
-    );
-    let mut effects =
-        effects::Effects::new(config.clone(), tx, kube_state, core.log_path().to_owned());
-    effects.run(first);
-    effects.start_sources();
+    // Every log is opened (or resumed) before anything starts: a database
+    // whose log cannot be has nothing running for any of them.
+    let started = Utc::now();
+    let mut opened = Vec::new();
+    let mut notes = Vec::new();
+    for (i, cfg) in configs.iter().enumerate() {
+        let info = session_info(cfg, &opts.mode, opts.read_only);
+        opened.push(match &resumed_logs {
+            None => {
+                let path = fleet::session_path(&dir, started, cfg.database.as_deref());
+                let group = cfg.session.group.as_ref().map(|(_, gid)| *gid);
+                let mut core = Core::new(LogWriter::create_for(&path, group)?);
+                let first = core.apply(EventKind::SessionStarted(Box::new(info)))?;
+                (core, first)
+            }
+            Some(paths) => {
+                let (core, effects, note) = resume(&paths[i], &info, cfg).await?;
+                notes.push(note);
+                (core, effects)
+            }
+        });
+    }
+    let mut dbs = Vec::new();
+    for (cfg, (core, first)) in configs.iter().zip(opened) {
+        let (tx, rx) = mpsc::channel::<EventKind>(1024);
+        let kube_state = kube_steps::ActionState::with_rollback_file(
+            rollback::path_for(core.log_path()),
+            session_name(core.log_path()),
+        );
+        let mut effects =
+            effects::Effects::new(cfg.clone(), tx, kube_state, core.log_path().to_owned());
+        effects.run(first);
+        effects.start_sources();
+        dbs.push(Db {
+            core,
+            rx,
+            effects,
+            script: opts.script.clone(),
+            next_command: None,
+            script_done: false,
+            ticks: 0,
+        });
+    }
     let term = match opts.script {
         Some(_) => None,
         None => Some(terminal::enter()?),
@@ -489,64 +530,96 @@ pub async fn run_console(config: Arc<Config>, opts: ConsoleOptions) -> Result<Co
         Some(t) => t.size().map(|s| (s.width, s.height)).unwrap_or((120, 40)),
         None => (120, 40),
     };
+    let mut view = model::View::default();
+    if configs.len() > 1 {
+        let names = configs.iter().filter_map(|c| c.database.clone()).collect();
+        view.fleet = Some(model::Fleet::new(names));
+    }
     let live = Live {
-        core,
-        rx,
-        effects,
-        script: opts.script,
-        next_command: None,
+        dbs,
         script_failed: None,
         digest_size,
-        ticks: 0,
         metrics,
+        turn: 0,
     };
-    let (feed, reason, failure) = drive(
-        Feed::Live(Box::new(live)),
-        term,
-        model::View::default(),
-        &display,
-    )
-    .await;
+    let (feed, reason, failure) = drive(Feed::Live(Box::new(live)), term, view, &display).await;
     let Feed::Live(live) = feed else {
         unreachable!("the live console drives a live feed")
     };
     let Live {
+        dbs, script_failed, ..
+    } = *live;
+    let mut ended = Ok(());
+    let mut logs = Vec::new();
+    let mut shutdowns = Vec::new();
+    for Db {
         mut core,
         rx,
         effects,
-        script_failed,
         ..
-    } = *live;
-    // What was in flight is recorded before the end, so the resumed
-    // console knows what to find out from the servers.
-    let in_flight = in_flight(&core.model);
-    let ended = in_flight
-        .map_or(Ok(vec![]), |kind| core.apply(kind))
-        .and_then(|_| {
-            core.apply(EventKind::SessionEnded {
-                reason: reason.clone(),
+    } in dbs
+    {
+        // What was in flight is recorded before the end, so the resumed
+        // console knows what to find out from the servers.
+        let in_flight = in_flight(&core.model);
+        let this = in_flight
+            .map_or(Ok(vec![]), |kind| core.apply(kind))
+            .and_then(|_| {
+                core.apply(EventKind::SessionEnded {
+                    reason: reason.clone(),
+                })
             })
-        })
-        .and_then(|_| core.sync());
-    effects.shutdown(rx).await;
+            .and_then(|_| core.sync());
+        if let (Ok(()), Err(e)) = (&ended, this) {
+            ended = Err(e);
+        }
+        logs.push(core.log_path().to_owned());
+        shutdowns.push(effects.shutdown(rx));
+    }
+    futures::future::join_all(shutdowns).await;
+    let named = logs
+        .iter()
+        .map(|l| l.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     if let Some(e) = failure {
         return Err(e.context(format!(
-            "the console stopped so that nothing runs unrecorded; session log {}",
-            core.log_path().display()
+            "the console stopped so that nothing runs unrecorded; session log {named}"
         )));
     }
     ended?;
+    // The report over every database, however far they got.
+    let fleet_report = (logs.len() > 1).then(|| fleet::write_report(&config, &logs));
     if let Some(why) = script_failed {
         return Err(anyhow::anyhow!(
-            "script stopped: {why}; session log {}",
-            core.log_path().display()
+            "script stopped: {why}; session log {named}"
         ));
     }
     Ok(ConsoleEnd {
-        log: core.log_path().to_owned(),
+        logs,
         interrupted: reason == SIGINT_REASON,
-        resumed,
+        resumed: (!notes.is_empty()).then(|| notes.join("\n")),
+        fleet_report,
     })
+}
+
+impl ConsoleEnd {
+    /// Where the session went, once the terminal is back.
+    pub fn say(&self) {
+        for log in &self.logs {
+            crate::exit::note(&format!("session recorded in {}", log.display()));
+        }
+        match &self.fleet_report {
+            Some(Ok(path)) => crate::exit::note(&format!(
+                "the report over every database written to {}",
+                path.display()
+            )),
+            Some(Err(why)) => crate::exit::note(&format!(
+                "the report over every database: not written: {why}"
+            )),
+            None => {}
+        }
+    }
 }
 
 /// The run and step in flight, if a checkpoint runs: the step by its index
@@ -607,57 +680,6 @@ pub async fn run_follow(path: &std::path::Path, display: &Display) -> Result<()>
     )
     .await
     .1
-}
-
-impl Live {
-    /// Logs and folds one event, runs its effects, steps the script; why
-    /// to stop, if it is time to.
-    fn fold(&mut self, kind: EventKind) -> Result<Option<String>> {
-        let finished_run = matches!(kind, EventKind::RunFinished { .. });
-        let tick = matches!(kind, EventKind::Tick);
-        if tick {
-            self.ticks += 1;
-        }
-        let effects = self.core.apply(kind)?;
-        self.effects.observe(&self.core.model);
-        if let Some(m) = &self.metrics {
-            m.update(&self.core.model);
-        }
-        if self.effects.run(effects) {
-            return Ok(Some("operator quit".into()));
-        }
-        // On the tick itself: every event folded while the count stays at
-        // a multiple would take (and log) another one.
-        if finished_run || (tick && self.ticks.is_multiple_of(DIGEST_EVERY_TICKS)) {
-            self.digest()?;
-        }
-        if let Some(s) = self.script.as_mut() {
-            match s.next(&self.core.model, std::time::Instant::now()) {
-                script::Next::Command(c) => self.next_command = Some(c),
-                script::Next::Wait => {}
-                // The last checkpoint's report is written before the end.
-                script::Next::Done if self.core.model.report_pending => {}
-                script::Next::Done => return Ok(Some("script done".into())),
-                script::Next::Failed(why) => {
-                    self.script_failed = Some(why.clone());
-                    return Ok(Some(format!("script stopped: {why}")));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Logs what the panes show now, for the replay to prove it draws the same.
-    fn digest(&mut self) -> Result<()> {
-        let (width, height) = self.digest_size;
-        let digest = ui::digest(&self.core.model, width, height);
-        self.core.apply(EventKind::ScreenDigest {
-            width,
-            height,
-            digest,
-        })?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

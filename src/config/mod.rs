@@ -7,10 +7,13 @@
 pub mod conninfo;
 pub(crate) mod diag;
 pub mod file;
+mod fleet;
 pub mod pgpass;
 pub mod secret;
 pub mod tables;
 mod validate;
+
+pub use fleet::DatabaseCfg;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +43,11 @@ pub struct Config {
     pub verify: VerifyCfg,
     pub freeze: FreezeCfg,
     pub runbook: RunbookCfg,
+    /// `[[databases]]`: the migrations one session drives (empty: the one
+    /// `[source]` → `[target]`). See [`Config::fleet`].
+    pub databases: Vec<DatabaseCfg>,
+    /// In a config [`Config::fleet`] made: the name of its database.
+    pub database: Option<String>,
 }
 
 /// The write freeze: which roles are the application's. The freeze takes
@@ -224,25 +232,50 @@ impl ConnConfig {
         let params = info.resolve(env).map_err(ConnConfigError::Dsn)?;
         let explicit = conninfo::explicit_password(&info, password_env, env)
             .map_err(|e| ConnConfigError::PasswordEnv(e.0))?;
-        let (password, mut password_source) = explicit.unzip();
-        let mut host_passwords = Vec::new();
-        if let (None, Some(file)) = (&password, &params.passfile) {
-            host_passwords = params
-                .hosts
-                .iter()
-                .map(|h| pgpass::password_from_file(file, h, &params.dbname, &params.user))
-                .collect();
-            if host_passwords.iter().any(Option::is_some) {
-                password_source = Some(PasswordSource::Passfile(file.clone()));
-            }
-        }
-        Ok(ConnConfig {
+        let (password, password_source) = explicit.unzip();
+        let mut conn = ConnConfig {
             label: label.into(),
             params,
             password,
             password_source,
-            host_passwords,
-        })
+            host_passwords: Vec::new(),
+        };
+        conn.look_up_passfile();
+        Ok(conn)
+    }
+
+    /// Without an explicit password: each host's entry in the password
+    /// file, for this database and user.
+    fn look_up_passfile(&mut self) {
+        let (None, Some(file)) = (&self.password, &self.params.passfile) else {
+            return;
+        };
+        let p = &self.params;
+        self.host_passwords = p
+            .hosts
+            .iter()
+            .map(|h| pgpass::password_from_file(file, h, &p.dbname, &p.user))
+            .collect();
+        self.password_source = self
+            .host_passwords
+            .iter()
+            .any(Option::is_some)
+            .then(|| PasswordSource::Passfile(file.clone()));
+    }
+
+    /// The same server and credentials, another database on it (the
+    /// password file looked up again: its entries may name the database).
+    pub fn for_database(&self, dbname: &str) -> ConnConfig {
+        let mut conn = self.clone();
+        conn.params.dbname = dbname.to_string();
+        if matches!(
+            conn.password_source,
+            Some(PasswordSource::Passfile(_)) | None
+        ) {
+            conn.password = None;
+            conn.look_up_passfile();
+        }
+        conn
     }
 
     /// The password to send to host `index` of `params.hosts`, if any.

@@ -182,7 +182,7 @@ fn error_messages_are_one_precise_line() {
     let cases: &[(&str, &str)] = &[
         (
             "[sourc]\ndsn = \"x\"\n",
-            "cutover.toml:1:2: unknown field \"sourc\" in [root] (expected one of source, target, replication, tables, thresholds, monitor, session, report, ui, lab, kubernetes, verify, freeze, runbook)",
+            "cutover.toml:1:2: unknown field \"sourc\" in [root] (expected one of source, target, replication, tables, thresholds, monitor, session, report, ui, lab, kubernetes, verify, freeze, runbook, databases)",
         ),
         ("[source]\ndsn = \"host=a\"\n", "cutover.toml: missing section [target]"),
         ("", "cutover.toml: missing section [source]"),
@@ -630,4 +630,109 @@ fn kubernetes_changes_are_patched_unless_gitops_is_named() {
     .kubernetes
     .unwrap();
     assert_eq!(k.changes, crate::config::Changes::Patch);
+}
+
+const TWO_SERVERS: &str = "[source]\ndsn = \"host=a dbname=postgres user=admin\"\n\
+                           [target]\ndsn = \"host=b dbname=postgres user=admin\"\n";
+
+#[test]
+fn several_databases_become_one_config_each() {
+    let text = format!(
+        "{TWO_SERVERS}[report]\npath = \"out/report.html\"\n\
+         [freeze]\napp_roles = [\"app\"]\n\
+         [kubernetes]\ndeployments = [\"app\"]\nconfig_object = \"configmap/app-db\"\n\
+         config_key = \"URL\"\nswitch_to_env = \"APP_URL\"\n\
+         [[databases]]\nname = \"app\"\n\
+         [[databases]]\nname = \"billing\"\ntarget_dbname = \"ledger\"\n\
+         app_roles = [\"billing\"]\ndeployments = [\"billing-api\"]\n\
+         config_object = \"secret/billing-db\"\nconfig_key = \"URL\"\n\
+         switch_to_file = \"billing.url\"\n\
+         [[databases]]\nname = \"audit\"\nsource = {{ dsn = \"host=c dbname=audit user=admin\" }}\n\
+         app_roles = [\"audit\"]\nconfig_object = \"configmap/audit-db\"\n"
+    );
+    let c = parse(&text, Path::new("conf/cutover.toml")).unwrap();
+    let fleet = c.fleet();
+    assert_eq!(fleet.len(), 3);
+    let [app, billing, audit] = &fleet[..] else {
+        unreachable!()
+    };
+    assert_eq!(app.database.as_deref(), Some("app"));
+    assert_eq!(app.source.params.dbname, "app");
+    assert_eq!(app.target.params.dbname, "app");
+    assert_eq!(app.replication.publication, "cutover_pub_app");
+    assert_eq!(app.replication.slot, "cutover_sub_app");
+    assert_eq!(app.freeze.app_roles, ["app"]);
+    assert_eq!(
+        app.report.path.as_deref(),
+        Some(Path::new("conf/out/report.app.html"))
+    );
+    // A consolidation renames: the source's name, the target's own.
+    assert_eq!(billing.source.params.dbname, "billing");
+    assert_eq!(billing.target.params.dbname, "ledger");
+    let k = billing.kubernetes.as_ref().unwrap();
+    assert_eq!(k.deployments, ["billing-api"]);
+    assert_eq!(k.config_object.as_deref(), Some("secret/billing-db"));
+    assert_eq!(
+        k.switch_to,
+        Some(ValueSource::File(PathBuf::from("conf/billing.url")))
+    );
+    // Its own server; the shared target server with its name.
+    assert_eq!(
+        audit.source.describe(),
+        "admin@c:5432/audit (sslmode=prefer)"
+    );
+    assert_eq!(audit.target.params.dbname, "audit");
+    let k = audit.kubernetes.as_ref().unwrap();
+    assert_eq!(k.deployments, ["app"]);
+    assert_eq!(k.config_object.as_deref(), Some("configmap/audit-db"));
+    assert_eq!(k.switch_to, None);
+    // Without [[databases]]: the one config, unchanged.
+    let one = parse(TWO_SERVERS, Path::new("cutover.toml")).unwrap();
+    assert_eq!(one.fleet().len(), 1);
+    assert_eq!(one.fleet()[0].database, None);
+}
+
+#[test]
+fn a_bad_databases_entry_is_named_with_its_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[databases]]\nname = \"Billing\"\n",
+            "cutover.toml:8:8: databases[0].name: \"Billing\" is not a database's name here: a lower-case letter, then lower-case letters, digits and _, at most 20",
+        ),
+        (
+            "[[databases]]\nname = \"a\"\n[[databases]]\nname = \"a\"\n",
+            "cutover.toml:10:8: databases[1].name: another entry is already named \"a\"",
+        ),
+        (
+            "[[databases]]\nname = \"a\"\n[[databases]]\nname = \"b\"\ntarget_dbname = \"a\"\napp_roles = [\"b\"]\n",
+            "cutover.toml:10:8: databases[1].name: its target is also \"a\"'s (b:5432/a): one migration per database",
+        ),
+        (
+            "[[databases]]\nname = \"a\"\n[[databases]]\nname = \"b\"\n",
+            "cutover.toml:10:8: databases[1].app_roles: role app is also \"a\"'s on the same server: the freeze makes a role read-only on the whole server, so give each database its own application roles",
+        ),
+        (
+            "[[databases]]\nname = \"a\"\nsource_dbname = \"x\"\nsource = { dsn = \"host=c\" }\n",
+            "cutover.toml:9:17: databases[0].source_dbname: set databases[0].source (its own server) or databases[0].source_dbname, not both",
+        ),
+        (
+            "[[databases]]\nname = \"a\"\nconfig_object = \"configmap/a-db\"\n",
+            "cutover.toml:9:17: databases[0].config_object: names the application's side, but there is no [kubernetes] section",
+        ),
+        (
+            "[[databases]]\nname = \"a\"\nsubscription = \"Sub-A\"\n",
+            "cutover.toml:9:16: databases[0].subscription: \"Sub-A\" is not a valid replication slot name: unexpected \"S\" (lowercase letters, digits and _ only)",
+        ),
+        (
+            "[[databases]]\nname = \"a\"\nbogus = 1\n",
+            "cutover.toml:9:1: unknown field \"bogus\" in [databases] (expected one of name, source_dbname, target_dbname, source, target, app_roles, publication, subscription, slot, deployments, config_object, config_key, switch_to_env, switch_to_file)",
+        ),
+    ];
+    for (entries, want) in cases {
+        let text = format!("{TWO_SERVERS}[freeze]\napp_roles = [\"app\"]\n{entries}");
+        let got = parse(&text, Path::new("cutover.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(&got, want, "\n{text}");
+    }
 }

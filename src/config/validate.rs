@@ -8,6 +8,8 @@ use toml::Spanned;
 
 use super::*;
 
+mod databases;
+
 /// Parses `ctx.text` and validates every field.
 pub(super) fn config(ctx: &diag::Ctx<'_>, env: &dyn Env) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(ctx.text).map_err(|e| ctx.toml_error(&e))?;
@@ -36,6 +38,7 @@ struct RawConfig {
     verify: Option<RawVerify>,
     freeze: Option<RawFreeze>,
     runbook: Option<RawRunbook>,
+    databases: Option<Vec<databases::RawDatabase>>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +167,20 @@ struct RawLab {
     dir: Spanned<String>,
 }
 
+/// Where a switch goes and what it writes, as written.
+struct ConfigTarget<'a> {
+    object: &'a Option<Spanned<String>>,
+    key: &'a Option<Spanned<String>>,
+    env: &'a Option<Spanned<String>>,
+    file: &'a Option<Spanned<String>>,
+}
+
+/// The first character PostgreSQL refuses in a replication slot's name.
+fn slot_name_problem(slot: &str) -> Option<char> {
+    slot.chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+}
+
 struct Validator<'a> {
     ctx: &'a diag::Ctx<'a>,
     env: &'a dyn Env,
@@ -197,7 +214,7 @@ impl Validator<'_> {
         let monitor = self.monitor(raw.monitor)?;
         self.stale_vs_refresh(&raw.thresholds, &thresholds, &monitor)?;
         let base = self.ctx.base_dir();
-        Ok(Config {
+        let mut config = Config {
             path: self.ctx.path.to_path_buf(),
             source,
             target,
@@ -226,7 +243,11 @@ impl Validator<'_> {
                 Some(k) => Some(self.kubernetes(k, &base)?),
                 None => None,
             },
-        })
+            databases: Vec::new(),
+            database: None,
+        };
+        config.databases = self.databases(raw.databases.unwrap_or_default(), &config, &base)?;
+        Ok(config)
     }
 
     fn session(&self, raw: Option<RawSession>, base: &Path) -> Result<SessionCfg> {
@@ -286,63 +307,16 @@ impl Validator<'_> {
                     .map(str::to_string)
             })
             .collect::<Result<Vec<_>>>()?;
-        if let Some(obj) = &k.config_object {
-            let ok = obj.get_ref().split_once('/').is_some_and(|(kind, name)| {
-                matches!(kind, "configmap" | "secret" | "service") && !name.is_empty()
-            });
-            if !ok {
-                return Err(self.err(
-                    obj.span(),
-                    "kubernetes.config_object",
-                    format!(
-                        "\"{}\" is not configmap/NAME, secret/NAME or service/NAME",
-                        obj.get_ref().escape_debug()
-                    ),
-                ));
-            }
-        }
-        let switch_to = match (&k.switch_to_env, &k.switch_to_file) {
-            (Some(_), Some(f)) => {
-                return Err(self.err(
-                    f.span(),
-                    "kubernetes.switch_to_file",
-                    "set switch_to_env or switch_to_file, not both".into(),
-                ))
-            }
-            (Some(e), None) => Some(ValueSource::Env(
-                self.non_empty(e, "kubernetes.switch_to_env")?.to_string(),
-            )),
-            (None, Some(f)) => Some(ValueSource::File(
-                base.join(self.non_empty(f, "kubernetes.switch_to_file")?),
-            )),
-            (None, None) => None,
-        };
-        if let (Some(_), None) = (&switch_to, &k.config_key) {
-            let span = k
-                .switch_to_env
-                .as_ref()
-                .or(k.switch_to_file.as_ref())
-                .map(|s| s.span())
-                .unwrap_or_default();
-            let field = if k.switch_to_env.is_some() {
-                "kubernetes.switch_to_env"
-            } else {
-                "kubernetes.switch_to_file"
-            };
-            return Err(self.err(
-                span,
-                field,
-                "a switch value needs config_object and config_key to say where it goes".into(),
-            ));
-        }
-        if let (Some(_), None) = (&k.config_key, &k.config_object) {
-            return Err(self.err(
-                k.config_key.as_ref().map(|s| s.span()).unwrap_or_default(),
-                "kubernetes.config_key",
-                "config_key needs config_object (configmap/NAME, secret/NAME or service/NAME)"
-                    .into(),
-            ));
-        }
+        let switch_to = self.config_target(
+            "kubernetes",
+            ConfigTarget {
+                object: &k.config_object,
+                key: &k.config_key,
+                env: &k.switch_to_env,
+                file: &k.switch_to_file,
+            },
+            base,
+        )?;
         let changes = k.changes.as_ref().map(|c| *c.get_ref()).unwrap_or_default();
         let gitops_without_object = k
             .changes
@@ -380,6 +354,70 @@ impl Validator<'_> {
             config_object: opt(&k.config_object, "kubernetes.config_object")?,
             config_key: opt(&k.config_key, "kubernetes.config_key")?,
         })
+    }
+
+    /// The config object, its key and the switch value's source, as
+    /// `[kubernetes]` or a `[[databases]]` entry (`prefix`) names them.
+    fn config_target(
+        &self,
+        prefix: &str,
+        t: ConfigTarget<'_>,
+        base: &Path,
+    ) -> Result<Option<ValueSource>> {
+        if let Some(obj) = t.object {
+            let ok = obj.get_ref().split_once('/').is_some_and(|(kind, name)| {
+                matches!(kind, "configmap" | "secret" | "service") && !name.is_empty()
+            });
+            if !ok {
+                return Err(self.err(
+                    obj.span(),
+                    &format!("{prefix}.config_object"),
+                    format!(
+                        "\"{}\" is not configmap/NAME, secret/NAME or service/NAME",
+                        obj.get_ref().escape_debug()
+                    ),
+                ));
+            }
+        }
+        let (env_field, file_field) = (
+            format!("{prefix}.switch_to_env"),
+            format!("{prefix}.switch_to_file"),
+        );
+        let switch_to = match (t.env, t.file) {
+            (Some(_), Some(f)) => {
+                return Err(self.err(
+                    f.span(),
+                    &file_field,
+                    "set switch_to_env or switch_to_file, not both".into(),
+                ))
+            }
+            (Some(e), None) => Some(ValueSource::Env(self.non_empty(e, &env_field)?.to_string())),
+            (None, Some(f)) => Some(ValueSource::File(
+                base.join(self.non_empty(f, &file_field)?),
+            )),
+            (None, None) => None,
+        };
+        if let (Some(_), None) = (&switch_to, t.key) {
+            let (span, field) = match (t.env, t.file) {
+                (Some(e), _) => (e.span(), &env_field),
+                (_, Some(f)) => (f.span(), &file_field),
+                _ => (0..0, &env_field),
+            };
+            return Err(self.err(
+                span,
+                field,
+                "a switch value needs config_object and config_key to say where it goes".into(),
+            ));
+        }
+        if let (Some(key), None) = (t.key, t.object) {
+            return Err(self.err(
+                key.span(),
+                &format!("{prefix}.config_key"),
+                "config_key needs config_object (configmap/NAME, secret/NAME or service/NAME)"
+                    .into(),
+            ));
+        }
+        Ok(switch_to)
     }
 
     fn non_empty<'s>(&self, v: &'s Spanned<String>, field: &str) -> Result<&'s str> {
@@ -490,10 +528,7 @@ impl Validator<'_> {
                 raw.subscription.as_ref().map(Spanned::span),
             ),
         };
-        if let Some(c) = slot
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-        {
+        if let Some(c) = slot_name_problem(&slot) {
             let mut message = format!(
                 "\"{}\" is not a valid replication slot name: unexpected \"{}\" (lowercase letters, digits and _ only)",
                 slot.escape_debug(),

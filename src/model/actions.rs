@@ -223,6 +223,7 @@ pub fn on_confirm(
     checkpoint: CheckpointId,
     typed: &str,
     reason: Option<&str>,
+    fleet: &[String],
 ) -> Vec<Effect> {
     if model.dialog != Some(checkpoint) || !bound(model, checkpoint) {
         return vec![];
@@ -230,7 +231,13 @@ pub fn on_confirm(
     let Some(plan) = runbook::plan(model, checkpoint) else {
         return vec![];
     };
-    if !plan.confirm.accepts(typed) {
+    // For every database at once: one word confirms them all.
+    let accepted = if fleet.is_empty() {
+        plan.confirm.accepts(typed)
+    } else {
+        typed == super::keymap::FLEET_WORD
+    };
+    if !accepted {
         return vec![];
     }
     let failing: Vec<String> = runbook::failing(model, checkpoint)

@@ -85,6 +85,12 @@ pub enum Command {
     CycleZoom,
     /// Out of the zoom, else out of the war room.
     ViewBack,
+    /// Several databases: the panes show the next (or previous) one.
+    NextDatabase,
+    PreviousDatabase,
+    /// Several databases: checkpoints for every one at once, or back to
+    /// the one shown.
+    ToggleAll,
 }
 
 impl Command {
@@ -108,6 +114,8 @@ impl Command {
                 | C::ToggleWarRoom
                 | C::CycleZoom
                 | C::ViewBack
+                | C::NextDatabase
+                | C::PreviousDatabase
         )
     }
 }
@@ -138,8 +146,15 @@ pub enum SessionCommand {
         typed: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Confirmed once for every database of the session, these: the
+        /// operator typed [`FLEET_WORD`] in the confirmation listing each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fleet: Vec<String>,
     },
 }
+
+/// What a confirmation for every database at once asks to be typed.
+pub const FLEET_WORD: &str = "all";
 
 impl SessionCommand {
     /// How the log and the report say it.
@@ -157,13 +172,21 @@ impl SessionCommand {
                 checkpoint,
                 typed,
                 reason,
-            } => match reason {
-                Some(r) => format!(
-                    "confirm {} (typed \"{typed}\", overriding: {r})",
-                    checkpoint.title()
-                ),
-                None => format!("confirm {} (typed \"{typed}\")", checkpoint.title()),
-            },
+                fleet,
+            } => {
+                let all = if fleet.is_empty() {
+                    String::new()
+                } else {
+                    format!(" for {}", fleet.join(", "))
+                };
+                match reason {
+                    Some(r) => format!(
+                        "confirm {}{all} (typed \"{typed}\", overriding: {r})",
+                        checkpoint.title()
+                    ),
+                    None => format!("confirm {}{all} (typed \"{typed}\")", checkpoint.title()),
+                }
+            }
         }
     }
 }
@@ -226,6 +249,9 @@ pub const BINDINGS: &[Binding] = &[
     bind(L::Main, &["T"], C::Open(CheckpointId::AppOnTarget), Some("cutover"), "app on target?", true),
     bind(L::Main, &["B"], C::Open(CheckpointId::Rollback), Some("cutover"), "roll back", true),
     bind(L::Main, &["X"], C::Open(CheckpointId::DropSubscription), Some("finish"), "drop the subscription", true),
+    bind(L::Main, &["]"], C::NextDatabase, Some("database"), "next database", false),
+    bind(L::Main, &["["], C::PreviousDatabase, None, "previous database", false),
+    bind(L::Main, &["a"], C::ToggleAll, Some("all"), "for all databases", true),
     bind(L::Main, &["Up", "k"], C::ScrollUp, None, "scroll up", false),
     bind(L::Main, &["Down", "j"], C::ScrollDown, None, "scroll down", false),
     bind(L::Main, &["Home", "g"], C::ScrollTop, None, "first table", false),
@@ -286,8 +312,15 @@ pub fn bindings_for(model: &Model, view: &View, layer: Layer) -> Vec<&'static Bi
         .flatten();
     // Only the keys of this session's runbook's checkpoints.
     let runbook = crate::runbook::variant(model).checkpoints();
-    let in_runbook =
-        move |b: &&'static Binding| !matches!(b.command, C::Open(id) if !runbook.contains(&id));
+    let fleet = view.fleet.is_some();
+    let in_runbook = move |b: &&'static Binding| {
+        !matches!(b.command, C::Open(id) if !runbook.contains(&id))
+            && (fleet
+                || !matches!(
+                    b.command,
+                    C::NextDatabase | C::PreviousDatabase | C::ToggleAll
+                ))
+    };
     match &view.watch {
         None => back
             .chain(bindings(layer, model.read_only()))
@@ -365,7 +398,12 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
             }
         }
         // A viewer's quit ends only the viewer.
-        C::Quit if model.action_running() && view.watch.is_none() => view.confirm_quit = true,
+        C::Quit
+            if (model.action_running() || view.fleet.as_ref().is_some_and(|f| f.busy))
+                && view.watch.is_none() =>
+        {
+            view.confirm_quit = true
+        }
         C::Quit | C::QuitConfirmed => {
             view.confirm_quit = false;
             return Some(SessionCommand::Quit);
@@ -405,11 +443,31 @@ pub fn dispatch(model: &Model, view: &mut View, key: &str) -> Option<SessionComm
         C::Submit => {
             let checkpoint = model.dialog?;
             let reason = view.reason.text().trim();
+            let fleet = match &view.fleet {
+                Some(f) if f.all => f.names.clone(),
+                _ => Vec::new(),
+            };
             return Some(SessionCommand::Confirm {
                 checkpoint,
                 typed: view.typed.text().to_string(),
                 reason: (!reason.is_empty()).then(|| reason.to_string()),
+                fleet,
             });
+        }
+        C::NextDatabase | C::PreviousDatabase => {
+            if let Some(f) = view.fleet.as_mut().filter(|f| !f.names.is_empty()) {
+                let n = f.names.len();
+                f.selected = match command {
+                    C::NextDatabase => (f.selected + 1) % n,
+                    _ => (f.selected + n - 1) % n,
+                };
+                view.scroll = 0;
+            }
+        }
+        C::ToggleAll => {
+            if let Some(f) = view.fleet.as_mut() {
+                f.all = !f.all;
+            }
         }
     }
     None
@@ -646,6 +704,7 @@ mod tests {
             checkpoint: CheckpointId::SwitchConfig,
             typed: "app-db".into(),
             reason: None,
+            fleet: Vec::new(),
         };
         let json = serde_json::to_string(&crate::session::EventKind::Command(c.clone())).unwrap();
         assert_eq!(

@@ -15,7 +15,7 @@ pub mod writes;
 
 pub use db_config::{db_configs, DbConfigs, DbSide};
 pub use verify_live::{verified_once, verify_differences, verify_tables};
-pub use view::{Pane, Seek, Timeline, View, Watch, WatchKind};
+pub use view::{Fleet, Pane, Seek, Timeline, View, Watch, WatchKind};
 
 pub use actions::{
     kube_actions_bound, recheck, Actions, CheckpointRun, Frozen, Preflight, StepRecord, MIN_REASON,
@@ -221,6 +221,8 @@ impl Model {
 #[cfg(test)]
 #[path = "dump_restore_tests.rs"]
 mod dump_restore_tests;
+#[cfg(test)]
+mod fleet_tests;
 
 #[cfg(test)]
 #[path = "config_users_tests.rs"]

@@ -41,6 +41,7 @@ pub(in crate::model) fn info() -> SessionInfo {
         runbook: crate::runbook::Variant::Logical,
         dump_jobs: 4,
         copy_job: None,
+        database: None,
         config_users: false,
     }
 }

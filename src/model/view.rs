@@ -34,6 +34,41 @@ pub struct View {
     /// One pane alone on the screen (`z` moves on, Esc goes back to the
     /// panes or the war room, whichever was shown).
     pub zoom: Option<Pane>,
+    /// Several databases in one session: which one the panes show, and
+    /// whether checkpoints go to all of them.
+    pub fleet: Option<Fleet>,
+}
+
+/// The databases of a session of several (`[[databases]]`), as this
+/// console shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fleet {
+    pub names: Vec<String>,
+    /// The database the panes show and a checkpoint runs for.
+    pub selected: usize,
+    /// A checkpoint opens, and runs, for every database at once
+    /// (one confirmation listing each).
+    pub all: bool,
+    /// A checkpoint runs for some database (quitting asks first).
+    pub busy: bool,
+}
+
+impl Fleet {
+    pub fn new(names: Vec<String>) -> Self {
+        Fleet {
+            names,
+            ..Fleet::default()
+        }
+    }
+
+    /// The databases a session command goes to.
+    pub fn targets(&self) -> Vec<usize> {
+        if self.all {
+            (0..self.names.len()).collect()
+        } else {
+            vec![self.selected]
+        }
+    }
 }
 
 /// A pane `z` can show alone, in the order it steps through them.
@@ -147,6 +182,11 @@ pub struct Timeline {
 }
 
 impl View {
+    /// The database the panes show (0 with one).
+    pub fn selected_db(&self) -> usize {
+        self.fleet.as_ref().map_or(0, |f| f.selected)
+    }
+
     /// The field unbound keys go into, in a confirmation.
     pub fn field_mut(&mut self) -> &mut Field {
         if self.editing_reason {

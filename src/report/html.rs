@@ -79,19 +79,32 @@ footer { margin-top:2.5em; color:var(--muted); font-size:.85em; }
 "#;
 
 pub fn render(r: &Report) -> String {
-    let mut o = String::with_capacity(64 * 1024);
-    let day = r
-        .first
+    page(
+        &format!("Cutover report — {} — {}", r.outcome.word(), day(r)),
+        &body(r),
+    )
+}
+
+fn day(r: &Report) -> String {
+    r.first
         .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
-    let _ = write!(
-        o,
+        .unwrap_or_default()
+}
+
+/// One self-contained page around `main`'s content.
+pub fn page(title: &str, main: &str) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Cutover report — {} — {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
-        esc(r.outcome.word()),
-        esc(&day)
-    );
+         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n{main}\
+         </main>\n</body>\n</html>\n",
+        esc(title)
+    )
+}
+
+/// One database's report, the page's content.
+pub fn body(r: &Report) -> String {
+    let mut o = String::with_capacity(64 * 1024);
     header(&mut o, r);
     freeze(&mut o, r);
     charts(&mut o, r);
@@ -101,11 +114,10 @@ pub fn render(r: &Report) -> String {
     rollouts(&mut o, r);
     notes(&mut o, r);
     anomalies(&mut o, r);
-    let _ = write!(
+    let _ = writeln!(
         o,
         "<footer>Built from the session log alone ({} events); times in UTC. The log holds no \
-         password, and the values a switch writes only as sha256 fingerprints.</footer>\n\
-         </main>\n</body>\n</html>\n",
+         password, and the values a switch writes only as sha256 fingerprints.</footer>",
         int(r.events as i64)
     );
     o

@@ -19,6 +19,7 @@ mod build;
 mod fmt;
 mod grid;
 mod html;
+mod many;
 mod markdown;
 mod model;
 mod series;
@@ -61,6 +62,15 @@ impl Format {
             Format::Text => "text",
             Format::Markdown => "md",
             Format::Html => "html",
+        }
+    }
+
+    /// The format a file's extension asks for (text by default).
+    pub fn for_path(path: &Path) -> Format {
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("md") => Format::Markdown,
+            Some("html" | "htm") => Format::Html,
+            _ => Format::Text,
         }
     }
 
@@ -115,24 +125,63 @@ pub fn export(log: &Path, format: Format) -> Result<String> {
 /// [`export`] into `out`, owner-only (0600: a report names hosts, roles,
 /// tables and the keys of rows that differ), creating its directory.
 pub fn write(log: &Path, format: Format, out: &Path) -> Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let text = export(log, format)?;
+    write_text(&export(log, format)?, out)
+}
+
+/// The report of a session of several databases (one log each): a table
+/// of every database's outcome and write-freeze window, then each
+/// database's whole report, in the order given.
+pub fn export_many(logs: &[std::path::PathBuf], format: Format) -> Result<String> {
+    if let [one] = logs {
+        return export(one, format);
+    }
+    let mut reports = Vec::new();
+    for log in logs {
+        let (events, unreadable) = read_log(log)?;
+        let mut report = build(&events);
+        note_unreadable(&mut report, &unreadable);
+        let name = events
+            .first()
+            .and_then(|e| match &e.kind {
+                crate::session::EventKind::SessionStarted(info) => info.database.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| log.display().to_string());
+        reports.push((name, report));
+    }
+    Ok(many::render(&reports, format))
+}
+
+/// [`export_many`] into `out`, as [`write`] writes.
+pub fn write_many(logs: &[std::path::PathBuf], format: Format, out: &Path) -> Result<()> {
+    write_text(&export_many(logs, format)?, out)
+}
+
+/// Written whole or not at all: into a file beside `out`, then renamed
+/// over it, so a reader never sees half a report.
+fn write_text(text: &str, out: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::session::log::create_private_dir(dir)
             .with_context(|| format!("creating report directory {}", dir.display()))?;
     }
-    let mut file = std::fs::OpenOptions::new()
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let part = out.with_file_name(format!(".{name}.{}.part", std::process::id()));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(out)
-        .with_context(|| format!("creating report {}", out.display()))?;
-    // A file that existed keeps its mode through open: make it owner-only too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| file.write_all(text.as_bytes()))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing report {}", out.display()))
+        .open(&part)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&part, out));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    written.with_context(|| format!("writing report {}", out.display()))
 }
 
 /// The log's events. A log this version cannot read whole (a line from

@@ -301,8 +301,14 @@ pub(super) async fn run(
     let ns = job.namespace_in(&conn.namespace);
     let mut job = job.clone();
     job.namespace = ns.to_string();
+    // Several databases copy at once: each Job named for its own.
+    let db = config
+        .database
+        .as_deref()
+        .map(|d| format!("{}-", d.replace('_', "-")))
+        .unwrap_or_default();
     let name = format!(
-        "cutover-copy-{}-{id}",
+        "cutover-copy-{db}{}-{id}",
         chrono::Utc::now().format("%Y%m%d%H%M%S")
     );
     let jobs: Api<Job> = Api::namespaced(conn.client.clone(), ns);

@@ -35,8 +35,8 @@ impl Display {
 
 /// What woke the loop.
 pub(super) enum Input {
-    /// An event for the live console to log and fold.
-    Event(Box<EventKind>),
+    /// An event for the live console to log and fold, of database `.0`.
+    Event(usize, Box<EventKind>),
     /// A replay's clock or a follower's poll: fold what is due.
     Due,
     Key(crossterm::event::KeyEvent),
@@ -82,9 +82,9 @@ pub(super) async fn drive(
         if let Some(t) = term.as_mut() {
             let now = tokio::time::Instant::now();
             if pace.draw_now(now) {
-                let model = feed.model();
+                let models = feed.models();
                 let drawn = t.frame(
-                    |f| ui::view(f, model, &view, &display.theme),
+                    |f| ui::screen(f, &models, &view, &display.theme),
                     |buf| {
                         if display.ascii {
                             ui::ascii::fold(buf)
@@ -102,9 +102,8 @@ pub(super) async fn drive(
         let next = match &mut feed {
             // A script's command goes before anything else arrives.
             Feed::Live(l) => l
-                .next_command
-                .take()
-                .map(|c| Input::Event(Box::new(EventKind::Command(c)))),
+                .next_command()
+                .map(|(i, c)| Input::Event(i, Box::new(EventKind::Command(c)))),
             _ => None,
         };
         let next = match next {
@@ -126,7 +125,7 @@ pub(super) async fn drive(
                 }
             }
         };
-        let kind = match next {
+        let kinds = match next {
             Input::Stop(why) => break why,
             Input::Frame => continue,
             Input::Resize => {
@@ -160,8 +159,11 @@ pub(super) async fn drive(
                 let Some(name) = keys::name(&key) else {
                     continue;
                 };
+                if let (Feed::Live(l), Some(f)) = (&feed, view.fleet.as_mut()) {
+                    f.busy = l.busy();
+                }
                 // The keymap decides; only the operator's decisions are logged.
-                let command = model::keymap::dispatch(feed.model(), &mut view, &name);
+                let command = model::keymap::dispatch(feed.model(&view), &mut view, &name);
                 pace.mark(Urgency::Now);
                 if let (Feed::Replay(r), Some(w)) = (&mut feed, view.watch.as_mut()) {
                     if let Some(seek) = w.seek.take() {
@@ -170,22 +172,46 @@ pub(super) async fn drive(
                 }
                 match (command, &feed) {
                     (None, _) => continue,
-                    (Some(c), Feed::Live(_)) => EventKind::Command(c),
+                    (Some(c), Feed::Live(_)) => {
+                        // To the database shown, or to every one at once.
+                        let targets = match (&c, &view.fleet) {
+                            (model::keymap::SessionCommand::Quit, _) | (_, None) => {
+                                vec![view.selected_db()]
+                            }
+                            (_, Some(f)) => f.targets(),
+                        };
+                        targets
+                            .into_iter()
+                            .map(|i| (i, EventKind::Command(c.clone())))
+                            .collect::<Vec<_>>()
+                    }
                     // A viewer binds nothing else that makes a command.
                     (Some(_), _) => break "quit".to_string(),
                 }
             }
-            Input::Event(kind) => *kind,
+            Input::Event(i, kind) => vec![(i, *kind)],
         };
         let Feed::Live(live) = &mut feed else {
             continue;
         };
-        let urgency = Urgency::of(&kind);
-        match live.fold(kind) {
-            Ok(None) => pace.mark(urgency),
-            Ok(Some(why)) => break why,
-            // Nothing may run unrecorded: stop here.
-            Err(e) => break fail(&mut failure, e),
+        let mut stop = None;
+        for (i, kind) in kinds {
+            let urgency = Urgency::of(&kind);
+            match live.fold(i, kind) {
+                Ok(None) => pace.mark(urgency),
+                Ok(Some(why)) => {
+                    stop = Some(why);
+                    break;
+                }
+                // Nothing may run unrecorded: stop here.
+                Err(e) => {
+                    stop = Some(fail(&mut failure, e));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = stop {
+            break why;
         }
     };
     drop(term);
@@ -221,8 +247,8 @@ async fn frame_due(due: Option<tokio::time::Instant>) {
 
 async fn next_input(feed: &mut Feed, view: &model::View) -> Input {
     match feed {
-        Feed::Live(l) => match l.rx.recv().await {
-            Some(kind) => Input::Event(Box::new(kind)),
+        Feed::Live(l) => match l.recv().await {
+            Some((i, kind)) => Input::Event(i, Box::new(kind)),
             None => Input::Stop("every event source ended".into()),
         },
         Feed::Replay(r) => {

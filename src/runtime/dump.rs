@@ -52,10 +52,21 @@ impl Drop for DumpDir {
     }
 }
 
+/// How this config's dump directories begin: `dump-`, with the
+/// database's name in a session of several (they copy at once).
+fn dump_prefix(config: &Config) -> String {
+    match &config.database {
+        Some(db) => format!("dump-{db}-"),
+        None => "dump-".into(),
+    }
+}
+
 /// Removes the dump directories a killed console left in the session
-/// directory (only the copy makes `dump-*` there); what it did, in words.
-pub fn remove_left_over(session_dir: &Path) -> String {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(session_dir)
+/// directory (only the copy makes `dump-*` there) for this config's
+/// database; what it did, in words.
+pub fn remove_left_over(config: &Config) -> String {
+    let prefix = dump_prefix(config);
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&config.session.dir)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -63,7 +74,7 @@ pub fn remove_left_over(session_dir: &Path) -> String {
             p.is_dir()
                 && p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("dump-"))
+                    .is_some_and(|n| n.starts_with(&prefix))
         })
         .collect();
     let mut said = Vec::new();
@@ -320,7 +331,8 @@ pub async fn dump_restore(
     let started = Instant::now();
     let (tables, source_bytes) = precheck(config).await?;
     let dir = config.session.dir.join(format!(
-        "dump-{}-{id}",
+        "{}{}-{id}",
+        dump_prefix(config),
         chrono::Utc::now().format("%Y%m%dT%H%M%S")
     ));
     let guard = DumpDir(dir.clone());

@@ -74,7 +74,12 @@ impl Effects {
         self.tasks.spawn(kube_task::run(config.clone(), tx.clone()));
         self.tasks
             .spawn(super::discover_task::run(config.clone(), tx.clone()));
-        if let Some(lab) = &config.lab {
+        // The lab's app pods write to its seed database: in a session of
+        // several, only that one's panes show what they measured.
+        let lab = config.lab.as_ref().filter(|_| {
+            config.database.is_none() || config.source.params.dbname == crate::lab::SEED_DB
+        });
+        if let Some(lab) = lab {
             self.tasks
                 .spawn(witness_task::run(lab.dir.clone(), tx.clone()));
         }
@@ -172,11 +177,7 @@ impl Effects {
                     self.tasks.spawn(async move {
                         let out =
                             path.map_or_else(|| report_beside(&log), std::path::PathBuf::from);
-                        let format = match out.extension().and_then(|x| x.to_str()) {
-                            Some("md") => crate::report::Format::Markdown,
-                            Some("html" | "htm") => crate::report::Format::Html,
-                            _ => crate::report::Format::Text,
-                        };
+                        let format = crate::report::Format::for_path(&out);
                         let written = tokio::task::spawn_blocking({
                             let (log, out) = (log.clone(), out.clone());
                             move || crate::report::write(&log, format, &out)

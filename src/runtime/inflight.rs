@@ -200,7 +200,7 @@ async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, S
         }
         Step::DumpRestore { .. } => {
             // The data the cut-off copy left on disk goes first.
-            let removed = super::dump::remove_left_over(&config.session.dir);
+            let removed = super::dump::remove_left_over(config);
             Ok((
                 InFlight::Unknown,
                 format!(

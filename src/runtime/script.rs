@@ -150,6 +150,7 @@ impl Script {
                     checkpoint: id,
                     typed,
                     reason: None,
+                    fleet: Vec::new(),
                 })
             }
             State::Submitted {

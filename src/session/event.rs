@@ -98,6 +98,10 @@ pub struct SessionInfo {
     /// `[runbook] copy = "job"`: the copy's Job (nothing secret in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_job: Option<crate::runbook::copy_job::CopyJob>,
+    /// In a session of several databases (`[[databases]]`): this log's
+    /// database; its siblings are the logs named like it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
 fn default_budget() -> u64 {

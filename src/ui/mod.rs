@@ -5,6 +5,7 @@
 
 pub mod ascii;
 pub mod bigtext;
+pub mod fleet;
 pub mod fmt;
 mod overlays;
 mod panes;
@@ -13,6 +14,7 @@ mod warroom;
 mod widgets;
 mod zoom;
 
+pub use fleet::screen;
 pub use panes::runbook::key_of;
 pub use theme::{load_theme, Role, Theme, ThemeError};
 pub use warroom::{next_checkpoint, phase_name};
@@ -39,7 +41,12 @@ const RUN_MAX: u16 = 18;
 const COUNTS_MIN: u16 = 7;
 
 pub fn view(frame: &mut Frame, model: &Model, v: &View, theme: &Theme) {
-    let mut area = frame.area();
+    view_in(frame, frame.area(), model, v, theme)
+}
+
+/// [`view`] in `area` of the frame (below the databases' lines when
+/// there are several).
+pub fn view_in(frame: &mut Frame, mut area: Rect, model: &Model, v: &View, theme: &Theme) {
     if area.is_empty() {
         return;
     }

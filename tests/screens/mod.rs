@@ -121,6 +121,7 @@ pub fn info() -> SessionInfo {
         runbook: cutover::runbook::Variant::Logical,
         dump_jobs: 4,
         copy_job: None,
+        database: None,
         config_users: false,
     }
 }

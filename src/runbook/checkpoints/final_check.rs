@@ -25,7 +25,23 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         (crate::runbook::variant(model) == Variant::DumpRestore)
             .then(|| super::dump_restore::copied_in_freeze(model)),
     )
+    .chain(std::iter::once(something_to_verify(model)))
     .collect()
+}
+
+/// A final check over no table proves nothing: right after a copy, the
+/// target's tables appear with its next sample.
+fn something_to_verify(model: &Model) -> Guard {
+    let n = crate::model::verify_tables(model).len();
+    Guard::check(
+        "Tables to verify",
+        n > 0,
+        if n > 0 {
+            format!("{n} on both sides")
+        } else {
+            "none exists on both sides yet: it would verify nothing".into()
+        },
+    )
 }
 
 pub fn plan(model: &Model) -> Option<Plan> {

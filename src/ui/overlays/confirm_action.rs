@@ -105,25 +105,32 @@ pub fn render(
     v: &View,
     theme: &Theme,
 ) {
-    let width = area.width.saturating_sub(2).min(100);
-    let inner_w = width.saturating_sub(2).max(1) as usize;
     let (body, prompt) = lines(plan, guards, v, theme);
-    // Long patches wrap: every character of what will run stays visible.
-    let rows = |ls: &[Line]| wrapped_height(ls, inner_w as u16);
+    let title = Span::styled(
+        format!(" {} ", plan.checkpoint.title()),
+        theme.style(Role::Warn),
+    );
+    draw(frame, area, 100, title, body, prompt, theme);
+}
+
+/// A confirmation at most `max_w` wide: `body` (wrapped, every character
+/// of what will run visible) above `prompt`, which is never clipped.
+pub fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    max_w: u16,
+    title: Span<'_>,
+    body: Vec<Line<'_>>,
+    prompt: Vec<Line<'_>>,
+    theme: &Theme,
+) {
+    let width = area.width.saturating_sub(2).min(max_w);
+    let inner_w = width.saturating_sub(2).max(1);
+    let rows = |ls: &[Line]| wrapped_height(ls, inner_w);
     let prompt_h = rows(&prompt);
     let height = (rows(&body) + prompt_h + 2).min(area.height);
     let rect = centered(area, width, height);
-    let inner = dialog(
-        frame,
-        rect,
-        Span::styled(
-            format!(" {} ", plan.checkpoint.title()),
-            theme.style(Role::Warn),
-        ),
-        Role::Warn,
-        theme,
-        None,
-    );
+    let inner = dialog(frame, rect, title, Role::Warn, theme, None);
     if inner.is_empty() {
         return;
     }
