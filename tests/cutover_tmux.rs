@@ -12,7 +12,9 @@ use std::time::Duration;
 
 mod common;
 
-use common::tmux::{audit, dsn, free_port, kubectl, lab, metric, psql, scrape, LabRun, Tmux};
+use common::tmux::{
+    audit, dsn, free_port, kubectl, lab, metric, psql, scrape, AwaitedConfig, LabRun, Tmux,
+};
 
 /// Enter in an open dialog, until it closes: a guard that flickers at the
 /// moment of the key (a sample a moment late) leaves it open, and Enter
@@ -672,23 +674,14 @@ fn under_gitops_the_switch_waits_for_the_applied_change_and_its_rollout() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Seen within 2 s of the apply, and said by whom.
-    let text = std::fs::read_to_string(&log).unwrap();
-    let events: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let started = events
-        .iter()
-        .find(|e| e["type"] == "step_started" && e["step"]["step"] == "await_config")
-        .unwrap();
-    let done = events
-        .iter()
-        .find(|e| {
-            e["type"] == "step_done" && e["id"] == started["id"] && e["index"] == started["index"]
-        })
-        .unwrap_or_else(|| panic!("the wait did not end as done:\n{text}"));
-    let at: chrono::DateTime<chrono::Utc> = done["at"].as_str().unwrap().parse().unwrap();
-    let late = (at - applied).num_milliseconds();
+    let waited = AwaitedConfig::read(&log);
+    let late = waited.late_ms(applied);
+    let AwaitedConfig {
+        text,
+        events,
+        started,
+        done,
+    } = waited;
     assert!(late <= 2_000, "seen {late} ms after the apply");
     let said = done["message"].as_str().unwrap();
     assert!(said.contains("seen after"), "{said}");

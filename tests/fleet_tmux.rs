@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::tmux::{audit, dsn, kubectl, psql, LabRun, Tmux};
+use common::tmux::{audit, dsn, kubectl, psql, AwaitedConfig, LabRun, Tmux};
 use serde_json::json;
 
 /// The same server, another database.
@@ -236,96 +236,235 @@ fn run_for_all(console: &Tmux, logs: &[PathBuf], key: &str, nth: usize, timeout:
     }
 }
 
-#[test]
-fn three_databases_consolidated_in_one_window_lose_nothing() {
-    let lab_run = LabRun::up("cutover-fleet", "3000");
-    let labdir = lab_run.dir();
-    let source = dsn(&lab_run.config, "source");
-    let target = dsn(&lab_run.config, "target");
-    seed(&source, "billing", "invoices");
-    seed(&source, "inventory", "items");
-    prepare_target(&target, None, "app");
-    prepare_target(&target, Some("billing"), "billing_app");
-    prepare_target(&target, Some("stock"), "inventory_app");
-    // Each database's clients connect as a role of its own.
-    let app_url = |conninfo: &str, db: &str, role: &str| {
-        on(conninfo, db).replace("user=postgres", &format!("user={role}"))
-    };
-    workload(
-        &labdir,
-        "billing",
-        &app_url(&source, "billing", "billing_app"),
-    );
-    workload(
-        &labdir,
-        "inventory",
-        &app_url(&source, "inventory", "inventory_app"),
-    );
-    writer(&labdir, "billing", 1, "invoices");
-    writer(&labdir, "inventory", 1, "items");
-    std::fs::write(
-        labdir.join("billing-to.txt"),
-        app_url(&target, "billing", "billing_app"),
-    )
-    .unwrap();
-    std::fs::write(
-        labdir.join("inventory-to.txt"),
-        app_url(&target, "stock", "inventory_app"),
-    )
-    .unwrap();
-    let config = std::fs::read_to_string(&lab_run.config).unwrap();
-    std::fs::write(
-        &lab_run.config,
-        format!(
-            "{config}\n[runbook]\nvariant = \"dump-restore\"\ncopy = \"job\"\n\n\
-             [runbook.job]\nsecret = \"{secret}\"\nuser = \"{user}\"\nimage = \"postgres:18\"\n\n\
-             [[databases]]\nname = \"app\"\n\n\
-             [[databases]]\nname = \"billing\"\napp_roles = [\"billing_app\"]\ndeployments = [\"billing-api\"]\n\
-             config_object = \"configmap/billing-db\"\nconfig_key = \"DATABASE_URL\"\n\
-             switch_to_file = \"billing-to.txt\"\n\n\
-             [[databases]]\nname = \"inventory\"\ntarget_dbname = \"stock\"\napp_roles = [\"inventory_app\"]\n\
-             deployments = [\"inventory-api\"]\n\
-             config_object = \"configmap/inventory-db\"\nconfig_key = \"DATABASE_URL\"\n\
-             switch_to_file = \"inventory-to.txt\"\n",
-            secret = cutover::lab::COPY_SECRET,
-            user = cutover::lab::COPY_ROLE,
-        ),
-    )
-    .unwrap();
-    // The writers have written before the freeze: it must hold something back.
+/// Each database's clients connect as a role of its own.
+fn app_url(conninfo: &str, db: &str, role: &str) -> String {
+    on(conninfo, db).replace("user=postgres", &format!("user={role}"))
+}
+
+/// The lab with three databases on its source, their targets made, each
+/// used by its workloads, the writers writing; the config names the three
+/// (`kube_extra` added to its `[kubernetes]`).
+struct Three {
+    lab_run: LabRun,
+    labdir: PathBuf,
+    source: String,
+    target: String,
+}
+
+impl Three {
+    fn up(prefix: &str, kube_extra: &str) -> Three {
+        let lab_run = LabRun::up(prefix, "3000");
+        let labdir = lab_run.dir();
+        let source = dsn(&lab_run.config, "source");
+        let target = dsn(&lab_run.config, "target");
+        seed(&source, "billing", "invoices");
+        seed(&source, "inventory", "items");
+        prepare_target(&target, None, "app");
+        prepare_target(&target, Some("billing"), "billing_app");
+        prepare_target(&target, Some("stock"), "inventory_app");
+        workload(
+            &labdir,
+            "billing",
+            &app_url(&source, "billing", "billing_app"),
+        );
+        workload(
+            &labdir,
+            "inventory",
+            &app_url(&source, "inventory", "inventory_app"),
+        );
+        writer(&labdir, "billing", 1, "invoices");
+        writer(&labdir, "inventory", 1, "items");
+        let to = |db: &str, role: &str| app_url(&target, db, role);
+        std::fs::write(labdir.join("billing-to.txt"), to("billing", "billing_app")).unwrap();
+        std::fs::write(
+            labdir.join("inventory-to.txt"),
+            to("stock", "inventory_app"),
+        )
+        .unwrap();
+        let config = std::fs::read_to_string(&lab_run.config)
+            .unwrap()
+            .replace("[kubernetes]\n", &format!("[kubernetes]\n{kube_extra}"));
+        std::fs::write(
+            &lab_run.config,
+            format!(
+                "{config}\n[runbook]\nvariant = \"dump-restore\"\ncopy = \"job\"\n\n\
+                 [runbook.job]\nsecret = \"{secret}\"\nuser = \"{user}\"\nimage = \"postgres:18\"\n\n\
+                 [[databases]]\nname = \"app\"\n\n\
+                 [[databases]]\nname = \"billing\"\napp_roles = [\"billing_app\"]\n\
+                 deployments = [\"billing-api\"]\n\
+                 config_object = \"configmap/billing-db\"\nconfig_key = \"DATABASE_URL\"\n\
+                 switch_to_file = \"billing-to.txt\"\n\n\
+                 [[databases]]\nname = \"inventory\"\ntarget_dbname = \"stock\"\n\
+                 app_roles = [\"inventory_app\"]\ndeployments = [\"inventory-api\"]\n\
+                 config_object = \"configmap/inventory-db\"\nconfig_key = \"DATABASE_URL\"\n\
+                 switch_to_file = \"inventory-to.txt\"\n",
+                secret = cutover::lab::COPY_SECRET,
+                user = cutover::lab::COPY_ROLE,
+            ),
+        )
+        .unwrap();
+        // The writers have written before the freeze: it must hold something back.
+        let start = Instant::now();
+        while psql(&source, "SELECT count(*) FROM public.app_writes") == "0"
+            || psql(
+                &on(&source, "billing"),
+                "SELECT count(*) > 700 FROM public.invoices",
+            ) != "t"
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no writes in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Three {
+            lab_run,
+            labdir,
+            source,
+            target,
+        }
+    }
+
+    /// The session's logs, one per database, once they exist.
+    fn logs(&self) -> Vec<PathBuf> {
+        let start = Instant::now();
+        loop {
+            let found: Vec<PathBuf> = ["app", "billing", "inventory"]
+                .iter()
+                .filter_map(|db| {
+                    std::fs::read_dir(&self.lab_run.sessions)
+                        .ok()?
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .find(|p| {
+                            p.file_name().is_some_and(|n| {
+                                n.to_string_lossy().ends_with(&format!("-{db}.jsonl"))
+                            })
+                        })
+                })
+                .collect();
+            if found.len() == 3 {
+                return found;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{found:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The batch writers started again, as their owners would after the
+    /// switch: the new ones read the switched config.
+    fn restart_writers(&self) {
+        for (name, table) in [("billing", "invoices"), ("inventory", "items")] {
+            kubectl(
+                &self.labdir,
+                &["delete", "job", &format!("{name}-writer-1")],
+            );
+            writer(&self.labdir, name, 2, table);
+        }
+    }
+
+    /// Every table of every database as on its source, the sequences with
+    /// it, every write the app acknowledged on the target, the writers
+    /// writing there; one report over the three.
+    fn copied_and_nothing_lost(&self) {
+        let (source, target) = (&self.source, &self.target);
+        for (from, to) in [
+            ("app", "app"),
+            ("billing", "billing"),
+            ("inventory", "stock"),
+        ] {
+            let (s, t) = (on(source, from), on(target, to));
+            let names = tables(&s);
+            assert_eq!(names, tables(&t), "{from} → {to}");
+            for table in &names {
+                let on_target = if ["app_writes", "invoices", "items"].contains(&table.as_str()) {
+                    // Written on the target since the switch: every source
+                    // row is there, as it was.
+                    let ids = psql(
+                        &s,
+                        &format!(
+                            "SELECT coalesce(string_agg(quote_literal(id::text), ','), 'NULL') \
+                             FROM public.{table}"
+                        ),
+                    );
+                    psql(
+                        &t,
+                        &format!(
+                            "SELECT count(*) || ':' || coalesce(sum(hashtext(t::text)::bigint), 0) \
+                             FROM public.{table} t WHERE id::text IN ({ids})"
+                        ),
+                    )
+                } else {
+                    fingerprint(&t, table)
+                };
+                assert_eq!(fingerprint(&s, table), on_target, "{from}.{table}");
+            }
+            let (ss, ts) = (sequences(&s), sequences(&t));
+            assert_eq!(ss.len(), ts.len(), "{from}: {ss:?} {ts:?}");
+            for ((name, sv), (tname, tv)) in ss.iter().zip(&ts) {
+                assert_eq!(name, tname);
+                // The writers moved on on the target since.
+                assert!(tv >= sv, "{from}.{name}: {sv} → {tv}");
+            }
+            if from != "app" {
+                let no = psql(
+                    &t,
+                    &format!("SELECT last_value FROM public.{}_no", names[0]),
+                );
+                assert_eq!(no, "4242", "{from}");
+                let table = &names[0];
+                let count = |c: &str| -> i64 {
+                    psql(c, &format!("SELECT count(*) FROM public.{table}"))
+                        .parse()
+                        .unwrap()
+                };
+                assert!(count(&t) > count(&s), "{to}: its writer writes there");
+            }
+        }
+        audit(&self.labdir);
+        // Written as the console ends, after the logs' last lines.
+        let start = Instant::now();
+        let report = loop {
+            match std::fs::read_to_string(self.labdir.join("migration-report.txt")) {
+                Ok(r) => break r,
+                Err(e) => {
+                    assert!(start.elapsed() < Duration::from_secs(60), "{e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        };
+        assert!(
+            report.starts_with("Cutover report — 3 databases — COMPLETED"),
+            "{report}"
+        );
+        for db in ["app", "billing", "inventory"] {
+            assert!(report.contains(&format!("Database {db}")), "{report}");
+        }
+    }
+}
+
+/// Waits until every log ends (the console quit).
+fn ended(logs: &[PathBuf]) {
     let start = Instant::now();
-    while ["app_writes"]
+    while !logs
         .iter()
-        .any(|t| psql(&source, &format!("SELECT count(*) FROM public.{t}")) == "0")
-        || psql(
-            &on(&source, "billing"),
-            "SELECT count(*) > 700 FROM public.invoices",
-        ) != "t"
+        .all(|l| std::fs::read_to_string(l).is_ok_and(|t| t.contains(r#""type":"session_ended""#)))
     {
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no writes in 60 s"
+            "the console did not end"
         );
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(200));
     }
+}
 
-    let console = lab_run.console("fleet", 200, 50);
+#[test]
+fn three_databases_consolidated_in_one_window_lose_nothing() {
+    let three = Three::up("cutover-fleet", "");
+    let console = three.lab_run.console("fleet", 200, 50);
     console.wait_for("a line per database", Duration::from_secs(60), |s| {
         s.contains("3 databases") && s.contains("▶ app") && s.contains("  inventory")
     });
-    let logs: Vec<PathBuf> = ["app", "billing", "inventory"]
-        .iter()
-        .map(|db| {
-            std::fs::read_dir(&lab_run.sessions)
-                .unwrap()
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().ends_with(&format!("-{db}.jsonl")))
-                })
-                .unwrap_or_else(|| panic!("no log for {db}"))
-        })
-        .collect();
+    let logs = three.logs();
     // `]` shows the next database's panes.
     console.keys("]");
     console.wait_for("billing selected", Duration::from_secs(10), |s| {
@@ -345,116 +484,15 @@ fn three_databases_consolidated_in_one_window_lose_nothing() {
     run_for_all(&console, &logs, "Y", 3, Duration::from_secs(180));
     run_for_all(&console, &logs, "C", 4, Duration::from_secs(120));
     run_for_all(&console, &logs, "S", 5, minute);
-    // The batch writers are started again by hand, as their owners would:
-    // the new ones read the switched config.
-    for (name, table) in [("billing", "invoices"), ("inventory", "items")] {
-        kubectl(&labdir, &["delete", "job", &format!("{name}-writer-1")]);
-        writer(&labdir, name, 2, table);
-    }
+    three.restart_writers();
     run_for_all(&console, &logs, "R", 6, Duration::from_secs(180));
     run_for_all(&console, &logs, "T", 7, Duration::from_secs(120));
     console.wait_for("every window closed", Duration::from_secs(20), |s| {
-        s.matches("window ").count() >= 3
+        s.matches("✔ final check equal").count() >= 3 && s.matches("window ").count() >= 3
     });
     console.keys("q");
-    let start = Instant::now();
-    while !logs
-        .iter()
-        .all(|l| std::fs::read_to_string(l).is_ok_and(|t| t.contains(r#""type":"session_ended""#)))
-    {
-        assert!(start.elapsed() < minute, "the console did not end");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
-    // Every table of every database as on its source, sequences with it.
-    for (from, to) in [
-        ("app", "app"),
-        ("billing", "billing"),
-        ("inventory", "stock"),
-    ] {
-        let (s, t) = (on(&source, from), on(&target, to));
-        let names = tables(&s);
-        assert_eq!(names, tables(&t), "{from} → {to}");
-        for table in &names {
-            let on_target = if ["app_writes", "invoices", "items"].contains(&table.as_str()) {
-                // Written on the target since the switch: every source row
-                // is there, as it was.
-                let ids = psql(
-                    &s,
-                    &format!(
-                        "SELECT coalesce(string_agg(quote_literal(id::text), ','), 'NULL') \
-                         FROM public.{table}"
-                    ),
-                );
-                psql(
-                    &t,
-                    &format!(
-                        "SELECT count(*) || ':' || coalesce(sum(hashtext(t::text)::bigint), 0) \
-                         FROM public.{table} t WHERE id::text IN ({ids})"
-                    ),
-                )
-            } else {
-                fingerprint(&t, table)
-            };
-            assert_eq!(fingerprint(&s, table), on_target, "{from}.{table}");
-        }
-        let (ss, ts) = (sequences(&s), sequences(&t));
-        assert_eq!(ss.len(), ts.len(), "{from}: {ss:?} {ts:?}");
-        for ((name, sv), (tname, tv)) in ss.iter().zip(&ts) {
-            assert_eq!(name, tname);
-            // The writers moved on on the target since.
-            assert!(tv >= sv, "{from}.{name}: {sv} → {tv}");
-        }
-        if from != "app" {
-            let no = psql(
-                &t,
-                &format!("SELECT last_value FROM public.{}_no", names[0]),
-            );
-            assert_eq!(no, "4242", "{from}");
-        }
-    }
-    // The writers now write to the target, and the app's every
-    // acknowledged write is there.
-    audit(&labdir);
-    for db in ["billing", "stock"] {
-        let table = if db == "billing" { "invoices" } else { "items" };
-        let rows = psql(
-            &on(&target, db),
-            &format!("SELECT count(*) FROM public.{table}"),
-        );
-        let copied = psql(
-            &on(&source, if db == "stock" { "inventory" } else { db }),
-            &format!("SELECT count(*) FROM public.{table}"),
-        );
-        assert!(
-            rows.parse::<i64>().unwrap() > copied.parse::<i64>().unwrap(),
-            "{db}"
-        );
-    }
-    // One report over the three, written as the console ends.
-    // (Written as the console ends, after the logs' last lines.)
-    let start = Instant::now();
-    let report = loop {
-        match std::fs::read_to_string(labdir.join("migration-report.txt")) {
-            Ok(r) => break r,
-            Err(e) => {
-                let files: Vec<_> = std::fs::read_dir(&labdir)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.file_name())
-                    .collect();
-                assert!(start.elapsed() < minute, "{e}: {files:?}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    };
-    assert!(
-        report.starts_with("Cutover report — 3 databases — COMPLETED"),
-        "{report}"
-    );
-    for db in ["app", "billing", "inventory"] {
-        assert!(report.contains(&format!("Database {db}")), "{report}");
-    }
+    ended(&logs);
+    three.copied_and_nothing_lost();
     // Each log says which database it is, and that one confirmation ran it.
     let billing = std::fs::read_to_string(&logs[1]).unwrap();
     assert!(billing.contains(r#""database":"billing""#));
@@ -462,4 +500,108 @@ fn three_databases_consolidated_in_one_window_lose_nothing() {
         billing.contains(r#""fleet":["app","billing","inventory"]"#),
         "{billing}"
     );
+}
+
+/// The same migration where changes reach the cluster only through merged
+/// pull requests: every database's switch waits; a few seconds later the
+/// test plays the GitOps controller with one `kubectl apply` of the three
+/// config maps and the Deployments their checksum annotations roll; each
+/// database's console notices its change within 2 s and follows the
+/// rollout to the end.
+#[test]
+fn under_gitops_three_databases_wait_for_their_applied_changes() {
+    let three = Three::up("cutover-fleet-gitops", "changes = \"gitops\"\n");
+    let labdir = &three.labdir;
+    let mut child = three
+        .lab_run
+        .script_command("F Z Y C S R T")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = three.logs();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !logs
+        .iter()
+        .all(|l| std::fs::read_to_string(l).is_ok_and(|t| t.contains(r#""step":"await_config""#)))
+    {
+        assert!(Instant::now() < deadline, "the switches never waited");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the script ended early"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // The controller applies the merged change: each config map's new
+    // value, and a checksum of it on the pod template that uses it.
+    let app_value = std::fs::read_to_string(labdir.join("target-database-url")).unwrap();
+    let changes = [
+        ("app-db", "app", app_value.trim_end().to_string()),
+        (
+            "billing-db",
+            "billing-api",
+            app_url(&three.target, "billing", "billing_app"),
+        ),
+        (
+            "inventory-db",
+            "inventory-api",
+            app_url(&three.target, "stock", "inventory_app"),
+        ),
+    ];
+    let mut items = Vec::new();
+    for (cm, deployment, value) in &changes {
+        let mut deploy: serde_json::Value = serde_json::from_str(&kubectl(
+            labdir,
+            &["get", "deployment", deployment, "-o", "json"],
+        ))
+        .unwrap();
+        let ns = deploy["metadata"]["namespace"].clone();
+        deploy["metadata"] = json!({"name": deployment, "namespace": ns});
+        deploy.as_object_mut().unwrap().remove("status");
+        deploy["spec"]["template"]["metadata"]["annotations"]["checksum/config"] =
+            json!(cutover::kube::fingerprint(value));
+        items.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": cm, "namespace": ns},
+                          "data": {"DATABASE_URL": value}}));
+        items.push(deploy);
+    }
+    apply(
+        labdir,
+        "gitops-change",
+        json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    );
+    let applied = chrono::Utc::now();
+    three.restart_writers();
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline + Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("the script did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (log, (_, deployment, _)) in logs.iter().zip(&changes) {
+        let waited = AwaitedConfig::read(log);
+        let text = &waited.text;
+        let late = waited.late_ms(applied);
+        assert!(
+            late <= 2_000,
+            "{}: seen {late} ms after the apply",
+            log.display()
+        );
+        assert!(
+            text.contains(&format!("rollout of {deployment} complete")),
+            "{text}"
+        );
+        assert!(!text.contains(r#""step":"patch_config""#), "{text}");
+    }
+    three.copied_and_nothing_lost();
 }

@@ -264,3 +264,50 @@ pub fn audit(labdir: &std::path::Path) -> String {
     assert!(said.contains("nothing missing"), "{said}");
     said
 }
+
+/// A session log's GitOps wait: the log's text and events, the
+/// `await_config` step's start and the event that ended it as done (panics
+/// with the log when the wait did not end as done). The time it was seen is
+/// the done event's `at`.
+pub struct AwaitedConfig {
+    pub text: String,
+    pub events: Vec<serde_json::Value>,
+    pub started: serde_json::Value,
+    pub done: serde_json::Value,
+}
+
+impl AwaitedConfig {
+    pub fn read(log: &std::path::Path) -> AwaitedConfig {
+        let text = std::fs::read_to_string(log).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let started = events
+            .iter()
+            .find(|e| e["type"] == "step_started" && e["step"]["step"] == "await_config")
+            .unwrap_or_else(|| panic!("no await_config step in {}:\n{text}", log.display()))
+            .clone();
+        let done = events
+            .iter()
+            .find(|e| {
+                e["type"] == "step_done"
+                    && e["id"] == started["id"]
+                    && e["index"] == started["index"]
+            })
+            .unwrap_or_else(|| panic!("the wait did not end as done:\n{text}"))
+            .clone();
+        AwaitedConfig {
+            text,
+            events,
+            started,
+            done,
+        }
+    }
+
+    /// Milliseconds from `applied` to the moment the console saw the change.
+    pub fn late_ms(&self, applied: chrono::DateTime<chrono::Utc>) -> i64 {
+        let at: chrono::DateTime<chrono::Utc> = self.done["at"].as_str().unwrap().parse().unwrap();
+        (at - applied).num_milliseconds()
+    }
+}
