@@ -168,6 +168,15 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
             switch_to: k.switch_to.as_ref().map(|s| s.to_string()),
             changes: k.changes,
             gitops_wait_secs: k.gitops_wait_secs,
+            read_only_freeze: match (&config.freeze.read_only_role, &k.read_only_to) {
+                (Some(role), Some(from)) if config.freeze.method.is_read_only_role() => {
+                    Some(crate::session::ReadOnlyFreeze {
+                        role: role.clone(),
+                        value_from: from.to_string(),
+                    })
+                }
+                _ => None,
+            },
         }),
         read_only,
     }

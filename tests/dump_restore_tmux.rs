@@ -206,12 +206,7 @@ fn a_failed_restore_keeps_the_freeze_and_says_why() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .unwrap();
-    let out = lab_run
-        .script_command("Y")
-        .arg("--resume")
-        .arg(&log)
-        .output()
-        .unwrap();
+    let out = resumed(&lab_run, &log, "Y");
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -234,18 +229,27 @@ fn a_failed_restore_keeps_the_freeze_and_says_why() {
 
 /// `B` on the resumed session `log` gives the source its writes back.
 fn rolls_back(lab_run: &LabRun, log: &std::path::Path, source: &str) {
-    let out = lab_run
-        .script_command("B")
+    succeeded(&resumed(lab_run, log, "B"));
+    assert_eq!(app_may_insert(source), "t");
+}
+
+/// `keys` on the resumed session `log`.
+fn resumed(lab_run: &LabRun, log: &std::path::Path, keys: &str) -> std::process::Output {
+    lab_run
+        .script_command(keys)
         .arg("--resume")
         .arg(log)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// The script ran through, or the test fails with what it said.
+fn succeeded(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(app_may_insert(source), "t");
 }
 
 /// The newest session log in `dir`.
@@ -370,4 +374,126 @@ fn a_job_with_bad_credentials_fails_with_its_log_and_keeps_the_freeze() {
     assert_eq!(jobs.trim(), "1", "{jobs}");
     let log = newest_log(&lab_run.sessions);
     rolls_back(&lab_run, &log, &source);
+}
+
+/// What the lab's ConfigMap holds for the app now.
+fn app_database_url(labdir: &std::path::Path) -> String {
+    kubectl(
+        labdir,
+        &[
+            "get",
+            "configmap",
+            "app-db",
+            "-o",
+            "jsonpath={.data.DATABASE_URL}",
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
+/// The freeze as the migration story does it (`[freeze] method =
+/// "read-only-role"`): Z switches the app's config to a read-only role on
+/// the source and restarts it, then proves no session of the writing role
+/// is left; nothing is taken on the server. The way back before the switch
+/// puts the first value back; then the whole runbook, the switch starting
+/// from the read-only value; the way back after it puts back the value from
+/// before the freeze, not the read-only one.
+#[test]
+fn a_freeze_by_read_only_role_moves_the_clients_and_back() {
+    let lab_run = LabRun::up("cutover-ro", "3000");
+    let labdir = lab_run.config.parent().unwrap().to_path_buf();
+    let source = dsn(&lab_run.config, "source");
+    let target = dsn(&lab_run.config, "target");
+    grant_app_what_the_restore_makes(&target, "postgres");
+    // The read-only role on the source, as the story made it.
+    psql(
+        &source,
+        "CREATE ROLE app_ro LOGIN; GRANT USAGE ON SCHEMA public TO app_ro; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_ro",
+    );
+    let before = app_database_url(&labdir);
+    assert!(before.contains("user=app"), "{before}");
+    let read_only = before.replace("user=app", "user=app_ro");
+    std::fs::write(labdir.join("source-read-only-url"), &read_only).unwrap();
+    let config = std::fs::read_to_string(&lab_run.config)
+        .unwrap()
+        .replace(
+            "app_roles = [\"app\"]\n",
+            "app_roles = [\"app\"]\nmethod = \"read-only-role\"\nread_only_role = \"app_ro\"\n",
+        )
+        .replace(
+            "switch_to_file = ",
+            "read_only_to_file = \"source-read-only-url\"\nswitch_to_file = ",
+        );
+    assert!(config.contains("read_only_role") && config.contains("read_only_to_file"));
+    std::fs::write(
+        &lab_run.config,
+        format!("{config}\n[runbook]\nvariant = \"dump-restore\"\n"),
+    )
+    .unwrap();
+    app_has_written(&source);
+
+    // Frozen by the clients' config: read-only, proven, nothing revoked.
+    succeeded(&lab_run.script("F Z"));
+    assert_eq!(app_database_url(&labdir), read_only);
+    assert_eq!(app_may_insert(&source), "t", "nothing taken on the server");
+    let log = newest_log(&lab_run.sessions);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(r#""step":"prove_read_only""#), "{text}");
+    assert!(text.contains("writes frozen by read-only role"), "{text}");
+    assert!(text.contains(r#""read_only_role":"app_ro""#), "{text}");
+    let written = psql(&source, "SELECT count(*) FROM public.app_writes");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        psql(&source, "SELECT count(*) FROM public.app_writes"),
+        written,
+        "the app writes nothing while frozen"
+    );
+
+    // The way back before the switch: the first value, the app writing again.
+    succeeded(&resumed(&lab_run, &log, "B"));
+    assert_eq!(app_database_url(&labdir), before);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while psql(&source, "SELECT count(*) FROM public.app_writes") == written {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not write again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    // Switched to the target, not yet restarted (the app wrote nothing
+    // there): the way back puts back the value from before the freeze, not
+    // the read-only one the switch replaced.
+    succeeded(&lab_run.script("F Z Y C S"));
+    let switched = app_database_url(&labdir);
+    assert!(switched.contains(&target_port(&target)), "{switched}");
+    let log = newest_log(&lab_run.sessions);
+    succeeded(&resumed(&lab_run, &log, "B"));
+    assert_eq!(app_database_url(&labdir), before);
+
+    // The whole runbook into an empty target again: everything copied in
+    // the freeze, every acknowledged write there, the app on the target.
+    psql(
+        &target,
+        "DO $$ DECLARE r record; BEGIN \
+           FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP \
+             EXECUTE format('DROP TABLE public.%I CASCADE', r.tablename); END LOOP; \
+           FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP \
+             EXECUTE format('DROP SEQUENCE public.%I', r.sequencename); END LOOP; END $$",
+    );
+    let out = lab_run.script("F Z Y C S R T");
+    copied_and_nothing_lost(&out, &source, &target);
+    assert!(app_database_url(&labdir).contains(&target_port(&target)));
+    audit(&labdir);
+}
+
+/// `port=N` of a conninfo.
+fn target_port(conninfo: &str) -> String {
+    conninfo
+        .split_whitespace()
+        .find(|p| p.starts_with("port="))
+        .unwrap()
+        .to_string()
 }

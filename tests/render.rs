@@ -1151,6 +1151,7 @@ fn the_freeze_window_is_timed_in_the_header() {
         id: 7,
         roles: vec!["app".into()],
         grants: vec![],
+        read_only_role: None,
     });
     f.at(55.0).push(EventKind::Tick);
     for (w, h) in [(200, 50), (80, 24)] {

@@ -49,6 +49,7 @@ fn a_line_per_database_over_the_selected_ones_panes() {
         side: cutover::session::Side::Source,
         roles: vec!["app".into()],
         grants: vec![],
+        read_only_role: None,
     });
     dbs[1].at(44.0).push(EventKind::Tick);
     keymap::dispatch(&dbs[0].model, &mut view, "]");

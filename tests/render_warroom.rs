@@ -159,6 +159,7 @@ fn freeze_writes(f: &mut Fixture, t: i64) {
                 side: Side::Source,
                 roles: vec!["app".into()],
                 grants: vec![],
+                read_only_role: None,
             },
             EventKind::WritesFrozen {
                 id,

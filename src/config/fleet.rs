@@ -24,6 +24,11 @@ pub struct DatabaseCfg {
     pub config_object: Option<String>,
     pub config_key: Option<String>,
     pub switch_to: Option<ValueSource>,
+    /// Overrides of `[freeze] read_only_role` and `[kubernetes]
+    /// read_only_to_*` (a database with its own config object needs its
+    /// own read-only value).
+    pub read_only_role: Option<String>,
+    pub read_only_to: Option<ValueSource>,
 }
 
 /// Longest database name: it goes into Kubernetes object names.
@@ -55,6 +60,9 @@ impl Config {
         c.target = d.target.clone();
         c.replication = d.replication.clone();
         c.freeze.app_roles = d.app_roles.clone();
+        if d.read_only_role.is_some() {
+            c.freeze.read_only_role = d.read_only_role.clone();
+        }
         if let Some(k) = c.kubernetes.as_mut() {
             if let Some(deployments) = &d.deployments {
                 k.deployments = deployments.clone();
@@ -63,6 +71,10 @@ impl Config {
                 k.config_object = d.config_object.clone();
                 k.config_key = d.config_key.clone();
                 k.switch_to = d.switch_to.clone();
+                k.read_only_to = d.read_only_to.clone();
+            }
+            if d.read_only_to.is_some() {
+                k.read_only_to = d.read_only_to.clone();
             }
         }
         // Each database's own report beside the one over all of them.

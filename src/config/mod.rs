@@ -56,11 +56,38 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreezeCfg {
     pub app_roles: Vec<String>,
+    /// How writes are frozen: by the application roles' privileges on the
+    /// source (the default), or by switching the clients to a read-only
+    /// role's connection (`read-only-role`, a switch of its own).
+    pub method: FreezeMethod,
+    /// `read-only-role`: the role the clients connect as while frozen. It
+    /// must not be able to write a table (checked when the freeze is proven).
+    pub read_only_role: Option<String>,
     /// How long writes may stay frozen before the console says it is over
     /// budget and offers the rollback first.
     pub budget_secs: u64,
     /// What happens when the budget runs out.
     pub on_budget_exceeded: BudgetAction,
+}
+
+/// `[freeze] method`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FreezeMethod {
+    /// Take the application roles' write privileges on the source.
+    #[default]
+    Privileges,
+    /// Switch the clients to `read_only_role`'s connection (the config
+    /// object's key gets `read_only_to_env`/`read_only_to_file`), restart
+    /// them, prove no session of a writing role is left: the migration
+    /// story's freeze, which changes nothing on the server.
+    ReadOnlyRole,
+}
+
+impl FreezeMethod {
+    pub fn is_read_only_role(self) -> bool {
+        self == FreezeMethod::ReadOnlyRole
+    }
 }
 
 /// `[freeze] on_budget_exceeded`: past the budget the console always turns to
@@ -148,6 +175,8 @@ impl Default for FreezeCfg {
     fn default() -> Self {
         FreezeCfg {
             app_roles: vec![],
+            method: FreezeMethod::Privileges,
+            read_only_role: None,
             budget_secs: 60,
             on_budget_exceeded: BudgetAction::Warn,
         }
@@ -487,6 +516,9 @@ pub struct KubeCfg {
     pub config_key: Option<String>,
     /// Where the value the switch writes comes from (a secret: never in the config itself).
     pub switch_to: Option<ValueSource>,
+    /// `[freeze] method = "read-only-role"`: the value the key holds while
+    /// writes are frozen (the source, as the read-only role connects).
+    pub read_only_to: Option<ValueSource>,
     /// How changes reach the cluster: patched by the console, or through
     /// merged pull requests a GitOps controller applies (the console then
     /// shows the change to make and waits to see it).

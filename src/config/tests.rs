@@ -725,11 +725,68 @@ fn a_bad_databases_entry_is_named_with_its_field() {
         ),
         (
             "[[databases]]\nname = \"a\"\nbogus = 1\n",
-            "cutover.toml:9:1: unknown field \"bogus\" in [databases] (expected one of name, source_dbname, target_dbname, source, target, app_roles, publication, subscription, slot, deployments, config_object, config_key, switch_to_env, switch_to_file)",
+            "cutover.toml:9:1: unknown field \"bogus\" in [databases] (expected one of name, source_dbname, target_dbname, source, target, app_roles, publication, subscription, slot, deployments, config_object, config_key, switch_to_env, switch_to_file, read_only_role, read_only_to_env, read_only_to_file)",
         ),
     ];
     for (entries, want) in cases {
         let text = format!("{TWO_SERVERS}[freeze]\napp_roles = [\"app\"]\n{entries}");
+        let got = parse(&text, Path::new("cutover.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(&got, want, "\n{text}");
+    }
+}
+
+const READ_ONLY_KUBE: &str = "[kubernetes]\ndeployments = [\"app\"]\n\
+                              config_object = \"secret/app-db\"\nconfig_key = \"URL\"\n\
+                              switch_to_env = \"NEW_URL\"\n";
+
+#[test]
+fn a_freeze_by_read_only_role_names_its_role_and_value() {
+    let text = format!(
+        "{TWO_SERVERS}[freeze]\napp_roles = [\"app\"]\nmethod = \"read-only-role\"\n\
+         read_only_role = \"app_ro\"\n{READ_ONLY_KUBE}read_only_to_file = \"ro.url\"\n"
+    );
+    let c = parse(&text, Path::new("conf/cutover.toml")).unwrap();
+    assert_eq!(c.freeze.method, FreezeMethod::ReadOnlyRole);
+    assert_eq!(c.freeze.read_only_role.as_deref(), Some("app_ro"));
+    assert_eq!(
+        c.kubernetes.unwrap().read_only_to,
+        Some(ValueSource::File(PathBuf::from("conf/ro.url")))
+    );
+    // The default: by privileges, nothing read-only.
+    let c = parse(TWO_SERVERS, Path::new("cutover.toml")).unwrap();
+    assert_eq!(c.freeze.method, FreezeMethod::Privileges);
+    assert_eq!(c.freeze.read_only_role, None);
+}
+
+#[test]
+fn a_freeze_by_read_only_role_without_what_it_needs_is_refused() {
+    let method = "method = \"read-only-role\"";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("[freeze]\napp_roles = [\"app\"]\n{method}\n{READ_ONLY_KUBE}read_only_to_env = \"RO\"\n"),
+            "cutover.toml:7:10: freeze.method: set [freeze] read_only_role: the role the clients connect as while frozen",
+        ),
+        (
+            format!("[freeze]\napp_roles = [\"app\"]\n{method}\nread_only_role = \"ro\"\n"),
+            "cutover.toml:7:10: freeze.method: a freeze by read-only role switches the clients' config: it needs [kubernetes] with config_object and config_key",
+        ),
+        (
+            format!("[freeze]\napp_roles = [\"app\"]\n{method}\nread_only_role = \"ro\"\n{READ_ONLY_KUBE}"),
+            "cutover.toml:7:10: freeze.method: set [kubernetes] read_only_to_env or read_only_to_file: the value the config key holds while frozen (the source, as the read-only role)",
+        ),
+        (
+            format!("[freeze]\napp_roles = [\"app\"]\nread_only_role = \"ro\"\n{READ_ONLY_KUBE}read_only_to_env = \"RO\"\nread_only_to_file = \"ro.url\"\n"),
+            "cutover.toml:14:21: kubernetes.read_only_to_file: set kubernetes.read_only_to_env or kubernetes.read_only_to_file, not both",
+        ),
+        (
+            format!("[freeze]\napp_roles = [\"app\"]\n{method}\nread_only_role = \"ro\"\n{READ_ONLY_KUBE}read_only_to_env = \"RO\"\n[[databases]]\nname = \"a\"\n[[databases]]\nname = \"b\"\napp_roles = [\"b\"]\nconfig_object = \"secret/b-db\"\nconfig_key = \"URL\"\n"),
+            "cutover.toml:7:10: freeze.method: database b: set [kubernetes] read_only_to_env or read_only_to_file: the value the config key holds while frozen (the source, as the read-only role) (or in its [[databases]] entry)",
+        ),
+    ];
+    for (rest, want) in &cases {
+        let text = format!("{TWO_SERVERS}{rest}");
         let got = parse(&text, Path::new("cutover.toml"))
             .unwrap_err()
             .to_string();

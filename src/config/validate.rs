@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::*;
 
 mod databases;
+mod freeze;
 
 /// Parses `ctx.text` and validates every field.
 pub(super) fn config(ctx: &diag::Ctx<'_>, env: &dyn Env) -> Result<Config, ConfigError> {
@@ -67,6 +68,8 @@ struct RawCopyJob {
 #[serde(deny_unknown_fields)]
 struct RawFreeze {
     app_roles: Option<Vec<Spanned<String>>>,
+    method: Option<Spanned<super::FreezeMethod>>,
+    read_only_role: Option<Spanned<String>>,
     budget_secs: Option<Spanned<u64>>,
     on_budget_exceeded: Option<super::BudgetAction>,
 }
@@ -94,6 +97,8 @@ struct RawKube {
     config_key: Option<Spanned<String>>,
     switch_to_env: Option<Spanned<String>>,
     switch_to_file: Option<Spanned<String>>,
+    read_only_to_env: Option<Spanned<String>>,
+    read_only_to_file: Option<Spanned<String>>,
     changes: Option<Spanned<super::Changes>>,
     gitops_wait_secs: Option<Spanned<u64>>,
     namespaces: Option<Vec<Spanned<String>>>,
@@ -214,6 +219,7 @@ impl Validator<'_> {
         let monitor = self.monitor(raw.monitor)?;
         self.stale_vs_refresh(&raw.thresholds, &thresholds, &monitor)?;
         let base = self.ctx.base_dir();
+        let freeze_method = raw.freeze.as_ref().and_then(|f| f.method.clone());
         let mut config = Config {
             path: self.ctx.path.to_path_buf(),
             source,
@@ -247,6 +253,9 @@ impl Validator<'_> {
             database: None,
         };
         config.databases = self.databases(raw.databases.unwrap_or_default(), &config, &base)?;
+        for db in config.fleet() {
+            self.read_only_freeze(&freeze_method, &db)?;
+        }
         Ok(config)
     }
 
@@ -347,6 +356,12 @@ impl Validator<'_> {
                 KubeCfg::DEFAULT_GITOPS_WAIT_SECS,
             )?,
             switch_to,
+            read_only_to: self.value_source(
+                "kubernetes.read_only_to",
+                &k.read_only_to_env,
+                &k.read_only_to_file,
+                base,
+            )?,
             kubeconfig: opt(&k.kubeconfig, "kubernetes.kubeconfig")?.map(|p| base.join(p)),
             context: opt(&k.context, "kubernetes.context")?,
             namespace: opt(&k.namespace, "kubernetes.namespace")?,
@@ -876,28 +891,6 @@ impl Validator<'_> {
             ));
         }
         Ok(s.to_string())
-    }
-
-    fn freeze(&self, raw: Option<RawFreeze>) -> Result<FreezeCfg> {
-        let d = FreezeCfg::default();
-        let Some(raw) = raw else { return Ok(d) };
-        Ok(FreezeCfg {
-            app_roles: match &raw.app_roles {
-                Some(roles) => roles
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| self.identifier(r, &format!("freeze.app_roles[{i}]")))
-                    .collect::<Result<Vec<_>>>()?,
-                None => d.app_roles,
-            },
-            budget_secs: self.ranged(
-                &raw.budget_secs,
-                "freeze.budget_secs",
-                FreezeCfg::BUDGET_SECS,
-                d.budget_secs,
-            )?,
-            on_budget_exceeded: raw.on_budget_exceeded.unwrap_or(d.on_budget_exceeded),
-        })
     }
 
     fn monitor(&self, raw: Option<RawMonitor>) -> Result<Monitor> {

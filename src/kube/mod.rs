@@ -551,6 +551,17 @@ impl ConfigSwitch {
         self.previous.as_ref()
     }
 
+    /// This switch, undone to `previous` instead of what it replaced: a
+    /// switch after an earlier one of the same key (the freeze by
+    /// read-only role) goes back to before the first.
+    pub fn going_back_to(self, previous: Option<String>) -> ConfigSwitch {
+        ConfigSwitch {
+            previous_fingerprint: previous.as_deref().map(fingerprint),
+            previous: previous.map(SecretValue),
+            ..self
+        }
+    }
+
     /// Puts the previous value back (or removes the key if there was none).
     pub async fn rollback(&self, client: &Client, ns: &str) -> Result<()> {
         let value = self.previous.as_ref().map(|v| v.0.as_str());

@@ -22,6 +22,9 @@ pub struct Actions {
     pub history: Vec<CheckpointRun>,
     /// The latest switch that reached the API server: what a rollback undoes.
     pub switched: Option<(DateTime<Utc>, SwitchRecord)>,
+    /// The freeze by read-only role's switch (the clients to the read-only
+    /// value): what the key held before it is what a rollback puts back.
+    pub read_only_switch: Option<(DateTime<Utc>, SwitchRecord)>,
     /// Writes on the source are frozen (or privileges were taken on the way
     /// to it): what the rollback gives back.
     pub frozen: Option<Frozen>,
@@ -44,6 +47,9 @@ pub struct Frozen {
     pub roles: Vec<String>,
     /// Exactly what was taken, to give back.
     pub grants: Vec<crate::session::Grant>,
+    /// A freeze by read-only role: the clients' config was switched to this
+    /// role; nothing was taken on the server.
+    pub read_only_role: Option<String>,
     /// Proven frozen, and the source's WAL position then: the target has
     /// everything once its slot confirms this.
     pub proven: Option<(DateTime<Utc>, String)>,
@@ -370,8 +376,21 @@ pub fn on_finished(
     });
     if let Some(record) = switched {
         match checkpoint {
-            // A rollback that reached the server leaves nothing to undo.
-            Some(CheckpointId::Rollback) => model.actions.switched = None,
+            // A rollback that reached the server leaves nothing to undo:
+            // with a freeze by read-only role, the clients' config put back
+            // ends the freeze too.
+            Some(CheckpointId::Rollback) => {
+                model.actions.switched = None;
+                if model.actions.read_only_switch.take().is_some() {
+                    model.actions.frozen.take_if(|f| f.read_only_role.is_some());
+                }
+            }
+            // The freeze by read-only role's switch: not the app's move.
+            Some(CheckpointId::FreezeWrites) => {
+                if record.changed || model.actions.read_only_switch.is_none() {
+                    model.actions.read_only_switch = Some((at, record.clone()));
+                }
+            }
             // Running the switch twice patches nothing the second time; the
             // first run's record still says what to go back to.
             _ if !record.changed && model.actions.switched.is_some() => {}

@@ -23,6 +23,7 @@ pub(in crate::model) fn kube_info(read_only: bool) -> SessionInfo {
             switch_to: Some("/run/new-url".into()),
             changes: crate::config::Changes::Patch,
             gitops_wait_secs: 600,
+            read_only_freeze: None,
         }),
         read_only,
         ..info()
@@ -55,6 +56,7 @@ fn values() -> SwitchValue {
         new_fingerprint: Some("new1".into()),
         current_fingerprint: Some("old1".into()),
         error: None,
+        ..Default::default()
     }
 }
 
@@ -146,6 +148,7 @@ fn the_switch_is_blocked_until_the_freeze_exists_and_an_override_needs_a_reason(
             key: "DATABASE_URL".into(),
             new_fingerprint: Some("new1".into()),
             expect_current: Some("old1".into()),
+            to: crate::runbook::plan::SwitchTo::Target,
         }]
     );
     assert!(plan.steps[0].lines()[1].contains("<sha256:new1>"));
@@ -439,6 +442,7 @@ fn restart_and_rollback_need_the_database_the_pods_will_use() {
             key: "DATABASE_URL".into(),
             restore: Some("old1".into()),
             expect_current: "new1".into(),
+            unfreezes: false,
         }
     );
     assert_eq!(plan.steps.len(), 3);
@@ -1033,6 +1037,7 @@ fn the_freeze_is_planned_folded_and_undone_by_the_rollback() {
             side: Side::Source,
             roles: vec!["app".into()],
             grants: grants.clone(),
+            read_only_role: None,
         },
     );
     assert!(!guard::writes_frozen(&f.m).passes(), "taken, not proven");

@@ -190,6 +190,7 @@ fn under_gitops_the_switch_is_when_the_change_was_seen_not_after_its_rollout() {
             value_from: None,
             timeout_s: 900,
             undo: false,
+            to: crate::runbook::plan::SwitchTo::Target,
         },
         Step::WaitRollout {
             namespace: "shop".into(),

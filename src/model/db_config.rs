@@ -138,6 +138,7 @@ mod tests {
                     new_fingerprint: Some(new.into()),
                     current_fingerprint: current.map(str::to_string),
                     error: None,
+                    ..Default::default()
                 }),
                 error: None,
             },
@@ -162,6 +163,7 @@ mod tests {
             key: "DATABASE_URL".into(),
             new_fingerprint: Some(new.into()),
             expect_current: Some(current.into()),
+            to: crate::runbook::plan::SwitchTo::Target,
         }
     }
 
@@ -211,6 +213,7 @@ mod tests {
             key: "DATABASE_URL".into(),
             restore: Some("old1".into()),
             expect_current: "new1".into(),
+            unfreezes: false,
         };
         let back = SwitchRecord {
             previous_fingerprint: Some("new1".into()),

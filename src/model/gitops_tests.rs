@@ -43,6 +43,7 @@ fn reviewed(f: &mut Feed, t: i64) {
                 new_fingerprint: Some("new1".into()),
                 current_fingerprint: Some("old1".into()),
                 error: None,
+                ..Default::default()
             }),
             error: None,
         },
@@ -75,6 +76,7 @@ fn the_switch_shows_the_change_and_waits_for_it_and_its_rollout() {
                 value_from: Some("/run/new-url".into()),
                 timeout_s: 900,
                 undo: false,
+                to: crate::runbook::plan::SwitchTo::Target,
             },
             wait_rollout(),
         ]
@@ -132,6 +134,7 @@ fn the_rollback_is_the_revert_through_git() {
                 value_from: None,
                 timeout_s: 900,
                 undo: true,
+                to: crate::runbook::plan::SwitchTo::Target,
             },
             &wait_rollout(),
         ]
@@ -155,6 +158,7 @@ fn a_budget_rollback_cancels_the_wait_for_git() {
             side: Side::Source,
             roles: vec!["app".into()],
             grants: vec![],
+            read_only_role: None,
         },
     );
     // S is waiting for the merge when the budget runs out.
@@ -219,6 +223,7 @@ fn a_budget_rollback_cancels_the_wait_for_git() {
             side: Side::Source,
             roles: vec!["app".into()],
             grants: vec![],
+            read_only_role: None,
         },
     );
     p.live(6, 0);

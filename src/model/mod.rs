@@ -223,6 +223,9 @@ impl Model {
 mod dump_restore_tests;
 #[cfg(test)]
 mod fleet_tests;
+#[cfg(test)]
+#[path = "read_only_freeze_tests.rs"]
+mod read_only_freeze_tests;
 
 #[cfg(test)]
 #[path = "config_users_tests.rs"]

@@ -320,6 +320,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             side,
             roles,
             grants,
+            read_only_role,
             ..
         } => {
             let frozen = model.actions.frozen_mut(*side);
@@ -345,6 +346,7 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
                         roles: roles.clone(),
                         grants: grants.clone(),
                         proven: None,
+                        read_only_role: read_only_role.clone(),
                     })
                 }
             }

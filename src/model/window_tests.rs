@@ -24,6 +24,7 @@ pub(in crate::model) fn freeze(f: &mut Feed, t: i64) {
             side: Side::Source,
             roles: vec!["app".into()],
             grants: vec![],
+            read_only_role: None,
         },
     );
     f.send(
@@ -306,6 +307,7 @@ fn a_freeze_run_again_keeps_what_the_first_took() {
                 side: Side::Source,
                 roles: vec!["app".into()],
                 grants,
+                read_only_role: None,
             },
         );
     };

@@ -290,8 +290,14 @@ impl Walk {
                 side,
                 roles,
                 grants,
+                read_only_role,
                 ..
-            } => self.freeze_grants(model, at, *side, roles, grants.len()),
+            } => {
+                self.freeze_grants(model, at, *side, roles, grants.len());
+                if let Some(f) = self.open_freeze(*side) {
+                    f.read_only_role.clone_from(read_only_role);
+                }
+            }
             EventKind::WritesFrozen { side, lsn, .. } => {
                 if let Some(f) = self.open_freeze(*side) {
                     f.proven = Some((at, lsn.clone()));
@@ -587,6 +593,7 @@ impl Walk {
             from: at,
             proven: None,
             switched: None,
+            read_only_role: None,
             app_on_target: None,
             unfrozen: None,
             until: at,
@@ -609,7 +616,12 @@ impl Walk {
             return;
         };
         let (checkpoint, started) = (r.checkpoint, r.started_at);
-        if switched.is_some_and(|s| s.changed) && checkpoint != CheckpointId::Rollback {
+        // The freeze by read-only role's own switch is not the app's move.
+        let moves_app = !matches!(
+            checkpoint,
+            CheckpointId::Rollback | CheckpointId::FreezeWrites
+        );
+        if switched.is_some_and(|s| s.changed) && moves_app {
             if let Some(f) = self.open_freeze(Side::Source) {
                 f.switched.get_or_insert(at);
             }

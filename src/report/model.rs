@@ -218,6 +218,9 @@ pub struct FreezeWindow {
     pub proven: Option<(DateTime<Utc>, String)>,
     /// The switch that reached the API server during the freeze.
     pub switched: Option<DateTime<Utc>>,
+    /// A freeze by read-only role: the clients' config switched to it,
+    /// nothing taken on the server.
+    pub read_only_role: Option<String>,
     /// The app was seen writing to the target: the window closed (when the
     /// check started watching, as the console's timer counts it).
     pub app_on_target: Option<DateTime<Utc>>,

@@ -68,13 +68,21 @@ pub fn segment(s: &Segment) -> String {
 pub fn milestones(f: &FreezeWindow) -> Vec<(DateTime<Utc>, String)> {
     let mut m = vec![(
         f.from,
-        format!(
-            "writes refused on the {}: {} privilege{} of {} taken",
-            f.side.as_str(),
-            f.privileges,
-            if f.privileges == 1 { "" } else { "s" },
-            f.roles.join(", ")
-        ),
+        match &f.read_only_role {
+            Some(role) => format!(
+                "writes refused on the {}: the clients' config switched to read-only role \
+                 {role} (from {})",
+                f.side.as_str(),
+                f.roles.join(", ")
+            ),
+            None => format!(
+                "writes refused on the {}: {} privilege{} of {} taken",
+                f.side.as_str(),
+                f.privileges,
+                if f.privileges == 1 { "" } else { "s" },
+                f.roles.join(", ")
+            ),
+        },
     )];
     if let Some((at, lsn)) = &f.proven {
         m.push((*at, format!("proven frozen; WAL at {lsn}")));
@@ -92,7 +100,14 @@ pub fn milestones(f: &FreezeWindow) -> Vec<(DateTime<Utc>, String)> {
         ));
     }
     if let Some(at) = f.unfrozen {
-        m.push((at, "writes given back (unfrozen)".into()));
+        m.push((
+            at,
+            if f.read_only_role.is_some() {
+                "the clients' config put back: writes again (unfrozen)".into()
+            } else {
+                "writes given back (unfrozen)".into()
+            },
+        ));
     }
     for (stopped, resumed) in &f.console_down {
         m.push((*stopped, "the console stopped, writes still frozen".into()));

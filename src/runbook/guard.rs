@@ -395,7 +395,11 @@ pub fn writes_frozen(model: &Model) -> Guard {
             None => Guard::fail(
                 L,
                 format!(
-                    "privileges taken at {} but the freeze was not proven: see its run",
+                    "{} at {} but the freeze was not proven: see its run",
+                    match &f.read_only_role {
+                        Some(role) => format!("clients switched to {role}"),
+                        None => "privileges taken".to_string(),
+                    },
                     f.at.format("%H:%M:%S")
                 ),
             ),

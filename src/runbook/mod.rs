@@ -13,6 +13,7 @@ pub mod copy_job;
 pub mod guard;
 pub mod plan;
 pub mod preflight;
+mod step_text;
 
 use serde::{Deserialize, Serialize};
 

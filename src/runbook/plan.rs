@@ -11,12 +11,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::CheckpointId;
-use crate::kube;
 use crate::pg::monitor::quote_ident;
 use crate::session::sample::TableRef;
 use crate::session::Side;
-
-use super::checkpoints::prepare::first_few;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -63,6 +60,10 @@ pub enum Step {
         new_fingerprint: Option<String>,
         /// What the key held when the plan was made (None: absent).
         expect_current: Option<String>,
+        /// Which value: the switch's (to the target), or the freeze's (the
+        /// clients to the read-only role; logs from before it: the switch).
+        #[serde(default, skip_serializing_if = "SwitchTo::is_target")]
+        to: SwitchTo,
     },
     /// Put back the value a switch replaced (`restore`, None: remove the
     /// key), if the key still holds what the switch wrote.
@@ -72,6 +73,10 @@ pub enum Step {
         key: String,
         restore: Option<String>,
         expect_current: String,
+        /// The value put back ends a freeze by read-only role: the clients
+        /// get their writing role again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unfreezes: bool,
     },
     /// GitOps: the console writes nothing. The change to make through Git
     /// is shown (the manifest's diff, values as fingerprints); then wait
@@ -91,6 +96,10 @@ pub enum Step {
         /// the switch.
         #[serde(default)]
         undo: bool,
+        /// The switch's change, or the freeze's (to the read-only role;
+        /// with `undo`, the revert that ends that freeze).
+        #[serde(default, skip_serializing_if = "SwitchTo::is_target")]
+        to: SwitchTo,
     },
     /// kubectl's `rollout restart`: the restartedAt annotation on the template.
     Restart {
@@ -213,6 +222,17 @@ pub enum Step {
         #[serde(default)]
         side: Side,
     },
+    /// The freeze by read-only role, after the clients were switched and
+    /// restarted: `role` can write no table; no session of `write_roles`
+    /// is left, none holds a write, nothing written for 1 s; the WAL
+    /// position is taken. Changes nothing.
+    ProveReadOnly {
+        role: String,
+        write_roles: Vec<String>,
+        tables: Vec<String>,
+        #[serde(default)]
+        side: Side,
+    },
     /// On the source, one transaction: give back exactly what the freeze
     /// took, and the roles' sessions their default again.
     UnfreezeWrites {
@@ -221,6 +241,23 @@ pub enum Step {
         #[serde(default)]
         side: Side,
     },
+}
+
+/// Which value a config switch writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwitchTo {
+    /// The target (`switch_to_*`): the switch.
+    #[default]
+    Target,
+    /// The source as the read-only role (`read_only_to_*`): the freeze.
+    ReadOnly,
+}
+
+impl SwitchTo {
+    pub fn is_target(&self) -> bool {
+        *self == SwitchTo::Target
+    }
 }
 
 /// ` WITH (…)` for the options that are not the defaults.
@@ -305,272 +342,52 @@ pub fn unfreeze_sql(roles: &[String], grants: &[crate::session::Grant]) -> Vec<S
 }
 
 impl Step {
-    /// What the dialog and the report show for this step, line by line.
-    pub fn lines(&self) -> Vec<String> {
-        let patch = |object: &str, key: &str, shown: &str| -> Option<String> {
-            let obj = kube::ConfigObject::parse(object)?;
-            Some(kube::switch_patch_preview(&obj, key, shown))
-        };
-        match self {
+    /// Whether its success starts a freeze by read-only role (the clients'
+    /// config switched to the read-only value).
+    pub fn starts_read_only_freeze(&self) -> bool {
+        matches!(
+            self,
             Step::PatchConfig {
-                namespace,
-                object,
-                key,
-                new_fingerprint,
-                // Checked by the executor; shown in the plan's notes.
-                expect_current: _,
-            } => {
-                let mut out = vec![format!(
-                    "PATCH {object} in {namespace} (merge, only if unchanged since read):"
-                )];
-                let shown = new_fingerprint
-                    .as_deref()
-                    .map_or("<new value, not read yet>".to_string(), |f| {
-                        format!("<sha256:{f}>")
-                    });
-                out.extend(patch(object, key, &shown).map(|p| format!("  {p}")));
-                out
+                to: SwitchTo::ReadOnly,
+                ..
+            } | Step::AwaitConfig {
+                to: SwitchTo::ReadOnly,
+                undo: false,
+                ..
             }
+        )
+    }
+
+    /// Whether its success ends a freeze by read-only role (the clients'
+    /// config put back).
+    pub fn ends_read_only_freeze(&self) -> bool {
+        matches!(
+            self,
             Step::RestoreConfig {
-                namespace,
-                object,
-                key,
-                restore,
-                expect_current,
-            } => {
-                let mut out = vec![format!(
-                    "PATCH {object} in {namespace} (merge, only if {key} still holds <sha256:{expect_current}>):"
-                )];
-                let shown = restore
-                    .as_deref()
-                    .map_or("null".to_string(), |f| format!("<sha256:{f}>"));
-                out.extend(patch(object, key, &shown).map(|p| format!("  {p}")));
-                out
+                unfreezes: true,
+                ..
+            } | Step::AwaitConfig {
+                to: SwitchTo::ReadOnly,
+                undo: true,
+                ..
             }
-            Step::AwaitConfig {
-                namespace,
-                object,
-                key,
-                want,
-                was,
-                value_from,
-                timeout_s,
-                undo,
-            } => {
-                let mut out = vec![if *undo {
-                    "revert the switch through Git (the console writes nothing to the cluster):"
-                        .to_string()
-                } else {
-                    "make this change through Git (the console writes nothing to the cluster):"
-                        .to_string()
-                }];
-                if let Some(obj) = kube::ConfigObject::parse(object) {
-                    out.extend(
-                        kube::gitops::manifest_change(
-                            &obj,
-                            namespace,
-                            key,
-                            was.as_deref(),
-                            want.as_deref(),
-                            value_from.as_deref().filter(|_| !*undo),
-                        )
-                        .into_iter()
-                        .map(|l| format!("  {l}")),
-                    );
-                }
-                out.push(format!(
-                    "then watch {object} in {namespace} until {key} holds {} (at most {} min)",
-                    want.as_deref()
-                        .map_or("nothing (absent)".to_string(), |w| format!("<sha256:{w}>")),
-                    timeout_s / 60
-                ));
-                out
+        )
+    }
+
+    /// Whether it moves the app to the target (the switch itself, patched
+    /// or seen through Git): not a freeze's switch, not a revert.
+    pub fn switches_to_target(&self) -> bool {
+        matches!(
+            self,
+            Step::PatchConfig {
+                to: SwitchTo::Target,
+                ..
+            } | Step::AwaitConfig {
+                to: SwitchTo::Target,
+                undo: false,
+                ..
             }
-            Step::DumpRestore { jobs, tables } => vec![
-                format!(
-                    "pg_dump --format=directory --jobs={jobs} --no-owner --no-privileges of the \
-                     source ({tables} tables, their sequences) into a directory beside the \
-                     session log (owner-only)"
-                ),
-                format!(
-                    "pg_restore --jobs={jobs} --no-owner --no-privileges --exit-on-error of it \
-                     into the target; the directory is removed once it succeeded"
-                ),
-            ],
-            Step::CopyJob { job, tables } => job.lines(*tables),
-            Step::Restart {
-                namespace,
-                deployment,
-            } => vec![
-                format!("PATCH deployment/{deployment} in {namespace} (strategic merge):"),
-                format!("  {}", kube::restart_patch_preview("<time of the restart>")),
-            ],
-            Step::RestartStatefulSet {
-                namespace,
-                statefulset,
-            } => vec![
-                format!("PATCH statefulset/{statefulset} in {namespace} (strategic merge):"),
-                format!("  {}", kube::restart_patch_preview("<time of the restart>")),
-            ],
-            Step::WaitStatefulSet {
-                namespace,
-                statefulset,
-                timeout_s,
-            } => vec![format!(
-                "watch statefulset/{statefulset} in {namespace} until every pod is at the new \
-                 revision and ready (at most {} min)",
-                timeout_s / 60
-            )],
-            Step::WaitRollout {
-                namespace,
-                deployment,
-                timeout_s,
-            } => vec![format!(
-                "watch deployment/{deployment} in {namespace} until its rollout completes \
-                 (progress deadline, at most {} min)",
-                timeout_s / 60
-            )],
-            Step::Sql {
-                side,
-                sql,
-                lock_timeout_ms,
-                statement_timeout_ms,
-            } => vec![
-                format!(
-                    "on the {} (lock_timeout {} ms, statement_timeout {} ms):",
-                    side.as_str(),
-                    lock_timeout_ms,
-                    statement_timeout_ms
-                ),
-                format!("  {sql};"),
-            ],
-            Step::CopySchema { tables_missing } => vec![
-                format!("pg_dump --schema-only --no-owner <source> | psql <target> ({tables_missing} tables missing)"),
-            ],
-            Step::CreateSubscription {
-                name,
-                publication,
-                source,
-                on,
-                copy_data,
-                enabled,
-            } => vec![
-                format!("on the {}:", on.as_str()),
-                format!(
-                    "  CREATE SUBSCRIPTION {name} CONNECTION '<{source}, password not shown>' \
-                     PUBLICATION {publication}{};",
-                    subscription_options(*copy_data, *enabled)
-                ),
-            ],
-            Step::StopSubscription { name } => vec![
-                "on the target:".to_string(),
-                format!("  ALTER SUBSCRIPTION {name} DISABLE;"),
-                format!(
-                    "then watch pg_stat_subscription until {name}'s apply worker has exited"
-                ),
-            ],
-            Step::WaitReplicated {
-                on,
-                slot,
-                timeout_s,
-            } => vec![format!(
-                "read the {}'s WAL position (pg_current_wal_lsn), then watch slot {slot} \
-                 until it has confirmed it (at most {timeout_s} s)",
-                on.as_str()
-            )],
-            Step::ExactCounts { tables } => vec![format!(
-                "read-only on both sides at once: SELECT count(*) of {} tables ({}{})",
-                tables.len(),
-                first_few(tables),
-                if tables.len() > 3 { ", …" } else { "" }
-            )],
-            Step::VerifyFinal { tables } => vec![format!(
-                "read-only on both sides: exact counts and final checksums of {} tables in \
-                 one pass, by key range (each range's count(*) and hash; the counts add up \
-                 to each table's); ranges verified while live are re-checked only where rows \
-                 changed since (updated_at), the rest in full; a difference is named down to \
-                 rows",
-                tables.len()
-            )],
-            Step::Preflight => vec![
-                "read-only on both sides: versions, wal_level, free slots and senders, replica \
-                 identities, the target's schema, stray slots or subscriptions, long \
-                 transactions, sequences"
-                    .to_string(),
-            ],
-            Step::AdvanceSequences {
-                schemas,
-                stride,
-                to,
-            } => vec![
-                format!(
-                    "read every sequence of schema {} on both sides (pg_sequences), then on \
-                     the {}, in one transaction:",
-                    schemas.join(", "),
-                    to.as_str()
-                ),
-                format!(
-                    "  SELECT setval(<sequence>, <{} last_value> + {stride}) for each one \
-                     the {} has behind that value;",
-                    to.other().as_str(),
-                    to.as_str()
-                ),
-            ],
-            Step::FreezeWrites {
-                roles,
-                tables,
-                side,
-            } => {
-                let mut out = vec![format!(
-                    "on the {}, one transaction (lock_timeout 5000 ms), after logging the \
-                     privileges it takes (the REVOKE also names every partition of a \
-                     partitioned table, listed when it runs):",
-                    side.as_str()
-                )];
-                out.extend(freeze_sql(roles, tables).into_iter().map(|s| format!("  {s};")));
-                out.push(format!(
-                    "then end every session of {} (pg_terminate_backend), and prove: none can \
-                     write a table (has_table_privilege), none holds a write, nothing written \
-                     for 1 s; the {}'s WAL position is taken",
-                    roles.join(", "),
-                    side.as_str()
-                ));
-                out
-            }
-            Step::UnfreezeWrites {
-                roles,
-                grants,
-                side,
-            } => {
-                let mut out = vec![format!("on the {}, one transaction:", side.as_str())];
-                out.extend(unfreeze_sql(roles, grants).into_iter().map(|s| format!("  {s};")));
-                out.push(format!(
-                    "then end the sessions of {} opened during the freeze (they keep its \
-                     read-only default; the app reconnects)",
-                    roles.join(", ")
-                ));
-                out
-            }
-            Step::ObserveApp { seconds, .. } => vec![format!(
-                "read-only on both sides: rows written (pg_stat_user_tables) and client \
-                 sessions (pg_stat_activity), now and {seconds} s later"
-            )],
-            Step::VerifyLive { tables } => vec![format!(
-                "read-only on both sides: checksums by key range of {} tables ({}{}), pass \
-                 after pass while replication runs",
-                tables.len(),
-                first_few(tables),
-                if tables.len() > 3 { ", …" } else { "" }
-            )],
-            Step::WaitSync {
-                subscription,
-                timeout_s,
-            } => vec![format!(
-                "watch pg_subscription_rel until every table of {subscription} is r(eady) \
-                 (at most {} h)",
-                timeout_s / 3600
-            )],
-        }
+        )
     }
 
     /// Whether it acts on Kubernetes (else on PostgreSQL).
@@ -586,73 +403,6 @@ impl Step {
                 | Step::WaitStatefulSet { .. }
                 | Step::CopyJob { .. }
         )
-    }
-
-    /// One line for the action pane and the report.
-    pub fn title(&self) -> String {
-        match self {
-            Step::PatchConfig { object, key, .. } => format!("switch {object} {key}"),
-            Step::RestoreConfig { object, key, .. } => format!("restore {object} {key}"),
-            Step::AwaitConfig {
-                object,
-                key,
-                undo: false,
-                ..
-            } => format!("wait for the switch of {object} {key} through Git"),
-            Step::AwaitConfig {
-                object,
-                key,
-                undo: true,
-                ..
-            } => format!("wait for the revert of {object} {key} through Git"),
-            Step::Restart { deployment, .. } => format!("restart deployment/{deployment}"),
-            Step::WaitRollout { deployment, .. } => format!("rollout of {deployment}"),
-            Step::RestartStatefulSet { statefulset, .. } => {
-                format!("restart statefulset/{statefulset}")
-            }
-            Step::WaitStatefulSet { statefulset, .. } => {
-                format!("rollout of statefulset/{statefulset}")
-            }
-            Step::Sql { side, sql, .. } => format!(
-                "{} on the {}",
-                sql.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-                side.as_str()
-            ),
-            Step::CopySchema { .. } => "copy the schema".into(),
-            Step::DumpRestore { tables, .. } => format!("dump and restore {tables} tables"),
-            Step::CopyJob { tables, .. } => format!("copy {tables} tables in a Job"),
-            Step::CreateSubscription { name, on, .. } => {
-                format!("CREATE SUBSCRIPTION {name} on the {}", on.as_str())
-            }
-            Step::StopSubscription { name } => format!("stop subscription {name}"),
-            Step::WaitReplicated { on, slot, .. } => {
-                format!("{slot} delivers all the {} had", on.as_str())
-            }
-            Step::ExactCounts { tables } => format!("exact counts of {} tables", tables.len()),
-            Step::VerifyFinal { tables } => {
-                format!(
-                    "exact counts and final checksums of {} tables",
-                    tables.len()
-                )
-            }
-            Step::WaitSync { subscription, .. } => format!("initial sync of {subscription}"),
-            Step::Preflight => "preflight checks".into(),
-            Step::VerifyLive { tables } => format!("verify {} tables while live", tables.len()),
-            Step::AdvanceSequences { to, .. } => format!("advance the {}'s sequences", to.as_str()),
-            Step::ObserveApp { seconds, .. } => {
-                format!("watch writes on both sides for {seconds} s")
-            }
-            Step::FreezeWrites { roles, side, .. } => format!(
-                "freeze writes of {} on the {}",
-                roles.join(", "),
-                side.as_str()
-            ),
-            Step::UnfreezeWrites { roles, side, .. } => format!(
-                "give {} their writes back on the {}",
-                roles.join(", "),
-                side.as_str()
-            ),
-        }
     }
 }
 

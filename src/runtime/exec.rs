@@ -206,6 +206,7 @@ async fn act(
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok(message) => {
+                read_only_freeze_moved(id, step, config, tx).await?;
                 send(
                     tx,
                     EventKind::StepDone {
@@ -252,6 +253,41 @@ async fn act(
             .cloned()
             .unwrap_or_else(|| "nothing to do".into())
     }))
+}
+
+/// A freeze by read-only role starts when the clients' config holds the
+/// read-only value (nothing is taken on the server: no grants), and ends
+/// when the rollback has put their config back.
+async fn read_only_freeze_moved(
+    id: u64,
+    step: &Step,
+    config: &Config,
+    tx: &Sender<EventKind>,
+) -> Result<()> {
+    if step.starts_read_only_freeze() {
+        send(
+            tx,
+            EventKind::FreezeGrants {
+                id,
+                side: crate::session::Side::Source,
+                roles: config.freeze.app_roles.clone(),
+                grants: vec![],
+                read_only_role: config.freeze.read_only_role.clone(),
+            },
+        )
+        .await?;
+    }
+    if step.ends_read_only_freeze() {
+        send(
+            tx,
+            EventKind::WritesUnfrozen {
+                id,
+                side: crate::session::Side::Source,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A PostgreSQL step, the request in flight named for a cancel's record.

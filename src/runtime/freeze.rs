@@ -11,6 +11,10 @@
 //! logged before it takes it, so the rollback gives back exactly that.
 //! Replication is untouched: its apply worker and walsenders run as other
 //! roles.
+//!
+//! A freeze by read-only role takes nothing: the clients were switched to
+//! a role that can write nothing; [`prove_read_only`] proves that role is
+//! so, that no session of a writing role is left, and that nothing moves.
 
 use std::time::Duration;
 
@@ -120,7 +124,13 @@ async fn in_one_transaction(
 }
 
 /// Refuses, changing nothing, a role the freeze cannot hold against.
-async fn check_roles(on: On<'_>, c: &Client, roles: &[String], tables: &[String]) -> Result<()> {
+async fn check_roles(
+    on: On<'_>,
+    c: &Client,
+    roles: &[String],
+    tables: &[String],
+    what: &str,
+) -> Result<()> {
     let rows = q(
         on,
         "reading the roles",
@@ -152,10 +162,7 @@ async fn check_roles(on: On<'_>, c: &Client, roles: &[String], tables: &[String]
     if why.is_empty() {
         Ok(())
     } else {
-        Err(anyhow!(
-            "a freeze by privileges cannot hold: {}",
-            why.join("; ")
-        ))
+        Err(anyhow!("{what} cannot hold: {}", why.join("; ")))
     }
 }
 
@@ -186,7 +193,7 @@ pub async fn freeze(
     .map(|r| r.get(0))
     .collect();
     let tables = all.as_slice();
-    check_roles(on, &c, roles, tables)
+    check_roles(on, &c, roles, tables, "a freeze by privileges")
         .await
         .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
     let grants: Vec<Grant> = q(
@@ -210,6 +217,7 @@ pub async fn freeze(
         side,
         roles: roles.to_vec(),
         grants: grants.clone(),
+        read_only_role: None,
     })
     .await
     .map_err(|_| anyhow!("console stopped; nothing was changed"))?;
@@ -247,56 +255,8 @@ pub async fn freeze(
             list.join(", ")
         ));
     }
-    let written = || async {
-        let row = q(
-            on,
-            "reading rows written",
-            c.query_one(WRITTEN_SQL, &[&tables]),
-        )
-        .await?;
-        anyhow::Ok(row.get::<_, i64>(0))
-    };
-    tokio::time::sleep(STATS_DELAY).await;
-    let before = written().await?;
-    tokio::time::sleep(STILL_FOR).await;
-    let after = written().await?;
-    let writing: Vec<String> = q(on, "reading sessions", c.query(WRITING_SESSIONS_SQL, &[]))
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if !writing.is_empty() {
-        return Err(anyhow!(
-            "NOT proven frozen: {} session(s) hold a write transaction open and may still \
-             commit on the {}: {} — let them finish or end them (pg_terminate_backend), then \
-             Z again; {partly}",
-            writing.len(),
-            side.as_str(),
-            writing.join(", ")
-        ));
-    }
-    if after != before {
-        return Err(anyhow!(
-            "NOT proven frozen: {} rows written in {} s by a role that is not in [freeze] \
-             app_roles; {partly}",
-            after - before,
-            STILL_FOR.as_secs()
-        ));
-    }
-    let lsn: String = q(
-        on,
-        "reading the WAL position",
-        c.query_one("SELECT pg_current_wal_lsn()::text", &[]),
-    )
-    .await?
-    .get(0);
-    tx.send(EventKind::WritesFrozen {
-        id,
-        side,
-        lsn: lsn.clone(),
-    })
-    .await
-    .map_err(|_| anyhow!("console stopped"))?;
+    let lsn = still(on, &c, tables, partly).await?;
+    proven(id, side, &lsn, tx).await?;
     Ok(format!(
         "writes frozen for {}: {} privileges taken on {}, {ended} sessions ended, nothing \
          written for {} s; {} WAL at {lsn}",
@@ -345,5 +305,173 @@ pub async fn unfreeze(
         side.as_str(),
         grants.len(),
         roles.join(", ")
+    ))
+}
+
+/// The proof's last part, on `tables` of the frozen side: no client session
+/// holds a write, nothing was written for [`STILL_FOR`] (after the
+/// statistics' delay); then the WAL position, which the target must reach.
+/// `partly` says what stays changed when it fails.
+async fn still(on: On<'_>, c: &Client, tables: &[String], partly: &str) -> Result<String> {
+    let side = on.side;
+    let written = || async {
+        let row = q(
+            on,
+            "reading rows written",
+            c.query_one(WRITTEN_SQL, &[&tables]),
+        )
+        .await?;
+        anyhow::Ok(row.get::<_, i64>(0))
+    };
+    tokio::time::sleep(STATS_DELAY).await;
+    let before = written().await?;
+    tokio::time::sleep(STILL_FOR).await;
+    let after = written().await?;
+    let writing: Vec<String> = q(on, "reading sessions", c.query(WRITING_SESSIONS_SQL, &[]))
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !writing.is_empty() {
+        return Err(anyhow!(
+            "NOT proven frozen: {} session(s) hold a write transaction open and may still \
+             commit on the {}: {} — let them finish or end them (pg_terminate_backend), then \
+             Z again; {partly}",
+            writing.len(),
+            side.as_str(),
+            writing.join(", ")
+        ));
+    }
+    if after != before {
+        return Err(anyhow!(
+            "NOT proven frozen: {} rows written in {} s by a client the freeze does not \
+             cover; {partly}",
+            after - before,
+            STILL_FOR.as_secs()
+        ));
+    }
+    let lsn: String = q(
+        on,
+        "reading the WAL position",
+        c.query_one("SELECT pg_current_wal_lsn()::text", &[]),
+    )
+    .await?
+    .get(0);
+    Ok(lsn)
+}
+
+/// The freeze is proven, the WAL at `lsn`: on record.
+async fn proven(id: u64, side: Side, lsn: &str, tx: &Sender<EventKind>) -> Result<()> {
+    tx.send(EventKind::WritesFrozen {
+        id,
+        side,
+        lsn: lsn.to_string(),
+    })
+    .await
+    .map_err(|_| anyhow!("console stopped"))
+}
+
+/// How long the proof waits for the writing roles' sessions to end: the
+/// default termination grace period of a Kubernetes pod.
+const SESSIONS_GRACE: Duration = Duration::from_secs(30);
+
+/// Client sessions of the writing roles left on the frozen side.
+const WRITING_ROLE_SESSIONS_SQL: &str = concat!(
+    "SELECT format('pid %s (%s%s) since %s', pid, usename,
+            CASE WHEN application_name <> '' THEN ', ' || application_name ELSE '' END,
+            to_char(backend_start AT TIME ZONE 'UTC', 'HH24:MI:SS'))
+       FROM pg_stat_activity WHERE ",
+    crate::pg::client_sessions_where!(),
+    " AND usename = ANY($1) ORDER BY backend_start"
+);
+
+/// The freeze by read-only role, once the clients were switched and
+/// restarted: `role` can write no table (and can take nothing back), no
+/// session of `write_roles` is left on the side, nothing is written. Reads
+/// only: what it finds wrong is said, nothing is ended or taken.
+pub async fn prove_read_only(
+    id: u64,
+    config: &Config,
+    side: Side,
+    role: &str,
+    write_roles: &[String],
+    tables: &[String],
+    tx: &Sender<EventKind>,
+) -> Result<String> {
+    let on = On { config, side };
+    let c = super::pg_steps::open(config, side, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
+    let partly = "the clients' config holds the read-only value: B puts it back";
+    let all: Vec<String> = q(
+        on,
+        "listing the partitions",
+        c.query(WITH_PARTITIONS_SQL, &[&tables]),
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let tables = all.as_slice();
+    let roles = vec![role.to_string()];
+    check_roles(on, &c, &roles, tables, "a freeze by read-only role")
+        .await
+        .map_err(|e| anyhow!("NOT frozen: {e:#}; {partly}"))?;
+    let writable = q(
+        on,
+        "checking privileges",
+        c.query(STILL_WRITABLE_SQL, &[&roles, &tables]),
+    )
+    .await?;
+    if !writable.is_empty() {
+        let list: Vec<String> = writable
+            .iter()
+            .take(5)
+            .map(|r| r.get::<_, String>(1))
+            .collect();
+        return Err(anyhow!(
+            "NOT frozen: {role} can write {} table(s) ({}): it is not a read-only role; \
+             {partly}",
+            writable.len(),
+            list.join(", ")
+        ));
+    }
+    // Pods of the old template end their sessions as they terminate
+    // (within their grace period): wait that long for them, no longer.
+    let deadline = tokio::time::Instant::now() + SESSIONS_GRACE;
+    let left: Vec<String> = loop {
+        let left: Vec<String> = q(
+            on,
+            "reading the writing roles' sessions",
+            c.query(WRITING_ROLE_SESSIONS_SQL, &[&write_roles]),
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        if left.is_empty() || tokio::time::Instant::now() >= deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    if !left.is_empty() {
+        return Err(anyhow!(
+            "NOT frozen: {} session(s) of {} still connected to the {} after {} s: {} — a \
+             client not moved to {role} (a pod of the old template, a job, a person); move or \
+             end it, then Z again; {partly}",
+            left.len(),
+            write_roles.join(", "),
+            side.as_str(),
+            SESSIONS_GRACE.as_secs(),
+            left.join(", ")
+        ));
+    }
+    let lsn = still(on, &c, tables, partly).await?;
+    proven(id, side, &lsn, tx).await?;
+    Ok(format!(
+        "writes frozen by read-only role: {role} can write none of {} tables, no session of \
+         {} left, nothing written for {} s; {} WAL at {lsn}",
+        tables.len(),
+        write_roles.join(", "),
+        STILL_FOR.as_secs(),
+        side.as_str()
     ))
 }

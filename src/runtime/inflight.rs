@@ -102,6 +102,7 @@ async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, S
             key,
             new_fingerprint,
             expect_current,
+            ..
         } => {
             let now = config_value(config, namespace, object, key).await?;
             let now_fp = now.as_deref().map(fingerprint);
@@ -255,6 +256,7 @@ async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, S
         | Step::WaitSync { .. }
         | Step::Preflight
         | Step::VerifyLive { .. }
+        | Step::ProveReadOnly { .. }
         | Step::ObserveApp { .. } => Ok((
             InFlight::ReadOnly,
             "the step only reads and waits: nothing to find out; run the checkpoint again".into(),

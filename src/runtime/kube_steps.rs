@@ -16,6 +16,7 @@ use crate::kube::{
     self, bounded, connect, fingerprint, rollout_restart, switch_config_key, wait_rollout,
     AccessCheck, ConfigObject, ConfigSwitch, RolloutOutcome,
 };
+use crate::runbook::plan::SwitchTo;
 use crate::runbook::{Plan, Step};
 use crate::session::rollback::{self, KeptValue};
 use crate::session::{AccessResult, EventKind, SwitchRecord, SwitchValue};
@@ -121,6 +122,12 @@ pub async fn preflight(config: Arc<Config>, tx: Sender<EventKind>) {
                         v.error.get_or_insert(format!("{e:#}"));
                     }
                 }
+                if let Some(ro) = &k.read_only_to {
+                    match ro.read() {
+                        Ok(value) => v.read_only_fingerprint = Some(fingerprint(&value)),
+                        Err(e) => v.read_only_error = Some(e),
+                    }
+                }
                 Some(v)
             }
             _ => None,
@@ -199,6 +206,27 @@ pub(super) fn needed_access(ns: &str, plan: &Plan) -> Vec<AccessCheck> {
     checks
 }
 
+/// Where the value a switch writes comes from: the target's for the switch,
+/// the read-only role's for the freeze.
+fn value_source(k: &KubeCfg, to: SwitchTo) -> Result<&crate::config::ValueSource> {
+    match to {
+        SwitchTo::Target => k.switch_to.as_ref().ok_or_else(|| {
+            anyhow!("no switch value: set kubernetes.switch_to_env or switch_to_file")
+        }),
+        SwitchTo::ReadOnly => k.read_only_to.as_ref().ok_or_else(|| {
+            anyhow!("no read-only value: set kubernetes.read_only_to_env or read_only_to_file")
+        }),
+    }
+}
+
+/// The fingerprint of the freeze's read-only value, as it reads now.
+fn read_only_fingerprint(k: &KubeCfg) -> Option<String> {
+    k.read_only_to
+        .as_ref()
+        .and_then(|src| src.read().ok())
+        .map(|v| fingerprint(&v))
+}
+
 fn fp(f: Option<&str>) -> String {
     f.map_or("absent".into(), |f| format!("sha256:{f}"))
 }
@@ -218,12 +246,11 @@ pub(super) async fn run_step(
             key,
             new_fingerprint,
             expect_current,
+            to,
         } => {
             let obj = ConfigObject::parse(object)
                 .ok_or_else(|| anyhow!("config object \"{object}\" is not understood"))?;
-            let src = k.switch_to.as_ref().ok_or_else(|| {
-                anyhow!("no switch value: set kubernetes.switch_to_env or switch_to_file")
-            })?;
+            let src = value_source(k, *to)?;
             let value = src.read().map_err(|e| anyhow!(e))?;
             // The value must be the one whose fingerprint was shown.
             let now = fingerprint(&value);
@@ -244,12 +271,40 @@ pub(super) async fn run_step(
                     fp(expect_current.as_deref())
                 ));
             }
+            // After a freeze by read-only role, the value to go back to is
+            // the one from before that freeze, not the read-only one: kept
+            // in memory, or in the rollback file by an earlier console.
+            let first = match (*to, read_only_fingerprint(k)) {
+                (SwitchTo::Target, Some(ro)) if current_fp.as_deref() == Some(ro.as_str()) => {
+                    let in_memory = state
+                        .switched
+                        .lock()
+                        .await
+                        .as_ref()
+                        .filter(|s| s.changed && s.new_fingerprint == ro)
+                        .map(|s| s.previous_value().map(|v| v.expose().to_string()));
+                    match (in_memory, &state.rollback_file) {
+                        (Some(v), _) => Some(v),
+                        (None, Some(path)) => rollback::read(path)
+                            .context("nothing patched")?
+                            .filter(|kv| {
+                                kv.object == obj.to_string()
+                                    && kv.key == *key
+                                    && kv.new_fingerprint == ro
+                            })
+                            .map(|kv| kv.previous().map(str::to_string)),
+                        (None, None) => None,
+                    }
+                }
+                _ => None,
+            };
             // Write-ahead: what the key holds is kept where a restarted
             // console finds it before anything changes it.
             let kept_file = match &state.rollback_file {
                 Some(path) if current_fp.as_deref() != Some(now.as_str()) => {
+                    let previous = first.clone().unwrap_or(current);
                     let kept =
-                        KeptValue::new(obj.to_string(), key, current, &now, chrono::Utc::now());
+                        KeptValue::new(obj.to_string(), key, previous, &now, chrono::Utc::now());
                     rollback::write(path, &kept).context("nothing patched")?;
                     Some((path, kept))
                 }
@@ -278,8 +333,15 @@ pub(super) async fn run_step(
             };
             // The key changed between the read above and the switch's own
             // read: the file must hold what the switch really replaced.
-            let stale_file = kept_file
-                .filter(|(_, k)| sw.changed && k.previous_fingerprint != sw.previous_fingerprint);
+            let stale_file = kept_file.filter(|(_, kv)| {
+                sw.changed
+                    && match &first {
+                        // Kept from before the freeze: stale only if the
+                        // key no longer held the read-only value.
+                        Some(_) => sw.previous_fingerprint != current_fp,
+                        None => kv.previous_fingerprint != sw.previous_fingerprint,
+                    }
+            });
             let corrected = match stale_file {
                 Some((path, k)) => rollback::write(
                     path,
@@ -296,7 +358,10 @@ pub(super) async fn run_step(
             let mut kept = state.switched.lock().await;
             // A no-op second run must not replace the value to go back to.
             if sw.changed || kept.is_none() {
-                *kept = Some(sw);
+                *kept = Some(match first {
+                    Some(previous) => sw.going_back_to(previous),
+                    None => sw,
+                });
             }
             corrected.with_context(|| {
                 format!("{said}, but the value to go back to is kept in memory only")
@@ -309,6 +374,7 @@ pub(super) async fn run_step(
             key,
             restore,
             expect_current,
+            unfreezes: _,
         } => {
             let mut kept = state.switched.lock().await;
             let in_memory = kept
@@ -376,14 +442,13 @@ pub(super) async fn run_step(
             value_from: _,
             timeout_s,
             undo,
+            to,
         } => {
             let obj = ConfigObject::parse(object)
                 .ok_or_else(|| anyhow!("config object \"{object}\" is not understood"))?;
             if !*undo {
                 // The value to be merged must still be the one the plan showed.
-                let src = k.switch_to.as_ref().ok_or_else(|| {
-                    anyhow!("no switch value: set kubernetes.switch_to_env or switch_to_file")
-                })?;
+                let src = value_source(k, *to)?;
                 let now = fingerprint(&src.read().map_err(|e| anyhow!(e))?);
                 if want.as_deref() != Some(now.as_str()) {
                     return Err(anyhow!(
@@ -530,6 +595,7 @@ pub(super) async fn run_step(
         | Step::ObserveApp { .. }
         | Step::FreezeWrites { .. }
         | Step::UnfreezeWrites { .. }
+        | Step::ProveReadOnly { .. }
         | Step::StopSubscription { .. }
         | Step::WaitReplicated { .. }
         | Step::ExactCounts { .. }

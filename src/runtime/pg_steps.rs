@@ -247,6 +247,12 @@ pub async fn run(
             grants,
             side,
         } => super::freeze::unfreeze(id, config, *side, roles, grants, tx).await,
+        Step::ProveReadOnly {
+            role,
+            write_roles,
+            tables,
+            side,
+        } => super::freeze::prove_read_only(id, config, *side, role, write_roles, tables, tx).await,
         // The model starts it as a verification: never handed to the executor.
         Step::VerifyLive { .. } => Err(anyhow!("{} runs as a verification", step.title())),
     }

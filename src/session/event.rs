@@ -174,6 +174,19 @@ pub struct KubeInfo {
     /// How long a GitOps checkpoint waits for its change to appear.
     #[serde(default = "gitops_wait_secs")]
     pub gitops_wait_secs: u64,
+    /// `[freeze] method = "read-only-role"`: writes are frozen by switching
+    /// the clients to this role's connection (None: by privileges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_freeze: Option<ReadOnlyFreeze>,
+}
+
+/// The freeze by read-only role, as the session was configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadOnlyFreeze {
+    /// The role the clients connect as while frozen.
+    pub role: String,
+    /// Where the value is read from (`$VAR` or a path), never the value.
+    pub value_from: String,
 }
 
 fn gitops_wait_secs() -> u64 {
@@ -199,6 +212,13 @@ pub struct SwitchValue {
     pub current_fingerprint: Option<String>,
     /// Why the new value or the current one could not be read.
     pub error: Option<String>,
+    /// `[freeze] method = "read-only-role"`: the fingerprint of the value
+    /// the freeze writes (the source, as the read-only role), or why it
+    /// could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_error: Option<String>,
 }
 
 /// What a switch changed: enough to show it and to know a rollback exists.
@@ -410,6 +430,11 @@ pub enum EventKind {
         side: Side,
         roles: Vec<String>,
         grants: Vec<Grant>,
+        /// A freeze by read-only role: nothing is taken (grants empty); the
+        /// clients move to this role's connection. The rollback puts their
+        /// config back instead of giving privileges back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_only_role: Option<String>,
     },
     /// The freeze is proven: no application role can write, nothing was
     /// written for a while, and the source's WAL stood at `lsn`.

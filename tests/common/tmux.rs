@@ -180,12 +180,30 @@ impl LabRun {
 }
 
 /// `psql -XAtqc` on the PATH: the trimmed output, or the test fails with
-/// psql's error.
+/// psql's error. A statement too long for an argument (a list of every id
+/// the app wrote) goes through stdin, as one script stopping at its first
+/// error.
 pub fn psql(conninfo: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([conninfo, "-XAtqc", sql])
-        .output()
-        .expect("psql");
+    const LONG: usize = 64 * 1024;
+    let out = if sql.len() < LONG {
+        Command::new("psql")
+            .args([conninfo, "-XAtqc", sql])
+            .output()
+            .expect("psql")
+    } else {
+        use std::io::Write;
+        let mut child = Command::new("psql")
+            .args([conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(sql.as_bytes()).expect("psql stdin");
+        drop(stdin);
+        child.wait_with_output().expect("psql")
+    };
     assert!(
         out.status.success(),
         "psql failed: {}",

@@ -416,6 +416,7 @@ pub fn with_rollout() -> Fixture {
         switch_to: Some("/etc/cutover/new-database-url".into()),
         changes: cutover::config::Changes::Patch,
         gitops_wait_secs: 600,
+        read_only_freeze: None,
     });
     f.at(40.5).push(EventKind::SessionStarted(Box::new(i)));
     let pods = vec![
@@ -471,6 +472,7 @@ pub fn preflight_done(f: &mut Fixture, at: f64) {
             new_fingerprint: Some("b7e1c2d4".into()),
             current_fingerprint: Some("a1f0e9c3".into()),
             error: None,
+            ..Default::default()
         }),
         error: None,
     });

@@ -24,6 +24,11 @@ pub(super) struct RawDatabase {
     config_key: Option<Spanned<String>>,
     switch_to_env: Option<Spanned<String>>,
     switch_to_file: Option<Spanned<String>>,
+    /// `[freeze] method = "read-only-role"`: this database's read-only
+    /// role and the value its config key holds while frozen.
+    read_only_role: Option<Spanned<String>>,
+    read_only_to_env: Option<Spanned<String>>,
+    read_only_to_file: Option<Spanned<String>>,
 }
 
 impl Validator<'_> {
@@ -177,7 +182,20 @@ impl Validator<'_> {
                 },
                 base,
             )?;
+            let read_only_to = self.value_source(
+                &at("read_only_to"),
+                &d.read_only_to_env,
+                &d.read_only_to_file,
+                base,
+            )?;
+            let read_only_role = d
+                .read_only_role
+                .as_ref()
+                .map(|r| self.identifier(r, &at("read_only_role")))
+                .transpose()?;
             let entry = DatabaseCfg {
+                read_only_role,
+                read_only_to,
                 name: name.clone(),
                 source,
                 target,

@@ -1,6 +1,7 @@
 //! Freeze writes on the source for every application role, and prove it
 //! (see `runtime::freeze`): the start of the write-freeze window. The
-//! rollback (B) gives back exactly what it took.
+//! rollback (B) gives back exactly what it took. With `[freeze] method =
+//! "read-only-role"` the freeze is a switch instead: `freeze_by_role`.
 
 use crate::model::Model;
 use crate::pg::monitor::qualified;
@@ -12,6 +13,9 @@ use crate::session::Side;
 use super::prepare::source_tables;
 
 pub fn guards(model: &Model) -> Vec<Guard> {
+    if let Some(ro) = super::freeze_by_role::configured(model) {
+        return super::freeze_by_role::guards(model, ro);
+    }
     let roles = model
         .info
         .as_ref()
@@ -46,6 +50,9 @@ pub fn guards(model: &Model) -> Vec<Guard> {
 }
 
 pub fn plan(model: &Model) -> Option<Plan> {
+    if let Some(ro) = super::freeze_by_role::configured(model) {
+        return super::freeze_by_role::plan(model, ro);
+    }
     let info = model.info.as_ref()?;
     let tables: Vec<String> = source_tables(model).iter().map(qualified).collect();
     let (steps, notes) = match model.actions.frozen.as_ref() {

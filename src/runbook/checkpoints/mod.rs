@@ -8,6 +8,7 @@ pub mod create_subscription;
 pub mod drop_subscription;
 pub mod dump_restore;
 pub mod final_check;
+pub mod freeze_by_role;
 pub mod freeze_writes;
 pub mod preflight;
 pub(crate) mod prepare;

@@ -17,7 +17,8 @@ use crate::model::Model;
 use crate::pg::monitor::{qualified, quote_ident};
 use crate::runbook::guard::{self, Guard};
 use crate::runbook::plan::{
-    await_rollout_steps, object_name, restart_steps, Confirm, Plan, Step, WAIT_REPLICATED_S,
+    await_rollout_steps, object_name, restart_steps, Confirm, Plan, Step, SwitchTo,
+    WAIT_REPLICATED_S,
 };
 use crate::runbook::CheckpointId;
 use crate::session::Side;
@@ -25,6 +26,40 @@ use crate::session::Side;
 use super::advance_sequences::schemas;
 use super::prepare::source_tables;
 use super::reverse_replication;
+
+/// What the rollback puts back into the config key.
+struct ConfigUndo {
+    object: String,
+    key: String,
+    /// What the key held before the first switch (None: absent).
+    restore: Option<String>,
+    /// What it holds now, as the latest switch wrote it.
+    current: String,
+    /// It ends a freeze by read-only role.
+    unfreezes: bool,
+}
+
+/// The key goes back to what it held before the first switch this session
+/// made: before the freeze by read-only role if there was one (the clients
+/// get their writing role back), else before the switch to the target.
+fn config_undo(model: &Model) -> Option<ConfigUndo> {
+    let to_target = switch(model);
+    let to_read_only = model
+        .actions
+        .read_only_switch
+        .as_ref()
+        .map(|(_, r)| r)
+        .filter(|r| r.changed);
+    let first = to_read_only.or(to_target)?;
+    let latest = to_target.unwrap_or(first);
+    Some(ConfigUndo {
+        object: first.object.clone(),
+        key: first.key.clone(),
+        restore: first.previous_fingerprint.clone(),
+        current: latest.new_fingerprint.clone(),
+        unfreezes: to_read_only.is_some(),
+    })
+}
 
 /// The switch a rollback undoes, if one changed the config.
 fn switch(model: &Model) -> Option<&crate::session::SwitchRecord> {
@@ -40,20 +75,26 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     const L: &str = "Something to undo";
     let frozen = model.actions.frozen.as_ref();
     let mut undo = Vec::new();
-    if let Some(f) = frozen {
-        undo.push(format!(
+    match frozen {
+        Some(f) if f.read_only_role.is_some() => undo.push(format!(
+            "clients on {} since {}: their config goes back",
+            f.read_only_role.as_deref().unwrap_or_default(),
+            f.at.format("%H:%M:%S")
+        )),
+        Some(f) => undo.push(format!(
             "{} frozen since {}",
             f.roles.join(", "),
             f.at.format("%H:%M:%S")
-        ));
+        )),
+        None => {}
     }
-    if let Some((at, r)) = model.actions.switched.as_ref() {
+    if let (Some((at, r)), Some(u)) = (model.actions.switched.as_ref(), config_undo(model)) {
         if r.changed {
             undo.push(format!(
                 "switched at {}: {} goes back to {}",
                 at.format("%H:%M:%S"),
                 r.key,
-                r.previous_fingerprint
+                u.restore
                     .as_deref()
                     .map_or("absent".into(), |f| format!("sha256:{f}"))
             ));
@@ -69,7 +110,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         // Going back sends the app to the source: it must be there.
         guard::side_live(model, Side::Source),
     ];
-    if switch(model).is_some() {
+    if switch(model).is_some() || config_undo(model).is_some() {
         g.extend([
             guard::nothing_stranded(model),
             guard::kube_live(model),
@@ -144,7 +185,14 @@ pub fn plan(model: &Model) -> Option<Plan> {
             }
         }
     }
-    if let Some(f) = model.actions.frozen.as_ref() {
+    // A freeze by read-only role took nothing on the server: the config
+    // put back below ends it.
+    if let Some(f) = model
+        .actions
+        .frozen
+        .as_ref()
+        .filter(|f| f.read_only_role.is_none())
+    {
         steps.push(Step::UnfreezeWrites {
             roles: f.roles.clone(),
             grants: f.grants.clone(),
@@ -152,40 +200,47 @@ pub fn plan(model: &Model) -> Option<Plan> {
         });
     }
     let mut confirm = Confirm::Yes;
-    match (switch, info.kubernetes.as_ref()) {
-        (Some(r), Some(k)) if k.changes == Changes::Gitops => {
+    match (config_undo(model), info.kubernetes.as_ref()) {
+        (Some(u), Some(k)) if k.changes == Changes::Gitops => {
             // The revert goes through Git too: shown, then waited for.
             steps.push(Step::AwaitConfig {
                 namespace: k.namespace.clone(),
-                object: r.object.clone(),
-                key: r.key.clone(),
-                want: r.previous_fingerprint.clone(),
-                was: Some(r.new_fingerprint.clone()),
+                object: u.object.clone(),
+                key: u.key.clone(),
+                want: u.restore.clone(),
+                was: Some(u.current.clone()),
                 value_from: None,
                 timeout_s: k.gitops_wait_secs,
                 undo: true,
+                // The revert of the read-only switch ends the freeze.
+                to: if u.unfreezes {
+                    SwitchTo::ReadOnly
+                } else {
+                    SwitchTo::Target
+                },
             });
-            if !r.object.starts_with("service/") {
+            if !u.object.starts_with("service/") {
                 steps.extend(await_rollout_steps(
                     &k.namespace,
                     &super::rollout_restart::workloads(model, k),
                 ));
             }
-            confirm = Confirm::TypeName(object_name(&r.object).to_string());
+            confirm = Confirm::TypeName(object_name(&u.object).to_string());
         }
-        (Some(r), Some(k)) => {
+        (Some(u), Some(k)) => {
             steps.push(Step::RestoreConfig {
                 namespace: k.namespace.clone(),
-                object: r.object.clone(),
-                key: r.key.clone(),
-                restore: r.previous_fingerprint.clone(),
-                expect_current: r.new_fingerprint.clone(),
+                object: u.object.clone(),
+                key: u.key.clone(),
+                restore: u.restore.clone(),
+                expect_current: u.current.clone(),
+                unfreezes: u.unfreezes,
             });
             steps.extend(restart_steps(
                 &k.namespace,
                 &super::rollout_restart::workloads(model, k),
             ));
-            confirm = Confirm::TypeName(object_name(&r.object).to_string());
+            confirm = Confirm::TypeName(object_name(&u.object).to_string());
         }
         _ => {}
     }

@@ -10,7 +10,7 @@
 use crate::config::Changes;
 use crate::model::Model;
 use crate::runbook::guard::{self, Guard};
-use crate::runbook::plan::{await_rollout_steps, object_name, Confirm, Plan, Step};
+use crate::runbook::plan::{await_rollout_steps, object_name, Confirm, Plan, Step, SwitchTo};
 use crate::runbook::{CheckpointId, Variant};
 
 pub fn guards(model: &Model) -> Vec<Guard> {
@@ -77,7 +77,12 @@ pub fn plan(model: &Model) -> Option<Plan> {
         .as_ref()
         .and_then(|p| p.switch_value.as_ref());
     let new_fingerprint = value.and_then(|v| v.new_fingerprint.clone());
-    let expect_current = value.and_then(|v| v.current_fingerprint.clone());
+    // After a freeze by read-only role the key holds what that switch
+    // wrote, newer than the access review's read.
+    let expect_current = match model.actions.read_only_switch.as_ref() {
+        Some((_, r)) => Some(r.new_fingerprint.clone()),
+        None => value.and_then(|v| v.current_fingerprint.clone()),
+    };
     let mut notes = Vec::new();
     match (&expect_current, &new_fingerprint) {
         (Some(c), Some(n)) if c == n => {
@@ -102,6 +107,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
             value_from: k.switch_to.clone(),
             timeout_s: k.gitops_wait_secs,
             undo: false,
+            to: SwitchTo::Target,
         }];
         // A Service's selector moves the traffic by itself: no rollout.
         if !object.starts_with("service/") {
@@ -127,6 +133,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
             key,
             new_fingerprint,
             expect_current,
+            to: SwitchTo::Target,
         }],
         notes,
     })
