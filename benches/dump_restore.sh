@@ -10,6 +10,9 @@
 #   dump-restore   `--script "F Z Y C S R T"`, [runbook] dump_jobs = 4
 #   dump-job       the same with [runbook] copy = "job": pg_dump | pg_restore
 #                  in a Job's pod (the simulator runs it on this machine)
+#   dump-ro        the same with [freeze] method = "read-only-role": Z
+#                  switches the app's config to a read-only role and
+#                  restarts it instead of taking privileges
 #   logical        `--script "F? D P U W V Z C A E S R T"`
 #
 # and, on the dump-restore lab's frozen source once the script is done, a
@@ -18,8 +21,9 @@
 # parallel copy.
 #
 #   window   the write freeze as the console measures it: from the freeze's
-#            privileges taken to the app seen on the target (the session
-#            log's `freeze_grants` to T's start)
+#            privileges taken (dump-ro: the clients' config switched) to
+#            the app seen on the target (the session log's `freeze_grants`
+#            to T's start)
 #   copy     the `Y` step's own time (dump and restore, 4 jobs each)
 #   single   pg_dump -Fc | pg_restore, one stream, same data, seconds
 #
@@ -138,6 +142,27 @@ for rows in "${sizes[@]}"; do
   read -r window copy < <(measure "$log")
   printf '%-9s %-13s %9s %9s %9s\n' "$rows" dump-job "$window" "$copy" -
   "$CUTOVER_BIN" lab down --dir "$work/job-$rows" >/dev/null 2>&1 || true
+
+  # The freeze by read-only role: the clients' config switched, not privileges.
+  cfg=$(lab_up "ro-$rows" "$rows")
+  src=$(dsn "$cfg" source)
+  grant_app "$(dsn "$cfg" target)" postgres
+  psql "$src" -XAtqc "CREATE ROLE app_ro LOGIN; GRANT USAGE ON SCHEMA public TO app_ro; \
+    GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_ro" >/dev/null
+  sed 's/user=[A-Za-z_]*/user=app_ro/' <<<"$src" >"$(dirname "$cfg")/source-read-only-url"
+  python3 - "$cfg" <<'EOF'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace('app_roles = ["app"]\n',
+              'app_roles = ["app"]\nmethod = "read-only-role"\nread_only_role = "app_ro"\n', 1)
+s = s.replace('switch_to_file = ', 'read_only_to_file = "source-read-only-url"\nswitch_to_file = ', 1)
+open(p, "w").write(s + '\n[runbook]\nvariant = "dump-restore"\ndump_jobs = 4\n')
+EOF
+  log=$(run_script "ro-$rows" "$cfg" "F Z Y C S R T" "the dump-restore runbook, frozen by read-only role")
+  read -r window copy < <(measure "$log")
+  printf '%-9s %-13s %9s %9s %9s\n' "$rows" dump-ro "$window" "$copy" -
+  "$CUTOVER_BIN" lab down --dir "$work/ro-$rows" >/dev/null 2>&1 || true
 
   # The logical runbook on the same data.
   cfg=$(lab_up "logical-$rows" "$rows")

@@ -244,10 +244,12 @@ fn resumed(lab_run: &LabRun, log: &std::path::Path, keys: &str) -> std::process:
 }
 
 /// The script ran through, or the test fails with what it said.
+#[track_caller]
 fn succeeded(out: &std::process::Output) {
     assert!(
         out.status.success(),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -466,10 +468,15 @@ fn a_freeze_by_read_only_role_moves_the_clients_and_back() {
     // Switched to the target, not yet restarted (the app wrote nothing
     // there): the way back puts back the value from before the freeze, not
     // the read-only one the switch replaced.
-    succeeded(&lab_run.script("F Z Y C S"));
+    // (The switch waits until the target's statistics show the restore's
+    // rows: counted after the switch, they would read as the app's writes
+    // there, which a rollback would strand, and B would be refused.)
+    succeeded(&lab_run.script("F Z Y C"));
+    let log = newest_log(&lab_run.sessions);
+    restore_counted(&target);
+    succeeded(&resumed(&lab_run, &log, "S"));
     let switched = app_database_url(&labdir);
     assert!(switched.contains(&target_port(&target)), "{switched}");
-    let log = newest_log(&lab_run.sessions);
     succeeded(&resumed(&lab_run, &log, "B"));
     assert_eq!(app_database_url(&labdir), before);
 
@@ -487,6 +494,31 @@ fn a_freeze_by_read_only_role_moves_the_clients_and_back() {
     copied_and_nothing_lost(&out, &source, &target);
     assert!(app_database_url(&labdir).contains(&target_port(&target)));
     audit(&labdir);
+}
+
+/// Waits (at most 30 s) until the target's rows-inserted statistic stands
+/// still for 1.5 s.
+fn restore_counted(target: &str) {
+    let inserted = || {
+        psql(
+            target,
+            "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables",
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last = inserted();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let now = inserted();
+        if now == last {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the target's statistics kept moving"
+        );
+        last = now;
+    }
 }
 
 /// `port=N` of a conninfo.

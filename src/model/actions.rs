@@ -348,11 +348,53 @@ pub fn on_step_ended(
     outcome: Result<String, String>,
     elapsed_ms: f64,
 ) {
-    if let Some(s) = run_mut(model, id).and_then(|r| r.steps.iter_mut().find(|s| s.index == index))
-    {
-        s.finished = Some((at, outcome));
-        s.elapsed_ms = Some(elapsed_ms);
+    let done = outcome.is_ok();
+    let Some(s) = run_mut(model, id).and_then(|r| r.steps.iter_mut().find(|s| s.index == index))
+    else {
+        return;
+    };
+    s.finished = Some((at, outcome));
+    s.elapsed_ms = Some(elapsed_ms);
+    let step = s.step.clone();
+    // The freeze by read-only role's switch is on record from its step's
+    // end, not only from the run's (a console that dies in the restart
+    // after it still knows what to put back when resumed).
+    if done && step.starts_read_only_freeze() {
+        let record = switch_record(&step);
+        if record.as_ref().is_some_and(|r| r.changed) || model.actions.read_only_switch.is_none() {
+            model.actions.read_only_switch = record.map(|r| (at, r));
+        }
     }
+}
+
+/// What a config step wrote, as its plan said it: the key's value before
+/// (None: absent) and after.
+fn switch_record(step: &crate::runbook::Step) -> Option<SwitchRecord> {
+    use crate::runbook::Step;
+    let (object, key, previous, new) = match step {
+        Step::PatchConfig {
+            object,
+            key,
+            new_fingerprint,
+            expect_current,
+            ..
+        } => (object, key, expect_current, new_fingerprint.as_ref()?),
+        Step::AwaitConfig {
+            object,
+            key,
+            want,
+            was,
+            ..
+        } => (object, key, was, want.as_ref()?),
+        _ => return None,
+    };
+    Some(SwitchRecord {
+        object: object.clone(),
+        key: key.clone(),
+        previous_fingerprint: previous.clone(),
+        new_fingerprint: new.clone(),
+        changed: previous.as_ref() != Some(new),
+    })
 }
 
 /// A free-form step line from a log written before steps were recorded.

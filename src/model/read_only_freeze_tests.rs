@@ -267,3 +267,39 @@ fn under_gitops_the_freeze_and_its_revert_are_waited_for() {
     );
     assert!(back.steps[0].ends_read_only_freeze());
 }
+
+#[test]
+fn a_run_that_ends_without_its_record_still_knows_what_to_put_back() {
+    let mut f = Feed::with(read_only(Changes::Patch));
+    f.live(1, 0);
+    reviewed(&mut f, 1);
+    let z = runbook::plan(&f.m, CheckpointId::FreezeWrites).unwrap();
+    // The patch's step ended; the run closed with no switch record (the
+    // console died in the restart and was resumed).
+    ran(
+        &mut f,
+        2,
+        CheckpointId::FreezeWrites,
+        z.steps[..1].to_vec(),
+        false,
+        "the session ended while step 2 was in flight",
+        None,
+    );
+    assert_eq!(
+        f.m.actions
+            .read_only_switch
+            .as_ref()
+            .map(|(_, r)| r.clone()),
+        Some(record("old1", "ro1"))
+    );
+    let back = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
+    assert!(
+        matches!(
+            &back.steps[0],
+            Step::RestoreConfig { restore: Some(r), expect_current, unfreezes: true, .. }
+                if r == "old1" && expect_current == "ro1"
+        ),
+        "{:?}",
+        back.steps
+    );
+}
