@@ -96,6 +96,23 @@ fn frozen(f: &mut Feed, t: i64, steps: Vec<Step>) {
     );
 }
 
+/// B's plan, checked to begin by putting back "old1" over `current` and
+/// ending the freeze.
+#[track_caller]
+fn puts_back_old1_from(f: &Feed, current: &str) -> crate::runbook::Plan {
+    let back = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
+    assert!(
+        matches!(
+            &back.steps[0],
+            Step::RestoreConfig { restore: Some(r), expect_current, unfreezes: true, .. }
+                if r == "old1" && expect_current == current
+        ),
+        "{:?}",
+        back.steps
+    );
+    back
+}
+
 #[test]
 fn the_freeze_switches_the_clients_then_proves_it() {
     let mut f = Feed::with(read_only(Changes::Patch));
@@ -198,16 +215,7 @@ fn the_way_back_puts_back_what_the_key_held_before_the_freeze() {
         Some(record("ro1", "new1")),
     );
     // After it: still back to before the freeze, from the target's value.
-    let back = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
-    assert!(
-        matches!(
-            &back.steps[0],
-            Step::RestoreConfig { restore: Some(r), expect_current, unfreezes: true, .. }
-                if r == "old1" && expect_current == "new1"
-        ),
-        "{:?}",
-        back.steps
-    );
+    let back = puts_back_old1_from(&f, "new1");
     assert!(!back
         .steps
         .iter()
@@ -292,14 +300,5 @@ fn a_run_that_ends_without_its_record_still_knows_what_to_put_back() {
             .map(|(_, r)| r.clone()),
         Some(record("old1", "ro1"))
     );
-    let back = runbook::plan(&f.m, CheckpointId::Rollback).unwrap();
-    assert!(
-        matches!(
-            &back.steps[0],
-            Step::RestoreConfig { restore: Some(r), expect_current, unfreezes: true, .. }
-                if r == "old1" && expect_current == "ro1"
-        ),
-        "{:?}",
-        back.steps
-    );
+    puts_back_old1_from(&f, "ro1");
 }
