@@ -119,6 +119,14 @@ impl Actions {
         self.history.last().filter(|r| r.finished.is_none())
     }
 
+    /// The config values as the latest access review read them
+    /// (fingerprints only).
+    pub fn switch_value(&self) -> Option<&crate::session::SwitchValue> {
+        self.preflight
+            .as_ref()
+            .and_then(|p| p.switch_value.as_ref())
+    }
+
     /// The freeze of one side.
     pub fn frozen_mut(&mut self, side: crate::session::Side) -> &mut Option<Frozen> {
         match side {
@@ -365,6 +373,10 @@ pub fn on_step_ended(
             model.actions.read_only_switch = record.map(|r| (at, r));
         }
     }
+    // Put back: nothing of that freeze's switch is left to undo.
+    if done && step.ends_read_only_freeze() {
+        model.actions.read_only_switch = None;
+    }
 }
 
 /// What a config step wrote, as its plan said it: the key's value before
@@ -418,21 +430,11 @@ pub fn on_finished(
     });
     if let Some(record) = switched {
         match checkpoint {
-            // A rollback that reached the server leaves nothing to undo:
-            // with a freeze by read-only role, the clients' config put back
-            // ends the freeze too.
-            Some(CheckpointId::Rollback) => {
-                model.actions.switched = None;
-                if model.actions.read_only_switch.take().is_some() {
-                    model.actions.frozen.take_if(|f| f.read_only_role.is_some());
-                }
-            }
-            // The freeze by read-only role's switch: not the app's move.
-            Some(CheckpointId::FreezeWrites) => {
-                if record.changed || model.actions.read_only_switch.is_none() {
-                    model.actions.read_only_switch = Some((at, record.clone()));
-                }
-            }
+            // A rollback that reached the server leaves nothing to undo.
+            Some(CheckpointId::Rollback) => model.actions.switched = None,
+            // The freeze by read-only role's switch: not the app's move,
+            // and on record from its step's end (see `on_step_ended`).
+            Some(CheckpointId::FreezeWrites) => {}
             // Running the switch twice patches nothing the second time; the
             // first run's record still says what to go back to.
             _ if !record.changed && model.actions.switched.is_some() => {}

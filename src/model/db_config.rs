@@ -123,7 +123,7 @@ pub fn db_configs(model: &Model) -> DbConfigs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::model) mod tests {
     use super::*;
     use crate::model::update::tests::{at, Feed};
     use crate::runbook::CheckpointId;
@@ -157,13 +157,22 @@ mod tests {
     }
 
     fn patch(new: &str, current: &str) -> Step {
+        patch_as(new, current, crate::runbook::plan::SwitchTo::Target)
+    }
+
+    /// The fixture app's config key patched from `current` to `new`.
+    pub(in crate::model) fn patch_as(
+        new: &str,
+        current: &str,
+        to: crate::runbook::plan::SwitchTo,
+    ) -> Step {
         Step::PatchConfig {
             namespace: "shop".into(),
             object: "configmap/app-db".into(),
             key: "DATABASE_URL".into(),
             new_fingerprint: Some(new.into()),
             expect_current: Some(current.into()),
-            to: crate::runbook::plan::SwitchTo::Target,
+            to,
         }
     }
 

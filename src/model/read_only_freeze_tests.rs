@@ -5,6 +5,7 @@
 //! on the server, since nothing was taken there.
 
 use super::actions::tests::kube_info;
+use super::db_config::tests::patch_as;
 use super::update::tests::{ran, Feed};
 use crate::config::Changes;
 use crate::runbook::plan::SwitchTo;
@@ -119,14 +120,7 @@ fn the_freeze_switches_the_clients_then_proves_it() {
     f.live(1, 0);
     reviewed(&mut f, 1);
     let plan = runbook::plan(&f.m, CheckpointId::FreezeWrites).unwrap();
-    let mut want = vec![Step::PatchConfig {
-        namespace: "shop".into(),
-        object: "configmap/app-db".into(),
-        key: "DATABASE_URL".into(),
-        new_fingerprint: Some("ro1".into()),
-        expect_current: Some("old1".into()),
-        to: SwitchTo::ReadOnly,
-    }];
+    let mut want = vec![patch_as("ro1", "old1", SwitchTo::ReadOnly)];
     want.extend(restart());
     assert_eq!(&plan.steps[..want.len()], &want[..]);
     assert!(
@@ -193,17 +187,7 @@ fn the_way_back_puts_back_what_the_key_held_before_the_freeze() {
     assert!(back.steps[0].ends_read_only_freeze());
     // The switch starts from the read-only value, not the review's read.
     let s = runbook::plan(&f.m, CheckpointId::SwitchConfig).unwrap();
-    assert_eq!(
-        s.steps,
-        vec![Step::PatchConfig {
-            namespace: "shop".into(),
-            object: "configmap/app-db".into(),
-            key: "DATABASE_URL".into(),
-            new_fingerprint: Some("new1".into()),
-            expect_current: Some("ro1".into()),
-            to: SwitchTo::Target,
-        }]
-    );
+    assert_eq!(s.steps, vec![patch_as("new1", "ro1", SwitchTo::Target)]);
     assert!(s.steps[0].switches_to_target());
     ran(
         &mut f,

@@ -123,6 +123,19 @@ async fn in_one_transaction(
     .await
 }
 
+/// `tables` with every partition of a partitioned one.
+async fn with_partitions(on: On<'_>, c: &Client, tables: &[String]) -> Result<Vec<String>> {
+    Ok(q(
+        on,
+        "listing the partitions",
+        c.query(WITH_PARTITIONS_SQL, &[&tables]),
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
 /// Refuses, changing nothing, a role the freeze cannot hold against.
 async fn check_roles(
     on: On<'_>,
@@ -182,16 +195,9 @@ pub async fn freeze(
     let on = On { config, side };
     let mut c = super::pg_steps::open(config, side, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
     let selected = tables.len();
-    let all: Vec<String> = q(
-        on,
-        "listing the partitions",
-        c.query(WITH_PARTITIONS_SQL, &[&tables]),
-    )
-    .await
-    .map_err(|e| anyhow!("{e:#}; nothing was changed"))?
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
+    let all = with_partitions(on, &c, tables)
+        .await
+        .map_err(|e| anyhow!("{e:#}; nothing was changed"))?;
     let tables = all.as_slice();
     check_roles(on, &c, roles, tables, "a freeze by privileges")
         .await
@@ -401,15 +407,7 @@ pub async fn prove_read_only(
     let on = On { config, side };
     let c = super::pg_steps::open(config, side, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS).await?;
     let partly = "the clients' config holds the read-only value: B puts it back";
-    let all: Vec<String> = q(
-        on,
-        "listing the partitions",
-        c.query(WITH_PARTITIONS_SQL, &[&tables]),
-    )
-    .await?
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
+    let all = with_partitions(on, &c, tables).await?;
     let tables = all.as_slice();
     let roles = vec![role.to_string()];
     check_roles(on, &c, &roles, tables, "a freeze by read-only role")

@@ -14,7 +14,7 @@ use crate::model::Model;
 use crate::pg::monitor::qualified;
 use crate::runbook::guard::{self, Guard};
 use crate::runbook::plan::{await_rollout_steps, restart_steps, Confirm, Plan, Step, SwitchTo};
-use crate::runbook::{CheckpointId, Variant};
+use crate::runbook::CheckpointId;
 use crate::session::{ReadOnlyFreeze, Side};
 
 use super::prepare::source_tables;
@@ -30,18 +30,9 @@ pub fn configured(model: &Model) -> Option<&ReadOnlyFreeze> {
         .as_ref()
 }
 
-/// The read-only value as the access review read it.
-fn value(model: &Model) -> Option<&crate::session::SwitchValue> {
-    model
-        .actions
-        .preflight
-        .as_ref()
-        .and_then(|p| p.switch_value.as_ref())
-}
-
 fn value_readable(model: &Model, ro: &ReadOnlyFreeze) -> Guard {
     const L: &str = "Read-only value readable";
-    match value(model) {
+    match model.actions.switch_value() {
         None => Guard::fail(L, format!("{} not read yet", ro.value_from)),
         Some(v) => match (&v.read_only_fingerprint, &v.read_only_error) {
             (Some(fp), _) => Guard::pass(
@@ -78,14 +69,7 @@ pub fn guards(model: &Model, ro: &ReadOnlyFreeze) -> Vec<Guard> {
             },
         ),
     ];
-    g.extend(match crate::runbook::variant(model) {
-        Variant::Logical => vec![
-            guard::verified_live(model),
-            guard::caught_up(model),
-            guard::catch_up_within_budget(model),
-        ],
-        Variant::DumpRestore => vec![super::dump_restore::target_empty(model)],
-    });
+    g.extend(super::freeze_writes::runbook_guards(model));
     g
 }
 
@@ -134,7 +118,7 @@ pub fn plan(model: &Model, ro: &ReadOnlyFreeze) -> Option<Plan> {
             notes: vec![note],
         });
     }
-    let value = value(model);
+    let value = model.actions.switch_value();
     let new_fingerprint = value.and_then(|v| v.read_only_fingerprint.clone());
     let expect_current = value.and_then(|v| v.current_fingerprint.clone());
     let w = super::rollout_restart::workloads(model, k);

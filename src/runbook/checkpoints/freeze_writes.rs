@@ -37,7 +37,13 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         ),
     ]
     .into_iter()
-    .chain(match crate::runbook::variant(model) {
+    .chain(runbook_guards(model))
+    .collect()
+}
+
+/// What the runbook asks before writes stop, however they are frozen.
+pub(super) fn runbook_guards(model: &Model) -> Vec<Guard> {
+    match crate::runbook::variant(model) {
         Variant::Logical => vec![
             guard::verified_live(model),
             guard::caught_up(model),
@@ -45,8 +51,7 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         ],
         // The outage starts here: not for a copy that would be refused.
         Variant::DumpRestore => vec![super::dump_restore::target_empty(model)],
-    })
-    .collect()
+    }
 }
 
 pub fn plan(model: &Model) -> Option<Plan> {

@@ -75,18 +75,18 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     const L: &str = "Something to undo";
     let frozen = model.actions.frozen.as_ref();
     let mut undo = Vec::new();
-    match frozen {
-        Some(f) if f.read_only_role.is_some() => undo.push(format!(
-            "clients on {} since {}: their config goes back",
-            f.read_only_role.as_deref().unwrap_or_default(),
-            f.at.format("%H:%M:%S")
-        )),
-        Some(f) => undo.push(format!(
-            "{} frozen since {}",
-            f.roles.join(", "),
-            f.at.format("%H:%M:%S")
-        )),
-        None => {}
+    if let Some(f) = frozen {
+        undo.push(match &f.read_only_role {
+            Some(role) => format!(
+                "clients on {role} since {}: their config goes back",
+                f.at.format("%H:%M:%S")
+            ),
+            None => format!(
+                "{} frozen since {}",
+                f.roles.join(", "),
+                f.at.format("%H:%M:%S")
+            ),
+        });
     }
     if let (Some((at, r)), Some(u)) = (model.actions.switched.as_ref(), config_undo(model)) {
         if r.changed {
@@ -110,7 +110,9 @@ pub fn guards(model: &Model) -> Vec<Guard> {
         // Going back sends the app to the source: it must be there.
         guard::side_live(model, Side::Source),
     ];
-    if switch(model).is_some() || config_undo(model).is_some() {
+    // (Any switch that changed the config, to the target or to the
+    // read-only role, is one to undo.)
+    if config_undo(model).is_some() {
         g.extend([
             guard::nothing_stranded(model),
             guard::kube_live(model),

@@ -45,11 +45,7 @@ fn value_readable(model: &Model) -> Guard {
     let Some(k) = model.info.as_ref().and_then(|i| i.kubernetes.as_ref()) else {
         return Guard::fail(L, "no [kubernetes] section");
     };
-    let value = model
-        .actions
-        .preflight
-        .as_ref()
-        .and_then(|p| p.switch_value.as_ref());
+    let value = model.actions.switch_value();
     match (&k.config_object, &k.config_key, &k.switch_to, value) {
         (None, _, _, _) | (_, None, _, _) => {
             Guard::fail(L, "config_object and config_key are not configured")
@@ -71,11 +67,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
     let k = model.info.as_ref()?.kubernetes.as_ref()?;
     let object = k.config_object.clone()?;
     let key = k.config_key.clone()?;
-    let value = model
-        .actions
-        .preflight
-        .as_ref()
-        .and_then(|p| p.switch_value.as_ref());
+    let value = model.actions.switch_value();
     let new_fingerprint = value.and_then(|v| v.new_fingerprint.clone());
     // After a freeze by read-only role the key holds what that switch
     // wrote, newer than the access review's read.
