@@ -11,6 +11,7 @@ pub mod lab;
 pub mod metrics;
 pub mod model;
 pub mod pg;
+pub mod pooler;
 pub mod report;
 pub mod runbook;
 pub mod runtime;

@@ -202,6 +202,10 @@ enum LabCommand {
         /// PostgreSQL 18 in target/pg18 or $CUTOVER_PG18_DIR, else the source's).
         #[arg(long, value_name = "DIR")]
         target_pg_bin: Option<PathBuf>,
+        /// Put PgBouncer (two instances, transaction pooling) between the
+        /// app pods and the database (Debian's `pgbouncer` package).
+        #[arg(long)]
+        pooler: bool,
     },
     /// Stop the clusters and remove the lab directory.
     Down {
@@ -333,10 +337,12 @@ async fn lab_command(command: LabCommand) -> Result<ExitCode> {
             rows,
             writes,
             target_pg_bin,
+            pooler,
         } => {
             let opts = lab::LabOptions {
                 dir: default_lab_dir(dir),
                 rows,
+                pooler,
                 target_bin: lab::pgwheel::target_bin_or_cached(target_pg_bin),
                 ..lab::LabOptions::default()
             };
@@ -349,8 +355,7 @@ async fn lab_command(command: LabCommand) -> Result<ExitCode> {
         LabCommand::Serve { dir, writes } => {
             let state = lab::read_state(&dir)?
                 .ok_or_else(|| anyhow::anyhow!("no lab in {}", dir.display()))?;
-            let info_conninfo = state.source_conninfo();
-            let sim = lab::start_kube(&dir, &info_conninfo, writes).await?;
+            let sim = lab::start_kube(&dir, &state.app_database_url(), writes).await?;
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let mut int =
@@ -748,6 +753,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         rows: args.rows,
         load_rate: args.load_rate,
         target_bin: lab::pgwheel::target_bin_or_cached(args.target_pg_bin),
+        pooler: false,
     };
     exit::note(&format!(
         "cutover demo: starting the lab in {} ({} rows)…",

@@ -101,6 +101,7 @@ async fn lab_up_status_down() {
         rows,
         load_rate: 50,
         target_bin: common::target_pg_bin(),
+        pooler: false,
     };
     let _cleanup = DownOnDrop(&dir);
     let started = Instant::now();
@@ -505,6 +506,7 @@ async fn up_refuses_leftover_clusters_without_state() {
         rows: 100,
         load_rate: 1,
         target_bin: None,
+        pooler: false,
     })
     .await
     .unwrap_err()
@@ -545,6 +547,7 @@ async fn up_refuses_a_target_older_than_the_source() {
         rows: 100,
         load_rate: 1,
         target_bin: Some(old.clone()),
+        pooler: false,
     })
     .await
     .unwrap_err();
@@ -570,6 +573,7 @@ async fn up_names_what_a_target_bin_dir_lacks() {
         rows: 100,
         load_rate: 1,
         target_bin: Some(tmp.path().to_path_buf()),
+        pooler: false,
     })
     .await
     .unwrap_err();

@@ -163,8 +163,32 @@ pub async fn audit(dir: &Path) -> Result<AuditReport> {
         )
     })?;
     let acked = read_journals(&dir)?;
-    let url = app_database_url(&dir).await?;
-    let database = Labels::for_lab(&dir, &state).name(&crate::kube::fingerprint(&url));
+    let mut url = app_database_url(&dir).await?;
+    let labels = Labels::for_lab(&dir, &state);
+    let mut database = labels.name(&crate::kube::fingerprint(&url));
+    // Through the pooler: the database its entry sends the app to now
+    // (the audit's array queries are not for a transaction pooler).
+    if let (Some(_), "pooler") = (&state.pooler, database.as_str()) {
+        let file = dir
+            .join(super::pooler::POOLER_DIR)
+            .join(super::pooler::DATABASES_FILE);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let e = crate::pooler::entry::find(&text, &file.display().to_string(), super::SEED_DB)?;
+        let (host, port, db) = (
+            e.get("host").unwrap_or("127.0.0.1"),
+            e.get("port").unwrap_or("5432"),
+            e.get("dbname").unwrap_or(super::SEED_DB),
+        );
+        url = format!(
+            "host={host} port={port} dbname={db} user={}",
+            super::APP_ROLE
+        );
+        database = format!(
+            "{} (through the pooler)",
+            labels.name(&crate::kube::fingerprint(&url))
+        );
+    }
     let cfg = ConnConfig::from_dsn(
         format!("the app's database ({database})"),
         &url,

@@ -310,6 +310,7 @@ mod tests {
             seed: None,
             reused: false,
             notes: vec![],
+            pooler: None,
         }
     }
 

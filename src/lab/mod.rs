@@ -23,6 +23,7 @@ mod files;
 pub mod kube_sim;
 pub mod pgbin;
 pub mod pgwheel;
+pub mod pooler;
 pub mod seed;
 mod state;
 mod status;
@@ -88,7 +89,7 @@ pub fn app_conninfo(port: u16) -> String {
 }
 
 /// Everything `down` may delete; anything else in the directory is left alone.
-const LAB_ENTRIES: [&str; 16] = [
+const LAB_ENTRIES: [&str; 17] = [
     SOURCE_NAME,
     TARGET_NAME,
     STATE_FILE,
@@ -102,6 +103,7 @@ const LAB_ENTRIES: [&str; 16] = [
     SWITCH_TO_FILE,
     COPY_PGPASS_FILE,
     PODS_DIR,
+    pooler::POOLER_DIR,
     witness::WITNESS_FILE,
     witness::WITNESS_TMP,
     witness::JOURNAL_DIR,
@@ -118,6 +120,8 @@ pub struct LabOptions {
     /// a major-version upgrade lab); `None`: the source's. Must not be an
     /// older major than the source's. Only used when creating a lab.
     pub target_bin: Option<PathBuf>,
+    /// PgBouncer between the app and the database ([`pooler`]).
+    pub pooler: bool,
 }
 
 impl LabOptions {
@@ -133,6 +137,7 @@ impl Default for LabOptions {
             rows: DEFAULT_ROWS,
             load_rate: DEFAULT_WRITES_PER_SEC,
             target_bin: None,
+            pooler: false,
         }
     }
 }
@@ -161,6 +166,8 @@ pub struct LabInfo {
     pub reused: bool,
     /// Things the user should be told (e.g. "reusing the running lab").
     pub notes: Vec<String>,
+    /// The PgBouncer instances between the app and the source, if any.
+    pub pooler: Option<pooler::PoolerState>,
 }
 
 impl LabInfo {
@@ -260,6 +267,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabInfo> {
     if dir.join(STATE_FILE).exists() {
         undo.armed = false;
         let d = dir.clone();
+        let d2 = dir.clone();
         let (rows, target_bin) = (opts.rows, opts.target_bin.clone());
         let mut info =
             tokio::task::spawn_blocking(move || reuse(&d, rows, target_bin.as_deref())).await??;
@@ -269,6 +277,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabInfo> {
             ));
         }
         ensure_copy_role(&info).await?;
+        ensure_pooler(&d2, opts.pooler)?;
         return Ok(info);
     }
     for name in [SOURCE_NAME, TARGET_NAME] {
@@ -288,8 +297,28 @@ pub async fn up(opts: &LabOptions) -> Result<LabInfo> {
     }
 
     let info = up_fresh(&dir, opts, &mut undo).await?;
+    ensure_pooler(&dir, opts.pooler)?;
     undo.armed = false;
     Ok(info)
+}
+
+/// Starts the lab's pooler (made at the first `up --pooler`, started again
+/// by any later `up`) and records it, with the config that names it.
+fn ensure_pooler(dir: &Path, wanted: bool) -> Result<()> {
+    let Some(mut state) = read_state(dir)? else {
+        return Ok(());
+    };
+    match (&state.pooler, wanted) {
+        (Some(p), _) => pooler::ensure_running(dir, p),
+        (None, false) => Ok(()),
+        (None, true) => {
+            let p = pooler::up(dir, state.source.port, SEED_DB, APP_ROLE)?;
+            state.pooler = Some(p);
+            write_state(dir, &state)?;
+            let info = info_from_state(&state)?;
+            write_config_and_readme(&info)
+        }
+    }
 }
 
 async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabInfo> {
@@ -344,6 +373,7 @@ async fn up_fresh(dir: &Path, opts: &LabOptions, undo: &mut Undo) -> Result<LabI
         source: ClusterState::of(&source),
         target: ClusterState::of(&target),
         app_pid: None,
+        pooler: None,
     };
     // Written before seeding so `down` can find the clusters even if this
     // process is killed mid-seed.
@@ -558,6 +588,9 @@ pub fn down(dir: &Path) -> Result<()> {
     if let Some(pid) = state.as_ref().and_then(|s| s.app_pid) {
         kill_app(pid);
     }
+    if let Some(p) = state.as_ref().and_then(|s| s.pooler.as_ref()) {
+        pooler::down(&dir, p);
+    }
 
     let run_as = RunAs::detect()?;
     // Each cluster stops with its own pg_ctl; without one, by signal.
@@ -692,6 +725,7 @@ fn info_from_state(state: &LabState) -> Result<LabInfo> {
         seed: None,
         reused: false,
         notes: Vec::new(),
+        pooler: state.pooler.clone(),
     })
 }
 
@@ -773,6 +807,11 @@ pub async fn start_kube(dir: &Path, database_url: &str, writes_per_sec: u32) -> 
         // A copy Job's pod runs the newer server's tools, as its image would.
         pod_bin: Some(state.target_bin().dir),
         pod_root: Some(dir.join(PODS_DIR)),
+        pooler_ports: state
+            .pooler
+            .as_ref()
+            .map(|p| p.ports.clone())
+            .unwrap_or_default(),
         ..kube_sim::SimOptions::default()
     })
     .await

@@ -41,6 +41,10 @@ pub struct LabState {
     /// Pid of the process running the lab's app (`cutover lab serve`: the
     /// Kubernetes simulator and its writing pods), so `down` can stop it.
     pub app_pid: Option<u32>,
+    /// The PgBouncer instances between the app and the database
+    /// (`lab up --pooler`); absent in labs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<super::pooler::PoolerState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +65,15 @@ impl LabState {
     /// role ([`super::APP_ROLE`]), the ConfigMap's first DATABASE_URL.
     pub fn source_conninfo(&self) -> String {
         super::app_conninfo(self.source.port)
+    }
+
+    /// The app's first DATABASE_URL: through the pooler where the lab has
+    /// one, else the source itself.
+    pub fn app_database_url(&self) -> String {
+        match &self.pooler {
+            Some(p) => p.app_url(super::SEED_DB, super::APP_ROLE),
+            None => self.source_conninfo(),
+        }
     }
 
     /// The binaries and version recorded for `cluster` (one of this state's),
@@ -209,6 +222,7 @@ mod tests {
             source: cluster(SOURCE_NAME, Some(source)),
             target: cluster(TARGET_NAME, target_bin),
             app_pid: None,
+            pooler: None,
         }
     }
 

@@ -43,6 +43,15 @@ pub(super) fn write_app(
         count(t.acknowledged_updates),
         count(t.failed)
     )?;
+    if t.latency.count > 0 {
+        writeln!(
+            f,
+            "  write latency  p50 {}, p99 {}, longest {} (due → acknowledged)",
+            secs(t.latency.p50_ms as i64),
+            secs(t.latency.p99_ms as i64),
+            secs(t.latency.max_ms as i64)
+        )?;
+    }
     for (db, span) in &t.acks {
         writeln!(
             f,
@@ -149,6 +158,7 @@ mod tests {
 
     use super::*;
     use crate::lab::kube_sim::ledger::AckSpan;
+    use crate::lab::kube_sim::Latency;
     use crate::lab::witness::{FailureWindow, Figures, Gap, WITNESS_FORMAT};
 
     fn t(ms: i64) -> DateTime<Utc> {
@@ -204,6 +214,12 @@ mod tests {
                     to: t(3_310),
                     ms: 2_310,
                 }),
+                latency: Latency {
+                    count: 15_431,
+                    p50_ms: 4,
+                    p99_ms: 31,
+                    max_ms: 2_415,
+                },
             },
             pods: Vec::new(),
             last_error: None,
@@ -217,6 +233,7 @@ mod tests {
             shown,
             "  app writes  498.4/s acknowledged, 0.0/s failed (last 5 s); 12,345 inserts + \
              3,086 updates acknowledged, 1,153 failed\n\
+             \x20 write latency  p50 0.004 s, p99 0.031 s, longest 2.415 s (due → acknowledged)\n\
              \x20   on source: first ack 22:13:20.000, last ack 22:13:21.000 UTC\n\
              \x20   on target: first ack 22:13:23.310, last ack 22:13:29.000 UTC\n\
              \x20 write-failure window  2.310 s (22:13:21.000 → 22:13:23.310 UTC), 1,153 failed \

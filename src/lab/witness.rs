@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::kube_sim::ledger::{AckSpan, DrainCursor, PodDrain};
-use super::kube_sim::{AppShared, SecondStats};
+use super::kube_sim::{AppShared, Latency, SecondStats};
 use super::{LabState, SWITCH_TO_FILE};
 
 pub const WITNESS_FILE: &str = "witness.json";
@@ -93,6 +93,10 @@ pub struct Figures {
     /// The last acknowledged write on the source → the first on the target
     /// (total only; None until both happened).
     pub source_to_target: Option<Gap>,
+    /// How long acknowledged writes waited for their answer (absent in
+    /// witness files from before it was measured).
+    #[serde(default)]
+    pub latency: Latency,
 }
 
 /// From the last acknowledged write before the first failure to the first
@@ -148,6 +152,14 @@ impl Labels {
         }
         if let Ok(v) = fs::read_to_string(dir.join(SWITCH_TO_FILE)) {
             m.insert(crate::kube::fingerprint(&v), "target");
+        }
+        // Through the pooler the app's URL names no database: the pooler
+        // decides where its writes go.
+        if state.pooler.is_some() {
+            m.insert(
+                crate::kube::fingerprint(&state.app_database_url()),
+                "pooler",
+            );
         }
         Labels(m)
     }
@@ -213,6 +225,7 @@ fn figures(m: &PodDrain, labels: &Labels, now: DateTime<Utc>) -> Figures {
         acks,
         failure_window,
         source_to_target,
+        latency: m.latency,
     }
 }
 
@@ -304,6 +317,7 @@ impl Flusher {
             recent: d.recent,
             timeline: d.timeline,
             by_db: d.by_db,
+            latency: d.latency,
             new_inserts: Vec::new(),
             new_updates: Vec::new(),
         };
@@ -563,19 +577,28 @@ mod tests {
         let mut labels = BTreeMap::new();
         labels.insert("fp-src".to_string(), "source");
         labels.insert("fp-tgt".to_string(), "target");
-        app.record("app-a", "fp-src", ids(&["a-1", "a-2"]), vec![], 0);
+        app.record("app-a", "fp-src", ids(&["a-1", "a-2"]), vec![], 0, &[1, 2]);
         let w = WitnessWriter::spawn(t.path(), app.clone(), Labels(labels)).unwrap();
         let first = read(t.path()).unwrap().expect("written at once");
         assert_eq!(first.total.acknowledged_inserts, 2);
         assert!(!first.is_final);
-        app.record("app-a", "fp-src", vec![], vec![], 3);
-        app.record("app-b", "fp-tgt", ids(&["b-1"]), ids(&["b-1"]), 0);
+        app.record("app-a", "fp-src", vec![], vec![], 3, &[]);
+        app.record(
+            "app-b",
+            "fp-tgt",
+            ids(&["b-1"]),
+            ids(&["b-1"]),
+            0,
+            &[2500, 3],
+        );
         w.finish().await;
         let last = read(t.path()).unwrap().unwrap();
         assert!(last.is_final);
         assert_eq!(last.total.acknowledged_inserts, 3);
         assert_eq!(last.total.acknowledged_updates, 1);
         assert_eq!(last.total.failed, 3);
+        assert_eq!(last.total.latency.max_ms, 2500);
+        assert_eq!(last.total.latency.count, 4);
         assert_eq!(last.pods.len(), 2);
         assert_eq!(last.pods[0].pod, "app-a");
         assert_eq!(last.pods[0].journal, "witness/app-a.jsonl");

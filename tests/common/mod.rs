@@ -175,6 +175,7 @@ fn start_pair() -> ClusterPair {
         rows: test_rows(),
         load_rate: lab::DEFAULT_WRITES_PER_SEC,
         target_bin: target_pg_bin(),
+        pooler: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -124,11 +124,17 @@ pub struct LabRun {
 
 impl LabRun {
     pub fn up(prefix: &str, rows: &str) -> LabRun {
+        Self::up_with(prefix, rows, &[])
+    }
+
+    /// [`LabRun::up`] with more `lab up` arguments (`--pooler`).
+    pub fn up_with(prefix: &str, rows: &str, args: &[&str]) -> LabRun {
         let tmp = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
         let labdir = tmp.path().join("lab");
         let lab_guard = LabDir(labdir.clone());
-        let config =
-            PathBuf::from(lab(&["up", "--dir", labdir.to_str().unwrap(), "--rows", rows]).trim());
+        let mut all = vec!["up", "--dir", labdir.to_str().unwrap(), "--rows", rows];
+        all.extend_from_slice(args);
+        let config = PathBuf::from(lab(&all).trim());
         assert!(config.exists(), "lab up printed {config:?}");
         let sessions = tmp.path().join("sessions");
         LabRun {

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
-pub use super::ledger::{AppShared, AppStats, SecondStats};
+pub use super::ledger::{AppShared, AppStats, Latency, SecondStats};
 
 /// Table the app writes to. Created on the source by [`ensure_table`] so that
 /// it is part of the schema a cutover copies and replicates.
@@ -29,8 +30,12 @@ pub const APP_WRITES_DDL: &str = "CREATE TABLE IF NOT EXISTS app_writes (\
      updates integer NOT NULL DEFAULT 0, \
      at timestamptz NOT NULL DEFAULT now())";
 
+// Unnamed statements, parsed with each write: a pooler in transaction mode
+// may hand each transaction another server, where a prepared statement of
+// an earlier one does not exist.
 const INSERT: &str = "INSERT INTO app_writes (id, pod, db_config) VALUES ($1, $2, $3)";
-const UPDATE: &str = "UPDATE app_writes SET updates = updates + 1, at = now() WHERE id = $1";
+const UPDATE: &str =
+    "UPDATE app_writes SET updates = updates + 1, at = now() WHERE id = $1 RETURNING id";
 /// Every n-th write is an update.
 const UPDATE_EVERY: u64 = 5;
 /// Updates pick among this many of the pod's latest acknowledged inserts.
@@ -45,10 +50,12 @@ const MAX_IN_FLIGHT: usize = 64;
 pub async fn ensure_table(conninfo: &str) -> anyhow::Result<()> {
     let (client, conn) = tokio_postgres::connect(conninfo, NoTls).await?;
     let conn = tokio::spawn(conn);
-    let there: bool = client
-        .query_one("SELECT to_regclass('app_writes') IS NOT NULL", &[])
+    // Simple queries: through a pooler in transaction mode as well.
+    let there = client
+        .simple_query("SELECT to_regclass('app_writes') IS NOT NULL")
         .await?
-        .get(0);
+        .into_iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")));
     if !there {
         client.batch_execute(APP_WRITES_DDL).await?;
     }
@@ -90,6 +97,15 @@ impl PodWriter {
     }
 }
 
+/// One batch of writes that came due on one tick, sent together.
+struct Batch {
+    ops: Vec<(bool, String)>,
+    results: Vec<Result<usize, tokio_postgres::Error>>,
+    /// When the writes came due: a write's latency is from then to its answer.
+    due: Instant,
+    answered: Vec<Instant>,
+}
+
 async fn run(
     shared: Arc<AppShared>,
     pod: String,
@@ -104,17 +120,29 @@ async fn run(
     let mut seq: u64 = 0;
     let mut credit = 0.0f64;
     let mut last = Instant::now();
-    let mut client: Option<Conn> = None;
+    let mut client: Option<Arc<Conn>> = None;
     let mut next_connect = Instant::now();
     let mut backoff = Duration::from_millis(100);
     let mut recent: std::collections::VecDeque<String> = Default::default();
+    // Writes sent and not answered yet: a pooler holding the queries
+    // (PgBouncer's PAUSE) delays them; the pod goes on taking requests,
+    // as an app's callers go on calling, up to what it can keep waiting.
+    let mut pending = futures::stream::FuturesUnordered::new();
+    let mut waiting = 0usize;
+    let capacity = max_waiting(rate);
     loop {
         tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
+            Some(b) = futures::StreamExt::next(&mut pending), if !pending.is_empty() => {
+                let b: Batch = b;
+                waiting -= b.ops.len();
+                answered(&shared, &pod, &fingerprint, &mut recent, b);
+                continue;
+            }
             _ = tokio::time::sleep(TICK) => {}
         }
         if *stop.borrow() {
-            return;
+            break;
         }
         let now = Instant::now();
         // At most one second of catch-up, so an outage is not followed by a burst.
@@ -132,7 +160,7 @@ async fn run(
         if client.is_none() && now >= next_connect {
             match connect(&conninfo).await {
                 Ok(c) => {
-                    client = Some(c);
+                    client = Some(Arc::new(c));
                     backoff = Duration::from_millis(100);
                 }
                 Err(e) => {
@@ -142,11 +170,12 @@ async fn run(
                 }
             }
         }
-        let Some(c) = client.as_ref() else {
-            shared.record(&pod, &fingerprint, Vec::new(), Vec::new(), due as u64);
+        let Some(c) = client.clone() else {
+            shared.record(&pod, &fingerprint, Vec::new(), Vec::new(), due as u64, &[]);
             continue;
         };
-        let ops: Vec<(bool, String)> = (0..due.min(MAX_IN_FLIGHT))
+        let room = capacity.saturating_sub(waiting);
+        let ops: Vec<(bool, String)> = (0..due.min(room))
             .map(|_| {
                 seq += 1;
                 if seq.is_multiple_of(UPDATE_EVERY) && !recent.is_empty() {
@@ -157,51 +186,96 @@ async fn run(
                 }
             })
             .collect();
-        let dropped = due.saturating_sub(MAX_IN_FLIGHT) as u64;
+        let dropped = due.saturating_sub(room) as u64;
         if dropped > 0 {
             shared.error(format!("{pod}: over capacity, {dropped} writes not sent"));
+            shared.record(&pod, &fingerprint, Vec::new(), Vec::new(), dropped, &[]);
         }
-        let (pod_ref, fp_ref) = (&pod, &fingerprint);
-        // tokio-postgres pipelines these on the one connection.
-        let results = futures::future::join_all(ops.iter().map(|(update, id)| async move {
-            if *update {
-                c.client.execute(&c.update, &[id]).await
-            } else {
-                c.client.execute(&c.insert, &[id, pod_ref, fp_ref]).await
-            }
-        }))
-        .await;
-        let mut inserted = Vec::new();
-        let mut updated = Vec::new();
-        let mut failed = dropped;
-        for ((update, id), r) in ops.into_iter().zip(results) {
-            match r {
-                Ok(1) if update => updated.push(id),
-                Ok(_) if update => {
-                    failed += 1;
-                    shared.error(format!("{pod}: update of {id} matched no row"));
+        if ops.is_empty() {
+            continue;
+        }
+        waiting += ops.len();
+        let (pod2, fp2) = (pod.clone(), fingerprint.clone());
+        pending.push(async move {
+            // tokio-postgres pipelines these on the one connection.
+            let results = futures::future::join_all(ops.iter().map(|(update, id)| {
+                let (c, pod, fp) = (&c, &pod2, &fp2);
+                async move {
+                    let r = if *update {
+                        c.client.query_typed(UPDATE, &[(id, Type::TEXT)]).await
+                    } else {
+                        c.client
+                            .query_typed(
+                                INSERT,
+                                &[(id, Type::TEXT), (pod, Type::TEXT), (fp, Type::TEXT)],
+                            )
+                            .await
+                    };
+                    (r.map(|rows| rows.len()), Instant::now())
                 }
-                Ok(_) => inserted.push(id),
-                Err(e) => {
-                    failed += 1;
-                    shared.error(format!("{pod}: {}", describe(&e)));
-                }
+            }))
+            .await;
+            let (results, answered) = results.into_iter().unzip();
+            Batch {
+                ops,
+                results,
+                due: now,
+                answered,
             }
-        }
-        for id in &inserted {
-            recent.push_back(id.clone());
-            if recent.len() > RECENT {
-                recent.pop_front();
-            }
-        }
-        shared.record(&pod, &fingerprint, inserted, updated, failed);
+        });
     }
+    // Graceful termination: what was sent is answered first.
+    while let Some(b) = futures::StreamExt::next(&mut pending).await {
+        answered(&shared, &pod, &fingerprint, &mut recent, b);
+    }
+}
+
+/// Writes a pod keeps waiting at most: ten seconds of its rate (a caller's
+/// timeout), at least [`MAX_IN_FLIGHT`].
+fn max_waiting(rate: f64) -> usize {
+    ((rate * 10.0) as usize).max(MAX_IN_FLIGHT)
+}
+
+/// Records a batch's answers: acknowledged ids, failures, latencies.
+fn answered(
+    shared: &AppShared,
+    pod: &str,
+    fingerprint: &str,
+    recent: &mut std::collections::VecDeque<String>,
+    b: Batch,
+) {
+    let mut inserted = Vec::new();
+    let mut updated = Vec::new();
+    let mut failed = 0;
+    let mut latencies = Vec::with_capacity(b.ops.len());
+    for (((update, id), r), at) in b.ops.into_iter().zip(b.results).zip(b.answered) {
+        match r {
+            Ok(1) if update => updated.push(id),
+            Ok(_) if update => {
+                failed += 1;
+                shared.error(format!("{pod}: update of {id} matched no row"));
+                continue;
+            }
+            Ok(_) => inserted.push(id),
+            Err(e) => {
+                failed += 1;
+                shared.error(format!("{pod}: {}", describe(&e)));
+                continue;
+            }
+        }
+        latencies.push((at - b.due).as_millis() as u64);
+    }
+    for id in &inserted {
+        recent.push_back(id.clone());
+        if recent.len() > RECENT {
+            recent.pop_front();
+        }
+    }
+    shared.record(pod, fingerprint, inserted, updated, failed, &latencies);
 }
 
 struct Conn {
     client: tokio_postgres::Client,
-    insert: tokio_postgres::Statement,
-    update: tokio_postgres::Statement,
 }
 
 /// tokio-postgres displays server errors as just "db error".
@@ -218,11 +292,5 @@ async fn connect(conninfo: &str) -> anyhow::Result<Conn> {
             .await
             .map_err(|_| anyhow::anyhow!("timed out"))??;
     tokio::spawn(conn);
-    let insert = client.prepare(INSERT).await?;
-    let update = client.prepare(UPDATE).await?;
-    Ok(Conn {
-        client,
-        insert,
-        update,
-    })
+    Ok(Conn { client })
 }

@@ -617,6 +617,10 @@ fn pods(sim: &Sim, s: &mut Store, st: &mut State, processes: &HashSet<(String, S
             };
             rt.running_at = Some(now);
             let start = now_rfc3339();
+            let pod_ip = p["metadata"]["annotations"][super::POD_IP_ANNOTATION]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("10.1.0.{}", rand::thread_rng().gen_range(2..250)));
             let _ = s.update(Kind::Pod, &ns, &name, Scope::Controller, |v| {
                 if let Some(fp) = &fp {
                     v["metadata"]["annotations"][DB_CONFIG_ANNOTATION] = json!(fp);
@@ -626,7 +630,7 @@ fn pods(sim: &Sim, s: &mut Store, st: &mut State, processes: &HashSet<(String, S
                     "phase": "Running",
                     "startTime": start,
                     "hostIP": "10.0.0.1",
-                    "podIP": format!("10.1.0.{}", rand::thread_rng().gen_range(2..250)),
+                    "podIP": pod_ip,
                     "qosClass": "BestEffort",
                     "conditions": conditions(false),
                 });

@@ -22,6 +22,24 @@ pub struct SecondStats {
     pub second: i64,
     pub ok: u64,
     pub failed: u64,
+    /// The longest an acknowledged write of this second waited, from when
+    /// it came due to its answer (ms).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_latency_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// How long acknowledged writes waited, from when each came due to its
+/// answer: what a pooler's pause costs the app's callers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,6 +52,7 @@ pub struct AppStats {
     /// When the first and the last failed write came due.
     pub first_failure: Option<DateTime<Utc>>,
     pub last_failure: Option<DateTime<Utc>>,
+    pub latency: Latency,
 }
 
 impl AppStats {
@@ -111,18 +130,55 @@ pub struct AckSpan {
     pub last: DateTime<Utc>,
 }
 
+/// Acknowledged writes' latencies (ms), up to an hour at 3 significant
+/// digits (a bucket rounds a value within 0.1 %); the longest is kept
+/// exactly beside them.
+#[derive(Debug)]
+struct Latencies(hdrhistogram::Histogram<u64>, u64);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies(
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3).expect("fixed, valid bounds"),
+            0,
+        )
+    }
+}
+
+impl Latencies {
+    fn record(&mut self, ms: &[u64]) {
+        for v in ms {
+            self.0.saturating_record((*v).max(1));
+            self.1 = self.1.max(*v);
+        }
+    }
+
+    fn summary(&self) -> Latency {
+        if self.0.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            count: self.0.len(),
+            p50_ms: self.0.value_at_quantile(0.50),
+            p99_ms: self.0.value_at_quantile(0.99).min(self.1),
+            max_ms: self.1,
+        }
+    }
+}
+
 /// The time-wise figures, kept per pod and for all pods.
 #[derive(Debug, Default)]
 struct Measure {
-    /// Unix second → (acknowledged, failed).
-    per_second: BTreeMap<i64, (u64, u64)>,
+    /// Unix second → (acknowledged, failed, longest latency ms).
+    per_second: BTreeMap<i64, (u64, u64, u64)>,
     timeline: FailureTimeline,
     /// Config fingerprint → acknowledged writes on that database.
     by_db: BTreeMap<String, AckSpan>,
+    latencies: Latencies,
 }
 
 impl Measure {
-    fn record(&mut self, now: DateTime<Utc>, db: &str, ok: u64, failed: u64) {
+    fn record(&mut self, now: DateTime<Utc>, db: &str, ok: u64, failed: u64, latencies: &[u64]) {
         if ok > 0 {
             self.by_db
                 .entry(db.to_string())
@@ -133,9 +189,11 @@ impl Measure {
                 });
         }
         self.timeline.record(now, ok, failed);
+        self.latencies.record(latencies);
         let e = self.per_second.entry(now.timestamp()).or_default();
         e.0 += ok;
         e.1 += failed;
+        e.2 = e.2.max(latencies.iter().copied().max().unwrap_or(0));
     }
 }
 
@@ -173,6 +231,7 @@ pub struct PodDrain {
     pub recent: Vec<SecondStats>,
     pub timeline: FailureTimeline,
     pub by_db: BTreeMap<String, AckSpan>,
+    pub latency: Latency,
     pub new_inserts: Vec<String>,
     pub new_updates: Vec<String>,
 }
@@ -184,6 +243,7 @@ pub struct Drain {
     pub recent: Vec<SecondStats>,
     pub timeline: FailureTimeline,
     pub by_db: BTreeMap<String, AckSpan>,
+    pub latency: Latency,
     pub last_error: Option<String>,
 }
 
@@ -194,19 +254,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn seconds(m: &BTreeMap<i64, (u64, u64)>, from: i64) -> Vec<SecondStats> {
+fn seconds(m: &BTreeMap<i64, (u64, u64, u64)>, from: i64) -> Vec<SecondStats> {
     m.range(from..)
-        .map(|(s, (ok, failed))| SecondStats {
+        .map(|(s, (ok, failed, max))| SecondStats {
             second: *s,
             ok: *ok,
             failed: *failed,
+            max_latency_ms: *max,
         })
         .collect()
 }
 
 impl AppShared {
     /// One batch of pod `pod` writing to the database whose config has
-    /// fingerprint `db`: what was acknowledged, and how many writes failed.
+    /// fingerprint `db`: what was acknowledged, how many writes failed,
+    /// and how long each acknowledged one waited (ms).
     pub(crate) fn record(
         &self,
         pod: &str,
@@ -214,10 +276,12 @@ impl AppShared {
         inserted: Vec<String>,
         updated: Vec<String>,
         failed: u64,
+        latencies: &[u64],
     ) {
-        self.record_at(Utc::now(), pod, db, inserted, updated, failed);
+        self.record_at(Utc::now(), pod, db, inserted, updated, failed, latencies);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record_at(
         &self,
         now: DateTime<Utc>,
@@ -226,14 +290,15 @@ impl AppShared {
         inserted: Vec<String>,
         updated: Vec<String>,
         failed: u64,
+        latencies: &[u64],
     ) {
         let ok = (inserted.len() + updated.len()) as u64;
         self.ok.fetch_add(ok, Ordering::Relaxed);
         self.failed.fetch_add(failed, Ordering::Relaxed);
         let mut l = lock(&self.ledger);
-        l.m.record(now, db, ok, failed);
+        l.m.record(now, db, ok, failed, latencies);
         let p = l.pods.entry(pod.to_string()).or_default();
-        p.m.record(now, db, ok, failed);
+        p.m.record(now, db, ok, failed, latencies);
         p.failed += failed;
         p.inserts.extend(inserted);
         p.updates.extend(updated);
@@ -252,6 +317,7 @@ impl AppShared {
             last_error: l.last_error.clone(),
             first_failure: l.m.timeline.first_failure,
             last_failure: l.m.timeline.last_failure,
+            latency: l.m.latencies.summary(),
         }
     }
 
@@ -289,6 +355,7 @@ impl AppShared {
                     recent: seconds(&p.m.per_second, since),
                     timeline: p.m.timeline,
                     by_db: p.m.by_db.clone(),
+                    latency: p.m.latencies.summary(),
                     new_inserts: p.inserts[c.0.min(p.inserts.len())..].to_vec(),
                     new_updates: p.updates[c.1.min(p.updates.len())..].to_vec(),
                 };
@@ -301,6 +368,7 @@ impl AppShared {
             recent: seconds(&l.m.per_second, since),
             timeline: l.m.timeline,
             by_db: l.m.by_db.clone(),
+            latency: l.m.latencies.summary(),
             last_error: l.last_error.clone(),
         }
     }
@@ -351,13 +419,37 @@ mod tests {
     fn drain_hands_out_each_id_once_and_spans_per_database() {
         let app = AppShared::default();
         let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        app.record_at(t(0), "app-a", "fp-src", ids(&["a-1", "a-2"]), vec![], 0);
-        app.record_at(t(10), "app-b", "fp-src", ids(&["b-1"]), ids(&["a-1"]), 0);
+        app.record_at(
+            t(0),
+            "app-a",
+            "fp-src",
+            ids(&["a-1", "a-2"]),
+            vec![],
+            0,
+            &[3, 5],
+        );
+        app.record_at(
+            t(10),
+            "app-b",
+            "fp-src",
+            ids(&["b-1"]),
+            ids(&["a-1"]),
+            0,
+            &[2, 2],
+        );
         let mut cursor = DrainCursor::new();
         let d = app.drain(&mut cursor, i64::MIN);
         assert_eq!(d.pods["app-a"].new_inserts, ids(&["a-1", "a-2"]));
         assert_eq!(d.pods["app-b"].new_updates, ids(&["a-1"]));
-        app.record_at(t(20), "app-a", "fp-tgt", ids(&["a-3"]), ids(&["a-2"]), 2);
+        app.record_at(
+            t(20),
+            "app-a",
+            "fp-tgt",
+            ids(&["a-3"]),
+            ids(&["a-2"]),
+            2,
+            &[4000, 7],
+        );
         let d = app.drain(&mut cursor, i64::MIN);
         let a = &d.pods["app-a"];
         assert_eq!(a.new_inserts, ids(&["a-3"]));
@@ -384,5 +476,11 @@ mod tests {
         assert_eq!(app.acknowledged_updates()["a-1"], 1);
         assert_eq!(app.stats().ok, 6);
         assert_eq!(app.stats().failed, 2);
+        // The pause a pooler held one batch for is its longest wait.
+        let l = app.stats().latency;
+        assert_eq!((l.count, l.max_ms), (6, 4000), "{l:?}");
+        assert_eq!(d.pods["app-a"].latency.max_ms, 4000);
+        assert_eq!(d.pods["app-b"].latency.max_ms, 2);
+        assert_eq!(d.recent.iter().map(|s| s.max_latency_ms).max(), Some(4000));
     }
 }

@@ -131,7 +131,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use app::{AppStats, SecondStats, APP_WRITES_DDL};
+pub use app::{AppStats, Latency, SecondStats, APP_WRITES_DDL};
 pub use ledger::AppShared;
 use store::{Kind, Store};
 
@@ -176,6 +176,10 @@ pub struct SimOptions {
     /// Where Job pods' directories go (`<pod_root>/<namespace>/<pod>`).
     /// None: a temp directory of the simulator's, removed when it stops.
     pub pod_root: Option<PathBuf>,
+    /// The lab's PgBouncer instances' ports on 127.0.0.1: a Service
+    /// `pgbouncer` with a pod per instance (named port `pgbouncer`), as a
+    /// pooler Deployment would show them.
+    pub pooler_ports: Vec<u16>,
 }
 
 impl Default for SimOptions {
@@ -192,6 +196,7 @@ impl Default for SimOptions {
             bookmark_interval: Duration::from_secs(5),
             pod_bin: None,
             pod_root: None,
+            pooler_ports: Vec::new(),
         }
     }
 }
@@ -495,6 +500,49 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle> {
     })
 }
 
+/// Pods that run outside the simulator, at this address (the lab's
+/// PgBouncer processes on loopback): the kubelet reports it as the pod's IP.
+pub const POD_IP_ANNOTATION: &str = "lab.cutover.dev/pod-ip";
+
+/// The lab's pooler as the API shows it: Service `pgbouncer` targeting the
+/// named port of pods `pgbouncer-<i>`, each the process on its own port.
+fn seed_pooler(s: &mut Store, ns: &str, ports: &[u16]) -> Result<(), store::ApiError> {
+    use crate::lab::pooler::{PoolerState, PORT_NAME, SERVICE};
+    if ports.is_empty() {
+        return Ok(());
+    }
+    s.create(
+        Kind::Service,
+        ns,
+        json!({
+            "metadata": {"name": SERVICE, "labels": {"app": SERVICE}},
+            "spec": {
+                "selector": {"app": SERVICE},
+                "ports": [{"name": PORT_NAME, "port": 6432, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            },
+        }),
+    )?;
+    for (i, port) in ports.iter().enumerate() {
+        s.create(
+            Kind::Pod,
+            ns,
+            json!({
+                "metadata": {
+                    "name": PoolerState::name(i),
+                    "labels": {"app": SERVICE},
+                    "annotations": {POD_IP_ANNOTATION: "127.0.0.1"},
+                },
+                "spec": {"containers": [{
+                    "name": "pgbouncer",
+                    "image": "cutover-lab/pgbouncer:1",
+                    "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
+                }]},
+            }),
+        )?;
+    }
+    Ok(())
+}
+
 fn seed(sim: &Sim, opts: &SimOptions) -> Result<(), store::ApiError> {
     let mut s = sim.lock();
     for ns in ["default", "kube-system", opts.namespace.as_str()] {
@@ -506,6 +554,7 @@ fn seed(sim: &Sim, opts: &SimOptions) -> Result<(), store::ApiError> {
         return Ok(());
     }
     let ns = &opts.namespace;
+    seed_pooler(&mut s, ns, &opts.pooler_ports)?;
     let url = opts.database_url.as_deref().unwrap_or(PLACEHOLDER_URL);
     s.create(
         Kind::ConfigMap,

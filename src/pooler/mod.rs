@@ -1,0 +1,168 @@
+//! PgBouncer between the application and the database: its instances'
+//! admin consoles ([`admin`]), what they report ([`Database`], [`Pool`],
+//! [`Server`]) and the `[databases]` entry a switch repoints ([`entry`]).
+//!
+//! A switch through the pooler pauses every instance, lets replication
+//! deliver the last writes, repoints the entry, reloads and resumes: the
+//! application's queries wait instead of failing, and no pod restarts.
+
+pub mod admin;
+pub mod entry;
+
+use anyhow::{anyhow, Result};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::SimpleQueryRow;
+
+use admin::{col, num};
+
+/// One PgBouncer instance: where its console listens (a pod's address and
+/// port, or one the config lists).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Instance {
+    /// The pod's name, or `host:port` for a listed instance.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Instance {
+    /// `host:port` (or `[v6]:port`), as the config lists an instance.
+    pub fn parse(s: &str) -> Result<Instance> {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("{s:?}: expected host:port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port
+            .parse()
+            .map_err(|_| anyhow!("{s:?}: the port must be a number from 1 to 65535"))?;
+        if host.is_empty() || port == 0 {
+            return Err(anyhow!("{s:?}: expected host:port"));
+        }
+        Ok(Instance {
+            name: s.to_string(),
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addr = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        if self.name == addr {
+            write!(f, "PgBouncer {addr}")
+        } else {
+            write!(f, "PgBouncer {} ({addr})", self.name)
+        }
+    }
+}
+
+/// A `SHOW DATABASES` row: where an entry sends its server connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Database {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub paused: bool,
+    pub disabled: bool,
+    pub current_connections: u64,
+}
+
+impl Database {
+    fn from_row(r: &SimpleQueryRow) -> Result<Database> {
+        Ok(Database {
+            name: col(r, "name")?.to_string(),
+            // The admin console's own entry has no host.
+            host: r.try_get("host").ok().flatten().unwrap_or("").to_string(),
+            port: num(r, "port") as u16,
+            database: col(r, "database")?.to_string(),
+            paused: num(r, "paused") != 0,
+            disabled: num(r, "disabled") != 0,
+            current_connections: num(r, "current_connections"),
+        })
+    }
+}
+
+/// A `SHOW POOLS` row: clients and server connections of one database and
+/// user, and how long the oldest waiting client has waited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub database: String,
+    pub user: String,
+    pub cl_active: u64,
+    pub cl_waiting: u64,
+    pub sv_active: u64,
+    pub sv_idle: u64,
+    pub sv_used: u64,
+    pub maxwait_ms: u64,
+}
+
+impl Pool {
+    fn from_row(r: &SimpleQueryRow) -> Result<Pool> {
+        Ok(Pool {
+            database: col(r, "database")?.to_string(),
+            user: col(r, "user")?.to_string(),
+            cl_active: num(r, "cl_active"),
+            cl_waiting: num(r, "cl_waiting"),
+            sv_active: num(r, "sv_active"),
+            sv_idle: num(r, "sv_idle"),
+            sv_used: num(r, "sv_used"),
+            maxwait_ms: num(r, "maxwait") * 1000 + num(r, "maxwait_us") / 1000,
+        })
+    }
+}
+
+/// A `SHOW SERVERS` row: one server connection and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Server {
+    pub database: String,
+    pub user: String,
+    pub state: String,
+    pub addr: String,
+    pub port: u16,
+}
+
+impl Server {
+    fn from_row(r: &SimpleQueryRow) -> Result<Server> {
+        Ok(Server {
+            database: col(r, "database")?.to_string(),
+            user: col(r, "user")?.to_string(),
+            state: col(r, "state")?.to_string(),
+            addr: col(r, "addr")?.to_string(),
+            port: num(r, "port") as u16,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_instances_parse_and_bad_ones_say_why() {
+        let i = Instance::parse("10.0.0.5:6432").unwrap();
+        assert_eq!((i.host.as_str(), i.port), ("10.0.0.5", 6432));
+        assert_eq!(i.to_string(), "PgBouncer 10.0.0.5:6432");
+        let v6 = Instance::parse("[::1]:6432").unwrap();
+        assert_eq!(v6.host, "::1");
+        assert!(Instance::parse("pgbouncer")
+            .unwrap_err()
+            .to_string()
+            .contains("host:port"));
+        assert!(Instance::parse("h:99999")
+            .unwrap_err()
+            .to_string()
+            .contains("1 to 65535"));
+        let pod = Instance {
+            name: "pgbouncer-0".into(),
+            host: "10.1.0.7".into(),
+            port: 6432,
+        };
+        assert_eq!(pod.to_string(), "PgBouncer pgbouncer-0 (10.1.0.7:6432)");
+    }
+}
