@@ -18,6 +18,7 @@ pub mod kube_task;
 mod live;
 pub mod pace;
 pub mod pg_steps;
+pub mod pooler_task;
 pub mod script;
 pub mod sequences;
 pub mod terminal;
@@ -147,6 +148,19 @@ pub fn session_info(config: &Config, mode: &str, read_only: bool) -> SessionInfo
         dump_jobs: config.runbook.dump_jobs,
         copy_job: crate::runbook::copy_job::CopyJob::from_config(config),
         database: config.database.clone(),
+        pooler: config.pooler.as_ref().map(|p| crate::session::PoolerInfo {
+            instances: match &p.instances {
+                crate::config::PoolerInstances::Service { name, .. } => format!("service/{name}"),
+                crate::config::PoolerInstances::Listed(l) => l
+                    .iter()
+                    .map(|i| format!("{}:{}", i.host, i.port))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+            database: p.database.clone(),
+            databases_file: p.databases_file.display().to_string(),
+            pause_timeout_secs: p.pause_timeout_secs,
+        }),
         config_users: config
             .kubernetes
             .as_ref()

@@ -197,6 +197,11 @@ fn the_pooler_holds_the_apps_writes_while_it_is_repointed() {
     );
 
     // The switch's moves: pause both, repoint, reload, resume.
+    // The console on this lab: its pooler pane, live.
+    let t = lab_run.console("pooler", 200, 50);
+    t.wait_for("both instances serving", Duration::from_secs(30), |s| {
+        s.contains("pgbouncer-0   ● serving") && s.contains("pgbouncer-1   ● serving")
+    });
     let before = witness(&dir).total.acknowledged_inserts;
     let source = dsn(&lab_run.config, "source");
     let file = dir.join("pooler").join("databases.ini");
@@ -217,6 +222,14 @@ fn the_pooler_holds_the_apps_writes_while_it_is_repointed() {
         for a in &admins {
             assert!(a.database("app").await.unwrap().paused);
         }
+        // The console's pooler pane shows the pause and the clients it holds.
+        tokio::task::block_in_place(|| {
+            t.wait_for(
+                "the pause in the pooler pane",
+                Duration::from_secs(10),
+                |s| s.contains("⏸ 2/2 paused") && s.contains("clients waiting"),
+            )
+        });
         // Paused, the source stands still: the target is brought level
         // (by replication's lag 0 in the runbook; by a copy here).
         let copied = std::process::Command::new("sh")
@@ -263,6 +276,11 @@ fn the_pooler_holds_the_apps_writes_while_it_is_repointed() {
         assert!(!servers.is_empty(), "no server connection");
         assert!(servers.iter().all(|s| s.port == target_port), "{servers:?}");
         (paused_for, switch_second)
+    });
+    t.wait_for("the servers on the target", Duration::from_secs(10), |s| {
+        s.contains("servers → target 127.0.0.1")
+            && !s.contains("servers → source")
+            && s.contains("● watching")
     });
     wait_acks(&dir, before + 500);
     let w = witness_after(&dir, chrono::Utc::now());

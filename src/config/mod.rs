@@ -43,6 +43,8 @@ pub struct Config {
     pub verify: VerifyCfg,
     pub freeze: FreezeCfg,
     pub runbook: RunbookCfg,
+    /// `[pooler]`: PgBouncer between the application and the database.
+    pub pooler: Option<PoolerCfg>,
     /// `[[databases]]`: the migrations one session drives (empty: the one
     /// `[source]` → `[target]`). See [`Config::fleet`].
     pub databases: Vec<DatabaseCfg>,
@@ -590,6 +592,40 @@ impl std::fmt::Display for ValueSource {
             ValueSource::File(path) => write!(f, "{}", path.display()),
         }
     }
+}
+
+/// `[pooler]`: the PgBouncer instances the application connects through,
+/// how to reach their admin console, and the entry a switch repoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolerCfg {
+    pub instances: PoolerInstances,
+    /// Who the admin console admits (`admin_users` in PgBouncer's config).
+    pub admin_user: String,
+    /// Its password, if it asks for one (never in the config itself).
+    pub admin_password: Option<ValueSource>,
+    /// The `[databases]` entry the application connects through.
+    pub database: String,
+    /// The file holding that entry (PgBouncer's ini or a file it includes).
+    pub databases_file: PathBuf,
+    /// How long `PAUSE` may wait for running transactions.
+    pub pause_timeout_secs: u64,
+}
+
+impl PoolerCfg {
+    pub const DEFAULT_ADMIN_USER: &'static str = "pgbouncer";
+    pub const PAUSE_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=300;
+    pub const DEFAULT_PAUSE_TIMEOUT_SECS: u64 = 10;
+}
+
+/// Where the pooler's instances are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolerInstances {
+    /// These, as listed.
+    Listed(Vec<crate::pooler::Instance>),
+    /// The pods behind this Service in `[kubernetes]`'s namespace, at the
+    /// container port named or numbered `port` (None: the Service's first
+    /// port's target).
+    Service { name: String, port: Option<String> },
 }
 
 /// Present only in configs written by `cutover lab up`.

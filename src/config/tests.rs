@@ -182,7 +182,7 @@ fn error_messages_are_one_precise_line() {
     let cases: &[(&str, &str)] = &[
         (
             "[sourc]\ndsn = \"x\"\n",
-            "cutover.toml:1:2: unknown field \"sourc\" in [root] (expected one of source, target, replication, tables, thresholds, monitor, session, report, ui, lab, kubernetes, verify, freeze, runbook, databases)",
+            "cutover.toml:1:2: unknown field \"sourc\" in [root] (expected one of source, target, replication, tables, thresholds, monitor, session, report, ui, lab, kubernetes, verify, freeze, runbook, databases, pooler)",
         ),
         ("[source]\ndsn = \"host=a\"\n", "cutover.toml: missing section [target]"),
         ("", "cutover.toml: missing section [source]"),
@@ -792,4 +792,73 @@ fn a_freeze_by_read_only_role_without_what_it_needs_is_refused() {
             .to_string();
         assert_eq!(&got, want, "\n{text}");
     }
+}
+
+#[test]
+fn the_pooler_is_listed_or_found_behind_a_service_and_refusals_name_the_field() {
+    let listed = parse_ok(&format!(
+        "{MINIMAL}[pooler]\ninstances = [\"10.0.0.5:6432\", \"10.0.0.6:6432\"]\n\
+         database = \"app\"\ndatabases_file = \"pgbouncer/databases.ini\"\n"
+    ))
+    .pooler
+    .unwrap();
+    match &listed.instances {
+        crate::config::PoolerInstances::Listed(l) => {
+            assert_eq!(l.iter().map(|i| i.port).collect::<Vec<_>>(), [6432, 6432])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(listed.admin_user, "pgbouncer");
+    assert_eq!(listed.pause_timeout_secs, 10);
+    assert_eq!(
+        listed.databases_file,
+        Path::new("conf/pgbouncer/databases.ini")
+    );
+    let kube = "[kubernetes]\ndeployments = [\"app\"]\n";
+    let behind = parse_ok(&format!(
+        "{MINIMAL}{kube}[pooler]\nservice = \"pgbouncer\"\nport = 6432\n\
+         database = \"app\"\ndatabases_file = \"d.ini\"\npause_timeout_secs = 5\n"
+    ))
+    .pooler
+    .unwrap();
+    assert_eq!(
+        behind.instances,
+        crate::config::PoolerInstances::Service {
+            name: "pgbouncer".into(),
+            port: Some("6432".into())
+        }
+    );
+    assert_eq!(behind.pause_timeout_secs, 5);
+
+    let e = parse_err(&format!(
+        "{MINIMAL}[pooler]\nservice = \"pgbouncer\"\ndatabase = \"app\"\ndatabases_file = \"d.ini\"\n"
+    ));
+    assert!(
+        e.starts_with(
+            "cutover.toml:7:11: pooler.service: the Service is looked up through [kubernetes]"
+        ),
+        "{e}"
+    );
+    let e = parse_err(&format!(
+        "{MINIMAL}[pooler]\ninstances = [\"pgbouncer\"]\ndatabase = \"app\"\ndatabases_file = \"d.ini\"\n"
+    ));
+    assert!(
+        e.starts_with("cutover.toml:7:14: pooler.instances[0]: \"pgbouncer\": expected host:port"),
+        "{e}"
+    );
+    let e = parse_err(&format!(
+        "{MINIMAL}[pooler]\ndatabase = \"app\"\ndatabases_file = \"d.ini\"\n"
+    ));
+    assert!(e.contains("pooler: name the instances"), "{e}");
+    let e = parse_err(&format!(
+        "{MINIMAL}[pooler]\ninstances = [\"h:1\"]\ndatabase = \"app\"\ndatabases_file = \"d.ini\"\npause_timeout_secs = 0\n"
+    ));
+    assert!(
+        e.contains("pooler.pause_timeout_secs: 0 is out of range (expected 1..=300)"),
+        "{e}"
+    );
+    let e = parse_err(&format!(
+        "{MINIMAL}[pooler]\ninstances = [\"h:1\"]\ndatabase = \"app\"\n"
+    ));
+    assert!(e.contains("databases_file"), "{e}");
 }

@@ -10,6 +10,7 @@ use super::*;
 
 mod databases;
 mod freeze;
+mod pooler;
 
 /// Parses `ctx.text` and validates every field.
 pub(super) fn config(ctx: &diag::Ctx<'_>, env: &dyn Env) -> Result<Config, ConfigError> {
@@ -40,6 +41,7 @@ struct RawConfig {
     freeze: Option<RawFreeze>,
     runbook: Option<RawRunbook>,
     databases: Option<Vec<databases::RawDatabase>>,
+    pooler: Option<pooler::RawPooler>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +247,7 @@ impl Validator<'_> {
             verify: self.verify(raw.verify)?,
             freeze: self.freeze(raw.freeze)?,
             runbook: self.runbook(raw.runbook, raw.kubernetes.is_some())?,
+            pooler: self.pooler(raw.pooler, raw.kubernetes.is_some(), &base)?,
             kubernetes: match raw.kubernetes {
                 Some(k) => Some(self.kubernetes(k, &base)?),
                 None => None,

@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 mod access;
 pub mod discover;
 pub mod gitops;
+pub mod pooler;
 pub mod statefulset;
 pub use access::{
     copy_job_access, discover_access, preflight, required_access, restart_patch_preview,

@@ -116,8 +116,30 @@ pub fn config_toml(info: &LabInfo) -> String {
          # The value the switch writes: the target, as the app connects to it.\n\
          switch_to_file = {switch_to}\n\
          \n\
+         {pooler}\
          [lab]\n\
          dir = {dir}\n",
+        pooler = match &info.pooler {
+            None => String::new(),
+            Some(_) => format!(
+                "[pooler]\n\
+                 # The lab's PgBouncer: the pods behind this Service, their admin console,\n\
+                 # and the [databases] entry the app connects through.\n\
+                 service = {service}\n\
+                 admin_user = {admin}\n\
+                 database = {database}\n\
+                 databases_file = {file}\n\
+                 \n",
+                service = toml_str(super::pooler::SERVICE),
+                admin = toml_str(super::pooler::ADMIN_USER),
+                database = toml_str(super::SEED_DB),
+                file = toml_str(&format!(
+                    "{}/{}",
+                    super::pooler::POOLER_DIR,
+                    super::pooler::DATABASES_FILE
+                )),
+            ),
+        },
         app_role = toml_str(super::APP_ROLE),
         kubeconfig = toml_str(KUBECONFIG_FILE),
         context = toml_str(kube_sim::LAB_CONTEXT),
@@ -346,6 +368,33 @@ mod tests {
         // cutover connects as postgres; the app, whose writes it freezes, as app.
         let roles = v["freeze"]["app_roles"].as_array().unwrap();
         assert_eq!(roles, &vec![toml::Value::String("app".into())]);
+        assert!(v.get("pooler").is_none());
+    }
+
+    #[test]
+    fn a_lab_with_a_pooler_names_it_in_a_config_the_loader_takes() {
+        let mut i = info();
+        i.pooler = Some(crate::lab::pooler::PoolerState {
+            ports: vec![6001, 6002],
+        });
+        let text = config_toml(&i);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cutover.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = crate::config::load(&path).unwrap();
+        let p = c.pooler.expect("[pooler]");
+        assert_eq!(
+            p.instances,
+            crate::config::PoolerInstances::Service {
+                name: "pgbouncer".into(),
+                port: None
+            }
+        );
+        assert_eq!(
+            (p.admin_user.as_str(), p.database.as_str()),
+            ("pgbouncer", "app")
+        );
+        assert_eq!(p.databases_file, dir.path().join("pooler/databases.ini"));
     }
 
     #[test]

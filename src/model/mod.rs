@@ -170,6 +170,8 @@ pub struct Model {
     pub config_users: SideState<(String, Vec<crate::kube::discover::ConfigUser>)>,
     /// On a lab: what the app pods measured, and when it was read.
     pub witness: Option<(DateTime<Utc>, crate::session::AppWitness)>,
+    /// `[pooler]`: its instances as last read, and when.
+    pub pooler: Option<(DateTime<Utc>, crate::pooler::PoolerSample)>,
     /// The last target sample that had the session's subscription: once it
     /// is gone, replication ended (the runbook dropped it), not "not yet".
     pub subscription_seen: Option<DateTime<Utc>>,

@@ -151,6 +151,10 @@ pub fn update(model: &mut Model, event: &Event) -> Vec<Effect> {
             model.witness = Some((at, w.clone()));
             vec![]
         }
+        EventKind::PoolerSampled(p) => {
+            model.pooler = Some((at, p.clone()));
+            vec![]
+        }
         EventKind::KubeAlive => {
             model.kube.last_ok = Some(at);
             model.kube.failing = None;

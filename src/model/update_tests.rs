@@ -42,6 +42,7 @@ pub(in crate::model) fn info() -> SessionInfo {
         dump_jobs: 4,
         copy_job: None,
         database: None,
+        pooler: None,
         config_users: false,
     }
 }

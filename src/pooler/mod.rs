@@ -166,3 +166,89 @@ mod tests {
         assert_eq!(pod.to_string(), "PgBouncer pgbouncer-0 (10.1.0.7:6432)");
     }
 }
+
+/// One instance as the collector last read it: its entry for the
+/// configured database, that database's pools and server connections, or
+/// why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSample {
+    pub instance: Instance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Database>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<Pool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<Server>,
+}
+
+impl InstanceSample {
+    pub fn paused(&self) -> bool {
+        self.entry.as_ref().is_some_and(|e| e.paused)
+    }
+
+    pub fn clients_active(&self) -> u64 {
+        self.pools.iter().map(|p| p.cl_active).sum()
+    }
+
+    /// Clients whose queries wait (held by a pause, or no server free).
+    pub fn clients_waiting(&self) -> u64 {
+        self.pools.iter().map(|p| p.cl_waiting).sum()
+    }
+
+    /// How long the oldest waiting client has waited.
+    pub fn longest_wait_ms(&self) -> u64 {
+        self.pools.iter().map(|p| p.maxwait_ms).max().unwrap_or(0)
+    }
+
+    /// Server connections per backend (`host:port`), most first.
+    pub fn backends(&self) -> Vec<(String, usize)> {
+        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        for s in &self.servers {
+            *by.entry(format!("{}:{}", s.addr, s.port)).or_default() += 1;
+        }
+        let mut out: Vec<(String, usize)> = by.into_iter().collect();
+        out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        out
+    }
+}
+
+/// What a sample says of the whole pooler: how many instances are paused
+/// or unreachable, the clients held, the longest wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    pub instances: usize,
+    pub paused: usize,
+    pub unreachable: usize,
+    pub clients_waiting: u64,
+    pub longest_wait_ms: u64,
+}
+
+impl PoolerSample {
+    pub fn held(&self) -> Held {
+        let i = &self.instances;
+        Held {
+            instances: i.len(),
+            paused: i.iter().filter(|i| i.paused()).count(),
+            unreachable: i.iter().filter(|i| i.error.is_some()).count(),
+            clients_waiting: i.iter().map(InstanceSample::clients_waiting).sum(),
+            longest_wait_ms: i
+                .iter()
+                .map(InstanceSample::longest_wait_ms)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// Every instance of the pooler, read at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolerSample {
+    /// The `[databases]` entry watched.
+    pub database: String,
+    pub instances: Vec<InstanceSample>,
+    /// The instances could not be found (the Service or its pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -73,6 +73,8 @@ impl Effects {
         }
         self.tasks.spawn(kube_task::run(config.clone(), tx.clone()));
         self.tasks
+            .spawn(super::pooler_task::run(config.clone(), tx.clone()));
+        self.tasks
             .spawn(super::discover_task::run(config.clone(), tx.clone()));
         // The lab's app pods write to its seed database: in a session of
         // several, only that one's panes show what they measured.

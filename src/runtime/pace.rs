@@ -31,6 +31,7 @@ impl Urgency {
             E::SourceSampled(_)
             | E::TargetSampled(_)
             | E::WorkloadSampled(_)
+            | E::PoolerSampled(_)
             | E::KubeAlive
             | E::AppWitness(_)
             | E::Tick

@@ -30,6 +30,7 @@ fn stream(kind: &EventKind) -> Option<String> {
         EventKind::TargetSampled(_) => Some("target".into()),
         EventKind::WorkloadSampled(w) => Some(format!("workload/{}/{}", w.namespace, w.deployment)),
         EventKind::AppWitness(_) => Some("witness".into()),
+        EventKind::PoolerSampled(_) => Some("pooler".into()),
         _ => None,
     }
 }

@@ -102,6 +102,21 @@ pub struct SessionInfo {
     /// database; its siblings are the logs named like it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// `[pooler]`: the application connects through PgBouncer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<PoolerInfo>,
+}
+
+/// `[pooler]` as a session records it (the admin password never).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolerInfo {
+    /// `service/<name>` or the listed `host:port`s.
+    pub instances: String,
+    /// The `[databases]` entry the application connects through.
+    pub database: String,
+    /// The file holding that entry.
+    pub databases_file: String,
+    pub pause_timeout_secs: u64,
 }
 
 fn default_budget() -> u64 {
@@ -305,6 +320,8 @@ pub enum EventKind {
     },
     /// A workload as the Kubernetes watchers see it now.
     WorkloadSampled(WorkloadSnapshot),
+    /// The pooler's instances as their admin consoles say now.
+    PoolerSampled(crate::pooler::PoolerSample),
     /// The Kubernetes side can't be reached or watched: its pane turns stale.
     KubeFailed {
         error: String,

@@ -9,6 +9,6 @@ pub mod sample;
 
 pub use event::{
     AccessResult, AppWitness, Endpoint, Event, EventKind, Grant, InFlight, KubeInfo, Operator,
-    ReadOnlyFreeze, SequenceValue, SessionInfo, SwitchRecord, SwitchValue,
+    PoolerInfo, ReadOnlyFreeze, SequenceValue, SessionInfo, SwitchRecord, SwitchValue,
 };
 pub use sample::{Side, TableRef};

@@ -25,7 +25,7 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::model::{self, lag_summary, Model, View};
-use panes::{actions, counts, footer, header, lag, rollout, run, runbook, slots, timeline};
+use panes::{actions, counts, footer, header, lag, pooler, rollout, run, runbook, slots, timeline};
 use widgets::{truncate_spans, PaneFrame};
 
 /// From this width the panes sit side by side.
@@ -137,7 +137,12 @@ fn stacked(
     } else {
         0
     };
-    let body = (area.height - header::HEIGHT - 1).saturating_sub(kube_h + runbook_h);
+    let pooler_h = if pooler::configured(model) {
+        pooler::wanted_height(model, PaneFrame::Rule)
+    } else {
+        0
+    };
+    let body = (area.height - header::HEIGHT - 1).saturating_sub(kube_h + pooler_h + runbook_h);
     let slot_lines = slots::lines(model, theme, area.width);
     let slots_essential = slot_lines.iter().filter(|(p, _)| *p < 3).count() as u16 + 1;
     let slots_full = slot_lines.len() as u16 + 1;
@@ -176,6 +181,7 @@ fn stacked(
             slots_h,
             counts_h,
             kube_h,
+            pooler_h,
             runbook_h,
             1,
         ],
@@ -199,10 +205,13 @@ fn stacked(
         }
         rollout::render(frame, k, model, theme, PaneFrame::Rule);
     }
-    if let Some(line) = runbook_line {
-        frame.render_widget(Paragraph::new(line), r[5]);
+    if pooler_h > 0 {
+        pooler::render(frame, r[5], model, theme, PaneFrame::Rule);
     }
-    footer::render(frame, r[6], model, v, theme);
+    if let Some(line) = runbook_line {
+        frame.render_widget(Paragraph::new(line), r[6]);
+    }
+    footer::render(frame, r[7], model, v, theme);
 }
 
 /// Two columns for the war-room screen: lag over slots on the left, the
@@ -261,6 +270,15 @@ fn wide(
     }
     let slot_lines = slots::lines(model, theme, left_w.saturating_sub(2));
     slots::render(frame, l[3], model, slot_lines, theme, PaneFrame::Boxed);
+    // The pooler at the foot of the right column, as tall as its instances.
+    let right = if pooler::configured(model) {
+        let h = pooler::wanted_height(model, PaneFrame::Boxed).min(right.height / 3);
+        let p = split_rows(right, &[right.height - h, h]);
+        pooler::render(frame, p[1], model, theme, PaneFrame::Boxed);
+        p[0]
+    } else {
+        right
+    };
     if rollout::configured(model) {
         // Row counts on top, sized to their tables; the rollout takes the rest.
         let failed = rows
@@ -269,12 +287,12 @@ fn wide(
             .count();
         let counts_want = 2 + counts::CHROME + (rows.len().max(1) + failed) as u16;
         let counts_h = counts_want.clamp(
-            8.min(body.height),
-            body.height.saturating_sub(8).max(8.min(body.height)),
+            8.min(right.height),
+            right.height.saturating_sub(8).max(8.min(right.height)),
         );
         // The run pane says all of it when it is drawn.
         let action_line = actions::line(model, theme, right.width).filter(|_| run_h <= 2);
-        let rest = body.height.saturating_sub(counts_h);
+        let rest = right.height.saturating_sub(counts_h);
         let line_h = u16::from(action_line.is_some()).min(rest);
         let c = split_rows(right, &[counts_h, rest - line_h, line_h]);
         counts::render(frame, c[0], model, rows, v.scroll, theme, PaneFrame::Boxed);

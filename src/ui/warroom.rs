@@ -555,6 +555,61 @@ fn rollout_line(model: &Model, width: u16, theme: &Theme) -> Option<Line<'static
     Some(truncate_line(Line::from(spans), width as usize))
 }
 
+/// The pooler in a line: its instances paused or serving, and while paused
+/// the queue of held clients and the longest wait.
+fn pooler_line(model: &Model, width: u16, theme: &Theme) -> Option<Line<'static>> {
+    if !super::pooler::configured(model) {
+        return None;
+    }
+    let mut spans = vec![label("POOLER", theme)];
+    match (super::pooler::fresh(model), model.pooler.as_ref()) {
+        (Some(p), _) if p.error.is_some() || p.instances.is_empty() => spans.push(bold(
+            format!(
+                "✖ {}",
+                one_line(p.error.as_deref().unwrap_or("no instance running"))
+            ),
+            Role::Error,
+            theme,
+        )),
+        (Some(p), _) => {
+            let h = p.held();
+            if h.paused > 0 {
+                spans.push(bold(
+                    format!(
+                        "⏸ {}/{} PAUSED · {} clients waiting · longest {:.1} s",
+                        h.paused,
+                        h.instances,
+                        h.clients_waiting,
+                        h.longest_wait_ms as f64 / 1000.0
+                    ),
+                    Role::Warn,
+                    theme,
+                ));
+            } else {
+                spans.push(span(
+                    format!("● {}/{} serving", h.instances - h.unreachable, h.instances),
+                    Role::Ok,
+                    theme,
+                ));
+            }
+            if h.unreachable > 0 {
+                spans.push(bold(
+                    format!(" · ✖ {} unreachable", h.unreachable),
+                    Role::Error,
+                    theme,
+                ));
+            }
+        }
+        (None, Some((at, _))) => spans.push(bold(
+            format!("✖ stale since {}", fmt::clock(*at)),
+            Role::Error,
+            theme,
+        )),
+        (None, None) => spans.push(span("connecting…", Role::Muted, theme)),
+    }
+    Some(truncate_line(Line::from(spans), width as usize))
+}
+
 /// Every slot on the source with the WAL it holds back, worst first.
 fn slots_line(model: &Model, width: u16, theme: &Theme) -> Option<Line<'static>> {
     let info = model.info.as_ref()?;
@@ -857,6 +912,7 @@ pub fn render(
     let summary: Vec<Line> = [
         Some(counts_line(model, rows, body.width, theme)),
         rollout_line(model, body.width, theme),
+        pooler_line(model, body.width, theme),
         slots_line(model, body.width, theme),
     ]
     .into_iter()

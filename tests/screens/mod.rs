@@ -122,6 +122,7 @@ pub fn info() -> SessionInfo {
         dump_jobs: 4,
         copy_job: None,
         database: None,
+        pooler: None,
         config_users: false,
     }
 }

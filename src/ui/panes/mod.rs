@@ -5,6 +5,7 @@ pub mod counts;
 pub mod footer;
 pub mod header;
 pub mod lag;
+pub mod pooler;
 pub mod rollout;
 pub mod run;
 pub mod runbook;
