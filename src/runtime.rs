@@ -18,6 +18,7 @@ pub mod kube_task;
 mod live;
 pub mod pace;
 pub mod pg_steps;
+mod pooler_steps;
 pub mod pooler_task;
 pub mod script;
 pub mod sequences;

@@ -73,6 +73,7 @@ fn sample(instances: Vec<InstanceSample>) -> EventKind {
         database: "shop".into(),
         instances,
         error: None,
+        file: None,
     })
 }
 

@@ -161,6 +161,12 @@ pub fn recheck(model: &Model, checkpoint: CheckpointId, overridden: &[String]) -
 /// the restart, and for the rollback when a switch is to be undone — then
 /// its access review is asked for and kept fresh like theirs.
 pub fn acts_on_kubernetes(model: &Model, checkpoint: CheckpointId) -> bool {
+    // Through the pooler, the switch talks to PgBouncer, not the API server.
+    if checkpoint == CheckpointId::SwitchConfig
+        && crate::runbook::checkpoints::pooler_switch::configured(model)
+    {
+        return false;
+    }
     checkpoint.is_kubernetes()
         || (checkpoint == CheckpointId::Rollback
             && runbook::plan(model, checkpoint)
@@ -170,10 +176,7 @@ pub fn acts_on_kubernetes(model: &Model, checkpoint: CheckpointId) -> bool {
 /// Whether this session may run `checkpoint`: never read-only, and a
 /// Kubernetes checkpoint only with a Kubernetes side.
 pub fn bound(model: &Model, checkpoint: CheckpointId) -> bool {
-    if !crate::runbook::variant(model)
-        .checkpoints()
-        .contains(&checkpoint)
-    {
+    if !crate::runbook::checkpoints(model).contains(&checkpoint) {
         return false;
     }
     if acts_on_kubernetes(model, checkpoint) {

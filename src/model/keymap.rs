@@ -311,7 +311,7 @@ pub fn bindings_for(model: &Model, view: &View, layer: Layer) -> Vec<&'static Bi
         .into_iter()
         .flatten();
     // Only the keys of this session's runbook's checkpoints.
-    let runbook = crate::runbook::variant(model).checkpoints();
+    let runbook = crate::runbook::checkpoints(model);
     let fleet = view.fleet.is_some();
     let in_runbook = move |b: &&'static Binding| {
         !matches!(b.command, C::Open(id) if !runbook.contains(&id))

@@ -251,4 +251,40 @@ pub struct PoolerSample {
     /// The instances could not be found (the Service or its pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The entry as the file a switch rewrites holds it now, or why it
+    /// could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Result<FileEntry, String>>,
+}
+
+/// The entry's line in the pooler's config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub line_no: usize,
+    /// The line as it may be shown (passwords as fingerprints).
+    pub shown: String,
+    /// sha256 of the line as written: the repoint changes it only if it
+    /// still holds this.
+    pub fingerprint: String,
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+}
+
+impl FileEntry {
+    /// The entry `database` in `file`'s text.
+    pub fn read(text: &str, file: &str, database: &str) -> Result<FileEntry> {
+        let e = entry::find(text, file, database)?;
+        let port = e.get("port").unwrap_or("5432");
+        Ok(FileEntry {
+            line_no: e.line_no,
+            shown: entry::shown(&e.line),
+            fingerprint: crate::kube::fingerprint(&e.line),
+            host: e.get("host").unwrap_or("").to_string(),
+            port: port
+                .parse()
+                .map_err(|_| anyhow!("{file}:{}: port {port:?} is not a number", e.line_no))?,
+            dbname: e.get("dbname").unwrap_or(database).to_string(),
+        })
+    }
 }

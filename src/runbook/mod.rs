@@ -97,6 +97,32 @@ impl Variant {
     }
 }
 
+/// Through the pooler, the switch checkpoint pauses, waits for lag 0,
+/// checks, advances the sequences, sets up reverse replication, repoints
+/// and resumes — one plan — and no workload restarts.
+pub const LOGICAL_POOLER: &[CheckpointId] = &[
+    CheckpointId::Preflight,
+    CheckpointId::CopySchema,
+    CheckpointId::CreatePublication,
+    CheckpointId::CreateSubscription,
+    CheckpointId::WaitInitialSync,
+    CheckpointId::VerifyLive,
+    CheckpointId::SwitchConfig,
+    CheckpointId::AppOnTarget,
+    CheckpointId::DropSubscription,
+    CheckpointId::Rollback,
+];
+
+/// The session's checkpoints, in order: its variant's, or the logical
+/// runbook through the pooler.
+pub fn checkpoints(model: &Model) -> &'static [CheckpointId] {
+    if checkpoints::pooler_switch::configured(model) {
+        LOGICAL_POOLER
+    } else {
+        variant(model).checkpoints()
+    }
+}
+
 /// The session's runbook.
 pub fn variant(model: &Model) -> Variant {
     model.info.as_ref().map(|i| i.runbook).unwrap_or_default()

@@ -233,6 +233,55 @@ pub enum Step {
         #[serde(default)]
         side: Side,
     },
+    /// PgBouncer: connect to every instance's admin console (one that does
+    /// not answer: nothing is paused), then `PAUSE database` on all of
+    /// them, each within `timeout_s` (running transactions finish, new
+    /// queries wait). One that fails or does not finish in time lifts
+    /// every pause, the transaction holding it named.
+    PoolerPause {
+        instances: Vec<crate::pooler::Instance>,
+        database: String,
+        timeout_s: u64,
+    },
+    /// Rewrite the `[databases]` entry's line in `file` to send its server
+    /// connections to `host`:`port`/`dbname` (its other settings kept), only
+    /// if the line is still the one read (`expect`: its fingerprint).
+    /// `before`/`after`: the lines as shown, passwords as fingerprints.
+    PoolerRepoint {
+        file: String,
+        database: String,
+        expect: String,
+        host: String,
+        port: u16,
+        dbname: String,
+        before: String,
+        after: String,
+        /// Where it sends the app: the target (the switch) or back.
+        to: Side,
+    },
+    /// `RELOAD` on every instance; each must then show the entry at
+    /// `host`:`port`.
+    PoolerReload {
+        instances: Vec<crate::pooler::Instance>,
+        database: String,
+        host: String,
+        port: u16,
+    },
+    /// `RESUME database` on every instance: the held queries go on, to
+    /// wherever the entry points now.
+    PoolerResume {
+        instances: Vec<crate::pooler::Instance>,
+        database: String,
+        to: Side,
+    },
+    /// Within 10 s: every instance serves the entry from `host`:`port`,
+    /// none paused, no server connection elsewhere.
+    PoolerProve {
+        instances: Vec<crate::pooler::Instance>,
+        database: String,
+        host: String,
+        port: u16,
+    },
     /// On the source, one transaction: give back exactly what the freeze
     /// took, and the roles' sessions their default again.
     UnfreezeWrites {
@@ -387,6 +436,18 @@ impl Step {
                 undo: false,
                 ..
             }
+        )
+    }
+
+    /// Whether it acts on the pooler's instances or their config file.
+    pub fn is_pooler(&self) -> bool {
+        matches!(
+            self,
+            Step::PoolerPause { .. }
+                | Step::PoolerRepoint { .. }
+                | Step::PoolerReload { .. }
+                | Step::PoolerResume { .. }
+                | Step::PoolerProve { .. }
         )
     }
 

@@ -255,6 +255,55 @@ impl Step {
                 tables.len(),
                 write_roles.join(", ")
             )],
+            Step::PoolerPause {
+                instances,
+                database,
+                timeout_s,
+            } => vec![
+                format!(
+                    "on {}: PAUSE {database} (each within {timeout_s} s: running transactions \
+                     finish, new queries wait; any instance unreachable or late: every pause \
+                     lifted)",
+                    pooler_names(instances)
+                ),
+            ],
+            Step::PoolerRepoint {
+                file,
+                before,
+                after,
+                ..
+            } => vec![
+                format!("{file} (only if the line is still as read):"),
+                format!("  - {before}"),
+                format!("  + {after}"),
+            ],
+            Step::PoolerReload {
+                instances,
+                database,
+                host,
+                port,
+            } => vec![format!(
+                "on {}: RELOAD; each then shows {database} at {host}:{port}",
+                pooler_names(instances)
+            )],
+            Step::PoolerResume {
+                instances,
+                database,
+                ..
+            } => vec![format!(
+                "on {}: RESUME {database} (the held queries go on)",
+                pooler_names(instances)
+            )],
+            Step::PoolerProve {
+                instances,
+                database,
+                host,
+                port,
+            } => vec![format!(
+                "within 10 s, read-only: {} serve {database} from {host}:{port}, none paused, \
+                 no server connection elsewhere",
+                pooler_names(instances)
+            )],
             Step::UnfreezeWrites {
                 roles,
                 grants,
@@ -374,6 +423,38 @@ impl Step {
                 roles.join(", "),
                 side.as_str()
             ),
+            Step::PoolerPause {
+                instances,
+                database,
+                ..
+            } => format!("PAUSE {database} on {} pooler instances", instances.len()),
+            Step::PoolerRepoint { database, to, .. } => {
+                format!("repoint the pooler's {database} to the {}", to.as_str())
+            }
+            Step::PoolerReload { instances, .. } => {
+                format!("RELOAD {} pooler instances", instances.len())
+            }
+            Step::PoolerResume {
+                instances,
+                database,
+                to,
+            } => format!(
+                "RESUME {database} on {} pooler instances, on the {}",
+                instances.len(),
+                to.as_str()
+            ),
+            Step::PoolerProve { host, port, .. } => {
+                format!("prove the pooler serves from {host}:{port}")
+            }
         }
     }
+}
+
+/// The instances by name, as a dialog lists them.
+fn pooler_names(instances: &[crate::pooler::Instance]) -> String {
+    instances
+        .iter()
+        .map(|i| format!("{} ({}:{})", i.name, i.host, i.port))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -19,6 +19,7 @@ use crate::session::{EventKind, SwitchRecord};
 
 use super::kube_steps::{needed_access, run_step, ActionState};
 use super::kube_task::target;
+use super::pooler_steps::PoolerRun;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GuardCheck {
@@ -70,8 +71,9 @@ pub async fn run(
     let mut switched = None;
     let inflight = InFlight::default();
     let mut cancel = control.cancel.clone();
+    let mut pooler = PoolerRun::default();
     let result = tokio::select! {
-        r = act(id, &plan, &config, &state, &tx, &mut switched, &mut control, &inflight) => r,
+        r = act(id, &plan, &config, &state, &tx, &mut switched, &mut control, &inflight, &mut pooler) => r,
         _ = cancel.wait_for(|c| *c) => Err(match inflight.get() {
             Some(what) => anyhow!(
                 "cancelled by the operator while {what} was in flight: whether it reached \
@@ -83,6 +85,22 @@ pub async fn run(
     let (ok, message) = match result {
         Ok(m) => (true, m),
         Err(e) => (false, format!("{e:#}")),
+    };
+    // A failure or a cancel while the pooler holds the application's
+    // queries: it goes on against the side it was on, and the log says so.
+    let message = if !ok && pooler.holds_the_app() {
+        let undone = super::pooler_steps::undo(&mut pooler).await;
+        if !pooler.holds_the_app() {
+            let _ = tx
+                .send(EventKind::WritesUnfrozen {
+                    id,
+                    side: crate::session::Side::Source,
+                })
+                .await;
+        }
+        format!("{message}; the pooler: {undone}")
+    } else {
+        message
     };
     let _ = tx
         .send(EventKind::RunFinished {
@@ -141,6 +159,7 @@ async fn act(
     switched: &mut Option<SwitchRecord>,
     control: &mut Control,
     inflight: &InFlight,
+    pooler: &mut PoolerRun,
 ) -> Result<String> {
     let acts_on_kubernetes = plan.steps.iter().any(Step::is_kubernetes);
     // Everything before the first change: a failure here leaves everything
@@ -200,6 +219,12 @@ async fn act(
                 out
             }
             (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
+            _ if step.is_pooler() => {
+                inflight.set(step.title());
+                let out = super::pooler_steps::run(step, config, pooler).await;
+                inflight.clear();
+                out
+            }
             (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
             (_, false) => pg_step(id, step, config, tx, &control.live, inflight).await,
         };
@@ -207,6 +232,7 @@ async fn act(
         match outcome {
             Ok(message) => {
                 read_only_freeze_moved(id, step, config, tx).await?;
+                pooler_moved(id, step, config, tx, switched).await?;
                 send(
                     tx,
                     EventKind::StepDone {
@@ -288,6 +314,61 @@ async fn read_only_freeze_moved(
         .await?;
     }
     Ok(())
+}
+
+/// Through the pooler, the window opens with `PAUSE` (nothing is taken on
+/// the server: no grants) and closes with `RESUME`; the repoint to the
+/// target is the switch.
+async fn pooler_moved(
+    id: u64,
+    step: &Step,
+    config: &Config,
+    tx: &Sender<EventKind>,
+    switched: &mut Option<SwitchRecord>,
+) -> Result<()> {
+    match step {
+        Step::PoolerPause { .. } => {
+            send(
+                tx,
+                EventKind::FreezeGrants {
+                    id,
+                    side: crate::session::Side::Source,
+                    roles: config.freeze.app_roles.clone(),
+                    grants: vec![],
+                    read_only_role: None,
+                },
+            )
+            .await
+        }
+        Step::PoolerResume { .. } => {
+            send(
+                tx,
+                EventKind::WritesUnfrozen {
+                    id,
+                    side: crate::session::Side::Source,
+                },
+            )
+            .await
+        }
+        Step::PoolerRepoint {
+            file,
+            database,
+            expect,
+            after,
+            to: crate::session::Side::Target,
+            ..
+        } => {
+            *switched = Some(SwitchRecord {
+                object: format!("pooler {file}"),
+                key: database.clone(),
+                previous_fingerprint: Some(expect.clone()),
+                new_fingerprint: kube::fingerprint(after),
+                changed: true,
+            });
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A PostgreSQL step, the request in flight named for a cancel's record.

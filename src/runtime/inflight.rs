@@ -35,6 +35,16 @@ pub async fn probe(config: &Config, step: &Step, session: &str) -> (InFlight, St
 
 async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, String)> {
     match step {
+        Step::PoolerPause { .. }
+        | Step::PoolerRepoint { .. }
+        | Step::PoolerReload { .. }
+        | Step::PoolerResume { .. } => Ok((
+            InFlight::Unknown,
+            "the pooler may be paused or half repointed: the Pooler pane shows each instance \
+             paused or serving and where its entry points; RESUME it on the side its entry \
+             names before anything else"
+                .into(),
+        )),
         Step::FreezeWrites {
             roles,
             tables,
@@ -257,6 +267,7 @@ async fn ask(config: &Config, step: &Step, session: &str) -> Result<(InFlight, S
         | Step::Preflight
         | Step::VerifyLive { .. }
         | Step::ProveReadOnly { .. }
+        | Step::PoolerProve { .. }
         | Step::ObserveApp { .. } => Ok((
             InFlight::ReadOnly,
             "the step only reads and waits: nothing to find out; run the checkpoint again".into(),

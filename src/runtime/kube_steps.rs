@@ -599,7 +599,12 @@ pub(super) async fn run_step(
         | Step::StopSubscription { .. }
         | Step::WaitReplicated { .. }
         | Step::ExactCounts { .. }
-        | Step::VerifyFinal { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
+        | Step::VerifyFinal { .. }
+        | Step::PoolerPause { .. }
+        | Step::PoolerRepoint { .. }
+        | Step::PoolerReload { .. }
+        | Step::PoolerResume { .. }
+        | Step::PoolerProve { .. } => Err(anyhow!("{} is not a Kubernetes step", step.title())),
         Step::WaitRollout {
             namespace,
             deployment,

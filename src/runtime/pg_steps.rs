@@ -223,7 +223,12 @@ pub async fn run(
         | Step::Restart { .. }
         | Step::WaitRollout { .. }
         | Step::RestartStatefulSet { .. }
-        | Step::WaitStatefulSet { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
+        | Step::WaitStatefulSet { .. }
+        | Step::PoolerPause { .. }
+        | Step::PoolerRepoint { .. }
+        | Step::PoolerReload { .. }
+        | Step::PoolerResume { .. }
+        | Step::PoolerProve { .. } => Err(anyhow!("{} is not a PostgreSQL step", step.title())),
         Step::AdvanceSequences {
             schemas,
             stride,

@@ -112,6 +112,7 @@ pub async fn run(config: Arc<Config>, tx: Sender<EventKind>) {
                 database: p.database.clone(),
                 instances: vec![],
                 error: Some(format!("{e:#}")),
+                file: None,
             },
             Ok(found) => {
                 // Consoles of instances gone are closed.
@@ -142,9 +143,17 @@ pub async fn run(config: Arc<Config>, tx: Sender<EventKind>) {
                     database: p.database.clone(),
                     instances,
                     error: None,
+                    file: None,
                 }
             }
         };
+        let mut sample = sample;
+        let file = p.databases_file.display().to_string();
+        sample.file = Some(match tokio::fs::read_to_string(&p.databases_file).await {
+            Ok(text) => crate::pooler::FileEntry::read(&text, &file, &p.database)
+                .map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("{file}: {e}")),
+        });
         if tx.send(EventKind::PoolerSampled(sample)).await.is_err() {
             return;
         }

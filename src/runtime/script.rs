@@ -97,7 +97,7 @@ impl Script {
                     return Next::Done;
                 };
                 let variant = runbook::variant(model);
-                if !variant.checkpoints().contains(&id) {
+                if !runbook::checkpoints(model).contains(&id) {
                     return Next::Failed(format!(
                         "{} is not a checkpoint of the {} runbook",
                         id.title(),

@@ -21,6 +21,25 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     // With a Kubernetes side, cutover switched and restarted the app itself:
     // both must have happened, in that order. Without one, the switch was
     // made elsewhere and this check is how the console learns of it.
+    // Through the pooler nothing restarts: the switch repointed it, and
+    // every instance must serve from the target now.
+    if super::pooler_switch::configured(model) {
+        let switched = model.actions.switched.as_ref().map(|(at, _)| *at);
+        g.push(Guard::check(
+            "Pooler switched",
+            switched.is_some(),
+            match switched {
+                Some(at) => format!("at {}", at.format("%H:%M:%S")),
+                None => "not yet (S)".into(),
+            },
+        ));
+        g.push(super::pooler_switch::instances_serving(
+            model,
+            Side::Target,
+            "Pooler serves from the target",
+        ));
+        return g;
+    }
     if model.info.as_ref().is_some_and(|i| i.kubernetes.is_some()) {
         let switched = model.actions.switched.as_ref().map(|(at, _)| *at);
         g.push(Guard::check(

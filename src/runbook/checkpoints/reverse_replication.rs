@@ -58,8 +58,16 @@ fn since(
 ) -> Option<DateTime<Utc>> {
     let mut since = None;
     for r in &model.actions.history {
+        // Through the pooler, the switch sets reverse replication up itself.
+        let sets_it_up = r.checkpoint == CheckpointId::SwitchConfig
+            && r.plan
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::StopSubscription { .. }));
         match r.checkpoint {
-            CheckpointId::ReverseReplication => {
+            CheckpointId::ReverseReplication | CheckpointId::SwitchConfig
+                if sets_it_up || r.checkpoint == CheckpointId::ReverseReplication =>
+            {
                 if let Some(at) = set(r) {
                     since = Some(at);
                 }

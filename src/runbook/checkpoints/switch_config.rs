@@ -3,6 +3,9 @@
 //! the config object's key. Pods read it when they start: the rollout
 //! restart checkpoint follows.
 //!
+//! Through a connection pooler (`[pooler]`) it is another plan, which
+//! pauses, repoints and resumes PgBouncer: `pooler_switch`.
+//!
 //! Under GitOps (`[kubernetes] changes = "gitops"`) it writes nothing: its
 //! plan is the change to make through Git, the wait until the cluster shows
 //! it, and the rollouts that change causes.
@@ -14,6 +17,9 @@ use crate::runbook::plan::{await_rollout_steps, object_name, Confirm, Plan, Step
 use crate::runbook::{CheckpointId, Variant};
 
 pub fn guards(model: &Model) -> Vec<Guard> {
+    if super::pooler_switch::configured(model) {
+        return super::pooler_switch::guards(model);
+    }
     vec![
         guard::kube_live(model),
         guard::access_review(model, guard::kube_verbs(model)),
@@ -64,6 +70,9 @@ fn value_readable(model: &Model) -> Guard {
 }
 
 pub fn plan(model: &Model) -> Option<Plan> {
+    if super::pooler_switch::configured(model) {
+        return super::pooler_switch::plan(model);
+    }
     let k = model.info.as_ref()?.kubernetes.as_ref()?;
     let object = k.config_object.clone()?;
     let key = k.config_key.clone()?;

@@ -33,11 +33,14 @@ pub fn key_of(id: CheckpointId) -> &'static str {
 /// The checkpoints this session can run, in runbook order.
 fn shown(model: &Model) -> Vec<CheckpointId> {
     let kube = model.info.as_ref().is_some_and(|i| i.kubernetes.is_some());
-    runbook::variant(model)
-        .checkpoints()
+    runbook::checkpoints(model)
         .iter()
         .copied()
-        .filter(|id| kube || !id.is_kubernetes())
+        .filter(|id| {
+            kube || !id.is_kubernetes()
+                || (*id == CheckpointId::SwitchConfig
+                    && runbook::checkpoints::pooler_switch::configured(model))
+        })
         .collect()
 }
 
