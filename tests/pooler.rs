@@ -21,7 +21,7 @@ use cutover::pooler::{entry, Instance};
 
 mod common;
 
-use common::tmux::{dsn, kubectl, psql, LabRun};
+use common::tmux::{dsn, kubectl, pgbouncer_here, psql, LabRun};
 
 fn witness(dir: &Path) -> witness::Witness {
     witness::read(dir)
@@ -64,22 +64,6 @@ fn admin(i: &Instance) -> AdminTarget {
         user: cutover::lab::pooler::ADMIN_USER.into(),
         password: None,
         timeout: Duration::from_secs(5),
-    }
-}
-
-/// Whether PgBouncer is here. Without it the test says so and passes —
-/// the README's `cargo test` runs on a machine without it — unless
-/// `CUTOVER_REQUIRE_PGBOUNCER` is set (CI installs it and sets it).
-fn pgbouncer_here() -> bool {
-    match cutover::lab::pooler::find_binary() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CUTOVER_REQUIRE_PGBOUNCER").is_some() => {
-            panic!("CUTOVER_REQUIRE_PGBOUNCER is set: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("note: skipping the pooler test: {e:#}");
-            false
-        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::tmux::{audit, dsn, kubectl, psql, LabRun, Tmux};
+use common::tmux::{audit, dsn, kubectl, pgbouncer_here, psql, LabRun, Tmux};
 
 /// Enter in an open dialog, until it closes.
 fn submit(t: &Tmux) {
@@ -26,19 +26,6 @@ fn submit(t: &Tmux) {
         }
     }
     panic!("the dialog stayed open:\n{}", t.capture());
-}
-
-fn pgbouncer_here() -> bool {
-    match cutover::lab::pooler::find_binary() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CUTOVER_REQUIRE_PGBOUNCER").is_some() => {
-            panic!("CUTOVER_REQUIRE_PGBOUNCER is set: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("note: skipping the pooler switch test: {e:#}");
-            false
-        }
-    }
 }
 
 fn app_pods(labdir: &std::path::Path) -> String {
@@ -179,5 +166,45 @@ fn the_switch_through_the_pooler_fails_no_write_and_restarts_no_pod() {
     t.wait_for("reverse replication", Duration::from_secs(30), |_| {
         rows(&source) >= on_target
     });
+
+    // The way back through the pooler: the switch in mirror. Afterwards
+    // every instance serves from the source, every write the app was told
+    // succeeded — on the source before, on the target between — is on the
+    // source, and still none failed.
+    run(
+        "B",
+        "Switch back and restart",
+        Some("app"),
+        "✔ B Switch back",
+        120,
+    );
+    t.wait_for("the pooler on the source", Duration::from_secs(15), |s| {
+        s.contains("servers → source") && !s.contains("servers → target")
+    });
+    let back = rows(&source);
+    t.wait_for(
+        "the app writing to the source",
+        Duration::from_secs(30),
+        |_| rows(&source) > back,
+    );
+    audit(&labdir);
+    let status = common::tmux::lab(&["status", "--dir", labdir.to_str().unwrap()]);
+    assert!(
+        status.contains("write-failure window  none (no write failed)"),
+        "{status}"
+    );
+    eprintln!(
+        "after the way back: {}",
+        status
+            .lines()
+            .find(|l| l.contains("write latency"))
+            .unwrap()
+            .trim()
+    );
+    assert_eq!(
+        app_pods(&labdir),
+        pods_before,
+        "a pod restarted or was replaced"
+    );
     t.keys("q");
 }

@@ -242,6 +242,10 @@ pub enum Step {
         instances: Vec<crate::pooler::Instance>,
         database: String,
         timeout_s: u64,
+        /// The side the application is on (whose writes the pause holds):
+        /// the source for the switch, the target for the way back.
+        #[serde(default)]
+        on: Side,
     },
     /// Rewrite the `[databases]` entry's line in `file` to send its server
     /// connections to `host`:`port`/`dbname` (its other settings kept), only
@@ -273,6 +277,9 @@ pub enum Step {
         instances: Vec<crate::pooler::Instance>,
         database: String,
         to: Side,
+        /// The side the pause held (its window closes here).
+        #[serde(default)]
+        paused_on: Side,
     },
     /// Within 10 s: every instance serves the entry from `host`:`port`,
     /// none paused, no server connection elsewhere.

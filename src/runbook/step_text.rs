@@ -259,6 +259,7 @@ impl Step {
                 instances,
                 database,
                 timeout_s,
+                ..
             } => vec![
                 format!(
                     "on {}: PAUSE {database} (each within {timeout_s} s: running transactions \
@@ -438,6 +439,7 @@ impl Step {
                 instances,
                 database,
                 to,
+                ..
             } => format!(
                 "RESUME {database} on {} pooler instances, on the {}",
                 instances.len(),

@@ -94,7 +94,7 @@ pub async fn run(
             let _ = tx
                 .send(EventKind::WritesUnfrozen {
                     id,
-                    side: crate::session::Side::Source,
+                    side: pooler.paused_on,
                 })
                 .await;
         }
@@ -327,12 +327,12 @@ async fn pooler_moved(
     switched: &mut Option<SwitchRecord>,
 ) -> Result<()> {
     match step {
-        Step::PoolerPause { .. } => {
+        Step::PoolerPause { on, .. } => {
             send(
                 tx,
                 EventKind::FreezeGrants {
                     id,
-                    side: crate::session::Side::Source,
+                    side: *on,
                     roles: config.freeze.app_roles.clone(),
                     grants: vec![],
                     read_only_role: None,
@@ -340,22 +340,23 @@ async fn pooler_moved(
             )
             .await
         }
-        Step::PoolerResume { .. } => {
+        Step::PoolerResume { paused_on, .. } => {
             send(
                 tx,
                 EventKind::WritesUnfrozen {
                     id,
-                    side: crate::session::Side::Source,
+                    side: *paused_on,
                 },
             )
             .await
         }
+        // To the target: the switch; back to the source: the rollback's
+        // (whose run's end clears the switch).
         Step::PoolerRepoint {
             file,
             database,
             expect,
             after,
-            to: crate::session::Side::Target,
             ..
         } => {
             *switched = Some(SwitchRecord {

@@ -20,8 +20,9 @@ use crate::runbook::Step;
 pub(super) struct PoolerRun {
     admins: Vec<Admin>,
     database: String,
-    /// Paused and not resumed since.
+    /// Paused and not resumed since, and the side the pause holds.
     paused: bool,
+    pub(super) paused_on: crate::session::Side,
     /// The file and the text it held before the repoint, and the line
     /// written (to put back only what this run wrote).
     repointed: Option<(String, String, String)>,
@@ -94,7 +95,9 @@ pub(super) async fn run(step: &Step, config: &Config, run: &mut PoolerRun) -> Re
             instances,
             database,
             timeout_s,
+            on,
         } => {
+            run.paused_on = *on;
             // Every console first: one that does not answer pauses nothing.
             admins(run, config, instances)
                 .await
@@ -192,6 +195,7 @@ pub(super) async fn run(step: &Step, config: &Config, run: &mut PoolerRun) -> Re
             instances,
             database,
             to,
+            ..
         } => {
             let admins = admins(run, config, instances).await?;
             resume_all(admins, database).await?;

@@ -335,3 +335,19 @@ impl AwaitedConfig {
         (at - applied).num_milliseconds()
     }
 }
+
+/// Whether PgBouncer is here for a pooler test. Without it the test says
+/// so and passes — the README's `cargo test` runs on a machine without it —
+/// unless `CUTOVER_REQUIRE_PGBOUNCER` is set (CI installs it and sets it).
+pub fn pgbouncer_here() -> bool {
+    match cutover::lab::pooler::find_binary() {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("CUTOVER_REQUIRE_PGBOUNCER").is_some() => {
+            panic!("CUTOVER_REQUIRE_PGBOUNCER is set: {e:#}")
+        }
+        Err(e) => {
+            eprintln!("note: skipping a pooler test: {e:#}");
+            false
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod dump_restore;
 pub mod final_check;
 pub mod freeze_by_role;
 pub mod freeze_writes;
+pub mod pooler_rollback;
 pub mod pooler_switch;
 pub mod preflight;
 pub(crate) mod prepare;

@@ -111,6 +111,17 @@ pub fn instances_serving(model: &Model, side: Side, label: &str) -> Guard {
     )
 }
 
+/// The instances as last read (fresh), for a plan.
+pub fn instances_now(model: &Model) -> Option<Vec<crate::pooler::Instance>> {
+    let p = sample(model).ok()?;
+    Some(p.instances.iter().map(|i| i.instance.clone()).collect())
+}
+
+/// The entry's line in the file the repoint rewrites (fresh).
+pub fn entry_now(model: &Model) -> Result<&FileEntry, String> {
+    file_entry(model)
+}
+
 /// The entry's line in the file the repoint rewrites.
 fn file_entry(model: &Model) -> Result<&FileEntry, String> {
     let p = sample(model)?;
@@ -170,6 +181,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
             instances: instances.clone(),
             database: pooler.database.clone(),
             timeout_s: pooler.pause_timeout_secs,
+            on: Side::Source,
         },
         Step::WaitReplicated {
             on: Side::Source,
@@ -206,6 +218,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
             instances: instances.clone(),
             database: pooler.database.clone(),
             to: Side::Target,
+            paused_on: Side::Source,
         },
         Step::PoolerProve {
             instances,
@@ -235,7 +248,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
 
 /// The entry's line as shown, with host, port and dbname set (what the
 /// repoint writes, as the dialog shows it).
-fn shown_after(shown: &str, name: &str, host: &str, port: u16, dbname: &str) -> String {
+pub(super) fn shown_after(shown: &str, name: &str, host: &str, port: u16, dbname: &str) -> String {
     let body = shown.split_once(" = ").map_or("", |(_, b)| b);
     let mut parts: Vec<String> = body.split_whitespace().map(str::to_string).collect();
     for (k, v) in [

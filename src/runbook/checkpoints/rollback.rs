@@ -9,6 +9,9 @@
 //! cutover in mirror. Before the switch it takes reverse replication down
 //! and lets the forward subscription apply again.
 //!
+//! After a switch through the pooler it is that switch in mirror:
+//! `pooler_rollback`.
+//!
 //! Under GitOps the config is not put back by the console: the revert to
 //! merge is shown and waited for, then its rollouts are watched.
 
@@ -72,6 +75,9 @@ fn switch(model: &Model) -> Option<&crate::session::SwitchRecord> {
 }
 
 pub fn guards(model: &Model) -> Vec<Guard> {
+    if super::pooler_rollback::applies(model) {
+        return super::pooler_rollback::guards(model);
+    }
     const L: &str = "Something to undo";
     let frozen = model.actions.frozen.as_ref();
     let mut undo = Vec::new();
@@ -124,6 +130,9 @@ pub fn guards(model: &Model) -> Vec<Guard> {
 }
 
 pub fn plan(model: &Model) -> Option<Plan> {
+    if super::pooler_rollback::applies(model) {
+        return super::pooler_rollback::plan(model);
+    }
     let info = model.info.as_ref()?;
     let switch = switch(model);
     // After the switch only a running reverse replication can be waited

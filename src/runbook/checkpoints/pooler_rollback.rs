@@ -1,0 +1,137 @@
+//! The way back through the pooler, after its switch: the switch in mirror,
+//! one plan while PgBouncer holds the application's queries — `PAUSE` on
+//! every instance, reverse replication's lag 0 against the target's
+//! position taken after the pause, the source's sequences past the
+//! target's, the entry repointed to the source, `RELOAD`, `RESUME`, the
+//! proof. Nothing written on the target is lost: reverse replication
+//! delivered it before the app came back. A failure before `RESUME` resumes
+//! on the target, where the app was.
+
+use crate::model::Model;
+use crate::runbook::guard::{self, Guard};
+use crate::runbook::plan::{Confirm, Plan, Step, WAIT_REPLICATED_S};
+use crate::runbook::CheckpointId;
+use crate::session::Side;
+
+use super::pooler_switch::{endpoint_addr, entry_now, instances_now, instances_serving};
+use super::reverse_replication;
+
+/// Whether the switch to undo went through the pooler.
+pub fn applies(model: &Model) -> bool {
+    super::pooler_switch::configured(model)
+        && model
+            .actions
+            .switched
+            .as_ref()
+            .is_some_and(|(_, r)| r.changed && r.object.starts_with("pooler "))
+}
+
+pub fn guards(model: &Model) -> Vec<Guard> {
+    let reverse = reverse_replication::running_since(model);
+    vec![
+        guard::no_other_run(model),
+        guard::side_live(model, Side::Source),
+        guard::side_live(model, Side::Target),
+        instances_serving(model, Side::Target, "Pooler serves from the target"),
+        match entry_now(model) {
+            Ok(f) => Guard::pass(
+                "Pooler entry readable",
+                format!("line {}: {}", f.line_no, f.shown),
+            ),
+            Err(e) => Guard::fail("Pooler entry readable", e),
+        },
+        Guard::check(
+            "Reverse replication runs",
+            reverse.is_some(),
+            match reverse {
+                Some(at) => format!(
+                    "since {}: every write the app made on the target reaches the source",
+                    at.format("%H:%M:%S")
+                ),
+                None => "without it the app's writes on the target would stay there".into(),
+            },
+        ),
+    ]
+}
+
+pub fn plan(model: &Model) -> Option<Plan> {
+    let info = model.info.as_ref()?;
+    let pooler = info.pooler.as_ref()?;
+    let f = entry_now(model).ok()?;
+    let instances = instances_now(model)?;
+    let (host, port) = endpoint_addr(&info.source.describe)?;
+    let dbname = info
+        .source
+        .describe
+        .split_once('/')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .unwrap_or(&f.dbname)
+        .to_string();
+    let name = f
+        .shown
+        .split_once(" = ")
+        .map_or(pooler.database.as_str(), |(n, _)| n);
+    let after = super::pooler_switch::shown_after(&f.shown, name, &host, port, &dbname);
+    let reverse = reverse_replication::name(model)?;
+    Some(Plan {
+        checkpoint: CheckpointId::Rollback,
+        steps: vec![
+            Step::PoolerPause {
+                instances: instances.clone(),
+                database: pooler.database.clone(),
+                timeout_s: pooler.pause_timeout_secs,
+                on: Side::Target,
+            },
+            Step::WaitReplicated {
+                on: Side::Target,
+                slot: reverse.clone(),
+                timeout_s: WAIT_REPLICATED_S.min(info.freeze_budget_secs.max(1)),
+            },
+            Step::AdvanceSequences {
+                schemas: super::advance_sequences::schemas(model),
+                stride: info.sequence_stride,
+                to: Side::Source,
+            },
+            Step::PoolerRepoint {
+                file: pooler.databases_file.clone(),
+                database: pooler.database.clone(),
+                expect: f.fingerprint.clone(),
+                host: host.clone(),
+                port,
+                dbname,
+                before: f.shown.clone(),
+                after,
+                to: Side::Source,
+            },
+            Step::PoolerReload {
+                instances: instances.clone(),
+                database: pooler.database.clone(),
+                host: host.clone(),
+                port,
+            },
+            Step::PoolerResume {
+                instances: instances.clone(),
+                database: pooler.database.clone(),
+                to: Side::Source,
+                paused_on: Side::Target,
+            },
+            Step::PoolerProve {
+                instances,
+                database: pooler.database.clone(),
+                host,
+                port,
+            },
+        ],
+        confirm: Confirm::TypeName(pooler.database.clone()),
+        notes: vec![
+            "the application's queries wait from PAUSE to RESUME: latency, not errors".into(),
+            format!(
+                "{reverse} stays in place and the forward subscription stopped: the target \
+                 keeps everything it had"
+            ),
+            "if any step fails before RESUME: the entry is put back, RELOAD, RESUME on the \
+             target, where the app was"
+                .into(),
+        ],
+    })
+}
