@@ -226,6 +226,8 @@ mod dump_restore_tests;
 #[cfg(test)]
 mod fleet_tests;
 #[cfg(test)]
+mod pooler_tests;
+#[cfg(test)]
 #[path = "read_only_freeze_tests.rs"]
 mod read_only_freeze_tests;
 
