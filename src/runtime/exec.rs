@@ -89,7 +89,11 @@ pub async fn run(
     // A failure or a cancel while the pooler holds the application's
     // queries: it goes on against the side it was on, and the log says so.
     let message = if !ok && pooler.holds_the_app() {
-        let undone = super::pooler_steps::undo(&mut pooler).await;
+        let (undone, put_back) = super::pooler_steps::undo(&mut pooler).await;
+        // The entry is where it was: no switch to record.
+        if put_back {
+            switched = None;
+        }
         if !pooler.holds_the_app() {
             let _ = tx
                 .send(EventKind::WritesUnfrozen {
@@ -197,6 +201,7 @@ async fn act(
         .await
         .map_err(|e| anyhow!("nothing was changed: {e:#}"))?;
     let mut said = Vec::new();
+    let mut pooler_deadline: Option<tokio::time::Instant> = None;
     for (index, step) in plan.steps.iter().enumerate() {
         send(
             tx,
@@ -208,26 +213,49 @@ async fn act(
         )
         .await?;
         let started = std::time::Instant::now();
-        let outcome = match (&kube, step.is_kubernetes()) {
-            (Some((_, conn)), true) if matches!(step, Step::CopyJob { .. }) => {
-                let Step::CopyJob { job, .. } = step else {
-                    unreachable!()
-                };
-                let out =
-                    super::copy_job::run(id, job, config, conn, &state.session, tx, inflight).await;
-                inflight.clear();
-                out
+        // While the pooler holds the application, every step runs within
+        // the freeze budget counted from PAUSE: past it, the step fails
+        // and the pooler resumes on the side it was on.
+        let budget = pooler_deadline.filter(|_| pooler.holds_the_app());
+        let step_run = async {
+            match (&kube, step.is_kubernetes()) {
+                (Some((_, conn)), true) if matches!(step, Step::CopyJob { .. }) => {
+                    let Step::CopyJob { job, .. } = step else {
+                        unreachable!()
+                    };
+                    let out =
+                        super::copy_job::run(id, job, config, conn, &state.session, tx, inflight)
+                            .await;
+                    inflight.clear();
+                    out
+                }
+                (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
+                _ if step.is_pooler() => {
+                    inflight.set(step.title());
+                    let out = super::pooler_steps::run(step, config, pooler).await;
+                    inflight.clear();
+                    out
+                }
+                (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
+                (_, false) => pg_step(id, step, config, tx, &control.live, inflight).await,
             }
-            (Some((k, conn)), true) => run_step(step, k, conn, state, switched, inflight).await,
-            _ if step.is_pooler() => {
-                inflight.set(step.title());
-                let out = super::pooler_steps::run(step, config, pooler).await;
-                inflight.clear();
-                out
-            }
-            (None, true) => Err(anyhow!("no Kubernetes connection for {}", step.title())),
-            (_, false) => pg_step(id, step, config, tx, &control.live, inflight).await,
         };
+        let outcome = match budget {
+            Some(deadline) => match tokio::time::timeout_at(deadline, step_run).await {
+                Ok(out) => out,
+                Err(_) => Err(anyhow!(
+                    "the freeze budget ({} s from PAUSE) ran out",
+                    config.freeze.budget_secs
+                )),
+            },
+            None => step_run.await,
+        };
+        if matches!(step, Step::PoolerPause { .. }) && outcome.is_ok() {
+            pooler_deadline = Some(
+                tokio::time::Instant::from_std(started)
+                    + Duration::from_secs(config.freeze.budget_secs),
+            );
+        }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok(message) => {

@@ -320,9 +320,11 @@ async fn resume_all(admins: &[Admin], database: &str) -> Result<()> {
 
 /// After a failure while the pooler holds the application: the entry put
 /// back (only if it still holds what this run wrote), `RELOAD`, `RESUME` on
-/// every instance. What was done, in words.
-pub(super) async fn undo(run: &mut PoolerRun) -> String {
+/// every instance. What was done, in words, and whether the entry was put
+/// back (it was repointed by this run).
+pub(super) async fn undo(run: &mut PoolerRun) -> (String, bool) {
     let mut said = Vec::new();
+    let mut put_back = false;
     if let Some((file, old, written)) = run.repointed.take() {
         let path = Path::new(&file);
         let back = std::fs::read_to_string(path)
@@ -335,7 +337,10 @@ pub(super) async fn undo(run: &mut PoolerRun) -> String {
                 replace_file(path, &old)
             });
         match back {
-            Ok(()) => said.push(format!("the entry put back in {file}")),
+            Ok(()) => {
+                put_back = true;
+                said.push(format!("the entry put back in {file}"))
+            }
             Err(e) => said.push(format!("the entry NOT put back in {file}: {e:#}")),
         }
         for a in &run.admins {
@@ -357,5 +362,5 @@ pub(super) async fn undo(run: &mut PoolerRun) -> String {
              it by hand now"
         )),
     }
-    said.join("; ")
+    (said.join("; "), put_back)
 }

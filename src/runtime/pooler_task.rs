@@ -34,8 +34,13 @@ pub fn admin_target(
     })
 }
 
-/// The instances now: as listed, or the pods behind the Service.
-pub async fn instances(p: &PoolerCfg, config: &Config) -> anyhow::Result<Vec<Instance>> {
+/// The instances now: as listed, or the pods behind the Service (through
+/// `kube`, connected on first use and again after a failure).
+pub async fn instances(
+    p: &PoolerCfg,
+    config: &Config,
+    kube: &mut Option<crate::kube::Connection>,
+) -> anyhow::Result<Vec<Instance>> {
     match &p.instances {
         PoolerInstances::Listed(l) => Ok(l.clone()),
         PoolerInstances::Service { name, port } => {
@@ -43,9 +48,21 @@ pub async fn instances(p: &PoolerCfg, config: &Config) -> anyhow::Result<Vec<Ins
                 .kubernetes
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("pooler.service needs [kubernetes]"))?;
-            let conn = crate::kube::connect(&super::kube_task::target(k)).await?;
-            crate::kube::pooler::instances(&conn.client, &conn.namespace, name, port.as_deref())
-                .await
+            if kube.is_none() {
+                *kube = Some(crate::kube::connect(&super::kube_task::target(k)).await?);
+            }
+            let conn = kube.as_ref().expect("connected above");
+            let found = crate::kube::pooler::instances(
+                &conn.client,
+                &conn.namespace,
+                name,
+                port.as_deref(),
+            )
+            .await;
+            if found.is_err() {
+                *kube = None;
+            }
+            found
         }
     }
 }
@@ -105,9 +122,10 @@ pub async fn run(config: Arc<Config>, tx: Sender<EventKind>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut admins: BTreeMap<Instance, Option<Admin>> = BTreeMap::new();
+    let mut kube = None;
     loop {
         tick.tick().await;
-        let sample = match instances(&p, &config).await {
+        let sample = match instances(&p, &config, &mut kube).await {
             Err(e) => PoolerSample {
                 database: p.database.clone(),
                 instances: vec![],
