@@ -2,14 +2,14 @@
 # The pooler switch benchmark: what the application sees of the switch,
 # through PgBouncer (`[pooler]`: PAUSE, lag 0, checks, repoint, RESUME)
 # against the restart-based switch (freeze, config patched, pods
-# restarted), side by side on the same kind of lab: two PgBouncer
-# instances between the app pods and the source (`lab up --pooler`), the
-# app writing 500 rows/s, source 15 -> target 18 where the lab has 18.
+# restarted), side by side, each on a fresh lab of the same size, the app
+# writing 500 rows/s, source 15 -> target 18 where the lab has 18.
 #
-#   restart   `--script "F? D P U W V Z C A E S R T"` with [pooler] removed
-#             from the config: the ConfigMap is switched to the target
-#             directly and the pods restart onto it
-#   pooler    `--script "F? D P U W V S T"`
+#   restart   the lab's app pods connect to the database directly;
+#             `--script "F? D P U W V Z C A E S R T"`: the ConfigMap is
+#             switched to the target and the pods restart onto it
+#   pooler    two PgBouncer instances between the pods and the database
+#             (`lab up --pooler`); `--script "F? D P U W V S T"`
 #
 #   failed     writes the app was refused or could not send
 #   fail win   the write-failure window: last ack before the first failure
@@ -57,10 +57,10 @@ print(tomllib.load(open(sys.argv[1], "rb"))[sys.argv[2]]["dsn"])
 PY
 }
 
-lab_up() { # NAME -> config path
+lab_up() { # NAME [--pooler] -> config path
   local dir=$work/$1
   labs+=("$dir")
-  "$CUTOVER_BIN" lab up --pooler --dir "$dir" --rows "$rows" >"$work/$1.up" 2>&1 || {
+  "$CUTOVER_BIN" lab up ${2:-} --dir "$dir" --rows "$rows" >"$work/$1.up" 2>&1 || {
     cat "$work/$1.up" >&2
     die 2 "lab up failed"
   }
@@ -101,26 +101,15 @@ PY
 }
 
 printf '%-8s %7s %9s %8s %8s %7s\n' switch failed "fail win" window longest p99
-# The restart-based switch, on a lab with the pooler, its [pooler] left out.
+# The restart-based switch: the app pods connect to the database directly.
 cfg=$(lab_up restart)
 psql "$(dsn "$cfg" source)" -XAtqc "ALTER TABLE public.events REPLICA IDENTITY FULL" >/dev/null
-python3 - "$cfg" <<'PY'
-import sys
-p = sys.argv[1]
-out, skip = [], False
-for line in open(p).read().splitlines(keepends=True):
-    if line.startswith("["):
-        skip = line.strip() == "[pooler]"
-    if not skip:
-        out.append(line)
-open(p, "w").write("".join(out))
-PY
 log=$(run_script restart "$cfg" "F? D P U W V Z C A E S R T")
 row restart "$log" "$work/restart"
 "$CUTOVER_BIN" lab down --dir "$work/restart" >/dev/null 2>&1 || true
 
-# Through the pooler.
-cfg=$(lab_up pooler)
+# Through the pooler: two PgBouncer instances between the pods and the database.
+cfg=$(lab_up pooler --pooler)
 psql "$(dsn "$cfg" source)" -XAtqc "ALTER TABLE public.events REPLICA IDENTITY FULL" >/dev/null
 log=$(run_script pooler "$cfg" "F? D P U W V S T")
 row pooler "$log" "$work/pooler"
