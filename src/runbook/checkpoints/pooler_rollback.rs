@@ -13,7 +13,7 @@ use crate::runbook::plan::{Confirm, Plan, Step, WAIT_REPLICATED_S};
 use crate::runbook::CheckpointId;
 use crate::session::Side;
 
-use super::pooler_switch::{endpoint_addr, entry_now, instances_now, instances_serving};
+use super::pooler_switch::{entry_now, instances_now, instances_serving};
 use super::reverse_replication;
 
 /// Whether the switch to undo went through the pooler.
@@ -57,27 +57,13 @@ pub fn guards(model: &Model) -> Vec<Guard> {
 pub fn plan(model: &Model) -> Option<Plan> {
     let info = model.info.as_ref()?;
     let pooler = info.pooler.as_ref()?;
-    let f = entry_now(model).ok()?;
     let instances = instances_now(model)?;
-    let (host, port) = endpoint_addr(&info.source.describe)?;
-    let dbname = info
-        .source
-        .describe
-        .split_once('/')
-        .and_then(|(_, r)| r.split_whitespace().next())
-        .unwrap_or(&f.dbname)
-        .to_string();
-    let name = f
-        .shown
-        .split_once(" = ")
-        .map_or(pooler.database.as_str(), |(n, _)| n);
-    let after = super::pooler_switch::shown_after(&f.shown, name, &host, port, &dbname);
     let reverse = reverse_replication::name(model)?;
     Some(Plan {
         checkpoint: CheckpointId::Rollback,
-        steps: vec![
+        steps: [
             Step::PoolerPause {
-                instances: instances.clone(),
+                instances,
                 database: pooler.database.clone(),
                 timeout_s: pooler.pause_timeout_secs,
                 on: Side::Target,
@@ -92,36 +78,10 @@ pub fn plan(model: &Model) -> Option<Plan> {
                 stride: info.sequence_stride,
                 to: Side::Source,
             },
-            Step::PoolerRepoint {
-                file: pooler.databases_file.clone(),
-                database: pooler.database.clone(),
-                expect: f.fingerprint.clone(),
-                host: host.clone(),
-                port,
-                dbname,
-                before: f.shown.clone(),
-                after,
-                to: Side::Source,
-            },
-            Step::PoolerReload {
-                instances: instances.clone(),
-                database: pooler.database.clone(),
-                host: host.clone(),
-                port,
-            },
-            Step::PoolerResume {
-                instances: instances.clone(),
-                database: pooler.database.clone(),
-                to: Side::Source,
-                paused_on: Side::Target,
-            },
-            Step::PoolerProve {
-                instances,
-                database: pooler.database.clone(),
-                host,
-                port,
-            },
-        ],
+        ]
+        .into_iter()
+        .chain(super::pooler_switch::move_steps(model, Side::Source)?)
+        .collect(),
         confirm: Confirm::TypeName(pooler.database.clone()),
         notes: vec![
             "the application's queries wait from PAUSE to RESUME: latency, not errors".into(),

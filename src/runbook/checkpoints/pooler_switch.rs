@@ -161,24 +161,69 @@ pub fn guards(model: &Model) -> Vec<Guard> {
     ]
 }
 
+/// The tail both ways share, while paused on the other side: the entry
+/// repointed to `to`, `RELOAD`, `RESUME`, the proof.
+pub(super) fn move_steps(model: &Model, to: Side) -> Option<Vec<Step>> {
+    let info = model.info.as_ref()?;
+    let pooler = info.pooler.as_ref()?;
+    let f = file_entry(model).ok()?;
+    let instances = instances_now(model)?;
+    let describe = match to {
+        Side::Source => &info.source.describe,
+        Side::Target => &info.target.describe,
+    };
+    let (host, port) = endpoint_addr(describe)?;
+    let dbname = endpoint_db(describe).unwrap_or_else(|| f.dbname.clone());
+    let name = f
+        .shown
+        .split_once(" = ")
+        .map_or(pooler.database.as_str(), |(n, _)| n);
+    let after = shown_after(&f.shown, name, &host, port, &dbname);
+    let paused_on = match to {
+        Side::Source => Side::Target,
+        Side::Target => Side::Source,
+    };
+    Some(vec![
+        Step::PoolerRepoint {
+            file: pooler.databases_file.clone(),
+            database: pooler.database.clone(),
+            expect: f.fingerprint.clone(),
+            host: host.clone(),
+            port,
+            dbname,
+            before: f.shown.clone(),
+            after,
+            to,
+        },
+        Step::PoolerReload {
+            instances: instances.clone(),
+            database: pooler.database.clone(),
+            host: host.clone(),
+            port,
+        },
+        Step::PoolerResume {
+            instances: instances.clone(),
+            database: pooler.database.clone(),
+            to,
+            paused_on,
+        },
+        Step::PoolerProve {
+            instances,
+            database: pooler.database.clone(),
+            host,
+            port,
+        },
+    ])
+}
+
 pub fn plan(model: &Model) -> Option<Plan> {
     let info = model.info.as_ref()?;
     let pooler = info.pooler.as_ref()?;
-    let p = sample(model).ok()?;
-    let f = file_entry(model).ok()?;
-    let (host, port) = endpoint_addr(&info.target.describe)?;
-    let dbname = endpoint_db(&info.target.describe).unwrap_or_else(|| f.dbname.clone());
-    let instances: Vec<_> = p.instances.iter().map(|i| i.instance.clone()).collect();
+    let instances = instances_now(model)?;
     let tables = crate::model::verify_tables(model);
-    let after = f
-        .shown
-        .split_once(" = ")
-        .map(|(name, _)| name.to_string())
-        .unwrap_or_else(|| pooler.database.clone());
-    let after = shown_after(&f.shown, &after, &host, port, &dbname);
     let mut steps = vec![
         Step::PoolerPause {
-            instances: instances.clone(),
+            instances,
             database: pooler.database.clone(),
             timeout_s: pooler.pause_timeout_secs,
             on: Side::Source,
@@ -196,37 +241,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
         },
     ];
     steps.extend(super::reverse_replication::plan(model)?.steps);
-    steps.extend([
-        Step::PoolerRepoint {
-            file: pooler.databases_file.clone(),
-            database: pooler.database.clone(),
-            expect: f.fingerprint.clone(),
-            host: host.clone(),
-            port,
-            dbname,
-            before: f.shown.clone(),
-            after,
-            to: Side::Target,
-        },
-        Step::PoolerReload {
-            instances: instances.clone(),
-            database: pooler.database.clone(),
-            host: host.clone(),
-            port,
-        },
-        Step::PoolerResume {
-            instances: instances.clone(),
-            database: pooler.database.clone(),
-            to: Side::Target,
-            paused_on: Side::Source,
-        },
-        Step::PoolerProve {
-            instances,
-            database: pooler.database.clone(),
-            host,
-            port,
-        },
-    ]);
+    steps.extend(move_steps(model, Side::Target)?);
     Some(Plan {
         checkpoint: CheckpointId::SwitchConfig,
         steps,
@@ -248,7 +263,7 @@ pub fn plan(model: &Model) -> Option<Plan> {
 
 /// The entry's line as shown, with host, port and dbname set (what the
 /// repoint writes, as the dialog shows it).
-pub(super) fn shown_after(shown: &str, name: &str, host: &str, port: u16, dbname: &str) -> String {
+fn shown_after(shown: &str, name: &str, host: &str, port: u16, dbname: &str) -> String {
     let body = shown.split_once(" = ").map_or("", |(_, b)| b);
     let mut parts: Vec<String> = body.split_whitespace().map(str::to_string).collect();
     for (k, v) in [
